@@ -1,0 +1,8 @@
+/** Prints benchmark rows as an aligned table on stdout. */
+export function printTable(title: string, rows: readonly Readonly<Record<string, string | number>>[]): void {
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cells = [columns, ...rows.map((row) => columns.map((column) => String(row[column] ?? '')))];
+  const widths = columns.map((_, index) => Math.max(...cells.map((line) => line[index]?.length ?? 0)));
+  const lines = cells.map((line) => line.map((cell, index) => cell.padStart(widths[index] ?? 0)).join('  '));
+  process.stdout.write(`\n${title}\n${lines[0]}\n${widths.map((width) => '-'.repeat(width)).join('  ')}\n${lines.slice(1).join('\n')}\n`);
+}

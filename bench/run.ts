@@ -1,0 +1,15 @@
+/**
+ * `npm run bench -- <name>`: runs one benchmark and prints its numbers. Benchmarks are programs,
+ * not tests: they measure, they do not assert.
+ */
+const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
+  kafka: () => import('./kafka.js'),
+};
+
+const name = process.argv[2];
+const load = name === undefined ? undefined : benchmarks[name];
+if (!load) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}>\n`);
+  process.exit(2);
+}
+await (await load()).main();

@@ -1,0 +1,35 @@
+import { loadConfig, type SluiceConfig } from '../common/config.js';
+import { SluiceError } from '../common/errors.js';
+import { createLogger } from '../common/logger.js';
+import type { Logger } from 'pino';
+
+export interface CommandContext {
+  readonly config: SluiceConfig;
+  readonly logger: Logger;
+}
+
+/**
+ * Wraps a command: loads the configuration once, and turns any failure into one clear line on
+ * stderr and a non-zero exit code (the stack trace only at debug level).
+ */
+export function runAction<Options>(command: (context: CommandContext, options: Options) => Promise<number>) {
+  return async (options: Options): Promise<void> => {
+    let logger: Logger | undefined;
+    try {
+      const config = loadConfig();
+      logger = createLogger(config.logLevel);
+      const code = await command({ config, logger }, options);
+      process.exitCode = code;
+    } catch (error) {
+      process.stderr.write(`sluice: ${describeFailure(error)}\n`);
+      logger?.debug({ err: error }, 'command failed');
+      process.exitCode = 1;
+    }
+  };
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof SluiceError) return error.message;
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

@@ -1,0 +1,23 @@
+import { Command } from 'commander';
+import { upCommand } from './commands/up.js';
+import { statusCommand } from './commands/status.js';
+import { runAction } from './action.js';
+
+const program = new Command()
+  .name('sluice')
+  .description('Streaming-first, event-sourced ML infrastructure over Apache Kafka')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('up')
+  .description('start the local stack (Kafka broker, platform topics) in the foreground; Ctrl-C stops it')
+  .action(runAction(upCommand));
+
+program
+  .command('status')
+  .description('report whether the stack on this data directory is up, and where its services listen')
+  .option('--json', 'print one JSON object of the running endpoints')
+  .action(runAction(statusCommand));
+
+await program.parseAsync(process.argv);

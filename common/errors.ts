@@ -1,0 +1,36 @@
+/**
+ * The one error taxonomy of sluice: every error carries a stable `code`, says whether retrying
+ * can help (`retriable`), and keeps its `cause`. Each folder subclasses it in its own errors.ts.
+ */
+export interface SluiceErrorOptions {
+  readonly cause?: unknown;
+  readonly retriable?: boolean;
+  readonly context?: Readonly<Record<string, unknown>>;
+}
+
+export class SluiceError extends Error {
+  readonly code: string;
+  readonly retriable: boolean;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(code: string, message: string, options: SluiceErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.context = Object.freeze({ ...(options.context ?? {}) });
+  }
+}
+
+/** Configuration that does not parse, or names something that cannot be used. */
+export class ConfigError extends SluiceError {
+  constructor(message: string, options: SluiceErrorOptions = {}) {
+    super('SLUICE_CONFIG', message, options);
+  }
+}
+
+/** The message of any thrown value, for logs and one-line reports. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

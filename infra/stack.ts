@@ -1,0 +1,139 @@
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { SluiceConfig } from '../common/config.js';
+import { SluiceError } from '../common/errors.js';
+import { platformTopics } from '../topology/topics.js';
+import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
+import { KafkaUnreachableError } from './errors.js';
+import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from './kafka/index.js';
+
+/** Where each running service listens; `sluice status --json` prints this. */
+export interface StackEndpoints {
+  /** Bootstrap servers, `host:port[,host:port]`. */
+  readonly kafka: string;
+}
+
+/** What `sluice up` writes into the data directory so that `sluice status` can find it. */
+export interface StackState {
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly dataDir: string;
+  readonly endpoints: StackEndpoints;
+  readonly kafkaMode: 'local' | 'external';
+  /** The local broker's JVM, when there is one. */
+  readonly kafkaPid?: number;
+}
+
+export interface RunningStack {
+  readonly state: StackState;
+  /** Settles when a service of the stack stops by itself (the broker crashed, say). */
+  readonly failed: Promise<Error>;
+  stop(): Promise<void>;
+}
+
+export class StackAlreadyRunningError extends SluiceError {
+  constructor(pid: number, dataDir: string) {
+    super('SLUICE_STACK_RUNNING', `sluice is already running on ${dataDir} (pid ${pid}); stop it first or set SLUICE_DATA_DIR to another folder`, {
+      context: { pid, dataDir },
+    });
+  }
+}
+
+export const STACK_FILE = 'stack.json';
+
+/**
+ * Starts the local stack on the configured data directory: the Kafka broker (unless
+ * KAFKA_BROKERS names a cluster) and the platform's topics. Later services join here.
+ */
+export async function startStack(config: SluiceConfig, logger: Logger): Promise<RunningStack> {
+  const dataDir = await ensureWritableDir(config.dataDir);
+  const stackFile = path.join(dataDir, STACK_FILE);
+  const previous = await readStackState(dataDir);
+  if (previous && previous.pid !== process.pid && isAlive(previous.pid)) throw new StackAlreadyRunningError(previous.pid, dataDir);
+
+  let broker: LocalBroker | undefined;
+  let brokers: readonly string[];
+  if (config.kafka.externalBrokers) {
+    brokers = config.kafka.externalBrokers;
+    try {
+      await describeCluster(brokers, 5000);
+    } catch (error) {
+      throw new KafkaUnreachableError(brokers, { setting: 'KAFKA_BROKERS', cause: error instanceof KafkaUnreachableError ? error.cause : error });
+    }
+  } else {
+    await checkJava(config.kafka.javaHome);
+    const kafkaDir = await ensureWritableDir(path.join(dataDir, 'kafka'));
+    const distribution = await ensureKafkaDistribution({
+      cacheDir: config.cacheDir,
+      version: config.kafka.version,
+      javaHome: config.kafka.javaHome,
+      logger,
+    });
+    broker = await startLocalBroker({
+      dir: kafkaDir,
+      distribution,
+      javaHome: config.kafka.javaHome,
+      port: config.kafka.port,
+      controllerPort: config.kafka.controllerPort,
+      heap: config.kafka.heap,
+      startTimeoutMs: config.kafka.startTimeoutMs,
+      stopTimeoutMs: config.kafka.stopTimeoutMs,
+      logger: logger.child({ service: 'kafka' }),
+    });
+    brokers = broker.brokers;
+  }
+
+  try {
+    const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, platformTopics({ prefix: config.topicPrefix, partitions: config.defaultPartitions }), logger);
+    } finally {
+      await admin.disconnect();
+    }
+  } catch (error) {
+    await broker?.stop();
+    throw error;
+  }
+
+  const state: StackState = {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    dataDir,
+    endpoints: { kafka: brokers.join(',') },
+    kafkaMode: broker ? 'local' : 'external',
+    ...(broker ? { kafkaPid: broker.pid } : {}),
+  };
+  await writeJsonFile(stackFile, state);
+
+  let stopping = false;
+  const failed = broker
+    ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
+    : new Promise<Error>(() => undefined);
+  return {
+    state,
+    failed: failed.then((error) => {
+      if (stopping) return new Promise<Error>(() => undefined);
+      return error;
+    }),
+    async stop() {
+      stopping = true;
+      await fs.rm(stackFile, { force: true });
+      await broker?.stop();
+    },
+  };
+}
+
+export async function readStackState(dataDir: string): Promise<StackState | undefined> {
+  return readJsonFile<StackState>(path.join(dataDir, STACK_FILE));
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

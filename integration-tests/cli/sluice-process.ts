@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../common/config.js';
+import { waitUntil } from '../helpers.js';
+
+export const SLUICE_BIN = path.join(PROJECT_ROOT, 'bin', 'sluice.js');
+
+export interface SluiceProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The environment of this process minus every SLUICE_* and KAFKA_BROKERS setting, plus `extra`. */
+export function cleanEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('SLUICE_') && key !== 'KAFKA_BROKERS') env[key] = value;
+  }
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === undefined) Reflect.deleteProperty(env, key);
+    else env[key] = value;
+  }
+  return env;
+}
+
+/** Runs `node bin/sluice.js ...args` the way a user would. */
+export function spawnSluice(args: readonly string[], env: NodeJS.ProcessEnv): SluiceProcess {
+  const child = spawn(process.execPath, [SLUICE_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Runs sluice to completion and returns what it printed. */
+export async function runSluice(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawnSluice(args, env);
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+  const { code } = await proc.exited;
+  clearTimeout(timer);
+  return { code, stdout: proc.stdout(), stderr: proc.stderr() };
+}
+
+export async function waitForOutput(proc: SluiceProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
+  let exitedEarly = false;
+  void proc.exited.then(() => (exitedEarly = true));
+  await waitUntil(() => {
+    if (exitedEarly) throw new Error(`sluice exited before printing ${pattern}: ${proc.stderr()}`);
+    return pattern.test(proc.stdout());
+  }, timeoutMs, `sluice to print ${pattern}`);
+}
+
+/** Whether a process with this pid exists (a zombie counts as gone). */
+export function processExists(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return !/^State:\s+Z/m.test(status);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,116 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createKafka, isPortFree } from '../../infra/index.js';
+import { waitUntil } from '../helpers.js';
+import { cleanEnv, processExists, runSluice, spawnSluice, waitForOutput, type SluiceProcess } from './sluice-process.js';
+
+interface StackFile {
+  pid: number;
+  kafkaPid: number;
+  endpoints: { kafka: string };
+}
+interface PortsFile {
+  port: number;
+  controllerPort: number;
+}
+
+const dirs: string[] = [];
+const processes: SluiceProcess[] = [];
+
+async function tempDataDir(): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-up-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function startUp(dataDir: string): Promise<{ proc: SluiceProcess; stack: StackFile; ports: PortsFile }> {
+  const proc = spawnSluice(['up'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
+  processes.push(proc);
+  await waitForOutput(proc, /sluice is up/, 120_000);
+  const stack = JSON.parse(await fs.readFile(path.join(dataDir, 'stack.json'), 'utf8')) as StackFile;
+  const ports = JSON.parse(await fs.readFile(path.join(dataDir, 'kafka', 'ports.json'), 'utf8')) as PortsFile;
+  return { proc, stack, ports };
+}
+
+async function expectBrokerGone(stack: StackFile, ports: PortsFile): Promise<void> {
+  await waitUntil(() => !processExists(stack.kafkaPid), 40_000, `broker JVM ${stack.kafkaPid} to exit`);
+  expect(processExists(stack.kafkaPid)).toBe(false);
+  expect(await isPortFree(ports.port)).toBe(true);
+  expect(await isPortFree(ports.controllerPort)).toBe(true);
+}
+
+afterEach(async () => {
+  for (const proc of processes.splice(0)) proc.child.kill('SIGKILL');
+  for (const dir of dirs.splice(0)) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('sluice up', () => {
+  it('starts the broker, reports it in `status --json`, and stops everything on SIGINT', async () => {
+    const dataDir = await tempDataDir();
+    const { proc, stack, ports } = await startUp(dataDir);
+    expect(processExists(stack.kafkaPid)).toBe(true);
+
+    const status = await runSluice(['status', '--json'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
+    expect(status.code).toBe(0);
+    const report = JSON.parse(status.stdout) as { up: boolean; kafka: string };
+    expect(report).toMatchObject({ up: true, kafka: `127.0.0.1:${ports.port}` });
+
+    proc.child.kill('SIGINT');
+    const exit = await proc.exited;
+    expect(exit.code).toBe(0);
+    expect(proc.stdout()).toMatch(/stopped/);
+    await expectBrokerGone(stack, ports);
+
+    const after = await runSluice(['status', '--json'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
+    expect(after.code).toBe(1);
+    expect(JSON.parse(after.stdout)).toEqual({ up: false });
+  });
+
+  it('takes the broker down with it when the parent is SIGKILLed', async () => {
+    const dataDir = await tempDataDir();
+    const { proc, stack, ports } = await startUp(dataDir);
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+    await expectBrokerGone(stack, ports);
+  });
+
+  it('keeps topics and messages across a restart on the same data directory', async () => {
+    const dataDir = await tempDataDir();
+    const first = await startUp(dataDir);
+    const topic = 'restart-check';
+    let kafka = createKafka({ brokers: [first.stack.endpoints.kafka], clientId: 'restart-test' });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true });
+    await producer.connect();
+    await producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'survives' }] });
+    await producer.disconnect();
+    first.proc.child.kill('SIGINT');
+    await first.proc.exited;
+    await expectBrokerGone(first.stack, first.ports);
+
+    const second = await startUp(dataDir);
+    expect(second.ports.port).toBe(first.ports.port);
+    kafka = createKafka({ brokers: [second.stack.endpoints.kafka], clientId: 'restart-test' });
+    const consumer = kafka.consumer({ groupId: 'restart-check-group' });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const values: string[] = [];
+    await consumer.run({ eachMessage: async ({ message }) => { values.push(message.value?.toString() ?? ''); await Promise.resolve(); } });
+    await waitUntil(() => values.length >= 1, 30_000, 'the message written before the restart');
+    await consumer.disconnect();
+    expect(values).toEqual(['survives']);
+    const platform = createKafka({ brokers: [second.stack.endpoints.kafka], clientId: 'restart-test' }).admin();
+    await platform.connect();
+    expect(await platform.listTopics()).toEqual(expect.arrayContaining([topic, 'dlq', '_schemas', 'registry.models']));
+    await platform.disconnect();
+
+    second.proc.child.kill('SIGINT');
+    await second.proc.exited;
+    await expectBrokerGone(second.stack, second.ports);
+  });
+});
