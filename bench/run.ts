@@ -4,6 +4,7 @@
  */
 const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   kafka: () => import('./kafka.js'),
+  schemas: () => import('./schemas.js'),
 };
 
 const name = process.argv[2];

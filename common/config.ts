@@ -25,7 +25,10 @@ const environmentSchema = z.strictObject({
   SLUICE_KAFKA_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM size such as 512m or 1g').default('512m'),
   SLUICE_KAFKA_START_TIMEOUT_MS: positiveInt.default(90_000),
   SLUICE_KAFKA_STOP_TIMEOUT_MS: positiveInt.default(20_000),
+  SLUICE_SCHEMA_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
+  SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
   KAFKA_BROKERS: z.string().min(1).optional(),
+  SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/ }).optional(),
   JAVA_HOME: z.string().min(1).optional(),
 });
 
@@ -46,10 +49,17 @@ export interface SluiceConfig {
     readonly stopTimeoutMs: number;
     readonly javaHome: string | undefined;
   };
+  readonly schemaRegistry: {
+    /** Set when SCHEMA_REGISTRY_URL names a Confluent-compatible registry; then none is started. */
+    readonly externalUrl: string | undefined;
+    readonly host: string;
+    /** 0 picks a free port (the previous one when still free). */
+    readonly port: number;
+  };
 }
 
 /** Variables outside sluice's namespace that it reads. */
-const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'JAVA_HOME']);
+const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'JAVA_HOME']);
 
 /**
  * Parses the environment into a frozen config. Unknown SLUICE_* variables are rejected, so a
@@ -94,6 +104,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       startTimeoutMs: e.SLUICE_KAFKA_START_TIMEOUT_MS,
       stopTimeoutMs: e.SLUICE_KAFKA_STOP_TIMEOUT_MS,
       javaHome: e.JAVA_HOME,
+    },
+    schemaRegistry: {
+      externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
+      host: e.SLUICE_SCHEMA_REGISTRY_HOST,
+      port: e.SLUICE_SCHEMA_REGISTRY_PORT,
     },
   });
 }

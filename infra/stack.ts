@@ -3,7 +3,11 @@ import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
-import { platformTopics } from '../topology/topics.js';
+import {
+  DEMO_SOURCES, platformSubjects, registerSchemas, RegistryHttpClient, SchemaRegistryError, startSchemaRegistry, type RunningSchemaRegistry,
+} from '../schemas/index.js';
+import { platformTopics, sourceTopics } from '../topology/topics.js';
+import { choosePort } from './ports.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
 import { KafkaUnreachableError } from './errors.js';
 import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from './kafka/index.js';
@@ -12,6 +16,8 @@ import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensur
 export interface StackEndpoints {
   /** Bootstrap servers, `host:port[,host:port]`. */
   readonly kafka: string;
+  /** The Confluent-compatible schema registry, `http://host:port`. */
+  readonly schemaRegistry: string;
 }
 
 /** What `sluice up` writes into the data directory so that `sluice status` can find it. */
@@ -52,6 +58,8 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
   const previous = await readStackState(dataDir);
   if (previous && previous.pid !== process.pid && isAlive(previous.pid)) throw new StackAlreadyRunningError(previous.pid, dataDir);
 
+  if (config.schemaRegistry.externalUrl) await checkRegistry(config.schemaRegistry.externalUrl);
+
   let broker: LocalBroker | undefined;
   let brokers: readonly string[];
   if (config.kafka.externalBrokers) {
@@ -84,15 +92,30 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     brokers = broker.brokers;
   }
 
+  let registry: RunningSchemaRegistry | undefined;
+  let schemaRegistry: string;
   try {
+    const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, platformTopics({ prefix: config.topicPrefix, partitions: config.defaultPartitions }), logger);
+      await ensureTopics(admin, [...platformTopics(layout), ...DEMO_SOURCES.flatMap((source) => sourceTopics(source, layout))], logger);
     } finally {
       await admin.disconnect();
     }
+    if (config.schemaRegistry.externalUrl) {
+      schemaRegistry = config.schemaRegistry.externalUrl;
+    } else {
+      const savedFile = path.join(dataDir, 'schema-registry.json');
+      const saved = await readJsonFile<{ port: number }>(savedFile);
+      const port = await choosePort(config.schemaRegistry.port, saved?.port, 'SLUICE_SCHEMA_REGISTRY_PORT');
+      registry = await startSchemaRegistry({ brokers, topic: `${config.topicPrefix}_schemas`, host: config.schemaRegistry.host, port, logger });
+      await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
+      schemaRegistry = registry.url;
+    }
+    await registerSchemas(schemaRegistry, platformSubjects(config.topicPrefix), logger);
   } catch (error) {
+    await registry?.stop();
     await broker?.stop();
     throw error;
   }
@@ -101,7 +124,7 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     pid: process.pid,
     startedAt: new Date().toISOString(),
     dataDir,
-    endpoints: { kafka: brokers.join(',') },
+    endpoints: { kafka: brokers.join(','), schemaRegistry },
     kafkaMode: broker ? 'local' : 'external',
     ...(broker ? { kafkaPid: broker.pid } : {}),
   };
@@ -120,9 +143,20 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     async stop() {
       stopping = true;
       await fs.rm(stackFile, { force: true });
+      await registry?.stop();
       await broker?.stop();
     },
   };
+}
+
+/** Fails at once when SCHEMA_REGISTRY_URL does not answer like a Confluent registry. */
+async function checkRegistry(url: string): Promise<void> {
+  try {
+    await new RegistryHttpClient(url).call('GET', '/subjects');
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message.replace(/^schema registry at \S+ is unreachable: /, '') : String(cause);
+    throw new SchemaRegistryError(50001, `cannot reach the schema registry at ${url} (SCHEMA_REGISTRY_URL): ${reason}`, { cause, retriable: true });
+  }
 }
 
 export async function readStackState(dataDir: string): Promise<StackState | undefined> {

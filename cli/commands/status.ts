@@ -5,25 +5,44 @@ interface StatusOptions {
   readonly json?: boolean;
 }
 
+async function registryAnswers(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(3000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * `sluice status`: up means the `sluice up` process of this data directory is alive and its Kafka
- * answers (or, with KAFKA_BROKERS, that cluster answers). Exit code 0 when up, 1 when not.
+ * `sluice status`: up means the `sluice up` process of this data directory is alive and its
+ * services answer (Kafka metadata, the registry's /subjects). Without a running process, with
+ * KAFKA_BROKERS set, it reports whether that cluster answers. Exit code 0 when up, 1 when not.
  */
 export async function statusCommand({ config }: CommandContext, options: StatusOptions): Promise<number> {
   const saved = await readStackState(config.dataDir);
   const running: StackState | undefined = saved && isAlive(saved.pid) ? saved : undefined;
-  const kafka = config.kafka.externalBrokers?.join(',') ?? running?.endpoints.kafka;
-  const kafkaAnswers = kafka !== undefined && (await describeCluster(kafka.split(','), 3000).then(() => true, () => false));
-  const up = kafkaAnswers && (running !== undefined || config.kafka.externalBrokers !== undefined);
+  const kafka = running?.endpoints.kafka ?? config.kafka.externalBrokers?.join(',');
+  const schemaRegistry = running?.endpoints.schemaRegistry ?? config.schemaRegistry.externalUrl;
+  const [kafkaUp, registryUp] = await Promise.all([
+    kafka === undefined ? false : describeCluster(kafka.split(','), 3000).then(() => true, () => false),
+    schemaRegistry === undefined ? true : registryAnswers(schemaRegistry),
+  ]);
+  const up = kafkaUp && registryUp && (running !== undefined || config.kafka.externalBrokers !== undefined);
 
   if (options.json) {
-    const report = up ? { up, kafka, ...(running ? { pid: running.pid, dataDir: running.dataDir } : {}) } : { up };
+    const report = up
+      ? { up, kafka, ...(schemaRegistry ? { schemaRegistry } : {}), ...(running ? { pid: running.pid, dataDir: running.dataDir } : {}) }
+      : { up };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else if (up) {
     const owner = running ? ` (pid ${running.pid}, data in ${running.dataDir})` : '';
-    process.stdout.write(`sluice is up${owner}\n  kafka   ${kafka}\n`);
+    const lines = [`sluice is up${owner}`, `  kafka            ${kafka}`];
+    if (schemaRegistry) lines.push(`  schema registry  ${schemaRegistry}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
   } else if (running) {
-    process.stdout.write(`sluice is starting or unhealthy: pid ${running.pid} is alive but Kafka at ${running.endpoints.kafka} does not answer\n`);
+    const down = [kafkaUp ? undefined : `Kafka at ${kafka}`, registryUp ? undefined : `the schema registry at ${schemaRegistry}`].filter(Boolean);
+    process.stdout.write(`sluice is starting or unhealthy: pid ${running.pid} is alive but ${down.join(' and ')} does not answer\n`);
   } else {
     process.stdout.write(`sluice is not running on ${config.dataDir}\n`);
   }

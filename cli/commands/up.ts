@@ -12,7 +12,8 @@ export async function upCommand({ config, logger }: CommandContext): Promise<num
   process.stdout.write(
     [
       'sluice is up',
-      `  kafka   ${endpoints.kafka}   (${where})`,
+      `  kafka            ${endpoints.kafka}   (${where})`,
+      `  schema registry  ${endpoints.schemaRegistry}   (Confluent REST API${config.schemaRegistry.externalUrl ? ', SCHEMA_REGISTRY_URL' : ''})`,
       'Press Ctrl-C to stop. `sluice status --json` prints these endpoints.',
       '',
     ].join('\n'),

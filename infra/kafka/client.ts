@@ -6,12 +6,21 @@ import { sleep } from '../../common/retry.js';
 // kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
 const { Kafka, logLevel } = kafkajs;
 
+/**
+ * kafkajs lines that are not news: its v2 partitioner notice, its advice against bounded retries
+ * for idempotent producers (ours fail loudly instead of retrying forever), and per-request error
+ * responses of its connection layer, which it retries itself (coordinator loading, leader moves).
+ */
+const ROUTINE = [/switched default partitioner/, /Limiting retries for the idempotent producer/];
+
 /** Routes kafkajs' own log lines into the stage's pino logger. */
 function pinoLogCreator(logger: Logger): logCreator {
   return () => ({ level, log, namespace }) => {
     const { message, ...extra } = log;
     const fields: Record<string, unknown> = { kafkajs: namespace, ...extra };
-    if (level === logLevel.ERROR) logger.error(fields, message);
+    if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
+    else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
+    else if (level === logLevel.ERROR) logger.error(fields, message);
     else if (level === logLevel.WARN) logger.warn(fields, message);
     else if (level === logLevel.INFO) logger.debug(fields, message);
     else logger.trace(fields, message);

@@ -62,6 +62,12 @@ describe('sluice up in a bad environment fails at once with one clear line', () 
     expectOneClearLine(result, new RegExp(`cannot reach Kafka at 127\\.0\\.0\\.1:${port}.*KAFKA_BROKERS`));
   });
 
+  it('SCHEMA_REGISTRY_URL that nothing answers on', async () => {
+    const port = await freePort();
+    const result = await runSluice(['up'], cleanEnv({ SCHEMA_REGISTRY_URL: `http://127.0.0.1:${port}`, SLUICE_DATA_DIR: path.join(root, 'registry') }));
+    expectOneClearLine(result, new RegExp(`cannot reach the schema registry at http://127\\.0\\.0\\.1:${port} \\(SCHEMA_REGISTRY_URL\\)`));
+  });
+
   it('a data directory that cannot be written', async () => {
     // Root ignores permission bits, so use a path below a regular file: nobody can create it.
     const file = path.join(root, 'a-file');

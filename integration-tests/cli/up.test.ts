@@ -54,8 +54,11 @@ describe('sluice up', () => {
 
     const status = await runSluice(['status', '--json'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
     expect(status.code).toBe(0);
-    const report = JSON.parse(status.stdout) as { up: boolean; kafka: string };
-    expect(report).toMatchObject({ up: true, kafka: `127.0.0.1:${ports.port}` });
+    const report = JSON.parse(status.stdout) as { up: boolean; kafka: string; schemaRegistry: string };
+    expect(report).toMatchObject({ up: true, kafka: `127.0.0.1:${ports.port}`, schemaRegistry: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown });
+    // The registry answers, with the project's contracts registered at start-up.
+    const subjects = (await (await fetch(`${report.schemaRegistry}/subjects`)).json()) as string[];
+    expect(subjects).toEqual(expect.arrayContaining(['raw.transactions-value', 'events.transactions-value', 'dlq-value', 'registry.models-value']));
 
     proc.child.kill('SIGINT');
     const exit = await proc.exited;

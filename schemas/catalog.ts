@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { SchemaRegistryError, SchemaStartupError } from './errors.js';
+import { RegistryHttpClient } from './registry-client.js';
+
+/** The folder of the .avsc contracts, one per topic value. */
+export const AVRO_DIR = fileURLToPath(new URL('./avro/', import.meta.url));
+
+/** The demo's sources: transactions and clicks feed features, chargebacks are the labels. */
+export const DEMO_SOURCES = ['transactions', 'clicks', 'chargebacks'] as const;
+
+export interface SubjectSchema {
+  /** `<topic>-value` (Confluent's TopicNameStrategy). */
+  readonly subject: string;
+  readonly topic: string;
+  readonly file: string;
+  readonly schema: unknown;
+}
+
+const cache = new Map<string, unknown>();
+
+/** Reads `schemas/avro/<name>.avsc` (parsed JSON), once per process. */
+export function loadAvsc(name: string): unknown {
+  let schema = cache.get(name);
+  if (schema === undefined) {
+    schema = JSON.parse(readFileSync(`${AVRO_DIR}${name}.avsc`, 'utf8')) as unknown;
+    cache.set(name, schema);
+  }
+  return schema;
+}
+
+/**
+ * The subjects the platform registers at start-up: every platform topic and the sources'
+ * raw and events topics. Per-view and per-model topics (features.<view>, predictions.<model>)
+ * are registered by the definitions that create them.
+ */
+export function platformSubjects(prefix: string, sources: readonly string[] = DEMO_SOURCES): SubjectSchema[] {
+  const files = [
+    'dlq',
+    'monitoring.quality', 'monitoring.drift', 'monitoring.performance', 'monitoring.alerts',
+    'registry.features', 'registry.models', 'registry.experiments',
+    ...sources.flatMap((source) => [`raw.${source}`, `events.${source}`]),
+  ];
+  return files.map((file) => ({ subject: `${prefix}${file}-value`, topic: `${prefix}${file}`, file: `${file}.avsc`, schema: loadAvsc(file) }));
+}
+
+/**
+ * Registers the project's schemas. An incompatible change fails with a message naming the
+ * subject, the field and the rule, before anything is written.
+ */
+export async function registerSchemas(registryUrl: string, subjects: readonly SubjectSchema[], logger: Logger): Promise<Map<string, number>> {
+  const client = new RegistryHttpClient(registryUrl);
+  const ids = new Map<string, number>();
+  for (const { subject, file, schema } of subjects) {
+    try {
+      const { compatible, messages } = await client.testCompatibility(subject, schema);
+      if (!compatible) {
+        throw new SchemaStartupError(`schemas/avro/${file} is incompatible with subject ${subject}: ${messages.join('; ') || 'the registry gave no details'}`);
+      }
+      ids.set(subject, await client.register(subject, schema));
+    } catch (error) {
+      if (error instanceof SchemaStartupError) throw error;
+      const detail = error instanceof SchemaRegistryError ? error.message : String(error);
+      throw new SchemaStartupError(`registering schemas/avro/${file} as ${subject} at ${registryUrl} failed: ${detail}`, { cause: error });
+    }
+  }
+  logger.info({ subjects: ids.size }, 'project schemas registered');
+  return ids;
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { DeserializationError } from './errors.js';
+import { avroType } from './logical-types.js';
+import { readSchemaId } from './serde.js';
+import { loadAvsc, platformSubjects } from './catalog.js';
+
+describe('decimal logical type', () => {
+  const type = avroType({ type: 'record', name: 'Money', fields: [{ name: 'amount', type: { type: 'bytes', logicalType: 'decimal', precision: 12, scale: 2 } }] });
+
+  it.each([0, 12.34, -12.34, 0.01, 9_999_999_999.99, -9_999_999_999.99, 127, 128, -128, -129])('round-trips %d exactly', (amount) => {
+    expect(type.fromBuffer(type.toBuffer({ amount }))).toEqual({ amount });
+  });
+
+  it('encodes two\'s complement big-endian unscaled values, as the Avro spec says', () => {
+    // 1.28 -> unscaled 128 -> 0x0080 (two bytes: a leading zero keeps it positive)
+    expect(type.toBuffer({ amount: 1.28 }).subarray(1).toString('hex')).toBe('0080');
+    expect(type.toBuffer({ amount: -1.28 }).subarray(1).toString('hex')).toBe('80');
+    expect(type.toBuffer({ amount: -1.29 }).subarray(1).toString('hex')).toBe('ff7f');
+  });
+
+  it('refuses values that do not fit the precision', () => {
+    expect(() => type.toBuffer({ amount: 10_000_000_000 })).toThrow(/does not fit decimal\(12, 2\)/);
+    expect(type.isValid({ amount: Number.NaN })).toBe(false);
+  });
+});
+
+describe('readSchemaId', () => {
+  it('reads the big-endian id after the magic byte', () => {
+    expect(readSchemaId(Buffer.from([0, 0, 0, 1, 2, 0x42]))).toBe(258);
+  });
+
+  it.each([
+    [Buffer.from([1, 0, 0, 0, 1, 0]), 'SLUICE_WIRE_MAGIC_BYTE'],
+    [Buffer.from([0, 0, 0]), 'SLUICE_WIRE_TOO_SHORT'],
+    [Buffer.from('{"json":true}'), 'SLUICE_WIRE_MAGIC_BYTE'],
+  ])('rejects %j', (bytes, code) => {
+    expect(() => readSchemaId(bytes)).toThrow(DeserializationError);
+    try {
+      readSchemaId(bytes);
+    } catch (error) {
+      expect((error as DeserializationError).code).toBe(code);
+    }
+  });
+});
+
+describe('the project contracts', () => {
+  it('every platform subject has a valid schema with documentation', () => {
+    const subjects = platformSubjects('');
+    expect(subjects.length).toBeGreaterThanOrEqual(14);
+    for (const { schema, file } of subjects) {
+      expect(() => avroType(schema), file).not.toThrow();
+      expect((schema as { doc?: string }).doc, file).toMatch(/\w+/);
+    }
+  });
+
+  it('events keep every field of their raw source and add the envelope', () => {
+    for (const source of ['transactions', 'clicks', 'chargebacks']) {
+      const raw = loadAvsc(`raw.${source}`) as { fields: { name: string }[] };
+      const events = loadAvsc(`events.${source}`) as { fields: { name: string }[] };
+      const names = events.fields.map((field) => field.name);
+      expect(names).toEqual([...raw.fields.map((field) => field.name), 'event_id', 'event_time', 'ingest_time']);
+    }
+  });
+
+  it('features and predictions contracts parse too', () => {
+    expect(() => avroType(loadAvsc('features'))).not.toThrow();
+    expect(() => avroType(loadAvsc('predictions'))).not.toThrow();
+  });
+});

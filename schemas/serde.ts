@@ -1,0 +1,90 @@
+import registryClient from '@kafkajs/confluent-schema-registry';
+import type avro from 'avsc';
+import { DeserializationError } from './errors.js';
+import { LOGICAL_TYPES, avroType } from './logical-types.js';
+
+// The client is CommonJS: its values come through the default export under Node's ESM loader.
+const { SchemaRegistry, SchemaType } = registryClient;
+type RegistryClient = InstanceType<typeof SchemaRegistry>;
+
+const MAGIC_BYTE = 0;
+const HEADER_BYTES = 5;
+
+/**
+ * Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro body) through
+ * @kafkajs/confluent-schema-registry, which caches schemas by id. Decoding resolves the writer's
+ * schema to the reader's, so records written by old and new producers read as one shape; the
+ * resolver of each (writer id, reader) pair is built once.
+ */
+export class AvroSerde {
+  readonly client: RegistryClient;
+  /** Per writer schema id: the resolver into the reader, or null when the two are equal. */
+  private readonly resolvers = new Map<number, avro.Resolver | null>();
+
+  constructor(registryUrl: string, readonly reader?: avro.Type) {
+    this.client = new SchemaRegistry(
+      { host: registryUrl, clientId: 'sluice', retry: { retries: 2 } },
+      { [SchemaType.AVRO]: { logicalTypes: LOGICAL_TYPES } },
+    );
+  }
+
+  async encode(schemaId: number, value: unknown): Promise<Buffer> {
+    return this.client.encode(schemaId, value);
+  }
+
+  /** Decodes a Confluent-framed message into the reader's shape (or the writer's, without a reader). */
+  async decode(message: Buffer): Promise<unknown> {
+    const schemaId = readSchemaId(message);
+    const writer = await this.writerType(schemaId);
+    const body = message.subarray(HEADER_BYTES);
+    try {
+      if (!this.reader) return writer.fromBuffer(body);
+      const resolver = this.resolverFor(schemaId, writer, this.reader);
+      return resolver ? this.reader.fromBuffer(body, resolver) : this.reader.fromBuffer(body);
+    } catch (cause) {
+      throw new DeserializationError('SLUICE_AVRO_BODY', `Avro body of schema ${schemaId} does not decode: ${(cause as Error).message}`, { cause, context: { schemaId } });
+    }
+  }
+
+  private async writerType(schemaId: number): Promise<avro.Type> {
+    try {
+      return (await this.client.getSchema(schemaId)) as unknown as avro.Type;
+    } catch (cause) {
+      const status = (cause as { status?: number }).status;
+      if (status === 404) {
+        throw new DeserializationError('SLUICE_UNKNOWN_SCHEMA_ID', `schema id ${schemaId} is not in the registry`, { cause, context: { schemaId } });
+      }
+      throw new DeserializationError('SLUICE_REGISTRY_UNAVAILABLE', `schema registry lookup of id ${schemaId} failed: ${(cause as Error).message}`, {
+        cause,
+        retriable: true,
+        context: { schemaId },
+      });
+    }
+  }
+
+  private resolverFor(schemaId: number, writer: avro.Type, reader: avro.Type): avro.Resolver | null {
+    let resolver = this.resolvers.get(schemaId);
+    if (resolver === undefined) {
+      try {
+        resolver = reader.equals(writer) ? null : reader.createResolver(writer);
+      } catch (cause) {
+        throw new DeserializationError('SLUICE_SCHEMA_UNRESOLVABLE', `writer schema ${schemaId} cannot be read as ${reader.name ?? 'the reader schema'}: ${(cause as Error).message}`, { cause });
+      }
+      this.resolvers.set(schemaId, resolver);
+    }
+    return resolver;
+  }
+}
+
+/** Reads the schema id of a Confluent-framed message, rejecting anything else. */
+export function readSchemaId(message: Buffer): number {
+  if (message.length < HEADER_BYTES) {
+    throw new DeserializationError('SLUICE_WIRE_TOO_SHORT', `message of ${message.length} bytes is too short for the Confluent wire format`);
+  }
+  if (message[0] !== MAGIC_BYTE) {
+    throw new DeserializationError('SLUICE_WIRE_MAGIC_BYTE', `unknown magic byte ${message[0]} (expected 0: Confluent wire format)`);
+  }
+  return message.readInt32BE(1);
+}
+
+export { avroType };
