@@ -5,6 +5,7 @@
 const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   kafka: () => import('./kafka.js'),
   schemas: () => import('./schemas.js'),
+  runtime: () => import('./runtime.js'),
 };
 
 const name = process.argv[2];

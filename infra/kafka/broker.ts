@@ -25,6 +25,8 @@ export interface LocalBrokerOptions {
   readonly heap: string;
   readonly startTimeoutMs: number;
   readonly stopTimeoutMs: number;
+  /** Broker settings added to (or overriding) sluice's defaults. */
+  readonly extraProperties?: Readonly<Record<string, string | number>>;
   readonly logger: Logger;
 }
 
@@ -62,7 +64,7 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
 
   const serverProperties = path.join(configDir, 'server.properties');
   const log4jProperties = path.join(configDir, 'log4j2.properties');
-  await fs.writeFile(serverProperties, renderServerProperties({ port, controllerPort, dataDir }));
+  await fs.writeFile(serverProperties, renderServerProperties({ port, controllerPort, dataDir }, options.extraProperties));
   await fs.writeFile(log4jProperties, renderLog4j(logDir));
 
   const clusterId = await ensureFormatted(options, serverProperties, log4jProperties, dataDir);
@@ -158,7 +160,7 @@ interface BrokerLayout {
   readonly dataDir: string;
 }
 
-export function renderServerProperties(layout: BrokerLayout): string {
+export function renderServerProperties(layout: BrokerLayout, extra: Readonly<Record<string, string | number>> = {}): string {
   const settings: Record<string, string | number> = {
     'process.roles': 'broker,controller',
     'node.id': 1,
@@ -185,6 +187,7 @@ export function renderServerProperties(layout: BrokerLayout): string {
     'log.segment.bytes': 256 * 1024 * 1024,
     'num.network.threads': 3,
     'num.io.threads': 4,
+    ...extra,
   };
   const body = Object.entries(settings).map(([key, value]) => `${key}=${value}`).join('\n');
   return `# Written by sluice on every start of the local broker (infra/kafka/broker.ts).\n${body}\n`;

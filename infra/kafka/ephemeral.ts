@@ -17,7 +17,12 @@ export interface EphemeralKafka {
  * A throw-away Kafka for tests and benchmarks: KAFKA_BROKERS when set, else a local broker in a
  * temporary folder that is removed on stop.
  */
-export async function startEphemeralKafka(config: SluiceConfig, logger: Logger, heap = '768m'): Promise<EphemeralKafka> {
+export async function startEphemeralKafka(
+  config: SluiceConfig,
+  logger: Logger,
+  heap = '768m',
+  extraProperties: Readonly<Record<string, string | number>> = {},
+): Promise<EphemeralKafka> {
   if (config.kafka.externalBrokers) return { brokers: config.kafka.externalBrokers, stop: () => Promise.resolve() };
   await checkJava(config.kafka.javaHome);
   const distribution = await ensureKafkaDistribution({
@@ -37,6 +42,7 @@ export async function startEphemeralKafka(config: SluiceConfig, logger: Logger, 
       heap,
       startTimeoutMs: config.kafka.startTimeoutMs,
       stopTimeoutMs: config.kafka.stopTimeoutMs,
+      extraProperties,
       logger,
     });
     return {

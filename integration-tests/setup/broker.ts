@@ -7,6 +7,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** Bootstrap servers of the broker every integration test shares. */
     brokers: string[];
+    /** The shortest consumer session the broker accepts (crash tests restart members quickly). */
+    minSessionTimeoutMs: number;
   }
 }
 
@@ -17,7 +19,11 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const config = loadConfig();
   const logger = createLogger(process.env.SLUICE_LOG_LEVEL === undefined ? 'warn' : config.logLevel, 'integration-broker');
-  const kafka = await startEphemeralKafka(config, logger);
+  // Crash tests kill group members; a short minimum session lets the group notice in ~2 s
+  // instead of Kafka's default 6 s floor. Only this throw-away broker is configured so.
+  const minSessionTimeoutMs = config.kafka.externalBrokers ? 6_000 : 1_000;
+  const kafka = await startEphemeralKafka(config, logger, '768m', { 'group.min.session.timeout.ms': minSessionTimeoutMs });
   project.provide('brokers', [...kafka.brokers]);
+  project.provide('minSessionTimeoutMs', minSessionTimeoutMs);
   return () => kafka.stop();
 }

@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Admin, Kafka } from 'kafkajs';
+import { PROJECT_ROOT } from '../../common/config.js';
+import type { Guarantee } from '../../streams/runtime/index.js';
+import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { produceNumbered, readTopic } from './helpers.js';
+
+const RECORDS = 200_000;
+const KILLS = 10;
+const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'map-stage.ts');
+
+interface StageProcess {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<number | null>;
+}
+
+function startStage(env: Record<string, string>): StageProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('READY')) resolve();
+    });
+    void exited.then((code) => reject(new Error(`stage exited (${code}) before it was ready: ${stderr}`)));
+  });
+  ready.catch(() => undefined);
+  return { child, ready, exited };
+}
+
+/** Committed offsets of the group summed against the end offsets: 0 when everything is processed. */
+async function lag(admin: Admin, groupId: string, topic: string): Promise<number> {
+  const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic)]);
+  const byPartition = new Map(committed[0]?.partitions.map((entry) => [entry.partition, Number(entry.offset)]) ?? []);
+  return ends.reduce((sum, end) => sum + Number(end.high) - Math.max(0, byPartition.get(end.partition) ?? 0), 0);
+}
+
+describe('crash recovery: a stage SIGKILLed at random points and restarted', () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+  });
+
+  afterAll(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await admin.disconnect();
+  });
+
+  it.each([
+    ['exactly_once', 'every output exactly once'],
+    ['at_least_once', 'every output at least once'],
+  ] as [Guarantee, string][])(`%s: ${RECORDS} records, ${KILLS} kills → %s`, async (guarantee) => {
+    const input = uniqueName('crash-in');
+    const output = uniqueName('crash-out');
+    const dlq = uniqueName('crash-dlq');
+    const groupId = uniqueName('crash-group');
+    await createTopic(admin, input, 6);
+    await createTopic(admin, output, 6);
+    await createTopic(admin, dlq, 1);
+    await produceNumbered(kafka, input, RECORDS, 1_000);
+    const env = { MAP_INPUT: input, MAP_OUTPUT: output, MAP_DLQ: dlq, MAP_GROUP: groupId, MAP_GUARANTEE: guarantee, MAP_BROKERS: inject('brokers').join(','),
+      MAP_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))) };
+
+    let kills = 0;
+    while (kills < KILLS) {
+      const stage = startStage(env);
+      children.push(stage.child);
+      await stage.ready;
+      // Let it work for a random while, then kill it without warning (mid-batch, mid-transaction).
+      await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 1_500));
+      stage.child.kill('SIGKILL');
+      await stage.exited;
+      kills++;
+      if ((await lag(admin, groupId, input)) === 0) break;
+    }
+    const remainingBeforeFinalRun = await lag(admin, groupId, input);
+
+    const final = startStage(env);
+    children.push(final.child);
+    await final.ready;
+    await waitUntil(async () => (await lag(admin, groupId, input)) === 0, 180_000, 'the group to catch up');
+    final.child.kill('SIGTERM');
+    expect(await final.exited).toBe(0);
+
+    const expected = new Set(Array.from({ length: RECORDS }, (_, i) => `value-${i}:mapped`));
+    const messages = await readTopic(kafka, output, (seen) => new Set(seen.map((message) => message.value)).size >= RECORDS, 120_000, 2_000);
+    const counts = new Map<string, number>();
+    for (const message of messages) counts.set(message.value, (counts.get(message.value) ?? 0) + 1);
+    const missing = [...expected].filter((value) => !counts.has(value));
+    const duplicated = [...counts].filter(([, count]) => count > 1).length;
+    const unexpected = [...counts.keys()].filter((value) => !expected.has(value));
+
+    expect(kills).toBeGreaterThanOrEqual(Math.min(KILLS, kills));
+    expect(missing).toEqual([]);
+    expect(unexpected).toEqual([]);
+    if (guarantee === 'exactly_once') {
+      expect(duplicated).toBe(0);
+      expect(messages).toHaveLength(RECORDS);
+    }
+    console.log(`${guarantee}: ${kills} kills, ${remainingBeforeFinalRun} records left for the final run, ${messages.length} outputs read, ${duplicated} duplicated`);
+  });
+});

@@ -1,0 +1,142 @@
+import type { Consumer, Kafka, Message, Producer, TopicMessages } from 'kafkajs';
+import type { OutputRecord } from './record.js';
+
+/** Processing guarantees a stage can run under. */
+export type Guarantee = 'exactly_once' | 'at_least_once';
+
+/**
+ * Makes one input partition's results durable: produces the outputs, then records that input is
+ * consumed up to `nextOffset`. Under exactly_once both happen in one Kafka transaction.
+ */
+export interface PartitionCommitter {
+  commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface CommitterFactory {
+  /** A committer for a partition this instance now owns; under exactly_once this fences zombies. */
+  open(topic: string, partition: number): Promise<PartitionCommitter>;
+  close(): Promise<void>;
+}
+
+export function toTopicMessages(outputs: readonly OutputRecord[]): TopicMessages[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const output of outputs) {
+    const messages = byTopic.get(output.topic) ?? [];
+    const message: Message = { key: output.key, value: output.value };
+    if (output.headers) message.headers = { ...output.headers };
+    if (output.timestamp !== undefined) message.timestamp = String(output.timestamp);
+    messages.push(message);
+    byTopic.set(output.topic, messages);
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+/**
+ * exactly_once: one transactional producer per input partition, with a stable transactional id
+ * (`<prefix><group>-<topic>-<partition>`). Opening it on assignment runs InitProducerId, which
+ * bumps the epoch and aborts whatever transaction a zombie owner left open, and fences that
+ * zombie. Each commit is one transaction: the outputs plus the input offset (sendOffsets).
+ * kafkajs lacks KIP-447's generation-aware offset commits, so this per-partition id is what
+ * fences. A commit that fails leaves an unknown outcome: the caller drops the producer and
+ * opens a new one.
+ */
+export class TransactionalCommitterFactory implements CommitterFactory {
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly groupId: string,
+    private readonly transactionalIdPrefix: string,
+    private readonly transactionTimeoutMs: number,
+  ) {}
+
+  async open(topic: string, partition: number): Promise<PartitionCommitter> {
+    const producer = this.kafka.producer({
+      transactionalId: `${this.transactionalIdPrefix}${this.groupId}-${topic}-${partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: this.transactionTimeoutMs,
+      // A transaction begun right after the previous commit often meets CONCURRENT_TRANSACTIONS
+      // while the coordinator writes the markers; retry within milliseconds, not kafkajs' 300.
+      retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 20 },
+    });
+    await producer.connect();
+    return new TransactionalCommitter(producer, this.groupId, topic, partition);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+class TransactionalCommitter implements PartitionCommitter {
+  constructor(
+    private readonly producer: Producer,
+    private readonly groupId: string,
+    private readonly topic: string,
+    private readonly partition: number,
+  ) {}
+
+  async commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<void> {
+    const transaction = await this.producer.transaction();
+    try {
+      if (outputs.length > 0) await transaction.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 });
+      await transaction.sendOffsets({
+        consumerGroupId: this.groupId,
+        topics: [{ topic: this.topic, partitions: [{ partition: this.partition, offset: nextOffset }] }],
+      });
+      await transaction.commit();
+    } catch (error) {
+      if (transaction.isActive()) await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * at_least_once: one idempotent producer for the stage; a commit produces the outputs (acks=all)
+ * and only then commits the input offset through the consumer group. A crash in between
+ * replays the records: duplicates are possible, loss is not.
+ */
+export class AtLeastOnceCommitterFactory implements CommitterFactory {
+  private producer: Producer | undefined;
+  private connecting: Promise<Producer> | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly consumer: Consumer,
+  ) {}
+
+  async open(topic: string, partition: number): Promise<PartitionCommitter> {
+    const producer = await this.sharedProducer();
+    const consumer = this.consumer;
+    return {
+      async commit(outputs, nextOffset) {
+        if (outputs.length > 0) await producer.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 });
+        await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+
+  async close(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    this.connecting = undefined;
+    await producer?.disconnect().catch(() => undefined);
+  }
+
+  private sharedProducer(): Promise<Producer> {
+    if (this.producer) return Promise.resolve(this.producer);
+    this.connecting ??= (async () => {
+      const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      this.producer = producer;
+      return producer;
+    })();
+    return this.connecting;
+  }
+}

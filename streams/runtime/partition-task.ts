@@ -1,0 +1,252 @@
+import { Subject, concatMap, from, map, type Subscription } from 'rxjs';
+import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
+import type { CommitterFactory, PartitionCommitter } from './committer.js';
+import { StageFailedError } from './errors.js';
+import type { OutputRecord, RawRecord } from './record.js';
+
+/** A record and everything it produced (outputs and dead letters), not yet committed. */
+export interface ProcessedRecord {
+  readonly raw: RawRecord;
+  readonly outputs: readonly OutputRecord[];
+}
+
+export interface PartitionTaskOptions {
+  readonly topic: string;
+  readonly partition: number;
+  /** Decodes and processes one record; rejects only when the stage must stop. */
+  readonly process: (raw: RawRecord) => Promise<ProcessedRecord>;
+  readonly committers: CommitterFactory;
+  /** The group's committed offset for this partition ('-1' when none), read after fencing. */
+  readonly committedOffset: () => Promise<string>;
+  /** Moves the consumer's fetch position (kafkajs seek). */
+  readonly seek: (offset: string) => void;
+  readonly commitMaxRecords: number;
+  readonly commitIntervalMs: number;
+  readonly logger: Logger;
+  /** In-flight accounting: records admitted, and records released (committed or dropped). */
+  readonly onAdmitted: (count: number) => void;
+  readonly onReleased: (count: number) => void;
+  readonly onCommitted: (records: readonly ProcessedRecord[], seconds: number) => void;
+  readonly onCommitFailed: (error: unknown) => void;
+  readonly onFatal: (error: unknown) => void;
+  readonly onStateChange: () => void;
+}
+
+type TaskState = 'initializing' | 'running' | 'resetting' | 'closed';
+
+/** A commit that fails this many times in a row (after resets) stops the stage. */
+const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
+
+/**
+ * One input partition owned by this instance: records are processed in offset order through an
+ * RxJS pipeline (concatMap), their results collected, and committed in batches (by count or
+ * time). While initializing or resetting, the task takes no records: it first opens its
+ * committer (fencing zombies under exactly_once), then reads the committed offset and seeks to
+ * it, so processing always resumes exactly after the last committed record.
+ */
+export class PartitionTask {
+  private state: TaskState = 'initializing';
+  private committer: PartitionCommitter | undefined;
+  private input = new Subject<{ raw: RawRecord; generation: number }>();
+  private subscription: Subscription | undefined;
+  private generation = 0;
+  /** Offset after the last admitted record; records below it are refetches, skipped. */
+  private nextOffset: bigint | undefined;
+  private pending: ProcessedRecord[] = [];
+  private committing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Records admitted and not yet committed or dropped. */
+  private admitted = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Commits that failed in a row; a failure that keeps coming back is not transient. */
+  private consecutiveFailures = 0;
+
+  constructor(private readonly options: PartitionTaskOptions) {}
+
+  get accepting(): boolean {
+    return this.state === 'running';
+  }
+
+  get inFlight(): number {
+    return this.admitted;
+  }
+
+  get status(): TaskState {
+    return this.state;
+  }
+
+  /** Opens the committer, then positions the consumer at the committed offset. */
+  async start(): Promise<void> {
+    try {
+      this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
+      await this.positionAtCommitted();
+    } catch (error) {
+      if (!this.isClosed()) this.options.onFatal(error);
+    }
+  }
+
+  /** True when the record is a refetch of one already admitted (after a rebalance or seek). */
+  isDuplicate(offset: string): boolean {
+    return this.nextOffset !== undefined && BigInt(offset) < this.nextOffset;
+  }
+
+  /** Takes records in offset order (the caller has skipped duplicates). */
+  admit(records: readonly RawRecord[]): void {
+    const last = records.at(-1);
+    if (!last) return;
+    this.nextOffset = BigInt(last.offset) + 1n;
+    this.admitted += records.length;
+    this.options.onAdmitted(records.length);
+    for (const raw of records) this.input.next({ raw, generation: this.generation });
+  }
+
+  /** Where the consumer should continue after a rebalance that kept this partition. */
+  get resumeOffset(): string | undefined {
+    return this.nextOffset?.toString();
+  }
+
+  /** Commits everything processed so far and resolves once nothing is in flight. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.admitted === 0) return true;
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
+    this.flushSoon(0);
+    await Promise.race([idle, timeout]);
+    return this.admitted === 0;
+  }
+
+  /** Drops everything uncommitted and releases the committer (the partition moved away). */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.discardUncommitted();
+    await this.committing?.catch(() => undefined);
+    await this.committer?.close();
+    this.committer = undefined;
+  }
+
+  /** A method, not a field comparison: close() may run while an await is pending. */
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  // ---- processing ----------------------------------------------------------------------------
+
+  private startPipeline(): void {
+    this.subscription?.unsubscribe();
+    this.input = new Subject();
+    this.subscription = this.input
+      .pipe(concatMap(({ raw, generation }) => from(this.options.process(raw)).pipe(map((result) => ({ result, generation })))))
+      .subscribe({
+        next: ({ result, generation }) => {
+          if (generation !== this.generation || this.isClosed()) return;
+          this.pending.push(result);
+          if (this.pending.length >= this.options.commitMaxRecords) this.flushSoon(0);
+          else this.flushSoon(this.options.commitIntervalMs);
+        },
+        error: (error: unknown) => {
+          if (!this.isClosed()) this.options.onFatal(error);
+        },
+      });
+  }
+
+  private flushSoon(delayMs: number): void {
+    if (delayMs === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.flush();
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delayMs);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.committing || this.pending.length === 0 || this.state !== 'running' || !this.committer) return;
+    const batch = this.pending;
+    this.pending = [];
+    const generation = this.generation;
+    const committer = this.committer;
+    const last = batch.at(-1);
+    if (!last) return;
+    const next = (BigInt(last.raw.offset) + 1n).toString();
+    const started = performance.now();
+    this.committing = committer.commit(batch.flatMap((record) => record.outputs), next);
+    try {
+      await this.committing;
+      this.consecutiveFailures = 0;
+      if (generation === this.generation) {
+        this.release(batch.length);
+        this.options.onCommitted(batch, (performance.now() - started) / 1000);
+      }
+    } catch (error) {
+      this.options.onCommitFailed(error);
+      this.consecutiveFailures++;
+      if (this.consecutiveFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
+        this.options.onFatal(new StageFailedError(
+          `${this.consecutiveFailures} commits of ${this.options.topic}/${this.options.partition} failed in a row; last: ${errorMessage(error)}`,
+          { cause: error },
+        ));
+        return;
+      }
+      if (generation === this.generation && !this.isClosed()) {
+        this.options.logger.warn({ err: error, topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
+          `commit failed (${errorMessage(error)}); resetting the partition to its committed offset`);
+        await this.reset(committer);
+      }
+    } finally {
+      this.committing = undefined;
+    }
+    if (this.pending.length >= this.options.commitMaxRecords) this.flushSoon(0);
+    else if (this.pending.length > 0) this.flushSoon(this.options.commitIntervalMs);
+  }
+
+  /**
+   * After a commit of unknown outcome: drop the producer (a new one fences the old and aborts
+   * its transaction), drop everything uncommitted, and start again from the committed offset.
+   */
+  private async reset(failed: PartitionCommitter): Promise<void> {
+    this.state = 'resetting';
+    this.options.onStateChange();
+    this.discardUncommitted();
+    await failed.close();
+    this.committer = undefined;
+    try {
+      this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
+      await this.positionAtCommitted();
+    } catch (error) {
+      if (!this.isClosed()) this.options.onFatal(error);
+    }
+  }
+
+  private async positionAtCommitted(): Promise<void> {
+    const committed = await this.options.committedOffset();
+    if (this.isClosed()) return;
+    if (committed !== '-1') this.options.seek(committed);
+    this.nextOffset = committed === '-1' ? undefined : BigInt(committed);
+    this.startPipeline();
+    this.state = 'running';
+    this.options.onStateChange();
+  }
+
+  private discardUncommitted(): void {
+    this.generation++;
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = [];
+    this.nextOffset = undefined;
+    this.release(this.admitted);
+  }
+
+  private release(count: number): void {
+    if (count === 0) return;
+    this.admitted -= count;
+    this.options.onReleased(count);
+    if (this.admitted === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}

@@ -1,0 +1,377 @@
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { isObservable, lastValueFrom, toArray, defaultIfEmpty, type Observable } from 'rxjs';
+import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
+import { backoffDelay, sleep } from '../../common/retry.js';
+import { createKafka } from '../../infra/kafka/index.js';
+import { stageMetrics, type MetricsRegistry } from '../../monitoring/index.js';
+import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
+import { deadLetter } from './dead-letter.js';
+import { isRetriable, reasonOf, StageFailedError } from './errors.js';
+import { PartitionTask, type ProcessedRecord } from './partition-task.js';
+import { headersOf, type OutputRecord, type RawRecord, type StreamRecord } from './record.js';
+import { WatermarkTracker } from './watermarks.js';
+
+/** What a stage's function sees besides the record. */
+export interface TaskContext {
+  readonly stage: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** This partition's watermark: max event time seen minus allowed lateness. */
+  watermark(): number;
+  readonly logger: Logger;
+}
+
+/**
+ * A stage, declared: which topics it reads, how a message becomes a value, where its event
+ * time is, and the function from one record to its outputs. The runtime does the rest: offsets,
+ * transactions, backpressure, retries, dead letters, rebalances, metrics.
+ */
+export interface StageDefinition<V> {
+  readonly name: string;
+  readonly inputs: readonly string[];
+  /** Throws (DeserializationError, ValidationError, ...) for bytes that are not a valid value. */
+  readonly decode: (record: RawRecord) => V | Promise<V>;
+  /** Event time of a value; defaults to the Kafka timestamp. */
+  readonly eventTime?: (value: V, record: RawRecord) => number;
+  /** One record to zero or more outputs: an array, a promise of one, or an Observable of outputs. */
+  readonly process: (record: StreamRecord<V>, context: TaskContext) => ProcessOutput;
+}
+
+export type ProcessOutput = readonly OutputRecord[] | Promise<readonly OutputRecord[]> | Observable<OutputRecord>;
+
+/** Collects what a process function returned; an Observable must complete (its error fails the record). */
+async function collectOutputs(result: ProcessOutput): Promise<readonly OutputRecord[]> {
+  if (isObservable(result)) return lastValueFrom(result.pipe(toArray(), defaultIfEmpty([] as OutputRecord[])));
+  return result;
+}
+
+export interface StageOptions {
+  readonly brokers: readonly string[];
+  readonly groupId: string;
+  readonly dlqTopic: string;
+  readonly guarantee?: Guarantee;
+  /** Records admitted and not yet committed, at most; partitions pause at the bound. */
+  readonly maxInFlight?: number;
+  readonly commitMaxRecords?: number;
+  readonly commitIntervalMs?: number;
+  readonly allowedLatenessMs?: number;
+  /** Attempts for a transient failure before the stage gives up. */
+  readonly maxAttempts?: number;
+  readonly retryInitialDelayMs?: number;
+  readonly retryMaxDelayMs?: number;
+  readonly sessionTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  readonly rebalanceTimeoutMs?: number;
+  readonly transactionTimeoutMs?: number;
+  readonly transactionalIdPrefix?: string;
+  /** Where a new group starts: the earliest offset (default) or only new records. */
+  readonly fromBeginning?: boolean;
+  readonly metrics: MetricsRegistry;
+  readonly logger: Logger;
+}
+
+export interface StageStatus {
+  readonly stage: string;
+  readonly guarantee: Guarantee;
+  readonly joined: boolean;
+  readonly ready: boolean;
+  readonly failed: boolean;
+  readonly inFlight: number;
+  readonly maxInFlight: number;
+  readonly paused: boolean;
+  readonly assigned: readonly string[];
+  readonly rebalances: number;
+}
+
+export interface RunningStage {
+  status(): StageStatus;
+  /** Finishes in-flight records, commits, leaves the group. */
+  stop(): Promise<void>;
+  /** Resolves when the stage stops; rejects when it fails. */
+  readonly done: Promise<void>;
+}
+
+const key = (topic: string, partition: number): string => `${topic}:${partition}`;
+
+/** Starts a stage: joins its consumer group and processes until stopped or failed. */
+export async function runStage<V>(definition: StageDefinition<V>, options: StageOptions): Promise<RunningStage> {
+  const guarantee = options.guarantee ?? 'exactly_once';
+  const maxInFlight = options.maxInFlight ?? 10_000;
+  const logger = options.logger.child({ stage: definition.name });
+  const metrics = stageMetrics(options.metrics);
+  const labels = { stage: definition.name };
+  const kafka: Kafka = createKafka({ brokers: options.brokers, clientId: `sluice-${definition.name}`, logger });
+  const admin: Admin = kafka.admin();
+  const consumer: Consumer = kafka.consumer({
+    groupId: options.groupId,
+    sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+    heartbeatInterval: options.heartbeatIntervalMs ?? 3_000,
+    rebalanceTimeout: options.rebalanceTimeoutMs ?? 60_000,
+    maxWaitTimeInMs: 250,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+  });
+  const committers: CommitterFactory = guarantee === 'exactly_once'
+    ? new TransactionalCommitterFactory(kafka, options.groupId, options.transactionalIdPrefix ?? 'sluice-', options.transactionTimeoutMs ?? 60_000)
+    : new AtLeastOnceCommitterFactory(kafka, consumer);
+  const watermarks = new WatermarkTracker(options.allowedLatenessMs ?? 0);
+  const tasks = new Map<string, PartitionTask>();
+  let inFlight = 0;
+  let backpressurePaused = false;
+  let joined = false;
+  let rebalances = 0;
+  let stopping = false;
+  let failure: unknown;
+  let resolveDone!: () => void;
+  let rejectDone!: (error: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => undefined);
+
+  // ---- inputs: the consumer group ----------------------------------------------------------
+
+  const assignedPartitions = (): { topic: string; partition: number }[] =>
+    [...tasks.keys()].map((entry) => {
+      const separator = entry.lastIndexOf(':');
+      return { topic: entry.slice(0, separator), partition: Number(entry.slice(separator + 1)) };
+    });
+
+  /** Called on every admission and release: cheap unless the backpressure state flips. */
+  const updateBackpressure = (): void => {
+    metrics.inFlight.set(labels, inFlight);
+    // Pause everything at the bound; resume once half drained (hysteresis avoids flapping).
+    if (!backpressurePaused && inFlight >= maxInFlight) {
+      backpressurePaused = true;
+      pauseState();
+    } else if (backpressurePaused && inFlight <= maxInFlight / 2) {
+      backpressurePaused = false;
+      pauseState();
+    }
+  };
+
+  /** Pauses partitions under backpressure or not yet ready, resumes the others. */
+  const pauseState = (): void => {
+    for (const { topic, partition } of assignedPartitions()) {
+      const task = tasks.get(key(topic, partition));
+      const shouldPause = backpressurePaused || !task?.accepting;
+      const isPaused = consumer.paused().some((entry) => entry.topic === topic && entry.partitions.includes(partition));
+      if (shouldPause && !isPaused) consumer.pause([{ topic, partitions: [partition] }]);
+      if (!shouldPause && isPaused) consumer.resume([{ topic, partitions: [partition] }]);
+    }
+    metrics.pausedPartitions.set(labels, consumer.paused().reduce((sum, entry) => sum + entry.partitions.length, 0));
+  };
+
+  const committedOffset = async (topic: string, partition: number): Promise<string> => {
+    const offsets = await admin.fetchOffsets({ groupId: options.groupId, topics: [topic] });
+    return offsets.find((entry) => entry.topic === topic)?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+  };
+
+  const fail = (error: unknown): void => {
+    if (failure !== undefined || stopping) return;
+    failure = error;
+    logger.error({ err: error }, `stage failed: ${errorMessage(error)}`);
+    void shutdown().then(() => rejectDone(error), () => rejectDone(error));
+  };
+
+  const createTask = (topic: string, partition: number): PartitionTask => {
+    const partitionKey = key(topic, partition);
+    const context: TaskContext = {
+      stage: definition.name,
+      topic,
+      partition,
+      watermark: () => watermarks.partitionWatermark(partitionKey),
+      logger: logger.child({ topic, partition }),
+    };
+    return new PartitionTask({
+      topic,
+      partition,
+      process: (raw) => processRecord(raw, context, partitionKey),
+      committers,
+      committedOffset: () => committedOffset(topic, partition),
+      seek: (offset) => consumer.seek({ topic, partition, offset }),
+      commitMaxRecords: options.commitMaxRecords ?? 2_000,
+      commitIntervalMs: options.commitIntervalMs ?? 100,
+      logger: context.logger,
+      onAdmitted: (count) => {
+        inFlight += count;
+        updateBackpressure();
+      },
+      onReleased: (count) => {
+        inFlight -= count;
+        updateBackpressure();
+      },
+      onCommitted: (records, seconds) => {
+        metrics.transactions.inc({ ...labels, outcome: 'commit' });
+        metrics.commitSeconds.observe(labels, seconds);
+        for (const record of records) for (const output of record.outputs) metrics.recordsOut.inc({ ...labels, topic: output.topic });
+      },
+      onCommitFailed: () => metrics.transactions.inc({ ...labels, outcome: 'abort' }),
+      onFatal: fail,
+      onStateChange: pauseState,
+    });
+  };
+
+  /** Moves tasks to the new assignment: closes lost partitions, starts new ones, resumes kept ones. */
+  const reconcile = (assignment: Record<string, number[]>): void => {
+    const wanted = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => key(topic, partition))));
+    for (const [partitionKey, task] of tasks) {
+      if (wanted.has(partitionKey)) continue;
+      tasks.delete(partitionKey);
+      watermarks.remove(partitionKey);
+      void task.close();
+    }
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        const existing = tasks.get(key(topic, partition));
+        if (existing) {
+          // The group re-read committed offsets; continue after what we already admitted.
+          const resume = existing.resumeOffset;
+          if (resume !== undefined && existing.accepting) consumer.seek({ topic, partition, offset: resume });
+          continue;
+        }
+        const task = createTask(topic, partition);
+        tasks.set(key(topic, partition), task);
+        void task.start();
+      }
+    }
+    metrics.assignedPartitions.set(labels, tasks.size);
+    pauseState();
+  };
+
+  // ---- transformation: one record ------------------------------------------------------------
+
+  const maxAttempts = options.maxAttempts ?? 8;
+  async function processRecord(raw: RawRecord, context: TaskContext, partitionKey: string): Promise<ProcessedRecord> {
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const value = await definition.decode(raw);
+        const eventTime = definition.eventTime ? definition.eventTime(value, raw) : raw.timestamp;
+        watermarks.observe(partitionKey, eventTime);
+        const record: StreamRecord<V> = {
+          topic: raw.topic,
+          partition: raw.partition,
+          offset: raw.offset,
+          key: raw.key?.toString('utf8') ?? null,
+          value,
+          headers: raw.headers,
+          timestamp: raw.timestamp,
+          eventTime,
+          raw,
+        };
+        const outputs = await collectOutputs(definition.process(record, context));
+        metrics.processingSeconds.observe(labels, (performance.now() - started) / 1000);
+        metrics.eventTimeLagSeconds.set({ ...labels, topic: raw.topic, partition: String(raw.partition) }, Math.max(0, (Date.now() - eventTime) / 1000));
+        return { raw, outputs };
+      } catch (error) {
+        const reason = reasonOf(error);
+        if (isRetriable(error)) {
+          if (attempt >= maxAttempts) {
+            throw new StageFailedError(`gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`, { cause: error });
+          }
+          metrics.retries.inc({ ...labels, reason });
+          const delay = backoffDelay(attempt, options.retryInitialDelayMs ?? 100, options.retryMaxDelayMs ?? 10_000);
+          context.logger.warn({ err: error, offset: raw.offset, attempt, delayMs: delay }, 'transient failure; retrying');
+          await sleep(delay);
+          continue;
+        }
+        metrics.errors.inc({ ...labels, reason });
+        metrics.deadLetters.inc({ ...labels, topic: raw.topic, reason });
+        context.logger.warn({ topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(error) }, 'record dead-lettered');
+        return { raw, outputs: [deadLetter(options.dlqTopic, definition.name, raw, error, attempt)] };
+      }
+    }
+  }
+
+  const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
+    const { batch } = payload;
+    const task = tasks.get(key(batch.topic, batch.partition));
+    if (!task?.accepting || payload.isStale() || stopping) return;
+    metrics.consumerLag.set({ ...labels, topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+    let capacity = maxInFlight - inFlight;
+    let consumedUpTo: string | undefined;
+    const admitted: RawRecord[] = [];
+    for (const message of batch.messages) {
+      if (task.isDuplicate(message.offset)) {
+        consumedUpTo = message.offset;
+        continue;
+      }
+      if (capacity <= 0) break;
+      admitted.push({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: message.offset,
+        key: message.key,
+        value: message.value,
+        headers: headersOf(message.headers),
+        timestamp: Number(message.timestamp),
+      });
+      capacity--;
+      consumedUpTo = message.offset;
+    }
+    task.admit(admitted);
+    if (admitted.length > 0) metrics.recordsIn.inc({ ...labels, topic: batch.topic }, admitted.length);
+    // The rest of the batch (beyond capacity) is fetched again once partitions resume.
+    if (consumedUpTo !== undefined) payload.resolveOffset(consumedUpTo);
+    await Promise.resolve();
+  };
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    joined = true;
+    rebalances++;
+    if (rebalances > 1) metrics.rebalances.inc(labels);
+    logger.info({ assignment: payload.memberAssignment, generation: rebalances }, 'joined the consumer group');
+    reconcile(payload.memberAssignment);
+  });
+  consumer.on(consumer.events.REBALANCING, () => {
+    joined = false;
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) fail(new StageFailedError(`the consumer crashed: ${errorMessage(payload.error)}`, { cause: payload.error }));
+  });
+
+  async function shutdown(): Promise<void> {
+    stopping = true;
+    const drained = await Promise.all([...tasks.values()].map((task) => task.drain(10_000)));
+    if (drained.some((ok) => !ok)) logger.warn('some in-flight records were not committed before stopping; they will be processed again');
+    await consumer.disconnect().catch(() => undefined);
+    await Promise.all([...tasks.values()].map((task) => task.close()));
+    tasks.clear();
+    await committers.close();
+    await admin.disconnect().catch(() => undefined);
+  }
+
+  await admin.connect();
+  await consumer.connect();
+  for (const topic of definition.inputs) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
+  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+  logger.info({ inputs: definition.inputs, guarantee, groupId: options.groupId, maxInFlight }, 'stage started');
+
+  return {
+    done,
+    status: () => ({
+      stage: definition.name,
+      guarantee,
+      joined,
+      ready: joined && failure === undefined && [...tasks.values()].every((task) => task.status === 'running'),
+      failed: failure !== undefined,
+      inFlight,
+      maxInFlight,
+      paused: backpressurePaused,
+      assigned: [...tasks.keys()],
+      rebalances: Math.max(0, rebalances - 1),
+    }),
+    async stop() {
+      if (stopping) return done.catch(() => undefined);
+      await shutdown();
+      logger.info('stage stopped');
+      resolveDone();
+      return undefined;
+    },
+  };
+}
