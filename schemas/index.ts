@@ -6,3 +6,4 @@ export { checkCanRead, checkCompatibility, COMPATIBILITY_LEVELS, isCompatibility
 export { parseSchemaText, type SchemaNode } from './model.js';
 export { startSchemaRegistry, type RunningSchemaRegistry, type SchemaRegistryOptions } from './registry/index.js';
 export * from './errors.js';
+export { decodeAvroOrJson, parseJsonRecord, SchemaViolationError, type SchemaViolation } from './decode.js';

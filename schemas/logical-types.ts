@@ -17,6 +17,11 @@ export class DecimalType extends avro.types.LogicalType {
     if (this.precision > 15) throw new Error(`decimal precision ${this.precision} exceeds what a JavaScript number holds exactly (15)`);
   }
 
+  /** For messages: what a JSON producer should send. */
+  describe(): string {
+    return `a number (decimal(${this.precision}, ${this.scale}))`;
+  }
+
   protected override _fromValue(bytes: Buffer): number {
     if (bytes.length === 0) return 0;
     const unsigned = BigInt(`0x${bytes.toString('hex')}`);

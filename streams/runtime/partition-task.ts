@@ -31,6 +31,8 @@ export interface PartitionTaskOptions {
   readonly onCommitFailed: (error: unknown) => void;
   readonly onFatal: (error: unknown) => void;
   readonly onStateChange: () => void;
+  /** The partition's uncommitted work was dropped: in-memory state derived from it must go too. */
+  readonly onReset: () => void;
 }
 
 type TaskState = 'initializing' | 'running' | 'resetting' | 'closed';
@@ -78,6 +80,7 @@ export class PartitionTask {
 
   /** Opens the committer, then positions the consumer at the committed offset. */
   async start(): Promise<void> {
+    this.options.onReset();
     try {
       this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
       await this.positionAtCommitted();
@@ -241,6 +244,7 @@ export class PartitionTask {
     this.pending = [];
     this.nextOffset = undefined;
     this.release(this.admitted);
+    this.options.onReset();
   }
 
   private release(count: number): void {

@@ -36,6 +36,12 @@ export interface StageDefinition<V> {
   readonly eventTime?: (value: V, record: RawRecord) => number;
   /** One record to zero or more outputs: an array, a promise of one, or an Observable of outputs. */
   readonly process: (record: StreamRecord<V>, context: TaskContext) => ProcessOutput;
+  /**
+   * Called when a partition starts fresh on this instance, moves away, or drops uncommitted work
+   * after a failed commit: per-partition in-memory state must be cleared, since the records
+   * behind it will be processed again.
+   */
+  readonly onPartitionReset?: (topic: string, partition: number) => void;
 }
 
 export type ProcessOutput = readonly OutputRecord[] | Promise<readonly OutputRecord[]> | Observable<OutputRecord>;
@@ -65,6 +71,11 @@ export interface StageOptions {
   readonly rebalanceTimeoutMs?: number;
   readonly transactionTimeoutMs?: number;
   readonly transactionalIdPrefix?: string;
+  /**
+   * Most bytes fetched per partition per request. Records beyond the in-flight bound are dropped
+   * from a fetched batch and fetched again later, so smaller fetches waste less under backpressure.
+   */
+  readonly maxBytesPerPartition?: number;
   /** Where a new group starts: the earliest offset (default) or only new records. */
   readonly fromBeginning?: boolean;
   readonly metrics: MetricsRegistry;
@@ -109,6 +120,7 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     heartbeatInterval: options.heartbeatIntervalMs ?? 3_000,
     rebalanceTimeout: options.rebalanceTimeoutMs ?? 60_000,
     maxWaitTimeInMs: 250,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? 256 * 1024,
     readUncommitted: false,
     allowAutoTopicCreation: false,
   });
@@ -211,6 +223,7 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       onCommitFailed: () => metrics.transactions.inc({ ...labels, outcome: 'abort' }),
       onFatal: fail,
       onStateChange: pauseState,
+      onReset: () => definition.onPartitionReset?.(topic, partition),
     });
   };
 

@@ -1,0 +1,1 @@
+export { InMemoryDedupStore, type DedupStore } from './dedup-store.js';
