@@ -12,13 +12,13 @@ export interface CommandContext {
  * Wraps a command: loads the configuration once, and turns any failure into one clear line on
  * stderr and a non-zero exit code (the stack trace only at debug level).
  */
-export function runAction<Options>(command: (context: CommandContext, options: Options) => Promise<number>) {
-  return async (options: Options): Promise<void> => {
+export function runAction<Argument>(command: (context: CommandContext, argument: Argument) => Promise<number>) {
+  return async (argument: Argument): Promise<void> => {
     let logger: Logger | undefined;
     try {
       const config = loadConfig();
       logger = createLogger(config.logLevel);
-      const code = await command({ config, logger }, options);
+      const code = await command({ config, logger }, argument);
       process.exitCode = code;
     } catch (error) {
       process.stderr.write(`sluice: ${describeFailure(error)}\n`);

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { upCommand } from './commands/up.js';
 import { statusCommand } from './commands/status.js';
 import { runAction } from './action.js';
+import { runCommand } from './commands/run.js';
+import { STAGE_NAMES } from '../topology/stages.js';
 
 const program = new Command()
   .name('sluice')
@@ -13,6 +15,12 @@ program
   .command('up')
   .description('start the local stack (Kafka broker, platform topics) in the foreground; Ctrl-C stops it')
   .action(runAction(upCommand));
+
+program
+  .command('run')
+  .description(`run one stage in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')})`)
+  .argument('<stage>', 'the stage to run')
+  .action(runAction(runCommand));
 
 program
   .command('status')

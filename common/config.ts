@@ -25,6 +25,11 @@ const environmentSchema = z.strictObject({
   SLUICE_KAFKA_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM size such as 512m or 1g').default('512m'),
   SLUICE_KAFKA_START_TIMEOUT_MS: positiveInt.default(90_000),
   SLUICE_KAFKA_STOP_TIMEOUT_MS: positiveInt.default(20_000),
+  SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
+  SLUICE_MAX_IN_FLIGHT: positiveInt.default(10_000),
+  SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
+  SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  SLUICE_METRICS_PORT: port.default(0),
   SLUICE_SCHEMA_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
   KAFKA_BROKERS: z.string().min(1).optional(),
@@ -49,6 +54,13 @@ export interface SluiceConfig {
     readonly stopTimeoutMs: number;
     readonly javaHome: string | undefined;
   };
+  readonly stages: {
+    readonly guarantee: 'exactly_once' | 'at_least_once';
+    readonly maxInFlight: number;
+    readonly commitIntervalMs: number;
+  };
+  /** Where /metrics, /health and /ready are served (0 picks a free port). */
+  readonly metrics: { readonly host: string; readonly port: number };
   readonly schemaRegistry: {
     /** Set when SCHEMA_REGISTRY_URL names a Confluent-compatible registry; then none is started. */
     readonly externalUrl: string | undefined;
@@ -105,6 +117,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       stopTimeoutMs: e.SLUICE_KAFKA_STOP_TIMEOUT_MS,
       javaHome: e.JAVA_HOME,
     },
+    stages: {
+      guarantee: e.SLUICE_GUARANTEE,
+      maxInFlight: e.SLUICE_MAX_IN_FLIGHT,
+      commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
+    },
+    metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
     schemaRegistry: {
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
       host: e.SLUICE_SCHEMA_REGISTRY_HOST,

@@ -8,6 +8,9 @@ import {
 } from '../schemas/index.js';
 import { platformTopics, sourceTopics } from '../topology/topics.js';
 import { choosePort } from './ports.js';
+import { createMetricsRegistry, serveOps, type MetricsRegistry, type OpsServer } from '../monitoring/index.js';
+import { launchStages, type RunningStages } from '../streams/launch.js';
+import { STAGE_NAMES } from '../topology/stages.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
 import { KafkaUnreachableError } from './errors.js';
 import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from './kafka/index.js';
@@ -18,6 +21,8 @@ export interface StackEndpoints {
   readonly kafka: string;
   /** The Confluent-compatible schema registry, `http://host:port`. */
   readonly schemaRegistry: string;
+  /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
+  readonly metrics: string;
 }
 
 /** What `sluice up` writes into the data directory so that `sluice status` can find it. */
@@ -94,6 +99,9 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
 
   let registry: RunningSchemaRegistry | undefined;
   let schemaRegistry: string;
+  let metricsRegistry: MetricsRegistry;
+  let stages: RunningStages | undefined;
+  let ops: OpsServer;
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
@@ -113,8 +121,12 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
       await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
       schemaRegistry = registry.url;
     }
-    await registerSchemas(schemaRegistry, platformSubjects(config.topicPrefix), logger);
+    const schemaIds = await registerSchemas(schemaRegistry, platformSubjects(config.topicPrefix), logger);
+    metricsRegistry = createMetricsRegistry();
+    stages = await launchStages(STAGE_NAMES, { config, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
+    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port);
   } catch (error) {
+    await stages?.stop();
     await registry?.stop();
     await broker?.stop();
     throw error;
@@ -124,16 +136,18 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     pid: process.pid,
     startedAt: new Date().toISOString(),
     dataDir,
-    endpoints: { kafka: brokers.join(','), schemaRegistry },
+    endpoints: { kafka: brokers.join(','), schemaRegistry, metrics: `${ops.url}/metrics` },
     kafkaMode: broker ? 'local' : 'external',
     ...(broker ? { kafkaPid: broker.pid } : {}),
   };
   await writeJsonFile(stackFile, state);
 
   let stopping = false;
-  const failed = broker
+  const brokerFailed = broker
     ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
     : new Promise<Error>(() => undefined);
+  const running = stages;
+  const failed = Promise.race([brokerFailed, running.failed]);
   return {
     state,
     failed: failed.then((error) => {
@@ -143,6 +157,8 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     async stop() {
       stopping = true;
       await fs.rm(stackFile, { force: true });
+      await running.stop();
+      await ops.close();
       await registry?.stop();
       await broker?.stop();
     },

@@ -60,7 +60,7 @@ export function parseJsonRecord(bytes: Buffer, reader: avro.Type): Record<string
       const declared = path.length === 1 ? fields.find((field) => field.name === path[0])?.type : undefined;
       violations.push({
         field: path.join('.') || '(record)',
-        message: fieldValue === undefined ? 'is missing' : `is ${JSON.stringify(fieldValue)?.slice(0, 60) ?? String(fieldValue)}, expected ${describeType(declared ?? type)}`,
+        message: fieldValue === undefined ? 'is missing' : `is ${preview(fieldValue)}, expected ${describeType(declared ?? type)}`,
       });
     },
   });
@@ -95,4 +95,10 @@ function describeType(type: avro.Type): string {
   const object = schema as { type?: string; symbols?: string[] };
   if (object.symbols) return `one of ${object.symbols.join(', ')}`;
   return object.type ?? 'a value of the schema';
+}
+
+/** A short rendering of a JSON value for messages. */
+function preview(value: unknown): string {
+  const text = JSON.stringify(value) as string | undefined;
+  return (text ?? typeof value).slice(0, 60);
 }

@@ -32,13 +32,19 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
 
   if (options.json) {
     const report = up
-      ? { up, kafka, ...(schemaRegistry ? { schemaRegistry } : {}), ...(running ? { pid: running.pid, dataDir: running.dataDir } : {}) }
+      ? {
+        up,
+        kafka,
+        ...(schemaRegistry ? { schemaRegistry } : {}),
+        ...(running ? { metrics: running.endpoints.metrics, pid: running.pid, dataDir: running.dataDir } : {}),
+      }
       : { up };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else if (up) {
     const owner = running ? ` (pid ${running.pid}, data in ${running.dataDir})` : '';
     const lines = [`sluice is up${owner}`, `  kafka            ${kafka}`];
     if (schemaRegistry) lines.push(`  schema registry  ${schemaRegistry}`);
+    if (running) lines.push(`  metrics          ${running.endpoints.metrics}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   } else if (running) {
     const down = [kafkaUp ? undefined : `Kafka at ${kafka}`, registryUp ? undefined : `the schema registry at ${schemaRegistry}`].filter(Boolean);

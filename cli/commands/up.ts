@@ -1,4 +1,5 @@
 import { startStack } from '../../infra/index.js';
+import { STAGE_NAMES } from '../../topology/stages.js';
 import type { CommandContext } from '../action.js';
 
 /**
@@ -14,6 +15,8 @@ export async function upCommand({ config, logger }: CommandContext): Promise<num
       'sluice is up',
       `  kafka            ${endpoints.kafka}   (${where})`,
       `  schema registry  ${endpoints.schemaRegistry}   (Confluent REST API${config.schemaRegistry.externalUrl ? ', SCHEMA_REGISTRY_URL' : ''})`,
+      `  metrics          ${endpoints.metrics}   (Prometheus; /health and /ready beside it)`,
+      `  stages           ${STAGE_NAMES.join(', ')} (${config.stages.guarantee})`,
       'Press Ctrl-C to stop. `sluice status --json` prints these endpoints.',
       '',
     ].join('\n'),

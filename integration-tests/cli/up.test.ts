@@ -58,7 +58,12 @@ describe('sluice up', () => {
     expect(report).toMatchObject({ up: true, kafka: `127.0.0.1:${ports.port}`, schemaRegistry: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown });
     // The registry answers, with the project's contracts registered at start-up.
     const subjects = (await (await fetch(`${report.schemaRegistry}/subjects`)).json()) as string[];
-    expect(subjects).toEqual(expect.arrayContaining(['raw.transactions-value', 'events.transactions-value', 'dlq-value', 'registry.models-value']));
+    expect(subjects).toEqual(expect.arrayContaining(['raw.transactions-value', 'events.transactions-value', 'monitoring.quality-value', 'registry.models-value']));
+    // The stages run, export Prometheus metrics, and report ready once they own their partitions.
+    const metricsUrl = (report as unknown as { metrics: string }).metrics;
+    await waitUntil(async () => (await fetch(metricsUrl.replace(/metrics$/, 'ready'))).status === 200, 30_000, 'the ingest stage to be ready');
+    const metricsText = await (await fetch(metricsUrl)).text();
+    expect(metricsText).toMatch(/sluice_assigned_partitions\{stage="ingest"\} 18/);
 
     proc.child.kill('SIGINT');
     const exit = await proc.exited;

@@ -98,7 +98,7 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
     stage = await runStage({
       ...definition,
       process: (record, context) => {
-        if (record.value.merchant_id === 'm-explode') throw new Error(`merchant ${String(record.value.merchant_id)} makes the user function throw`);
+        if (record.value.merchant_id === 'm-explode') throw new Error(`merchant ${record.value.merchant_id as string} makes the user function throw`);
         return definition.process(record, context);
       },
     }, { brokers: inject('brokers'), groupId: `${prefix}ingest`, dlqTopic: `${prefix}dlq`, metrics, logger: silentLogger() });

@@ -1,0 +1,41 @@
+import { isAlive, readStackState } from '../../infra/index.js';
+import { ConfigError } from '../../common/errors.js';
+import { createMetricsRegistry, serveOps } from '../../monitoring/index.js';
+import { platformSubjects, registerSchemas } from '../../schemas/index.js';
+import { launchStages } from '../../streams/launch.js';
+import { STAGE_NAMES } from '../../topology/stages.js';
+import type { CommandContext } from '../action.js';
+
+/**
+ * `sluice run <stage>`: one stage in the foreground against the configured cluster (KAFKA_BROKERS
+ * and SCHEMA_REGISTRY_URL, else the `sluice up` of this data directory), so that stages scale
+ * out as separate processes in one consumer group. Ctrl-C finishes in-flight records and commits.
+ */
+export async function runCommand({ config, logger }: CommandContext, name: string): Promise<number> {
+  if (!STAGE_NAMES.includes(name)) throw new ConfigError(`unknown stage "${name}"; stages: ${STAGE_NAMES.join(', ')}`);
+  const saved = await readStackState(config.dataDir);
+  const stack = saved && isAlive(saved.pid) ? saved : undefined;
+  const brokers = config.kafka.externalBrokers ?? stack?.endpoints.kafka.split(',');
+  const registryUrl = config.schemaRegistry.externalUrl ?? stack?.endpoints.schemaRegistry;
+  if (!brokers || !registryUrl) {
+    throw new ConfigError(`no cluster to run against: start \`sluice up\` (data directory ${config.dataDir}) or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL`);
+  }
+  const schemaIds = await registerSchemas(registryUrl, platformSubjects(config.topicPrefix), logger);
+  const metrics = createMetricsRegistry();
+  const stages = await launchStages([name], { config, brokers, registryUrl, schemaIds, metrics, logger });
+  const ops = await serveOps(metrics, stages.health, config.metrics.host, config.metrics.port);
+  process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
+
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve(signal));
+  });
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), stages.failed.then((error) => ({ error }))]);
+  await stages.stop();
+  await ops.close();
+  if ('error' in outcome) {
+    process.stderr.write(`sluice: stage ${name} failed: ${outcome.error.message}\n`);
+    return 1;
+  }
+  process.stdout.write(`stage ${name} stopped\n`);
+  return 0;
+}
