@@ -6,3 +6,4 @@ export { headersOf, type RawRecord, type StreamRecord, type OutputRecord, type H
 export { WatermarkTracker, parseDuration } from './watermarks.js';
 export { WindowedAggregator, type Aggregation, type LatePolicy, type WindowResult, type AddOutcome } from './windows/aggregator.js';
 export { tumbling, hopping, sliding, session, fixedWindowsFor, type Window, type WindowSpec } from './windows/window.js';
+export { toTopic, toTopicRaw, type Keyed } from './sink.js';
