@@ -6,6 +6,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   kafka: () => import('./kafka.js'),
   schemas: () => import('./schemas.js'),
   runtime: () => import('./runtime.js'),
+  state: () => import('./state.js'),
 };
 
 const name = process.argv[2];

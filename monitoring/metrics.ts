@@ -31,6 +31,9 @@ export interface StageMetrics {
   readonly duplicates: client.Counter<'stage' | 'topic'>;
   readonly lateRecords: client.Counter<'stage' | 'topic' | 'policy'>;
   readonly qualityViolations: client.Counter<'stage' | 'source' | 'field' | 'check'>;
+  readonly restoredRecords: client.Counter<'stage' | 'store'>;
+  readonly restoreSeconds: client.Histogram<'stage' | 'store'>;
+  readonly changelogSkipped: client.Counter<'stage' | 'store'>;
 }
 
 const cache = new WeakMap<MetricsRegistry, StageMetrics>();
@@ -64,6 +67,12 @@ export function stageMetrics(registry: MetricsRegistry): StageMetrics {
       name: 'sluice_quality_violations_total', help: 'Data-quality problems found by ingest, per source, field and check.',
       labelNames: ['stage', 'source', 'field', 'check'], registers,
     }),
+    restoredRecords: new client.Counter({ name: 'sluice_state_restored_records_total', help: 'Changelog records applied while restoring stores.', labelNames: ['stage', 'store'], registers }),
+    restoreSeconds: new client.Histogram({
+      name: 'sluice_state_restore_seconds', help: 'Time to restore one store partition from its changelog.', labelNames: ['stage', 'store'], registers,
+      buckets: [0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    }),
+    changelogSkipped: new client.Counter({ name: 'sluice_state_changelog_skipped_total', help: 'Changelog records a store could not read and skipped.', labelNames: ['stage', 'store'], registers }),
   };
   cache.set(registry, metrics);
   return metrics;

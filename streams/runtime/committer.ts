@@ -1,4 +1,4 @@
-import type { Consumer, Kafka, Message, Producer, TopicMessages } from 'kafkajs';
+import type { Consumer, Kafka, Message, Producer, RecordMetadata, TopicMessages } from 'kafkajs';
 import type { OutputRecord } from './record.js';
 
 /** Processing guarantees a stage can run under. */
@@ -9,8 +9,19 @@ export type Guarantee = 'exactly_once' | 'at_least_once';
  * consumed up to `nextOffset`. Under exactly_once both happen in one Kafka transaction.
  */
 export interface PartitionCommitter {
-  commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<void>;
+  /** Resolves with where each produced batch landed (topic, partition, first offset). */
+  commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<readonly ProducedBatch[]>;
   close(): Promise<void>;
+}
+
+export interface ProducedBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly baseOffset: bigint;
+}
+
+function producedBatches(metadata: readonly RecordMetadata[]): ProducedBatch[] {
+  return metadata.map((entry) => ({ topic: entry.topicName, partition: entry.partition, baseOffset: BigInt(entry.baseOffset ?? '-1') }));
 }
 
 export interface CommitterFactory {
@@ -24,6 +35,7 @@ export function toTopicMessages(outputs: readonly OutputRecord[]): TopicMessages
   for (const output of outputs) {
     const messages = byTopic.get(output.topic) ?? [];
     const message: Message = { key: output.key, value: output.value };
+    if (output.partition !== undefined) message.partition = output.partition;
     if (output.headers) message.headers = { ...output.headers };
     if (output.timestamp !== undefined) message.timestamp = String(output.timestamp);
     messages.push(message);
@@ -76,15 +88,16 @@ class TransactionalCommitter implements PartitionCommitter {
     private readonly partition: number,
   ) {}
 
-  async commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<void> {
+  async commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<readonly ProducedBatch[]> {
     const transaction = await this.producer.transaction();
     try {
-      if (outputs.length > 0) await transaction.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 });
+      const metadata = outputs.length > 0 ? await transaction.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 }) : [];
       await transaction.sendOffsets({
         consumerGroupId: this.groupId,
         topics: [{ topic: this.topic, partitions: [{ partition: this.partition, offset: nextOffset }] }],
       });
       await transaction.commit();
+      return producedBatches(metadata);
     } catch (error) {
       if (transaction.isActive()) await transaction.abort().catch(() => undefined);
       throw error;
@@ -115,8 +128,9 @@ export class AtLeastOnceCommitterFactory implements CommitterFactory {
     const consumer = this.consumer;
     return {
       async commit(outputs, nextOffset) {
-        if (outputs.length > 0) await producer.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 });
+        const metadata = outputs.length > 0 ? await producer.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 }) : [];
         await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
+        return producedBatches(metadata);
       },
       close: () => Promise.resolve(),
     };

@@ -19,7 +19,7 @@ function memoryCommitters(failures: number[] = []) {
           attempt++;
           if (failures.includes(attempt)) return Promise.reject(new Error(`commit ${attempt} failed`));
           commits.push({ outputs: outputs.length, next });
-          return Promise.resolve();
+          return Promise.resolve([]);
         },
         close: () => Promise.resolve(),
       };

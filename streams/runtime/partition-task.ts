@@ -1,7 +1,8 @@
-import { Subject, concatMap, from, map, type Subscription } from 'rxjs';
+import { Subject, concatMap, from, type Subscription } from 'rxjs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
-import type { CommitterFactory, PartitionCommitter } from './committer.js';
+import type { TaskStores } from '../../state/index.js';
+import type { CommitterFactory, PartitionCommitter, ProducedBatch } from './committer.js';
 import { StageFailedError } from './errors.js';
 import type { OutputRecord, RawRecord } from './record.js';
 
@@ -17,6 +18,8 @@ export interface PartitionTaskOptions {
   /** Decodes and processes one record; rejects only when the stage must stop. */
   readonly process: (raw: RawRecord) => Promise<ProcessedRecord>;
   readonly committers: CommitterFactory;
+  /** Opens (and restores) the partition's state stores; undefined for stateless stages. */
+  readonly openStores?: () => Promise<TaskStores>;
   /** The group's committed offset for this partition ('-1' when none), read after fencing. */
   readonly committedOffset: () => Promise<string>;
   /** Moves the consumer's fetch position (kafkajs seek). */
@@ -40,23 +43,28 @@ type TaskState = 'initializing' | 'running' | 'resetting' | 'closed';
 /** A commit that fails this many times in a row (after resets) stops the stage. */
 const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
 
+type Item = { readonly kind: 'record'; readonly raw: RawRecord; readonly generation: number } | { readonly kind: 'commit'; readonly generation: number };
+
 /**
  * One input partition owned by this instance: records are processed in offset order through an
  * RxJS pipeline (concatMap), their results collected, and committed in batches (by count or
  * time). While initializing or resetting, the task takes no records: it first opens its
- * committer (fencing zombies under exactly_once), then reads the committed offset and seeks to
- * it, so processing always resumes exactly after the last committed record.
+ * committer (fencing zombies under exactly_once), restores its state stores, then reads the
+ * committed offset and seeks to it, so processing always resumes exactly after the last
+ * committed record. With state stores, commits run inside the pipeline, between records, so a
+ * commit's changelog holds exactly the writes of the records it commits.
  */
 export class PartitionTask {
   private state: TaskState = 'initializing';
   private committer: PartitionCommitter | undefined;
-  private input = new Subject<{ raw: RawRecord; generation: number }>();
+  private stores: TaskStores | undefined;
+  private input = new Subject<Item>();
   private subscription: Subscription | undefined;
   private generation = 0;
   /** Offset after the last admitted record; records below it are refetches, skipped. */
   private nextOffset: bigint | undefined;
   private pending: ProcessedRecord[] = [];
-  private committing: Promise<void> | undefined;
+  private committing: Promise<unknown> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Records admitted and not yet committed or dropped. */
   private admitted = 0;
@@ -78,11 +86,25 @@ export class PartitionTask {
     return this.state;
   }
 
-  /** Opens the committer, then positions the consumer at the committed offset. */
+  /** The partition's stores, once restored (interactive queries read them). */
+  get taskStores(): TaskStores | undefined {
+    return this.state === 'running' ? this.stores : undefined;
+  }
+
+  private get stateful(): boolean {
+    return this.options.openStores !== undefined;
+  }
+
+  /** Opens the committer, restores the stores, then positions the consumer at the committed offset. */
   async start(): Promise<void> {
     this.options.onReset();
     try {
       this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
+      if (this.options.openStores) this.stores = await this.options.openStores();
+      if (this.isClosed()) {
+        await this.stores?.close();
+        return;
+      }
       await this.positionAtCommitted();
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
@@ -101,7 +123,7 @@ export class PartitionTask {
     this.nextOffset = BigInt(last.offset) + 1n;
     this.admitted += records.length;
     this.options.onAdmitted(records.length);
-    for (const raw of records) this.input.next({ raw, generation: this.generation });
+    for (const raw of records) this.input.next({ kind: 'record', raw, generation: this.generation });
   }
 
   /** Where the consumer should continue after a rebalance that kept this partition. */
@@ -119,7 +141,7 @@ export class PartitionTask {
     return this.admitted === 0;
   }
 
-  /** Drops everything uncommitted and releases the committer (the partition moved away). */
+  /** Drops everything uncommitted and releases the committer and stores (the partition moved away). */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
@@ -127,6 +149,8 @@ export class PartitionTask {
     await this.committing?.catch(() => undefined);
     await this.committer?.close();
     this.committer = undefined;
+    await this.stores?.close();
+    this.stores = undefined;
   }
 
   /** A method, not a field comparison: close() may run while an await is pending. */
@@ -140,31 +164,44 @@ export class PartitionTask {
     this.subscription?.unsubscribe();
     this.input = new Subject();
     this.subscription = this.input
-      .pipe(concatMap(({ raw, generation }) => from(this.options.process(raw)).pipe(map((result) => ({ result, generation })))))
+      .pipe(concatMap((item) => from(this.handle(item))))
       .subscribe({
-        next: ({ result, generation }) => {
-          if (generation !== this.generation || this.isClosed()) return;
-          this.pending.push(result);
-          if (this.pending.length >= this.options.commitMaxRecords) this.flushSoon(0);
-          else this.flushSoon(this.options.commitIntervalMs);
-        },
         error: (error: unknown) => {
           if (!this.isClosed()) this.options.onFatal(error);
         },
       });
   }
 
-  private flushSoon(delayMs: number): void {
-    if (delayMs === 0) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.flush();
+  private async handle(item: Item): Promise<void> {
+    if (item.generation !== this.generation || this.isClosed()) return;
+    if (item.kind === 'commit') {
+      await this.flush();
       return;
     }
-    this.timer ??= setTimeout(() => {
+    const result = await this.options.process(item.raw);
+    if (item.generation !== this.generation || this.isClosed()) return;
+    this.pending.push(result);
+    if (this.pending.length >= this.options.commitMaxRecords) {
+      // With stores, commit right here, between records; without, let processing run on.
+      if (this.stateful) await this.flush();
+      else this.flushSoon(0);
+    } else {
+      this.flushSoon(this.options.commitIntervalMs);
+    }
+  }
+
+  private flushSoon(delayMs: number): void {
+    const run = (): void => {
       this.timer = undefined;
-      void this.flush();
-    }, delayMs);
+      if (this.stateful) this.input.next({ kind: 'commit', generation: this.generation });
+      else void this.flush();
+    };
+    if (delayMs === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      run();
+      return;
+    }
+    this.timer ??= setTimeout(run, delayMs);
   }
 
   private async flush(): Promise<void> {
@@ -176,11 +213,15 @@ export class PartitionTask {
     const last = batch.at(-1);
     if (!last) return;
     const next = (BigInt(last.raw.offset) + 1n).toString();
+    const changelog = this.stores?.changelogRecords() ?? [];
+    const outputs = [...batch.flatMap((record) => record.outputs), ...changelog];
     const started = performance.now();
-    this.committing = committer.commit(batch.flatMap((record) => record.outputs), next);
+    const commit = committer.commit(outputs, next);
+    this.committing = commit;
     try {
-      await this.committing;
+      const produced = await commit;
       this.consecutiveFailures = 0;
+      if (this.stores) await this.stores.commitLocal(changelogEnds(produced, changelog));
       if (generation === this.generation) {
         this.release(batch.length);
         this.options.onCommitted(batch, (performance.now() - started) / 1000);
@@ -198,6 +239,7 @@ export class PartitionTask {
       if (generation === this.generation && !this.isClosed()) {
         this.options.logger.warn({ err: error, topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
           `commit failed (${errorMessage(error)}); resetting the partition to its committed offset`);
+        this.committing = undefined;
         await this.reset(committer);
       }
     } finally {
@@ -209,7 +251,8 @@ export class PartitionTask {
 
   /**
    * After a commit of unknown outcome: drop the producer (a new one fences the old and aborts
-   * its transaction), drop everything uncommitted, and start again from the committed offset.
+   * its transaction), drop everything uncommitted, bring the stores up to their changelogs (the
+   * commit may have succeeded after all), and start again from the committed offset.
    */
   private async reset(failed: PartitionCommitter): Promise<void> {
     this.state = 'resetting';
@@ -219,6 +262,7 @@ export class PartitionTask {
     this.committer = undefined;
     try {
       this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
+      await this.stores?.restore();
       await this.positionAtCommitted();
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
@@ -243,6 +287,7 @@ export class PartitionTask {
     this.timer = undefined;
     this.pending = [];
     this.nextOffset = undefined;
+    this.stores?.discard();
     this.release(this.admitted);
     this.options.onReset();
   }
@@ -253,4 +298,16 @@ export class PartitionTask {
     this.options.onReleased(count);
     if (this.admitted === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
+}
+
+/** The changelog offsets after a commit: each changelog partition's first offset plus its records. */
+function changelogEnds(produced: readonly ProducedBatch[], changelog: readonly { topic: string; partition: number }[]): Map<string, bigint> {
+  const counts = new Map<string, number>();
+  for (const record of changelog) counts.set(`${record.topic}:${record.partition}`, (counts.get(`${record.topic}:${record.partition}`) ?? 0) + 1);
+  const ends = new Map<string, bigint>();
+  for (const batch of produced) {
+    const count = counts.get(`${batch.topic}:${batch.partition}`);
+    if (count !== undefined && batch.baseOffset >= 0n) ends.set(batch.topic, batch.baseOffset + BigInt(count));
+  }
+  return ends;
 }

@@ -34,6 +34,8 @@ export interface StreamRecord<V> {
 /** What a stage produces: already encoded (see the encoders in sink.ts). */
 export interface OutputRecord {
   readonly topic: string;
+  /** Only for changelogs, which follow their input partition; otherwise the key decides. */
+  readonly partition?: number;
   readonly key: string | Buffer | null;
   readonly value: Buffer | null;
   readonly headers?: Readonly<Record<string, string | Buffer>>;

@@ -3,7 +3,9 @@ import { isObservable, lastValueFrom, toArray, defaultIfEmpty, type Observable }
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import { backoffDelay, sleep } from '../../common/retry.js';
-import { createKafka } from '../../infra/kafka/index.js';
+import kafkajs from 'kafkajs';
+import { createKafka, ensureTopics, type TopicSpec } from '../../infra/kafka/index.js';
+import { TaskStores, changelogTopicName, type KeyValueStore, type StoreSpec, type WindowStore } from '../../state/index.js';
 import { stageMetrics, type MetricsRegistry } from '../../monitoring/index.js';
 import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
 import { deadLetter } from './dead-letter.js';
@@ -19,6 +21,9 @@ export interface TaskContext {
   readonly partition: number;
   /** This partition's watermark: max event time seen minus allowed lateness. */
   watermark(): number;
+  /** This partition's instance of a declared store (KeyValueStore or WindowStore). */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the store type it declared
+  store<S>(name: string): S;
   readonly logger: Logger;
 }
 
@@ -42,6 +47,8 @@ export interface StageDefinition<V> {
    * behind it will be processed again.
    */
   readonly onPartitionReset?: (topic: string, partition: number) => void;
+  /** State stores, one instance per input partition, restored from changelogs on assignment. */
+  readonly stores?: readonly StoreSpec[];
 }
 
 export type ProcessOutput = readonly OutputRecord[] | Promise<readonly OutputRecord[]> | Observable<OutputRecord>;
@@ -78,6 +85,10 @@ export interface StageOptions {
   readonly maxBytesPerPartition?: number;
   /** Where a new group starts: the earliest offset (default) or only new records. */
   readonly fromBeginning?: boolean;
+  /** Where state stores keep their RocksDB directories (required when the stage has stores). */
+  readonly stateDir?: string;
+  /** Prefix of changelog topic names (the topology's topic prefix). */
+  readonly topicPrefix?: string;
   readonly metrics: MetricsRegistry;
   readonly logger: Logger;
 }
@@ -97,13 +108,30 @@ export interface StageStatus {
 
 export interface RunningStage {
   status(): StageStatus;
+  /**
+   * Interactive query: a key's value in a key-value store, if this instance owns the key's
+   * partition (of the stage's first input topic); otherwise says which partition and member does.
+   */
+  query<V>(store: string, key: string): Promise<QueryResult<V>>;
+  /** A key's windows with start in [from, to] from a window store, when this instance owns the key. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the value type of the store it declared
+  windows<V>(store: string, key: string, from: number, to: number): Promise<{ owned: boolean; partition: number; windows: { start: number; value: V }[] }>;
+  /** Every entry of a store across the partitions this instance owns. */
+  entries<V>(store: string): Promise<[string, V][]>;
   /** Finishes in-flight records, commits, leaves the group. */
   stop(): Promise<void>;
   /** Resolves when the stage stops; rejects when it fails. */
   readonly done: Promise<void>;
 }
 
+// kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
+const { Partitioners, AssignerProtocol } = kafkajs;
+
 const key = (topic: string, partition: number): string => `${topic}:${partition}`;
+
+export type QueryResult<V> =
+  | { readonly owned: true; readonly partition: number; readonly value: V | undefined }
+  | { readonly owned: false; readonly partition: number; readonly owner: { readonly memberId: string; readonly clientId: string; readonly host: string } | undefined };
 
 /** Starts a stage: joins its consumer group and processes until stopped or failed. */
 export async function runStage<V>(definition: StageDefinition<V>, options: StageOptions): Promise<RunningStage> {
@@ -195,9 +223,32 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       topic,
       partition,
       watermark: () => watermarks.partitionWatermark(partitionKey),
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- see TaskContext.store
+      store: <S>(name: string): S => {
+        const stores = task.taskStores;
+        if (!stores) throw new StageFailedError(`store ${name} of ${partitionKey} is not open`);
+        return stores.store<S>(name);
+      },
       logger: logger.child({ topic, partition }),
     };
-    return new PartitionTask({
+    const specs = definition.stores ?? [];
+    const task: PartitionTask = new PartitionTask({
+      ...(specs.length > 0 ? {
+        openStores: () => TaskStores.open({
+          specs,
+          stateDir: requireStateDir(),
+          groupId: options.groupId,
+          partition,
+          changelogTopic: (store) => changelogTopic(store, topic),
+          kafka,
+          logger: context.logger,
+          onRestored: (store, records, seconds) => {
+            metrics.restoredRecords.inc({ ...labels, store }, records);
+            metrics.restoreSeconds.observe({ ...labels, store }, seconds);
+          },
+          onSkipped: (store) => metrics.changelogSkipped.inc({ ...labels, store }),
+        }),
+      } : {}),
       topic,
       partition,
       process: (raw) => processRecord(raw, context, partitionKey),
@@ -225,7 +276,16 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       onStateChange: pauseState,
       onReset: () => definition.onPartitionReset?.(topic, partition),
     });
+    return task;
   };
+
+  const requireStateDir = (): string => {
+    if (!options.stateDir) throw new StageFailedError(`stage ${definition.name} has state stores but no stateDir`);
+    return options.stateDir;
+  };
+  /** One changelog per store (and per input topic when there are several inputs). */
+  const changelogTopic = (store: string, inputTopic: string): string =>
+    changelogTopicName(options.topicPrefix ?? '', options.groupId, store, definition.inputs.length > 1 ? inputTopic : undefined);
 
   /** Moves tasks to the new assignment: closes lost partitions, starts new ones, resumes kept ones. */
   const reconcile = (assignment: Record<string, number[]>): void => {
@@ -360,13 +420,57 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
   }
 
   await admin.connect();
+  if ((definition.stores ?? []).length > 0) {
+    const metadata = await admin.fetchTopicMetadata({ topics: [...definition.inputs] });
+    const changelogs: TopicSpec[] = (definition.stores ?? []).flatMap((store) => metadata.topics.map((input) => ({
+      name: changelogTopic(store.name, input.name),
+      partitions: input.partitions.length,
+      config: changelogConfig(store),
+    })));
+    await ensureTopics(admin, changelogs, logger);
+  }
   await consumer.connect();
   for (const topic of definition.inputs) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
   logger.info({ inputs: definition.inputs, guarantee, groupId: options.groupId, maxInFlight }, 'stage started');
 
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionOf = async (entityKey: string): Promise<{ topic: string; partition: number }> => {
+    const topic = definition.inputs[0] ?? '';
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partitionMetadata = metadata.topics[0]?.partitions ?? [];
+    // The producers' partitioner (murmur2, as Kafka's Java client): the key's partition exactly.
+    return { topic, partition: partitioner({ topic, partitionMetadata, message: { key: entityKey, value: null } }) };
+  };
+
   return {
     done,
+    async query<V>(store: string, entityKey: string): Promise<QueryResult<V>> {
+      const { topic, partition } = await partitionOf(entityKey);
+      const stores = tasks.get(key(topic, partition))?.taskStores;
+      if (stores) return { owned: true, partition, value: await stores.store<KeyValueStore<V>>(store).get(entityKey) };
+      const described = await admin.describeGroups([options.groupId]);
+      const owner = described.groups[0]?.members.find((member) => {
+        const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
+        return assignment?.assignment[topic]?.includes(partition) ?? false;
+      });
+      return { owned: false, partition, owner: owner ? { memberId: owner.memberId, clientId: owner.clientId, host: owner.clientHost } : undefined };
+    },
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- see RunningStage.windows
+    async windows<V>(store: string, entityKey: string, from: number, to: number) {
+      const { topic, partition } = await partitionOf(entityKey);
+      const stores = tasks.get(key(topic, partition))?.taskStores;
+      if (!stores) return { owned: false, partition, windows: [] };
+      return { owned: true, partition, windows: await stores.store<WindowStore<V>>(store).fetch(entityKey, from, to) };
+    },
+    async entries<V>(store: string): Promise<[string, V][]> {
+      const all: [string, V][] = [];
+      for (const task of tasks.values()) {
+        const stores = task.taskStores;
+        if (stores) all.push(...(await stores.store<KeyValueStore<V>>(store).range()));
+      }
+      return all;
+    },
     status: () => ({
       stage: definition.name,
       guarantee,
@@ -387,4 +491,10 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       return undefined;
     },
   };
+}
+
+/** Key-value changelogs are compacted; window changelogs also expire after the store's retention. */
+function changelogConfig(store: StoreSpec): Record<string, string> {
+  if (store.kind === 'window') return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000) };
+  return { 'cleanup.policy': 'compact' };
 }

@@ -1,0 +1,97 @@
+import { createRequire } from 'node:module';
+import { StateStoreError } from './errors.js';
+
+/**
+ * A promise-shaped handle on one RocksDB database through the npm `rocksdb` binding
+ * (abstract-leveldown API, RocksDB 6.x, prebuilt binaries). Keys and values are Buffers; keys
+ * sort bytewise, which the window store's big-endian layout relies on.
+ */
+interface BindingIterator {
+  next(callback: (error: Error | undefined, key?: Buffer, value?: Buffer) => void): void;
+  end(callback: (error?: Error) => void): void;
+}
+
+interface BindingDatabase {
+  open(options: { createIfMissing: boolean; errorIfExists: boolean }, callback: (error?: Error) => void): void;
+  close(callback: (error?: Error) => void): void;
+  get(key: Buffer, options: { asBuffer: true }, callback: (error: Error | undefined, value?: Buffer) => void): void;
+  batch(operations: BatchOperation[], options: { sync: boolean }, callback: (error?: Error) => void): void;
+  iterator(options: RangeOptions & { keyAsBuffer: true; valueAsBuffer: true }): BindingIterator;
+  clear(options: RangeOptions, callback: (error?: Error) => void): void;
+}
+
+export type BatchOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+export interface RangeOptions {
+  readonly gte?: Buffer;
+  readonly lt?: Buffer;
+  readonly lte?: Buffer;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+// The binding is CommonJS without types; this is its whole surface as we use it.
+const binding = createRequire(import.meta.url)('rocksdb') as (location: string) => BindingDatabase;
+
+function call(run: (callback: (error?: Error) => void) => void, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    run((error) => {
+      if (error) reject(new StateStoreError(`RocksDB ${what} failed: ${error.message}`, { cause: error }));
+      else resolve();
+    });
+  });
+}
+
+export class RocksDatabase {
+  private constructor(
+    readonly location: string,
+    private readonly db: BindingDatabase,
+  ) {}
+
+  static async open(location: string): Promise<RocksDatabase> {
+    const db = binding(location);
+    await call((callback) => db.open({ createIfMissing: true, errorIfExists: false }, callback), `open of ${location}`);
+    return new RocksDatabase(location, db);
+  }
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    return new Promise((resolve, reject) => {
+      this.db.get(key, { asBuffer: true }, (error, value) => {
+        if (error && /NotFound/i.test(error.message)) resolve(undefined);
+        else if (error) reject(new StateStoreError(`RocksDB get failed: ${error.message}`, { cause: error }));
+        else resolve(value);
+      });
+    });
+  }
+
+  async write(operations: BatchOperation[]): Promise<void> {
+    if (operations.length === 0) return;
+    await call((callback) => this.db.batch(operations, { sync: false }, callback), 'batch write');
+  }
+
+  async *entries(range: RangeOptions = {}): AsyncGenerator<[Buffer, Buffer]> {
+    const iterator = this.db.iterator({ ...range, keyAsBuffer: true, valueAsBuffer: true });
+    try {
+      for (;;) {
+        const entry = await new Promise<[Buffer, Buffer] | undefined>((resolve, reject) => {
+          iterator.next((error, key, value) => {
+            if (error) reject(new StateStoreError(`RocksDB iteration failed: ${error.message}`, { cause: error }));
+            else resolve(key === undefined || value === undefined ? undefined : [key, value]);
+          });
+        });
+        if (!entry) return;
+        yield entry;
+      }
+    } finally {
+      await new Promise<void>((resolve) => iterator.end(() => resolve()));
+    }
+  }
+
+  async clear(range: RangeOptions): Promise<void> {
+    await call((callback) => this.db.clear(range, callback), 'range delete');
+  }
+
+  async close(): Promise<void> {
+    await call((callback) => this.db.close(callback), 'close');
+  }
+}

@@ -1,0 +1,126 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CachedBytesStore } from './cached-store.js';
+import { KeyValueStore } from './key-value-store.js';
+import { RocksDatabase } from './rocksdb.js';
+import { int64Serde, jsonSerde } from './serde.js';
+import { WindowStore, decodeWindowKey, encodeWindowKey } from './window-store.js';
+
+const opened: RocksDatabase[] = [];
+const dirs: string[] = [];
+
+async function database(): Promise<RocksDatabase> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-rocks-'));
+  dirs.push(dir);
+  const db = await RocksDatabase.open(path.join(dir, 'db'));
+  opened.push(db);
+  return db;
+}
+
+afterEach(async () => {
+  for (const db of opened.splice(0)) await db.close();
+  for (const dir of dirs.splice(0)) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('KeyValueStore over RocksDB with the write cache', () => {
+  it('reads its own uncommitted writes, and RocksDB only gets them on flush', async () => {
+    const db = await database();
+    const bytes = new CachedBytesStore(db);
+    const store = new KeyValueStore(bytes, int64Serde);
+    store.put('a', 1);
+    expect(await store.get('a')).toBe(1);
+    expect(await db.get(Buffer.from('a'))).toBeUndefined();
+    await bytes.flush();
+    expect(int64Serde.deserialize((await db.get(Buffer.from('a')))!)).toBe(1);
+  });
+
+  it('discards uncommitted writes (an aborted transaction)', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, int64Serde);
+    store.put('a', 1);
+    await bytes.flush();
+    store.put('a', 2);
+    store.delete('a');
+    expect(await store.get('a')).toBeUndefined();
+    bytes.discard();
+    expect(await store.get('a')).toBe(1);
+  });
+
+  it('lists pending changes in last-write order, deletes as null (the changelog)', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, jsonSerde<string>());
+    store.put('a', 'x');
+    store.put('b', 'y');
+    store.put('a', 'z');
+    store.delete('b');
+    expect(bytes.pending().map((change) => [change.key.toString(), change.value?.toString() ?? null])).toEqual([['a', '"z"'], ['b', null]]);
+  });
+
+  it('range-scans committed and pending entries merged, in key order', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, int64Serde);
+    store.put('user:2', 2);
+    store.put('user:1', 1);
+    store.put('other', 9);
+    await bytes.flush();
+    store.put('user:3', 3);
+    store.delete('user:2');
+    expect(await store.range('user:')).toEqual([['user:1', 1], ['user:3', 3]]);
+    expect((await store.range()).map(([key]) => key)).toEqual(['other', 'user:1', 'user:3']);
+  });
+});
+
+describe('WindowStore', () => {
+  it('keeps keys big-endian so one key\'s windows are contiguous and ordered', () => {
+    const a = encodeWindowKey(1, 'k', 100);
+    const b = encodeWindowKey(1, 'k', 200);
+    const c = encodeWindowKey(2, 'k', 0);
+    expect(Buffer.compare(a, b)).toBeLessThan(0);
+    expect(Buffer.compare(b, c)).toBeLessThan(0);
+    expect(decodeWindowKey(b)).toEqual({ segment: 1, key: 'k', start: 200 });
+  });
+
+  it('fetches a key\'s windows in a time range across segments', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new WindowStore(bytes, int64Serde, 1_000);
+    for (const start of [0, 400, 800, 900]) await store.put('k', start, start / 100);
+    await store.put('other', 400, 99);
+    await bytes.flush();
+    expect(await store.fetch('k', 0, 850)).toEqual([{ start: 0, value: 0 }, { start: 400, value: 4 }, { start: 800, value: 8 }]);
+    expect(await store.get('other', 400)).toBe(99);
+  });
+
+  it('drops windows older than retention from lookups and from RocksDB, and counts writes into them', async () => {
+    const db = await database();
+    const bytes = new CachedBytesStore(db);
+    const store = new WindowStore(bytes, int64Serde, 1_000);
+    await store.put('k', 0, 1);
+    await store.put('k', 600, 2);
+    await bytes.flush();
+    await store.put('k', 2_600, 3); // stream time 2,600: horizon 1,600
+    await bytes.flush();
+    expect(await store.fetch('k', 0, 3_000)).toEqual([{ start: 2_600, value: 3 }]);
+    expect(await store.get('k', 600)).toBeUndefined();
+    // The segments that held windows 0 and 600 are gone from RocksDB itself.
+    const remaining: number[] = [];
+    for await (const [key] of db.entries()) remaining.push(decodeWindowKey(key).start);
+    expect(remaining).toEqual([2_600]);
+    expect(await store.put('k', 100, 4)).toBe(false);
+    expect(store.expiredWriteCount).toBe(1);
+  });
+
+  it('learns stream time again after a restore', async () => {
+    const db = await database();
+    const first = new CachedBytesStore(db);
+    const store = new WindowStore(first, int64Serde, 1_000);
+    await store.put('a', 5_000, 1);
+    await store.put('b', 5_500, 2);
+    await first.flush();
+    const reopened = new WindowStore(new CachedBytesStore(db), int64Serde, 1_000);
+    await reopened.afterRestore();
+    expect(reopened.observedStreamTime).toBe(5_500);
+    expect(await reopened.put('a', 4_000, 3)).toBe(false);
+  });
+});

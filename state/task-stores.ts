@@ -1,0 +1,201 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Kafka } from 'kafkajs';
+import type { Logger } from 'pino';
+import { CachedBytesStore } from './cached-store.js';
+import { readChangelogPartition } from './changelog.js';
+import { ChangelogDecodeError } from './errors.js';
+import { KeyValueStore } from './key-value-store.js';
+import { RocksDatabase, type BatchOperation } from './rocksdb.js';
+import type { Serde } from './serde.js';
+import { WindowStore } from './window-store.js';
+
+/** A store a stage declares: one instance per input partition, backed by RocksDB and a changelog. */
+export type StoreSpec =
+  | { readonly name: string; readonly kind: 'key-value'; readonly serde: Serde<unknown> }
+  | { readonly name: string; readonly kind: 'window'; readonly serde: Serde<unknown>; readonly retentionMs: number };
+
+/** A changelog record to produce in the commit's transaction, to an explicit partition. */
+export interface ChangelogRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly key: Buffer;
+  readonly value: Buffer | null;
+}
+
+export interface TaskStoresOptions {
+  readonly specs: readonly StoreSpec[];
+  /** `<stateDir>/<group>/<store>/<partition>` holds each store's RocksDB and checkpoint. */
+  readonly stateDir: string;
+  readonly groupId: string;
+  readonly partition: number;
+  readonly changelogTopic: (store: string) => string;
+  readonly kafka: Kafka;
+  readonly logger: Logger;
+  readonly onRestored?: (store: string, records: number, seconds: number) => void;
+  readonly onSkipped?: (store: string) => void;
+}
+
+interface OpenStore {
+  readonly spec: StoreSpec;
+  readonly dir: string;
+  readonly changelog: string;
+  readonly bytes: CachedBytesStore;
+  readonly view: KeyValueStore<unknown> | WindowStore<unknown>;
+  /** The changelog offset up to which RocksDB holds the state (exclusive). */
+  checkpoint: bigint;
+}
+
+interface Checkpoint {
+  readonly offset: string;
+}
+
+/**
+ * The stores of one input partition. Opening restores them: from the local checkpoint when the
+ * RocksDB directory is intact, from the start of the changelog when it is missing or unreadable.
+ * Writes stay in the cache until the commit: `changelogRecords()` go into the transaction, and
+ * `commitLocal()` writes them to RocksDB and moves the checkpoint once it has committed.
+ */
+export class TaskStores {
+  private constructor(
+    private readonly options: TaskStoresOptions,
+    private readonly stores: Map<string, OpenStore>,
+  ) {}
+
+  static async open(options: TaskStoresOptions): Promise<TaskStores> {
+    const stores = new Map<string, OpenStore>();
+    try {
+      for (const spec of options.specs) stores.set(spec.name, await openStore(options, spec));
+      const taskStores = new TaskStores(options, stores);
+      await taskStores.restore();
+      return taskStores;
+    } catch (error) {
+      for (const store of stores.values()) await store.bytes.db.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the store type it declared
+  store<S>(name: string): S {
+    const store = this.stores.get(name);
+    if (!store) throw new Error(`no store named ${name}; declared: ${[...this.stores.keys()].join(', ')}`);
+    return store.view as S;
+  }
+
+  /** The uncommitted writes of every store, as changelog records for this partition. */
+  changelogRecords(): ChangelogRecord[] {
+    const records: ChangelogRecord[] = [];
+    for (const store of this.stores.values()) {
+      for (const change of store.bytes.pending()) {
+        const key = store.spec.kind === 'window' ? WindowStore.changelogKey(change.key) : change.key;
+        records.push({ topic: store.changelog, partition: this.options.partition, key, value: change.value });
+      }
+    }
+    return records;
+  }
+
+  /** After a successful commit: RocksDB gets the writes, the checkpoint the changelog's new end. */
+  async commitLocal(changelogEnds: ReadonlyMap<string, bigint>): Promise<void> {
+    for (const store of this.stores.values()) {
+      await store.bytes.flush();
+      const end = changelogEnds.get(store.changelog);
+      if (end !== undefined && end > store.checkpoint) {
+        store.checkpoint = end;
+        await writeCheckpoint(store.dir, end);
+      }
+    }
+  }
+
+  /** After an abort: drops uncommitted writes (RocksDB holds committed state only). */
+  discard(): void {
+    for (const store of this.stores.values()) store.bytes.discard();
+  }
+
+  /**
+   * Brings every store up to the end of its changelog from its checkpoint. Also used after a
+   * commit of unknown outcome: if it did commit, its changelog records are applied here.
+   */
+  async restore(): Promise<void> {
+    for (const store of this.stores.values()) {
+      let skipped = 0;
+      let batch: BatchOperation[] = [];
+      const progress = await readChangelogPartition(this.options.kafka, store.changelog, this.options.partition, store.checkpoint, async (key, value, offset) => {
+        if (!key) return;
+        try {
+          const storeKey = store.view instanceof WindowStore ? store.view.restoreKey(key) : key;
+          if (value === null) {
+            batch.push({ type: 'del', key: storeKey });
+          } else {
+            store.spec.serde.deserialize(value); // foreign bytes are reported and skipped
+            batch.push({ type: 'put', key: storeKey, value });
+          }
+          if (batch.length >= 5_000) {
+            await store.bytes.db.write(batch);
+            batch = [];
+          }
+        } catch (cause) {
+          skipped++;
+          this.options.onSkipped?.(store.spec.name);
+          const error = new ChangelogDecodeError(`unreadable changelog record in ${store.changelog}/${this.options.partition}@${offset}`, { cause });
+          this.options.logger.warn({ err: error, store: store.spec.name, topic: store.changelog, partition: this.options.partition, offset, key: key.toString('hex') },
+            'skipped a changelog record the store cannot read');
+        }
+      });
+      await store.bytes.db.write(batch);
+      if (store.view instanceof WindowStore) await store.view.afterRestore();
+      store.checkpoint = BigInt(progress.endOffset);
+      await writeCheckpoint(store.dir, store.checkpoint);
+      this.options.onRestored?.(store.spec.name, progress.records, progress.seconds);
+      if (progress.records > 0 || skipped > 0) {
+        this.options.logger.info({ store: store.spec.name, partition: this.options.partition, records: progress.records, skipped, seconds: progress.seconds }, 'store restored from its changelog');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const store of this.stores.values()) {
+      store.bytes.discard();
+      await store.bytes.db.close().catch(() => undefined);
+    }
+  }
+}
+
+async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<OpenStore> {
+  const dir = path.join(options.stateDir, options.groupId, spec.name, String(options.partition));
+  const dbDir = path.join(dir, 'rocksdb');
+  await fs.mkdir(dir, { recursive: true });
+  let checkpoint = await readCheckpoint(dir);
+  let db: RocksDatabase | undefined;
+  if (checkpoint !== undefined) {
+    try {
+      db = await RocksDatabase.open(dbDir);
+    } catch (error) {
+      options.logger.warn({ err: error, store: spec.name, partition: options.partition }, 'local state is unreadable; restoring from the changelog');
+    }
+  }
+  if (!db) {
+    checkpoint = undefined;
+    // No checkpoint (first start, lost disk, unclean state) or a corrupt database: start empty.
+    await fs.rm(dbDir, { recursive: true, force: true });
+    await fs.rm(path.join(dir, 'checkpoint.json'), { force: true });
+    db = await RocksDatabase.open(dbDir);
+  }
+  const bytes = new CachedBytesStore(db);
+  const view = spec.kind === 'window' ? new WindowStore(bytes, spec.serde, spec.retentionMs) : new KeyValueStore(bytes, spec.serde);
+  return { spec, dir, changelog: options.changelogTopic(spec.name), bytes, view, checkpoint: checkpoint ?? 0n };
+}
+
+async function readCheckpoint(dir: string): Promise<bigint | undefined> {
+  try {
+    const parsed = JSON.parse(await fs.readFile(path.join(dir, 'checkpoint.json'), 'utf8')) as Partial<Checkpoint>;
+    return typeof parsed.offset === 'string' && /^\d+$/.test(parsed.offset) ? BigInt(parsed.offset) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeCheckpoint(dir: string, offset: bigint): Promise<void> {
+  const file = path.join(dir, 'checkpoint.json');
+  await fs.writeFile(`${file}.tmp`, JSON.stringify({ offset: offset.toString() } satisfies Checkpoint));
+  await fs.rename(`${file}.tmp`, file);
+}

@@ -1,0 +1,139 @@
+import type { CachedBytesStore } from './cached-store.js';
+import type { Serde } from './serde.js';
+
+/**
+ * A window store of one partition: values by (key, window start), segmented by time. The RocksDB
+ * key is [segment: 8 bytes BE][key length: 4 bytes BE][key][window start: 8 bytes BE], so one
+ * key's windows in one segment are a contiguous range and whole segments drop with one range
+ * delete. Windows older than observed stream time − retention are invisible at once and
+ * physically dropped by segment; writes into them are counted, not thrown.
+ */
+export class WindowStore<V> {
+  private streamTime = Number.NEGATIVE_INFINITY;
+  private droppedBefore = 0;
+  readonly segmentIntervalMs: number;
+  private expiredWrites = 0;
+
+  constructor(
+    private readonly bytes: CachedBytesStore,
+    private readonly serde: Serde<V>,
+    readonly retentionMs: number,
+  ) {
+    this.segmentIntervalMs = Math.max(1, Math.floor(retentionMs / 2));
+  }
+
+  /** Writes refused because their window had already expired. */
+  get expiredWriteCount(): number {
+    return this.expiredWrites;
+  }
+
+  get observedStreamTime(): number {
+    return this.streamTime;
+  }
+
+  /** The oldest window start still visible. */
+  private horizon(): number {
+    return this.streamTime - this.retentionMs;
+  }
+
+  async put(key: string, windowStart: number, value: V): Promise<boolean> {
+    if (windowStart < 0 || !Number.isSafeInteger(windowStart)) throw new RangeError(`window start ${windowStart} is not a non-negative integer of milliseconds`);
+    if (windowStart < this.horizon()) {
+      this.expiredWrites++;
+      return false;
+    }
+    this.bytes.put(encodeWindowKey(this.segmentOf(windowStart), key, windowStart), this.serde.serialize(value));
+    await this.advance(windowStart);
+    return true;
+  }
+
+  async get(key: string, windowStart: number): Promise<V | undefined> {
+    if (windowStart < this.horizon()) return undefined;
+    const value = await this.bytes.get(encodeWindowKey(this.segmentOf(windowStart), key, windowStart));
+    return value === undefined ? undefined : this.serde.deserialize(value);
+  }
+
+  /** A key's windows with start in [from, to], oldest first; expired windows are never returned. */
+  async fetch(key: string, from: number, to: number): Promise<{ start: number; value: V }[]> {
+    const lower = Math.max(from, this.horizon(), 0);
+    if (to < lower) return [];
+    const results: { start: number; value: V }[] = [];
+    for (let segment = this.segmentOf(lower); segment <= this.segmentOf(to); segment++) {
+      const entries = await this.bytes.range(encodeWindowKey(segment, key, lower), encodeWindowKey(segment, key, to + 1));
+      for (const [rawKey, value] of entries) results.push({ start: decodeWindowKey(rawKey).start, value: this.serde.deserialize(value) });
+    }
+    return results;
+  }
+
+  /** Applies a changelog record during restore (key without the segment prefix). */
+  restoreKey(changelogKey: Buffer): Buffer {
+    const { key, start } = decodeChangelogKey(changelogKey);
+    return encodeWindowKey(this.segmentOf(start), key, start);
+  }
+
+  /** The changelog's key for a store key: the segment is derived again on restore. */
+  static changelogKey(storeKey: Buffer): Buffer {
+    return storeKey.subarray(8);
+  }
+
+  /** After restore: learns the stream time from what was restored and drops expired segments. */
+  async afterRestore(): Promise<void> {
+    let latest = Number.NEGATIVE_INFINITY;
+    for await (const [rawKey] of this.bytes.db.entries({ reverse: true, limit: 1 })) latest = decodeWindowKey(rawKey).start;
+    // The newest segment's entries are not sorted by start across keys: scan that segment.
+    if (latest !== Number.NEGATIVE_INFINITY) {
+      const segment = this.segmentOf(latest);
+      for await (const [rawKey] of this.bytes.db.entries({ gte: segmentPrefix(segment), lt: segmentPrefix(segment + 1) })) {
+        latest = Math.max(latest, decodeWindowKey(rawKey).start);
+      }
+      await this.advance(latest);
+    }
+  }
+
+  private segmentOf(start: number): number {
+    return Math.floor(start / this.segmentIntervalMs);
+  }
+
+  private async advance(time: number): Promise<void> {
+    if (time <= this.streamTime) return;
+    this.streamTime = time;
+    // Whole segments that end before the horizon hold only expired windows.
+    const firstLive = this.segmentOf(Math.max(0, this.horizon()));
+    if (firstLive > this.droppedBefore) {
+      await this.bytes.db.clear({ gte: segmentPrefix(0), lt: segmentPrefix(firstLive) });
+      this.droppedBefore = firstLive;
+    }
+  }
+}
+
+function segmentPrefix(segment: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigUInt64BE(BigInt(Math.max(0, segment)));
+  return bytes;
+}
+
+export function encodeWindowKey(segment: number, key: string, start: number): Buffer {
+  const keyBytes = Buffer.from(key);
+  const bytes = Buffer.alloc(8 + 4 + keyBytes.length + 8);
+  bytes.writeBigUInt64BE(BigInt(segment), 0);
+  bytes.writeUInt32BE(keyBytes.length, 8);
+  keyBytes.copy(bytes, 12);
+  bytes.writeBigUInt64BE(BigInt(start), 12 + keyBytes.length);
+  return bytes;
+}
+
+export function decodeWindowKey(bytes: Buffer): { segment: number; key: string; start: number } {
+  const length = bytes.readUInt32BE(8);
+  return {
+    segment: Number(bytes.readBigUInt64BE(0)),
+    key: bytes.subarray(12, 12 + length).toString('utf8'),
+    start: Number(bytes.readBigUInt64BE(12 + length)),
+  };
+}
+
+function decodeChangelogKey(bytes: Buffer): { key: string; start: number } {
+  if (bytes.length < 12) throw new Error(`window changelog key of ${bytes.length} bytes is too short`);
+  const length = bytes.readUInt32BE(0);
+  if (bytes.length !== 4 + length + 8) throw new Error('window changelog key has an inconsistent length');
+  return { key: bytes.subarray(4, 4 + length).toString('utf8'), start: Number(bytes.readBigUInt64BE(4 + length)) };
+}
