@@ -1,4 +1,3 @@
-export { InMemoryDedupStore, type DedupStore } from './dedup-store.js';
 export { TaskStores, type StoreSpec, type ChangelogRecord, type TaskStoresOptions } from './task-stores.js';
 export { KeyValueStore } from './key-value-store.js';
 export { WindowStore } from './window-store.js';

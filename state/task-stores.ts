@@ -29,6 +29,8 @@ export interface TaskStoresOptions {
   readonly stateDir: string;
   readonly groupId: string;
   readonly partition: number;
+  /** The task's folder name under each store: the partition, or `<topic>.<partition>` for stages with several inputs. */
+  readonly taskName?: string;
   readonly changelogTopic: (store: string) => string;
   readonly kafka: Kafka;
   readonly logger: Logger;
@@ -161,7 +163,7 @@ export class TaskStores {
 }
 
 async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<OpenStore> {
-  const dir = path.join(options.stateDir, options.groupId, spec.name, String(options.partition));
+  const dir = path.join(options.stateDir, options.groupId, spec.name, options.taskName ?? String(options.partition));
   const dbDir = path.join(dir, 'rocksdb');
   await fs.mkdir(dir, { recursive: true });
   let checkpoint = await readCheckpoint(dir);

@@ -3,14 +3,15 @@ import { stageMetrics, type MetricsRegistry } from '../monitoring/index.js';
 import { checkQuality, type QualityCheck } from '../monitoring/quality.js';
 import { avroType, decodeAvroOrJson, loadAvsc, SchemaViolationError, type AvroSerde } from '../schemas/index.js';
 import { DeserializationError } from '../schemas/errors.js';
-import { InMemoryDedupStore, type DedupStore } from '../state/index.js';
+import { int64Serde, type WindowStore } from '../state/index.js';
 import type { SourceDefinition } from '../topology/sources.js';
 import { ValidationError, WindowedAggregator, tumbling, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord, type TaskContext } from './runtime/index.js';
 
 /**
  * The ingest stage: raw.<source> (Avro in the Confluent wire format, or JSON checked against
  * the source's schema) → data-quality checks → event id and event time → duplicates dropped by
- * event id → events.<source>. Bad records go to the dead-letter topic with their reason; quality
+ * event id (RocksDB, restored from its changelog) → events.<source>. Bad records go to the
+ * dead-letter topic with their reason; quality
  * problems are counted per source, field and check, in metrics and in monitoring.quality reports
  * per one-minute window of event time.
  */
@@ -23,7 +24,6 @@ export interface IngestOptions {
   readonly schemaIds: { readonly events: Readonly<Record<string, number>>; readonly quality: number };
   readonly metrics: MetricsRegistry;
   readonly qualityWindowMs?: number;
-  readonly dedupMaxEntries?: number;
   readonly now?: () => number;
 }
 
@@ -37,12 +37,12 @@ interface SourceRuntime {
 }
 
 interface PartitionState {
-  readonly dedup: DedupStore;
   /** Counts per `field|check` (and `|RECORDS`) per window of event time. */
   readonly quality: WindowedAggregator<number, number>;
 }
 
 const RECORDS = '|RECORDS';
+const EVENT_IDS = 'event-ids';
 
 export function ingestStage(options: IngestOptions): StageDefinition<Value> {
   const now = options.now ?? Date.now;
@@ -73,9 +73,7 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     const id = `${topic}:${partition}`;
     let state = partitions.get(id);
     if (!state) {
-      const { source } = sourceOf(topic);
       state = {
-        dedup: new InMemoryDedupStore(source.dedupTtlMs, options.dedupMaxEntries ?? 1_000_000),
         quality: new WindowedAggregator({ window: tumbling(qualityWindowMs), aggregation: { init: () => 0, add: (count, add: number) => count + add } }),
       };
       partitions.set(id, state);
@@ -134,10 +132,15 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
 
     const outputs: OutputRecord[] = [];
     const eventId = `${source.name}:${String(record.value[source.idField])}`;
-    if (state.dedup.seen(eventId, record.eventTime)) {
+    // Seen ids live in a RocksDB window store by event time: a re-sent event (same id, same
+    // time) is found by a point lookup, and ids older than the TTL drop out by segment.
+    const seenIds = context.store<WindowStore<number>>(EVENT_IDS);
+    const eventTime = Math.max(0, Math.floor(record.eventTime));
+    if ((await seenIds.get(eventId, eventTime)) !== undefined) {
       metrics.duplicates.inc({ stage, topic: record.topic });
       countProblem(record.raw, record.eventTime, source.idField, 'DUPLICATE');
     } else {
+      await seenIds.put(eventId, eventTime, ingestTime);
       const event = { ...record.value, event_id: eventId, event_time: record.eventTime, ingest_time: ingestTime };
       const key = String(record.value[source.entityField]);
       outputs.push({
@@ -150,7 +153,6 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
 
     // ---- outputs: quality reports of windows the watermark has closed ----------------------
     const watermark = context.watermark();
-    state.dedup.expire(watermark);
     outputs.push(...(await qualityReports(source.name, state.quality, watermark)));
     return outputs;
   };
@@ -186,5 +188,6 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     eventTime,
     process,
     onPartitionReset: (topic, partition) => partitions.delete(`${topic}:${partition}`),
+    stores: [{ name: EVENT_IDS, kind: 'window', serde: int64Serde, retentionMs: Math.max(...options.sources.map((source) => source.dedupTtlMs)) }],
   };
 }

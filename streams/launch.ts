@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
 import type { HealthSource, MetricsRegistry } from '../monitoring/index.js';
@@ -28,6 +29,8 @@ export async function launchStage(name: string, options: LaunchOptions): Promise
     maxInFlight: config.stages.maxInFlight,
     commitIntervalMs: config.stages.commitIntervalMs,
     transactionalIdPrefix: `${config.topicPrefix}sluice-`,
+    stateDir: path.join(config.dataDir, 'state'),
+    topicPrefix: config.topicPrefix,
     metrics: options.metrics,
     logger: options.logger,
   });

@@ -1,3 +1,6 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
@@ -101,7 +104,10 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
         if (record.value.merchant_id === 'm-explode') throw new Error(`merchant ${record.value.merchant_id as string} makes the user function throw`);
         return definition.process(record, context);
       },
-    }, { brokers: inject('brokers'), groupId: `${prefix}ingest`, dlqTopic: `${prefix}dlq`, metrics, logger: silentLogger() });
+    }, {
+      brokers: inject('brokers'), groupId: `${prefix}ingest`, dlqTopic: `${prefix}dlq`, metrics, logger: silentLogger(),
+      stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-ingest-state-')), topicPrefix: prefix,
+    });
 
     const events = await readTopic(kafka, `${prefix}events.transactions`, (seen) => seen.length >= VALID, 60_000, 1_500);
     const deadLetters = await readTopic(kafka, `${prefix}dlq`, (seen) => seen.length >= bad.length, 60_000, 1_000);

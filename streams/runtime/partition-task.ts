@@ -96,15 +96,20 @@ export class PartitionTask {
   }
 
   /** Opens the committer, restores the stores, then positions the consumer at the committed offset. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.opening = this.open();
+    return this.opening;
+  }
+
+  private opening: Promise<void> | undefined;
+
+  private async open(): Promise<void> {
     this.options.onReset();
     try {
       this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
+      if (this.isClosed()) return;
       if (this.options.openStores) this.stores = await this.options.openStores();
-      if (this.isClosed()) {
-        await this.stores?.close();
-        return;
-      }
+      if (this.isClosed()) return;
       await this.positionAtCommitted();
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
@@ -146,6 +151,8 @@ export class PartitionTask {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.discardUncommitted();
+    // An open (restore) still under way finishes first: its committer and stores are closed below.
+    await this.opening?.catch(() => undefined);
     await this.committing?.catch(() => undefined);
     await this.committer?.close();
     this.committer = undefined;

@@ -157,6 +157,8 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     : new AtLeastOnceCommitterFactory(kafka, consumer);
   const watermarks = new WatermarkTracker(options.allowedLatenessMs ?? 0);
   const tasks = new Map<string, PartitionTask>();
+  /** Tasks of partitions that moved away, still closing: shutdown waits for them. */
+  const closing = new Set<Promise<void>>();
   let inFlight = 0;
   let backpressurePaused = false;
   let joined = false;
@@ -239,6 +241,8 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
           stateDir: requireStateDir(),
           groupId: options.groupId,
           partition,
+          // Tasks of different input topics with the same partition number keep separate state.
+          taskName: definition.inputs.length > 1 ? `${topic}.${partition}` : String(partition),
           changelogTopic: (store) => changelogTopic(store, topic),
           kafka,
           logger: context.logger,
@@ -294,7 +298,9 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       if (wanted.has(partitionKey)) continue;
       tasks.delete(partitionKey);
       watermarks.remove(partitionKey);
-      void task.close();
+      const closed = task.close();
+      closing.add(closed);
+      void closed.finally(() => closing.delete(closed));
     }
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) {
@@ -414,6 +420,7 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     if (drained.some((ok) => !ok)) logger.warn('some in-flight records were not committed before stopping; they will be processed again');
     await consumer.disconnect().catch(() => undefined);
     await Promise.all([...tasks.values()].map((task) => task.close()));
+    await Promise.all(closing);
     tasks.clear();
     await committers.close();
     await admin.disconnect().catch(() => undefined);
