@@ -28,3 +28,10 @@ export async function waitUntil(done: () => boolean | Promise<boolean>, timeoutM
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** Records of a topic the group has not committed yet: 0 once everything is processed. */
+export async function groupLag(admin: Admin, groupId: string, topic: string): Promise<number> {
+  const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic)]);
+  const byPartition = new Map(committed[0]?.partitions.map((entry) => [entry.partition, Number(entry.offset)]) ?? []);
+  return ends.reduce((sum, end) => sum + Number(end.high) - Math.max(0, byPartition.get(end.partition) ?? 0), 0);
+}

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Admin } from 'kafkajs';
 import { PROJECT_ROOT } from '../../common/config.js';
 import { waitUntil } from '../helpers.js';
+
+export { groupLag as lag } from '../helpers.js';
 
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'count-stage.ts');
 
@@ -38,13 +39,6 @@ export function startCounter(env: Record<string, string>): CounterProcess {
       return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, number>;
     },
   };
-}
-
-/** Records of the input not yet committed by the group. */
-export async function lag(admin: Admin, groupId: string, topic: string): Promise<number> {
-  const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic)]);
-  const byPartition = new Map(committed[0]?.partitions.map((entry) => [entry.partition, Number(entry.offset)]) ?? []);
-  return ends.reduce((sum, end) => sum + Number(end.high) - Math.max(0, byPartition.get(end.partition) ?? 0), 0);
 }
 
 /** The exact counts per key of `count` events keyed k0..k(keys-1) round robin. */

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { PROJECT_ROOT } from '../../common/config.js';
 import type { Guarantee } from '../../streams/runtime/index.js';
-import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, groupLag as lag, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { produceNumbered, readTopic } from './helpers.js';
 
 const RECORDS = 200_000;
@@ -30,13 +30,6 @@ function startStage(env: Record<string, string>): StageProcess {
   });
   ready.catch(() => undefined);
   return { child, ready, exited };
-}
-
-/** Committed offsets of the group summed against the end offsets: 0 when everything is processed. */
-async function lag(admin: Admin, groupId: string, topic: string): Promise<number> {
-  const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic)]);
-  const byPartition = new Map(committed[0]?.partitions.map((entry) => [entry.partition, Number(entry.offset)]) ?? []);
-  return ends.reduce((sum, end) => sum + Number(end.high) - Math.max(0, byPartition.get(end.partition) ?? 0), 0);
 }
 
 describe('crash recovery: a stage SIGKILLed at random points and restarted', () => {
