@@ -30,6 +30,9 @@ const environmentSchema = z.strictObject({
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
   SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_METRICS_PORT: port.default(0),
+  SLUICE_SQL_HOST: z.string().min(1).default('127.0.0.1'),
+  SLUICE_SQL_PORT: port.default(0),
+  SLUICE_SQL_WRITABLE: z.enum(['true', 'false']).default('false'),
   SLUICE_SCHEMA_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
   KAFKA_BROKERS: z.string().min(1).optional(),
@@ -59,6 +62,8 @@ export interface SluiceConfig {
     readonly maxInFlight: number;
     readonly commitIntervalMs: number;
   };
+  /** The embedded ClickHouse's HTTP SQL endpoint (read-only for users unless writable). */
+  readonly sql: { readonly host: string; readonly port: number; readonly writable: boolean };
   /** Where /metrics, /health and /ready are served (0 picks a free port). */
   readonly metrics: { readonly host: string; readonly port: number };
   readonly schemaRegistry: {
@@ -123,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
     },
     metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
+    sql: { host: e.SLUICE_SQL_HOST, port: e.SLUICE_SQL_PORT, writable: e.SLUICE_SQL_WRITABLE === 'true' },
     schemaRegistry: {
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
       host: e.SLUICE_SCHEMA_REGISTRY_HOST,

@@ -10,6 +10,7 @@ import { platformTopics, sourceTopics } from '../topology/topics.js';
 import { choosePort } from './ports.js';
 import { createMetricsRegistry, serveOps, type MetricsRegistry, type OpsServer } from '../monitoring/index.js';
 import { launchStages, type RunningStages } from '../streams/launch.js';
+import { ChdbEngine, serveSql, type SqlServer } from '../offline/index.js';
 import { STAGE_NAMES } from '../topology/stages.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
 import { KafkaUnreachableError } from './errors.js';
@@ -23,6 +24,8 @@ export interface StackEndpoints {
   readonly schemaRegistry: string;
   /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
   readonly metrics: string;
+  /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana). */
+  readonly clickhouse: string;
 }
 
 /** What `sluice up` writes into the data directory so that `sluice status` can find it. */
@@ -102,6 +105,8 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
   let metricsRegistry: MetricsRegistry;
   let stages: RunningStages | undefined;
   let ops: OpsServer;
+  let offline: ChdbEngine | undefined;
+  let sql: SqlServer;
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
@@ -125,7 +130,15 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     metricsRegistry = createMetricsRegistry();
     stages = await launchStages(STAGE_NAMES, { config, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
     ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port);
+    // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
+    offline = new ChdbEngine(path.join(dataDir, 'clickhouse'));
+    const sqlFile = path.join(dataDir, 'sql.json');
+    const savedSql = await readJsonFile<{ port: number }>(sqlFile);
+    const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
+    sql = await serveSql(offline, { host: config.sql.host, port: sqlPort, readonly: !config.sql.writable, logger: logger.child({ service: 'sql' }) });
+    await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
   } catch (error) {
+    await offline?.close();
     await stages?.stop();
     await registry?.stop();
     await broker?.stop();
@@ -136,7 +149,7 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     pid: process.pid,
     startedAt: new Date().toISOString(),
     dataDir,
-    endpoints: { kafka: brokers.join(','), schemaRegistry, metrics: `${ops.url}/metrics` },
+    endpoints: { kafka: brokers.join(','), schemaRegistry, metrics: `${ops.url}/metrics`, clickhouse: sql.url },
     kafkaMode: broker ? 'local' : 'external',
     ...(broker ? { kafkaPid: broker.pid } : {}),
   };
@@ -159,6 +172,8 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
       await fs.rm(stackFile, { force: true });
       await running.stop();
       await ops.close();
+      await sql.close();
+      await offline.close();
       await registry?.stop();
       await broker?.stop();
     },

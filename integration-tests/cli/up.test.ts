@@ -64,6 +64,10 @@ describe('sluice up', () => {
     await waitUntil(async () => (await fetch(metricsUrl.replace(/metrics$/, 'ready'))).status === 200, 30_000, 'the ingest stage to be ready');
     const metricsText = await (await fetch(metricsUrl)).text();
     expect(metricsText).toMatch(/sluice_assigned_partitions\{stage="ingest"\} 18/);
+    // The embedded ClickHouse answers SQL over its HTTP interface, read-only for users.
+    const clickhouse = (report as unknown as { clickhouse: string }).clickhouse;
+    expect(await (await fetch(`${clickhouse}/?query=${encodeURIComponent('SELECT 40 + 2')}`)).text()).toBe('42\n');
+    expect((await fetch(`${clickhouse}/`, { method: 'POST', body: 'CREATE DATABASE nope' })).status).toBe(403);
 
     proc.child.kill('SIGINT');
     const exit = await proc.exited;
