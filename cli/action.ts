@@ -12,13 +12,14 @@ export interface CommandContext {
  * Wraps a command: loads the configuration once, and turns any failure into one clear line on
  * stderr and a non-zero exit code (the stack trace only at debug level).
  */
-export function runAction<Argument>(command: (context: CommandContext, argument: Argument) => Promise<number>) {
-  return async (argument: Argument): Promise<void> => {
+export function runAction<Args extends unknown[]>(command: (context: CommandContext, ...args: Args) => Promise<number>) {
+  // Commander calls actions with the command's arguments, then its options.
+  return async (...args: Args): Promise<void> => {
     let logger: Logger | undefined;
     try {
       const config = loadConfig();
       logger = createLogger(config.logLevel);
-      const code = await command({ config, logger }, argument);
+      const code = await command({ config, logger }, ...args);
       process.exitCode = code;
     } catch (error) {
       process.stderr.write(`sluice: ${describeFailure(error)}\n`);

@@ -3,6 +3,7 @@ import { upCommand } from './commands/up.js';
 import { statusCommand } from './commands/status.js';
 import { runAction } from './action.js';
 import { runCommand } from './commands/run.js';
+import { sqlCommand } from './commands/sql.js';
 import { STAGE_NAMES } from '../topology/stages.js';
 
 const program = new Command()
@@ -21,6 +22,13 @@ program
   .description(`run one stage in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')})`)
   .argument('<stage>', 'the stage to run')
   .action(runAction(runCommand));
+
+program
+  .command('sql')
+  .description("run a query on the stack's ClickHouse and print the result as a table")
+  .argument('<query>', 'the SQL to run (read-only unless SLUICE_SQL_WRITABLE=true)')
+  .option('--format <format>', 'a ClickHouse output format instead of PrettyCompact (JSONEachRow, CSV, ...)')
+  .action(runAction(sqlCommand));
 
 program
   .command('status')

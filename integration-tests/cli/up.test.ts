@@ -68,6 +68,12 @@ describe('sluice up', () => {
     const clickhouse = (report as unknown as { clickhouse: string }).clickhouse;
     expect(await (await fetch(`${clickhouse}/?query=${encodeURIComponent('SELECT 40 + 2')}`)).text()).toBe('42\n');
     expect((await fetch(`${clickhouse}/`, { method: 'POST', body: 'CREATE DATABASE nope' })).status).toBe(403);
+    const table = await runSluice(['sql', 'SELECT 6 * 7 AS answer'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/answer[\s\S]*42/);
+    const wrong = await runSluice(['sql', 'SELECT 1 +'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^sluice: Code: 62\. DB::Exception/);
 
     proc.child.kill('SIGINT');
     const exit = await proc.exited;

@@ -1,0 +1,31 @@
+import { ConfigError } from '../../common/errors.js';
+import { isAlive, readStackState } from '../../infra/index.js';
+import type { CommandContext } from '../action.js';
+
+interface SqlOptions {
+  readonly format?: string;
+}
+
+/**
+ * `sluice sql "<query>"`: runs a query on the running stack's ClickHouse and prints the result
+ * (a table by default: PrettyCompact). Errors print ClickHouse's own message and exit 1.
+ */
+export async function sqlCommand({ config }: CommandContext, query: string, options: SqlOptions = {}): Promise<number> {
+  const saved = await readStackState(config.dataDir);
+  const url = saved && isAlive(saved.pid) ? saved.endpoints.clickhouse : undefined;
+  if (!url) throw new ConfigError(`no ClickHouse to query: start \`sluice up\` (data directory ${config.dataDir})`);
+  const format = options.format ?? 'PrettyCompact';
+  let response: Response;
+  try {
+    response = await fetch(`${url}/?default_format=${encodeURIComponent(format)}`, { method: 'POST', body: query });
+  } catch (cause) {
+    throw new ConfigError(`ClickHouse at ${url} does not answer: ${(cause as Error).message}`, { cause });
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    process.stderr.write(`sluice: ${text.trim()}\n`);
+    return 1;
+  }
+  process.stdout.write(text);
+  return 0;
+}
