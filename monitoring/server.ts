@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen, type ListeningServer } from '../common/http.js';
 import type { MetricsRegistry } from './metrics.js';
 
 export interface HealthSource {
@@ -11,10 +11,7 @@ export interface HealthSource {
   detail(): Record<string, unknown>;
 }
 
-export interface OpsServer {
-  readonly url: string;
-  close(): Promise<void>;
-}
+export type OpsServer = ListeningServer;
 
 /**
  * `/metrics` (Prometheus text format), `/health` (liveness) and `/ready` (readiness) on one port,
@@ -38,16 +35,5 @@ export async function serveOps(registry: MetricsRegistry, health: HealthSource, 
       reply(404, 'application/json', JSON.stringify({ error: 'not found', paths: ['/metrics', '/health', '/ready'] }));
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  return {
-    url: `http://${address.address}:${address.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
+  return listen(server, host, port);
 }

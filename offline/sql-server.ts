@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listen, type ListeningServer } from '../common/http.js';
 import { ClickHouseError } from './errors.js';
 import type { SqlEngine } from './chdb-engine.js';
 
@@ -14,10 +14,7 @@ export interface SqlServerOptions {
   readonly logger: Logger;
 }
 
-export interface SqlServer {
-  readonly url: string;
-  close(): Promise<void>;
-}
+export type SqlServer = ListeningServer;
 
 const READ_STATEMENT = /^\s*(?:\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b/i;
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -104,19 +101,7 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
     }
   }
 
-  server.on('clientError', (_error, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  return {
-    url: `http://${address.address}:${address.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
+  return listen(server, options.host, options.port);
 }
 
 function fail(response: http.ServerResponse, error: ClickHouseError, status = error.httpStatus): void {

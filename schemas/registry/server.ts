@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listen, type ListeningServer } from '../../common/http.js';
 import { SchemaRegistryError } from '../errors.js';
 import type { SchemaRegistryService } from './service.js';
 
@@ -80,10 +80,7 @@ export interface RegistryServerOptions {
   readonly logger: Logger;
 }
 
-export interface RegistryServer {
-  readonly url: string;
-  close(): Promise<void>;
-}
+export type RegistryServer = ListeningServer;
 
 /**
  * Serves the Confluent REST API over node:http. Every failure becomes an error response with
@@ -100,23 +97,7 @@ export async function serveRegistry(service: SchemaRegistryService, options: Reg
         send(outgoing, 500, { error_code: 500, message: 'Internal Server Error' });
       });
   });
-  server.on('clientError', (_error, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return {
-    url: `http://${host}:${address.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
+  return listen(server, options.host, options.port);
 }
 
 async function handle(table: readonly Route[], incoming: http.IncomingMessage, logger: Logger): Promise<{ status: number; body: unknown }> {
