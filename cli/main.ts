@@ -5,6 +5,7 @@ import { runAction } from './action.js';
 import { runCommand } from './commands/run.js';
 import { sqlCommand } from './commands/sql.js';
 import { STAGE_NAMES } from '../topology/stages.js';
+import { backfillCommand, checkCommand, getFeaturesCommand, listFeaturesCommand } from './commands/features.js';
 
 const program = new Command()
   .name('sluice')
@@ -29,6 +30,27 @@ program
   .argument('<query>', 'the SQL to run (read-only unless SLUICE_SQL_WRITABLE=true)')
   .option('--format <format>', 'a ClickHouse output format instead of PrettyCompact (JSONEachRow, CSV, ...)')
   .action(runAction(sqlCommand));
+
+const range = (command: Command): Command => command
+  .option('--views <names>', 'comma-separated feature views (default: all)')
+  .option('--from <time>', 'start of the range: epoch ms or ISO time (Kafka record time)')
+  .option('--to <time>', 'end of the range (default: the topics\' ends when the job starts)')
+  .option('--from-offsets <list>', 'start offsets per partition, e.g. 0:100,1:250')
+  .option('--to-offsets <list>', 'end offsets per partition (exclusive)');
+
+range(program
+  .command('backfill')
+  .alias('replay')
+  .description('recompute feature views from events.<source> topic ranges into the offline store, with the live code (idempotent)'))
+  .action(runAction(backfillCommand));
+
+const features = program.command('features').description('the feature store: registry, online lookups, consistency');
+features.command('ls').description('list every version of every feature view in registry.features').option('--json', 'print JSON')
+  .action(runAction(listFeaturesCommand));
+features.command('get').description('look up the latest values of a view for an entity (online store)').argument('<view>').argument('<entity>')
+  .action(runAction(getFeaturesCommand));
+range(features.command('check').description('compare values served online with values recomputed by replay; exit 2 on any mismatch').option('--json', 'print JSON'))
+  .action(runAction(checkCommand));
 
 program
   .command('status')

@@ -37,6 +37,7 @@ const environmentSchema = z.strictObject({
   SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
   KAFKA_BROKERS: z.string().min(1).optional(),
   SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/ }).optional(),
+  CLICKHOUSE_URL: z.url({ protocol: /^https?$/ }).optional(),
   JAVA_HOME: z.string().min(1).optional(),
 });
 
@@ -66,6 +67,8 @@ export interface SluiceConfig {
   readonly sql: { readonly host: string; readonly port: number; readonly writable: boolean };
   /** Where /metrics, /health and /ready are served (0 picks a free port). */
   readonly metrics: { readonly host: string; readonly port: number };
+  /** The offline store: a ClickHouse server (`http://user:password@host:8123/database`), else embedded chDB. */
+  readonly clickhouse: { readonly url: string | undefined };
   readonly schemaRegistry: {
     /** Set when SCHEMA_REGISTRY_URL names a Confluent-compatible registry; then none is started. */
     readonly externalUrl: string | undefined;
@@ -76,7 +79,7 @@ export interface SluiceConfig {
 }
 
 /** Variables outside sluice's namespace that it reads. */
-const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'JAVA_HOME']);
+const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME']);
 
 /**
  * Parses the environment into a frozen config. Unknown SLUICE_* variables are rejected, so a
@@ -129,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     },
     metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
     sql: { host: e.SLUICE_SQL_HOST, port: e.SLUICE_SQL_PORT, writable: e.SLUICE_SQL_WRITABLE === 'true' },
+    clickhouse: { url: e.CLICKHOUSE_URL },
     schemaRegistry: {
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
       host: e.SLUICE_SCHEMA_REGISTRY_HOST,

@@ -1,17 +1,21 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
 import {
-  DEMO_SOURCES, platformSubjects, registerSchemas, RegistryHttpClient, SchemaRegistryError, startSchemaRegistry, type RunningSchemaRegistry,
+  DEMO_SOURCES, registerSchemas, RegistryHttpClient, SchemaRegistryError, startSchemaRegistry, type RunningSchemaRegistry,
 } from '../schemas/index.js';
 import { platformTopics, sourceTopics } from '../topology/topics.js';
 import { choosePort } from './ports.js';
 import { createMetricsRegistry, serveOps, type MetricsRegistry, type OpsServer } from '../monitoring/index.js';
 import { launchStages, type RunningStages } from '../streams/launch.js';
-import { ChdbEngine, serveSql, type SqlServer } from '../offline/index.js';
-import { STAGE_NAMES } from '../topology/stages.js';
+import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, RemoteOfflineStore, serveSql, type OfflineStore, type SqlServer } from '../offline/index.js';
+import { FEATURE_VIEWS, STAGE_NAMES, topologySubjects } from '../topology/stages.js';
+import { featureTopics } from '../topology/topics.js';
+import { OnlineStore, onlineRoutes } from '../streams/features/online.js';
+import { runSink, type RunningSink } from '../streams/sink.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
 import { KafkaUnreachableError } from './errors.js';
 import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from './kafka/index.js';
@@ -24,8 +28,10 @@ export interface StackEndpoints {
   readonly schemaRegistry: string;
   /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
   readonly metrics: string;
-  /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana). */
+  /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana), or CLICKHOUSE_URL without credentials. */
   readonly clickhouse: string;
+  /** Online feature lookups: GET /features/<view>/<entity>, POST /features. */
+  readonly features: string;
 }
 
 /** What `sluice up` writes into the data directory so that `sluice status` can find it. */
@@ -37,6 +43,11 @@ export interface StackState {
   readonly kafkaMode: 'local' | 'external';
   /** The local broker's JVM, when there is one. */
   readonly kafkaPid?: number;
+  /**
+   * Credentials that may write through the SQL endpoint (sluice's own jobs: replay, backfill);
+   * users' requests are read-only. The file is readable by its owner only.
+   */
+  readonly clickhouseAdmin?: { readonly username: string; readonly password: string };
 }
 
 export interface RunningStack {
@@ -105,14 +116,20 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
   let metricsRegistry: MetricsRegistry;
   let stages: RunningStages | undefined;
   let ops: OpsServer;
-  let offline: ChdbEngine | undefined;
-  let sql: SqlServer;
+  let offline: OfflineStore | undefined;
+  let sql: SqlServer | undefined;
+  let sink: RunningSink | undefined;
+  const adminPassword = randomBytes(24).toString('hex');
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, [...platformTopics(layout), ...DEMO_SOURCES.flatMap((source) => sourceTopics(source, layout))], logger);
+      await ensureTopics(admin, [
+        ...platformTopics(layout),
+        ...DEMO_SOURCES.flatMap((source) => sourceTopics(source, layout)),
+        ...FEATURE_VIEWS.flatMap((view) => featureTopics(view.name, layout)),
+      ], logger);
     } finally {
       await admin.disconnect();
     }
@@ -126,20 +143,38 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
       await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
       schemaRegistry = registry.url;
     }
-    const schemaIds = await registerSchemas(schemaRegistry, platformSubjects(config.topicPrefix), logger);
+    const schemaIds = await registerSchemas(schemaRegistry, topologySubjects(config.topicPrefix), logger);
     metricsRegistry = createMetricsRegistry();
-    stages = await launchStages(STAGE_NAMES, { config, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
-    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port);
+
+    // The offline store: a ClickHouse server when CLICKHOUSE_URL says so, else embedded chDB.
     // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
-    offline = new ChdbEngine(path.join(dataDir, 'clickhouse'));
-    const sqlFile = path.join(dataDir, 'sql.json');
-    const savedSql = await readJsonFile<{ port: number }>(sqlFile);
-    const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
-    sql = await serveSql(offline, { host: config.sql.host, port: sqlPort, readonly: !config.sql.writable, logger: logger.child({ service: 'sql' }) });
-    await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
+    if (config.clickhouse.url) {
+      offline = new RemoteOfflineStore(config.clickhouse.url);
+    } else {
+      const engine = new ChdbEngine(path.join(dataDir, 'clickhouse'));
+      offline = new EmbeddedOfflineStore(engine);
+      const sqlFile = path.join(dataDir, 'sql.json');
+      const savedSql = await readJsonFile<{ port: number }>(sqlFile);
+      const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
+      sql = await serveSql(engine, { host: config.sql.host, port: sqlPort, readonly: !config.sql.writable, adminPassword, logger: logger.child({ service: 'sql' }) });
+      await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
+    }
+    const tables = offlineTables({ sources: DEMO_SOURCES, views: FEATURE_VIEWS });
+    await ensureTables(offline, tables);
+
+    stages = await launchStages(STAGE_NAMES, { config, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
+    sink = await runSink({
+      brokers, groupId: `${config.topicPrefix}sluice-sink`, topicPrefix: config.topicPrefix, tables, store: offline, registryUrl: schemaRegistry,
+      dlqTopic: `${config.topicPrefix}dlq`, metrics: metricsRegistry, logger,
+    });
+    const featuresStage = stages.stages.get('features');
+    const online = featuresStage ? new OnlineStore(featuresStage, FEATURE_VIEWS, config.topicPrefix) : undefined;
+    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online)]);
   } catch (error) {
-    await offline?.close();
+    await sink?.stop();
     await stages?.stop();
+    await sql?.close();
+    await offline?.close();
     await registry?.stop();
     await broker?.stop();
     throw error;
@@ -149,18 +184,30 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     pid: process.pid,
     startedAt: new Date().toISOString(),
     dataDir,
-    endpoints: { kafka: brokers.join(','), schemaRegistry, metrics: `${ops.url}/metrics`, clickhouse: sql.url },
+    endpoints: {
+      kafka: brokers.join(','),
+      schemaRegistry,
+      metrics: `${ops.url}/metrics`,
+      features: `${ops.url}/features`,
+      clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),
+    },
     kafkaMode: broker ? 'local' : 'external',
     ...(broker ? { kafkaPid: broker.pid } : {}),
+    ...(sql ? { clickhouseAdmin: { username: 'sluice', password: adminPassword } } : {}),
   };
   await writeJsonFile(stackFile, state);
+  await fs.chmod(stackFile, 0o600);
 
   let stopping = false;
   const brokerFailed = broker
     ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
     : new Promise<Error>(() => undefined);
   const running = stages;
-  const failed = Promise.race([brokerFailed, running.failed]);
+  const runningSink = sink;
+  const store = offline;
+  const sqlServer = sql;
+  const sinkFailed = sink.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+  const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
   return {
     state,
     failed: failed.then((error) => {
@@ -170,10 +217,11 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     async stop() {
       stopping = true;
       await fs.rm(stackFile, { force: true });
+      await runningSink.stop();
       await running.stop();
       await ops.close();
-      await sql.close();
-      await offline.close();
+      await sqlServer?.close();
+      await store.close();
       await registry?.stop();
       await broker?.stop();
     },
@@ -188,6 +236,14 @@ async function checkRegistry(url: string): Promise<void> {
     const reason = cause instanceof Error ? cause.message.replace(/^schema registry at \S+ is unreachable: /, '') : String(cause);
     throw new SchemaRegistryError(50001, `cannot reach the schema registry at ${url} (SCHEMA_REGISTRY_URL): ${reason}`, { cause, retriable: true });
   }
+}
+
+function redactUrl(url: string): string {
+  if (url === '') return '';
+  const parsed = new URL(url);
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString();
 }
 
 export async function readStackState(dataDir: string): Promise<StackState | undefined> {

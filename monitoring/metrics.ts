@@ -34,6 +34,8 @@ export interface StageMetrics {
   readonly restoredRecords: client.Counter<'stage' | 'store'>;
   readonly restoreSeconds: client.Histogram<'stage' | 'store'>;
   readonly changelogSkipped: client.Counter<'stage' | 'store'>;
+  readonly sinkRows: client.Counter<'table'>;
+  readonly sinkDuplicates: client.Counter<'table'>;
 }
 
 const cache = new WeakMap<MetricsRegistry, StageMetrics>();
@@ -73,6 +75,10 @@ export function stageMetrics(registry: MetricsRegistry): StageMetrics {
       buckets: [0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
     }),
     changelogSkipped: new client.Counter({ name: 'sluice_state_changelog_skipped_total', help: 'Changelog records a store could not read and skipped.', labelNames: ['stage', 'store'], registers }),
+    sinkRows: new client.Counter({ name: 'sluice_sink_rows_total', help: 'Rows the sink inserted into the offline store, per table.', labelNames: ['table'], registers }),
+    sinkDuplicates: new client.Counter({
+      name: 'sluice_sink_duplicates_skipped_total', help: 'Rows the sink skipped because their natural key was in the table already (replays, redeliveries).', labelNames: ['table'], registers,
+    }),
   };
   cache.set(registry, metrics);
   return metrics;

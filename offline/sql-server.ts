@@ -10,6 +10,12 @@ export interface SqlServerOptions {
   readonly port: number;
   /** Users may only read (SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN, WITH) unless this is false. */
   readonly readonly: boolean;
+  /**
+   * Requests authenticated with this password (HTTP Basic, `X-ClickHouse-Key` or `password=`, any
+   * user) may write even when the endpoint is read-only: sluice's own jobs, which find it in the
+   * data directory's stack.json.
+   */
+  readonly adminPassword?: string;
   readonly maxBodyBytes?: number;
   readonly logger: Logger;
 }
@@ -73,7 +79,7 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
       fail(response, new ClickHouseError(62, 'Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)'));
       return;
     }
-    if (options.readonly && !READ_STATEMENT.test(sql)) {
+    if (options.readonly && !READ_STATEMENT.test(sql) && !isAdmin(request, url, options.adminPassword)) {
       fail(response, new ClickHouseError(164, 'Code: 164. DB::Exception: sluice: the SQL endpoint is read-only; only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN run here. (READONLY)'));
       return;
     }
@@ -102,6 +108,15 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
   }
 
   return listen(server, options.host, options.port);
+}
+
+function isAdmin(request: http.IncomingMessage, url: URL, password: string | undefined): boolean {
+  if (password === undefined) return false;
+  const basic = /^Basic\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  const given = basic !== undefined
+    ? Buffer.from(basic, 'base64').toString('utf8').split(':').slice(1).join(':')
+    : (request.headers['x-clickhouse-key'] as string | undefined) ?? url.searchParams.get('password') ?? undefined;
+  return given === password;
 }
 
 function fail(response: http.ServerResponse, error: ClickHouseError, status = error.httpStatus): void {

@@ -46,6 +46,11 @@ export function platformSubjects(prefix: string, sources: readonly string[] = DE
   return files.map((file) => ({ subject: `${prefix}${file}-value`, topic: `${prefix}${file}`, file: `${file}.avsc`, schema: loadAvsc(file) }));
 }
 
+/** The subjects of feature views' topics: every features.<view> carries a FeatureVector. */
+export function viewSubjects(prefix: string, views: readonly string[]): SubjectSchema[] {
+  return views.map((view) => ({ subject: `${prefix}features.${view}-value`, topic: `${prefix}features.${view}`, file: 'features.avsc', schema: loadAvsc('features') }));
+}
+
 /**
  * Registers the project's schemas. An incompatible change fails with a message naming the
  * subject, the field and the rule, before anything is written.

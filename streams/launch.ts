@@ -20,7 +20,9 @@ export async function launchStage(name: string, options: LaunchOptions): Promise
   const define = STAGES[name];
   if (!define) throw new Error(`unknown stage "${name}"; stages: ${Object.keys(STAGES).join(', ')}`);
   const { config } = options;
-  const definition = define({ topicPrefix: config.topicPrefix, registryUrl: options.registryUrl, schemaIds: options.schemaIds, metrics: options.metrics });
+  const definition = await define({
+    topicPrefix: config.topicPrefix, brokers: options.brokers, registryUrl: options.registryUrl, schemaIds: options.schemaIds, metrics: options.metrics, logger: options.logger,
+  });
   return runStage(definition, {
     brokers: options.brokers,
     groupId: `${config.topicPrefix}sluice-${name}`,

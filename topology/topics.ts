@@ -43,3 +43,8 @@ export function sourceTopics(source: string, layout: TopicLayout): TopicSpec[] {
     { name: `${layout.prefix}events.${source}`, partitions: layout.partitions, config: { 'retention.ms': '-1' } },
   ];
 }
+
+/** The topic of one feature view: its rows, keyed by entity (recomputable from events by replay). */
+export function featureTopics(view: string, layout: TopicLayout): TopicSpec[] {
+  return [{ name: `${layout.prefix}features.${view}`, partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } }];
+}

@@ -1,9 +1,10 @@
 import { isAlive, readStackState } from '../../infra/index.js';
 import { ConfigError } from '../../common/errors.js';
 import { createMetricsRegistry, serveOps } from '../../monitoring/index.js';
-import { platformSubjects, registerSchemas } from '../../schemas/index.js';
+import { registerSchemas } from '../../schemas/index.js';
+import { OnlineStore, onlineRoutes } from '../../streams/features/online.js';
 import { launchStages } from '../../streams/launch.js';
-import { STAGE_NAMES } from '../../topology/stages.js';
+import { FEATURE_VIEWS, STAGE_NAMES, topologySubjects } from '../../topology/stages.js';
 import type { CommandContext } from '../action.js';
 
 /**
@@ -20,10 +21,12 @@ export async function runCommand({ config, logger }: CommandContext, name: strin
   if (!brokers || !registryUrl) {
     throw new ConfigError(`no cluster to run against: start \`sluice up\` (data directory ${config.dataDir}) or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL`);
   }
-  const schemaIds = await registerSchemas(registryUrl, platformSubjects(config.topicPrefix), logger);
+  const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix), logger);
   const metrics = createMetricsRegistry();
   const stages = await launchStages([name], { config, brokers, registryUrl, schemaIds, metrics, logger });
-  const ops = await serveOps(metrics, stages.health, config.metrics.host, config.metrics.port);
+  const features = stages.stages.get('features');
+  const online = features ? new OnlineStore(features, FEATURE_VIEWS, config.topicPrefix) : undefined;
+  const ops = await serveOps(metrics, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online)]);
   process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
 
   const signalled = new Promise<NodeJS.Signals>((resolve) => {

@@ -1,4 +1,4 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, PartitionMetadata } from 'kafkajs';
 import { isObservable, lastValueFrom, toArray, defaultIfEmpty, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
@@ -110,9 +110,9 @@ export interface RunningStage {
   status(): StageStatus;
   /**
    * Interactive query: a key's value in a key-value store, if this instance owns the key's
-   * partition (of the stage's first input topic); otherwise says which partition and member does.
+   * partition (of `topic`, by default the stage's first input); otherwise says which partition and member does.
    */
-  query<V>(store: string, key: string): Promise<QueryResult<V>>;
+  query<V>(store: string, key: string, topic?: string): Promise<QueryResult<V>>;
   /** A key's windows with start in [from, to] from a window store, when this instance owns the key. */
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the value type of the store it declared
   windows<V>(store: string, key: string, from: number, to: number): Promise<{ owned: boolean; partition: number; windows: { start: number; value: V }[] }>;
@@ -442,18 +442,25 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
   logger.info({ inputs: definition.inputs, guarantee, groupId: options.groupId, maxInFlight }, 'stage started');
 
   const partitioner = Partitioners.DefaultPartitioner();
-  const partitionOf = async (entityKey: string): Promise<{ topic: string; partition: number }> => {
-    const topic = definition.inputs[0] ?? '';
-    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-    const partitionMetadata = metadata.topics[0]?.partitions ?? [];
+  const partitionMetadataCache = new Map<string, { at: number; partitions: PartitionMetadata[] }>();
+  const partitionOf = async (entityKey: string, inputTopic?: string): Promise<{ topic: string; partition: number }> => {
+    const topic = inputTopic ?? definition.inputs[0] ?? '';
+    // Partition counts change rarely (and only upwards): cached for a few seconds per topic.
+    let cached = partitionMetadataCache.get(topic);
+    if (!cached || cached.at < Date.now() - 5_000) {
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      cached = { at: Date.now(), partitions: metadata.topics[0]?.partitions ?? [] };
+      partitionMetadataCache.set(topic, cached);
+    }
+    const partitionMetadata = cached.partitions;
     // The producers' partitioner (murmur2, as Kafka's Java client): the key's partition exactly.
     return { topic, partition: partitioner({ topic, partitionMetadata, message: { key: entityKey, value: null } }) };
   };
 
   return {
     done,
-    async query<V>(store: string, entityKey: string): Promise<QueryResult<V>> {
-      const { topic, partition } = await partitionOf(entityKey);
+    async query<V>(store: string, entityKey: string, inputTopic?: string): Promise<QueryResult<V>> {
+      const { topic, partition } = await partitionOf(entityKey, inputTopic);
       const stores = tasks.get(key(topic, partition))?.taskStores;
       if (stores) return { owned: true, partition, value: await stores.store<KeyValueStore<V>>(store).get(entityKey) };
       const described = await admin.describeGroups([options.groupId]);
@@ -502,6 +509,8 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
 
 /** Key-value changelogs are compacted; window changelogs also expire after the store's retention. */
 function changelogConfig(store: StoreSpec): Record<string, string> {
-  if (store.kind === 'window') return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000) };
-  return { 'cleanup.policy': 'compact' };
+  // A commit's changelog batch can hold many large values (entity histories): allow 16 MiB batches.
+  const size = { 'max.message.bytes': String(16 * 1024 * 1024) };
+  if (store.kind === 'window') return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000), ...size };
+  return { 'cleanup.policy': 'compact', ...size };
 }

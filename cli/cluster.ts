@@ -1,0 +1,34 @@
+import { ConfigError } from '../common/errors.js';
+import type { SluiceConfig } from '../common/config.js';
+import { isAlive, readStackState, type StackState } from '../infra/index.js';
+import { RemoteOfflineStore, type OfflineStore } from '../offline/index.js';
+
+/** Where a command finds the cluster: the environment (KAFKA_BROKERS, ...) or the running `sluice up`. */
+export interface Cluster {
+  readonly brokers: readonly string[];
+  readonly registryUrl: string;
+  readonly stack: StackState | undefined;
+}
+
+export async function findCluster(config: SluiceConfig): Promise<Cluster> {
+  const saved = await readStackState(config.dataDir);
+  const stack = saved && isAlive(saved.pid) ? saved : undefined;
+  const brokers = config.kafka.externalBrokers ?? stack?.endpoints.kafka.split(',');
+  const registryUrl = config.schemaRegistry.externalUrl ?? stack?.endpoints.schemaRegistry;
+  if (!brokers || !registryUrl) {
+    throw new ConfigError(`no cluster to run against: start \`sluice up\` (data directory ${config.dataDir}) or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL`);
+  }
+  return { brokers, registryUrl, stack };
+}
+
+/**
+ * The offline store for a job: CLICKHOUSE_URL when set, else the running stack's embedded store
+ * through its SQL endpoint with the stack's own write credentials (chDB allows one process per
+ * data directory, and `sluice up` holds it).
+ */
+export function offlineStoreFor(config: SluiceConfig, cluster: Cluster): OfflineStore {
+  if (config.clickhouse.url) return new RemoteOfflineStore(config.clickhouse.url);
+  const admin = cluster.stack?.clickhouseAdmin;
+  if (!cluster.stack || !admin) throw new ConfigError(`no offline store: start \`sluice up\` (data directory ${config.dataDir}) or set CLICKHOUSE_URL`);
+  return new RemoteOfflineStore(cluster.stack.endpoints.clickhouse, admin);
+}

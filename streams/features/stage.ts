@@ -1,0 +1,117 @@
+import type avro from 'avsc';
+import { stageMetrics, type MetricsRegistry } from '../../monitoring/index.js';
+import { avroType, loadAvsc, type AvroSerde } from '../../schemas/index.js';
+import type { KeyValueStore } from '../../state/index.js';
+import type { FeatureView } from '../../topology/features.js';
+import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord, type TaskContext } from '../runtime/index.js';
+import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
+
+/**
+ * The features stage: events.<source> → every feature view of that source, computed per entity
+ * over its recent history in a RocksDB store (restored from its changelog, written in the same
+ * transaction as the outputs) → features.<view>. The same store holds each entity's latest row per
+ * view, which the online store serves.
+ */
+export interface FeaturesStageOptions {
+  readonly views: readonly FeatureView[];
+  /** The registered version of each view (registry.features). */
+  readonly versions: ReadonlyMap<string, number>;
+  readonly topicPrefix: string;
+  readonly serdeFor: (reader?: avro.Type) => AvroSerde;
+  /** Registered schema id of each features.<view> value. */
+  readonly schemaIds: Readonly<Record<string, number>>;
+  readonly metrics: MetricsRegistry;
+}
+
+type Value = Record<string, unknown>;
+
+/** The store of entity histories and latest rows, one per input partition. */
+export const ENTITY_STORE = 'entities';
+
+export function featuresStage(options: FeaturesStageOptions): StageDefinition<Value> {
+  const metrics = stageMetrics(options.metrics);
+  const stage = 'features';
+  const bySourceTopic = new Map<string, { features: SourceFeatures; serde: AvroSerde }>();
+  for (const view of options.views) {
+    if (view.entity !== view.source.entityField) {
+      throw new Error(`view ${view.name} is keyed by ${view.entity}, but events.${view.source.name} is partitioned by ${view.source.entityField}; re-keying is not supported`);
+    }
+  }
+  for (const sourceName of new Set(options.views.map((view) => view.source.name))) {
+    const views = options.views.filter((view) => view.source.name === sourceName);
+    const [first] = views;
+    if (!first) continue;
+    bySourceTopic.set(`${options.topicPrefix}events.${sourceName}`, {
+      features: new SourceFeatures(first.source, views, options.versions),
+      serde: options.serdeFor(avroType(loadAvsc(`events.${sourceName}`))),
+    });
+  }
+  const encoder = options.serdeFor();
+
+  const sourceOf = (topic: string): { features: SourceFeatures; serde: AvroSerde } => {
+    const found = bySourceTopic.get(topic);
+    if (!found) throw new Error(`features does not read ${topic}`);
+    return found;
+  };
+
+  // ---- inputs ------------------------------------------------------------------------------
+
+  const decode = async (raw: RawRecord): Promise<Value> => {
+    if (!raw.value) throw new ValidationError('SCHEMA_VIOLATION', undefined, 'an events record without a value');
+    return (await sourceOf(raw.topic).serde.decode(raw.value)) as Value;
+  };
+
+  const eventTime = (value: Value, raw: RawRecord): number => (typeof value.event_time === 'number' ? value.event_time : raw.timestamp);
+
+  // ---- transformation ----------------------------------------------------------------------
+
+  const process = async (record: StreamRecord<Value>, context: TaskContext): Promise<OutputRecord[]> => {
+    const { features } = sourceOf(record.topic);
+    const entity = record.value[features.source.entityField];
+    if (typeof entity !== 'string' || entity === '') throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
+    const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
+    const state = (await store.get(entity)) ?? emptyEntityState();
+    const result = features.apply(state, {
+      entity,
+      eventId: String(record.value.event_id),
+      eventTime: record.eventTime,
+      sequence: Number(record.offset),
+      value: record.value,
+    });
+    if (result.duplicate) return [];
+    store.put(entity, state);
+    for (const view of result.late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
+
+    // ---- outputs: one row per view --------------------------------------------------------
+    return Promise.all(result.rows.map(async (row) => ({
+      topic: `${options.topicPrefix}features.${row.view}`,
+      key: entity,
+      value: await encoder.encode(options.schemaIds[row.view] ?? 0, featureVector(row)),
+      headers: { 'sluice.event_id': row.eventId, 'sluice.view_version': String(row.version) },
+    })));
+  };
+
+  return {
+    name: stage,
+    inputs: [...bySourceTopic.keys()],
+    decode,
+    eventTime,
+    process,
+    stores: [{ name: ENTITY_STORE, kind: 'key-value', serde: entityStateSerde() }],
+  };
+}
+
+/** A row as the FeatureVector Avro record of features.<view>. */
+export function featureVector(row: FeatureRow): Record<string, unknown> {
+  return {
+    view: row.view,
+    view_version: row.version,
+    entity_id: row.entity,
+    event_id: row.eventId,
+    event_time: row.eventTime,
+    event_sequence: row.sequence,
+    window_start: row.windowStart,
+    window_end: row.windowEnd,
+    values: row.values,
+  };
+}
