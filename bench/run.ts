@@ -7,6 +7,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   schemas: () => import('./schemas.js'),
   runtime: () => import('./runtime.js'),
   state: () => import('./state.js'),
+  features: () => import('./features.js'),
 };
 
 const name = process.argv[2];
