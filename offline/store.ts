@@ -59,7 +59,11 @@ export class RemoteOfflineStore implements OfflineStore {
     parsed.password = '';
     parsed.pathname = '/';
     this.description = `ClickHouse at ${parsed.origin}`;
-    this.client = createClient({ url: parsed.origin, username, password, database, request_timeout: 300_000 });
+    // Long queries (training sets) keep the connection alive with progress headers.
+    this.client = createClient({
+      url: parsed.origin, username, password, database, request_timeout: 300_000,
+      clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '10000' },
+    });
   }
 
   async command(sql: string): Promise<void> {

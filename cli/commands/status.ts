@@ -36,7 +36,7 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
         up,
         kafka,
         ...(schemaRegistry ? { schemaRegistry } : {}),
-        ...(running ? { clickhouse: running.endpoints.clickhouse, metrics: running.endpoints.metrics, pid: running.pid, dataDir: running.dataDir } : {}),
+        ...(running ? { clickhouse: running.endpoints.clickhouse, metrics: running.endpoints.metrics, features: running.endpoints.features, pid: running.pid, dataDir: running.dataDir } : {}),
       }
       : { up };
     process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -44,7 +44,7 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
     const owner = running ? ` (pid ${running.pid}, data in ${running.dataDir})` : '';
     const lines = [`sluice is up${owner}`, `  kafka            ${kafka}`];
     if (schemaRegistry) lines.push(`  schema registry  ${schemaRegistry}`);
-    if (running) lines.push(`  clickhouse       ${running.endpoints.clickhouse}`, `  metrics          ${running.endpoints.metrics}`);
+    if (running) lines.push(`  clickhouse       ${running.endpoints.clickhouse}`, `  metrics          ${running.endpoints.metrics}`, `  features         ${running.endpoints.features}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   } else if (running) {
     const down = [kafkaUp ? undefined : `Kafka at ${kafka}`, registryUp ? undefined : `the schema registry at ${schemaRegistry}`].filter(Boolean);

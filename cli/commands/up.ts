@@ -16,8 +16,11 @@ export async function upCommand({ config, logger }: CommandContext): Promise<num
       `  kafka            ${endpoints.kafka}   (${where})`,
       `  schema registry  ${endpoints.schemaRegistry}   (Confluent REST API${config.schemaRegistry.externalUrl ? ', SCHEMA_REGISTRY_URL' : ''})`,
       `  metrics          ${endpoints.metrics}   (Prometheus; /health and /ready beside it)`,
-      `  clickhouse       ${endpoints.clickhouse}   (embedded ClickHouse, HTTP interface${config.sql.writable ? '' : ', read-only'})`,
-      `  stages           ${STAGE_NAMES.join(', ')} (${config.stages.guarantee})`,
+      config.clickhouse.url
+        ? `  clickhouse       ${endpoints.clickhouse}   (CLICKHOUSE_URL: the offline store)`
+        : `  clickhouse       ${endpoints.clickhouse}   (embedded ClickHouse, HTTP interface${config.sql.writable ? '' : ', read-only'})`,
+      `  features         ${endpoints.features}/<view>/<entity>   (online lookups; POST ${endpoints.features} for batches)`,
+      `  stages           ${STAGE_NAMES.join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
       'Press Ctrl-C to stop. `sluice status --json` prints these endpoints.',
       '',
     ].join('\n'),
