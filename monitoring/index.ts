@@ -1,2 +1,2 @@
-export { createMetricsRegistry, stageMetrics, type MetricsRegistry, type StageMetrics } from './metrics.js';
-export { serveOps, type HealthSource, type OpsServer } from './server.js';
+export { createMetricsRegistry, stageMetrics, inferenceMetrics, type MetricsRegistry, type StageMetrics, type InferenceMetrics } from './metrics.js';
+export { serveOps, type HealthSource, type OpsServer, type OpsRoute } from './server.js';

@@ -20,6 +20,8 @@ export interface OnlineValue {
   readonly version: number | null;
   /** Event time the values are valid as of. */
   readonly event_time: number | null;
+  /** The event whose arrival produced the values. */
+  readonly event_id: string | null;
   readonly values: FeatureValues | null;
 }
 
@@ -60,11 +62,11 @@ export class OnlineStore {
     const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${view.source.name}`);
     if (!result.owned) throw new EntityElsewhereError(view.name, entity, result.partition, result.owner?.clientId);
     const row = result.value?.latest[view.name];
-    if (!row) return { view: view.name, entity_id: entity, status: 'NOT_FOUND', version: null, event_time: null, values: null };
+    if (!row) return { view: view.name, entity_id: entity, status: 'NOT_FOUND', version: null, event_time: null, event_id: null, values: null };
     if (view.ttlMs !== undefined && at - row.eventTime > view.ttlMs) {
-      return { view: view.name, entity_id: entity, status: 'OUTSIDE_MAX_AGE', version: row.version, event_time: row.eventTime, values: null };
+      return { view: view.name, entity_id: entity, status: 'OUTSIDE_MAX_AGE', version: row.version, event_time: row.eventTime, event_id: row.eventId, values: null };
     }
-    return { view: view.name, entity_id: entity, status: 'PRESENT', version: row.version, event_time: row.eventTime, values: row.values };
+    return { view: view.name, entity_id: entity, status: 'PRESENT', version: row.version, event_time: row.eventTime, event_id: row.eventId, values: row.values };
   }
 
   /** Several views for several entities: results per entity, in request order. */
@@ -75,6 +77,25 @@ export class OnlineStore {
       features: Object.fromEntries(await Promise.all(views.map(async (view) => [view, await this.get(view, entity, at)] as const))),
     })));
   }
+}
+
+/**
+ * Features as of an event for inference: waits (polling, up to `maxWaitMs`) until the features
+ * stage has folded this very event into the entity's state — the latest row is this event's or a
+ * newer one — so a prediction sees what training saw; then takes what is there.
+ */
+export function featuresAsOfEvent(online: OnlineStore, maxWaitMs = 2_000): { valuesAt(view: string, entity: string, eventId: string, eventTime: number): Promise<FeatureValues | null> } {
+  return {
+    async valuesAt(view, entity, eventId, eventTime) {
+      const deadline = Date.now() + maxWaitMs;
+      for (let delay = 1; ; delay = Math.min(50, delay * 2)) {
+        const found = await online.get(view, entity, eventTime);
+        const caughtUp = found.status !== 'NOT_FOUND' && (found.event_id === eventId || (found.event_time ?? 0) > eventTime);
+        if (caughtUp || Date.now() >= deadline) return found.status === 'PRESENT' ? found.values : null;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    },
+  };
 }
 
 // ---- HTTP ----------------------------------------------------------------------------------

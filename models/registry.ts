@@ -1,0 +1,167 @@
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import kafkajs, { type Kafka } from 'kafkajs';
+import { SluiceError } from '../common/errors.js';
+import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
+import { readChangelogPartition } from '../state/index.js';
+
+const { Partitioners } = kafkajs;
+
+/**
+ * The model registry: versions with lineage in `registry.models` (compacted, keyed
+ * `name:version`, one partition for one order), aliases such as `champion` moved by re-publishing
+ * both versions' records, and artifacts in the data directory by content hash
+ * (`<dataDir>/models/<sha256>/model.onnx` and `model.json`). Replaying the topic rebuilds it.
+ */
+export interface ModelVersion {
+  readonly name: string;
+  readonly version: number;
+  readonly aliases: readonly string[];
+  readonly artifact_sha256: string;
+  readonly trainer: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly dataset: {
+    readonly ranges: readonly { readonly topic: string; readonly partition: number; readonly start_offset: number; readonly end_offset: number }[];
+    readonly feature_versions: Readonly<Record<string, number>>;
+  };
+  readonly code_commit: string | null;
+  readonly run_id: string | null;
+  readonly created_at: number;
+}
+
+export class ModelRegistryError extends SluiceError {}
+
+export interface RegistryOptions {
+  readonly kafka: Kafka;
+  readonly topic: string;
+  readonly registryUrl: string;
+  /** Registered schema id of registry.models values. */
+  readonly schemaId: number;
+}
+
+export async function readModelRegistry(options: Omit<RegistryOptions, 'schemaId'>): Promise<ModelVersion[]> {
+  const serde = new AvroSerde(options.registryUrl, avroType(loadAvsc('registry.models')));
+  const versions = new Map<string, ModelVersion>();
+  await readChangelogPartition(options.kafka, options.topic, 0, 0n, async (key, value) => {
+    if (!key) return;
+    if (value === null) versions.delete(key.toString());
+    else versions.set(key.toString(), (await serde.decode(value)) as ModelVersion);
+  });
+  return [...versions.values()].sort((left, right) => left.name.localeCompare(right.name) || left.version - right.version);
+}
+
+async function publish(options: RegistryOptions, records: readonly ModelVersion[]): Promise<void> {
+  const serde = new AvroSerde(options.registryUrl);
+  const producer = options.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    await producer.send({
+      topic: options.topic,
+      acks: -1,
+      messages: await Promise.all(records.map(async (record) => ({ key: `${record.name}:${record.version}`, value: await serde.encode(options.schemaId, record) }))),
+    });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Registers the next version of a model; returns it. */
+export async function registerModelVersion(options: RegistryOptions, version: Omit<ModelVersion, 'version' | 'aliases'>, aliases: readonly string[] = []): Promise<ModelVersion> {
+  const existing = (await readModelRegistry(options)).filter((candidate) => candidate.name === version.name);
+  const record: ModelVersion = { ...version, version: Math.max(0, ...existing.map((candidate) => candidate.version)) + 1, aliases: [] };
+  await publish(options, [record]);
+  for (const alias of aliases) await setAlias(options, record.name, record.version, alias);
+  return { ...record, aliases };
+}
+
+/** Points an alias at a version (taking it from the version that held it), in one send. */
+export async function setAlias(options: RegistryOptions, name: string, version: number, alias: string): Promise<void> {
+  const versions = (await readModelRegistry(options)).filter((candidate) => candidate.name === name);
+  const target = versions.find((candidate) => candidate.version === version);
+  if (!target) throw new ModelRegistryError('SLUICE_UNKNOWN_MODEL_VERSION', `model ${name} has no version ${version}; versions: ${versions.map((candidate) => candidate.version).join(', ') || 'none'}`);
+  const changed: ModelVersion[] = versions
+    .filter((candidate) => candidate.version !== version && candidate.aliases.includes(alias))
+    .map((candidate) => ({ ...candidate, aliases: candidate.aliases.filter((existing) => existing !== alias) }));
+  if (!target.aliases.includes(alias)) changed.push({ ...target, aliases: [...target.aliases, alias] });
+  if (changed.length > 0) await publish(options, changed);
+}
+
+/** Moves `champion` back to the highest version below the current champion; returns it. */
+export async function rollback(options: RegistryOptions, name: string): Promise<number> {
+  const versions = (await readModelRegistry(options)).filter((candidate) => candidate.name === name);
+  const current = versions.find((candidate) => candidate.aliases.includes('champion'));
+  if (!current) throw new ModelRegistryError('SLUICE_NO_CHAMPION', `model ${name} has no champion to roll back`);
+  const previous = versions.filter((candidate) => candidate.version < current.version).at(-1);
+  if (!previous) throw new ModelRegistryError('SLUICE_NO_PREVIOUS_VERSION', `model ${name} has no version before ${current.version}`);
+  await setAlias(options, name, previous.version, 'champion');
+  return previous.version;
+}
+
+/** The content-addressed artifact folder. */
+export class ArtifactStore {
+  constructor(readonly dir: string) {}
+
+  async put(onnxBytes: Uint8Array, metadata: unknown): Promise<string> {
+    const sha = createHash('sha256').update(onnxBytes).digest('hex');
+    const folder = path.join(this.dir, sha);
+    const staging = `${folder}.tmp-${randomUUID()}`;
+    await fs.mkdir(staging, { recursive: true });
+    await fs.writeFile(path.join(staging, 'model.onnx'), onnxBytes);
+    await fs.writeFile(path.join(staging, 'model.json'), `${JSON.stringify(metadata, null, 2)}\n`);
+    await fs.rm(folder, { recursive: true, force: true });
+    await fs.rename(staging, folder);
+    return sha;
+  }
+
+  async get(sha: string): Promise<{ readonly onnx: Uint8Array; readonly metadata: ModelMetadata }> {
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new ModelRegistryError('SLUICE_BAD_ARTIFACT', `"${sha}" is not a sha256`);
+    const folder = path.join(this.dir, sha);
+    const onnx = await fs.readFile(path.join(folder, 'model.onnx'));
+    const actual = createHash('sha256').update(onnx).digest('hex');
+    if (actual !== sha) throw new ModelRegistryError('SLUICE_ARTIFACT_CORRUPT', `artifact ${sha} has content hash ${actual}`);
+    return { onnx, metadata: JSON.parse(await fs.readFile(path.join(folder, 'model.json'), 'utf8')) as ModelMetadata };
+  }
+}
+
+/** What is stored beside model.onnx. */
+export interface ModelMetadata {
+  readonly name: string;
+  readonly inputs: readonly string[];
+  /** Values that fill missing inputs (the training means). */
+  readonly fill: readonly number[];
+  readonly threshold: number;
+  readonly trainer: string;
+  readonly metrics: Readonly<Record<string, number>>;
+  /** Training statistics of every input: the drift baseline. */
+  readonly baseline: Readonly<Record<string, FeatureBaseline>>;
+}
+
+export interface FeatureBaseline {
+  readonly count: number;
+  readonly missing: number;
+  readonly mean: number;
+  readonly std: number;
+  /** Quantiles 0, 0.1, ..., 1. */
+  readonly quantiles: readonly number[];
+  /** Ten equal-width bins between min and max. */
+  readonly histogram: { readonly edges: readonly number[]; readonly counts: readonly number[] };
+}
+
+export function baselineOf(values: readonly (number | null)[]): FeatureBaseline {
+  const present = values.filter((value): value is number => typeof value === 'number' && Number.isFinite(value)).sort((left, right) => left - right);
+  const count = present.length;
+  const mean = count === 0 ? 0 : present.reduce((sum, value) => sum + value, 0) / count;
+  const std = count === 0 ? 0 : Math.sqrt(present.reduce((sum, value) => sum + (value - mean) ** 2, 0) / count);
+  const quantiles = Array.from({ length: 11 }, (_, index) => (count === 0 ? 0 : present[Math.min(count - 1, Math.floor((index / 10) * (count - 1)))] ?? 0));
+  const low = present[0] ?? 0;
+  const high = present[count - 1] ?? 0;
+  const width = (high - low) / 10 || 1;
+  const counts = new Array<number>(10).fill(0);
+  for (const value of present) {
+    const bin = Math.min(9, Math.floor((value - low) / width));
+    counts[bin] = (counts[bin] ?? 0) + 1;
+  }
+  return { count, missing: values.length - count, mean, std, quantiles, histogram: { edges: Array.from({ length: 11 }, (_, index) => low + index * width), counts } };
+}

@@ -1,0 +1,93 @@
+import { parseDuration } from '../streams/runtime/watermarks.js';
+import { featureNames, type FeatureView } from './features.js';
+import type { SourceDefinition } from './sources.js';
+import { DEMO_SOURCE_DEFINITIONS } from './sources.js';
+import { DEMO_FEATURE_VIEWS } from './views.js';
+import type { TrainerKind } from '../models/trainer.js';
+
+/**
+ * A model, declared: which events it scores, its inputs (fields of the event and features of
+ * views, as of the event), where its labels come from and how they join (a label event names the
+ * scored event's id; a scored event without a label within the window is a negative), the trainer
+ * and its hyperparameters, the decision threshold and the fallback score.
+ */
+export interface ModelDefinition {
+  readonly name: string;
+  readonly description: string;
+  readonly owner: string;
+  readonly source: SourceDefinition;
+  /** Numeric fields of the scored event used as inputs. */
+  readonly fields: readonly string[];
+  readonly features: readonly { readonly view: FeatureView; readonly features: readonly string[] }[];
+  readonly label: {
+    readonly source: SourceDefinition;
+    /** The label event's field holding the scored event's id (its source idField value). */
+    readonly joinField: string;
+    /** How long after the event a label may arrive; older unlabelled events are negatives. */
+    readonly windowMs: number;
+  };
+  readonly trainer: TrainerKind;
+  readonly params: { readonly epochs: number; readonly learningRate: number; readonly batchSize: number; readonly hidden: number; readonly l2: number; readonly seed: number };
+  readonly threshold: number;
+  /** The documented score when neither the model nor a previous version can answer. */
+  readonly fallbackScore: number;
+  /** The latest share of the labelled time range held out for evaluation. */
+  readonly testFraction: number;
+}
+
+/** Input names in order: fields, then `<view>.<feature>`. */
+export function modelInputs(model: ModelDefinition): string[] {
+  return [...model.fields, ...model.features.flatMap(({ view, features }) => features.map((feature) => `${view.name}.${feature}`))];
+}
+
+export function modelDefinition(input: Omit<ModelDefinition, 'label' | 'params' | 'testFraction' | 'fallbackScore'> & {
+  readonly label: Omit<ModelDefinition['label'], 'windowMs'> & { readonly window: string | number };
+  readonly params?: Partial<ModelDefinition['params']>;
+  readonly testFraction?: number;
+  readonly fallbackScore?: number;
+}): ModelDefinition {
+  if (!/^[a-z][a-z0-9_]*$/.test(input.name)) throw new Error(`model name "${input.name}" must be lower-case letters, digits and _`);
+  for (const { view, features } of input.features) {
+    if (view.source.name !== input.source.name) throw new Error(`model ${input.name} scores ${input.source.name} events but view ${view.name} reads ${view.source.name}`);
+    for (const feature of features) if (!featureNames(view).includes(feature)) throw new Error(`view ${view.name} has no feature ${feature}`);
+  }
+  return Object.freeze({
+    ...input,
+    label: { source: input.label.source, joinField: input.label.joinField, windowMs: parseDuration(input.label.window) },
+    params: { epochs: 12, learningRate: 0.01, batchSize: 256, hidden: 16, l2: 0, seed: 42, ...input.params },
+    testFraction: input.testFraction ?? 0.25,
+    fallbackScore: input.fallbackScore ?? 0,
+  });
+}
+
+const source = (name: string): SourceDefinition => {
+  const found = DEMO_SOURCE_DEFINITIONS.find((candidate) => candidate.name === name);
+  if (!found) throw new Error(`no source ${name}`);
+  return found;
+};
+const view = (name: string): FeatureView => {
+  const found = DEMO_FEATURE_VIEWS.find((candidate) => candidate.name === name);
+  if (!found) throw new Error(`no view ${name}`);
+  return found;
+};
+
+/** The demo's fraud model: card activity features, chargebacks as labels. */
+export const DEMO_MODELS: readonly ModelDefinition[] = [
+  modelDefinition({
+    name: 'fraud',
+    description: 'Probability that a card transaction is fraudulent (charged back).',
+    owner: 'fraud-team',
+    source: source('transactions'),
+    fields: ['amount'],
+    features: [
+      { view: view('card_txn_1h'), features: ['txn_count', 'amount_sum'] },
+      { view: view('card_txn_24h'), features: ['txn_count', 'amount_sum', 'merchant_count'] },
+      { view: view('card_amount_7d'), features: ['amount_mean', 'amount_stddev', 'amount_max'] },
+    ],
+    label: { source: source('chargebacks'), joinField: 'transaction_id', window: '1h' },
+    trainer: 'mlp',
+    params: { epochs: 15, learningRate: 0.01, batchSize: 128, hidden: 16, seed: 42 },
+    threshold: 0.5,
+    fallbackScore: 0,
+  }),
+];
