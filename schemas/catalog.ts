@@ -51,6 +51,11 @@ export function viewSubjects(prefix: string, views: readonly string[]): SubjectS
   return views.map((view) => ({ subject: `${prefix}features.${view}-value`, topic: `${prefix}features.${view}`, file: 'features.avsc', schema: loadAvsc('features') }));
 }
 
+/** The subjects of models' prediction topics: every predictions.<model> carries a Prediction. */
+export function predictionSubjects(prefix: string, models: readonly string[]): SubjectSchema[] {
+  return models.map((model) => ({ subject: `${prefix}predictions.${model}-value`, topic: `${prefix}predictions.${model}`, file: 'predictions.avsc', schema: loadAvsc('predictions') }));
+}
+
 /**
  * Registers the project's schemas. An incompatible change fails with a message naming the
  * subject, the field and the rule, before anything is written.

@@ -65,7 +65,8 @@ export async function predict(
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
   const missing: string[] = [];
   for (const { view, features } of model.features) {
-    const found = await options.features.valuesAt(view.name, event.entity, event.eventId, event.eventTime);
+    // An online store that cannot answer (not running here, entity owned elsewhere) is missing features too.
+    const found = await options.features.valuesAt(view.name, event.entity, event.eventId, event.eventTime).catch(() => null);
     if (!found) missing.push(view.name);
     for (const feature of features) values[`${view.name}.${feature}`] = found?.[feature] ?? null;
   }
@@ -79,6 +80,9 @@ export async function predict(
   } else if (!served) {
     reason = `no_model: ${watcher.loadFailure() ?? `no version of ${model.name} is champion yet`}`;
   } else {
+    // The aliased version failed to load: the previous one answers, marked as a fallback.
+    const loadFailure = watcher.loadFailure();
+    if (loadFailure) reason = `model_load_failed: ${loadFailure}; served by version ${served.version.version}`;
     try {
       score = await served.score(row);
     } catch (error) {

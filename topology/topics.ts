@@ -48,3 +48,8 @@ export function sourceTopics(source: string, layout: TopicLayout): TopicSpec[] {
 export function featureTopics(view: string, layout: TopicLayout): TopicSpec[] {
   return [{ name: `${layout.prefix}features.${view}`, partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } }];
 }
+
+/** The topic of one model's predictions, keyed by entity. */
+export function predictionTopics(model: string, layout: TopicLayout): TopicSpec[] {
+  return [{ name: `${layout.prefix}predictions.${model}`, partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } }];
+}
