@@ -15,7 +15,12 @@ const program = new Command()
 
 program
   .command('up')
-  .description('start the local stack (Kafka broker, platform topics) in the foreground; Ctrl-C stops it')
+  .description('start the local stack (Kafka broker, registry, ClickHouse, every stage) in the foreground; Ctrl-C stops it')
+  .option('--demo', 'also run the demo: generated history and live events, and the first model trained and deployed')
+  .option('--seed <n>', 'demo generator seed', '42')
+  .option('--history <events>', 'demo events of history (the past six hours)', '20000')
+  .option('--rate <events/s>', 'live demo events per second', '20')
+  .option('--drift-at <time>', 'demo drift (larger amounts, new merchants) from this event time: epoch ms or ISO')
   .action(runAction(upCommand));
 
 program

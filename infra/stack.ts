@@ -12,13 +12,26 @@ import { choosePort } from './ports.js';
 import { createMetricsRegistry, serveOps, type MetricsRegistry, type OpsServer } from '../monitoring/index.js';
 import { launchStages, type RunningStages } from '../streams/launch.js';
 import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, RemoteOfflineStore, serveSql, type OfflineStore, type SqlServer } from '../offline/index.js';
-import { FEATURE_VIEWS, STAGE_NAMES, topologySubjects } from '../topology/stages.js';
-import { featureTopics } from '../topology/topics.js';
-import { OnlineStore, onlineRoutes } from '../streams/features/online.js';
+import { FEATURE_VIEWS, MODELS, STAGE_NAMES, topologySubjects } from '../topology/stages.js';
+import { featureTopics, predictionTopics } from '../topology/topics.js';
+import { featuresAsOfEvent, OnlineStore, onlineRoutes } from '../streams/features/online.js';
 import { runSink, type RunningSink } from '../streams/sink.js';
+import { predictionsTable } from '../offline/index.js';
+import { ModelWatcher } from '../models/deployment.js';
+import { ArtifactStore } from '../models/registry.js';
+import { inferenceMetrics } from '../monitoring/index.js';
+import { AvroSerde } from '../schemas/index.js';
+import { inferenceStage } from '../streams/inference.js';
+import { stageOptionsFor } from '../streams/launch.js';
+import { predictRoutes } from '../streams/predict-route.js';
+import { runStage, type RunningStage } from '../streams/runtime/index.js';
+import { publishFeatureViews } from '../topology/feature-registry.js';
+import type { ModelDefinition } from '../topology/models.js';
+import { startDemo, type RunningDemo } from '../jobs/demo.js';
+import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
 import { KafkaUnreachableError } from './errors.js';
-import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from './kafka/index.js';
+import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, waitForGroupCoordinator, type LocalBroker } from './kafka/index.js';
 
 /** Where each running service listens; `sluice status --json` prints this. */
 export interface StackEndpoints {
@@ -32,6 +45,8 @@ export interface StackEndpoints {
   readonly clickhouse: string;
   /** Online feature lookups: GET /features/<view>/<entity>, POST /features. */
   readonly features: string;
+  /** Synchronous predictions: POST /predict/<model>. */
+  readonly predict: string;
 }
 
 /** What `sluice up` writes into the data directory so that `sluice status` can find it. */
@@ -67,11 +82,25 @@ export class StackAlreadyRunningError extends SluiceError {
 
 export const STACK_FILE = 'stack.json';
 
+/** The demo `npm start` runs: generated history, then live events, and the first models trained. */
+export interface DemoSettings {
+  readonly seed: number;
+  readonly historyEvents: number;
+  readonly historySpanMs: number;
+  readonly rate: number;
+  readonly driftFrom?: number;
+  readonly onTrained?: (report: TrainReport) => void;
+}
+
+export interface StackOptions {
+  readonly demo?: DemoSettings;
+}
+
 /**
  * Starts the local stack on the configured data directory: the Kafka broker (unless
  * KAFKA_BROKERS names a cluster) and the platform's topics. Later services join here.
  */
-export async function startStack(config: SluiceConfig, logger: Logger): Promise<RunningStack> {
+export async function startStack(config: SluiceConfig, logger: Logger, stackOptions: StackOptions = {}): Promise<RunningStack> {
   const dataDir = await ensureWritableDir(config.dataDir);
   const stackFile = path.join(dataDir, STACK_FILE);
   const previous = await readStackState(dataDir);
@@ -109,6 +138,7 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
       logger: logger.child({ service: 'kafka' }),
     });
     brokers = broker.brokers;
+    await waitForGroupCoordinator(brokers, config.kafka.startTimeoutMs);
   }
 
   let registry: RunningSchemaRegistry | undefined;
@@ -119,6 +149,9 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
   let offline: OfflineStore | undefined;
   let sql: SqlServer | undefined;
   let sink: RunningSink | undefined;
+  const watchers = new Map<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>();
+  const inference: RunningStage[] = [];
+  let demo: RunningDemo | undefined;
   const adminPassword = randomBytes(24).toString('hex');
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
@@ -129,6 +162,7 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
         ...platformTopics(layout),
         ...DEMO_SOURCES.flatMap((source) => sourceTopics(source, layout)),
         ...FEATURE_VIEWS.flatMap((view) => featureTopics(view.name, layout)),
+        ...MODELS.flatMap((model) => predictionTopics(model.name, layout)),
       ], logger);
     } finally {
       await admin.disconnect();
@@ -159,7 +193,7 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
       sql = await serveSql(engine, { host: config.sql.host, port: sqlPort, readonly: !config.sql.writable, adminPassword, logger: logger.child({ service: 'sql' }) });
       await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
     }
-    const tables = offlineTables({ sources: DEMO_SOURCES, views: FEATURE_VIEWS });
+    const tables = [...offlineTables({ sources: DEMO_SOURCES, views: FEATURE_VIEWS }), ...MODELS.map((model) => predictionsTable(model.name))];
     await ensureTables(offline, tables);
 
     stages = await launchStages(STAGE_NAMES, { config, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
@@ -169,8 +203,42 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     });
     const featuresStage = stages.stages.get('features');
     const online = featuresStage ? new OnlineStore(featuresStage, FEATURE_VIEWS, config.topicPrefix) : undefined;
-    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online)]);
+
+    // Inference: per model, the champion followed in registry.models, scored as events arrive.
+    const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
+    const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
+    for (const model of MODELS) {
+      const watcher = new ModelWatcher({
+        kafka, topic: `${config.topicPrefix}registry.models`, registryUrl: schemaRegistry, model: model.name, artifacts, logger, maxWaitMs: 2,
+        onBatch: (size) => inferenceMetrics(metricsRegistry).batchSize.observe({ model: model.name }, size),
+      });
+      await watcher.start();
+      watchers.set(model.name, { model, watcher });
+      if (online) {
+        inference.push(await runStage(inferenceStage({
+          model, watcher, features: featuresAsOfEvent(online), topicPrefix: config.topicPrefix, serdeFor: (reader) => new AvroSerde(schemaRegistry, reader),
+          schemaId: schemaIds.get(`${config.topicPrefix}predictions.${model.name}-value`) ?? 0, metrics: metricsRegistry,
+        }), stageOptionsFor(`inference-${model.name}`, { config, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger })));
+      }
+    }
+    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online), predictRoutes(watchers, () => online, metricsRegistry)]);
+
+    if (stackOptions.demo) {
+      const { demo: settings } = stackOptions;
+      const versions = await publishFeatureViews(FEATURE_VIEWS, {
+        kafka, topic: `${config.topicPrefix}registry.features`, registryUrl: schemaRegistry, schemaId: schemaIds.get(`${config.topicPrefix}registry.features-value`) ?? 0, logger,
+      });
+      demo = startDemo({
+        kafka, topicPrefix: config.topicPrefix, registryUrl: schemaRegistry, modelsSchemaId: schemaIds.get(`${config.topicPrefix}registry.models-value`) ?? 0, versions,
+        artifactsDir: artifacts.dir, models: MODELS, store: offline, seed: settings.seed, historyEvents: settings.historyEvents, historySpanMs: settings.historySpanMs,
+        rate: settings.rate, ...(settings.driftFrom !== undefined ? { driftFrom: settings.driftFrom } : {}), logger,
+        onTrained: (report) => settings.onTrained?.(report),
+      });
+    }
   } catch (error) {
+    await demo?.stop();
+    for (const stage of inference) await stage.stop();
+    for (const { watcher } of watchers.values()) await watcher.stop();
     await sink?.stop();
     await stages?.stop();
     await sql?.close();
@@ -189,6 +257,7 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
       schemaRegistry,
       metrics: `${ops.url}/metrics`,
       features: `${ops.url}/features`,
+      predict: `${ops.url}/predict`,
       clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),
     },
     kafkaMode: broker ? 'local' : 'external',
@@ -207,7 +276,8 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
   const store = offline;
   const sqlServer = sql;
   const sinkFailed = sink.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error))));
-  const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
+  const inferenceFailed = inference.map((stage) => stage.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
+  const failed = Promise.race([brokerFailed, running.failed, sinkFailed, ...inferenceFailed]);
   return {
     state,
     failed: failed.then((error) => {
@@ -217,6 +287,9 @@ export async function startStack(config: SluiceConfig, logger: Logger): Promise<
     async stop() {
       stopping = true;
       await fs.rm(stackFile, { force: true });
+      await demo?.stop();
+      for (const stage of inference) await stage.stop();
+      for (const { watcher } of watchers.values()) await watcher.stop();
       await runningSink.stop();
       await running.stop();
       await ops.close();

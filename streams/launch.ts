@@ -4,7 +4,7 @@ import type { SluiceConfig } from '../common/config.js';
 import type { HealthSource, MetricsRegistry } from '../monitoring/index.js';
 import type { SchemaIds } from '../schemas/index.js';
 import { STAGES } from '../topology/stages.js';
-import { runStage, type RunningStage } from './runtime/index.js';
+import { runStage, type RunningStage, type StageOptions } from './runtime/index.js';
 
 export interface LaunchOptions {
   readonly config: SluiceConfig;
@@ -19,11 +19,16 @@ export interface LaunchOptions {
 export async function launchStage(name: string, options: LaunchOptions): Promise<RunningStage> {
   const define = STAGES[name];
   if (!define) throw new Error(`unknown stage "${name}"; stages: ${Object.keys(STAGES).join(', ')}`);
-  const { config } = options;
   const definition = await define({
-    topicPrefix: config.topicPrefix, brokers: options.brokers, registryUrl: options.registryUrl, schemaIds: options.schemaIds, metrics: options.metrics, logger: options.logger,
+    topicPrefix: options.config.topicPrefix, brokers: options.brokers, registryUrl: options.registryUrl, schemaIds: options.schemaIds, metrics: options.metrics, logger: options.logger,
   });
-  return runStage(definition, {
+  return runStage(definition, stageOptionsFor(name, options));
+}
+
+/** How every stage of this deployment runs: its group, guarantees, bounds and state folder. */
+export function stageOptionsFor(name: string, options: LaunchOptions): StageOptions {
+  const { config } = options;
+  return {
     brokers: options.brokers,
     groupId: `${config.topicPrefix}sluice-${name}`,
     dlqTopic: `${config.topicPrefix}dlq`,
@@ -35,7 +40,7 @@ export async function launchStage(name: string, options: LaunchOptions): Promise
     topicPrefix: config.topicPrefix,
     metrics: options.metrics,
     logger: options.logger,
-  });
+  };
 }
 
 export interface RunningStages {

@@ -1,21 +1,24 @@
 import type { Logger } from 'pino';
 import { createKafka } from '../infra/kafka/index.js';
 import type { MetricsRegistry } from '../monitoring/index.js';
-import { AvroSerde, platformSubjects, viewSubjects, type SchemaIds, type SubjectSchema } from '../schemas/index.js';
+import { AvroSerde, platformSubjects, predictionSubjects, viewSubjects, type SchemaIds, type SubjectSchema } from '../schemas/index.js';
 import { featuresStage } from '../streams/features/stage.js';
 import { ingestStage } from '../streams/ingest.js';
 import type { StageDefinition } from '../streams/runtime/index.js';
 import { publishFeatureViews } from './feature-registry.js';
 import { DEMO_SOURCE_DEFINITIONS } from './sources.js';
 import { DEMO_FEATURE_VIEWS } from './views.js';
+import { DEMO_MODELS } from './models.js';
 
 /** The feature views the topology computes. */
 export const FEATURE_VIEWS = DEMO_FEATURE_VIEWS;
 export const SOURCES = DEMO_SOURCE_DEFINITIONS;
+/** The models the topology trains and serves. */
+export const MODELS = DEMO_MODELS;
 
 /** Every subject the topology writes: platform topics, sources, feature views. */
 export function topologySubjects(prefix: string): SubjectSchema[] {
-  return [...platformSubjects(prefix), ...viewSubjects(prefix, FEATURE_VIEWS.map((view) => view.name))];
+  return [...platformSubjects(prefix), ...viewSubjects(prefix, FEATURE_VIEWS.map((view) => view.name)), ...predictionSubjects(prefix, MODELS.map((model) => model.name))];
 }
 
 /** What a stage needs from its surroundings to be defined. */

@@ -1,13 +1,43 @@
 import { startStack } from '../../infra/index.js';
-import { STAGE_NAMES } from '../../topology/stages.js';
+import { MODELS, STAGE_NAMES } from '../../topology/stages.js';
+import { ConfigError } from '../../common/errors.js';
 import type { CommandContext } from '../action.js';
 
 /**
  * `sluice up`: starts the stack, prints where each service listens, and stays in the foreground
  * until SIGINT/SIGTERM/SIGHUP (then stops everything) or until a service dies (then exits 1).
  */
-export async function upCommand({ config, logger }: CommandContext): Promise<number> {
-  const stack = await startStack(config, logger);
+export interface UpOptions {
+  readonly demo?: boolean;
+  readonly seed?: string;
+  readonly history?: string;
+  readonly rate?: string;
+  readonly driftAt?: string;
+}
+
+function positiveNumber(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${flag} takes a non-negative number, got "${text}"`);
+  return value;
+}
+
+export async function upCommand({ config, logger }: CommandContext, options: UpOptions = {}): Promise<number> {
+  const driftFrom = options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
+  if (driftFrom !== undefined && !Number.isFinite(driftFrom)) throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
+  const stack = await startStack(config, logger, options.demo ? {
+    demo: {
+      seed: positiveNumber(options.seed, 42, '--seed'),
+      historyEvents: positiveNumber(options.history, 20_000, '--history'),
+      historySpanMs: 6 * 3_600_000,
+      rate: positiveNumber(options.rate, 20, '--rate'),
+      ...(driftFrom !== undefined ? { driftFrom } : {}),
+      onTrained: (report) => {
+        process.stdout.write(`model ${report.version.name} v${report.version.version} trained from replayed topics (AUC ${report.evaluation.auc.toFixed(3)} on ${report.testRows} held-out events) and deployed as champion\n`);
+        process.stdout.write(`  watch predictions: npx sluice sql "SELECT model_version, count(), avg(score) FROM predictions_${report.version.name} GROUP BY model_version"\n`);
+      },
+    },
+  } : {});
   const { endpoints, kafkaMode } = stack.state;
   const where = kafkaMode === 'local' ? `local KRaft broker, data in ${config.dataDir}` : 'external cluster (KAFKA_BROKERS)';
   process.stdout.write(
@@ -20,7 +50,9 @@ export async function upCommand({ config, logger }: CommandContext): Promise<num
         ? `  clickhouse       ${endpoints.clickhouse}   (CLICKHOUSE_URL: the offline store)`
         : `  clickhouse       ${endpoints.clickhouse}   (embedded ClickHouse, HTTP interface${config.sql.writable ? '' : ', read-only'})`,
       `  features         ${endpoints.features}/<view>/<entity>   (online lookups; POST ${endpoints.features} for batches)`,
-      `  stages           ${STAGE_NAMES.join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
+      `  predict          POST ${endpoints.predict}/<model>   (synchronous predictions)`,
+      `  stages           ${STAGE_NAMES.join(', ')}, ${MODELS.map((model) => `inference-${model.name}`).join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
+      ...(options.demo ? ['  demo             generating history and live events; the first model trains once labelled history is in'] : []),
       'Press Ctrl-C to stop. `sluice status --json` prints these endpoints.',
       '',
     ].join('\n'),
@@ -42,6 +74,12 @@ export async function upCommand({ config, logger }: CommandContext): Promise<num
   process.stdout.write(`received ${outcome.signal}, stopping…\n`);
   // A second Ctrl-C while stopping forces the exit; the broker then dies with us (ParentWatch).
   process.once('SIGINT', () => process.exit(130));
+  // Bounded: a stop that hangs (a service gone wrong) still ends; the broker dies with us (ParentWatch).
+  const bound = setTimeout(() => {
+    process.stderr.write('sluice: stopping took over 90 s; exiting\n');
+    process.exit(1);
+  }, 90_000);
+  bound.unref();
   await stack.stop();
   process.stdout.write('stopped\n');
   return 0;

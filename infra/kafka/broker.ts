@@ -128,7 +128,9 @@ function spawnBroker(options: LocalBrokerOptions, serverProperties: string, log4
     serverProperties,
   ];
   // stdin stays an open pipe that we never write: its end-of-file tells the JVM we are gone.
-  return spawn(javaCommand(options.javaHome), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches sluice, which stops the stages before the broker;
+  // ParentWatch still ends the broker when sluice dies.
+  return spawn(javaCommand(options.javaHome), args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
 }
 
 /** Formats KRaft storage on first start; returns the cluster id (kept in the data's meta.properties). */

@@ -89,3 +89,28 @@ export async function waitForKafka(
   }
   throw lastError instanceof KafkaUnreachableError ? lastError : new KafkaUnreachableError(brokers, { cause: lastError });
 }
+
+/**
+ * Waits until the cluster can coordinate consumer groups (a fresh broker creates
+ * __consumer_offsets on the first FindCoordinator, which takes a while on a small machine):
+ * consumers started before that crash with "group coordinator not found".
+ */
+export async function waitForGroupCoordinator(brokers: readonly string[], timeoutMs: number): Promise<void> {
+  const kafka = createKafka({ brokers, clientId: 'sluice-readiness' });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  await admin.connect();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      try {
+        await admin.describeGroups(['sluice-readiness-probe']);
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new KafkaUnreachableError(brokers, { cause: error });
+        await sleep(250);
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

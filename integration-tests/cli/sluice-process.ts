@@ -50,10 +50,14 @@ export async function runSluice(args: readonly string[], env: NodeJS.ProcessEnv,
 export async function waitForOutput(proc: SluiceProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
   let exitedEarly = false;
   void proc.exited.then(() => (exitedEarly = true));
-  await waitUntil(() => {
-    if (exitedEarly) throw new Error(`sluice exited before printing ${pattern}: ${proc.stderr()}`);
-    return pattern.test(proc.stdout());
-  }, timeoutMs, `sluice to print ${pattern}`);
+  try {
+    await waitUntil(() => {
+      if (exitedEarly) throw new Error(`sluice exited before printing ${pattern}: ${proc.stderr()}`);
+      return pattern.test(proc.stdout());
+    }, timeoutMs, `sluice to print ${pattern}`);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; its last output: ${proc.stdout().slice(-1_000)}\n${proc.stderr().slice(-3_000)}`, { cause: error });
+  }
 }
 
 /** Whether a process with this pid exists (a zombie counts as gone). */
