@@ -5,6 +5,9 @@ import { runAction } from './action.js';
 import { runCommand } from './commands/run.js';
 import { sqlCommand } from './commands/sql.js';
 import { STAGE_NAMES } from '../topology/stages.js';
+import { listModelsCommand, promoteCommand, rollbackCommand, showModelCommand, trainCommand } from './commands/models.js';
+import { produceCommand } from './commands/produce.js';
+import { tailCommand } from './commands/tail.js';
 import { backfillCommand, checkCommand, getFeaturesCommand, listFeaturesCommand } from './commands/features.js';
 
 const program = new Command()
@@ -56,6 +59,43 @@ features.command('get').description('look up the latest values of a view for an 
   .action(runAction(getFeaturesCommand));
 range(features.command('check').description('compare values served online with values recomputed by replay; exit 2 on any mismatch').option('--json', 'print JSON'))
   .action(runAction(checkCommand));
+
+program
+  .command('produce')
+  .description('send NDJSON or CSV records to raw.<source> (keyed by its entity), or run the demo generator with --demo')
+  .argument('[source]', 'the source: transactions, clicks, chargebacks')
+  .argument('[file]', 'a .ndjson or .csv file')
+  .option('--demo', 'generate demo events: history, then live events with late chargebacks')
+  .option('--seed <n>', 'generator seed', '42')
+  .option('--history <events>', 'events of history (the past six hours)', '20000')
+  .option('--rate <events/s>', 'live events per second (0: history only)', '20')
+  .option('--drift-at <time>', 'drift (larger amounts, new merchants) from this event time')
+  .action(runAction(produceCommand));
+
+program
+  .command('tail')
+  .description('print a topic\'s committed records as JSON lines, Avro decoded (e.g. sluice tail predictions.fraud)')
+  .argument('<topic>', 'the topic, without the prefix')
+  .option('--from-beginning', 'start at the oldest record instead of new ones')
+  .option('--max <n>', 'stop after n records')
+  .action(runAction(tailCommand));
+
+program
+  .command('train')
+  .description('train a model from replayed topics, evaluate it on the latest time slice, export ONNX and register a version')
+  .argument('<model>', 'the model (topology/models.ts)')
+  .option('--trainer <kind>', 'logistic or mlp (default: the definition\'s)')
+  .option('--epochs <n>', 'epochs (default: the definition\'s)')
+  .option('--seed <n>', 'seed (default: the definition\'s)')
+  .option('--promote', 'make the new version champion (the first version always is)')
+  .action(runAction(trainCommand));
+
+const models = program.command('models').description('the model registry (registry.models)');
+models.command('ls').description('every version of every model, with aliases and AUC').option('--json', 'print JSON').action(runAction(listModelsCommand));
+models.command('show').description('one version in full: lineage, params, metrics (default: the champion)').argument('<model>').argument('[version]').action(runAction(showModelCommand));
+models.command('promote').description('point an alias (default champion) at a version; inference hot-reloads it').argument('<model>').argument('<version>')
+  .option('--alias <alias>', 'the alias', 'champion').action(runAction(promoteCommand));
+models.command('rollback').description('move champion back to the version before it').argument('<model>').action(runAction(rollbackCommand));
 
 program
   .command('status')

@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { loadAvsc } from '../../schemas/index.js';
+import { parseCsv, typedBySchema } from './produce.js';
+
+describe('CSV input of sluice produce', () => {
+  it('reads a header, quoted fields with commas and "" escapes, and CRLF lines; empty cells are left out', () => {
+    const rows = parseCsv('transaction_id,card_id,amount,merchant_id\r\nt1,c1,12.50,"m, ""quoted"""\r\nt2,c2,-3,\n\n');
+    expect(rows).toEqual([
+      { transaction_id: 't1', card_id: 'c1', amount: '12.50', merchant_id: 'm, "quoted"' },
+      { transaction_id: 't2', card_id: 'c2', amount: '-3' },
+    ]);
+    expect(parseCsv('')).toEqual([]);
+  });
+
+  it('types cells by the raw schema: numbers where the field is numeric, text where it is a string', () => {
+    const [row] = parseCsv('transaction_id,merchant_category,amount,timestamp\n42,5411,12.5,1700000000000\n');
+    expect(typedBySchema(row!, loadAvsc('raw.transactions'))).toEqual({ transaction_id: '42', merchant_category: '5411', amount: 12.5, timestamp: 1700000000000 });
+  });
+});
