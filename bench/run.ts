@@ -8,6 +8,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   runtime: () => import('./runtime.js'),
   state: () => import('./state.js'),
   features: () => import('./features.js'),
+  inference: () => import('./inference.js'),
 };
 
 const name = process.argv[2];

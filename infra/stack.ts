@@ -209,7 +209,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
     for (const model of MODELS) {
       const watcher = new ModelWatcher({
-        kafka, topic: `${config.topicPrefix}registry.models`, registryUrl: schemaRegistry, model: model.name, artifacts, logger, maxWaitMs: 2,
+        kafka, topic: `${config.topicPrefix}registry.models`, registryUrl: schemaRegistry, model: model.name, artifacts, logger, maxWaitMs: 0,
         onBatch: (size) => inferenceMetrics(metricsRegistry).batchSize.observe({ model: model.name }, size),
       });
       await watcher.start();

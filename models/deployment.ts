@@ -13,6 +13,7 @@ import { ArtifactStore, type ModelMetadata, type ModelVersion } from './registry
 export class LoadedModel {
   private queue: { row: readonly (number | null)[]; resolve: (score: number) => void; reject: (error: unknown) => void }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
 
   constructor(
     readonly version: ModelVersion,
@@ -27,13 +28,17 @@ export class LoadedModel {
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
       if (this.queue.length >= this.maxBatch) this.flush();
+      // maxWaitMs 0: the batch is whatever the other partitions queued in this turn of the event loop.
+      else if (this.maxWaitMs <= 0) this.immediate ??= setImmediate(() => this.flush());
       else this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
     });
   }
 
   private flush(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
     this.timer = undefined;
+    this.immediate = undefined;
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
@@ -125,7 +130,7 @@ export class ModelWatcher {
     try {
       const { onnx, metadata } = await this.options.artifacts.get(wanted.artifact_sha256);
       const scorer = await OnnxScorer.load(onnx, metadata.inputs.length);
-      const next = new LoadedModel(wanted, metadata, scorer, this.options.maxBatch ?? 64, this.options.maxWaitMs ?? 5, this.options.onBatch);
+      const next = new LoadedModel(wanted, metadata, scorer, this.options.maxBatch ?? 64, this.options.maxWaitMs ?? 0, this.options.onBatch);
       const retired = this.previousModel;
       this.previousModel = this.loaded;
       this.loaded = next;

@@ -166,7 +166,7 @@ describe('models end to end: generator → ingest → features → sink → trai
   });
 
   it('predicts every event exactly once from the registered version, hot-reloads a promoted version monotonically, and lands in ClickHouse', async () => {
-    watcher = new ModelWatcher({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, model: 'fraud', artifacts, logger, maxWaitMs: 2 });
+    watcher = new ModelWatcher({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, model: 'fraud', artifacts, logger, maxWaitMs: 0 });
     await watcher.start();
     await waitUntil(() => watcher.current()?.version.version === 1, 30_000, 'version 1 in service');
     const online = new OnlineStore(features, DEMO_FEATURE_VIEWS, prefix);

@@ -61,7 +61,11 @@ export class OnlineStore {
     if (!view) throw new UnknownViewError(viewName, this.viewNames);
     const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${view.source.name}`);
     if (!result.owned) throw new EntityElsewhereError(view.name, entity, result.partition, result.owner?.clientId);
-    const row = result.value?.latest[view.name];
+    return this.answer(view, entity, result.value, at);
+  }
+
+  private answer(view: FeatureView, entity: string, state: EntityState | undefined, at: number): OnlineValue {
+    const row = state?.latest[view.name];
     if (!row) return { view: view.name, entity_id: entity, status: 'NOT_FOUND', version: null, event_time: null, event_id: null, values: null };
     if (view.ttlMs !== undefined && at - row.eventTime > view.ttlMs) {
       return { view: view.name, entity_id: entity, status: 'OUTSIDE_MAX_AGE', version: row.version, event_time: row.eventTime, event_id: row.eventId, values: null };
@@ -69,29 +73,54 @@ export class OnlineStore {
     return { view: view.name, entity_id: entity, status: 'PRESENT', version: row.version, event_time: row.eventTime, event_id: row.eventId, values: row.values };
   }
 
-  /** Several views for several entities: results per entity, in request order. */
+  /** The online views that share a view's source (and so one entity state). */
+  viewsLike(viewName: string): string[] {
+    const source = this.views.get(viewName)?.source.name;
+    return [...this.views.values()].filter((view) => view.source.name === source).map((view) => view.name);
+  }
+
+  /** Several views for several entities: results per entity, in request order (one state read per entity and source). */
   async getMany(views: readonly string[], entities: readonly string[], at: number = Date.now()): Promise<{ entity_id: string; features: Record<string, OnlineValue> }[]> {
-    for (const view of views) if (!this.views.has(view)) throw new UnknownViewError(view, this.viewNames);
-    return Promise.all(entities.map(async (entity) => ({
-      entity_id: entity,
-      features: Object.fromEntries(await Promise.all(views.map(async (view) => [view, await this.get(view, entity, at)] as const))),
-    })));
+    const wanted = views.map((name) => {
+      const view = this.views.get(name);
+      if (!view) throw new UnknownViewError(name, this.viewNames);
+      return view;
+    });
+    const sources = [...new Set(wanted.map((view) => view.source.name))];
+    return Promise.all(entities.map(async (entity) => {
+      const states = new Map<string, EntityState | undefined>();
+      for (const source of sources) {
+        const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
+        if (!result.owned) throw new EntityElsewhereError(source, entity, result.partition, result.owner?.clientId);
+        states.set(source, result.value);
+      }
+      return { entity_id: entity, features: Object.fromEntries(wanted.map((view) => [view.name, this.answer(view, entity, states.get(view.source.name), at)])) };
+    }));
   }
 }
 
 /**
  * Features as of an event for inference: waits (polling, up to `maxWaitMs`) until the features
  * stage has folded this very event into the entity's state — the latest row is this event's or a
- * newer one — so a prediction sees what training saw; then takes what is there.
+ * newer one — so a prediction sees what training saw; then takes what is there. The views of one
+ * event come from one read of the entity's state.
  */
 export function featuresAsOfEvent(online: OnlineStore, maxWaitMs = 2_000): { valuesAt(view: string, entity: string, eventId: string, eventTime: number): Promise<FeatureValues | null> } {
+  let last: { key: string; rows: Promise<Map<string, OnlineValue>> } | undefined;
+  const rowsOf = async (view: string, entity: string, eventTime: number): Promise<Map<string, OnlineValue>> => {
+    const found = await online.getMany(online.viewsLike(view), [entity], eventTime);
+    return new Map(Object.entries(found[0]?.features ?? {}));
+  };
   return {
     async valuesAt(view, entity, eventId, eventTime) {
       const deadline = Date.now() + maxWaitMs;
       for (let delay = 1; ; delay = Math.min(50, delay * 2)) {
-        const found = await online.get(view, entity, eventTime);
+        const key = `${entity}\u0000${eventId}\u0000${eventTime}`;
+        if (last?.key !== key) last = { key, rows: rowsOf(view, entity, eventTime) };
+        const found = (await last.rows).get(view) ?? (await online.get(view, entity, eventTime));
         const caughtUp = found.status !== 'NOT_FOUND' && (found.event_id === eventId || (found.event_time ?? 0) > eventTime);
         if (caughtUp || Date.now() >= deadline) return found.status === 'PRESENT' ? found.values : null;
+        last = undefined; // not there yet: read again
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     },
