@@ -34,7 +34,8 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
       ...(driftFrom !== undefined ? { driftFrom } : {}),
       onTrained: (report) => {
         process.stdout.write(`model ${report.version.name} v${report.version.version} trained from replayed topics (AUC ${report.evaluation.auc.toFixed(3)} on ${report.testRows} held-out events) and deployed as champion\n`);
-        process.stdout.write(`  watch predictions: npx sluice sql "SELECT model_version, count(), avg(score) FROM predictions_${report.version.name} GROUP BY model_version"\n`);
+        process.stdout.write(`  watch predictions: npx sluice tail predictions.${report.version.name}\n`);
+        process.stdout.write(`  or in SQL:         npx sluice sql "SELECT model_version, deployment, count(), avg(score) FROM predictions_${report.version.name} GROUP BY ALL"\n`);
       },
     },
   } : {});
