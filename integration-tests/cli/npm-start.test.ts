@@ -28,7 +28,8 @@ describe('npm start', () => {
       await waitUntil(async () => {
         if (gone) throw new Error(`npm start exited early: ${out}\n${err.slice(-3_000)}`);
         state = await fs.readFile(path.join(dataDir, 'stack.json'), 'utf8').then((text) => JSON.parse(text) as StackState, () => undefined);
-        return state !== undefined;
+        // stack.json is written just before the endpoints are printed.
+        return state !== undefined && out.includes('sluice is up');
       }, 180_000, 'the stack to be up');
       expect(out).toContain('sluice is up');
       const sql = state!.endpoints.clickhouse;
