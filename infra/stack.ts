@@ -31,7 +31,7 @@ import { startDemo, type RunningDemo } from '../jobs/demo.js';
 import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from './datadir.js';
 import { KafkaUnreachableError } from './errors.js';
-import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, waitForGroupCoordinator, type LocalBroker } from './kafka/index.js';
+import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from './kafka/index.js';
 
 /** Where each running service listens; `sluice status --json` prints this. */
 export interface StackEndpoints {
@@ -138,7 +138,6 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       logger: logger.child({ service: 'kafka' }),
     });
     brokers = broker.brokers;
-    await waitForGroupCoordinator(brokers, config.kafka.startTimeoutMs);
   }
 
   let registry: RunningSchemaRegistry | undefined;

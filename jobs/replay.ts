@@ -2,7 +2,7 @@ import type { Kafka } from 'kafkajs';
 import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
-import { readRanges, resolveRanges, type PartitionRange, type RangeBounds } from './topic-range.js';
+import { readRanges, resolveRanges, type PartitionRange, type RangeBounds } from '../infra/kafka/topic-range.js';
 
 /**
  * Replay of feature views: reads events.<source> ranges and runs them through the same

@@ -1,5 +1,5 @@
 import type { Kafka } from 'kafkajs';
-import { readRanges, resolveRanges, type PartitionRange } from '../jobs/topic-range.js';
+import { readRanges, resolveRanges, type PartitionRange } from '../infra/kafka/topic-range.js';
 import { replayFeatures } from '../jobs/replay.js';
 import { pointInTimeJoin, type Label } from '../offline/point-in-time.js';
 import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';

@@ -2,7 +2,7 @@ import { ConfigError } from '../../common/errors.js';
 import { createKafka } from '../../infra/index.js';
 import { checkConsistency } from '../../jobs/consistency.js';
 import { replayFeatures } from '../../jobs/replay.js';
-import type { RangeBounds } from '../../jobs/topic-range.js';
+import type { RangeBounds } from '../../infra/kafka/topic-range.js';
 import { ensureTables, featureTable, insertNew } from '../../offline/index.js';
 import { featureVector } from '../../streams/features/stage.js';
 import { publishFeatureViews, readFeatureRegistry } from '../../topology/feature-registry.js';

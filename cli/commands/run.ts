@@ -1,4 +1,3 @@
-import { isAlive, readStackState } from '../../infra/index.js';
 import { ConfigError } from '../../common/errors.js';
 import { createMetricsRegistry, serveOps } from '../../monitoring/index.js';
 import { registerSchemas } from '../../schemas/index.js';
@@ -6,6 +5,7 @@ import { OnlineStore, onlineRoutes } from '../../streams/features/online.js';
 import { launchStages } from '../../streams/launch.js';
 import { FEATURE_VIEWS, STAGE_NAMES, topologySubjects } from '../../topology/stages.js';
 import type { CommandContext } from '../action.js';
+import { findCluster } from '../cluster.js';
 
 /**
  * `sluice run <stage>`: one stage in the foreground against the configured cluster (KAFKA_BROKERS
@@ -14,13 +14,7 @@ import type { CommandContext } from '../action.js';
  */
 export async function runCommand({ config, logger }: CommandContext, name: string): Promise<number> {
   if (!STAGE_NAMES.includes(name)) throw new ConfigError(`unknown stage "${name}"; stages: ${STAGE_NAMES.join(', ')}`);
-  const saved = await readStackState(config.dataDir);
-  const stack = saved && isAlive(saved.pid) ? saved : undefined;
-  const brokers = config.kafka.externalBrokers ?? stack?.endpoints.kafka.split(',');
-  const registryUrl = config.schemaRegistry.externalUrl ?? stack?.endpoints.schemaRegistry;
-  if (!brokers || !registryUrl) {
-    throw new ConfigError(`no cluster to run against: start \`sluice up\` (data directory ${config.dataDir}) or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL`);
-  }
+  const { brokers, registryUrl } = await findCluster(config);
   const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix), logger);
   const metrics = createMetricsRegistry();
   const stages = await launchStages([name], { config, brokers, registryUrl, schemaIds, metrics, logger });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { BrokerStartError } from '../errors.js';
 import { choosePort, LOOPBACK } from '../ports.js';
 import { readJsonFile, writeJsonFile } from '../datadir.js';
-import { waitForKafka } from './client.js';
+import { waitForGroupCoordinator, waitForKafka } from './client.js';
 import { LAUNCHER_CLASS, type KafkaDistribution } from './jars.js';
 import { javaCommand } from './prerequisites.js';
 
@@ -85,6 +85,8 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
   const brokers = [`${LOOPBACK}:${port}`];
   try {
     await waitForKafka(brokers, options.startTimeoutMs, () => life.running);
+    // Ready means consumer groups work too: a fresh broker creates __consumer_offsets on demand.
+    await waitForGroupCoordinator(brokers, options.startTimeoutMs);
   } catch (cause) {
     child.kill('SIGKILL');
     await exited;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { SluiceError } from '../common/errors.js';
+import { SluiceError } from '../../common/errors.js';
 
 /** Offsets [from, to) of one partition. */
 export interface PartitionRange {
