@@ -148,7 +148,7 @@ async function ensureFormatted(options: LocalBrokerOptions, serverProperties: st
       `-Dlog4j2.configurationFile=${log4jProperties}`,
       '-cp', options.distribution.classpath.join(path.delimiter),
       'kafka.tools.StorageTool', 'format', '--ignore-formatted',
-      '--cluster-id', clusterId, '--config', serverProperties,
+      `--cluster-id=${clusterId}`, '--config', serverProperties,
     ]);
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
