@@ -9,15 +9,21 @@ export interface PendingChange {
 /**
  * The caching layer over RocksDB: writes stay in memory until the stage's commit succeeds, so
  * RocksDB only ever holds committed state (an aborted transaction just discards the cache).
- * Reads see uncommitted writes first. The pending writes are also what the changelog gets.
+ *
+ * Two layers sit over RocksDB: `dirty` (writes since the last commit began) and `frozen` (the
+ * writes of the commit in flight, fixed when it began). Reads see dirty, then frozen, then
+ * RocksDB. The order of a commit is: `freeze()` (its changelog records) → the Kafka transaction
+ * → `persistFrozen()` (RocksDB) → checkpoint; `dropFrozen()` when the transaction failed.
  */
 export class CachedBytesStore {
   private dirty = new Map<string, PendingChange>();
+  private frozen: Map<string, PendingChange> | undefined;
 
   constructor(readonly db: RocksDatabase) {}
 
   async get(key: Buffer): Promise<Buffer | undefined> {
-    const pending = this.dirty.get(key.toString('hex'));
+    const hex = key.toString('hex');
+    const pending = this.dirty.get(hex) ?? this.frozen?.get(hex);
     if (pending) return pending.value ?? undefined;
     return this.db.get(key);
   }
@@ -39,9 +45,12 @@ export class CachedBytesStore {
     const merged = new Map<string, [Buffer, Buffer] | null>();
     const options: RangeOptions = { gte, lt };
     for await (const [key, value] of this.db.entries(options)) merged.set(key.toString('hex'), [key, value]);
-    for (const [hex, change] of this.dirty) {
-      if (Buffer.compare(change.key, gte) < 0 || Buffer.compare(change.key, lt) >= 0) continue;
-      merged.set(hex, change.value === null ? null : [change.key, change.value]);
+    for (const layer of [this.frozen, this.dirty]) {
+      if (!layer) continue;
+      for (const [hex, change] of layer) {
+        if (Buffer.compare(change.key, gte) < 0 || Buffer.compare(change.key, lt) >= 0) continue;
+        merged.set(hex, change.value === null ? null : [change.key, change.value]);
+      }
     }
     return [...merged.entries()]
       .filter((entry): entry is [string, [Buffer, Buffer]] => entry[1] !== null)
@@ -49,6 +58,7 @@ export class CachedBytesStore {
       .map(([, entry]) => entry);
   }
 
+  /** The writes not yet handed to a commit. */
   pending(): PendingChange[] {
     return [...this.dirty.values()];
   }
@@ -57,15 +67,41 @@ export class CachedBytesStore {
     return this.dirty.size;
   }
 
-  /** After the commit succeeded: makes the pending writes durable in RocksDB. */
-  async flush(): Promise<void> {
-    const changes = this.pending();
+  /** Hands the writes so far to a commit: returns them (for the changelog) and keeps them readable. */
+  freeze(): PendingChange[] {
+    if (this.frozen) throw new Error('a commit is already in flight for this store');
+    this.frozen = this.dirty;
     this.dirty = new Map();
-    await this.db.write(changes.map((change) => (change.value === null ? { type: 'del' as const, key: change.key } : { type: 'put' as const, key: change.key, value: change.value })));
+    return [...this.frozen.values()];
   }
 
-  /** After an abort: forgets the pending writes. */
+  /** After the commit succeeded: makes the frozen writes durable in RocksDB (synced). */
+  async persistFrozen(): Promise<void> {
+    const frozen = this.frozen;
+    if (!frozen) return;
+    await this.db.write([...frozen.values()].map((change) => (change.value === null ? { type: 'del' as const, key: change.key } : { type: 'put' as const, key: change.key, value: change.value })));
+    this.frozen = undefined;
+  }
+
+  /** Freezes and persists at once: for callers without a transaction around the write (tools, benchmarks). */
+  async flush(): Promise<void> {
+    this.freeze();
+    await this.persistFrozen();
+  }
+
+  /** After the commit failed: forgets the frozen writes. */
+  dropFrozen(): void {
+    this.frozen = undefined;
+  }
+
+  /** Forgets the writes not yet handed to a commit (a commit in flight keeps its own). */
+  discardUncommitted(): void {
+    this.dirty = new Map();
+  }
+
+  /** Forgets every write not in RocksDB, in flight or not. */
   discard(): void {
     this.dirty = new Map();
+    this.frozen = undefined;
   }
 }

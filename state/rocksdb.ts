@@ -64,9 +64,10 @@ export class RocksDatabase {
     });
   }
 
-  async write(operations: BatchOperation[]): Promise<void> {
+  /** Writes a batch atomically; `sync` (the default) waits until RocksDB's WAL is on disk. */
+  async write(operations: BatchOperation[], options: { readonly sync?: boolean } = {}): Promise<void> {
     if (operations.length === 0) return;
-    await call((callback) => this.db.batch(operations, { sync: false }, callback), 'batch write');
+    await call((callback) => this.db.batch(operations, { sync: options.sync ?? true }, callback), 'batch write');
   }
 
   async *entries(range: RangeOptions = {}): AsyncGenerator<[Buffer, Buffer]> {

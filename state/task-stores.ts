@@ -33,6 +33,8 @@ export interface TaskStoresOptions {
   readonly taskName?: string;
   readonly changelogTopic: (store: string) => string;
   readonly kafka: Kafka;
+  /** Reads a changelog partition from an offset to its end; the Kafka reader by default (tests pass their own). */
+  readonly readChangelog?: typeof readChangelogPartition;
   readonly logger: Logger;
   readonly onRestored?: (store: string, records: number, seconds: number) => void;
   readonly onSkipped?: (store: string) => void;
@@ -84,11 +86,14 @@ export class TaskStores {
     return store.view as S;
   }
 
-  /** The uncommitted writes of every store, as changelog records for this partition. */
-  changelogRecords(): ChangelogRecord[] {
+  /**
+   * Starts a commit: fixes every store's writes so far (later writes go to the next commit) and
+   * returns them as changelog records for this partition, to go into the commit's transaction.
+   */
+  freeze(): ChangelogRecord[] {
     const records: ChangelogRecord[] = [];
     for (const store of this.stores.values()) {
-      for (const change of store.bytes.pending()) {
+      for (const change of store.bytes.freeze()) {
         const key = store.spec.kind === 'window' ? WindowStore.changelogKey(change.key) : change.key;
         records.push({ topic: store.changelog, partition: this.options.partition, key, value: change.value });
       }
@@ -96,10 +101,13 @@ export class TaskStores {
     return records;
   }
 
-  /** After a successful commit: RocksDB gets the writes, the checkpoint the changelog's new end. */
+  /**
+   * After the frozen commit's transaction succeeded: RocksDB gets its writes (synced), then the
+   * checkpoint (fsync'd) moves to the changelog's new end — never before the data it covers.
+   */
   async commitLocal(changelogEnds: ReadonlyMap<string, bigint>): Promise<void> {
     for (const store of this.stores.values()) {
-      await store.bytes.flush();
+      await store.bytes.persistFrozen();
       const end = changelogEnds.get(store.changelog);
       if (end !== undefined && end > store.checkpoint) {
         store.checkpoint = end;
@@ -108,7 +116,17 @@ export class TaskStores {
     }
   }
 
-  /** After an abort: drops uncommitted writes (RocksDB holds committed state only). */
+  /** After the frozen commit's transaction failed: its writes are forgotten. */
+  abortFrozen(): void {
+    for (const store of this.stores.values()) store.bytes.dropFrozen();
+  }
+
+  /** Drops the writes not yet handed to a commit; a commit in flight keeps its own. */
+  discardUncommitted(): void {
+    for (const store of this.stores.values()) store.bytes.discardUncommitted();
+  }
+
+  /** After an abort: drops every write not in RocksDB (RocksDB holds committed state only). */
   discard(): void {
     for (const store of this.stores.values()) store.bytes.discard();
   }
@@ -121,7 +139,8 @@ export class TaskStores {
     for (const store of this.stores.values()) {
       let skipped = 0;
       let batch: BatchOperation[] = [];
-      const progress = await readChangelogPartition(this.options.kafka, store.changelog, this.options.partition, store.checkpoint, async (key, value, offset) => {
+      const read = this.options.readChangelog ?? readChangelogPartition;
+      const progress = await read(this.options.kafka, store.changelog, this.options.partition, store.checkpoint, async (key, value, offset) => {
         if (!key) return;
         try {
           const storeKey = store.view instanceof WindowStore ? store.view.restoreKey(key) : key;
@@ -143,6 +162,7 @@ export class TaskStores {
             'skipped a changelog record the store cannot read');
         }
       });
+      // Every write is synced: what the checkpoint says is restored is on disk.
       await store.bytes.db.write(batch);
       if (store.view instanceof WindowStore) await store.view.afterRestore();
       store.checkpoint = BigInt(progress.endOffset);
@@ -196,8 +216,21 @@ async function readCheckpoint(dir: string): Promise<bigint | undefined> {
   }
 }
 
+/** Writes the checkpoint durably: a synced temporary file renamed over the old one, then the folder synced. */
 async function writeCheckpoint(dir: string, offset: bigint): Promise<void> {
   const file = path.join(dir, 'checkpoint.json');
-  await fs.writeFile(`${file}.tmp`, JSON.stringify({ offset: offset.toString() } satisfies Checkpoint));
+  const handle = await fs.open(`${file}.tmp`, 'w');
+  try {
+    await handle.writeFile(JSON.stringify({ offset: offset.toString() } satisfies Checkpoint));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await fs.rename(`${file}.tmp`, file);
+  const folder = await fs.open(dir, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
 }

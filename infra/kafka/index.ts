@@ -5,3 +5,4 @@ export { ensureTopics, validateTopicSpecs, type TopicSpec, type EnsureTopicsRepo
 export { checkJava, checkMaven, parseJavaMajor } from './prerequisites.js';
 export { startEphemeralKafka, type EphemeralKafka } from './ephemeral.js';
 export { readRanges, resolveRanges, TopicRangeError, type PartitionRange, type RangeBounds } from './topic-range.js';
+export { isRetriableKafkaError, retryKafka, type KafkaRetryOptions } from './retriable.js';

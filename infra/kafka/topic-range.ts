@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { SluiceError } from '../../common/errors.js';
+import { retryKafka } from './retriable.js';
 
 /** Offsets [from, to) of one partition. */
 export interface PartitionRange {
@@ -20,7 +21,12 @@ export interface RangeBounds {
 export class TopicRangeError extends SluiceError {}
 
 /** Resolves bounds to offsets; the end defaults to the partitions' ends when the job starts. */
-export async function resolveRanges(kafka: Kafka, topic: string, bounds: RangeBounds = {}): Promise<PartitionRange[]> {
+export function resolveRanges(kafka: Kafka, topic: string, bounds: RangeBounds = {}): Promise<PartitionRange[]> {
+  // A topic created a moment ago may not be hosted by its leader yet: retriable, so retried.
+  return retryKafka(() => resolveRangesOnce(kafka, topic, bounds));
+}
+
+async function resolveRangesOnce(kafka: Kafka, topic: string, bounds: RangeBounds): Promise<PartitionRange[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -65,6 +71,8 @@ export async function readRanges(
   if (pending.size === 0) return { records: 0 };
   const consumer = kafka.consumer({ groupId: `sluice-replay-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 4 * 1024 * 1024 });
   let records = 0;
+  /** Per partition, the offset after the last record handed to onMessage. */
+  const delivered = new Map<number, bigint>();
   let finish!: () => void;
   let fail!: (error: unknown) => void;
   const done = new Promise<void>((resolve, reject) => {
@@ -83,10 +91,14 @@ export async function readRanges(
     const assigned = payload.memberAssignment[topic] ?? [];
     const idle = assigned.filter((partition) => !pending.has(partition));
     if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
-    for (const [partition, range] of pending) consumer.seek({ topic, partition, offset: range.from.toString() });
+    // After a restart (rejoin), continue after what was delivered: nothing is delivered twice.
+    for (const [partition, range] of pending) consumer.seek({ topic, partition, offset: (delivered.get(partition) ?? range.from).toString() });
   });
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => reached(payload.partition, BigInt(payload.lastOffset) + 1n));
-  consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
+  // kafkajs restarts the consumer itself after a retriable crash; only a final one ends the read.
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) fail(payload.error);
+  });
   const timer = setTimeout(() => fail(new TopicRangeError('SLUICE_REPLAY_TIMEOUT', `reading ${topic} did not finish within ${timeoutMs} ms`)), timeoutMs);
   try {
     await consumer.connect();
@@ -99,8 +111,9 @@ export async function readRanges(
         if (!range || payload.isStale()) return;
         for (const message of batch.messages) {
           const offset = BigInt(message.offset);
-          if (offset < range.from || offset >= range.to) continue;
+          if (offset < (delivered.get(batch.partition) ?? range.from) || offset >= range.to) continue;
           await onMessage(batch.partition, message);
+          delivered.set(batch.partition, offset + 1n);
           records++;
         }
         reached(batch.partition, BigInt(batch.lastOffset()) + 1n);

@@ -110,7 +110,10 @@ describe('state stores on the real broker and real RocksDB', () => {
     const a = await steady.dump(env('a').COUNT_DUMP);
     const b = await last.dump(env('b').COUNT_DUMP);
     for (const key of Object.keys(a)) expect(b[key]).toBeUndefined();
-    expect({ ...a, ...b }).toEqual(expectedCounts(EVENTS, KEYS));
+    const expected = expectedCounts(EVENTS, KEYS);
+    const wrong = Object.entries({ ...a, ...b }).filter(([key, count]) => expected[key] !== count).map(([key, count]) => `${key}: ${count} (${key in a ? 'a' : 'b'})`);
+    expect(wrong).toEqual([]);
+    expect({ ...a, ...b }).toEqual(expected);
     steady.child.kill('SIGTERM');
     last.child.kill('SIGTERM');
     await Promise.all([steady.exited, last.exited]);

@@ -99,6 +99,48 @@ describe('PartitionTask', () => {
     expect(events.fatal).toEqual([]);
   });
 
+  it('after a failed first commit with nothing committed yet, seeks back to the first record it took', async () => {
+    const { factory, commits } = memoryCommitters([1]);
+    const { partitionTask, events } = task(factory, { committedOffset: () => Promise.resolve('-1') });
+    await partitionTask.start();
+    expect(events.seeks).toEqual([]);
+    partitionTask.admit([5, 6, 7].map(raw));
+    await settle();
+    expect(commits).toEqual([]);
+    expect(events.seeks).toEqual(['5']);
+    expect(partitionTask.isDuplicate('5')).toBe(false);
+  });
+
+  it('when fenced by a new owner, drops its work and waits for the group instead of fencing back', async () => {
+    const fenced = Object.assign(new Error('Producer attempted an operation with an old epoch'), { type: 'INVALID_PRODUCER_EPOCH', retriable: false });
+    let opened = 0;
+    let attempt = 0;
+    const factory: CommitterFactory = {
+      open: () => {
+        opened++;
+        return Promise.resolve({
+          commit: () => (++attempt === 1 ? Promise.reject(fenced) : Promise.resolve([])),
+          close: () => Promise.resolve(),
+        });
+      },
+      close: () => Promise.resolve(),
+    };
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    partitionTask.admit([10, 11, 12].map(raw));
+    await settle();
+    expect(partitionTask.suspended).toBe(true);
+    expect(partitionTask.accepting).toBe(false);
+    expect(opened).toBe(1);
+    expect(partitionTask.inFlight).toBe(0);
+    // The group assigns it here again: reopened (fencing the other), back at the committed offset.
+    await partitionTask.resume();
+    expect(opened).toBe(2);
+    expect(partitionTask.accepting).toBe(true);
+    expect(events.seeks).toEqual(['10', '10']);
+    expect(events.fatal).toEqual([]);
+  });
+
   it('stops the stage when commits keep failing', async () => {
     const { factory } = memoryCommitters([1, 2, 3, 4, 5]);
     const { partitionTask, events } = task(factory);
@@ -130,5 +172,69 @@ describe('PartitionTask', () => {
     expect(commits).toEqual([]);
     expect(events.released).toBe(2);
     expect(partitionTask.accepting).toBe(false);
+  });
+});
+
+describe('PartitionTask with real RocksDB stores', () => {
+  it('keeps committed state when the partition is revoked while its commit is in flight', async () => {
+    const fs = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { TaskStores, int64Serde, RocksDatabase } = await import('../../state/index.js');
+    type Counts = import('../../state/index.js').KeyValueStore<number>;
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
+    const openStores = () => TaskStores.open({
+      specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
+      stateDir: root,
+      groupId: 'g',
+      partition: 0,
+      changelogTopic: () => 'counts-changelog',
+      kafka: undefined as never,
+      // The changelog is empty: everything the store holds comes from this task's own commits.
+      readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
+      logger: silentLogger(),
+    });
+    let releaseCommit!: () => void;
+    const commitStarted: { outputs: readonly OutputRecord[] }[] = [];
+    const committers: CommitterFactory = {
+      open: () => Promise.resolve({
+        commit: (outputs: readonly OutputRecord[]) => {
+          commitStarted.push({ outputs });
+          const changelog = outputs.filter((output) => output.topic === 'counts-changelog').length;
+          return new Promise((resolve) => {
+            releaseCommit = () => resolve([{ topic: 'counts-changelog', partition: 0, baseOffset: 0n }].filter(() => changelog > 0));
+          });
+        },
+        close: () => Promise.resolve(),
+      }),
+      close: () => Promise.resolve(),
+    };
+    let stores: Awaited<ReturnType<typeof openStores>> | undefined;
+    const { partitionTask } = task(committers, {
+      openStores: async () => (stores = await openStores()),
+      process: async (record) => {
+        const counts = stores!.store<Counts>('counts');
+        counts.put('k', ((await counts.get('k')) ?? 0) + 1);
+        return { raw: record, outputs: [] };
+      },
+      commitMaxRecords: 2,
+      commitIntervalMs: 10_000,
+    });
+    await partitionTask.start();
+    partitionTask.admit([10, 11].map(raw));
+    await settle();
+    expect(commitStarted).toHaveLength(1);
+    // Revoked now: one more record is processed but never committed, and the commit is still in flight.
+    const closed = partitionTask.close();
+    releaseCommit();
+    await closed;
+
+    const db = await RocksDatabase.open(path.join(root, 'g', 'counts', '0', 'rocksdb'));
+    const value = await db.get(Buffer.from('k'));
+    await db.close();
+    const checkpoint = JSON.parse(await fs.readFile(path.join(root, 'g', 'counts', '0', 'checkpoint.json'), 'utf8')) as { offset: string };
+    await fs.rm(root, { recursive: true, force: true });
+    expect(value && int64Serde.deserialize(value)).toBe(2);
+    expect(checkpoint.offset).toBe('1');
   });
 });

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import type { TaskStores } from '../../state/index.js';
 import type { CommitterFactory, PartitionCommitter, ProducedBatch } from './committer.js';
+import { retryKafka } from '../../infra/kafka/index.js';
 import { StageFailedError } from './errors.js';
 import type { OutputRecord, RawRecord } from './record.js';
 
@@ -22,6 +23,8 @@ export interface PartitionTaskOptions {
   readonly openStores?: () => Promise<TaskStores>;
   /** The group's committed offset for this partition ('-1' when none), read after fencing. */
   readonly committedOffset: () => Promise<string>;
+  /** How long a fenced task waits for the group's next assignment before it takes the partition back. */
+  readonly suspendTimeoutMs?: number;
   /** Moves the consumer's fetch position (kafkajs seek). */
   readonly seek: (offset: string) => void;
   readonly commitMaxRecords: number;
@@ -38,7 +41,12 @@ export interface PartitionTaskOptions {
   readonly onReset: () => void;
 }
 
-type TaskState = 'initializing' | 'running' | 'resetting' | 'closed';
+/**
+ * initializing → running ⇄ resetting (a commit failed: reopen, restore, seek back);
+ * running → suspended (fenced: another instance took the partition over) → running when the group
+ * assigns the partition here again (or after `suspendTimeoutMs`); any → closed.
+ */
+type TaskState = 'initializing' | 'running' | 'resetting' | 'suspended' | 'closed';
 
 /** A commit that fails this many times in a row (after resets) stops the stage. */
 const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
@@ -61,6 +69,8 @@ export class PartitionTask {
   private input = new Subject<Item>();
   private subscription: Subscription | undefined;
   private generation = 0;
+  /** The first offset this task ever admitted: where to go back to when nothing is committed yet. */
+  private firstAdmitted: bigint | undefined;
   /** Offset after the last admitted record; records below it are refetches, skipped. */
   private nextOffset: bigint | undefined;
   private pending: ProcessedRecord[] = [];
@@ -106,14 +116,21 @@ export class PartitionTask {
   private async open(): Promise<void> {
     this.options.onReset();
     try {
-      this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
-      if (this.isClosed()) return;
-      if (this.options.openStores) this.stores = await this.options.openStores();
-      if (this.isClosed()) return;
-      await this.positionAtCommitted();
+      // Retriable client errors (a fresh topic's partition not hosted yet, a leader move) are retried.
+      await retryKafka(async () => {
+        this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
+        if (this.isClosed()) return;
+        if (this.options.openStores) this.stores ??= await this.options.openStores();
+        if (this.isClosed()) return;
+        await this.positionAtCommitted();
+      }, { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('opening', error, attempt) });
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
     }
+  }
+
+  private logRetry(what: string, error: unknown, attempt: number): void {
+    this.options.logger.info({ topic: this.options.topic, partition: this.options.partition, attempt, error: errorMessage(error) }, `retriable error while ${what} the partition; retrying`);
   }
 
   /** True when the record is a refetch of one already admitted (after a rebalance or seek). */
@@ -126,6 +143,7 @@ export class PartitionTask {
     const last = records.at(-1);
     if (!last) return;
     this.nextOffset = BigInt(last.offset) + 1n;
+    this.firstAdmitted ??= BigInt(records[0]?.offset ?? last.offset);
     this.admitted += records.length;
     this.options.onAdmitted(records.length);
     for (const raw of records) this.input.next({ kind: 'record', raw, generation: this.generation });
@@ -146,11 +164,16 @@ export class PartitionTask {
     return this.admitted === 0;
   }
 
-  /** Drops everything uncommitted and releases the committer and stores (the partition moved away). */
+  /**
+   * The partition moved away: drops what is not yet in a commit, waits for a commit in flight to
+   * finish (its RocksDB write and checkpoint included, so committed state is never lost), then
+   * releases the committer and stores.
+   */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.discardUncommitted();
+    if (this.suspendTimer) clearTimeout(this.suspendTimer);
+    this.discardUncommitted({ keepInFlightCommit: true });
     // An open (restore) still under way finishes first: its committer and stores are closed below.
     await this.opening?.catch(() => undefined);
     await this.committing?.catch(() => undefined);
@@ -211,29 +234,39 @@ export class PartitionTask {
     this.timer ??= setTimeout(run, delayMs);
   }
 
-  private async flush(): Promise<void> {
-    if (this.committing || this.pending.length === 0 || this.state !== 'running' || !this.committer) return;
+  private flush(): Promise<void> {
+    if (this.committing || this.pending.length === 0 || this.state !== 'running' || !this.committer) return Promise.resolve();
+    const work = this.commitPending(this.committer);
+    // `committing` covers the whole commit, its local RocksDB write and checkpoint included: close() waits for it.
+    this.committing = work;
+    return work.finally(() => {
+      this.committing = undefined;
+      if (this.isClosed()) return;
+      if (this.pending.length >= this.options.commitMaxRecords) this.flushSoon(0);
+      else if (this.pending.length > 0) this.flushSoon(this.options.commitIntervalMs);
+    });
+  }
+
+  /**
+   * One commit, in this order: freeze the stores' writes (their changelog records) → the Kafka
+   * transaction (outputs, changelogs, input offset) → RocksDB write (synced) → checkpoint (fsync'd).
+   */
+  private async commitPending(committer: PartitionCommitter): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     const generation = this.generation;
-    const committer = this.committer;
     const last = batch.at(-1);
     if (!last) return;
     const next = (BigInt(last.raw.offset) + 1n).toString();
-    const changelog = this.stores?.changelogRecords() ?? [];
+    const stores = this.stores;
+    const changelog = stores?.freeze() ?? [];
     const outputs = [...batch.flatMap((record) => record.outputs), ...changelog];
     const started = performance.now();
-    const commit = committer.commit(outputs, next);
-    this.committing = commit;
+    let produced: readonly ProducedBatch[];
     try {
-      const produced = await commit;
-      this.consecutiveFailures = 0;
-      if (this.stores) await this.stores.commitLocal(changelogEnds(produced, changelog));
-      if (generation === this.generation) {
-        this.release(batch.length);
-        this.options.onCommitted(batch, (performance.now() - started) / 1000);
-      }
+      produced = await committer.commit(outputs, next);
     } catch (error) {
+      stores?.abortFrozen();
       this.options.onCommitFailed(error);
       this.consecutiveFailures++;
       if (this.consecutiveFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
@@ -244,16 +277,61 @@ export class PartitionTask {
         return;
       }
       if (generation === this.generation && !this.isClosed()) {
-        this.options.logger.warn({ err: error, topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
-          `commit failed (${errorMessage(error)}); resetting the partition to its committed offset`);
-        this.committing = undefined;
-        await this.reset(committer);
+        if (isFenced(error)) {
+          // Reopening now would fence the new owner in turn: wait for the group to say who owns it.
+          this.options.logger.warn({ topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
+            'fenced: another instance took this partition over; its uncommitted work is dropped until the group assigns it here again');
+          await this.suspend(committer);
+        } else {
+          this.options.logger.warn({ err: error, topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
+            `commit failed (${errorMessage(error)}); resetting the partition to its committed offset`);
+          await this.reset(committer);
+        }
       }
-    } finally {
-      this.committing = undefined;
+      return;
     }
-    if (this.pending.length >= this.options.commitMaxRecords) this.flushSoon(0);
-    else if (this.pending.length > 0) this.flushSoon(this.options.commitIntervalMs);
+    this.consecutiveFailures = 0;
+    // Committed in Kafka: persist locally even when the partition is closing meanwhile.
+    if (stores) await stores.commitLocal(changelogEnds(produced, changelog));
+    if (generation === this.generation) {
+      this.release(batch.length);
+      this.options.onCommitted(batch, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Fenced by a new owner: drops everything uncommitted and the producer, takes no records. */
+  private async suspend(fenced: PartitionCommitter): Promise<void> {
+    this.state = 'suspended';
+    this.options.onStateChange();
+    this.discardUncommitted();
+    await fenced.close();
+    this.committer = undefined;
+    this.suspendTimer = setTimeout(() => void this.resume(), this.options.suspendTimeoutMs ?? 30_000);
+    this.suspendTimer.unref();
+  }
+
+  private suspendTimer: NodeJS.Timeout | undefined;
+
+  get suspended(): boolean {
+    return this.state === 'suspended';
+  }
+
+  /** The group assigned the partition here again after a fence (or nobody said otherwise for a while): take it back. */
+  async resume(): Promise<void> {
+    if (this.state !== 'suspended') return;
+    if (this.suspendTimer) clearTimeout(this.suspendTimer);
+    this.suspendTimer = undefined;
+    this.state = 'resetting';
+    this.options.onStateChange();
+    try {
+      await retryKafka(async () => {
+        this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
+        await this.stores?.restore();
+        await this.positionAtCommitted();
+      }, { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('resuming', error, attempt) });
+    } catch (error) {
+      if (!this.isClosed()) this.options.onFatal(error);
+    }
   }
 
   /**
@@ -268,9 +346,11 @@ export class PartitionTask {
     await failed.close();
     this.committer = undefined;
     try {
-      this.committer = await this.options.committers.open(this.options.topic, this.options.partition);
-      await this.stores?.restore();
-      await this.positionAtCommitted();
+      await retryKafka(async () => {
+        this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
+        await this.stores?.restore();
+        await this.positionAtCommitted();
+      }, { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('resetting', error, attempt) });
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
     }
@@ -279,14 +359,16 @@ export class PartitionTask {
   private async positionAtCommitted(): Promise<void> {
     const committed = await this.options.committedOffset();
     if (this.isClosed()) return;
-    if (committed !== '-1') this.options.seek(committed);
-    this.nextOffset = committed === '-1' ? undefined : BigInt(committed);
+    // Nothing committed yet: start again at the first record this task took, not where the consumer is now.
+    const target = committed !== '-1' ? BigInt(committed) : this.firstAdmitted;
+    if (target !== undefined) this.options.seek(target.toString());
+    this.nextOffset = target;
     this.startPipeline();
     this.state = 'running';
     this.options.onStateChange();
   }
 
-  private discardUncommitted(): void {
+  private discardUncommitted(options: { readonly keepInFlightCommit?: boolean } = {}): void {
     this.generation++;
     this.subscription?.unsubscribe();
     this.subscription = undefined;
@@ -294,7 +376,8 @@ export class PartitionTask {
     this.timer = undefined;
     this.pending = [];
     this.nextOffset = undefined;
-    this.stores?.discard();
+    if (options.keepInFlightCommit) this.stores?.discardUncommitted();
+    else this.stores?.discard();
     this.release(this.admitted);
     this.options.onReset();
   }
@@ -317,4 +400,16 @@ function changelogEnds(produced: readonly ProducedBatch[], changelog: readonly {
     if (count !== undefined && batch.baseOffset >= 0n) ends.set(batch.topic, batch.baseOffset + BigInt(count));
   }
   return ends;
+}
+
+/** A commit refused because a newer producer with the same transactional id exists (a new owner fenced this one). */
+function isFenced(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
+    seen.add(current);
+    if ('type' in current && (current.type === 'INVALID_PRODUCER_EPOCH' || current.type === 'PRODUCER_FENCED')) return true;
+    const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
+    current = next || undefined;
+  }
+  return false;
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import { backoffDelay, sleep } from '../../common/retry.js';
 import kafkajs from 'kafkajs';
-import { createKafka, ensureTopics, type TopicSpec } from '../../infra/kafka/index.js';
+import { createKafka, ensureTopics, retryKafka, type TopicSpec } from '../../infra/kafka/index.js';
 import { TaskStores, changelogTopicName, type KeyValueStore, type StoreSpec, type WindowStore } from '../../state/index.js';
 import { stageMetrics, type MetricsRegistry } from '../../monitoring/index.js';
 import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
@@ -157,8 +157,8 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     : new AtLeastOnceCommitterFactory(kafka, consumer);
   const watermarks = new WatermarkTracker(options.allowedLatenessMs ?? 0);
   const tasks = new Map<string, PartitionTask>();
-  /** Tasks of partitions that moved away, still closing: shutdown waits for them. */
-  const closing = new Set<Promise<void>>();
+  /** Tasks of partitions that moved away, still closing: shutdown waits for them, and so does a new task of the same partition. */
+  const closing = new Map<string, Promise<void>>();
   let inFlight = 0;
   let backpressurePaused = false;
   let joined = false;
@@ -299,13 +299,20 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       tasks.delete(partitionKey);
       watermarks.remove(partitionKey);
       const closed = task.close();
-      closing.add(closed);
-      void closed.finally(() => closing.delete(closed));
+      closing.set(partitionKey, closed);
+      void closed.finally(() => {
+        if (closing.get(partitionKey) === closed) closing.delete(partitionKey);
+      });
     }
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) {
         const existing = tasks.get(key(topic, partition));
         if (existing) {
+          // Fenced earlier, and the group still says it is ours: take it back.
+          if (existing.suspended) {
+            void existing.resume();
+            continue;
+          }
           // The group re-read committed offsets; continue after what we already admitted.
           const resume = existing.resumeOffset;
           if (resume !== undefined && existing.accepting) consumer.seek({ topic, partition, offset: resume });
@@ -313,7 +320,8 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
         }
         const task = createTask(topic, partition);
         tasks.set(key(topic, partition), task);
-        void task.start();
+        // The partition's previous task (moved away and back) releases its state folder first.
+        void (closing.get(key(topic, partition)) ?? Promise.resolve()).then(() => task.start());
       }
     }
     metrics.assignedPartitions.set(labels, tasks.size);
@@ -420,23 +428,23 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     if (drained.some((ok) => !ok)) logger.warn('some in-flight records were not committed before stopping; they will be processed again');
     await consumer.disconnect().catch(() => undefined);
     await Promise.all([...tasks.values()].map((task) => task.close()));
-    await Promise.all(closing);
+    await Promise.all(closing.values());
     tasks.clear();
     await committers.close();
     await admin.disconnect().catch(() => undefined);
   }
 
-  await admin.connect();
+  await retryKafka(() => admin.connect());
   if ((definition.stores ?? []).length > 0) {
-    const metadata = await admin.fetchTopicMetadata({ topics: [...definition.inputs] });
+    const metadata = await retryKafka(() => admin.fetchTopicMetadata({ topics: [...definition.inputs] }));
     const changelogs: TopicSpec[] = (definition.stores ?? []).flatMap((store) => metadata.topics.map((input) => ({
       name: changelogTopic(store.name, input.name),
       partitions: input.partitions.length,
       config: changelogConfig(store),
     })));
-    await ensureTopics(admin, changelogs, logger);
+    await retryKafka(() => ensureTopics(admin, changelogs, logger));
   }
-  await consumer.connect();
+  await retryKafka(() => consumer.connect());
   for (const topic of definition.inputs) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
   logger.info({ inputs: definition.inputs, guarantee, groupId: options.groupId, maxInFlight }, 'stage started');
