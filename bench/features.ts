@@ -3,20 +3,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, startEphemeralKafka } from '../infra/index.js';
-import { demoEvents, seededRandom } from '../jobs/demo-data.js';
-import { createMetricsRegistry, serveOps } from '../monitoring/index.js';
+import { createKafka, startEphemeralKafka } from '../kafka/index.js';
+import { demoEvents } from '../examples/fraud/generator.js';
+import { createMetricsRegistry } from '../common/metrics.js';
+import { serveOps } from '../serving/ops-server.js';
 import { ChdbEngine, EmbeddedOfflineStore, ensureTables, featureTable, insertNew, offlineTables } from '../offline/index.js';
 import { pointInTimeJoin, pointInTimeSql, type Label } from '../offline/point-in-time.js';
-import { AvroSerde, registerSchemas, startSchemaRegistry, platformSubjects, viewSubjects } from '../schemas/index.js';
+import { AvroSerde, registerSchemas, startSchemaRegistry, platformSubjects, sourceSubjects, viewSubjects } from '../schemas/index.js';
 import type { FeatureRow } from '../streams/features/engine.js';
-import { OnlineStore, onlineRoutes } from '../streams/features/online.js';
+import { OnlineStore, onlineRoutes } from '../serving/online.js';
 import { featuresStage, featureVector } from '../streams/features/stage.js';
 import { runStage } from '../streams/runtime/index.js';
-import { runSink } from '../streams/sink.js';
-import { publishFeatureViews } from '../topology/feature-registry.js';
-import { DEMO_FEATURE_VIEWS } from '../topology/views.js';
+import { runSink } from '../streams/sink/stage.js';
+import { publishFeatureViews } from '../streams/features/registry.js';
 import { printTable } from './report.js';
+import { uniformRandom } from '../common/random.js';
+import demo from '../examples/fraud/sluice.config.js';
 
 /**
  * The feature store's numbers: events/s through the features stage with every demo view
@@ -43,7 +45,7 @@ export async function main(): Promise<void> {
   const rows: Record<string, string | number>[] = [];
   try {
     const prefix = 'bench.';
-    const tables = offlineTables({ sources: ['transactions', 'clicks'], views: DEMO_FEATURE_VIEWS });
+    const tables = offlineTables({ sources: demo.sources.filter((source) => source.name !== 'chargebacks'), views: demo.views });
     const admin = kafka.admin();
     await admin.connect();
     await admin.createTopics({
@@ -51,8 +53,8 @@ export async function main(): Promise<void> {
       topics: tables.map((table) => ({ topic: `${prefix}${table.topic}`, numPartitions: table.topic.startsWith('registry.') ? 1 : PARTITIONS, replicationFactor: 1 })),
     });
     await admin.disconnect();
-    const ids = await registerSchemas(registry.url, [...platformSubjects(prefix, ['transactions', 'clicks']), ...viewSubjects(prefix, DEMO_FEATURE_VIEWS.map((view) => view.name))], logger);
-    const versions = await publishFeatureViews(DEMO_FEATURE_VIEWS, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`) ?? 0, logger });
+    const ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...demo.sources.filter((source) => source.name !== 'chargebacks').flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)), ...viewSubjects(prefix, demo.views.map((view) => view.name))], logger);
+    const versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`) ?? 0, logger });
 
     // ---- input: EVENTS demo events, already in the events.* shape ------------------------
     const serde = new AvroSerde(registry.url);
@@ -83,8 +85,8 @@ export async function main(): Promise<void> {
     const recordsIn = async (): Promise<number> => ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
     let started = performance.now();
     const stage = await runStage(featuresStage({
-      views: DEMO_FEATURE_VIEWS, versions, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: Object.fromEntries(DEMO_FEATURE_VIEWS.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])), metrics,
+      views: demo.views, versions, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
+      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])), metrics,
     }), {
       brokers: cluster.brokers, groupId: 'bench-features', dlqTopic: `${prefix}dlq`, metrics, logger, guarantee: 'exactly_once',
       stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-state-')), topicPrefix: prefix,
@@ -95,8 +97,8 @@ export async function main(): Promise<void> {
     rows.push({ measure: 'features stage, exactly-once, 4 demo views', count: `${EVENTS} events → ${featureRows} rows`, seconds: stageSeconds.toFixed(2), rate: `${Math.round(EVENTS / stageSeconds)} events/s` });
 
     // ---- online lookups ------------------------------------------------------------------
-    const online = new OnlineStore(stage, DEMO_FEATURE_VIEWS, prefix);
-    const random = seededRandom(3);
+    const online = new OnlineStore(stage, demo.views, prefix);
+    const random = uniformRandom(3);
     const lookups = 20_000;
     const inProcess: number[] = [];
     for (let index = 0; index < lookups; index++) {
@@ -132,7 +134,7 @@ export async function main(): Promise<void> {
     rows.push({ measure: 'sink → chDB (events + feature rows)', count: expectedRows, seconds: sinkSeconds.toFixed(2), rate: `${Math.round(expectedRows / sinkSeconds)} rows/s` });
 
     // ---- point-in-time training set: 100,000 labels over 1,000,000 feature rows ---------------
-    const view = DEMO_FEATURE_VIEWS.find((candidate) => candidate.name === 'card_txn_24h');
+    const view = demo.views.find((candidate) => candidate.name === 'card_txn_24h');
     if (!view) throw new Error('no card_txn_24h view');
     const table = featureTable(view);
     await store.command(`TRUNCATE TABLE ${table.name}`);

@@ -5,24 +5,25 @@ import type { Kafka } from 'kafkajs';
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, startEphemeralKafka } from '../infra/index.js';
-import { demoEvents, seededRandom } from '../jobs/demo-data.js';
+import { createKafka, startEphemeralKafka } from '../kafka/index.js';
+import { demoEvents } from '../examples/fraud/generator.js';
 import { ModelWatcher } from '../models/deployment.js';
 import { OnnxScorer, toBatch, toOnnx } from '../models/network.js';
 import { ArtifactStore, registerModelVersion } from '../models/registry.js';
 import { train } from '../models/trainer.js';
-import { createMetricsRegistry } from '../monitoring/index.js';
-import { AvroSerde, platformSubjects, predictionSubjects, registerSchemas, startSchemaRegistry, viewSubjects } from '../schemas/index.js';
-import { featuresAsOfEvent, OnlineStore } from '../streams/features/online.js';
+import { createMetricsRegistry } from '../common/metrics.js';
+import { AvroSerde, registerSchemas, startSchemaRegistry } from '../schemas/index.js';
+import { featuresAsOfEvent, OnlineStore } from '../serving/online.js';
 import { featuresStage } from '../streams/features/stage.js';
-import { inferenceStage } from '../streams/inference.js';
-import { ingestStage } from '../streams/ingest.js';
+import { inferenceStage } from '../streams/inference/stage.js';
+import { ingestStage } from '../streams/ingest/stage.js';
 import { runStage, type RunningStage } from '../streams/runtime/index.js';
-import { publishFeatureViews } from '../topology/feature-registry.js';
-import { DEMO_MODELS, modelInputs } from '../topology/models.js';
-import { DEMO_SOURCE_DEFINITIONS } from '../topology/sources.js';
-import { DEMO_FEATURE_VIEWS } from '../topology/views.js';
+import { publishFeatureViews } from '../streams/features/registry.js';
+import { modelInputs } from '../topology/models.js';
 import { printTable } from './report.js';
+import { uniformRandom } from '../common/random.js';
+import { topologySubjects } from '../app/stages.js';
+import demo from '../examples/fraud/sluice.config.js';
 
 /**
  * Inference numbers: onnxruntime-node rows/s at batch sizes 1, 64 and 1,024; training seconds per
@@ -31,14 +32,14 @@ import { printTable } from './report.js';
  * committed prediction (ingest → features → inference, exactly-once) at 1,000 and 5,000 events/s.
  */
 const PARTITIONS = 6;
-const model = DEMO_MODELS.find((candidate) => candidate.name === 'fraud');
+const model = demo.models.find((candidate) => candidate.name === 'fraud');
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 function syntheticRows(count: number, width: number, seed: number): { rows: number[][]; labels: number[] } {
-  const random = seededRandom(seed);
+  const random = uniformRandom(seed);
   const rows: number[][] = [];
   const labels: number[] = [];
   for (let index = 0; index < count; index++) {
@@ -87,11 +88,11 @@ export async function main(): Promise<void> {
     const prefix = 'bench.';
     const admin = kafka.admin();
     await admin.connect();
-    const topics = ['raw.transactions', 'raw.clicks', 'raw.chargebacks', 'events.transactions', 'events.clicks', 'events.chargebacks', 'dlq', 'monitoring.quality', 'predictions.fraud', ...DEMO_FEATURE_VIEWS.map((view) => `features.${view.name}`)];
+    const topics = ['raw.transactions', 'raw.clicks', 'raw.chargebacks', 'events.transactions', 'events.clicks', 'events.chargebacks', 'dlq', 'monitoring.quality', 'predictions.fraud', ...demo.views.map((view) => `features.${view.name}`)];
     await admin.createTopics({ waitForLeaders: true, topics: [...topics.map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: PARTITIONS, replicationFactor: 1 })), ...['registry.features', 'registry.models'].map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: 1, replicationFactor: 1 }))] });
     await admin.disconnect();
-    const ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...viewSubjects(prefix, DEMO_FEATURE_VIEWS.map((view) => view.name)), ...predictionSubjects(prefix, ['fraud'])], logger);
-    const versions = await publishFeatureViews(DEMO_FEATURE_VIEWS, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`) ?? 0, logger });
+    const ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
+    const versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`) ?? 0, logger });
     const artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-models-')));
     const sha = await artifacts.put(toOnnx(trained.network, 'fraud'), { name: 'fraud', inputs, fill: [...trained.network.mean], threshold: 0.5, trainer: 'tfjs-mlp', metrics: {}, baseline: {} });
     await registerModelVersion({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.models-value`) ?? 0 }, {
@@ -102,19 +103,19 @@ export async function main(): Promise<void> {
     const options = (group: string) => ({ brokers: cluster.brokers, groupId: group, dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix, guarantee: 'exactly_once' as const });
     const serdeFor = (reader?: ConstructorParameters<typeof AvroSerde>[1]): AvroSerde => new AvroSerde(registry.url, reader);
     stages.push(await runStage(ingestStage({
-      sources: DEMO_SOURCE_DEFINITIONS, topicPrefix: prefix, serdeFor,
-      schemaIds: { events: Object.fromEntries(DEMO_SOURCE_DEFINITIONS.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`) ?? 0])), quality: ids.get(`${prefix}monitoring.quality-value`) ?? 0 },
+      sources: demo.sources, topicPrefix: prefix, serdeFor,
+      schemaIds: { events: Object.fromEntries(demo.sources.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`) ?? 0])), quality: ids.get(`${prefix}monitoring.quality-value`) ?? 0 },
       metrics,
     }), options('ingest')));
     const features = await runStage(featuresStage({
-      views: DEMO_FEATURE_VIEWS, versions, topicPrefix: prefix, serdeFor,
-      schemaIds: Object.fromEntries(DEMO_FEATURE_VIEWS.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])), metrics,
+      views: demo.views, versions, topicPrefix: prefix, serdeFor,
+      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])), metrics,
     }), options('features'));
     stages.push(features);
     watcher = new ModelWatcher({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, model: 'fraud', artifacts, logger, maxWaitMs: 0 });
     await watcher.start();
     while (!watcher.current()) await new Promise((resolve) => setTimeout(resolve, 50));
-    const online = new OnlineStore(features, DEMO_FEATURE_VIEWS, prefix);
+    const online = new OnlineStore(features, demo.views, prefix);
     const predictionsOf = async (): Promise<number> => ((await metrics.getSingleMetric('sluice_predictions_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
     const featureRowsOf = async (): Promise<number> => ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? []).filter((value) => value.labels.stage === 'features').reduce((sum, value) => sum + value.value, 0);
 

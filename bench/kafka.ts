@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, startEphemeralKafka } from '../infra/index.js';
+import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { printTable } from './report.js';
 
 /**

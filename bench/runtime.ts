@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, startEphemeralKafka } from '../infra/index.js';
-import { createMetricsRegistry } from '../monitoring/index.js';
+import { createKafka, startEphemeralKafka } from '../kafka/index.js';
+import { createMetricsRegistry } from '../common/metrics.js';
 import { AvroSerde, avroType, loadAvsc, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
 import { runStage, type Guarantee } from '../streams/runtime/index.js';
 import { printTable } from './report.js';

@@ -1,6 +1,6 @@
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { startEphemeralKafka } from '../infra/index.js';
+import { startEphemeralKafka } from '../kafka/index.js';
 import { AvroSerde, avroType, loadAvsc, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
 import { printTable } from './report.js';
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, startEphemeralKafka } from '../infra/index.js';
+import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { CachedBytesStore } from '../state/cached-store.js';
 import { int64Serde, KeyValueStore, RocksDatabase, TaskStores, WindowStore } from '../state/index.js';
 import { printTable } from './report.js';

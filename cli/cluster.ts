@@ -1,6 +1,6 @@
 import { ConfigError } from '../common/errors.js';
 import type { SluiceConfig } from '../common/config.js';
-import { isAlive, readStackState, type StackState } from '../infra/index.js';
+import { isAlive, readStackState, type StackState } from '../app/stack.js';
 import { RemoteOfflineStore, type OfflineStore } from '../offline/index.js';
 
 /** Where a command finds the cluster: the environment (KAFKA_BROKERS, ...) or the running `sluice up`. */

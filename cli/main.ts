@@ -4,7 +4,7 @@ import { statusCommand } from './commands/status.js';
 import { runAction } from './action.js';
 import { runCommand } from './commands/run.js';
 import { sqlCommand } from './commands/sql.js';
-import { STAGE_NAMES } from '../topology/stages.js';
+import { STAGE_NAMES } from '../app/stages.js';
 import { listModelsCommand, promoteCommand, rollbackCommand, showModelCommand, trainCommand } from './commands/models.js';
 import { produceCommand } from './commands/produce.js';
 import { tailCommand } from './commands/tail.js';
@@ -14,7 +14,13 @@ const program = new Command()
   .name('sluice')
   .description('Streaming-first, event-sourced ML infrastructure over Apache Kafka')
   .version('0.1.0')
-  .showHelpAfterError();
+  .option('--topology <path>', "the topology: a sluice.config.ts or a folder holding one (default: SLUICE_TOPOLOGY, the running stack's, or ./sluice.config.ts)")
+  .showHelpAfterError()
+  .hook('preAction', (command) => {
+    // Every command reads its configuration from the environment; the flag is one more source of it.
+    const { topology } = command.opts<{ topology?: string }>();
+    if (topology !== undefined) process.env.SLUICE_TOPOLOGY = topology;
+  });
 
 program
   .command('up')
@@ -28,7 +34,7 @@ program
 
 program
   .command('run')
-  .description(`run one stage in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')})`)
+  .description(`run one stage of the topology in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')})`)
   .argument('<stage>', 'the stage to run')
   .action(runAction(runCommand));
 
@@ -63,7 +69,7 @@ range(features.command('check').description('compare values served online with v
 program
   .command('produce')
   .description('send NDJSON or CSV records to raw.<source> (keyed by its entity), or run the demo generator with --demo')
-  .argument('[source]', 'the source: transactions, clicks, chargebacks')
+  .argument('[source]', "a source of the topology (its raw schema types CSV cells)")
   .argument('[file]', 'a .ndjson or .csv file')
   .option('--demo', 'generate demo events: history, then live events with late chargebacks')
   .option('--seed <n>', 'generator seed', '42')
@@ -83,7 +89,7 @@ program
 program
   .command('train')
   .description('train a model from replayed topics, evaluate it on the latest time slice, export ONNX and register a version')
-  .argument('<model>', 'the model (topology/models.ts)')
+  .argument('<model>', 'a model of the topology')
   .option('--trainer <kind>', 'logistic or mlp (default: the definition\'s)')
   .option('--epochs <n>', 'epochs (default: the definition\'s)')
   .option('--seed <n>', 'seed (default: the definition\'s)')

@@ -16,6 +16,7 @@ const positiveInt = z.coerce.number().int().positive();
 const environmentSchema = z.strictObject({
   SLUICE_DATA_DIR: z.string().min(1).optional(),
   SLUICE_CACHE_DIR: z.string().min(1).optional(),
+  SLUICE_TOPOLOGY: z.string().min(1).optional(),
   SLUICE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLUICE_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only').default(''),
   SLUICE_PARTITIONS: positiveInt.default(6),
@@ -44,6 +45,8 @@ const environmentSchema = z.strictObject({
 export interface SluiceConfig {
   readonly dataDir: string;
   readonly cacheDir: string;
+  /** The topology file or folder (SLUICE_TOPOLOGY, or --topology); else ./sluice.config.ts. */
+  readonly topology: string | undefined;
   readonly logLevel: z.infer<typeof environmentSchema>['SLUICE_LOG_LEVEL'];
   readonly topicPrefix: string;
   readonly defaultPartitions: number;
@@ -112,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   return deepFreeze({
     dataDir: path.resolve(cwd, e.SLUICE_DATA_DIR ?? '.sluice'),
     cacheDir: path.resolve(cwd, e.SLUICE_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache')),
+    topology: e.SLUICE_TOPOLOGY === undefined ? undefined : path.resolve(cwd, e.SLUICE_TOPOLOGY),
     logLevel: e.SLUICE_LOG_LEVEL,
     topicPrefix: e.SLUICE_TOPIC_PREFIX,
     defaultPartitions: e.SLUICE_PARTITIONS,

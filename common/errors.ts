@@ -34,3 +34,24 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/** A port the configuration asks for is already taken by another process. */
+export class PortInUseError extends SluiceError {
+  constructor(port: number, setting: string, options: SluiceErrorOptions = {}) {
+    super('SLUICE_PORT_IN_USE', `port ${port} on 127.0.0.1 is already in use (${setting}); free it or choose another port`, {
+      ...options,
+      context: { port, setting },
+    });
+  }
+}
+
+/** The data directory cannot be created or written. */
+export class DataDirError extends SluiceError {
+  constructor(dir: string, options: SluiceErrorOptions = {}) {
+    const reason = options.cause instanceof Error ? `: ${options.cause.message}` : '';
+    super('SLUICE_DATA_DIR', `data directory ${dir} is not writable${reason} (set SLUICE_DATA_DIR to a writable folder)`, {
+      ...options,
+      context: { dir },
+    });
+  }
+}

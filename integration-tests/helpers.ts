@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
-import { createKafka } from '../infra/index.js';
+import { createKafka } from '../kafka/index.js';
 
 /** A kafkajs client on the shared test broker. */
 export function testKafka(clientId = 'sluice-it'): Kafka {

@@ -3,7 +3,7 @@ import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
 import type { FeatureRow } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
 import { replayFeatures } from './replay.js';
-import { readRanges, resolveRanges, type RangeBounds } from '../infra/kafka/topic-range.js';
+import { readRanges, resolveRanges, type RangeBounds } from '../kafka/topic-range.js';
 
 /**
  * The online/offline consistency check: the rows the features stage served (features.<view>, the

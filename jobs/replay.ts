@@ -1,8 +1,8 @@
 import type { Kafka } from 'kafkajs';
-import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
+import { avroType, AvroSerde } from '../schemas/index.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
-import { readRanges, resolveRanges, type PartitionRange, type RangeBounds } from '../infra/kafka/topic-range.js';
+import { readRanges, resolveRanges, type PartitionRange, type RangeBounds } from '../kafka/topic-range.js';
 
 /**
  * Replay of feature views: reads events.<source> ranges and runs them through the same
@@ -62,7 +62,7 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
   let lateEvents = 0;
   let lastProgress = 0;
   for (const plan of plans) {
-    const serde = new AvroSerde(options.registryUrl, avroType(loadAvsc(`events.${plan.features.source.name}`)));
+    const serde = new AvroSerde(options.registryUrl, avroType(plan.features.source.eventsSchema));
     const states = new Map<string, EntityState>();
     const emitStart = new Map(plan.emitFrom.map((range) => [range.partition, range.from]));
     let pending: FeatureRow[] = [];

@@ -5,7 +5,7 @@ import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { PROJECT_ROOT } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
-import { buildTrainingSet, type TrainingSet } from '../models/dataset.js';
+import { buildTrainingSet, type TrainingSet } from './dataset.js';
 import { evaluate, type Evaluation } from '../models/metrics.js';
 import { OnnxScorer, toBatch, toOnnx } from '../models/network.js';
 import { ArtifactStore, baselineOf, registerModelVersion, type ModelMetadata, type ModelVersion } from '../models/registry.js';

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../jobs/demo-data.js';
 import { auc } from './metrics.js';
 import { OnnxScorer, toBatch, toOnnx } from './network.js';
 import { train, type TrainerKind } from './trainer.js';
+import { uniformRandom } from '../common/random.js';
 
 /** 10,000 rows of 4 features (some missing) with a nonlinear fraud-like rule and label noise. */
 function dataset(seed: number): { rows: (number | null)[][]; labels: number[] } {
-  const random = seededRandom(seed);
+  const random = uniformRandom(seed);
   const rows: (number | null)[][] = [];
   const labels: number[] = [];
   for (let index = 0; index < 10_000; index++) {

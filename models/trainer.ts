@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { seededRandom } from '../jobs/demo-data.js';
+import type { TrainerKind } from '../topology/models.js';
+
+export type { TrainerKind };
 import { toBatch, type DenseLayer, type ScoringNetwork } from './network.js';
+import { uniformRandom } from '../common/random.js';
 
 /**
  * Trainers on TensorFlow.js: a logistic regression and a one-hidden-layer MLP, both ending in a
@@ -9,7 +12,6 @@ import { toBatch, type DenseLayer, type ScoringNetwork } from './network.js';
  * network, so the ONNX graph does the same), missing values filled with the mean. Seeded: weights
  * are initialized and batches shuffled from the seed, so a run repeats exactly on one backend.
  */
-export type TrainerKind = 'logistic' | 'mlp';
 
 export interface TrainOptions {
   readonly kind: TrainerKind;
@@ -68,7 +70,7 @@ export async function train(rows: readonly (readonly (number | null)[])[], label
   const partial: ScoringNetwork = { features: options.features, mean, std, layers: [] };
 
   // ---- a seeded order of the rows ------------------------------------------------------------
-  const random = seededRandom(options.seed);
+  const random = uniformRandom(options.seed);
   const order = rows.map((_, index) => index);
   for (let index = order.length - 1; index > 0; index--) {
     const swap = Math.floor(random() * (index + 1));

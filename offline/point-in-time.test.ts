@@ -12,7 +12,10 @@ import { EmbeddedOfflineStore } from './store.js';
 import { ensureTables, featureTable, insertNew } from './tables.js';
 
 const MIN = 60_000;
-const payments = source({ name: 'payments', idField: 'id', eventTimeField: 'ts', entityField: 'card', description: 'test' });
+const payments = source({
+  name: 'payments', idField: 'id', eventTimeField: 'ts', entityField: 'card', description: 'test',
+  schema: { type: 'record', name: 'Payment', fields: [{ name: 'id', type: 'string' }, { name: 'ts', type: 'long' }, { name: 'card', type: 'string' }, { name: 'amount', type: ['null', 'double'] }, { name: 'merchant', type: ['null', 'string'] }] },
+});
 const spend = featureView({
   name: 'spend_1h', source: payments, window: slidingWindow('1h'), features: { n: count(), total: sum('amount'), latest: last('amount') },
   grace: '1h', ttl: '30m', owner: 'test', description: 'test',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FeatureRow } from '../streams/features/engine.js';
+import type { FeatureRow } from '../topology/features.js';
 import { featureNames, type FeatureView } from '../topology/features.js';
 import { quoteIdentifier } from './chdb-engine.js';
 import type { OfflineStore } from './store.js';

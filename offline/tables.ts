@@ -1,5 +1,6 @@
 import { loadAvsc } from '../schemas/index.js';
 import { featureNames, type FeatureView } from '../topology/features.js';
+import type { SourceDefinition } from '../topology/sources.js';
 import { quoteIdentifier } from './chdb-engine.js';
 import type { OfflineStore } from './store.js';
 import { quoteString } from './store.js';
@@ -48,9 +49,9 @@ export function tableName(topic: string): string {
 }
 
 /** Every table of the platform: sources' events, feature views, monitoring, registries, dead letters. */
-export function offlineTables(options: { readonly sources: readonly string[]; readonly views: readonly FeatureView[] }): TableSpec[] {
+export function offlineTables(options: { readonly sources: readonly SourceDefinition[]; readonly views: readonly FeatureView[] }): TableSpec[] {
   return [
-    ...options.sources.map((source) => avroTable(`events.${source}`, ['event_time', 'event_id'])),
+    ...options.sources.map((source) => avroTable(`events.${source.name}`, ['event_time', 'event_id'], source.eventsSchema)),
     ...options.views.map(featureTable),
     avroTable('monitoring.quality', ['source', 'check', 'window_start', '_partition', '_offset']),
     avroTable('monitoring.drift', ['model_name', 'feature', 'window_start', '_partition', '_offset']),
@@ -115,8 +116,8 @@ interface AvroField {
   readonly type: unknown;
 }
 
-function avroTable(topic: string, key: readonly string[], schemaFile = topic): TableSpec {
-  const schema = loadAvsc(schemaFile) as { fields: AvroField[] };
+function avroTable(topic: string, key: readonly string[], schemaOrFile: string | { readonly fields: readonly AvroField[] } = topic): TableSpec {
+  const schema = (typeof schemaOrFile === 'string' ? loadAvsc(schemaOrFile) : schemaOrFile) as { fields: AvroField[] };
   const mapped = schema.fields.map((field) => ({ field, ...clickhouseType(field.type) }));
   return {
     topic,

@@ -7,13 +7,12 @@ import { RegistryHttpClient } from './registry-client.js';
 /** The folder of the .avsc contracts, one per topic value. */
 export const AVRO_DIR = fileURLToPath(new URL('./avro/', import.meta.url));
 
-/** The demo's sources: transactions and clicks feed features, chargebacks are the labels. */
-export const DEMO_SOURCES = ['transactions', 'clicks', 'chargebacks'] as const;
 
 export interface SubjectSchema {
   /** `<topic>-value` (Confluent's TopicNameStrategy). */
   readonly subject: string;
   readonly topic: string;
+  /** Where the schema comes from, for messages: a contract file or a source declaration. */
   readonly file: string;
   readonly schema: unknown;
 }
@@ -31,29 +30,35 @@ export function loadAvsc(name: string): unknown {
 }
 
 /**
- * The subjects the platform registers at start-up: every platform topic and the sources'
- * raw and events topics. Per-view and per-model topics (features.<view>, predictions.<model>)
- * are registered by the definitions that create them.
+ * The subjects of the platform's own topics, whatever the topology: monitoring and registries.
+ * Sources, views and models add theirs (`sourceSubjects`, `viewSubjects`, `predictionSubjects`).
  */
-export function platformSubjects(prefix: string, sources: readonly string[] = DEMO_SOURCES): SubjectSchema[] {
+export function platformSubjects(prefix: string): SubjectSchema[] {
   // dlq is absent on purpose: dead letters carry the original bytes untouched, with the facts in
   // headers (see dlq.avsc for the row the sink derives from them).
   const files = [
     'monitoring.quality', 'monitoring.drift', 'monitoring.performance', 'monitoring.alerts',
     'registry.features', 'registry.models', 'registry.experiments',
-    ...sources.flatMap((source) => [`raw.${source}`, `events.${source}`]),
   ];
-  return files.map((file) => ({ subject: `${prefix}${file}-value`, topic: `${prefix}${file}`, file: `${file}.avsc`, schema: loadAvsc(file) }));
+  return files.map((file) => ({ subject: `${prefix}${file}-value`, topic: `${prefix}${file}`, file: `schemas/avro/${file}.avsc`, schema: loadAvsc(file) }));
+}
+
+/** The subjects of one source: its raw schema (declared) and its events schema (derived). */
+export function sourceSubjects(prefix: string, source: string, rawSchema: unknown, eventsSchema: unknown): SubjectSchema[] {
+  return [
+    { subject: `${prefix}raw.${source}-value`, topic: `${prefix}raw.${source}`, file: `the schema of source ${source}`, schema: rawSchema },
+    { subject: `${prefix}events.${source}-value`, topic: `${prefix}events.${source}`, file: `the events schema derived for source ${source}`, schema: eventsSchema },
+  ];
 }
 
 /** The subjects of feature views' topics: every features.<view> carries a FeatureVector. */
 export function viewSubjects(prefix: string, views: readonly string[]): SubjectSchema[] {
-  return views.map((view) => ({ subject: `${prefix}features.${view}-value`, topic: `${prefix}features.${view}`, file: 'features.avsc', schema: loadAvsc('features') }));
+  return views.map((view) => ({ subject: `${prefix}features.${view}-value`, topic: `${prefix}features.${view}`, file: 'schemas/avro/features.avsc', schema: loadAvsc('features') }));
 }
 
 /** The subjects of models' prediction topics: every predictions.<model> carries a Prediction. */
 export function predictionSubjects(prefix: string, models: readonly string[]): SubjectSchema[] {
-  return models.map((model) => ({ subject: `${prefix}predictions.${model}-value`, topic: `${prefix}predictions.${model}`, file: 'predictions.avsc', schema: loadAvsc('predictions') }));
+  return models.map((model) => ({ subject: `${prefix}predictions.${model}-value`, topic: `${prefix}predictions.${model}`, file: 'schemas/avro/predictions.avsc', schema: loadAvsc('predictions') }));
 }
 
 /**
@@ -70,13 +75,13 @@ export async function registerSchemas(registryUrl: string, subjects: readonly Su
     try {
       const { compatible, messages } = await client.testCompatibility(subject, schema);
       if (!compatible) {
-        throw new SchemaStartupError(`schemas/avro/${file} is incompatible with subject ${subject}: ${messages.join('; ') || 'the registry gave no details'}`);
+        throw new SchemaStartupError(`${file} is incompatible with subject ${subject}: ${messages.join('; ') || 'the registry gave no details'}`);
       }
       ids.set(subject, await client.register(subject, schema));
     } catch (error) {
       if (error instanceof SchemaStartupError) throw error;
       const detail = error instanceof SchemaRegistryError ? error.message : String(error);
-      throw new SchemaStartupError(`registering schemas/avro/${file} as ${subject} at ${registryUrl} failed: ${detail}`, { cause: error });
+      throw new SchemaStartupError(`registering ${file} as ${subject} at ${registryUrl} failed: ${detail}`, { cause: error });
     }
   }
   logger.info({ subjects: ids.size }, 'project schemas registered');

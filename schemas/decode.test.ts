@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { DeserializationError } from './errors.js';
-import { loadAvsc } from './catalog.js';
+import { transactions } from '../examples/fraud/sources.js';
 import { parseJsonRecord, SchemaViolationError } from './decode.js';
 import { avroType } from './logical-types.js';
 
-const transaction = avroType(loadAvsc('raw.transactions'));
+const transaction = avroType(transactions.rawSchema);
 const valid = {
   transaction_id: 't1', card_id: 'c1', merchant_id: 'm1', merchant_category: '5411', amount: 12.5, currency: 'EUR', country: 'NL', timestamp: 1_700_000_000_000,
 };

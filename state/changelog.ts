@@ -1,5 +1,5 @@
 import type { Kafka } from 'kafkajs';
-import { readRanges, resolveRanges, TopicRangeError } from '../infra/kafka/topic-range.js';
+import { readRanges, resolveRanges, TopicRangeError } from '../kafka/topic-range.js';
 import { StateStoreError } from './errors.js';
 
 /** The compacted topic that makes a store durable: `<prefix><group>-<store>-changelog`. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parseDuration } from '../streams/runtime/watermarks.js';
+import { parseDuration } from '../common/durations.js';
 import type { SourceDefinition } from './sources.js';
 
 /**
@@ -160,4 +160,17 @@ function positive(duration: Duration): number {
   const ms = parseDuration(duration);
   if (!(ms > 0)) throw new FeatureDefinitionError(`a duration must be positive, got ${String(duration)}`);
   return ms;
+}
+
+/** A view's row for one event: also what the online store serves as the entity's latest. */
+export interface FeatureRow {
+  readonly view: string;
+  readonly version: number;
+  readonly entity: string;
+  readonly eventId: string;
+  readonly eventTime: number;
+  readonly sequence: number;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly values: FeatureValues;
 }

@@ -1,9 +1,9 @@
-import { parseDuration } from '../streams/runtime/watermarks.js';
+import { parseDuration } from '../common/durations.js';
 import { featureNames, type FeatureView } from './features.js';
 import type { SourceDefinition } from './sources.js';
-import { DEMO_SOURCE_DEFINITIONS } from './sources.js';
-import { DEMO_FEATURE_VIEWS } from './views.js';
-import type { TrainerKind } from '../models/trainer.js';
+
+/** How a model is trained: TensorFlow.js logistic regression or one-hidden-layer MLP. */
+export type TrainerKind = 'logistic' | 'mlp';
 
 /**
  * A model, declared: which events it scores, its inputs (fields of the event and features of
@@ -59,35 +59,3 @@ export function modelDefinition(input: Omit<ModelDefinition, 'label' | 'params' 
     fallbackScore: input.fallbackScore ?? 0,
   });
 }
-
-const source = (name: string): SourceDefinition => {
-  const found = DEMO_SOURCE_DEFINITIONS.find((candidate) => candidate.name === name);
-  if (!found) throw new Error(`no source ${name}`);
-  return found;
-};
-const view = (name: string): FeatureView => {
-  const found = DEMO_FEATURE_VIEWS.find((candidate) => candidate.name === name);
-  if (!found) throw new Error(`no view ${name}`);
-  return found;
-};
-
-/** The demo's fraud model: card activity features, chargebacks as labels. */
-export const DEMO_MODELS: readonly ModelDefinition[] = [
-  modelDefinition({
-    name: 'fraud',
-    description: 'Probability that a card transaction is fraudulent (charged back).',
-    owner: 'fraud-team',
-    source: source('transactions'),
-    fields: ['amount'],
-    features: [
-      { view: view('card_txn_1h'), features: ['txn_count', 'amount_sum'] },
-      { view: view('card_txn_24h'), features: ['txn_count', 'amount_sum', 'merchant_count'] },
-      { view: view('card_amount_7d'), features: ['amount_mean', 'amount_stddev', 'amount_max'] },
-    ],
-    label: { source: source('chargebacks'), joinField: 'transaction_id', window: '1h' },
-    trainer: 'mlp',
-    params: { epochs: 15, learningRate: 0.01, batchSize: 128, hidden: 16, seed: 42 },
-    threshold: 0.5,
-    fallbackScore: 0,
-  }),
-];

@@ -1,4 +1,5 @@
-import { parseDuration } from '../streams/runtime/watermarks.js';
+import { parseDuration } from '../common/durations.js';
+import { checkRecordSchema, deriveEventsSchema, readAvroSchema, type AvroRecordSchema } from '../schemas/source-schemas.js';
 
 /** A data-quality rule on one field of a source. */
 export interface FieldRule {
@@ -11,12 +12,17 @@ export interface FieldRule {
 }
 
 /**
- * A source, declared: which schema its producers write (`schemas/avro/raw.<name>.avsc`, with the
- * events schema `events.<name>.avsc`), which field identifies an event, which field is its
- * event time, which is the entity key, and the quality rules ingest applies.
+ * A source, declared: which schema its producers write (`raw.<name>`; the events schema of
+ * `events.<name>` is derived from it), which field identifies an event, which field is its
+ * event time, which is the entity key (and the key producers must use), and the quality rules
+ * ingest applies.
  */
 export interface SourceDefinition {
   readonly name: string;
+  /** The Avro record schema of `raw.<name>` values. */
+  readonly rawSchema: AvroRecordSchema;
+  /** The schema of `events.<name>` values: the raw fields plus event_id, event_time, ingest_time. */
+  readonly eventsSchema: AvroRecordSchema;
   readonly idField: string;
   readonly eventTimeField: string;
   readonly entityField: string;
@@ -28,7 +34,12 @@ export interface SourceDefinition {
   readonly description: string;
 }
 
-export interface SourceInput extends Omit<SourceDefinition, 'maxFutureMs' | 'dedupTtlMs' | 'rules'> {
+export interface SourceInput extends Omit<SourceDefinition, 'maxFutureMs' | 'dedupTtlMs' | 'rules' | 'rawSchema' | 'eventsSchema'> {
+  /**
+   * The raw Avro record schema: the parsed schema, or its .avsc file as a URL or an absolute
+   * path — `new URL('./schemas/raw.trips.avsc', import.meta.url)` beside the topology file.
+   */
+  readonly schema: AvroRecordSchema | Readonly<Record<string, unknown>> | URL | string;
   readonly rules?: Readonly<Record<string, FieldRule>>;
   readonly maxFuture?: string | number;
   readonly dedupTtl?: string | number;
@@ -36,8 +47,20 @@ export interface SourceInput extends Omit<SourceDefinition, 'maxFutureMs' | 'ded
 
 export function source(input: SourceInput): SourceDefinition {
   if (!/^[a-z][a-z0-9_]*$/.test(input.name)) throw new Error(`source name "${input.name}" must be lower-case letters, digits and _`);
+  const rawSchema = typeof input.schema === 'string' || input.schema instanceof URL
+    ? readAvroSchema(input.schema)
+    : checkRecordSchema(input.schema, `the schema of source ${input.name}`);
+  const fields = new Set(rawSchema.fields.map((field) => field.name));
+  for (const [role, field] of [['idField', input.idField], ['eventTimeField', input.eventTimeField], ['entityField', input.entityField]] as const) {
+    if (!fields.has(field)) throw new Error(`source ${input.name}: ${role} "${field}" is not a field of its schema (fields: ${[...fields].join(', ')})`);
+  }
+  for (const field of Object.keys(input.rules ?? {})) {
+    if (!fields.has(field)) throw new Error(`source ${input.name}: a rule names "${field}", which is not a field of its schema`);
+  }
   return Object.freeze({
     name: input.name,
+    rawSchema,
+    eventsSchema: deriveEventsSchema(rawSchema, input.name),
     idField: input.idField,
     eventTimeField: input.eventTimeField,
     entityField: input.entityField,
@@ -47,51 +70,3 @@ export function source(input: SourceInput): SourceDefinition {
     description: input.description,
   });
 }
-
-const ISO_CURRENCY = /^[A-Z]{3}$/;
-const ISO_COUNTRY = /^[A-Z]{2}$/;
-
-/** The demo's sources (ARCHITECTURE.md): card transactions, web clicks, and chargebacks as labels. */
-export const DEMO_SOURCE_DEFINITIONS: readonly SourceDefinition[] = [
-  source({
-    name: 'transactions',
-    description: 'Card payments from the payment system.',
-    idField: 'transaction_id',
-    eventTimeField: 'timestamp',
-    entityField: 'card_id',
-    rules: {
-      transaction_id: { required: true },
-      card_id: { required: true },
-      merchant_id: { required: true },
-      amount: { required: true, min: 0.01, max: 1_000_000 },
-      currency: { required: true, pattern: ISO_CURRENCY },
-      country: { required: true, pattern: ISO_COUNTRY },
-    },
-  }),
-  source({
-    name: 'clicks',
-    description: 'Web interactions of signed-in users.',
-    idField: 'click_id',
-    eventTimeField: 'timestamp',
-    entityField: 'user_id',
-    rules: {
-      click_id: { required: true },
-      user_id: { required: true },
-      session_id: { required: true },
-      duration_ms: { min: 0, max: 86_400_000 },
-    },
-  }),
-  source({
-    name: 'chargebacks',
-    description: 'Disputed payments, days after the fact: the fraud label.',
-    idField: 'chargeback_id',
-    eventTimeField: 'timestamp',
-    entityField: 'card_id',
-    rules: {
-      chargeback_id: { required: true },
-      transaction_id: { required: true },
-      card_id: { required: true },
-      amount: { min: 0.01, max: 1_000_000 },
-    },
-  }),
-];

@@ -1,4 +1,4 @@
-import type { TopicSpec } from '../infra/kafka/index.js';
+import type { TopicSpec } from '../kafka/index.js';
 
 /** How the platform's topics are laid out on a cluster. */
 export interface TopicLayout {

@@ -1,15 +1,16 @@
 import { ConfigError } from '../../common/errors.js';
-import { createKafka } from '../../infra/index.js';
+import { createKafka } from '../../kafka/index.js';
 import { checkConsistency } from '../../jobs/consistency.js';
 import { replayFeatures } from '../../jobs/replay.js';
-import type { RangeBounds } from '../../infra/kafka/topic-range.js';
+import type { RangeBounds } from '../../kafka/topic-range.js';
 import { ensureTables, featureTable, insertNew } from '../../offline/index.js';
 import { featureVector } from '../../streams/features/stage.js';
-import { publishFeatureViews, readFeatureRegistry } from '../../topology/feature-registry.js';
+import { publishFeatureViews, readFeatureRegistry } from '../../streams/features/registry.js';
 import type { FeatureView } from '../../topology/features.js';
-import { FEATURE_VIEWS } from '../../topology/stages.js';
 import { registerSchemas } from '../../schemas/index.js';
-import { topologySubjects } from '../../topology/stages.js';
+import { topologySubjects } from '../../app/stages.js';
+import type { Topology } from '../../topology/index.js';
+import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster, offlineStoreFor, type Cluster } from '../cluster.js';
 import { progressBar } from '../progress.js';
@@ -22,11 +23,11 @@ export interface RangeOptions {
   readonly toOffsets?: string;
 }
 
-function selectViews(names: string | undefined): FeatureView[] {
-  if (!names) return [...FEATURE_VIEWS];
+function selectViews(topology: Topology, names: string | undefined): FeatureView[] {
+  if (!names) return [...topology.views];
   return names.split(',').map((name) => {
-    const view = FEATURE_VIEWS.find((candidate) => candidate.name === name.trim());
-    if (!view) throw new ConfigError(`no feature view "${name}"; views: ${FEATURE_VIEWS.map((candidate) => candidate.name).join(', ')}`);
+    const view = topology.views.find((candidate) => candidate.name === name.trim());
+    if (!view) throw new ConfigError(`no feature view "${name}"; views: ${topology.views.map((candidate) => candidate.name).join(', ')}`);
     return view;
   });
 }
@@ -62,8 +63,8 @@ function boundsOf(options: RangeOptions): RangeBounds {
   };
 }
 
-async function versionsFor(context: CommandContext, cluster: Cluster, views: readonly FeatureView[]): Promise<Map<string, number>> {
-  const schemaIds = await registerSchemas(cluster.registryUrl, topologySubjects(context.config.topicPrefix), context.logger);
+async function versionsFor(context: CommandContext, cluster: Cluster, topology: Topology, views: readonly FeatureView[]): Promise<Map<string, number>> {
+  const schemaIds = await registerSchemas(cluster.registryUrl, topologySubjects(context.config.topicPrefix, topology), context.logger);
   return publishFeatureViews(views, {
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
     topic: `${context.config.topicPrefix}registry.features`,
@@ -75,9 +76,10 @@ async function versionsFor(context: CommandContext, cluster: Cluster, views: rea
 
 /** `sluice backfill`: recomputes views from events.<source> ranges into the offline store (idempotent). */
 export async function backfillCommand(context: CommandContext, options: RangeOptions): Promise<number> {
+  const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
-  const views = selectViews(options.views);
-  const versions = await versionsFor(context, cluster, views);
+  const views = selectViews(topology, options.views);
+  const versions = await versionsFor(context, cluster, topology, views);
   const store = offlineStoreFor(context.config, cluster);
   const tables = new Map(views.map((view) => [view.name, featureTable(view)]));
   const bar = progressBar('backfill');
@@ -112,9 +114,10 @@ export async function backfillCommand(context: CommandContext, options: RangeOpt
 
 /** `sluice features check`: online (served) values vs values recomputed by replay. */
 export async function checkCommand(context: CommandContext, options: RangeOptions & { readonly json?: boolean }): Promise<number> {
+  const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
-  const views = selectViews(options.views);
-  const versions = await versionsFor(context, cluster, views);
+  const views = selectViews(topology, options.views);
+  const versions = await versionsFor(context, cluster, topology, views);
   const bar = progressBar('check');
   const reports = await checkConsistency({
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-check', logger: context.logger }),

@@ -1,19 +1,21 @@
 import path from 'node:path';
 import { ConfigError } from '../../common/errors.js';
-import { createKafka } from '../../infra/index.js';
+import { createKafka } from '../../kafka/index.js';
 import { trainModel } from '../../jobs/train.js';
 import { readModelRegistry, rollback, setAlias, type RegistryOptions } from '../../models/registry.js';
 import { registerSchemas } from '../../schemas/index.js';
-import { publishFeatureViews } from '../../topology/feature-registry.js';
+import { publishFeatureViews } from '../../streams/features/registry.js';
 import type { TrainerKind } from '../../models/trainer.js';
-import { FEATURE_VIEWS, MODELS, topologySubjects } from '../../topology/stages.js';
+import { topologySubjects } from '../../app/stages.js';
+import { modelNamed, type Topology } from '../../topology/index.js';
+import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 import { progressBar } from '../progress.js';
 
-async function registryOptions(context: CommandContext): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
+async function registryOptions(context: CommandContext, topology?: Topology): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
   const cluster = await findCluster(context.config);
-  const schemaIds = await registerSchemas(cluster.registryUrl, topologySubjects(context.config.topicPrefix), context.logger);
+  const schemaIds = await registerSchemas(cluster.registryUrl, topologySubjects(context.config.topicPrefix, topology ?? await commandTopology(context.config)), context.logger);
   return {
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
     topic: `${context.config.topicPrefix}registry.models`,
@@ -36,11 +38,11 @@ export interface TrainOptions {
 
 /** `sluice train <model>`: trains from replayed topics, registers a version (champion with --promote, or when there is none). */
 export async function trainCommand(context: CommandContext, name: string, options: TrainOptions): Promise<number> {
-  const model = MODELS.find((candidate) => candidate.name === name);
-  if (!model) throw new ConfigError(`no model "${name}"; models: ${MODELS.map((candidate) => candidate.name).join(', ')}`);
+  const topology = await commandTopology(context.config);
+  const model = modelNamed(topology, name);
   if (options.trainer !== undefined && !isTrainer(options.trainer)) throw new ConfigError(`--trainer is logistic or mlp, got "${options.trainer}"`);
-  const registry = await registryOptions(context);
-  const versions = await publishFeatureViews(FEATURE_VIEWS, {
+  const registry = await registryOptions(context, topology);
+  const versions = await publishFeatureViews(topology.views, {
     kafka: registry.kafka, topic: `${context.config.topicPrefix}registry.features`, registryUrl: registry.registryUrl,
     schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0, logger: context.logger,
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadAvsc } from '../../schemas/index.js';
+import { transactions } from '../../examples/fraud/sources.js';
 import { parseCsv, typedBySchema } from './produce.js';
 
 describe('CSV input of sluice produce', () => {
@@ -14,6 +14,6 @@ describe('CSV input of sluice produce', () => {
 
   it('types cells by the raw schema: numbers where the field is numeric, text where it is a string', () => {
     const [row] = parseCsv('transaction_id,merchant_category,amount,timestamp\n42,5411,12.5,1700000000000\n');
-    expect(typedBySchema(row!, loadAvsc('raw.transactions'))).toEqual({ transaction_id: '42', merchant_category: '5411', amount: 12.5, timestamp: 1700000000000 });
+    expect(typedBySchema(row!, transactions.rawSchema)).toEqual({ transaction_id: '42', merchant_category: '5411', amount: 12.5, timestamp: 1700000000000 });
   });
 });

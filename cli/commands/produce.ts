@@ -1,10 +1,9 @@
 import fs from 'node:fs/promises';
 import kafkajs from 'kafkajs';
 import { ConfigError } from '../../common/errors.js';
-import { createKafka } from '../../infra/index.js';
-import { runDemoProducer } from '../../jobs/demo-producer.js';
-import { loadAvsc } from '../../schemas/index.js';
-import { SOURCES } from '../../topology/stages.js';
+import { createKafka } from '../../kafka/index.js';
+import { runDemoProducer } from '../../app/demo-producer.js';
+import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 
@@ -23,6 +22,7 @@ export interface ProduceOptions {
  * JSON, keyed by the source's entity field. `sluice produce --demo`: the demo generator.
  */
 export async function produceCommand(context: CommandContext, sourceName: string | undefined, file: string | undefined, options: ProduceOptions): Promise<number> {
+  const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'sluice-produce', logger: context.logger });
   if (options.demo) {
@@ -31,16 +31,16 @@ export async function produceCommand(context: CommandContext, sourceName: string
     const driftFrom = options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
     process.stdout.write(`producing demo events (history ${options.history}, then ${options.rate}/s; Ctrl-C stops)\n`);
     await runDemoProducer({
-      kafka, topicPrefix: context.config.topicPrefix, seed: Number(options.seed), historyEvents: Number(options.history), historySpanMs: 6 * 3_600_000,
+      kafka, topicPrefix: context.config.topicPrefix, topology, seed: Number(options.seed), historyEvents: Number(options.history), historySpanMs: 6 * 3_600_000,
       rate: Number(options.rate), ...(driftFrom !== undefined && Number.isFinite(driftFrom) ? { driftFrom } : {}), signal: abort.signal, logger: context.logger,
       onHistorySent: (counts) => process.stdout.write(`history sent: ${JSON.stringify(counts)}\n`),
     });
     return 0;
   }
-  const source = SOURCES.find((candidate) => candidate.name === sourceName);
-  if (!source || !file) throw new ConfigError(`usage: sluice produce <source> <file.ndjson|file.csv> (sources: ${SOURCES.map((candidate) => candidate.name).join(', ')}) or sluice produce --demo`);
+  const source = topology.sources.find((candidate) => candidate.name === sourceName);
+  if (!source || !file) throw new ConfigError(`usage: sluice produce <source> <file.ndjson|file.csv> (sources of ${topology.name}: ${topology.sources.map((candidate) => candidate.name).join(', ')}) or sluice produce --demo`);
   const text = await fs.readFile(file, 'utf8');
-  const records = file.endsWith('.csv') ? parseCsv(text).map((row) => typedBySchema(row, loadAvsc(`raw.${source.name}`))) : text.split('\n').filter((line) => line.trim() !== '').map((line, index) => {
+  const records = file.endsWith('.csv') ? parseCsv(text).map((row) => typedBySchema(row, source.rawSchema)) : text.split('\n').filter((line) => line.trim() !== '').map((line, index) => {
     try {
       return JSON.parse(line) as Record<string, unknown>;
     } catch (error) {

@@ -1,9 +1,11 @@
 import { ConfigError } from '../../common/errors.js';
-import { createMetricsRegistry, serveOps } from '../../monitoring/index.js';
+import { createMetricsRegistry } from '../../common/metrics.js';
+import { serveOps } from '../../serving/ops-server.js';
 import { registerSchemas } from '../../schemas/index.js';
-import { OnlineStore, onlineRoutes } from '../../streams/features/online.js';
-import { launchStages } from '../../streams/launch.js';
-import { FEATURE_VIEWS, STAGE_NAMES, topologySubjects } from '../../topology/stages.js';
+import { OnlineStore, onlineRoutes } from '../../serving/online.js';
+import { launchStages } from '../../app/launch.js';
+import { STAGE_NAMES, topologySubjects } from '../../app/stages.js';
+import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 
@@ -14,12 +16,13 @@ import { findCluster } from '../cluster.js';
  */
 export async function runCommand({ config, logger }: CommandContext, name: string): Promise<number> {
   if (!STAGE_NAMES.includes(name)) throw new ConfigError(`unknown stage "${name}"; stages: ${STAGE_NAMES.join(', ')}`);
+  const topology = await commandTopology(config);
   const { brokers, registryUrl } = await findCluster(config);
-  const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix), logger);
+  const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix, topology), logger);
   const metrics = createMetricsRegistry();
-  const stages = await launchStages([name], { config, brokers, registryUrl, schemaIds, metrics, logger });
+  const stages = await launchStages([name], { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
   const features = stages.stages.get('features');
-  const online = features ? new OnlineStore(features, FEATURE_VIEWS, config.topicPrefix) : undefined;
+  const online = features ? new OnlineStore(features, topology.views, config.topicPrefix) : undefined;
   const ops = await serveOps(metrics, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online)]);
   process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
 

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../common/errors.js';
-import { isAlive, readStackState } from '../../infra/index.js';
+import { isAlive, readStackState } from '../../app/stack.js';
 import type { CommandContext } from '../action.js';
 
 interface SqlOptions {

@@ -1,4 +1,5 @@
-import { describeCluster, isAlive, readStackState, type StackState } from '../../infra/index.js';
+import { describeCluster } from '../../kafka/index.js';
+import { isAlive, readStackState, type StackState } from '../../app/stack.js';
 import type { CommandContext } from '../action.js';
 
 interface StatusOptions {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createKafka } from '../../infra/index.js';
+import { createKafka } from '../../kafka/index.js';
 import { AvroSerde } from '../../schemas/index.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';

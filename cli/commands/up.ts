@@ -1,5 +1,6 @@
-import { startStack } from '../../infra/index.js';
-import { MODELS, STAGE_NAMES } from '../../topology/stages.js';
+import { startStack } from '../../app/stack.js';
+import { STAGE_NAMES } from '../../app/stages.js';
+import { commandTopology } from '../topology.js';
 import { ConfigError } from '../../common/errors.js';
 import type { CommandContext } from '../action.js';
 
@@ -25,7 +26,10 @@ function positiveNumber(text: string | undefined, fallback: number, flag: string
 export async function upCommand({ config, logger }: CommandContext, options: UpOptions = {}): Promise<number> {
   const driftFrom = options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
   if (driftFrom !== undefined && !Number.isFinite(driftFrom)) throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
+  const topology = await commandTopology(config);
+  if (options.demo && !topology.demo) throw new ConfigError(`--demo needs a topology with a demo generator; ${topology.file} has none`);
   const stack = await startStack(config, logger, options.demo ? {
+    topology,
     demo: {
       seed: positiveNumber(options.seed, 42, '--seed'),
       historyEvents: positiveNumber(options.history, 20_000, '--history'),
@@ -38,7 +42,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
         process.stdout.write(`  or in SQL:         npx sluice sql "SELECT model_version, deployment, count(), avg(score) FROM predictions_${report.version.name} GROUP BY ALL"\n`);
       },
     },
-  } : {});
+  } : { topology });
   const { endpoints, kafkaMode } = stack.state;
   const where = kafkaMode === 'local' ? `local KRaft broker, data in ${config.dataDir}` : 'external cluster (KAFKA_BROKERS)';
   process.stdout.write(
@@ -52,7 +56,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
         : `  clickhouse       ${endpoints.clickhouse}   (embedded ClickHouse, HTTP interface${config.sql.writable ? '' : ', read-only'})`,
       `  features         ${endpoints.features}/<view>/<entity>   (online lookups; POST ${endpoints.features} for batches)`,
       `  predict          POST ${endpoints.predict}/<model>   (synchronous predictions)`,
-      `  stages           ${STAGE_NAMES.join(', ')}, ${MODELS.map((model) => `inference-${model.name}`).join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
+      `  stages           ${STAGE_NAMES.join(', ')}, ${topology.models.map((model) => `inference-${model.name}`).join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
       ...(options.demo ? ['  demo             generating history and live events; the first model trains once labelled history is in'] : []),
       'Press Ctrl-C to stop. `sluice status --json` prints these endpoints.',
       '',

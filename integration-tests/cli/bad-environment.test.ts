@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../infra/index.js';
+import { freePort } from '../../common/ports.js';
 import { cleanEnv, runSluice } from './sluice-process.js';
 
 /** A PATH folder holding only the named programs (symlinks to the real ones). */

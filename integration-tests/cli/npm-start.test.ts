@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../common/config.js';
-import type { StackState } from '../../infra/index.js';
+import type { StackState } from '../../app/stack.js';
 import { waitUntil } from '../helpers.js';
 import { cleanEnv, processExists } from './sluice-process.js';
 

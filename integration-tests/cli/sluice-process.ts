@@ -13,9 +13,12 @@ export interface SluiceProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** The environment of this process minus every SLUICE_* and KAFKA_BROKERS setting, plus `extra`. */
+/** The demo topology the CLI tests run. */
+export const DEMO_TOPOLOGY = path.join(PROJECT_ROOT, 'examples', 'fraud');
+
+/** The environment of this process minus every SLUICE_* and KAFKA_BROKERS setting, plus the demo topology and `extra`. */
 export function cleanEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { SLUICE_TOPOLOGY: DEMO_TOPOLOGY };
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith('SLUICE_') && key !== 'KAFKA_BROKERS') env[key] = value;
   }

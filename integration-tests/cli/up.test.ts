@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKafka, isPortFree } from '../../infra/index.js';
+import { createKafka } from '../../kafka/index.js';
+import { isPortFree } from '../../common/ports.js';
 import { waitUntil } from '../helpers.js';
 import { cleanEnv, processExists, runSluice, spawnSluice, waitForOutput, type SluiceProcess } from './sluice-process.js';
 

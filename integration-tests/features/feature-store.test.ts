@@ -5,24 +5,25 @@ import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, silentLogger } from '../../common/logger.js';
 import { checkConsistency } from '../../jobs/consistency.js';
-import { demoEvents, seededRandom, type DemoRecord } from '../../jobs/demo-data.js';
+import { demoEvents, type DemoRecord } from '../../examples/fraud/generator.js';
 import { replayFeatures } from '../../jobs/replay.js';
-import { createMetricsRegistry, serveOps, type OpsServer } from '../../monitoring/index.js';
+import { createMetricsRegistry } from '../../common/metrics.js';
+import { serveOps, type OpsServer } from '../../serving/ops-server.js';
 import {
   ChdbEngine, EmbeddedOfflineStore, ensureTables, featureTable, insertNew, offlineTables, RemoteOfflineStore, serveSql, type SqlServer, type TableSpec,
 } from '../../offline/index.js';
 import { pointInTimeJoin, pointInTimeSql, type Label } from '../../offline/point-in-time.js';
-import { AvroSerde, platformSubjects, registerSchemas, startSchemaRegistry, viewSubjects, type RunningSchemaRegistry } from '../../schemas/index.js';
+import { AvroSerde, platformSubjects, sourceSubjects, registerSchemas, startSchemaRegistry, viewSubjects, type RunningSchemaRegistry } from '../../schemas/index.js';
 import type { FeatureRow } from '../../streams/features/engine.js';
-import { OnlineStore, onlineRoutes } from '../../streams/features/online.js';
+import { OnlineStore, onlineRoutes } from '../../serving/online.js';
 import { featuresStage, featureVector } from '../../streams/features/stage.js';
-import { ingestStage } from '../../streams/ingest.js';
+import { ingestStage } from '../../streams/ingest/stage.js';
 import { runStage, type RunningStage } from '../../streams/runtime/index.js';
-import { runSink, type RunningSink } from '../../streams/sink.js';
-import { publishFeatureViews } from '../../topology/feature-registry.js';
-import { DEMO_SOURCE_DEFINITIONS } from '../../topology/sources.js';
-import { DEMO_FEATURE_VIEWS } from '../../topology/views.js';
+import { runSink, type RunningSink } from '../../streams/sink/stage.js';
+import { publishFeatureViews } from '../../streams/features/registry.js';
 import { createTopic, groupLag, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { uniformRandom } from '../../common/random.js';
+import demo from '../../examples/fraud/sluice.config.js';
 
 const EVENTS = Number(process.env.FS_TEST_EVENTS ?? 50_000);
 const HOUR = 3_600_000;
@@ -49,14 +50,14 @@ describe('feature store: ingest → features → sink on the real broker, replay
     kafka = testKafka();
     admin = kafka.admin();
     await admin.connect();
-    tables = offlineTables({ sources: ['transactions', 'clicks'], views: DEMO_FEATURE_VIEWS });
+    tables = offlineTables({ sources: demo.sources.filter((source) => source.name !== 'chargebacks'), views: demo.views });
     // Every topic the tables read, plus the raw inputs: registries are compacted, one partition.
     for (const topic of ['raw.transactions', 'raw.clicks', ...tables.map((table) => table.topic)]) {
       await (topic.startsWith('registry.') ? createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' }) : createTopic(admin, `${prefix}${topic}`, 3));
     }
     registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
-    ids = await registerSchemas(registry.url, [...platformSubjects(prefix, ['transactions', 'clicks']), ...viewSubjects(prefix, DEMO_FEATURE_VIEWS.map((view) => view.name))], logger);
-    versions = await publishFeatureViews(DEMO_FEATURE_VIEWS, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`)!, logger });
+    ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...demo.sources.filter((source) => source.name !== 'chargebacks').flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)), ...viewSubjects(prefix, demo.views.map((view) => view.name))], logger);
+    versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`)!, logger });
     store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-chdb-'))));
     sql = await serveSql(store.engine, { host: '127.0.0.1', port: 0, readonly: true, adminPassword: 'secret', logger });
     await ensureTables(store, tables);
@@ -112,7 +113,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
     const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-state-'));
     const common = { brokers: inject('brokers'), dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix };
     stages.push(await runStage(ingestStage({
-      sources: DEMO_SOURCE_DEFINITIONS.filter((source) => source.name !== 'chargebacks'),
+      sources: demo.sources.filter((source) => source.name !== 'chargebacks'),
       topicPrefix: prefix,
       serdeFor: (reader) => new AvroSerde(registry.url, reader),
       schemaIds: {
@@ -122,11 +123,11 @@ describe('feature store: ingest → features → sink on the real broker, replay
       metrics,
     }), { ...common, groupId: `${prefix}ingest` }));
     const features = await runStage(featuresStage({
-      views: DEMO_FEATURE_VIEWS,
+      views: demo.views,
       versions,
       topicPrefix: prefix,
       serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: Object.fromEntries(DEMO_FEATURE_VIEWS.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])),
+      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])),
       metrics,
     }), { ...common, groupId: `${prefix}features` });
     stages.push(features);
@@ -151,11 +152,11 @@ describe('feature store: ingest → features → sink on the real broker, replay
     expect(Number((await store.query<{ n: string }>('SELECT uniqExact(event_id) AS n FROM events_transactions'))[0]?.n)).toBe(transactions.length);
     expect(await count('events_clicks')).toBe(clicks.length);
     let featureRows = 0;
-    for (const view of DEMO_FEATURE_VIEWS) featureRows += await count(`features_${view.name}`);
+    for (const view of demo.views) featureRows += await count(`features_${view.name}`);
     expect(featureRows).toBe(expectedRows);
 
     // ---- online lookups against values computed by hand from the generated events ----------
-    online = new OnlineStore(features, DEMO_FEATURE_VIEWS, prefix);
+    online = new OnlineStore(features, demo.views, prefix);
     ops = await serveOps(metrics, { live: () => true, ready: () => true, detail: () => ({}) }, '127.0.0.1', 0, [onlineRoutes(() => online)]);
     const byCard = new Map<string, { time: number; index: number; amount: number; merchant: string }[]>();
     transactions.forEach((record, index) => {
@@ -207,7 +208,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
   });
 
   it('recomputes every (entity, event) row identically by replay: mismatch rate 0', async () => {
-    const reports = await checkConsistency({ kafka, topicPrefix: prefix, registryUrl: registry.url, views: DEMO_FEATURE_VIEWS, versions });
+    const reports = await checkConsistency({ kafka, topicPrefix: prefix, registryUrl: registry.url, views: demo.views, versions });
     for (const report of reports) {
       process.stdout.write(`consistency ${report.view}: ${report.compared} compared, mismatch rate ${report.mismatchRate}\n`);
       expect(report).toMatchObject({ mismatched: 0, onlyLive: 0, onlyReplay: 0, mismatchRate: 0 });
@@ -223,9 +224,9 @@ describe('feature store: ingest → features → sink on the real broker, replay
     expect(liveRows).toBe(EVENTS * 2 + generated.filter((record) => record.topic === 'raw.transactions').length * 2);
     for (let round = 0; round < 2; round++) {
       await replayFeatures({
-        kafka, topicPrefix: prefix, registryUrl: registry.url, views: DEMO_FEATURE_VIEWS, versions,
+        kafka, topicPrefix: prefix, registryUrl: registry.url, views: demo.views, versions,
         onRows: async (rows) => {
-          for (const view of DEMO_FEATURE_VIEWS) {
+          for (const view of demo.views) {
             const table = featureTable(view);
             await insertNew(store, table, rows.filter((row) => row.view === view.name).map((row) => table.toRow(featureVector(row), { partition: -1, offset: '-1', timestamp: 0, key: null, headers: {} })));
           }
@@ -246,7 +247,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
   });
 
   it('point-in-time training sets by replay and by SQL (embedded and over HTTP) are equal', async () => {
-    const random = seededRandom(99);
+    const random = uniformRandom(99);
     const cards = [...new Set(generated.filter((record) => record.topic === 'raw.transactions').map((record) => record.key))];
     const labels: Label[] = Array.from({ length: 2_000 }, (_, index) => ({
       label_id: `l${String(index).padStart(5, '0')}`,
@@ -254,7 +255,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
       label_time: end - Math.floor(random() * 3 * 24 * HOUR),
       label: random() < 0.1 ? 1 : 0,
     }));
-    const requests = DEMO_FEATURE_VIEWS.filter((view) => view.source.name === 'transactions').map((view) => ({ view, version: versions.get(view.name)! }));
+    const requests = demo.views.filter((view) => view.source.name === 'transactions').map((view) => ({ view, version: versions.get(view.name)! }));
     const rows: FeatureRow[] = [];
     await replayFeatures({ kafka, topicPrefix: prefix, registryUrl: registry.url, views: requests.map((request) => request.view), versions, onRows: (batch) => void rows.push(...batch) });
     const byReplay = pointInTimeJoin(rows, labels, requests);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin } from 'kafkajs';
 import kafkajs from 'kafkajs';
-import { ensureTopics, type TopicSpec } from '../../infra/index.js';
+import { ensureTopics, type TopicSpec } from '../../kafka/index.js';
 import { testKafka, uniqueName } from '../helpers.js';
 
 const { ConfigResourceTypes } = kafkajs;

@@ -4,29 +4,28 @@ import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../common/logger.js';
-import { demoEvents } from '../../jobs/demo-data.js';
+import { demoEvents } from '../../examples/fraud/generator.js';
 import { trainModel, type TrainReport } from '../../jobs/train.js';
 import { ModelWatcher } from '../../models/deployment.js';
 import { ArtifactStore, readModelRegistry, setAlias } from '../../models/registry.js';
-import { createMetricsRegistry, type MetricsRegistry } from '../../monitoring/index.js';
+import { createMetricsRegistry, type MetricsRegistry } from '../../common/metrics.js';
 import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, predictionsTable, type TableSpec } from '../../offline/index.js';
-import { AvroSerde, platformSubjects, predictionSubjects, registerSchemas, startSchemaRegistry, viewSubjects, type RunningSchemaRegistry } from '../../schemas/index.js';
-import { featuresAsOfEvent, OnlineStore } from '../../streams/features/online.js';
+import { AvroSerde, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
+import { featuresAsOfEvent, OnlineStore } from '../../serving/online.js';
 import { featuresStage } from '../../streams/features/stage.js';
-import { inferenceStage } from '../../streams/inference.js';
-import { ingestStage } from '../../streams/ingest.js';
+import { inferenceStage } from '../../streams/inference/stage.js';
+import { ingestStage } from '../../streams/ingest/stage.js';
 import { runStage, type RunningStage, type StageOptions } from '../../streams/runtime/index.js';
-import { runSink, type RunningSink } from '../../streams/sink.js';
-import { publishFeatureViews } from '../../topology/feature-registry.js';
-import { DEMO_MODELS } from '../../topology/models.js';
-import { DEMO_SOURCE_DEFINITIONS } from '../../topology/sources.js';
-import { DEMO_FEATURE_VIEWS } from '../../topology/views.js';
+import { runSink, type RunningSink } from '../../streams/sink/stage.js';
+import { publishFeatureViews } from '../../streams/features/registry.js';
 import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import type { ConsumedMessage } from '../streams/helpers.js';
+import { topologySubjects } from '../../app/stages.js';
+import demo from '../../examples/fraud/sluice.config.js';
 
 const HOUR = 3_600_000;
 const logger = silentLogger();
-const model = DEMO_MODELS.find((candidate) => candidate.name === 'fraud')!;
+const model = demo.models.find((candidate) => candidate.name === 'fraud')!;
 
 interface DecodedPrediction {
   readonly event_id: string;
@@ -105,13 +104,13 @@ describe('models end to end: generator → ingest → features → sink → trai
     kafka = testKafka();
     admin = kafka.admin();
     await admin.connect();
-    tables = [...offlineTables({ sources: ['transactions', 'clicks', 'chargebacks'], views: DEMO_FEATURE_VIEWS }), predictionsTable('fraud')];
+    tables = [...offlineTables({ sources: demo.sources, views: demo.views }), predictionsTable('fraud')];
     for (const topic of ['raw.transactions', 'raw.clicks', 'raw.chargebacks', ...tables.map((table) => table.topic)]) {
       await (topic.startsWith('registry.') ? createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' }) : createTopic(admin, `${prefix}${topic}`, 3));
     }
     registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
-    ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...viewSubjects(prefix, DEMO_FEATURE_VIEWS.map((view) => view.name)), ...predictionSubjects(prefix, ['fraud'])], logger);
-    versions = await publishFeatureViews(DEMO_FEATURE_VIEWS, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`)!, logger });
+    ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
+    versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`)!, logger });
     store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-chdb-'))));
     await ensureTables(store, tables);
     artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-models-')));
@@ -131,16 +130,16 @@ describe('models end to end: generator → ingest → features → sink → trai
   it('trains a model from replayed topics with AUC above 0.8 on the held-out time slice', async () => {
     await produce(history);
     running.push(await runStage(ingestStage({
-      sources: DEMO_SOURCE_DEFINITIONS, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
+      sources: demo.sources, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
       schemaIds: {
-        events: Object.fromEntries(DEMO_SOURCE_DEFINITIONS.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`)!])),
+        events: Object.fromEntries(demo.sources.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`)!])),
         quality: ids.get(`${prefix}monitoring.quality-value`)!,
       },
       metrics,
     }), stageOptions('ingest')));
     features = await runStage(featuresStage({
-      views: DEMO_FEATURE_VIEWS, versions, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: Object.fromEntries(DEMO_FEATURE_VIEWS.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])), metrics,
+      views: demo.views, versions, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
+      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])), metrics,
     }), stageOptions('features'));
     running.push(features);
     const sink: RunningSink = await runSink({ brokers: inject('brokers'), groupId: `${prefix}sink`, topicPrefix: prefix, tables, store, registryUrl: registry.url, dlqTopic: `${prefix}dlq`, metrics, logger });
@@ -169,7 +168,7 @@ describe('models end to end: generator → ingest → features → sink → trai
     watcher = new ModelWatcher({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, model: 'fraud', artifacts, logger, maxWaitMs: 0 });
     await watcher.start();
     await waitUntil(() => watcher.current()?.version.version === 1, 30_000, 'version 1 in service');
-    const online = new OnlineStore(features, DEMO_FEATURE_VIEWS, prefix);
+    const online = new OnlineStore(features, demo.views, prefix);
     running.push(await runStage(inferenceStage({
       model, watcher, features: featuresAsOfEvent(online), topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
       schemaId: ids.get(`${prefix}predictions.fraud-value`)!, metrics,

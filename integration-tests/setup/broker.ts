@@ -1,7 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { startEphemeralKafka } from '../../infra/index.js';
+import { startEphemeralKafka } from '../../kafka/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
-import { createMetricsRegistry } from '../../monitoring/index.js';
+import { createMetricsRegistry } from '../../common/metrics.js';
 import { changelogTopicName, int64Serde, type KeyValueStore } from '../../state/index.js';
 import { runStage, type QueryResult } from '../../streams/runtime/index.js';
 import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';

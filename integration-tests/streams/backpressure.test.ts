@@ -3,7 +3,7 @@ import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
-import { createMetricsRegistry } from '../../monitoring/index.js';
+import { createMetricsRegistry } from '../../common/metrics.js';
 import { runStage } from '../../streams/runtime/index.js';
 import { createTopic, testKafka, uniqueName } from '../helpers.js';
 

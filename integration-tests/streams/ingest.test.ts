@@ -4,13 +4,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
-import { createMetricsRegistry, type MetricsRegistry } from '../../monitoring/index.js';
-import { AvroSerde, platformSubjects, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
-import { ingestStage } from '../../streams/ingest.js';
+import { createMetricsRegistry, type MetricsRegistry } from '../../common/metrics.js';
+import { AvroSerde, platformSubjects, sourceSubjects, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
+import { ingestStage } from '../../streams/ingest/stage.js';
 import { DLQ_HEADERS, runStage, type RunningStage } from '../../streams/runtime/index.js';
-import { DEMO_SOURCE_DEFINITIONS } from '../../topology/sources.js';
 import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { readTopic } from './helpers.js';
+import demo from '../../examples/fraud/sluice.config.js';
+import { transactions } from '../../examples/fraud/sources.js';
 
 const VALID = 1_000;
 const PER_BAD_KIND = 20;
@@ -31,7 +32,7 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
     await admin.connect();
     for (const topic of ['raw.transactions', 'events.transactions', 'dlq', 'monitoring.quality']) await createTopic(admin, `${prefix}${topic}`, 3);
     registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger: silentLogger() });
-    ids = await registerSchemas(registry.url, platformSubjects(prefix, ['transactions']), silentLogger());
+    ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...sourceSubjects(prefix, 'transactions', transactions.rawSchema, transactions.eventsSchema)], silentLogger());
   });
 
   afterAll(async () => {
@@ -91,7 +92,7 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
 
     metrics = createMetricsRegistry(false);
     const definition = ingestStage({
-      sources: DEMO_SOURCE_DEFINITIONS.filter((source) => source.name === 'transactions'),
+      sources: demo.sources.filter((source) => source.name === 'transactions'),
       topicPrefix: prefix,
       serdeFor: (reader) => new AvroSerde(registry.url, reader),
       schemaIds: { events: { transactions: ids.get(`${prefix}events.transactions-value`)! }, quality: ids.get(`${prefix}monitoring.quality-value`)! },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
-import { createMetricsRegistry } from '../../monitoring/index.js';
+import { createMetricsRegistry } from '../../common/metrics.js';
 import { runStage, type StageDefinition } from '../../streams/runtime/index.js';
 import { createTopic, testKafka, uniqueName } from '../helpers.js';
 import { produceNumbered, readTopic } from './helpers.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createKafka } from '../../infra/kafka/index.js';
+import { createKafka } from '../../kafka/index.js';
 import type { CompatibilityLevel } from '../compatibility.js';
 import { KafkaLog } from './kafka-log.js';
 import { serveRegistry } from './server.js';

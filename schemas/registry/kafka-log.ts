@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { ensureTopics } from '../../infra/kafka/index.js';
+import { ensureTopics } from '../../kafka/index.js';
 import { SchemaRegistryError } from '../errors.js';
 import { encodeRecord, type RegistryKey } from './records.js';
 

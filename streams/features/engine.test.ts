@@ -8,7 +8,10 @@ import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, t
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
-const payments = source({ name: 'payments', idField: 'id', eventTimeField: 'ts', entityField: 'card', description: 'test' });
+const payments = source({
+  name: 'payments', idField: 'id', eventTimeField: 'ts', entityField: 'card', description: 'test',
+  schema: { type: 'record', name: 'Payment', fields: [{ name: 'id', type: 'string' }, { name: 'ts', type: 'long' }, { name: 'card', type: 'string' }, { name: 'amount', type: ['null', 'double'] }, { name: 'merchant', type: ['null', 'string'] }] },
+});
 
 function view(window: FeatureWindow, extra: Partial<FeatureViewInput> = {}) {
   return featureView({

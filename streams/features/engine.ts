@@ -1,4 +1,6 @@
-import { featureNames, fieldsOf, type AggregationSpec, type FeatureValues, type FeatureView } from '../../topology/features.js';
+import { featureNames, fieldsOf, type AggregationSpec, type FeatureRow, type FeatureValues, type FeatureView } from '../../topology/features.js';
+
+export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
 import type { Serde } from '../../state/index.js';
 
@@ -16,19 +18,6 @@ export interface HistoryEvent {
   /** The entity's newest event time when this one arrived (null for the first): decides lateness. */
   readonly newest: number | null;
   readonly v: Readonly<Record<string, number | string | null>>;
-}
-
-/** A view's row for one event: also what the online store serves as the entity's latest. */
-export interface FeatureRow {
-  readonly view: string;
-  readonly version: number;
-  readonly entity: string;
-  readonly eventId: string;
-  readonly eventTime: number;
-  readonly sequence: number;
-  readonly windowStart: number;
-  readonly windowEnd: number;
-  readonly values: FeatureValues;
 }
 
 /** The state of one entity of one source: its recent events (by time, then arrival) and latest rows. */

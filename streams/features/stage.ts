@@ -1,6 +1,7 @@
 import type avro from 'avsc';
-import { stageMetrics, type MetricsRegistry } from '../../monitoring/index.js';
-import { avroType, loadAvsc, type AvroSerde } from '../../schemas/index.js';
+import { stageMetrics } from '../runtime/metrics.js';
+import { type MetricsRegistry } from '../../common/metrics.js';
+import { avroType, type AvroSerde } from '../../schemas/index.js';
 import type { KeyValueStore } from '../../state/index.js';
 import type { FeatureView } from '../../topology/features.js';
 import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord, type TaskContext } from '../runtime/index.js';
@@ -43,7 +44,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     if (!first) continue;
     bySourceTopic.set(`${options.topicPrefix}events.${sourceName}`, {
       features: new SourceFeatures(first.source, views, options.versions),
-      serde: options.serdeFor(avroType(loadAvsc(`events.${sourceName}`))),
+      serde: options.serdeFor(avroType(first.source.eventsSchema)),
     });
   }
   const encoder = options.serdeFor();

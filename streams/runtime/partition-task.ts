@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import type { TaskStores } from '../../state/index.js';
 import type { CommitterFactory, PartitionCommitter, ProducedBatch } from './committer.js';
-import { retryKafka } from '../../infra/kafka/index.js';
+import { retryKafka } from '../../kafka/index.js';
 import { StageFailedError } from './errors.js';
 import type { OutputRecord, RawRecord } from './record.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { WatermarkTracker, parseDuration } from '../watermarks.js';
+import { WatermarkTracker } from '../watermarks.js';
+import { parseDuration } from '../../../common/durations.js';
 import { WindowedAggregator, type Aggregation, type LatePolicy } from './aggregator.js';
 import { fixedWindowsFor, hopping, session, sliding, tumbling, type WindowSpec } from './window.js';
 

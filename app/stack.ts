@@ -1,0 +1,338 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { SluiceConfig } from '../common/config.js';
+import { SluiceError } from '../common/errors.js';
+import { registerSchemas, RegistryHttpClient, SchemaRegistryError, startSchemaRegistry, type RunningSchemaRegistry } from '../schemas/index.js';
+import { platformTopics, sourceTopics } from '../topology/topics.js';
+import { choosePort } from '../common/ports.js';
+import { createMetricsRegistry, type MetricsRegistry } from '../common/metrics.js';
+import { serveOps, type OpsServer } from '../serving/ops-server.js';
+import { launchStages, type RunningStages } from './launch.js';
+import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, RemoteOfflineStore, serveSql, type OfflineStore, type SqlServer } from '../offline/index.js';
+import { STAGE_NAMES, topologySubjects } from './stages.js';
+import type { LoadedTopology } from './topology.js';
+import { featureTopics, predictionTopics } from '../topology/topics.js';
+import { featuresAsOfEvent, OnlineStore, onlineRoutes } from '../serving/online.js';
+import { runSink, type RunningSink } from '../streams/sink/stage.js';
+import { predictionsTable } from '../offline/index.js';
+import { ModelWatcher } from '../models/deployment.js';
+import { ArtifactStore } from '../models/registry.js';
+import { inferenceMetrics } from '../streams/inference/metrics.js';
+import { AvroSerde } from '../schemas/index.js';
+import { inferenceStage } from '../streams/inference/stage.js';
+import { stageOptionsFor } from './launch.js';
+import { predictRoutes } from '../serving/predict-route.js';
+import { runStage, type RunningStage } from '../streams/runtime/index.js';
+import { publishFeatureViews } from '../streams/features/registry.js';
+import type { ModelDefinition } from '../topology/models.js';
+import { startDemo, type RunningDemo } from './demo.js';
+import type { TrainReport } from '../jobs/train.js';
+import { ensureWritableDir, readJsonFile, writeJsonFile } from '../common/files.js';
+import { KafkaUnreachableError } from '../kafka/errors.js';
+import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from '../kafka/index.js';
+
+/** Where each running service listens; `sluice status --json` prints this. */
+export interface StackEndpoints {
+  /** Bootstrap servers, `host:port[,host:port]`. */
+  readonly kafka: string;
+  /** The Confluent-compatible schema registry, `http://host:port`. */
+  readonly schemaRegistry: string;
+  /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
+  readonly metrics: string;
+  /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana), or CLICKHOUSE_URL without credentials. */
+  readonly clickhouse: string;
+  /** Online feature lookups: GET /features/<view>/<entity>, POST /features. */
+  readonly features: string;
+  /** Synchronous predictions: POST /predict/<model>. */
+  readonly predict: string;
+}
+
+/** What `sluice up` writes into the data directory so that `sluice status` can find it. */
+export interface StackState {
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly dataDir: string;
+  /** The topology file the stack runs (CLI commands on this data directory use it by default). */
+  readonly topology: string;
+  readonly endpoints: StackEndpoints;
+  readonly kafkaMode: 'local' | 'external';
+  /** The local broker's JVM, when there is one. */
+  readonly kafkaPid?: number;
+  /**
+   * Credentials that may write through the SQL endpoint (sluice's own jobs: replay, backfill);
+   * users' requests are read-only. The file is readable by its owner only.
+   */
+  readonly clickhouseAdmin?: { readonly username: string; readonly password: string };
+}
+
+export interface RunningStack {
+  readonly state: StackState;
+  /** Settles when a service of the stack stops by itself (the broker crashed, say). */
+  readonly failed: Promise<Error>;
+  stop(): Promise<void>;
+}
+
+export class StackAlreadyRunningError extends SluiceError {
+  constructor(pid: number, dataDir: string) {
+    super('SLUICE_STACK_RUNNING', `sluice is already running on ${dataDir} (pid ${pid}); stop it first or set SLUICE_DATA_DIR to another folder`, {
+      context: { pid, dataDir },
+    });
+  }
+}
+
+export const STACK_FILE = 'stack.json';
+
+/** The demo `npm start` runs: generated history, then live events, and the first models trained. */
+export interface DemoSettings {
+  readonly seed: number;
+  readonly historyEvents: number;
+  readonly historySpanMs: number;
+  readonly rate: number;
+  readonly driftFrom?: number;
+  readonly onTrained?: (report: TrainReport) => void;
+}
+
+export interface StackOptions {
+  /** The sources, views and models this stack runs. */
+  readonly topology: LoadedTopology;
+  readonly demo?: DemoSettings;
+}
+
+/**
+ * Starts the local stack on the configured data directory: the Kafka broker (unless
+ * KAFKA_BROKERS names a cluster) and the platform's topics. Later services join here.
+ */
+export async function startStack(config: SluiceConfig, logger: Logger, stackOptions: StackOptions): Promise<RunningStack> {
+  const { topology } = stackOptions;
+  const dataDir = await ensureWritableDir(config.dataDir);
+  const stackFile = path.join(dataDir, STACK_FILE);
+  const previous = await readStackState(dataDir);
+  if (previous && previous.pid !== process.pid && isAlive(previous.pid)) throw new StackAlreadyRunningError(previous.pid, dataDir);
+
+  if (config.schemaRegistry.externalUrl) await checkRegistry(config.schemaRegistry.externalUrl);
+
+  let broker: LocalBroker | undefined;
+  let brokers: readonly string[];
+  if (config.kafka.externalBrokers) {
+    brokers = config.kafka.externalBrokers;
+    try {
+      await describeCluster(brokers, 5000);
+    } catch (error) {
+      throw new KafkaUnreachableError(brokers, { setting: 'KAFKA_BROKERS', cause: error instanceof KafkaUnreachableError ? error.cause : error });
+    }
+  } else {
+    await checkJava(config.kafka.javaHome);
+    const kafkaDir = await ensureWritableDir(path.join(dataDir, 'kafka'));
+    const distribution = await ensureKafkaDistribution({
+      cacheDir: config.cacheDir,
+      version: config.kafka.version,
+      javaHome: config.kafka.javaHome,
+      logger,
+    });
+    broker = await startLocalBroker({
+      dir: kafkaDir,
+      distribution,
+      javaHome: config.kafka.javaHome,
+      port: config.kafka.port,
+      controllerPort: config.kafka.controllerPort,
+      heap: config.kafka.heap,
+      startTimeoutMs: config.kafka.startTimeoutMs,
+      stopTimeoutMs: config.kafka.stopTimeoutMs,
+      logger: logger.child({ service: 'kafka' }),
+    });
+    brokers = broker.brokers;
+  }
+
+  let registry: RunningSchemaRegistry | undefined;
+  let schemaRegistry: string;
+  let metricsRegistry: MetricsRegistry;
+  let stages: RunningStages | undefined;
+  let ops: OpsServer;
+  let offline: OfflineStore | undefined;
+  let sql: SqlServer | undefined;
+  let sink: RunningSink | undefined;
+  const watchers = new Map<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>();
+  const inference: RunningStage[] = [];
+  let demo: RunningDemo | undefined;
+  const adminPassword = randomBytes(24).toString('hex');
+  try {
+    const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
+    const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, [
+        ...platformTopics(layout),
+        ...topology.sources.flatMap((source) => sourceTopics(source.name, layout)),
+        ...topology.views.flatMap((view) => featureTopics(view.name, layout)),
+        ...topology.models.flatMap((model) => predictionTopics(model.name, layout)),
+      ], logger);
+    } finally {
+      await admin.disconnect();
+    }
+    if (config.schemaRegistry.externalUrl) {
+      schemaRegistry = config.schemaRegistry.externalUrl;
+    } else {
+      const savedFile = path.join(dataDir, 'schema-registry.json');
+      const saved = await readJsonFile<{ port: number }>(savedFile);
+      const port = await choosePort(config.schemaRegistry.port, saved?.port, 'SLUICE_SCHEMA_REGISTRY_PORT');
+      registry = await startSchemaRegistry({ brokers, topic: `${config.topicPrefix}_schemas`, host: config.schemaRegistry.host, port, logger });
+      await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
+      schemaRegistry = registry.url;
+    }
+    const schemaIds = await registerSchemas(schemaRegistry, topologySubjects(config.topicPrefix, topology), logger);
+    metricsRegistry = createMetricsRegistry();
+
+    // The offline store: a ClickHouse server when CLICKHOUSE_URL says so, else embedded chDB.
+    // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
+    if (config.clickhouse.url) {
+      offline = new RemoteOfflineStore(config.clickhouse.url);
+    } else {
+      const engine = new ChdbEngine(path.join(dataDir, 'clickhouse'));
+      offline = new EmbeddedOfflineStore(engine);
+      const sqlFile = path.join(dataDir, 'sql.json');
+      const savedSql = await readJsonFile<{ port: number }>(sqlFile);
+      const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
+      sql = await serveSql(engine, { host: config.sql.host, port: sqlPort, readonly: !config.sql.writable, adminPassword, logger: logger.child({ service: 'sql' }) });
+      await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
+    }
+    const tables = [...offlineTables({ sources: topology.sources, views: topology.views }), ...topology.models.map((model) => predictionsTable(model.name))];
+    await ensureTables(offline, tables);
+
+    stages = await launchStages(STAGE_NAMES, { config, topology, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
+    sink = await runSink({
+      brokers, groupId: `${config.topicPrefix}sluice-sink`, topicPrefix: config.topicPrefix, tables, store: offline, registryUrl: schemaRegistry,
+      dlqTopic: `${config.topicPrefix}dlq`, metrics: metricsRegistry, logger,
+    });
+    const featuresStage = stages.stages.get('features');
+    const online = featuresStage ? new OnlineStore(featuresStage, topology.views, config.topicPrefix) : undefined;
+
+    // Inference: per model, the champion followed in registry.models, scored as events arrive.
+    const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
+    const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
+    for (const model of topology.models) {
+      const watcher = new ModelWatcher({
+        kafka, topic: `${config.topicPrefix}registry.models`, registryUrl: schemaRegistry, model: model.name, artifacts, logger, maxWaitMs: 0,
+        onBatch: (size) => inferenceMetrics(metricsRegistry).batchSize.observe({ model: model.name }, size),
+      });
+      await watcher.start();
+      watchers.set(model.name, { model, watcher });
+      if (online) {
+        inference.push(await runStage(inferenceStage({
+          model, watcher, features: featuresAsOfEvent(online), topicPrefix: config.topicPrefix, serdeFor: (reader) => new AvroSerde(schemaRegistry, reader),
+          schemaId: schemaIds.get(`${config.topicPrefix}predictions.${model.name}-value`) ?? 0, metrics: metricsRegistry,
+        }), stageOptionsFor(`inference-${model.name}`, { config, topology, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger })));
+      }
+    }
+    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online), predictRoutes(watchers, () => online, metricsRegistry)]);
+
+    if (stackOptions.demo) {
+      const { demo: settings } = stackOptions;
+      const versions = await publishFeatureViews(topology.views, {
+        kafka, topic: `${config.topicPrefix}registry.features`, registryUrl: schemaRegistry, schemaId: schemaIds.get(`${config.topicPrefix}registry.features-value`) ?? 0, logger,
+      });
+      demo = startDemo({
+        kafka, topicPrefix: config.topicPrefix, registryUrl: schemaRegistry, modelsSchemaId: schemaIds.get(`${config.topicPrefix}registry.models-value`) ?? 0, versions,
+        artifactsDir: artifacts.dir, topology, positionFile: path.join(dataDir, 'demo.json'), store: offline, seed: settings.seed, historyEvents: settings.historyEvents, historySpanMs: settings.historySpanMs,
+        rate: settings.rate, ...(settings.driftFrom !== undefined ? { driftFrom: settings.driftFrom } : {}), logger,
+        onTrained: (report) => settings.onTrained?.(report),
+      });
+    }
+  } catch (error) {
+    await demo?.stop();
+    for (const stage of inference) await stage.stop();
+    for (const { watcher } of watchers.values()) await watcher.stop();
+    await sink?.stop();
+    await stages?.stop();
+    await sql?.close();
+    await offline?.close();
+    await registry?.stop();
+    await broker?.stop();
+    throw error;
+  }
+
+  const state: StackState = {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    dataDir,
+    topology: topology.file,
+    endpoints: {
+      kafka: brokers.join(','),
+      schemaRegistry,
+      metrics: `${ops.url}/metrics`,
+      features: `${ops.url}/features`,
+      predict: `${ops.url}/predict`,
+      clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),
+    },
+    kafkaMode: broker ? 'local' : 'external',
+    ...(broker ? { kafkaPid: broker.pid } : {}),
+    ...(sql ? { clickhouseAdmin: { username: 'sluice', password: adminPassword } } : {}),
+  };
+  await writeJsonFile(stackFile, state);
+  await fs.chmod(stackFile, 0o600);
+
+  let stopping = false;
+  const brokerFailed = broker
+    ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
+    : new Promise<Error>(() => undefined);
+  const running = stages;
+  const runningSink = sink;
+  const store = offline;
+  const sqlServer = sql;
+  const sinkFailed = sink.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+  const inferenceFailed = inference.map((stage) => stage.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
+  const failed = Promise.race([brokerFailed, running.failed, sinkFailed, ...inferenceFailed]);
+  return {
+    state,
+    failed: failed.then((error) => {
+      if (stopping) return new Promise<Error>(() => undefined);
+      return error;
+    }),
+    async stop() {
+      stopping = true;
+      await fs.rm(stackFile, { force: true });
+      await demo?.stop();
+      for (const stage of inference) await stage.stop();
+      for (const { watcher } of watchers.values()) await watcher.stop();
+      await runningSink.stop();
+      await running.stop();
+      await ops.close();
+      await sqlServer?.close();
+      await store.close();
+      await registry?.stop();
+      await broker?.stop();
+    },
+  };
+}
+
+/** Fails at once when SCHEMA_REGISTRY_URL does not answer like a Confluent registry. */
+async function checkRegistry(url: string): Promise<void> {
+  try {
+    await new RegistryHttpClient(url).call('GET', '/subjects');
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message.replace(/^schema registry at \S+ is unreachable: /, '') : String(cause);
+    throw new SchemaRegistryError(50001, `cannot reach the schema registry at ${url} (SCHEMA_REGISTRY_URL): ${reason}`, { cause, retriable: true });
+  }
+}
+
+function redactUrl(url: string): string {
+  if (url === '') return '';
+  const parsed = new URL(url);
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString();
+}
+
+export async function readStackState(dataDir: string): Promise<StackState | undefined> {
+  return readJsonFile<StackState>(path.join(dataDir, STACK_FILE));
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,80 @@
+import { existsSync, statSync } from 'node:fs';
+import { register } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../common/config.js';
+import { SluiceError } from '../common/errors.js';
+import { defineTopology, type Topology } from '../topology/index.js';
+
+/**
+ * Loading a user's topology: a `sluice.config.ts` (or .js/.mjs) whose default export is
+ * `defineTopology({...})`. The file imports the declarations from `sluice`; for a project outside
+ * this package, a resolve hook maps that name to this installation, so no install step is needed.
+ */
+export const TOPOLOGY_FILES = ['sluice.config.ts', 'sluice.config.mts', 'sluice.config.js', 'sluice.config.mjs'] as const;
+
+export class TopologyLoadError extends SluiceError {
+  constructor(message: string, options: { readonly cause?: unknown } = {}) {
+    super('SLUICE_TOPOLOGY', message, options);
+  }
+}
+
+/** The topology file a location names: the file itself, or the config file in a folder. */
+export function topologyFile(location: string): string {
+  const absolute = path.resolve(location);
+  if (!existsSync(absolute)) throw new TopologyLoadError(`no topology at ${absolute}: give a sluice.config.ts or a folder holding one`);
+  if (statSync(absolute).isFile()) return absolute;
+  const found = TOPOLOGY_FILES.map((name) => path.join(absolute, name)).find((file) => existsSync(file));
+  if (!found) throw new TopologyLoadError(`${absolute} holds no ${TOPOLOGY_FILES.join(' / ')}; create one with \`sluice init ${location}\``);
+  return found;
+}
+
+let hookRegistered = false;
+
+/** Lets `import ... from 'sluice'` resolve to this installation from anywhere. */
+function registerSluiceResolver(): void {
+  if (hookRegistered) return;
+  hookRegistered = true;
+  register(new URL('./sluice-resolver.mjs', import.meta.url), { data: { api: pathToFileURL(path.join(PROJECT_ROOT, 'topology', 'index.ts')).href } });
+}
+
+const cache = new Map<string, Promise<LoadedTopology>>();
+
+export interface LoadedTopology extends Topology {
+  /** The file it came from. */
+  readonly file: string;
+}
+
+/** Imports a topology file (TypeScript runs through tsx) and checks what it exports. */
+export function loadTopology(location: string): Promise<LoadedTopology> {
+  const file = topologyFile(location);
+  let loading = cache.get(file);
+  if (!loading) {
+    loading = importTopology(file);
+    cache.set(file, loading);
+  }
+  return loading;
+}
+
+async function importTopology(file: string): Promise<LoadedTopology> {
+  registerSluiceResolver();
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (cause) {
+    throw new TopologyLoadError(`loading the topology ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+  const exported = module.default;
+  if (typeof exported !== 'object' || exported === null || !('sources' in exported)) {
+    throw new TopologyLoadError(`${file} must \`export default defineTopology({ sources, views, models })\``);
+  }
+  try {
+    // Checked again: a plain object (not made by defineTopology) gets the same checks.
+    return { ...defineTopology(exported as Topology), file };
+  } catch (cause) {
+    throw new TopologyLoadError(`${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** The demo topology of this repository (what `npm start` runs). */
+export const EXAMPLE_TOPOLOGY = path.join(PROJECT_ROOT, 'examples', 'fraud');

@@ -1,0 +1,116 @@
+import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type logCreator } from 'kafkajs';
+import type { Logger } from 'pino';
+import { KafkaUnreachableError } from './errors.js';
+import { sleep } from '../common/retry.js';
+
+// kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
+const { Kafka, logLevel } = kafkajs;
+
+/**
+ * kafkajs lines that are not news: its v2 partitioner notice, its advice against bounded retries
+ * for idempotent producers (ours fail loudly instead of retrying forever), and per-request error
+ * responses of its connection layer, which it retries itself (coordinator loading, leader moves).
+ */
+const ROUTINE = [/switched default partitioner/, /Limiting retries for the idempotent producer/];
+
+/** Routes kafkajs' own log lines into the stage's pino logger. */
+function pinoLogCreator(logger: Logger): logCreator {
+  return () => ({ level, log, namespace }) => {
+    const { message, ...extra } = log;
+    const fields: Record<string, unknown> = { kafkajs: namespace, ...extra };
+    if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
+    else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
+    else if (level === logLevel.ERROR) logger.error(fields, message);
+    else if (level === logLevel.WARN) logger.warn(fields, message);
+    else if (level === logLevel.INFO) logger.debug(fields, message);
+    else logger.trace(fields, message);
+  };
+}
+
+export interface KafkaClientOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger?: Logger;
+  readonly connectionTimeoutMs?: number;
+  readonly retries?: number;
+}
+
+export function createKafka(options: KafkaClientOptions): KafkaClient {
+  const config: KafkaConfig = {
+    brokers: [...options.brokers],
+    clientId: options.clientId,
+    connectionTimeout: options.connectionTimeoutMs ?? 3000,
+    retry: { retries: options.retries ?? 5 },
+    logLevel: options.logger ? logLevel.INFO : logLevel.NOTHING,
+  };
+  if (options.logger) config.logCreator = pinoLogCreator(options.logger);
+  return new Kafka(config);
+}
+
+export interface ClusterInfo {
+  readonly clusterId: string;
+  readonly brokers: readonly string[];
+  readonly controller: number | null;
+}
+
+/** One metadata round trip; throws KafkaUnreachableError when the cluster does not answer. */
+export async function describeCluster(brokers: readonly string[], timeoutMs = 3000): Promise<ClusterInfo> {
+  const admin = createKafka({ brokers, clientId: 'sluice-probe', connectionTimeoutMs: timeoutMs, retries: 0 }).admin();
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    return {
+      clusterId: cluster.clusterId,
+      brokers: cluster.brokers.map((broker) => `${broker.host}:${broker.port}`),
+      controller: cluster.controller,
+    };
+  } catch (cause) {
+    throw new KafkaUnreachableError(brokers, { cause });
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** Polls until the cluster answers a metadata request, or throws after timeoutMs. */
+export async function waitForKafka(
+  brokers: readonly string[],
+  timeoutMs: number,
+  stillWorthWaiting: () => boolean = () => true,
+): Promise<ClusterInfo> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline && stillWorthWaiting()) {
+    try {
+      return await describeCluster(brokers, Math.min(2000, Math.max(250, deadline - Date.now())));
+    } catch (error) {
+      lastError = error;
+      await sleep(200);
+    }
+  }
+  throw lastError instanceof KafkaUnreachableError ? lastError : new KafkaUnreachableError(brokers, { cause: lastError });
+}
+
+/**
+ * Waits until the cluster can coordinate consumer groups (a fresh broker creates
+ * __consumer_offsets on the first FindCoordinator, which takes a while on a small machine):
+ * consumers started before that crash with "group coordinator not found".
+ */
+export async function waitForGroupCoordinator(brokers: readonly string[], timeoutMs: number): Promise<void> {
+  const kafka = createKafka({ brokers, clientId: 'sluice-readiness' });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  await admin.connect();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      try {
+        await admin.describeGroups(['sluice-readiness-probe']);
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new KafkaUnreachableError(brokers, { cause: error });
+        await sleep(250);
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

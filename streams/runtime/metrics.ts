@@ -1,0 +1,74 @@
+import client from 'prom-client';
+import type { MetricsRegistry } from '../../common/metrics.js';
+
+/** The metrics every stage exports (labels carry the stage name), created once per registry. */
+export interface StageMetrics {
+  readonly recordsIn: client.Counter<'stage' | 'topic'>;
+  readonly recordsOut: client.Counter<'stage' | 'topic'>;
+  readonly errors: client.Counter<'stage' | 'reason'>;
+  readonly deadLetters: client.Counter<'stage' | 'topic' | 'reason'>;
+  readonly retries: client.Counter<'stage' | 'reason'>;
+  readonly processingSeconds: client.Histogram<'stage'>;
+  readonly eventTimeLagSeconds: client.Gauge<'stage' | 'topic' | 'partition'>;
+  readonly consumerLag: client.Gauge<'stage' | 'topic' | 'partition'>;
+  readonly inFlight: client.Gauge<'stage'>;
+  readonly pausedPartitions: client.Gauge<'stage'>;
+  readonly assignedPartitions: client.Gauge<'stage'>;
+  readonly transactions: client.Counter<'stage' | 'outcome'>;
+  readonly commitSeconds: client.Histogram<'stage'>;
+  readonly rebalances: client.Counter<'stage'>;
+  readonly duplicates: client.Counter<'stage' | 'topic'>;
+  readonly lateRecords: client.Counter<'stage' | 'topic' | 'policy'>;
+  readonly qualityViolations: client.Counter<'stage' | 'source' | 'field' | 'check'>;
+  readonly restoredRecords: client.Counter<'stage' | 'store'>;
+  readonly restoreSeconds: client.Histogram<'stage' | 'store'>;
+  readonly changelogSkipped: client.Counter<'stage' | 'store'>;
+  readonly sinkRows: client.Counter<'table'>;
+  readonly sinkDuplicates: client.Counter<'table'>;
+}
+
+const cache = new WeakMap<MetricsRegistry, StageMetrics>();
+
+/** The stage metrics of a registry (created on first use; labels carry the stage name). */
+export function stageMetrics(registry: MetricsRegistry): StageMetrics {
+  const existing = cache.get(registry);
+  if (existing) return existing;
+  const registers = [registry];
+  const metrics: StageMetrics = {
+    recordsIn: new client.Counter({ name: 'sluice_records_in_total', help: 'Records consumed, per input topic.', labelNames: ['stage', 'topic'], registers }),
+    recordsOut: new client.Counter({ name: 'sluice_records_out_total', help: 'Records produced (committed), per output topic.', labelNames: ['stage', 'topic'], registers }),
+    errors: new client.Counter({ name: 'sluice_errors_total', help: 'Record failures, by reason (error code).', labelNames: ['stage', 'reason'], registers }),
+    deadLetters: new client.Counter({ name: 'sluice_dead_letters_total', help: 'Records sent to the dead-letter topic, by input topic and reason.', labelNames: ['stage', 'topic', 'reason'], registers }),
+    retries: new client.Counter({ name: 'sluice_retries_total', help: 'Retries of transient failures.', labelNames: ['stage', 'reason'], registers }),
+    processingSeconds: new client.Histogram({
+      name: 'sluice_processing_seconds', help: 'Time to decode and process one record.', labelNames: ['stage'], registers,
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    }),
+    eventTimeLagSeconds: new client.Gauge({ name: 'sluice_event_time_lag_seconds', help: 'Now minus the event time of the last record processed.', labelNames: ['stage', 'topic', 'partition'], registers }),
+    consumerLag: new client.Gauge({ name: 'sluice_consumer_lag_records', help: 'High watermark minus the last fetched offset.', labelNames: ['stage', 'topic', 'partition'], registers }),
+    inFlight: new client.Gauge({ name: 'sluice_in_flight_records', help: 'Records admitted and not yet committed.', labelNames: ['stage'], registers }),
+    pausedPartitions: new client.Gauge({ name: 'sluice_paused_partitions', help: 'Input partitions paused by backpressure.', labelNames: ['stage'], registers }),
+    assignedPartitions: new client.Gauge({ name: 'sluice_assigned_partitions', help: 'Input partitions this instance owns.', labelNames: ['stage'], registers }),
+    transactions: new client.Counter({ name: 'sluice_transactions_total', help: 'Commits of processed records (Kafka transactions under exactly_once), by outcome.', labelNames: ['stage', 'outcome'], registers }),
+    commitSeconds: new client.Histogram({ name: 'sluice_commit_seconds', help: 'Time to commit a batch of results.', labelNames: ['stage'], registers, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] }),
+    rebalances: new client.Counter({ name: 'sluice_rebalances_total', help: 'Consumer group rebalances this instance went through.', labelNames: ['stage'], registers }),
+    duplicates: new client.Counter({ name: 'sluice_duplicates_dropped_total', help: 'Records dropped as duplicates of an event id already seen.', labelNames: ['stage', 'topic'], registers }),
+    lateRecords: new client.Counter({ name: 'sluice_late_records_total', help: 'Records that arrived after their window closed, by what the policy did.', labelNames: ['stage', 'topic', 'policy'], registers }),
+    qualityViolations: new client.Counter({
+      name: 'sluice_quality_violations_total', help: 'Data-quality problems found by ingest, per source, field and check.',
+      labelNames: ['stage', 'source', 'field', 'check'], registers,
+    }),
+    restoredRecords: new client.Counter({ name: 'sluice_state_restored_records_total', help: 'Changelog records applied while restoring stores.', labelNames: ['stage', 'store'], registers }),
+    restoreSeconds: new client.Histogram({
+      name: 'sluice_state_restore_seconds', help: 'Time to restore one store partition from its changelog.', labelNames: ['stage', 'store'], registers,
+      buckets: [0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    }),
+    changelogSkipped: new client.Counter({ name: 'sluice_state_changelog_skipped_total', help: 'Changelog records a store could not read and skipped.', labelNames: ['stage', 'store'], registers }),
+    sinkRows: new client.Counter({ name: 'sluice_sink_rows_total', help: 'Rows the sink inserted into the offline store, per table.', labelNames: ['table'], registers }),
+    sinkDuplicates: new client.Counter({
+      name: 'sluice_sink_duplicates_skipped_total', help: 'Rows the sink skipped because their natural key was in the table already (replays, redeliveries).', labelNames: ['table'], registers,
+    }),
+  };
+  cache.set(registry, metrics);
+  return metrics;
+}
