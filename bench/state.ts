@@ -57,7 +57,7 @@ export async function main(): Promise<void> {
     started = performance.now();
     for (let start = 0; start < KEYS; start += BATCH) {
       for (let i = start; i < start + BATCH; i++) store.put(`kv-${i}`, i);
-      await cache.flush();
+      await cache.persistNow();
     }
     rows.push(rate('KeyValueStore: put + commit flush', KEYS, started));
     started = performance.now();
@@ -70,7 +70,7 @@ export async function main(): Promise<void> {
     const windows = new WindowStore(windowCache, int64Serde, 7 * 86_400_000);
     for (let key = 0; key < 1_000; key++) {
       for (let hour = 0; hour < 100; hour++) await windows.put(`card-${key}`, hour * 3_600_000, hour);
-      await windowCache.flush();
+      await windowCache.persistNow();
     }
     started = performance.now();
     const scans = 20_000;

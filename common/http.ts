@@ -30,3 +30,26 @@ export async function listen(server: http.Server, host: string, port: number): P
     }),
   };
 }
+
+/**
+ * A request's whole body, or undefined when it exceeds `limit` bytes (by its Content-Length or
+ * as it arrives); the rest of an oversized body is drained so the connection can answer 413.
+ */
+export async function readBody(request: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const declared = Number(request.headers['content-length'] ?? '0');
+  if (declared > limit) {
+    request.resume();
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      request.resume();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

@@ -27,14 +27,15 @@ export class LoadedModel {
   score(row: readonly (number | null)[]): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
-      if (this.queue.length >= this.maxBatch) this.flush();
+      if (this.queue.length >= this.maxBatch) this.runBatch();
       // maxWaitMs 0: the batch is whatever the other partitions queued in this turn of the event loop.
-      else if (this.maxWaitMs <= 0) this.immediate ??= setImmediate(() => this.flush());
-      else this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
+      else if (this.maxWaitMs <= 0) this.immediate ??= setImmediate(() => this.runBatch());
+      else this.timer ??= setTimeout(() => this.runBatch(), this.maxWaitMs);
     });
   }
 
-  private flush(): void {
+  /** Scores the queued rows in one onnxruntime call. */
+  private runBatch(): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = undefined;
@@ -52,7 +53,7 @@ export class LoadedModel {
   }
 
   async close(): Promise<void> {
-    this.flush();
+    this.runBatch();
     await this.scorer.close();
   }
 }

@@ -1,12 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import kafkajs, { type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { SluiceError } from '../common/errors.js';
-import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
-import { readChangelogPartition } from '../state/index.js';
-
-const { Partitioners } = kafkajs;
+import { publishToRegistryTopic, readRegistryTopic } from '../schemas/index.js';
 
 /**
  * The model registry: versions with lineage in `registry.models` (compacted, keyed
@@ -42,29 +39,12 @@ export interface RegistryOptions {
 }
 
 export async function readModelRegistry(options: Omit<RegistryOptions, 'schemaId'>): Promise<ModelVersion[]> {
-  const serde = new AvroSerde(options.registryUrl, avroType(loadAvsc('registry.models')));
-  const versions = new Map<string, ModelVersion>();
-  await readChangelogPartition(options.kafka, options.topic, 0, 0n, async (key, value) => {
-    if (!key) return;
-    if (value === null) versions.delete(key.toString());
-    else versions.set(key.toString(), (await serde.decode(value)) as ModelVersion);
-  });
+  const versions = await readRegistryTopic<ModelVersion>({ ...options, contract: 'registry.models' });
   return [...versions.values()].sort((left, right) => left.name.localeCompare(right.name) || left.version - right.version);
 }
 
-async function publish(options: RegistryOptions, records: readonly ModelVersion[]): Promise<void> {
-  const serde = new AvroSerde(options.registryUrl);
-  const producer = options.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  try {
-    await producer.send({
-      topic: options.topic,
-      acks: -1,
-      messages: await Promise.all(records.map(async (record) => ({ key: `${record.name}:${record.version}`, value: await serde.encode(options.schemaId, record) }))),
-    });
-  } finally {
-    await producer.disconnect();
-  }
+function publish(options: RegistryOptions, records: readonly ModelVersion[]): Promise<void> {
+  return publishToRegistryTopic({ ...options, contract: 'registry.models' }, options.schemaId, records.map((record) => ({ key: `${record.name}:${record.version}`, value: record })));
 }
 
 /** Registers the next version of a model; returns it. */

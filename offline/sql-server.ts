@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { listen, type ListeningServer } from '../common/http.js';
+import { listen, type ListeningServer, readBody } from '../common/http.js';
 import { ClickHouseError } from './errors.js';
 import type { SqlEngine } from './chdb-engine.js';
 
@@ -127,19 +127,4 @@ function fail(response: http.ServerResponse, error: ClickHouseError, status = er
     'Content-Length': Buffer.byteLength(text),
   });
   response.end(text);
-}
-
-/** The whole body, or undefined when it is larger than the limit. */
-async function readBody(request: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      request.resume();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

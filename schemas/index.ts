@@ -8,3 +8,4 @@ export { parseSchemaText, type SchemaNode } from './model.js';
 export { startSchemaRegistry, type RunningSchemaRegistry, type SchemaRegistryOptions } from './registry/index.js';
 export * from './errors.js';
 export { decodeAvroOrJson, parseJsonRecord, SchemaViolationError, type SchemaViolation } from './decode.js';
+export { readRegistryTopic, publishToRegistryTopic, type RegistryTopic } from './registry-topic.js';

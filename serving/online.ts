@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { z } from 'zod';
+import { readBody } from '../common/http.js';
 import { SluiceError } from '../common/errors.js';
 import type { FeatureValues, FeatureView } from '../topology/features.js';
 import type { RunningStage } from '../streams/runtime/index.js';
@@ -164,7 +165,7 @@ export function onlineRoutes(store: () => OnlineStore | undefined): RouteHandler
       }
       if (request.method === 'GET' && parts.length === 1) return { status: 200, body: { views: online.viewNames } };
       if (request.method === 'POST' && parts.length === 1) {
-        const text = await readText(request);
+        const text = (await readBody(request, MAX_BODY))?.toString('utf8');
         if (text === undefined) return { status: 413, body: { error: `the body exceeds ${MAX_BODY} bytes` } };
         let json: unknown;
         try {
@@ -185,15 +186,4 @@ export function onlineRoutes(store: () => OnlineStore | undefined): RouteHandler
       throw error;
     }
   };
-}
-
-async function readText(request: http.IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type http from 'node:http';
 import { z } from 'zod';
 import type { ModelWatcher } from '../models/deployment.js';
 import type { MetricsRegistry } from '../common/metrics.js';
@@ -7,6 +6,9 @@ import type { OpsRoute } from './ops-server.js';
 import type { ModelDefinition } from '../topology/models.js';
 import type { OnlineStore } from './online.js';
 import { predict } from '../streams/inference/stage.js';
+import { readBody } from '../common/http.js';
+
+const MAX_BODY = 1024 * 1024;
 
 /**
  * `POST /predict/<model>` with `{"entity_id": "card-1", "event": {"amount": 12.5}, "event_id"?: "..."}`:
@@ -27,9 +29,11 @@ export function predictRoutes(models: ReadonlyMap<string, { readonly model: Mode
     if (request.method !== 'POST' || parts.length !== 2) return { status: 405, body: { error: 'use POST /predict/<model>' } };
     const deployed = models.get(decodeURIComponent(parts[1] ?? ''));
     if (!deployed) return { status: 404, body: { error: `no model named "${parts[1] ?? ''}"; models: ${[...models.keys()].join(', ')}` } };
+    const text = (await readBody(request, MAX_BODY))?.toString('utf8');
+    if (text === undefined) return { status: 413, body: { error: `the body exceeds ${MAX_BODY} bytes` } };
     let json: unknown;
     try {
-      json = JSON.parse(await readText(request));
+      json = JSON.parse(text);
     } catch (error) {
       return { status: 400, body: { error: `the body is not JSON: ${(error as Error).message}` } };
     }
@@ -51,15 +55,4 @@ export function predictRoutes(models: ReadonlyMap<string, { readonly model: Mode
     }, { eventId: parsed.data.event_id ?? `request:${randomUUID()}`, entity: parsed.data.entity_id, eventTime: parsed.data.event_time ?? started, value: parsed.data.event }, started);
     return { status: 200, body: prediction };
   };
-}
-
-async function readText(request: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > 1024 * 1024) throw new Error('the body exceeds 1 MiB');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -84,7 +84,7 @@ export class CachedBytesStore {
   }
 
   /** Freezes and persists at once: for callers without a transaction around the write (tools, benchmarks). */
-  async flush(): Promise<void> {
+  async persistNow(): Promise<void> {
     this.freeze();
     await this.persistFrozen();
   }

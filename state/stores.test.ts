@@ -32,7 +32,7 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     store.put('a', 1);
     expect(await store.get('a')).toBe(1);
     expect(await db.get(Buffer.from('a'))).toBeUndefined();
-    await bytes.flush();
+    await bytes.persistNow();
     expect(int64Serde.deserialize((await db.get(Buffer.from('a')))!)).toBe(1);
   });
 
@@ -40,7 +40,7 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     const bytes = new CachedBytesStore(await database());
     const store = new KeyValueStore(bytes, int64Serde);
     store.put('a', 1);
-    await bytes.flush();
+    await bytes.persistNow();
     store.put('a', 2);
     store.delete('a');
     expect(await store.get('a')).toBeUndefined();
@@ -64,7 +64,7 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     store.put('user:2', 2);
     store.put('user:1', 1);
     store.put('other', 9);
-    await bytes.flush();
+    await bytes.persistNow();
     store.put('user:3', 3);
     store.delete('user:2');
     expect(await store.range('user:')).toEqual([['user:1', 1], ['user:3', 3]]);
@@ -87,7 +87,7 @@ describe('WindowStore', () => {
     const store = new WindowStore(bytes, int64Serde, 1_000);
     for (const start of [0, 400, 800, 900]) await store.put('k', start, start / 100);
     await store.put('other', 400, 99);
-    await bytes.flush();
+    await bytes.persistNow();
     expect(await store.fetch('k', 0, 850)).toEqual([{ start: 0, value: 0 }, { start: 400, value: 4 }, { start: 800, value: 8 }]);
     expect(await store.get('other', 400)).toBe(99);
   });
@@ -98,9 +98,9 @@ describe('WindowStore', () => {
     const store = new WindowStore(bytes, int64Serde, 1_000);
     await store.put('k', 0, 1);
     await store.put('k', 600, 2);
-    await bytes.flush();
+    await bytes.persistNow();
     await store.put('k', 2_600, 3); // stream time 2,600: horizon 1,600
-    await bytes.flush();
+    await bytes.persistNow();
     expect(await store.fetch('k', 0, 3_000)).toEqual([{ start: 2_600, value: 3 }]);
     expect(await store.get('k', 600)).toBeUndefined();
     // The segments that held windows 0 and 600 are gone from RocksDB itself.
@@ -117,7 +117,7 @@ describe('WindowStore', () => {
     const store = new WindowStore(first, int64Serde, 1_000);
     await store.put('a', 5_000, 1);
     await store.put('b', 5_500, 2);
-    await first.flush();
+    await first.persistNow();
     const reopened = new WindowStore(new CachedBytesStore(db), int64Serde, 1_000);
     await reopened.afterRestore();
     expect(reopened.observedStreamTime).toBe(5_500);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../common/durations.js';
+import { hopping, session, sliding, tumbling, type HoppingWindows, type SessionWindows, type SlidingWindows, type TumblingWindows } from '../streams/runtime/windows/window.js';
 import type { SourceDefinition } from './sources.js';
 
 /**
@@ -36,22 +37,19 @@ export const distinctCount = (field: string): AggregationSpec => ({ kind: 'disti
 /** Population standard deviation (0 for one event, null for none). */
 export const stddev = (field: string): AggregationSpec => ({ kind: 'stddev', field });
 
-export type FeatureWindow =
-  | { readonly kind: 'sliding'; readonly sizeMs: number }
-  | { readonly kind: 'tumbling'; readonly sizeMs: number }
-  | { readonly kind: 'hopping'; readonly sizeMs: number; readonly advanceMs: number }
-  | { readonly kind: 'session'; readonly gapMs: number; readonly maxSpanMs: number };
+/** A view's window: the runtime's window definitions (sessions always bounded by a maximum span). */
+export type FeatureWindow = TumblingWindows | HoppingWindows | SlidingWindows | (SessionWindows & { readonly maxSpanMs: number });
 
 type Duration = string | number;
-export const slidingWindow = (size: Duration): FeatureWindow => ({ kind: 'sliding', sizeMs: positive(size) });
-export const tumblingWindow = (size: Duration): FeatureWindow => ({ kind: 'tumbling', sizeMs: positive(size) });
+export const slidingWindow = (size: Duration): FeatureWindow => sliding(positive(size));
+export const tumblingWindow = (size: Duration): FeatureWindow => tumbling(positive(size));
 export function hoppingWindow(size: Duration, advance: Duration): FeatureWindow {
   const sizeMs = positive(size);
   const advanceMs = positive(advance);
   if (advanceMs > sizeMs) throw new FeatureDefinitionError(`hopping advance ${advanceMs} ms exceeds the size ${sizeMs} ms`);
-  return { kind: 'hopping', sizeMs, advanceMs };
+  return hopping(sizeMs, advanceMs);
 }
-export const sessionWindow = (gap: Duration, maxSpan: Duration = '1d'): FeatureWindow => ({ kind: 'session', gapMs: positive(gap), maxSpanMs: positive(maxSpan) });
+export const sessionWindow = (gap: Duration, maxSpan: Duration = '1d'): FeatureWindow => ({ ...session(positive(gap)), maxSpanMs: positive(maxSpan) });
 
 /** Feature values of one row: aggregations first, then derived ones; null where undefined. */
 export type FeatureValues = Readonly<Record<string, number | null>>;

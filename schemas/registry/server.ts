@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { listen, type ListeningServer } from '../../common/http.js';
+import { listen, type ListeningServer, readBody } from '../../common/http.js';
 import { SchemaRegistryError } from '../errors.js';
 import type { SchemaRegistryService } from './service.js';
 
@@ -143,25 +143,12 @@ async function drain(incoming: http.IncomingMessage): Promise<undefined> {
 
 async function readJsonBody(incoming: http.IncomingMessage): Promise<unknown> {
   const contentType = (incoming.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  const declaredLength = Number(incoming.headers['content-length'] ?? '0');
-  if (declaredLength > MAX_BODY_BYTES) {
-    incoming.resume();
-    throw new SchemaRegistryError(413, `Request body exceeds ${MAX_BODY_BYTES} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of incoming as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
-      incoming.resume();
-      throw new SchemaRegistryError(413, `Request body exceeds ${MAX_BODY_BYTES} bytes`);
-    }
-    chunks.push(chunk);
-  }
+  const body = await readBody(incoming, MAX_BODY_BYTES);
+  if (body === undefined) throw new SchemaRegistryError(413, `Request body exceeds ${MAX_BODY_BYTES} bytes`);
   if (!ACCEPTED_TYPES.has(contentType)) {
     throw new SchemaRegistryError(415, `HTTP 415 Unsupported Media Type: send ${RESPONSE_TYPE} or application/json`);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = body.toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {

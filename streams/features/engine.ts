@@ -3,6 +3,7 @@ import { featureNames, fieldsOf, type AggregationSpec, type FeatureRow, type Fea
 export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
 import type { Serde } from '../../state/index.js';
+import { lookBack } from '../runtime/windows/window.js';
 
 /**
  * The computation of feature views, shared by the live stage and every replay: plain code over an
@@ -146,23 +147,18 @@ function computeRow(view: FeatureView, version: number, events: readonly History
   let windowEnd: number;
   let members: HistoryEvent[];
   switch (view.window.kind) {
-    case 'sliding': {
-      windowStart = t - view.window.sizeMs;
-      windowEnd = t;
-      members = eligible.filter((candidate) => candidate.t > windowStart);
-      break;
-    }
+    case 'sliding':
     case 'tumbling':
     case 'hopping': {
-      const advance = view.window.kind === 'tumbling' ? view.window.sizeMs : view.window.advanceMs;
-      windowStart = (Math.floor((t - view.window.sizeMs) / advance) + 1) * advance;
-      windowEnd = windowStart + view.window.sizeMs;
-      const start = windowStart;
-      members = eligible.filter((candidate) => candidate.t >= start);
+      const bounds = lookBack(view.window, t);
+      windowStart = bounds.start;
+      windowEnd = bounds.end;
+      members = eligible.filter((candidate) => (bounds.startInclusive ? candidate.t >= bounds.start : candidate.t > bounds.start));
       break;
     }
     case 'session': {
-      const { gapMs, maxSpanMs } = view.window;
+      const { gapMs } = view.window;
+      const maxSpanMs = view.window.maxSpanMs ?? Number.POSITIVE_INFINITY;
       let first = eligible.length - 1;
       while (first > 0) {
         const previous = eligible[first - 1];

@@ -1,10 +1,7 @@
-import kafkajs, { type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import { avroType, loadAvsc, AvroSerde } from '../../schemas/index.js';
-import { readChangelogPartition } from '../../state/index.js';
+import { publishToRegistryTopic, readRegistryTopic } from '../../schemas/index.js';
 import { featureNames, type FeatureView } from '../../topology/features.js';
-
-const { Partitioners } = kafkajs;
 
 /** One version of a view's definition as registry.features holds it (registry.features.avsc). */
 export interface FeatureDefinitionRecord {
@@ -53,17 +50,7 @@ export function definitionRecord(view: FeatureView, version: number, createdAt: 
 
 /** Every definition version published so far, in publication order (replaying registry.features). */
 export async function readFeatureRegistry(kafka: Kafka, topic: string, registryUrl: string): Promise<FeatureDefinitionRecord[]> {
-  const serde = new AvroSerde(registryUrl, avroType(loadAvsc('registry.features')));
-  const records = new Map<string, FeatureDefinitionRecord>();
-  await readChangelogPartition(kafka, topic, 0, 0n, async (key, value) => {
-    if (!key) return;
-    if (value === null) {
-      records.delete(key.toString());
-      return;
-    }
-    records.set(key.toString(), (await serde.decode(value)) as FeatureDefinitionRecord);
-  });
-  return [...records.values()];
+  return [...(await readRegistryTopic<FeatureDefinitionRecord>({ kafka, topic, registryUrl, contract: 'registry.features' })).values()];
 }
 
 export interface PublishOptions {
@@ -84,8 +71,7 @@ export interface PublishOptions {
 export async function publishFeatureViews(views: readonly FeatureView[], options: PublishOptions): Promise<Map<string, number>> {
   const existing = await readFeatureRegistry(options.kafka, options.topic, options.registryUrl);
   const versions = new Map<string, number>();
-  const serde = new AvroSerde(options.registryUrl);
-  const messages: { key: string; value: Buffer }[] = [];
+  const messages: { key: string; value: FeatureDefinitionRecord }[] = [];
   for (const view of views) {
     const published = existing.filter((record) => record.name === view.name);
     const same = published.find((record) => record.definition_hash === view.hash);
@@ -95,17 +81,9 @@ export async function publishFeatureViews(views: readonly FeatureView[], options
     }
     const version = Math.max(0, ...published.map((record) => record.version)) + 1;
     versions.set(view.name, version);
-    messages.push({ key: `${view.name}:${version}`, value: await serde.encode(options.schemaId, definitionRecord(view, version, (options.now ?? Date.now)())) });
+    messages.push({ key: `${view.name}:${version}`, value: definitionRecord(view, version, (options.now ?? Date.now)()) });
     options.logger.info({ view: view.name, version, hash: view.hash }, published.length > 0 ? 'feature view changed: new version' : 'feature view registered');
   }
-  if (messages.length > 0) {
-    const producer = options.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
-    try {
-      await producer.send({ topic: options.topic, acks: -1, messages });
-    } finally {
-      await producer.disconnect();
-    }
-  }
+  await publishToRegistryTopic({ kafka: options.kafka, topic: options.topic, registryUrl: options.registryUrl, contract: 'registry.features' }, options.schemaId, messages);
   return versions;
 }

@@ -159,7 +159,7 @@ export class PartitionTask {
     if (this.admitted === 0) return true;
     const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
-    this.flushSoon(0);
+    this.commitSoon(0);
     await Promise.race([idle, timeout]);
     return this.admitted === 0;
   }
@@ -205,7 +205,7 @@ export class PartitionTask {
   private async handle(item: Item): Promise<void> {
     if (item.generation !== this.generation || this.isClosed()) return;
     if (item.kind === 'commit') {
-      await this.flush();
+      await this.commitNow();
       return;
     }
     const result = await this.options.process(item.raw);
@@ -213,18 +213,18 @@ export class PartitionTask {
     this.pending.push(result);
     if (this.pending.length >= this.options.commitMaxRecords) {
       // With stores, commit right here, between records; without, let processing run on.
-      if (this.stateful) await this.flush();
-      else this.flushSoon(0);
+      if (this.stateful) await this.commitNow();
+      else this.commitSoon(0);
     } else {
-      this.flushSoon(this.options.commitIntervalMs);
+      this.commitSoon(this.options.commitIntervalMs);
     }
   }
 
-  private flushSoon(delayMs: number): void {
+  private commitSoon(delayMs: number): void {
     const run = (): void => {
       this.timer = undefined;
       if (this.stateful) this.input.next({ kind: 'commit', generation: this.generation });
-      else void this.flush();
+      else void this.commitNow();
     };
     if (delayMs === 0) {
       if (this.timer) clearTimeout(this.timer);
@@ -234,7 +234,7 @@ export class PartitionTask {
     this.timer ??= setTimeout(run, delayMs);
   }
 
-  private flush(): Promise<void> {
+  private commitNow(): Promise<void> {
     if (this.committing || this.pending.length === 0 || this.state !== 'running' || !this.committer) return Promise.resolve();
     const work = this.commitPending(this.committer);
     // `committing` covers the whole commit, its local RocksDB write and checkpoint included: close() waits for it.
@@ -242,8 +242,8 @@ export class PartitionTask {
     return work.finally(() => {
       this.committing = undefined;
       if (this.isClosed()) return;
-      if (this.pending.length >= this.options.commitMaxRecords) this.flushSoon(0);
-      else if (this.pending.length > 0) this.flushSoon(this.options.commitIntervalMs);
+      if (this.pending.length >= this.options.commitMaxRecords) this.commitSoon(0);
+      else if (this.pending.length > 0) this.commitSoon(this.options.commitIntervalMs);
     });
   }
 

@@ -1,7 +1,9 @@
 /**
- * Windows over event time. Tumbling and hopping windows are half-open, [start, end); a sliding
+ * Windows over event time — the one definition both window engines use: the feature engine
+ * (a row per event over the entity's history) and the windowed aggregator (results per closed
+ * window, by watermark). Tumbling and hopping windows are half-open, [start, end); a sliding
  * window of size s at time t holds the events in (t − s, t]; a session holds events no further
- * apart than its gap, [first, last].
+ * apart than its gap, [first, last], bounded by `maxSpanMs` when given.
  */
 export interface Window {
   readonly start: number;
@@ -11,7 +13,7 @@ export interface Window {
 export interface TumblingWindows { readonly kind: 'tumbling'; readonly sizeMs: number }
 export interface HoppingWindows { readonly kind: 'hopping'; readonly sizeMs: number; readonly advanceMs: number }
 export interface SlidingWindows { readonly kind: 'sliding'; readonly sizeMs: number }
-export interface SessionWindows { readonly kind: 'session'; readonly gapMs: number }
+export interface SessionWindows { readonly kind: 'session'; readonly gapMs: number; readonly maxSpanMs?: number }
 export type WindowSpec = TumblingWindows | HoppingWindows | SlidingWindows | SessionWindows;
 
 export function tumbling(sizeMs: number): TumblingWindows {
@@ -31,9 +33,11 @@ export function sliding(sizeMs: number): SlidingWindows {
   return { kind: 'sliding', sizeMs };
 }
 
-export function session(gapMs: number): SessionWindows {
+export function session(gapMs: number, maxSpanMs?: number): SessionWindows {
   positive(gapMs, 'session gap');
-  return { kind: 'session', gapMs };
+  if (maxSpanMs === undefined) return { kind: 'session', gapMs };
+  positive(maxSpanMs, 'session maximum span');
+  return { kind: 'session', gapMs, maxSpanMs };
 }
 
 function positive(value: number, what: string): void {
@@ -64,4 +68,16 @@ export function closeTime(spec: WindowSpec, window: Window, graceMs: number): nu
     case 'session':
       return window.end + spec.gapMs + graceMs + 1;
   }
+}
+
+/**
+ * The look-back of a row at event time t (the feature engine's semantics): a sliding window
+ * covers (t − size, t]; a tumbling or hopping one [s, t] with s the earliest aligned start whose
+ * window [s, s + size) still holds t. `end` is where that window ends.
+ */
+export function lookBack(spec: TumblingWindows | HoppingWindows | SlidingWindows, t: number): { readonly start: number; readonly end: number; readonly startInclusive: boolean } {
+  if (spec.kind === 'sliding') return { start: t - spec.sizeMs, end: t, startInclusive: false };
+  const advance = spec.kind === 'tumbling' ? spec.sizeMs : spec.advanceMs;
+  const start = (Math.floor((t - spec.sizeMs) / advance) + 1) * advance;
+  return { start, end: start + spec.sizeMs, startInclusive: true };
 }
