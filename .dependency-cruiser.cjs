@@ -53,7 +53,7 @@ module.exports = {
     {
       name: 'core-never-imports-examples',
       severity: 'error',
-      comment: 'Example topologies are loaded like a user\'s, never imported by the core.',
+      comment: "Example topologies are loaded like a user's, never imported by the core.",
       from: { pathNot: ['^(examples|integration-tests|bench)/', '\\.test\\.ts$'] },
       to: { path: '^examples/' },
     },
@@ -70,6 +70,10 @@ module.exports = {
     exclude: { path: '(^|/)(node_modules|\\.cache|\\.sluice|\\.scratch|dist)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+      extensions: ['.ts', '.js'],
+    },
   },
 };

@@ -15,7 +15,12 @@ function check(files: Record<string, string>): { status: number | null; output: 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-layers-'));
   try {
     fs.copyFileSync(path.join(root, '.dependency-cruiser.cjs'), path.join(dir, '.dependency-cruiser.cjs'));
-    fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', allowImportingTsExtensions: true, noEmit: true } }));
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', allowImportingTsExtensions: true, noEmit: true },
+      }),
+    );
     for (const [file, text] of Object.entries(files)) {
       fs.mkdirSync(path.join(dir, path.dirname(file)), { recursive: true });
       fs.writeFileSync(path.join(dir, file), text);
@@ -30,20 +35,34 @@ function check(files: Record<string, string>): { status: number | null; output: 
 
 describe('layer rules (npm run lint)', () => {
   it('fail on an upward import: common importing the composition root', () => {
-    const result = check({ 'common/probe.ts': "import { start } from '../app/probe.js';\nexport const x = start;\n", 'app/probe.ts': 'export const start = 1;\n' });
+    const result = check({
+      'common/probe.ts': "import { start } from '../app/probe.js';\nexport const x = start;\n",
+      'app/probe.ts': 'export const start = 1;\n',
+    });
     expect(result.status).not.toBe(0);
     expect(result.output).toContain('common-imports-down-only');
   });
 
   it('fail when the core imports an example topology, or sibling stages import each other', () => {
-    expect(check({ 'jobs/probe.ts': "import { v } from '../examples/demo/probe.js';\nexport const x = v;\n", 'examples/demo/probe.ts': 'export const v = 1;\n' }).output)
-      .toContain('core-never-imports-examples');
-    expect(check({ 'streams/inference/probe.ts': "import { v } from '../features/probe.js';\nexport const x = v;\n", 'streams/features/probe.ts': 'export const v = 1;\n' }).output)
-      .toContain('streams-inference-imports-down-only');
+    expect(
+      check({
+        'jobs/probe.ts': "import { v } from '../examples/demo/probe.js';\nexport const x = v;\n",
+        'examples/demo/probe.ts': 'export const v = 1;\n',
+      }).output,
+    ).toContain('core-never-imports-examples');
+    expect(
+      check({
+        'streams/inference/probe.ts': "import { v } from '../features/probe.js';\nexport const x = v;\n",
+        'streams/features/probe.ts': 'export const v = 1;\n',
+      }).output,
+    ).toContain('streams-inference-imports-down-only');
   });
 
   it('pass a downward import', () => {
-    const result = check({ 'app/probe.ts': "import { v } from '../common/probe.js';\nexport const x = v;\n", 'common/probe.ts': 'export const v = 1;\n' });
+    const result = check({
+      'app/probe.ts': "import { v } from '../common/probe.js';\nexport const x = v;\n",
+      'common/probe.ts': 'export const v = 1;\n',
+    });
     expect(result.output).toContain('no dependency violations');
     expect(result.status).toBe(0);
   });

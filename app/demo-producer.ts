@@ -55,15 +55,16 @@ export async function runDemoProducer(options: DemoProducerOptions): Promise<voi
       acks: -1,
       topicMessages: sources.map((source) => ({
         topic: `${options.topicPrefix}raw.${source}`,
-        messages: records.filter((record) => record.source === source).map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+        messages: records
+          .filter((record) => record.source === source)
+          .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
       })),
     });
   };
   const eventTime = (record: DemoRecord): number => Number(record.value[sourceNamed(options.topology, record.source).eventTimeField]);
   const saved = options.positionFile ? await readJsonFile<DemoPosition>(options.positionFile) : undefined;
-  let position: DemoPosition = saved?.seed === options.seed
-    ? saved
-    : { seed: options.seed, start: Date.now(), historySent: false, historyCounts: {}, liveSent: 0 };
+  let position: DemoPosition =
+    saved?.seed === options.seed ? saved : { seed: options.seed, start: Date.now(), historySent: false, historyCounts: {}, liveSent: 0 };
   const save = async (next: DemoPosition): Promise<void> => {
     position = next;
     if (options.positionFile) await writeJsonFile(options.positionFile, position);
@@ -74,7 +75,14 @@ export async function runDemoProducer(options: DemoProducerOptions): Promise<voi
       // Re-sent whole after an interrupted first run: same ids and times, so ingest drops the repeats.
       const counts: Record<string, number> = {};
       let batch: DemoRecord[] = [];
-      for (const record of demo.generate({ ...drift, seed: options.seed, events: options.historyEvents, end: position.start, spanMs: options.historySpanMs, live: false })) {
+      for (const record of demo.generate({
+        ...drift,
+        seed: options.seed,
+        events: options.historyEvents,
+        end: position.start,
+        spanMs: options.historySpanMs,
+        live: false,
+      })) {
         if (stopped()) return;
         counts[record.source] = (counts[record.source] ?? 0) + 1;
         batch.push(record);
@@ -87,14 +95,24 @@ export async function runDemoProducer(options: DemoProducerOptions): Promise<voi
       await save({ ...position, historySent: true, historyCounts: counts });
       options.logger.info({ counts }, 'demo history sent');
     } else {
-      options.logger.info({ counts: position.historyCounts, liveSent: position.liveSent }, 'demo history was sent before; continuing the live events');
+      options.logger.info(
+        { counts: position.historyCounts, liveSent: position.liveSent },
+        'demo history was sent before; continuing the live events',
+      );
     }
     options.onHistorySent?.(position.historyCounts);
     if (options.rate <= 0) return;
 
     // Live: a day's worth of events at the rate, each sent when its event time comes.
     const day = 86_400_000;
-    const live = demo.generate({ ...drift, seed: options.seed + 1, events: Math.ceil(options.rate * 86_400), end: position.start + day, spanMs: day, live: true });
+    const live = demo.generate({
+      ...drift,
+      seed: options.seed + 1,
+      events: Math.ceil(options.rate * 86_400),
+      end: position.start + day,
+      spanMs: day,
+      live: true,
+    });
     let skip = position.liveSent;
     let pending: DemoRecord[] = [];
     const flush = async (): Promise<void> => {

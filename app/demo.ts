@@ -70,14 +70,27 @@ export function startDemo(options: DemoOptions): RunningDemo {
       if (!(await historyIngested(options, historySent))) continue;
       let pending = 0;
       for (const model of options.topology.models) {
-        const registered = await readModelRegistry({ kafka: options.kafka, topic: `${options.topicPrefix}registry.models`, registryUrl: options.registryUrl });
+        const registered = await readModelRegistry({
+          kafka: options.kafka,
+          topic: `${options.topicPrefix}registry.models`,
+          registryUrl: options.registryUrl,
+        });
         if (registered.some((version) => version.name === model.name && version.aliases.includes('champion'))) continue;
         pending++;
         try {
-          options.onTrained(await trainModel({
-            kafka: options.kafka, topicPrefix: options.topicPrefix, registryUrl: options.registryUrl, modelsSchemaId: options.modelsSchemaId,
-            versions: options.versions, artifactsDir: options.artifactsDir, model, aliases: ['champion'], logger: options.logger,
-          }));
+          options.onTrained(
+            await trainModel({
+              kafka: options.kafka,
+              topicPrefix: options.topicPrefix,
+              registryUrl: options.registryUrl,
+              modelsSchemaId: options.modelsSchemaId,
+              versions: options.versions,
+              artifactsDir: options.artifactsDir,
+              model,
+              aliases: ['champion'],
+              logger: options.logger,
+            }),
+          );
           pending--;
         } catch (error) {
           if (!(error instanceof NotEnoughHistoryError)) throw error;

@@ -1,1 +1,9 @@
-export { startStack, readStackState, isAlive, StackAlreadyRunningError, type RunningStack, type StackState, type StackEndpoints } from './stack.js';
+export {
+  startStack,
+  readStackState,
+  isAlive,
+  StackAlreadyRunningError,
+  type RunningStack,
+  type StackState,
+  type StackEndpoints,
+} from './stack.js';

@@ -24,7 +24,12 @@ export async function launchStage(name: string, options: LaunchOptions): Promise
   if (!define) throw new Error(`unknown stage "${name}"; stages: ${Object.keys(STAGES).join(', ')}`);
   const definition = await define({
     topology: options.topology,
-    topicPrefix: options.config.topicPrefix, brokers: options.brokers, registryUrl: options.registryUrl, schemaIds: options.schemaIds, metrics: options.metrics, logger: options.logger,
+    topicPrefix: options.config.topicPrefix,
+    brokers: options.brokers,
+    registryUrl: options.registryUrl,
+    schemaIds: options.schemaIds,
+    metrics: options.metrics,
+    logger: options.logger,
   });
   return runStage(definition, stageOptionsFor(name, options));
 }
@@ -65,8 +70,14 @@ export async function launchStages(names: readonly string[], options: LaunchOpti
     await Promise.all([...stages.values()].map((stage) => stage.stop()));
     throw error;
   }
-  const failed = Promise.race([...stages.values()].map((stage) =>
-    stage.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error))))));
+  const failed = Promise.race(
+    [...stages.values()].map((stage) =>
+      stage.done.then(
+        () => new Promise<Error>(() => undefined),
+        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      ),
+    ),
+  );
   return {
     stages,
     failed,

@@ -4,13 +4,28 @@ import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
-import { registerSchemas, RegistryHttpClient, SchemaRegistryError, startSchemaRegistry, type RunningSchemaRegistry } from '../schemas/index.js';
+import {
+  registerSchemas,
+  RegistryHttpClient,
+  SchemaRegistryError,
+  startSchemaRegistry,
+  type RunningSchemaRegistry,
+} from '../schemas/index.js';
 import { platformTopics, sourceTopics } from '../topology/topics.js';
 import { choosePort } from '../common/ports.js';
 import { createMetricsRegistry, type MetricsRegistry } from '../common/metrics.js';
 import { serveOps, type OpsServer } from '../serving/ops-server.js';
 import { launchStages, type RunningStages } from './launch.js';
-import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, RemoteOfflineStore, serveSql, type OfflineStore, type SqlServer } from '../offline/index.js';
+import {
+  ChdbEngine,
+  EmbeddedOfflineStore,
+  ensureTables,
+  offlineTables,
+  RemoteOfflineStore,
+  serveSql,
+  type OfflineStore,
+  type SqlServer,
+} from '../offline/index.js';
 import { STAGE_NAMES, topologySubjects } from './stages.js';
 import type { LoadedTopology } from './topology.js';
 import { featureTopics, predictionTopics } from '../topology/topics.js';
@@ -31,7 +46,15 @@ import { startDemo, type RunningDemo } from './demo.js';
 import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from '../common/files.js';
 import { KafkaUnreachableError } from '../kafka/errors.js';
-import { checkJava, createKafka, describeCluster, ensureKafkaDistribution, ensureTopics, startLocalBroker, type LocalBroker } from '../kafka/index.js';
+import {
+  checkJava,
+  createKafka,
+  describeCluster,
+  ensureKafkaDistribution,
+  ensureTopics,
+  startLocalBroker,
+  type LocalBroker,
+} from '../kafka/index.js';
 
 /** Where each running service listens; `sluice status --json` prints this. */
 export interface StackEndpoints {
@@ -76,9 +99,13 @@ export interface RunningStack {
 
 export class StackAlreadyRunningError extends SluiceError {
   constructor(pid: number, dataDir: string) {
-    super('SLUICE_STACK_RUNNING', `sluice is already running on ${dataDir} (pid ${pid}); stop it first or set SLUICE_DATA_DIR to another folder`, {
-      context: { pid, dataDir },
-    });
+    super(
+      'SLUICE_STACK_RUNNING',
+      `sluice is already running on ${dataDir} (pid ${pid}); stop it first or set SLUICE_DATA_DIR to another folder`,
+      {
+        context: { pid, dataDir },
+      },
+    );
   }
 }
 
@@ -120,7 +147,10 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     try {
       await describeCluster(brokers, 5000);
     } catch (error) {
-      throw new KafkaUnreachableError(brokers, { setting: 'KAFKA_BROKERS', cause: error instanceof KafkaUnreachableError ? error.cause : error });
+      throw new KafkaUnreachableError(brokers, {
+        setting: 'KAFKA_BROKERS',
+        cause: error instanceof KafkaUnreachableError ? error.cause : error,
+      });
     }
   } else {
     await checkJava(config.kafka.javaHome);
@@ -162,12 +192,16 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, [
-        ...platformTopics(layout),
-        ...topology.sources.flatMap((source) => sourceTopics(source.name, layout)),
-        ...topology.views.flatMap((view) => featureTopics(view.name, layout)),
-        ...topology.models.flatMap((model) => predictionTopics(model.name, layout)),
-      ], logger);
+      await ensureTopics(
+        admin,
+        [
+          ...platformTopics(layout),
+          ...topology.sources.flatMap((source) => sourceTopics(source.name, layout)),
+          ...topology.views.flatMap((view) => featureTopics(view.name, layout)),
+          ...topology.models.flatMap((model) => predictionTopics(model.name, layout)),
+        ],
+        logger,
+      );
     } finally {
       await admin.disconnect();
     }
@@ -177,7 +211,13 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       const savedFile = path.join(dataDir, 'schema-registry.json');
       const saved = await readJsonFile<{ port: number }>(savedFile);
       const port = await choosePort(config.schemaRegistry.port, saved?.port, 'SLUICE_SCHEMA_REGISTRY_PORT');
-      registry = await startSchemaRegistry({ brokers, topic: `${config.topicPrefix}_schemas`, host: config.schemaRegistry.host, port, logger });
+      registry = await startSchemaRegistry({
+        brokers,
+        topic: `${config.topicPrefix}_schemas`,
+        host: config.schemaRegistry.host,
+        port,
+        logger,
+      });
       await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
       schemaRegistry = registry.url;
     }
@@ -194,16 +234,40 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       const sqlFile = path.join(dataDir, 'sql.json');
       const savedSql = await readJsonFile<{ port: number }>(sqlFile);
       const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
-      sql = await serveSql(engine, { host: config.sql.host, port: sqlPort, readonly: !config.sql.writable, adminPassword, logger: logger.child({ service: 'sql' }) });
+      sql = await serveSql(engine, {
+        host: config.sql.host,
+        port: sqlPort,
+        readonly: !config.sql.writable,
+        adminPassword,
+        logger: logger.child({ service: 'sql' }),
+      });
       await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
     }
-    const tables = [...offlineTables({ sources: topology.sources, views: topology.views }), ...topology.models.map((model) => predictionsTable(model.name))];
+    const tables = [
+      ...offlineTables({ sources: topology.sources, views: topology.views }),
+      ...topology.models.map((model) => predictionsTable(model.name)),
+    ];
     await ensureTables(offline, tables);
 
-    stages = await launchStages(STAGE_NAMES, { config, topology, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
+    stages = await launchStages(STAGE_NAMES, {
+      config,
+      topology,
+      brokers,
+      registryUrl: schemaRegistry,
+      schemaIds,
+      metrics: metricsRegistry,
+      logger,
+    });
     sink = await runSink({
-      brokers, groupId: `${config.topicPrefix}sluice-sink`, topicPrefix: config.topicPrefix, tables, store: offline, registryUrl: schemaRegistry,
-      dlqTopic: `${config.topicPrefix}dlq`, metrics: metricsRegistry, logger,
+      brokers,
+      groupId: `${config.topicPrefix}sluice-sink`,
+      topicPrefix: config.topicPrefix,
+      tables,
+      store: offline,
+      registryUrl: schemaRegistry,
+      dlqTopic: `${config.topicPrefix}dlq`,
+      metrics: metricsRegistry,
+      logger,
     });
     const featuresStage = stages.stages.get('features');
     const online = featuresStage ? new OnlineStore(featuresStage, topology.views, config.topicPrefix) : undefined;
@@ -213,29 +277,72 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
     for (const model of topology.models) {
       const watcher = new ModelWatcher({
-        kafka, topic: `${config.topicPrefix}registry.models`, registryUrl: schemaRegistry, model: model.name, artifacts, logger, maxWaitMs: 0,
+        kafka,
+        topic: `${config.topicPrefix}registry.models`,
+        registryUrl: schemaRegistry,
+        model: model.name,
+        artifacts,
+        logger,
+        maxWaitMs: 0,
         onBatch: (size) => inferenceMetrics(metricsRegistry).batchSize.observe({ model: model.name }, size),
       });
       await watcher.start();
       watchers.set(model.name, { model, watcher });
       if (online) {
-        inference.push(await runStage(inferenceStage({
-          model, watcher, features: featuresAsOfEvent(online), topicPrefix: config.topicPrefix, serdeFor: (reader) => new AvroSerde(schemaRegistry, reader),
-          schemaId: schemaIds.get(`${config.topicPrefix}predictions.${model.name}-value`) ?? 0, metrics: metricsRegistry,
-        }), stageOptionsFor(`inference-${model.name}`, { config, topology, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger })));
+        inference.push(
+          await runStage(
+            inferenceStage({
+              model,
+              watcher,
+              features: featuresAsOfEvent(online),
+              topicPrefix: config.topicPrefix,
+              serdeFor: (reader) => new AvroSerde(schemaRegistry, reader),
+              schemaId: schemaIds.get(`${config.topicPrefix}predictions.${model.name}-value`) ?? 0,
+              metrics: metricsRegistry,
+            }),
+            stageOptionsFor(`inference-${model.name}`, {
+              config,
+              topology,
+              brokers,
+              registryUrl: schemaRegistry,
+              schemaIds,
+              metrics: metricsRegistry,
+              logger,
+            }),
+          ),
+        );
       }
     }
-    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online), predictRoutes(watchers, () => online, metricsRegistry)]);
+    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [
+      onlineRoutes(() => online),
+      predictRoutes(watchers, () => online, metricsRegistry),
+    ]);
 
     if (stackOptions.demo) {
       const { demo: settings } = stackOptions;
       const versions = await publishFeatureViews(topology.views, {
-        kafka, topic: `${config.topicPrefix}registry.features`, registryUrl: schemaRegistry, schemaId: schemaIds.get(`${config.topicPrefix}registry.features-value`) ?? 0, logger,
+        kafka,
+        topic: `${config.topicPrefix}registry.features`,
+        registryUrl: schemaRegistry,
+        schemaId: schemaIds.get(`${config.topicPrefix}registry.features-value`) ?? 0,
+        logger,
       });
       demo = startDemo({
-        kafka, topicPrefix: config.topicPrefix, registryUrl: schemaRegistry, modelsSchemaId: schemaIds.get(`${config.topicPrefix}registry.models-value`) ?? 0, versions,
-        artifactsDir: artifacts.dir, topology, positionFile: path.join(dataDir, 'demo.json'), store: offline, seed: settings.seed, historyEvents: settings.historyEvents, historySpanMs: settings.historySpanMs,
-        rate: settings.rate, ...(settings.driftFrom !== undefined ? { driftFrom: settings.driftFrom } : {}), logger,
+        kafka,
+        topicPrefix: config.topicPrefix,
+        registryUrl: schemaRegistry,
+        modelsSchemaId: schemaIds.get(`${config.topicPrefix}registry.models-value`) ?? 0,
+        versions,
+        artifactsDir: artifacts.dir,
+        topology,
+        positionFile: path.join(dataDir, 'demo.json'),
+        store: offline,
+        seed: settings.seed,
+        historyEvents: settings.historyEvents,
+        historySpanMs: settings.historySpanMs,
+        rate: settings.rate,
+        ...(settings.driftFrom !== undefined ? { driftFrom: settings.driftFrom } : {}),
+        logger,
         onTrained: (report) => settings.onTrained?.(report),
       });
     }
@@ -280,8 +387,16 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   const runningSink = sink;
   const store = offline;
   const sqlServer = sql;
-  const sinkFailed = sink.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error))));
-  const inferenceFailed = inference.map((stage) => stage.done.then(() => new Promise<Error>(() => undefined), (error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
+  const sinkFailed = sink.done.then(
+    () => new Promise<Error>(() => undefined),
+    (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+  );
+  const inferenceFailed = inference.map((stage) =>
+    stage.done.then(
+      () => new Promise<Error>(() => undefined),
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    ),
+  );
   const failed = Promise.race([brokerFailed, running.failed, sinkFailed, ...inferenceFailed]);
   return {
     state,
@@ -312,7 +427,10 @@ async function checkRegistry(url: string): Promise<void> {
     await new RegistryHttpClient(url).call('GET', '/subjects');
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message.replace(/^schema registry at \S+ is unreachable: /, '') : String(cause);
-    throw new SchemaRegistryError(50001, `cannot reach the schema registry at ${url} (SCHEMA_REGISTRY_URL): ${reason}`, { cause, retriable: true });
+    throw new SchemaRegistryError(50001, `cannot reach the schema registry at ${url} (SCHEMA_REGISTRY_URL): ${reason}`, {
+      cause,
+      retriable: true,
+    });
   }
 }
 

@@ -1,7 +1,15 @@
 import type { Logger } from 'pino';
 import type { MetricsRegistry } from '../common/metrics.js';
 import { createKafka } from '../kafka/index.js';
-import { AvroSerde, platformSubjects, predictionSubjects, sourceSubjects, viewSubjects, type SchemaIds, type SubjectSchema } from '../schemas/index.js';
+import {
+  AvroSerde,
+  platformSubjects,
+  predictionSubjects,
+  sourceSubjects,
+  viewSubjects,
+  type SchemaIds,
+  type SubjectSchema,
+} from '../schemas/index.js';
 import { featuresStage } from '../streams/features/stage.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { ingestStage } from '../streams/ingest/stage.js';
@@ -13,8 +21,14 @@ export function topologySubjects(prefix: string, topology: Topology): SubjectSch
   return [
     ...platformSubjects(prefix),
     ...topology.sources.flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)),
-    ...viewSubjects(prefix, topology.views.map((view) => view.name)),
-    ...predictionSubjects(prefix, topology.models.map((model) => model.name)),
+    ...viewSubjects(
+      prefix,
+      topology.views.map((view) => view.name),
+    ),
+    ...predictionSubjects(
+      prefix,
+      topology.models.map((model) => model.name),
+    ),
   ];
 }
 
@@ -34,16 +48,21 @@ type StageFactory = (environment: StageEnvironment) => Promise<StageDefinition<R
 
 /** The stages of a topology, by name: `sluice run <name>` runs one, `sluice up` runs all. */
 export const STAGES: Readonly<Record<string, StageFactory>> = {
-  ingest: ({ topology, topicPrefix, registryUrl, schemaIds, metrics }) => Promise.resolve(ingestStage({
-    sources: topology.sources,
-    topicPrefix,
-    serdeFor: (reader) => new AvroSerde(registryUrl, reader),
-    schemaIds: {
-      events: Object.fromEntries(topology.sources.map((source) => [source.name, schemaIds.get(`${topicPrefix}events.${source.name}-value`) ?? 0])),
-      quality: schemaIds.get(`${topicPrefix}monitoring.quality-value`) ?? 0,
-    },
-    metrics,
-  })),
+  ingest: ({ topology, topicPrefix, registryUrl, schemaIds, metrics }) =>
+    Promise.resolve(
+      ingestStage({
+        sources: topology.sources,
+        topicPrefix,
+        serdeFor: (reader) => new AvroSerde(registryUrl, reader),
+        schemaIds: {
+          events: Object.fromEntries(
+            topology.sources.map((source) => [source.name, schemaIds.get(`${topicPrefix}events.${source.name}-value`) ?? 0]),
+          ),
+          quality: schemaIds.get(`${topicPrefix}monitoring.quality-value`) ?? 0,
+        },
+        metrics,
+      }),
+    ),
   features: async ({ topology, topicPrefix, brokers, registryUrl, schemaIds, metrics, logger }) => {
     // Definitions are published (a changed one gets a new version) before any row is computed.
     const versions = await publishFeatureViews(topology.views, {
@@ -58,7 +77,9 @@ export const STAGES: Readonly<Record<string, StageFactory>> = {
       versions,
       topicPrefix,
       serdeFor: (reader) => new AvroSerde(registryUrl, reader),
-      schemaIds: Object.fromEntries(topology.views.map((view) => [view.name, schemaIds.get(`${topicPrefix}features.${view.name}-value`) ?? 0])),
+      schemaIds: Object.fromEntries(
+        topology.views.map((view) => [view.name, schemaIds.get(`${topicPrefix}features.${view.name}-value`) ?? 0]),
+      ),
       metrics,
     });
   },

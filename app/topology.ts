@@ -25,7 +25,8 @@ export function topologyFile(location: string): string {
   if (!existsSync(absolute)) throw new TopologyLoadError(`no topology at ${absolute}: give a sluice.config.ts or a folder holding one`);
   if (statSync(absolute).isFile()) return absolute;
   const found = TOPOLOGY_FILES.map((name) => path.join(absolute, name)).find((file) => existsSync(file));
-  if (!found) throw new TopologyLoadError(`${absolute} holds no ${TOPOLOGY_FILES.join(' / ')}; create one with \`sluice init ${location}\``);
+  if (!found)
+    throw new TopologyLoadError(`${absolute} holds no ${TOPOLOGY_FILES.join(' / ')}; create one with \`sluice init ${location}\``);
   return found;
 }
 
@@ -35,7 +36,9 @@ let hookRegistered = false;
 function registerSluiceResolver(): void {
   if (hookRegistered) return;
   hookRegistered = true;
-  register(new URL('./sluice-resolver.mjs', import.meta.url), { data: { api: pathToFileURL(path.join(PROJECT_ROOT, 'topology', 'index.ts')).href } });
+  register(new URL('./sluice-resolver.mjs', import.meta.url), {
+    data: { api: pathToFileURL(path.join(PROJECT_ROOT, 'topology', 'index.ts')).href },
+  });
 }
 
 const cache = new Map<string, Promise<LoadedTopology>>();
@@ -62,7 +65,9 @@ async function importTopology(file: string): Promise<LoadedTopology> {
   try {
     module = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (cause) {
-    throw new TopologyLoadError(`loading the topology ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new TopologyLoadError(`loading the topology ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
   const exported = module.default;
   if (typeof exported !== 'object' || exported === null || !('sources' in exported)) {

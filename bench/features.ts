@@ -50,11 +50,34 @@ export async function main(): Promise<void> {
     await admin.connect();
     await admin.createTopics({
       waitForLeaders: true,
-      topics: tables.map((table) => ({ topic: `${prefix}${table.topic}`, numPartitions: table.topic.startsWith('registry.') ? 1 : PARTITIONS, replicationFactor: 1 })),
+      topics: tables.map((table) => ({
+        topic: `${prefix}${table.topic}`,
+        numPartitions: table.topic.startsWith('registry.') ? 1 : PARTITIONS,
+        replicationFactor: 1,
+      })),
     });
     await admin.disconnect();
-    const ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...demo.sources.filter((source) => source.name !== 'chargebacks').flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)), ...viewSubjects(prefix, demo.views.map((view) => view.name))], logger);
-    const versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`) ?? 0, logger });
+    const ids = await registerSchemas(
+      registry.url,
+      [
+        ...platformSubjects(prefix),
+        ...demo.sources
+          .filter((source) => source.name !== 'chargebacks')
+          .flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)),
+        ...viewSubjects(
+          prefix,
+          demo.views.map((view) => view.name),
+        ),
+      ],
+      logger,
+    );
+    const versions = await publishFeatureViews(demo.views, {
+      kafka,
+      topic: `${prefix}registry.features`,
+      registryUrl: registry.url,
+      schemaId: ids.get(`${prefix}registry.features-value`) ?? 0,
+      logger,
+    });
 
     // ---- input: EVENTS demo events, already in the events.* shape ------------------------
     const serde = new AvroSerde(registry.url);
@@ -64,7 +87,8 @@ export async function main(): Promise<void> {
     let batch: { topic: string; key: string; value: Buffer }[] = [];
     const flush = async (): Promise<void> => {
       const byTopic = new Map<string, { key: string; value: Buffer }[]>();
-      for (const message of batch) byTopic.set(message.topic, [...(byTopic.get(message.topic) ?? []), { key: message.key, value: message.value }]);
+      for (const message of batch)
+        byTopic.set(message.topic, [...(byTopic.get(message.topic) ?? []), { key: message.key, value: message.value }]);
       await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
       batch = [];
     };
@@ -73,8 +97,17 @@ export async function main(): Promise<void> {
       const source = record.topic === 'raw.transactions' ? 'transactions' : 'clicks';
       if (source === 'transactions') transactions++;
       const idField = source === 'transactions' ? 'transaction_id' : 'click_id';
-      const event = { ...record.value, event_id: `${source}:${String(record.value[idField])}`, event_time: record.value.timestamp, ingest_time: end };
-      batch.push({ topic: `${prefix}events.${source}`, key: record.key, value: await serde.encode(ids.get(`${prefix}events.${source}-value`) ?? 0, event) });
+      const event = {
+        ...record.value,
+        event_id: `${source}:${String(record.value[idField])}`,
+        event_time: record.value.timestamp,
+        ingest_time: end,
+      };
+      batch.push({
+        topic: `${prefix}events.${source}`,
+        key: record.key,
+        value: await serde.encode(ids.get(`${prefix}events.${source}-value`) ?? 0, event),
+      });
       if (batch.length >= 5_000) await flush();
     }
     await flush();
@@ -82,19 +115,38 @@ export async function main(): Promise<void> {
 
     // ---- the features stage, exactly-once ---------------------------------------------------
     const metrics = createMetricsRegistry(false);
-    const recordsIn = async (): Promise<number> => ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+    const recordsIn = async (): Promise<number> =>
+      ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
     let started = performance.now();
-    const stage = await runStage(featuresStage({
-      views: demo.views, versions, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])), metrics,
-    }), {
-      brokers: cluster.brokers, groupId: 'bench-features', dlqTopic: `${prefix}dlq`, metrics, logger, guarantee: 'exactly_once',
-      stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-state-')), topicPrefix: prefix,
-    });
+    const stage = await runStage(
+      featuresStage({
+        views: demo.views,
+        versions,
+        topicPrefix: prefix,
+        serdeFor: (reader) => new AvroSerde(registry.url, reader),
+        schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])),
+        metrics,
+      }),
+      {
+        brokers: cluster.brokers,
+        groupId: 'bench-features',
+        dlqTopic: `${prefix}dlq`,
+        metrics,
+        logger,
+        guarantee: 'exactly_once',
+        stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-state-')),
+        topicPrefix: prefix,
+      },
+    );
     while ((await recordsIn()) < EVENTS || stage.status().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     const stageSeconds = (performance.now() - started) / 1000;
     const featureRows = transactions * 3 + (EVENTS - transactions);
-    rows.push({ measure: 'features stage, exactly-once, 4 demo views', count: `${EVENTS} events → ${featureRows} rows`, seconds: stageSeconds.toFixed(2), rate: `${Math.round(EVENTS / stageSeconds)} events/s` });
+    rows.push({
+      measure: 'features stage, exactly-once, 4 demo views',
+      count: `${EVENTS} events → ${featureRows} rows`,
+      seconds: stageSeconds.toFixed(2),
+      rate: `${Math.round(EVENTS / stageSeconds)} events/s`,
+    });
 
     // ---- online lookups ------------------------------------------------------------------
     const online = new OnlineStore(stage, demo.views, prefix);
@@ -108,8 +160,15 @@ export async function main(): Promise<void> {
       inProcess.push(performance.now() - before);
     }
     inProcess.sort((left, right) => left - right);
-    rows.push({ measure: 'online lookup in-process (1 view)', count: lookups, seconds: '', rate: `p50 ${percentile(inProcess, 50).toFixed(3)} ms, p99 ${percentile(inProcess, 99).toFixed(3)} ms` });
-    const ops = await serveOps(metrics, { live: () => true, ready: () => true, detail: () => ({}) }, '127.0.0.1', 0, [onlineRoutes(() => online)]);
+    rows.push({
+      measure: 'online lookup in-process (1 view)',
+      count: lookups,
+      seconds: '',
+      rate: `p50 ${percentile(inProcess, 50).toFixed(3)} ms, p99 ${percentile(inProcess, 99).toFixed(3)} ms`,
+    });
+    const ops = await serveOps(metrics, { live: () => true, ready: () => true, detail: () => ({}) }, '127.0.0.1', 0, [
+      onlineRoutes(() => online),
+    ]);
     const overHttp: number[] = [];
     for (let index = 0; index < lookups / 4; index++) {
       const card = `card-${Math.floor(random() ** 2 * 5_000)}`;
@@ -119,19 +178,39 @@ export async function main(): Promise<void> {
       overHttp.push(performance.now() - before);
     }
     overHttp.sort((left, right) => left - right);
-    rows.push({ measure: 'online lookup over HTTP (GET, keep-alive)', count: lookups / 4, seconds: '', rate: `p50 ${percentile(overHttp, 50).toFixed(3)} ms, p99 ${percentile(overHttp, 99).toFixed(3)} ms` });
+    rows.push({
+      measure: 'online lookup over HTTP (GET, keep-alive)',
+      count: lookups / 4,
+      seconds: '',
+      rate: `p50 ${percentile(overHttp, 50).toFixed(3)} ms, p99 ${percentile(overHttp, 99).toFixed(3)} ms`,
+    });
     await ops.close();
     await stage.stop();
 
     // ---- the sink into embedded chDB ----------------------------------------------------------
     await ensureTables(store, tables);
     started = performance.now();
-    const sink = await runSink({ brokers: cluster.brokers, groupId: 'bench-sink', topicPrefix: prefix, tables, store, registryUrl: registry.url, dlqTopic: `${prefix}dlq`, metrics, logger });
+    const sink = await runSink({
+      brokers: cluster.brokers,
+      groupId: 'bench-sink',
+      topicPrefix: prefix,
+      tables,
+      store,
+      registryUrl: registry.url,
+      dlqTopic: `${prefix}dlq`,
+      metrics,
+      logger,
+    });
     const expectedRows = EVENTS + featureRows;
     while (sink.status().inserted < expectedRows) await new Promise((resolve) => setTimeout(resolve, 50));
     const sinkSeconds = (performance.now() - started) / 1000;
     await sink.stop();
-    rows.push({ measure: 'sink → chDB (events + feature rows)', count: expectedRows, seconds: sinkSeconds.toFixed(2), rate: `${Math.round(expectedRows / sinkSeconds)} rows/s` });
+    rows.push({
+      measure: 'sink → chDB (events + feature rows)',
+      count: expectedRows,
+      seconds: sinkSeconds.toFixed(2),
+      rate: `${Math.round(expectedRows / sinkSeconds)} rows/s`,
+    });
 
     // ---- point-in-time training set: 100,000 labels over 1,000,000 feature rows ---------------
     const view = demo.views.find((candidate) => candidate.name === 'card_txn_24h');
@@ -143,15 +222,32 @@ export async function main(): Promise<void> {
     for (let index = 0; index < 1_000_000; index++) {
       const eventTime = end - 30 * DAY + Math.floor((30 * DAY * index) / 1_000_000);
       synthetic.push({
-        view: view.name, version: versions.get(view.name) ?? 1, entity: `card-${index % entities}`, eventId: `e${index}`, eventTime, sequence: index,
-        windowStart: eventTime - DAY, windowEnd: eventTime, values: { txn_count: index % 17, amount_sum: (index % 1_000) / 3, merchant_count: index % 5 },
+        view: view.name,
+        version: versions.get(view.name) ?? 1,
+        entity: `card-${index % entities}`,
+        eventId: `e${index}`,
+        eventTime,
+        sequence: index,
+        windowStart: eventTime - DAY,
+        windowEnd: eventTime,
+        values: { txn_count: index % 17, amount_sum: (index % 1_000) / 3, merchant_count: index % 5 },
       });
     }
     for (let start = 0; start < synthetic.length; start += 100_000) {
-      await store.insert(table.name, synthetic.slice(start, start + 100_000).map((row) => table.toRow(featureVector(row), { partition: 0, offset: String(row.sequence), timestamp: 0, key: null, headers: {} })));
+      await store.insert(
+        table.name,
+        synthetic
+          .slice(start, start + 100_000)
+          .map((row) =>
+            table.toRow(featureVector(row), { partition: 0, offset: String(row.sequence), timestamp: 0, key: null, headers: {} }),
+          ),
+      );
     }
     const labels: Label[] = Array.from({ length: 100_000 }, (_, index) => ({
-      label_id: `l${index}`, entity_id: `card-${Math.floor(random() * entities)}`, label_time: end - Math.floor(random() * 30 * DAY), label: random() < 0.05 ? 1 : 0,
+      label_id: `l${index}`,
+      entity_id: `card-${Math.floor(random() * entities)}`,
+      label_time: end - Math.floor(random() * 30 * DAY),
+      label: random() < 0.05 ? 1 : 0,
     }));
     const requests = [{ view, version: versions.get(view.name) ?? 1 }];
     started = performance.now();
@@ -161,12 +257,35 @@ export async function main(): Promise<void> {
     const byJoin = pointInTimeJoin(synthetic, labels, requests);
     const joinSeconds = (performance.now() - started) / 1000;
     const agree = JSON.stringify(bySql) === JSON.stringify(byJoin);
-    rows.push({ measure: 'point-in-time set by SQL (ASOF JOIN, chDB)', count: '100,000 labels × 1,000,000 rows', seconds: sqlSeconds.toFixed(2), rate: agree ? 'equal to the replay join' : 'DIFFERS from the replay join' });
-    rows.push({ measure: 'point-in-time set in memory (replayed rows)', count: '100,000 labels × 1,000,000 rows', seconds: joinSeconds.toFixed(2), rate: '' });
+    rows.push({
+      measure: 'point-in-time set by SQL (ASOF JOIN, chDB)',
+      count: '100,000 labels × 1,000,000 rows',
+      seconds: sqlSeconds.toFixed(2),
+      rate: agree ? 'equal to the replay join' : 'DIFFERS from the replay join',
+    });
+    rows.push({
+      measure: 'point-in-time set in memory (replayed rows)',
+      count: '100,000 labels × 1,000,000 rows',
+      seconds: joinSeconds.toFixed(2),
+      rate: '',
+    });
     // Idempotent rewrite cost: the same 100,000 rows again, all skipped.
     started = performance.now();
-    const again = await insertNew(store, table, synthetic.slice(0, 100_000).map((row) => table.toRow(featureVector(row), { partition: 0, offset: String(row.sequence), timestamp: 0, key: null, headers: {} })));
-    rows.push({ measure: 'idempotent re-insert of 100,000 present rows', count: `${again} inserted`, seconds: ((performance.now() - started) / 1000).toFixed(2), rate: '' });
+    const again = await insertNew(
+      store,
+      table,
+      synthetic
+        .slice(0, 100_000)
+        .map((row) =>
+          table.toRow(featureVector(row), { partition: 0, offset: String(row.sequence), timestamp: 0, key: null, headers: {} }),
+        ),
+    );
+    rows.push({
+      measure: 'idempotent re-insert of 100,000 present rows',
+      count: `${again} inserted`,
+      seconds: ((performance.now() - started) / 1000).toFixed(2),
+      rate: '',
+    });
   } finally {
     await store.close();
     await registry.stop();

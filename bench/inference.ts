@@ -57,14 +57,46 @@ export async function main(): Promise<void> {
 
   // ---- training seconds per epoch, and onnxruntime-node at several batch sizes ---------------
   const data = syntheticRows(50_000, inputs.length, 1);
-  const trained = await train(data.rows, data.labels, { kind: 'mlp', features: inputs, seed: 1, epochs: 3, learningRate: 0.01, batchSize: 256, hidden: 16 });
-  rows.push({ measure: `training, MLP 16 hidden, 50,000 rows × ${inputs.length} (${trained.backend})`, value: `${(trained.epochSeconds.reduce((sum, seconds) => sum + seconds, 0) / trained.epochSeconds.length).toFixed(2)} s/epoch` });
+  const trained = await train(data.rows, data.labels, {
+    kind: 'mlp',
+    features: inputs,
+    seed: 1,
+    epochs: 3,
+    learningRate: 0.01,
+    batchSize: 256,
+    hidden: 16,
+  });
+  rows.push({
+    measure: `training, MLP 16 hidden, 50,000 rows × ${inputs.length} (${trained.backend})`,
+    value: `${(trained.epochSeconds.reduce((sum, seconds) => sum + seconds, 0) / trained.epochSeconds.length).toFixed(2)} s/epoch`,
+  });
   await tf.setBackend('cpu');
-  const onCpu = await train(data.rows, data.labels, { kind: 'mlp', features: inputs, seed: 1, epochs: 3, learningRate: 0.01, batchSize: 256, hidden: 16 });
-  rows.push({ measure: `training, MLP 16 hidden, 50,000 rows × ${inputs.length} (cpu)`, value: `${(onCpu.epochSeconds.reduce((sum, seconds) => sum + seconds, 0) / onCpu.epochSeconds.length).toFixed(2)} s/epoch` });
+  const onCpu = await train(data.rows, data.labels, {
+    kind: 'mlp',
+    features: inputs,
+    seed: 1,
+    epochs: 3,
+    learningRate: 0.01,
+    batchSize: 256,
+    hidden: 16,
+  });
+  rows.push({
+    measure: `training, MLP 16 hidden, 50,000 rows × ${inputs.length} (cpu)`,
+    value: `${(onCpu.epochSeconds.reduce((sum, seconds) => sum + seconds, 0) / onCpu.epochSeconds.length).toFixed(2)} s/epoch`,
+  });
   await tf.setBackend(trained.backend);
-  const logistic = await train(data.rows, data.labels, { kind: 'logistic', features: inputs, seed: 1, epochs: 3, learningRate: 0.01, batchSize: 256 });
-  rows.push({ measure: `training, logistic regression, 50,000 rows (${logistic.backend})`, value: `${(logistic.epochSeconds.reduce((sum, seconds) => sum + seconds, 0) / logistic.epochSeconds.length).toFixed(2)} s/epoch` });
+  const logistic = await train(data.rows, data.labels, {
+    kind: 'logistic',
+    features: inputs,
+    seed: 1,
+    epochs: 3,
+    learningRate: 0.01,
+    batchSize: 256,
+  });
+  rows.push({
+    measure: `training, logistic regression, 50,000 rows (${logistic.backend})`,
+    value: `${(logistic.epochSeconds.reduce((sum, seconds) => sum + seconds, 0) / logistic.epochSeconds.length).toFixed(2)} s/epoch`,
+  });
   const scorer = await OnnxScorer.load(toOnnx(trained.network, 'bench'), inputs.length);
   for (const batchSize of [1, 64, 1_024]) {
     const batch = toBatch(trained.network, data.rows.slice(0, batchSize));
@@ -72,7 +104,10 @@ export async function main(): Promise<void> {
     const started = performance.now();
     for (let call = 0; call < calls; call++) await scorer.score(batch);
     const seconds = (performance.now() - started) / 1000;
-    rows.push({ measure: `onnxruntime-node, batch ${batchSize}`, value: `${Math.round((calls * batchSize) / seconds)} rows/s (${((seconds / calls) * 1e6).toFixed(0)} µs/call)` });
+    rows.push({
+      measure: `onnxruntime-node, batch ${batchSize}`,
+      value: `${Math.round((calls * batchSize) / seconds)} rows/s (${((seconds / calls) * 1e6).toFixed(0)} µs/call)`,
+    });
   }
   await scorer.close();
 
@@ -88,51 +123,163 @@ export async function main(): Promise<void> {
     const prefix = 'bench.';
     const admin = kafka.admin();
     await admin.connect();
-    const topics = ['raw.transactions', 'raw.clicks', 'raw.chargebacks', 'events.transactions', 'events.clicks', 'events.chargebacks', 'dlq', 'monitoring.quality', 'predictions.fraud', ...demo.views.map((view) => `features.${view.name}`)];
-    await admin.createTopics({ waitForLeaders: true, topics: [...topics.map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: PARTITIONS, replicationFactor: 1 })), ...['registry.features', 'registry.models'].map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: 1, replicationFactor: 1 }))] });
+    const topics = [
+      'raw.transactions',
+      'raw.clicks',
+      'raw.chargebacks',
+      'events.transactions',
+      'events.clicks',
+      'events.chargebacks',
+      'dlq',
+      'monitoring.quality',
+      'predictions.fraud',
+      ...demo.views.map((view) => `features.${view.name}`),
+    ];
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        ...topics.map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: PARTITIONS, replicationFactor: 1 })),
+        ...['registry.features', 'registry.models'].map((topic) => ({
+          topic: `${prefix}${topic}`,
+          numPartitions: 1,
+          replicationFactor: 1,
+        })),
+      ],
+    });
     await admin.disconnect();
     const ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
-    const versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`) ?? 0, logger });
+    const versions = await publishFeatureViews(demo.views, {
+      kafka,
+      topic: `${prefix}registry.features`,
+      registryUrl: registry.url,
+      schemaId: ids.get(`${prefix}registry.features-value`) ?? 0,
+      logger,
+    });
     const artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-models-')));
-    const sha = await artifacts.put(toOnnx(trained.network, 'fraud'), { name: 'fraud', inputs, fill: [...trained.network.mean], threshold: 0.5, trainer: 'tfjs-mlp', metrics: {}, baseline: {} });
-    await registerModelVersion({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.models-value`) ?? 0 }, {
-      name: 'fraud', artifact_sha256: sha, trainer: 'tfjs-mlp', params: {}, metrics: {}, dataset: { ranges: [], feature_versions: {} }, code_commit: null, run_id: null, created_at: Date.now(),
-    }, ['champion']);
+    const sha = await artifacts.put(toOnnx(trained.network, 'fraud'), {
+      name: 'fraud',
+      inputs,
+      fill: [...trained.network.mean],
+      threshold: 0.5,
+      trainer: 'tfjs-mlp',
+      metrics: {},
+      baseline: {},
+    });
+    await registerModelVersion(
+      { kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.models-value`) ?? 0 },
+      {
+        name: 'fraud',
+        artifact_sha256: sha,
+        trainer: 'tfjs-mlp',
+        params: {},
+        metrics: {},
+        dataset: { ranges: [], feature_versions: {} },
+        code_commit: null,
+        run_id: null,
+        created_at: Date.now(),
+      },
+      ['champion'],
+    );
     const metrics = createMetricsRegistry(false);
     const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-inference-'));
-    const options = (group: string) => ({ brokers: cluster.brokers, groupId: group, dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix, guarantee: 'exactly_once' as const });
-    const serdeFor = (reader?: ConstructorParameters<typeof AvroSerde>[1]): AvroSerde => new AvroSerde(registry.url, reader);
-    stages.push(await runStage(ingestStage({
-      sources: demo.sources, topicPrefix: prefix, serdeFor,
-      schemaIds: { events: Object.fromEntries(demo.sources.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`) ?? 0])), quality: ids.get(`${prefix}monitoring.quality-value`) ?? 0 },
+    const options = (group: string) => ({
+      brokers: cluster.brokers,
+      groupId: group,
+      dlqTopic: `${prefix}dlq`,
       metrics,
-    }), options('ingest')));
-    const features = await runStage(featuresStage({
-      views: demo.views, versions, topicPrefix: prefix, serdeFor,
-      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])), metrics,
-    }), options('features'));
+      logger,
+      stateDir,
+      topicPrefix: prefix,
+      guarantee: 'exactly_once' as const,
+    });
+    const serdeFor = (reader?: ConstructorParameters<typeof AvroSerde>[1]): AvroSerde => new AvroSerde(registry.url, reader);
+    stages.push(
+      await runStage(
+        ingestStage({
+          sources: demo.sources,
+          topicPrefix: prefix,
+          serdeFor,
+          schemaIds: {
+            events: Object.fromEntries(demo.sources.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`) ?? 0])),
+            quality: ids.get(`${prefix}monitoring.quality-value`) ?? 0,
+          },
+          metrics,
+        }),
+        options('ingest'),
+      ),
+    );
+    const features = await runStage(
+      featuresStage({
+        views: demo.views,
+        versions,
+        topicPrefix: prefix,
+        serdeFor,
+        schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`) ?? 0])),
+        metrics,
+      }),
+      options('features'),
+    );
     stages.push(features);
-    watcher = new ModelWatcher({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, model: 'fraud', artifacts, logger, maxWaitMs: 0 });
+    watcher = new ModelWatcher({
+      kafka,
+      topic: `${prefix}registry.models`,
+      registryUrl: registry.url,
+      model: 'fraud',
+      artifacts,
+      logger,
+      maxWaitMs: 0,
+    });
     await watcher.start();
     while (!watcher.current()) await new Promise((resolve) => setTimeout(resolve, 50));
     const online = new OnlineStore(features, demo.views, prefix);
-    const predictionsOf = async (): Promise<number> => ((await metrics.getSingleMetric('sluice_predictions_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
-    const featureRowsOf = async (): Promise<number> => ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? []).filter((value) => value.labels.stage === 'features').reduce((sum, value) => sum + value.value, 0);
+    const predictionsOf = async (): Promise<number> =>
+      ((await metrics.getSingleMetric('sluice_predictions_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+    const featureRowsOf = async (): Promise<number> =>
+      ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? [])
+        .filter((value) => value.labels.stage === 'features')
+        .reduce((sum, value) => sum + value.value, 0);
 
     // Stage alone: 20,000 transactions already through ingest and features, then inference.
-    const backlog = [...demoEvents({ seed: 5, events: 20_000, end: Date.now(), spanMs: 3_600_000, cards: 2_000, transactionShare: 1 })].filter((record) => record.topic === 'raw.transactions');
+    const backlog = [
+      ...demoEvents({ seed: 5, events: 20_000, end: Date.now(), spanMs: 3_600_000, cards: 2_000, transactionShare: 1 }),
+    ].filter((record) => record.topic === 'raw.transactions');
     await produceJson(kafka, prefix, backlog);
     while ((await featureRowsOf()) < backlog.length) await new Promise((resolve) => setTimeout(resolve, 100));
     const started = performance.now();
-    stages.push(await runStage(inferenceStage({ model, watcher, features: featuresAsOfEvent(online), topicPrefix: prefix, serdeFor, schemaId: ids.get(`${prefix}predictions.fraud-value`) ?? 0, metrics }), options('inference')));
+    stages.push(
+      await runStage(
+        inferenceStage({
+          model,
+          watcher,
+          features: featuresAsOfEvent(online),
+          topicPrefix: prefix,
+          serdeFor,
+          schemaId: ids.get(`${prefix}predictions.fraud-value`) ?? 0,
+          metrics,
+        }),
+        options('inference'),
+      ),
+    );
     while ((await predictionsOf()) < backlog.length) await new Promise((resolve) => setTimeout(resolve, 50));
     const stageSeconds = (performance.now() - started) / 1000;
-    rows.push({ measure: 'inference stage alone (exactly-once, 6 partitions, features ready)', value: `${Math.round(backlog.length / stageSeconds)} predictions/s (${backlog.length} in ${stageSeconds.toFixed(1)} s)` });
+    rows.push({
+      measure: 'inference stage alone (exactly-once, 6 partitions, features ready)',
+      value: `${Math.round(backlog.length / stageSeconds)} predictions/s (${backlog.length} in ${stageSeconds.toFixed(1)} s)`,
+    });
 
     // End to end at a fixed rate: event produced → prediction committed.
     for (const rate of [1_000, 5_000]) {
       const seconds = 10;
-      const records = [...demoEvents({ seed: rate, events: rate * seconds, end: Date.now() + seconds * 1000, spanMs: seconds * 1000, cards: 2_000, transactionShare: 1 })].filter((record) => record.topic === 'raw.transactions');
+      const records = [
+        ...demoEvents({
+          seed: rate,
+          events: rate * seconds,
+          end: Date.now() + seconds * 1000,
+          spanMs: seconds * 1000,
+          cards: 2_000,
+          transactionShare: 1,
+        }),
+      ].filter((record) => record.topic === 'raw.transactions');
       const latencies: number[] = [];
       const consumer = kafka.consumer({ groupId: `bench-latency-${rate}`, readUncommitted: false, maxWaitTimeInMs: 20 });
       const serde = new AvroSerde(registry.url);
@@ -157,14 +304,20 @@ export async function main(): Promise<void> {
         if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
         const now = Date.now();
         for (const record of slice) sentAt.set(`transactions:${String(record.value.transaction_id)}`, now);
-        await producer.send({ topic: `${prefix}raw.transactions`, messages: slice.map((record) => ({ key: record.key, value: JSON.stringify({ ...record.value, timestamp: now }) })) });
+        await producer.send({
+          topic: `${prefix}raw.transactions`,
+          messages: slice.map((record) => ({ key: record.key, value: JSON.stringify({ ...record.value, timestamp: now }) })),
+        });
       }
       await producer.disconnect();
       const deadline = Date.now() + 120_000;
       while (latencies.length < records.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
       await consumer.disconnect();
       latencies.sort((left, right) => left - right);
-      rows.push({ measure: `end to end at ${rate} events/s for ${seconds} s (raw → prediction committed)`, value: `p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms (${latencies.length}/${records.length} received)` });
+      rows.push({
+        measure: `end to end at ${rate} events/s for ${seconds} s (raw → prediction committed)`,
+        value: `p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms (${latencies.length}/${records.length} received)`,
+      });
     }
   } finally {
     for (const stage of stages.reverse()) await stage.stop();
@@ -175,11 +328,18 @@ export async function main(): Promise<void> {
   printTable('Inference (fraud model: 9 inputs, MLP 16 hidden; local broker; one Node process)', rows);
 }
 
-async function produceJson(kafka: Kafka, prefix: string, records: readonly { topic: string; key: string; value: Record<string, unknown> }[]): Promise<void> {
+async function produceJson(
+  kafka: Kafka,
+  prefix: string,
+  records: readonly { topic: string; key: string; value: Record<string, unknown> }[],
+): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   for (let start = 0; start < records.length; start += 5_000) {
-    await producer.send({ topic: `${prefix}raw.transactions`, messages: records.slice(start, start + 5_000).map((record) => ({ key: record.key, value: JSON.stringify(record.value) })) });
+    await producer.send({
+      topic: `${prefix}raw.transactions`,
+      messages: records.slice(start, start + 5_000).map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+    });
   }
   await producer.disconnect();
 }

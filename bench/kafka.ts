@@ -42,7 +42,10 @@ export async function main(): Promise<void> {
   } finally {
     await cluster.stop();
   }
-  printTable(`kafkajs ${kafkaVersion()} against Kafka ${config.kafka.externalBrokers ? 'at KAFKA_BROKERS' : config.kafka.version} (local, ${PARTITIONS} partitions, acks=all, idempotent producer, ${SEND_BATCH}-message sends)`, rows);
+  printTable(
+    `kafkajs ${kafkaVersion()} against Kafka ${config.kafka.externalBrokers ? 'at KAFKA_BROKERS' : config.kafka.version} (local, ${PARTITIONS} partitions, acks=all, idempotent producer, ${SEND_BATCH}-message sends)`,
+    rows,
+  );
 }
 
 function row(operation: string, size: number, count: number, seconds: number): Row {

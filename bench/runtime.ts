@@ -31,7 +31,10 @@ export async function main(): Promise<void> {
     const admin = kafka.admin();
     await admin.connect();
     const topics = [input, 'dlq', ...(['exactly_once', 'at_least_once'] as const).map((guarantee) => `${input}-${guarantee}`)];
-    await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })) });
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+    });
 
     // Input: RECORDS Avro-encoded transactions.
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -41,8 +44,18 @@ export async function main(): Promise<void> {
       const messages = [];
       for (let i = start; i < Math.min(RECORDS, start + 2_000); i++) {
         const value = {
-          transaction_id: `tx-${i}`, card_id: `card-${i % 5_000}`, merchant_id: `m-${i % 700}`, merchant_category: '5411', amount: (i % 10_000) / 100,
-          currency: 'EUR', country: 'NL', channel: 'ONLINE', timestamp: 1_795_000_000_000 + i, event_id: `transactions:tx-${i}`, event_time: 1_795_000_000_000 + i, ingest_time: 1_795_000_000_000 + i,
+          transaction_id: `tx-${i}`,
+          card_id: `card-${i % 5_000}`,
+          merchant_id: `m-${i % 700}`,
+          merchant_category: '5411',
+          amount: (i % 10_000) / 100,
+          currency: 'EUR',
+          country: 'NL',
+          channel: 'ONLINE',
+          timestamp: 1_795_000_000_000 + i,
+          event_id: `transactions:tx-${i}`,
+          event_time: 1_795_000_000_000 + i,
+          ingest_time: 1_795_000_000_000 + i,
         };
         messages.push({ key: value.card_id, value: await serde.encode(id, value) });
       }
@@ -50,7 +63,12 @@ export async function main(): Promise<void> {
     }
     const produceSeconds = (performance.now() - started) / 1000;
     await producer.disconnect();
-    rows.push({ pipeline: 'kafkajs produce (raw, acks=all, idempotent)', records: RECORDS, seconds: produceSeconds.toFixed(2), 'records/s': Math.round(RECORDS / produceSeconds) });
+    rows.push({
+      pipeline: 'kafkajs produce (raw, acks=all, idempotent)',
+      records: RECORDS,
+      seconds: produceSeconds.toFixed(2),
+      'records/s': Math.round(RECORDS / produceSeconds),
+    });
 
     // kafkajs raw consume of the same topic.
     const consumer = kafka.consumer({ groupId: `${input}-raw` });
@@ -58,33 +76,67 @@ export async function main(): Promise<void> {
     await consumer.subscribe({ topic: input, fromBeginning: true });
     let consumed = 0;
     await new Promise<void>((resolve) => {
-      consumer.on(consumer.events.GROUP_JOIN, () => { started = performance.now(); });
-      void consumer.run({ eachBatch: async ({ batch }) => { consumed += batch.messages.length; if (consumed >= RECORDS) resolve(); await Promise.resolve(); } });
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        started = performance.now();
+      });
+      void consumer.run({
+        eachBatch: async ({ batch }) => {
+          consumed += batch.messages.length;
+          if (consumed >= RECORDS) resolve();
+          await Promise.resolve();
+        },
+      });
     });
     const consumeSeconds = (performance.now() - started) / 1000;
     await consumer.disconnect();
-    rows.push({ pipeline: 'kafkajs consume (raw)', records: RECORDS, seconds: consumeSeconds.toFixed(2), 'records/s': Math.round(RECORDS / consumeSeconds) });
+    rows.push({
+      pipeline: 'kafkajs consume (raw)',
+      records: RECORDS,
+      seconds: consumeSeconds.toFixed(2),
+      'records/s': Math.round(RECORDS / consumeSeconds),
+    });
 
     for (const guarantee of ['exactly_once', 'at_least_once'] as Guarantee[]) {
       const output = `${input}-${guarantee}`;
       const groupId = `${input}-${guarantee}-group`;
       const metrics = createMetricsRegistry(false);
       let joinedAt = 0;
-      const stage = await runStage<Record<string, unknown>>({
-        name: `bench-${guarantee}`,
-        inputs: [input],
-        decode: async (raw) => (await serde.decode(raw.value ?? Buffer.alloc(0))) as Record<string, unknown>,
-        eventTime: (value) => Number(value.event_time),
-        process: async (record) => [{ topic: output, key: record.key, value: await serde.encode(id, { ...record.value, amount: Number(record.value.amount) * 1.1 }) }],
-      }, { brokers: cluster.brokers, groupId, dlqTopic: 'dlq', guarantee, metrics, logger });
-      const poll = setInterval(() => { if (joinedAt === 0 && stage.status().ready) joinedAt = performance.now(); }, 5);
-      while ((await admin.fetchOffsets({ groupId, topics: [input] }))[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) !== RECORDS) {
+      const stage = await runStage<Record<string, unknown>>(
+        {
+          name: `bench-${guarantee}`,
+          inputs: [input],
+          decode: async (raw) => (await serde.decode(raw.value ?? Buffer.alloc(0))) as Record<string, unknown>,
+          eventTime: (value) => Number(value.event_time),
+          process: async (record) => [
+            {
+              topic: output,
+              key: record.key,
+              value: await serde.encode(id, { ...record.value, amount: Number(record.value.amount) * 1.1 }),
+            },
+          ],
+        },
+        { brokers: cluster.brokers, groupId, dlqTopic: 'dlq', guarantee, metrics, logger },
+      );
+      const poll = setInterval(() => {
+        if (joinedAt === 0 && stage.status().ready) joinedAt = performance.now();
+      }, 5);
+      while (
+        (await admin.fetchOffsets({ groupId, topics: [input] }))[0]?.partitions.reduce(
+          (sum, entry) => sum + Math.max(0, Number(entry.offset)),
+          0,
+        ) !== RECORDS
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       const seconds = (performance.now() - joinedAt) / 1000;
       clearInterval(poll);
       await stage.stop();
-      rows.push({ pipeline: `stage decode→map→encode, ${guarantee}`, records: RECORDS, seconds: seconds.toFixed(2), 'records/s': Math.round(RECORDS / seconds) });
+      rows.push({
+        pipeline: `stage decode→map→encode, ${guarantee}`,
+        records: RECORDS,
+        seconds: seconds.toFixed(2),
+        'records/s': Math.round(RECORDS / seconds),
+      });
     }
     await admin.disconnect();
   } finally {

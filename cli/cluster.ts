@@ -16,7 +16,9 @@ export async function findCluster(config: SluiceConfig): Promise<Cluster> {
   const brokers = config.kafka.externalBrokers ?? stack?.endpoints.kafka.split(',');
   const registryUrl = config.schemaRegistry.externalUrl ?? stack?.endpoints.schemaRegistry;
   if (!brokers || !registryUrl) {
-    throw new ConfigError(`no cluster to run against: start \`sluice up\` (data directory ${config.dataDir}) or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL`);
+    throw new ConfigError(
+      `no cluster to run against: start \`sluice up\` (data directory ${config.dataDir}) or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL`,
+    );
   }
   return { brokers, registryUrl, stack };
 }
@@ -29,6 +31,7 @@ export async function findCluster(config: SluiceConfig): Promise<Cluster> {
 export function offlineStoreFor(config: SluiceConfig, cluster: Cluster): OfflineStore {
   if (config.clickhouse.url) return new RemoteOfflineStore(config.clickhouse.url);
   const admin = cluster.stack?.clickhouseAdmin;
-  if (!cluster.stack || !admin) throw new ConfigError(`no offline store: start \`sluice up\` (data directory ${config.dataDir}) or set CLICKHOUSE_URL`);
+  if (!cluster.stack || !admin)
+    throw new ConfigError(`no offline store: start \`sluice up\` (data directory ${config.dataDir}) or set CLICKHOUSE_URL`);
   return new RemoteOfflineStore(cluster.stack.endpoints.clickhouse, admin);
 }

@@ -14,7 +14,10 @@ const program = new Command()
   .name('sluice')
   .description('Streaming-first, event-sourced ML infrastructure over Apache Kafka')
   .version('0.1.0')
-  .option('--topology <path>', "the topology: a sluice.config.ts or a folder holding one (default: SLUICE_TOPOLOGY, the running stack's, or ./sluice.config.ts)")
+  .option(
+    '--topology <path>',
+    "the topology: a sluice.config.ts or a folder holding one (default: SLUICE_TOPOLOGY, the running stack's, or ./sluice.config.ts)",
+  )
   .showHelpAfterError()
   .hook('preAction', (command) => {
     // Every command reads its configuration from the environment; the flag is one more source of it.
@@ -45,31 +48,44 @@ program
   .option('--format <format>', 'a ClickHouse output format instead of PrettyCompact (JSONEachRow, CSV, ...)')
   .action(runAction(sqlCommand));
 
-const range = (command: Command): Command => command
-  .option('--views <names>', 'comma-separated feature views (default: all)')
-  .option('--from <time>', 'start of the range: epoch ms or ISO time (Kafka record time)')
-  .option('--to <time>', 'end of the range (default: the topics\' ends when the job starts)')
-  .option('--from-offsets <list>', 'start offsets per partition, e.g. 0:100,1:250')
-  .option('--to-offsets <list>', 'end offsets per partition (exclusive)');
+const range = (command: Command): Command =>
+  command
+    .option('--views <names>', 'comma-separated feature views (default: all)')
+    .option('--from <time>', 'start of the range: epoch ms or ISO time (Kafka record time)')
+    .option('--to <time>', "end of the range (default: the topics' ends when the job starts)")
+    .option('--from-offsets <list>', 'start offsets per partition, e.g. 0:100,1:250')
+    .option('--to-offsets <list>', 'end offsets per partition (exclusive)');
 
-range(program
-  .command('backfill')
-  .alias('replay')
-  .description('recompute feature views from events.<source> topic ranges into the offline store, with the live code (idempotent)'))
-  .action(runAction(backfillCommand));
+range(
+  program
+    .command('backfill')
+    .alias('replay')
+    .description('recompute feature views from events.<source> topic ranges into the offline store, with the live code (idempotent)'),
+).action(runAction(backfillCommand));
 
 const features = program.command('features').description('the feature store: registry, online lookups, consistency');
-features.command('ls').description('list every version of every feature view in registry.features').option('--json', 'print JSON')
+features
+  .command('ls')
+  .description('list every version of every feature view in registry.features')
+  .option('--json', 'print JSON')
   .action(runAction(listFeaturesCommand));
-features.command('get').description('look up the latest values of a view for an entity (online store)').argument('<view>').argument('<entity>')
+features
+  .command('get')
+  .description('look up the latest values of a view for an entity (online store)')
+  .argument('<view>')
+  .argument('<entity>')
   .action(runAction(getFeaturesCommand));
-range(features.command('check').description('compare values served online with values recomputed by replay; exit 2 on any mismatch').option('--json', 'print JSON'))
-  .action(runAction(checkCommand));
+range(
+  features
+    .command('check')
+    .description('compare values served online with values recomputed by replay; exit 2 on any mismatch')
+    .option('--json', 'print JSON'),
+).action(runAction(checkCommand));
 
 program
   .command('produce')
   .description('send NDJSON or CSV records to raw.<source> (keyed by its entity), or run the demo generator with --demo')
-  .argument('[source]', "a source of the topology (its raw schema types CSV cells)")
+  .argument('[source]', 'a source of the topology (its raw schema types CSV cells)')
   .argument('[file]', 'a .ndjson or .csv file')
   .option('--demo', 'generate demo events: history, then live events with late chargebacks')
   .option('--seed <n>', 'generator seed', '42')
@@ -80,7 +96,7 @@ program
 
 program
   .command('tail')
-  .description('print a topic\'s committed records as JSON lines, Avro decoded (e.g. sluice tail predictions.fraud)')
+  .description("print a topic's committed records as JSON lines, Avro decoded (e.g. sluice tail predictions.fraud)")
   .argument('<topic>', 'the topic, without the prefix')
   .option('--from-beginning', 'start at the oldest record instead of new ones')
   .option('--max <n>', 'stop after n records')
@@ -90,18 +106,36 @@ program
   .command('train')
   .description('train a model from replayed topics, evaluate it on the latest time slice, export ONNX and register a version')
   .argument('<model>', 'a model of the topology')
-  .option('--trainer <kind>', 'logistic or mlp (default: the definition\'s)')
-  .option('--epochs <n>', 'epochs (default: the definition\'s)')
-  .option('--seed <n>', 'seed (default: the definition\'s)')
+  .option('--trainer <kind>', "logistic or mlp (default: the definition's)")
+  .option('--epochs <n>', "epochs (default: the definition's)")
+  .option('--seed <n>', "seed (default: the definition's)")
   .option('--promote', 'make the new version champion (the first version always is)')
   .action(runAction(trainCommand));
 
 const models = program.command('models').description('the model registry (registry.models)');
-models.command('ls').description('every version of every model, with aliases and AUC').option('--json', 'print JSON').action(runAction(listModelsCommand));
-models.command('show').description('one version in full: lineage, params, metrics (default: the champion)').argument('<model>').argument('[version]').action(runAction(showModelCommand));
-models.command('promote').description('point an alias (default champion) at a version; inference hot-reloads it').argument('<model>').argument('<version>')
-  .option('--alias <alias>', 'the alias', 'champion').action(runAction(promoteCommand));
-models.command('rollback').description('move champion back to the version before it').argument('<model>').action(runAction(rollbackCommand));
+models
+  .command('ls')
+  .description('every version of every model, with aliases and AUC')
+  .option('--json', 'print JSON')
+  .action(runAction(listModelsCommand));
+models
+  .command('show')
+  .description('one version in full: lineage, params, metrics (default: the champion)')
+  .argument('<model>')
+  .argument('[version]')
+  .action(runAction(showModelCommand));
+models
+  .command('promote')
+  .description('point an alias (default champion) at a version; inference hot-reloads it')
+  .argument('<model>')
+  .argument('<version>')
+  .option('--alias <alias>', 'the alias', 'champion')
+  .action(runAction(promoteCommand));
+models
+  .command('rollback')
+  .description('move champion back to the version before it')
+  .argument('<model>')
+  .action(runAction(rollbackCommand));
 
 program
   .command('status')

@@ -24,13 +24,16 @@ describe('loadConfig', () => {
   });
 
   it('reads every variable it knows, resolving paths against the working directory', () => {
-    const config = loadConfig({
-      SLUICE_DATA_DIR: 'state',
-      SLUICE_KAFKA_PORT: '9092',
-      SLUICE_TOPIC_PREFIX: 'staging.',
-      KAFKA_BROKERS: 'a:9092, b:9093',
-      JAVA_HOME: '/opt/jdk',
-    }, '/srv');
+    const config = loadConfig(
+      {
+        SLUICE_DATA_DIR: 'state',
+        SLUICE_KAFKA_PORT: '9092',
+        SLUICE_TOPIC_PREFIX: 'staging.',
+        KAFKA_BROKERS: 'a:9092, b:9093',
+        JAVA_HOME: '/opt/jdk',
+      },
+      '/srv',
+    );
     expect(config.dataDir).toBe('/srv/state');
     expect(config.kafka.port).toBe(9092);
     expect(config.topicPrefix).toBe('staging.');

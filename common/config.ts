@@ -18,12 +18,21 @@ const environmentSchema = z.strictObject({
   SLUICE_CACHE_DIR: z.string().min(1).optional(),
   SLUICE_TOPOLOGY: z.string().min(1).optional(),
   SLUICE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  SLUICE_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only').default(''),
+  SLUICE_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+    .default(''),
   SLUICE_PARTITIONS: positiveInt.default(6),
-  SLUICE_KAFKA_VERSION: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version such as 4.4.0').default('4.4.0'),
+  SLUICE_KAFKA_VERSION: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+$/, 'a version such as 4.4.0')
+    .default('4.4.0'),
   SLUICE_KAFKA_PORT: port.default(0),
   SLUICE_KAFKA_CONTROLLER_PORT: port.default(0),
-  SLUICE_KAFKA_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM size such as 512m or 1g').default('512m'),
+  SLUICE_KAFKA_HEAP: z
+    .string()
+    .regex(/^\d+[mg]$/, 'a JVM size such as 512m or 1g')
+    .default('512m'),
   SLUICE_KAFKA_START_TIMEOUT_MS: positiveInt.default(90_000),
   SLUICE_KAFKA_STOP_TIMEOUT_MS: positiveInt.default(20_000),
   SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
@@ -97,9 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const parsed = environmentSchema.safeParse(relevant);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `unknown setting ${issue.keys.join(', ')}`
-        : `${issue.path.join('.')}: ${issue.message}`,
+      issue.code === 'unrecognized_keys' ? `unknown setting ${issue.keys.join(', ')}` : `${issue.path.join('.')}: ${issue.message}`,
     );
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
@@ -147,7 +154,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
 
 /** Parses `host:port,host:port`, rejecting empty or port-less entries. */
 export function parseBrokers(value: string): string[] {
-  const brokers = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const brokers = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
   if (brokers.length === 0) throw new Error('no brokers listed');
   for (const broker of brokers) {
     const separator = broker.lastIndexOf(':');

@@ -26,7 +26,9 @@ describe('ports', () => {
   it('refuses a configured port that is taken, naming the setting', async () => {
     const taken = await occupy();
     await expect(choosePort(taken, undefined, 'SLUICE_KAFKA_PORT')).rejects.toBeInstanceOf(PortInUseError);
-    await expect(choosePort(taken, undefined, 'SLUICE_KAFKA_PORT')).rejects.toThrow(`port ${taken} on 127.0.0.1 is already in use (SLUICE_KAFKA_PORT)`);
+    await expect(choosePort(taken, undefined, 'SLUICE_KAFKA_PORT')).rejects.toThrow(
+      `port ${taken} on 127.0.0.1 is already in use (SLUICE_KAFKA_PORT)`,
+    );
   });
 
   it('keeps the previous port while it is free, and moves on when it is not', async () => {

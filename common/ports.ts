@@ -33,7 +33,12 @@ export function freePort(host = LOOPBACK): Promise<number> {
  * Chooses a port: the configured one (which must be free), else the one used last time if it is
  * still free (so clients keep working across restarts), else any free port.
  */
-export async function choosePort(configured: number, previous: number | undefined, setting: string, avoid: readonly number[] = []): Promise<number> {
+export async function choosePort(
+  configured: number,
+  previous: number | undefined,
+  setting: string,
+  avoid: readonly number[] = [],
+): Promise<number> {
   if (configured !== 0) {
     if (!(await isPortFree(configured))) throw new PortInUseError(configured, setting);
     return configured;

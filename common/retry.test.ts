@@ -16,10 +16,13 @@ describe('retry', () => {
   it('retries retriable failures until one succeeds, reporting each retry', async () => {
     const onRetry = vi.fn();
     let calls = 0;
-    const result = await retry((attempt) => {
-      calls++;
-      return attempt < 3 ? Promise.reject(transient()) : Promise.resolve(attempt);
-    }, { ...fast, onRetry });
+    const result = await retry(
+      (attempt) => {
+        calls++;
+        return attempt < 3 ? Promise.reject(transient()) : Promise.resolve(attempt);
+      },
+      { ...fast, onRetry },
+    );
     expect(result).toBe(3);
     expect(calls).toBe(3);
     expect(onRetry).toHaveBeenCalledTimes(2);
@@ -28,7 +31,12 @@ describe('retry', () => {
   it('throws a non-retriable failure at once, unwrapped', async () => {
     const error = fatal();
     let calls = 0;
-    await expect(retry(() => { calls++; return Promise.reject(error); }, fast)).rejects.toBe(error);
+    await expect(
+      retry(() => {
+        calls++;
+        return Promise.reject(error);
+      }, fast),
+    ).rejects.toBe(error);
     expect(calls).toBe(1);
   });
 
@@ -40,8 +48,15 @@ describe('retry', () => {
 
   it('uses a custom predicate when given one', async () => {
     let calls = 0;
-    await expect(retry(() => { calls++; return Promise.reject(new Error('ETIMEDOUT')); }, { ...fast, isRetriable: () => true }))
-      .rejects.toBeInstanceOf(RetriesExhaustedError);
+    await expect(
+      retry(
+        () => {
+          calls++;
+          return Promise.reject(new Error('ETIMEDOUT'));
+        },
+        { ...fast, isRetriable: () => true },
+      ),
+    ).rejects.toBeInstanceOf(RetriesExhaustedError);
     expect(calls).toBe(4);
   });
 

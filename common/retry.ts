@@ -21,8 +21,7 @@ export class RetriesExhaustedError extends SluiceError {
   }
 }
 
-const defaultIsRetriable = (error: unknown): boolean =>
-  error instanceof SluiceError && error.retriable;
+const defaultIsRetriable = (error: unknown): boolean => error instanceof SluiceError && error.retriable;
 
 /** Full-jitter exponential backoff delay for the given (1-based) attempt that just failed. */
 export function backoffDelay(attempt: number, initialDelayMs: number, maxDelayMs: number): number {

@@ -53,9 +53,15 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Vie
       if (!message.value) return;
       const vector = (await serde.decode(message.value)) as Record<string, unknown>;
       if (vector.view_version !== options.versions.get(view.name)) return;
-      rows.set(pairKey(String(vector.entity_id), String(vector.event_id)), comparable({
-        eventTime: Number(vector.event_time), windowStart: Number(vector.window_start), windowEnd: Number(vector.window_end), values: vector.values,
-      }));
+      rows.set(
+        pairKey(String(vector.entity_id), String(vector.event_id)),
+        comparable({
+          eventTime: Number(vector.event_time),
+          windowStart: Number(vector.window_start),
+          windowEnd: Number(vector.window_end),
+          values: vector.values,
+        }),
+      );
     });
   }
 
@@ -91,7 +97,13 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Vie
       const recomputed = comparable({ ...row, values: row.values });
       if (served !== recomputed) {
         mismatched++;
-        if (examples.length < 5) examples.push({ entity: row.entity, eventId: row.eventId, live: JSON.parse(served) as unknown, replay: JSON.parse(recomputed) as unknown });
+        if (examples.length < 5)
+          examples.push({
+            entity: row.entity,
+            eventId: row.eventId,
+            live: JSON.parse(served) as unknown,
+            replay: JSON.parse(recomputed) as unknown,
+          });
       }
     }
     const onlyLive = [...liveRows.keys()].filter((key) => !replayRows.has(key)).length;

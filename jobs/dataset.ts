@@ -110,7 +110,9 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     labels.push({ label_id: event.eventId, entity_id: event.entity, label_time: event.time, label: positive ? 1 : 0 });
   }
   const requests = model.features.map(({ view, features }) => ({ view, version: options.versions.get(view.name) ?? 1, features }));
-  const joined = pointInTimeJoin(rows, labels, requests).sort((left, right) => left.label_time - right.label_time || (left.label_id < right.label_id ? -1 : 1));
+  const joined = pointInTimeJoin(rows, labels, requests).sort(
+    (left, right) => left.label_time - right.label_time || (left.label_id < right.label_id ? -1 : 1),
+  );
   const inputs = modelInputs(model);
   const featureInputs = inputs.slice(model.fields.length);
 

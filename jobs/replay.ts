@@ -48,10 +48,15 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
     const emitFrom = await resolveRanges(options.kafka, topic, options.bounds);
     const fromTime = options.bounds?.fromTime;
     // Warm-up: Kafka record times track event times closely; an hour of margin covers the skew.
-    const readFrom = fromTime === undefined
-      ? emitFrom
-      : (await resolveRanges(options.kafka, topic, { ...options.bounds, fromTime: Math.max(0, fromTime - features.retentionMs - 3_600_000) }))
-        .map((range) => ({ ...range, to: emitFrom.find((emit) => emit.partition === range.partition)?.to ?? range.to }));
+    const readFrom =
+      fromTime === undefined
+        ? emitFrom
+        : (
+            await resolveRanges(options.kafka, topic, {
+              ...options.bounds,
+              fromTime: Math.max(0, fromTime - features.retentionMs - 3_600_000),
+            })
+          ).map((range) => ({ ...range, to: emitFrom.find((emit) => emit.partition === range.partition)?.to ?? range.to }));
     plans.push({ topic, features, emitFrom, readFrom });
   }
   const total = plans.reduce((sum, plan) => sum + plan.readFrom.reduce((inner, range) => inner + Number(range.to - range.from), 0), 0);
@@ -78,7 +83,13 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
             states.set(entity, state);
           }
           const eventTime = typeof value.event_time === 'number' ? value.event_time : Number(message.timestamp);
-          const result = plan.features.apply(state, { entity, eventId: String(value.event_id), eventTime, sequence: Number(message.offset), value });
+          const result = plan.features.apply(state, {
+            entity,
+            eventId: String(value.event_id),
+            eventTime,
+            sequence: Number(message.offset),
+            value,
+          });
           if (result.late.length > 0) lateEvents++;
           if (BigInt(message.offset) >= (emitStart.get(partition) ?? 0n)) pending.push(...result.rows);
         }

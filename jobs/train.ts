@@ -58,26 +58,49 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
   const started = performance.now();
   const { model } = options;
   const trainer = options.trainer ?? model.trainer;
-  const params = { ...model.params, ...(options.epochs !== undefined ? { epochs: options.epochs } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) };
+  const params = {
+    ...model.params,
+    ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+  };
 
   // ---- inputs: the training set from replayed topics -----------------------------------------
   const set = await buildTrainingSet(model, {
-    kafka: options.kafka, topicPrefix: options.topicPrefix, registryUrl: options.registryUrl, versions: options.versions,
+    kafka: options.kafka,
+    topicPrefix: options.topicPrefix,
+    registryUrl: options.registryUrl,
+    versions: options.versions,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   const split = Math.floor(set.rows.length * (1 - model.testFraction));
-  const slice = (from: number, to: number): Pick<TrainingSet, 'rows' | 'labels'> => ({ rows: set.rows.slice(from, to), labels: set.labels.slice(from, to) });
+  const slice = (from: number, to: number): Pick<TrainingSet, 'rows' | 'labels'> => ({
+    rows: set.rows.slice(from, to),
+    labels: set.labels.slice(from, to),
+  });
   const training = slice(0, split);
   const test = slice(split, set.rows.length);
   const positives = training.labels.filter((label) => label === 1).length;
   if (positives < (options.minPositives ?? 5) || test.labels.every((label) => label === test.labels[0])) {
-    throw new NotEnoughHistoryError('SLUICE_NOT_ENOUGH_HISTORY', `not enough labelled history for ${model.name}: ${set.rows.length} labelled events, ${positives} positives in the training slice, ${test.labels.filter((label) => label === 1).length} in the test slice (${set.unlabelled} still await their label window)`);
+    throw new NotEnoughHistoryError(
+      'SLUICE_NOT_ENOUGH_HISTORY',
+      `not enough labelled history for ${model.name}: ${set.rows.length} labelled events, ${positives} positives in the training slice, ${test.labels.filter((label) => label === 1).length} in the test slice (${set.unlabelled} still await their label window)`,
+    );
   }
-  options.logger.info({ model: model.name, labelled: set.rows.length, trainRows: training.rows.length, testRows: test.rows.length, positives }, 'training set built');
+  options.logger.info(
+    { model: model.name, labelled: set.rows.length, trainRows: training.rows.length, testRows: test.rows.length, positives },
+    'training set built',
+  );
 
   // ---- transformation: train, evaluate, export ------------------------------------------------
   const trained = await train(training.rows, training.labels, {
-    kind: trainer, features: set.inputs, seed: params.seed, epochs: params.epochs, learningRate: params.learningRate, batchSize: params.batchSize, hidden: params.hidden, l2: params.l2,
+    kind: trainer,
+    features: set.inputs,
+    seed: params.seed,
+    epochs: params.epochs,
+    learningRate: params.learningRate,
+    batchSize: params.batchSize,
+    hidden: params.hidden,
+    l2: params.l2,
   });
   const onnx = toOnnx(trained.network, model.name);
   const scorer = await OnnxScorer.load(onnx, set.inputs.length);
@@ -91,14 +114,23 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
   }
   const fromTrainer = await trained.predict(test.rows);
   let parityMaxDiff = 0;
-  for (let index = 0; index < testScores.length; index++) parityMaxDiff = Math.max(parityMaxDiff, Math.abs((testScores[index] ?? 0) - (fromTrainer[index] ?? 0)));
+  for (let index = 0; index < testScores.length; index++)
+    parityMaxDiff = Math.max(parityMaxDiff, Math.abs((testScores[index] ?? 0) - (fromTrainer[index] ?? 0)));
   const evaluation = evaluate([...testScores], test.labels, model.threshold);
   const trainAuc = evaluate([...trainScores], training.labels, model.threshold).auc;
 
   // ---- outputs: the artifact and the registered version ---------------------------------------
   const metrics: Record<string, number> = {
-    auc: evaluation.auc, log_loss: evaluation.log_loss, precision: evaluation.precision, recall: evaluation.recall, ece: evaluation.ece,
-    train_auc: trainAuc, train_rows: training.rows.length, test_rows: test.rows.length, test_positives: evaluation.positives, onnx_parity_max_diff: parityMaxDiff,
+    auc: evaluation.auc,
+    log_loss: evaluation.log_loss,
+    precision: evaluation.precision,
+    recall: evaluation.recall,
+    ece: evaluation.ece,
+    train_auc: trainAuc,
+    train_rows: training.rows.length,
+    test_rows: test.rows.length,
+    test_positives: evaluation.positives,
+    onnx_parity_max_diff: parityMaxDiff,
   };
   const metadata: ModelMetadata = {
     name: model.name,
@@ -110,20 +142,34 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
     baseline: Object.fromEntries(set.inputs.map((input, column) => [input, baselineOf(training.rows.map((row) => row[column] ?? null))])),
   };
   const sha = await new ArtifactStore(options.artifactsDir).put(onnx, metadata);
-  const version = await registerModelVersion({ kafka: options.kafka, topic: `${options.topicPrefix}registry.models`, registryUrl: options.registryUrl, schemaId: options.modelsSchemaId }, {
-    name: model.name,
-    artifact_sha256: sha,
-    trainer: `tfjs-${trainer}@${trained.backend}`,
-    params: Object.fromEntries(Object.entries(params).map(([key, value]) => [key, String(value)])),
-    metrics: Object.fromEntries(Object.entries(metrics).filter(([, value]) => Number.isFinite(value))),
-    dataset: {
-      ranges: set.ranges.map((range) => ({ topic: range.topic, partition: range.partition, start_offset: Number(range.start), end_offset: Number(range.end) })),
-      feature_versions: set.featureVersions,
+  const version = await registerModelVersion(
+    {
+      kafka: options.kafka,
+      topic: `${options.topicPrefix}registry.models`,
+      registryUrl: options.registryUrl,
+      schemaId: options.modelsSchemaId,
     },
-    code_commit: await codeCommit(),
-    run_id: randomUUID(),
-    created_at: Date.now(),
-  }, options.aliases ?? []);
+    {
+      name: model.name,
+      artifact_sha256: sha,
+      trainer: `tfjs-${trainer}@${trained.backend}`,
+      params: Object.fromEntries(Object.entries(params).map(([key, value]) => [key, String(value)])),
+      metrics: Object.fromEntries(Object.entries(metrics).filter(([, value]) => Number.isFinite(value))),
+      dataset: {
+        ranges: set.ranges.map((range) => ({
+          topic: range.topic,
+          partition: range.partition,
+          start_offset: Number(range.start),
+          end_offset: Number(range.end),
+        })),
+        feature_versions: set.featureVersions,
+      },
+      code_commit: await codeCommit(),
+      run_id: randomUUID(),
+      created_at: Date.now(),
+    },
+    options.aliases ?? [],
+  );
   return {
     version,
     evaluation,

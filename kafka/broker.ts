@@ -136,7 +136,12 @@ function spawnBroker(options: LocalBrokerOptions, serverProperties: string, log4
 }
 
 /** Formats KRaft storage on first start; returns the cluster id (kept in the data's meta.properties). */
-async function ensureFormatted(options: LocalBrokerOptions, serverProperties: string, log4jProperties: string, dataDir: string): Promise<string> {
+async function ensureFormatted(
+  options: LocalBrokerOptions,
+  serverProperties: string,
+  log4jProperties: string,
+  dataDir: string,
+): Promise<string> {
   const meta = path.join(dataDir, 'meta.properties');
   if (existsSync(meta)) {
     const match = /^cluster\.id=(.+)$/m.exec(await fs.readFile(meta, 'utf8'));
@@ -146,9 +151,14 @@ async function ensureFormatted(options: LocalBrokerOptions, serverProperties: st
   try {
     await run(javaCommand(options.javaHome), [
       `-Dlog4j2.configurationFile=${log4jProperties}`,
-      '-cp', options.distribution.classpath.join(path.delimiter),
-      'kafka.tools.StorageTool', 'format', '--ignore-formatted',
-      `--cluster-id=${clusterId}`, '--config', serverProperties,
+      '-cp',
+      options.distribution.classpath.join(path.delimiter),
+      'kafka.tools.StorageTool',
+      'format',
+      '--ignore-formatted',
+      `--cluster-id=${clusterId}`,
+      '--config',
+      serverProperties,
     ]);
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
@@ -193,7 +203,9 @@ export function renderServerProperties(layout: BrokerLayout, extra: Readonly<Rec
     'num.io.threads': 4,
     ...extra,
   };
-  const body = Object.entries(settings).map(([key, value]) => `${key}=${value}`).join('\n');
+  const body = Object.entries(settings)
+    .map(([key, value]) => `${key}=${value}`)
+    .join('\n');
   return `# Written by sluice on every start of the local broker (infra/kafka/broker.ts).\n${body}\n`;
 }
 

@@ -15,16 +15,17 @@ const ROUTINE = [/switched default partitioner/, /Limiting retries for the idemp
 
 /** Routes kafkajs' own log lines into the stage's pino logger. */
 function pinoLogCreator(logger: Logger): logCreator {
-  return () => ({ level, log, namespace }) => {
-    const { message, ...extra } = log;
-    const fields: Record<string, unknown> = { kafkajs: namespace, ...extra };
-    if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
-    else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
-    else if (level === logLevel.ERROR) logger.error(fields, message);
-    else if (level === logLevel.WARN) logger.warn(fields, message);
-    else if (level === logLevel.INFO) logger.debug(fields, message);
-    else logger.trace(fields, message);
-  };
+  return () =>
+    ({ level, log, namespace }) => {
+      const { message, ...extra } = log;
+      const fields: Record<string, unknown> = { kafkajs: namespace, ...extra };
+      if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
+      else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
+      else if (level === logLevel.ERROR) logger.error(fields, message);
+      else if (level === logLevel.WARN) logger.warn(fields, message);
+      else if (level === logLevel.INFO) logger.debug(fields, message);
+      else logger.trace(fields, message);
+    };
 }
 
 export interface KafkaClientOptions {

@@ -48,13 +48,20 @@ async function fetchJars(options: FetchOptions, root: string): Promise<void> {
   const staging = await stagingDir(root);
   const started = Date.now();
   try {
-    await run('mvn', [
-      '-B', '-q', '-f', POM,
-      `-Dkafka.version=${options.version}`,
-      'dependency:copy-dependencies',
-      `-DoutputDirectory=${staging}`,
-      '-DincludeScope=runtime',
-    ], { maxBuffer: 16 * 1024 * 1024 });
+    await run(
+      'mvn',
+      [
+        '-B',
+        '-q',
+        '-f',
+        POM,
+        `-Dkafka.version=${options.version}`,
+        'dependency:copy-dependencies',
+        `-DoutputDirectory=${staging}`,
+        '-DincludeScope=runtime',
+      ],
+      { maxBuffer: 16 * 1024 * 1024 },
+    );
   } catch (cause) {
     await fs.rm(staging, { recursive: true, force: true });
     const output = cause instanceof Error && 'stdout' in cause ? String((cause as { stdout: unknown }).stdout) : '';
@@ -107,6 +114,9 @@ async function moveIntoPlace(staging: string, target: string): Promise<void> {
 }
 
 function lastLines(text: string, count: number): string {
-  const lines = text.trim().split('\n').filter((line) => line.trim() !== '');
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   return lines.slice(-count).join(' | ') || 'no output';
 }

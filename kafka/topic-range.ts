@@ -35,21 +35,28 @@ async function resolveRangesOnce(kafka: Kafka, topic: string, bounds: RangeBound
       if (time === undefined) return undefined;
       const found = await admin.fetchTopicOffsetsByTimestamp(topic, time);
       // -1: no record at or after the time: the partition's end.
-      return new Map(found.map((entry) => [entry.partition, entry.offset === '-1' ? BigInt(offsets.find((o) => o.partition === entry.partition)?.high ?? '0') : BigInt(entry.offset)]));
+      return new Map(
+        found.map((entry) => [
+          entry.partition,
+          entry.offset === '-1' ? BigInt(offsets.find((o) => o.partition === entry.partition)?.high ?? '0') : BigInt(entry.offset),
+        ]),
+      );
     };
     const fromTimes = await atTime(bounds.fromTime);
     const toTimes = await atTime(bounds.toTime);
-    return offsets.map((entry) => {
-      const low = BigInt(entry.low);
-      const high = BigInt(entry.high);
-      const explicitFrom = bounds.fromOffsets?.[entry.partition];
-      const explicitTo = bounds.toOffsets?.[entry.partition];
-      let from = explicitFrom !== undefined ? BigInt(explicitFrom) : fromTimes?.get(entry.partition) ?? low;
-      let to = explicitTo !== undefined ? BigInt(explicitTo) : toTimes?.get(entry.partition) ?? high;
-      if (from < low) from = low;
-      if (to > high) to = high;
-      return { partition: entry.partition, from, to: to < from ? from : to };
-    }).sort((left, right) => left.partition - right.partition);
+    return offsets
+      .map((entry) => {
+        const low = BigInt(entry.low);
+        const high = BigInt(entry.high);
+        const explicitFrom = bounds.fromOffsets?.[entry.partition];
+        const explicitTo = bounds.toOffsets?.[entry.partition];
+        let from = explicitFrom !== undefined ? BigInt(explicitFrom) : (fromTimes?.get(entry.partition) ?? low);
+        let to = explicitTo !== undefined ? BigInt(explicitTo) : (toTimes?.get(entry.partition) ?? high);
+        if (from < low) from = low;
+        if (to > high) to = high;
+        return { partition: entry.partition, from, to: to < from ? from : to };
+      })
+      .sort((left, right) => left.partition - right.partition);
   } finally {
     await admin.disconnect();
   }
@@ -69,7 +76,12 @@ export async function readRanges(
 ): Promise<{ records: number }> {
   const pending = new Map(ranges.filter((range) => range.to > range.from).map((range) => [range.partition, range]));
   if (pending.size === 0) return { records: 0 };
-  const consumer = kafka.consumer({ groupId: `sluice-replay-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 4 * 1024 * 1024 });
+  const consumer = kafka.consumer({
+    groupId: `sluice-replay-${randomUUID()}`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+  });
   let records = 0;
   /** Per partition, the offset after the last record handed to onMessage. */
   const delivered = new Map<number, bigint>();
@@ -92,14 +104,18 @@ export async function readRanges(
     const idle = assigned.filter((partition) => !pending.has(partition));
     if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
     // After a restart (rejoin), continue after what was delivered: nothing is delivered twice.
-    for (const [partition, range] of pending) consumer.seek({ topic, partition, offset: (delivered.get(partition) ?? range.from).toString() });
+    for (const [partition, range] of pending)
+      consumer.seek({ topic, partition, offset: (delivered.get(partition) ?? range.from).toString() });
   });
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => reached(payload.partition, BigInt(payload.lastOffset) + 1n));
   // kafkajs restarts the consumer itself after a retriable crash; only a final one ends the read.
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) fail(payload.error);
   });
-  const timer = setTimeout(() => fail(new TopicRangeError('SLUICE_REPLAY_TIMEOUT', `reading ${topic} did not finish within ${timeoutMs} ms`)), timeoutMs);
+  const timer = setTimeout(
+    () => fail(new TopicRangeError('SLUICE_REPLAY_TIMEOUT', `reading ${topic} did not finish within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
   try {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });

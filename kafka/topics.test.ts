@@ -13,7 +13,13 @@ describe('validateTopicSpecs', () => {
     [[{ name: 'has space', partitions: 1 }], /not a legal Kafka topic name/],
     [[{ name: '..', partitions: 1 }], /not a legal Kafka topic name/],
     [[{ name: 'x'.repeat(250), partitions: 1 }], /not a legal Kafka topic name/],
-    [[{ name: 'a', partitions: 1 }, { name: 'a', partitions: 2 }], /declared twice/],
+    [
+      [
+        { name: 'a', partitions: 1 },
+        { name: 'a', partitions: 2 },
+      ],
+      /declared twice/,
+    ],
     [[{ name: 'a', partitions: 0 }], /positive integer/],
     [[{ name: 'a', partitions: 1.5 }], /positive integer/],
   ])('rejects %j', (specs, message) => {

@@ -74,8 +74,10 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], lo
     const grow = present.filter((spec) => (partitionCounts.get(spec.name) ?? 0) < spec.partitions);
     const shrink = present.filter((spec) => (partitionCounts.get(spec.name) ?? 0) > spec.partitions);
     for (const spec of shrink) {
-      logger?.warn({ topic: spec.name, declared: spec.partitions, actual: partitionCounts.get(spec.name) },
-        'topic has more partitions than declared; Kafka cannot lower it, leaving it as it is');
+      logger?.warn(
+        { topic: spec.name, declared: spec.partitions, actual: partitionCounts.get(spec.name) },
+        'topic has more partitions than declared; Kafka cannot lower it, leaving it as it is',
+      );
     }
     if (grow.length > 0) {
       await admin.createPartitions({ topicPartitions: grow.map((spec) => ({ topic: spec.name, count: spec.partitions })) });
@@ -92,12 +94,15 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], lo
           configNames: Object.keys(spec.config ?? {}),
         })),
       });
-      const actual = new Map(described.resources.map((resource) => [
-        resource.resourceName,
-        new Map(resource.configEntries.map((entry) => [entry.configName, entry.configValue])),
-      ]));
+      const actual = new Map(
+        described.resources.map((resource) => [
+          resource.resourceName,
+          new Map(resource.configEntries.map((entry) => [entry.configName, entry.configValue])),
+        ]),
+      );
       const drifted = withConfig.filter((spec) =>
-        Object.entries(spec.config ?? {}).some(([name, value]) => actual.get(spec.name)?.get(name) !== value));
+        Object.entries(spec.config ?? {}).some(([name, value]) => actual.get(spec.name)?.get(name) !== value),
+      );
       if (drifted.length > 0) {
         // AlterConfigs replaces a topic's dynamic configs, so send every declared entry of the topic.
         await admin.alterConfigs({

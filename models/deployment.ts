@@ -45,11 +45,21 @@ export class LoadedModel {
     if (batch.length === 0) return;
     this.onBatch?.(batch.length);
     const network = { features: this.metadata.inputs, mean: Float32Array.from(this.metadata.fill), std: new Float32Array(0), layers: [] };
-    this.scorer.score(toBatch(network, batch.map((entry) => entry.row))).then((scores) => {
-      batch.forEach((entry, index) => entry.resolve(scores[index] ?? Number.NaN));
-    }, (error: unknown) => {
-      for (const entry of batch) entry.reject(error);
-    });
+    this.scorer
+      .score(
+        toBatch(
+          network,
+          batch.map((entry) => entry.row),
+        ),
+      )
+      .then(
+        (scores) => {
+          batch.forEach((entry, index) => entry.resolve(scores[index] ?? Number.NaN));
+        },
+        (error: unknown) => {
+          for (const entry of batch) entry.reject(error);
+        },
+      );
   }
 
   async close(): Promise<void> {
@@ -126,12 +136,21 @@ export class ModelWatcher {
 
   private async follow(): Promise<void> {
     const alias = this.options.alias ?? 'champion';
-    const wanted = [...this.versions.values()].filter((version) => version.aliases.includes(alias)).sort((left, right) => right.version - left.version)[0];
+    const wanted = [...this.versions.values()]
+      .filter((version) => version.aliases.includes(alias))
+      .sort((left, right) => right.version - left.version)[0];
     if (!wanted || wanted.version === this.loaded?.version.version) return;
     try {
       const { onnx, metadata } = await this.options.artifacts.get(wanted.artifact_sha256);
       const scorer = await OnnxScorer.load(onnx, metadata.inputs.length);
-      const next = new LoadedModel(wanted, metadata, scorer, this.options.maxBatch ?? 64, this.options.maxWaitMs ?? 0, this.options.onBatch);
+      const next = new LoadedModel(
+        wanted,
+        metadata,
+        scorer,
+        this.options.maxBatch ?? 64,
+        this.options.maxWaitMs ?? 0,
+        this.options.onBatch,
+      );
       const retired = this.previousModel;
       this.previousModel = this.loaded;
       this.loaded = next;
@@ -140,7 +159,10 @@ export class ModelWatcher {
       await retired?.close();
     } catch (error) {
       this.failure = `version ${wanted.version} failed to load: ${errorMessage(error)}`;
-      this.options.logger.error({ err: error, model: wanted.name, version: wanted.version }, 'model version failed to load; keeping the previous one');
+      this.options.logger.error(
+        { err: error, model: wanted.name, version: wanted.version },
+        'model version failed to load; keeping the previous one',
+      );
     }
   }
 

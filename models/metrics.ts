@@ -13,7 +13,12 @@ export interface Evaluation {
   readonly rows: number;
   /** Expected calibration error over ten equal-width score bins. */
   readonly ece: number;
-  readonly calibration: readonly { readonly bin: number; readonly count: number; readonly mean_score: number; readonly observed_rate: number }[];
+  readonly calibration: readonly {
+    readonly bin: number;
+    readonly count: number;
+    readonly mean_score: number;
+    readonly observed_rate: number;
+  }[];
 }
 
 export function auc(scores: readonly number[], labels: readonly number[]): number {

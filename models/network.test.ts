@@ -25,7 +25,15 @@ describe('trainers and ONNX', () => {
   for (const kind of ['logistic', 'mlp'] as TrainerKind[]) {
     it(`${kind}: onnxruntime-node gives the trainer's scores to 1e-5 on 10,000 rows, and learns`, async () => {
       const { rows, labels } = dataset(11);
-      const options = { kind, features: ['amount', 'count', 'noise', 'maybe'], seed: 5, epochs: kind === 'mlp' ? 10 : 6, learningRate: 0.03, batchSize: 256, hidden: 12 };
+      const options = {
+        kind,
+        features: ['amount', 'count', 'noise', 'maybe'],
+        seed: 5,
+        epochs: kind === 'mlp' ? 10 : 6,
+        learningRate: 0.03,
+        batchSize: 256,
+        hidden: 12,
+      };
       const trained = await train(rows, labels, options);
       const scorer = await OnnxScorer.load(toOnnx(trained.network, 'test'), 4);
       try {
@@ -33,9 +41,10 @@ describe('trainers and ONNX', () => {
         const fromTrainer = await trained.predict(rows);
         expect(fromOnnx.length).toBe(10_000);
         let worst = 0;
-        for (let index = 0; index < fromOnnx.length; index++) worst = Math.max(worst, Math.abs((fromOnnx[index] ?? 0) - (fromTrainer[index] ?? 0)));
+        for (let index = 0; index < fromOnnx.length; index++)
+          worst = Math.max(worst, Math.abs((fromOnnx[index] ?? 0) - (fromTrainer[index] ?? 0)));
         expect(worst).toBeLessThan(1e-5);
-        expect(auc([...fromOnnx], labels)).toBeGreaterThan(0.72) // half the positives are label noise: about 0.78 is the best possible;
+        expect(auc([...fromOnnx], labels)).toBeGreaterThan(0.72); // half the positives are label noise: about 0.78 is the best possible;
       } finally {
         await scorer.close();
       }

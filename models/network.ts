@@ -37,7 +37,9 @@ function tensor(name: string, dims: number[], values: Float32Array): OnnxNamespa
 function valueInfo(name: string, dims: (number | string)[]): OnnxNamespace.IValueInfoProto {
   return {
     name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((dim) => (typeof dim === 'string' ? { dimParam: dim } : { dimValue: dim })) } } },
+    type: {
+      tensorType: { elemType: FLOAT, shape: { dim: dims.map((dim) => (typeof dim === 'string' ? { dimParam: dim } : { dimValue: dim })) } },
+    },
   };
 }
 
@@ -53,7 +55,12 @@ export function toOnnx(network: ScoringNetwork, modelName: string): Uint8Array {
     initializers.push(tensor(`w${index}`, [layer.inputs, layer.outputs], layer.weights), tensor(`b${index}`, [layer.outputs], layer.bias));
     nodes.push({ opType: 'Gemm', input: [`h${index}`, `w${index}`, `b${index}`], output: [`z${index}`], name: `dense${index}` });
     const out = index === network.layers.length - 1 ? 'score' : `h${index + 1}`;
-    nodes.push({ opType: layer.activation === 'relu' ? 'Relu' : 'Sigmoid', input: [`z${index}`], output: [out], name: `${layer.activation}${index}` });
+    nodes.push({
+      opType: layer.activation === 'relu' ? 'Relu' : 'Sigmoid',
+      input: [`z${index}`],
+      output: [out],
+      name: `${layer.activation}${index}`,
+    });
   });
   const model = onnx.ModelProto.create({
     irVersion: 8,
@@ -79,7 +86,8 @@ export function toBatch(network: ScoringNetwork, rows: readonly (readonly (numbe
   rows.forEach((row, rowIndex) => {
     for (let column = 0; column < width; column++) {
       const value = row[column];
-      batch[rowIndex * width + column] = value === null || value === undefined || !Number.isFinite(value) ? (network.mean[column] ?? 0) : value;
+      batch[rowIndex * width + column] =
+        value === null || value === undefined || !Number.isFinite(value) ? (network.mean[column] ?? 0) : value;
     }
   });
   return batch;

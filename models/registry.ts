@@ -20,7 +20,12 @@ export interface ModelVersion {
   readonly params: Readonly<Record<string, string>>;
   readonly metrics: Readonly<Record<string, number>>;
   readonly dataset: {
-    readonly ranges: readonly { readonly topic: string; readonly partition: number; readonly start_offset: number; readonly end_offset: number }[];
+    readonly ranges: readonly {
+      readonly topic: string;
+      readonly partition: number;
+      readonly start_offset: number;
+      readonly end_offset: number;
+    }[];
     readonly feature_versions: Readonly<Record<string, number>>;
   };
   readonly code_commit: string | null;
@@ -44,11 +49,19 @@ export async function readModelRegistry(options: Omit<RegistryOptions, 'schemaId
 }
 
 function publish(options: RegistryOptions, records: readonly ModelVersion[]): Promise<void> {
-  return publishToRegistryTopic({ ...options, contract: 'registry.models' }, options.schemaId, records.map((record) => ({ key: `${record.name}:${record.version}`, value: record })));
+  return publishToRegistryTopic(
+    { ...options, contract: 'registry.models' },
+    options.schemaId,
+    records.map((record) => ({ key: `${record.name}:${record.version}`, value: record })),
+  );
 }
 
 /** Registers the next version of a model; returns it. */
-export async function registerModelVersion(options: RegistryOptions, version: Omit<ModelVersion, 'version' | 'aliases'>, aliases: readonly string[] = []): Promise<ModelVersion> {
+export async function registerModelVersion(
+  options: RegistryOptions,
+  version: Omit<ModelVersion, 'version' | 'aliases'>,
+  aliases: readonly string[] = [],
+): Promise<ModelVersion> {
   const existing = (await readModelRegistry(options)).filter((candidate) => candidate.name === version.name);
   const record: ModelVersion = { ...version, version: Math.max(0, ...existing.map((candidate) => candidate.version)) + 1, aliases: [] };
   await publish(options, [record]);
@@ -60,7 +73,11 @@ export async function registerModelVersion(options: RegistryOptions, version: Om
 export async function setAlias(options: RegistryOptions, name: string, version: number, alias: string): Promise<void> {
   const versions = (await readModelRegistry(options)).filter((candidate) => candidate.name === name);
   const target = versions.find((candidate) => candidate.version === version);
-  if (!target) throw new ModelRegistryError('SLUICE_UNKNOWN_MODEL_VERSION', `model ${name} has no version ${version}; versions: ${versions.map((candidate) => candidate.version).join(', ') || 'none'}`);
+  if (!target)
+    throw new ModelRegistryError(
+      'SLUICE_UNKNOWN_MODEL_VERSION',
+      `model ${name} has no version ${version}; versions: ${versions.map((candidate) => candidate.version).join(', ') || 'none'}`,
+    );
   const changed: ModelVersion[] = versions
     .filter((candidate) => candidate.version !== version && candidate.aliases.includes(alias))
     .map((candidate) => ({ ...candidate, aliases: candidate.aliases.filter((existing) => existing !== alias) }));
@@ -130,11 +147,15 @@ export interface FeatureBaseline {
 }
 
 export function baselineOf(values: readonly (number | null)[]): FeatureBaseline {
-  const present = values.filter((value): value is number => typeof value === 'number' && Number.isFinite(value)).sort((left, right) => left - right);
+  const present = values
+    .filter((value): value is number => typeof value === 'number' && Number.isFinite(value))
+    .sort((left, right) => left - right);
   const count = present.length;
   const mean = count === 0 ? 0 : present.reduce((sum, value) => sum + value, 0) / count;
   const std = count === 0 ? 0 : Math.sqrt(present.reduce((sum, value) => sum + (value - mean) ** 2, 0) / count);
-  const quantiles = Array.from({ length: 11 }, (_, index) => (count === 0 ? 0 : present[Math.min(count - 1, Math.floor((index / 10) * (count - 1)))] ?? 0));
+  const quantiles = Array.from({ length: 11 }, (_, index) =>
+    count === 0 ? 0 : (present[Math.min(count - 1, Math.floor((index / 10) * (count - 1)))] ?? 0),
+  );
   const low = present[0] ?? 0;
   const high = present[count - 1] ?? 0;
   const width = (high - low) / 10 || 1;
@@ -143,5 +164,12 @@ export function baselineOf(values: readonly (number | null)[]): FeatureBaseline 
     const bin = Math.min(9, Math.floor((value - low) / width));
     counts[bin] = (counts[bin] ?? 0) + 1;
   }
-  return { count, missing: values.length - count, mean, std, quantiles, histogram: { edges: Array.from({ length: 11 }, (_, index) => low + index * width), counts } };
+  return {
+    count,
+    missing: values.length - count,
+    mean,
+    std,
+    quantiles,
+    histogram: { edges: Array.from({ length: 11 }, (_, index) => low + index * width), counts },
+  };
 }

@@ -54,7 +54,11 @@ export function trainingBackend(): Promise<string> {
   return backendReady;
 }
 
-export async function train(rows: readonly (readonly (number | null)[])[], labels: readonly number[], options: TrainOptions): Promise<TrainedModel> {
+export async function train(
+  rows: readonly (readonly (number | null)[])[],
+  labels: readonly number[],
+  options: TrainOptions,
+): Promise<TrainedModel> {
   const backend = await trainingBackend();
   const width = options.features.length;
   // ---- statistics for standardization (missing values left out) -------------------------
@@ -83,17 +87,36 @@ export async function train(rows: readonly (readonly (number | null)[])[], label
   const init = (offset: number) => tf.initializers.glorotUniform({ seed: options.seed + offset });
   const model = tf.sequential();
   if (options.kind === 'mlp') {
-    model.add(tf.layers.dense({ units: options.hidden ?? 16, activation: 'relu', inputShape: [width], kernelInitializer: init(1), biasInitializer: 'zeros', ...(regularizer ? { kernelRegularizer: regularizer } : {}) }));
+    model.add(
+      tf.layers.dense({
+        units: options.hidden ?? 16,
+        activation: 'relu',
+        inputShape: [width],
+        kernelInitializer: init(1),
+        biasInitializer: 'zeros',
+        ...(regularizer ? { kernelRegularizer: regularizer } : {}),
+      }),
+    );
     model.add(tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(2), biasInitializer: 'zeros' }));
   } else {
-    model.add(tf.layers.dense({ units: 1, activation: 'sigmoid', inputShape: [width], kernelInitializer: init(1), biasInitializer: 'zeros', ...(regularizer ? { kernelRegularizer: regularizer } : {}) }));
+    model.add(
+      tf.layers.dense({
+        units: 1,
+        activation: 'sigmoid',
+        inputShape: [width],
+        kernelInitializer: init(1),
+        biasInitializer: 'zeros',
+        ...(regularizer ? { kernelRegularizer: regularizer } : {}),
+      }),
+    );
   }
   model.compile({ optimizer: tf.train.adam(options.learningRate), loss: 'binaryCrossentropy' });
 
-  const standardize = (batch: readonly (readonly (number | null)[])[]): tf.Tensor2D => tf.tidy(() => {
-    const raw = tf.tensor2d(toBatch(partial, batch), [batch.length, width], 'float32');
-    return raw.sub(tf.tensor2d(mean, [1, width])).div(tf.tensor2d(std, [1, width]));
-  });
+  const standardize = (batch: readonly (readonly (number | null)[])[]): tf.Tensor2D =>
+    tf.tidy(() => {
+      const raw = tf.tensor2d(toBatch(partial, batch), [batch.length, width], 'float32');
+      return raw.sub(tf.tensor2d(mean, [1, width])).div(tf.tensor2d(std, [1, width]));
+    });
   const x = standardize(shuffledRows);
   const y = tf.tensor2d(shuffledLabels, [shuffledLabels.length, 1]);
   const epochSeconds: number[] = [];

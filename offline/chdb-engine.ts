@@ -53,9 +53,10 @@ export class ChdbEngine implements SqlEngine {
           this.currentDatabase = database;
         }
         const params = options.params ?? {};
-        const result = Object.keys(params).length > 0
-          ? await this.session.queryBindAsync(sql, params, { format: options.format })
-          : await this.session.queryAsync(sql, { format: options.format });
+        const result =
+          Object.keys(params).length > 0
+            ? await this.session.queryBindAsync(sql, params, { format: options.format })
+            : await this.session.queryAsync(sql, { format: options.format });
         return Buffer.from(result.bytes());
       } catch (error) {
         throw parseClickHouseError(error);

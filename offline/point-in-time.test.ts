@@ -13,12 +13,32 @@ import { ensureTables, featureTable, insertNew } from './tables.js';
 
 const MIN = 60_000;
 const payments = source({
-  name: 'payments', idField: 'id', eventTimeField: 'ts', entityField: 'card', description: 'test',
-  schema: { type: 'record', name: 'Payment', fields: [{ name: 'id', type: 'string' }, { name: 'ts', type: 'long' }, { name: 'card', type: 'string' }, { name: 'amount', type: ['null', 'double'] }, { name: 'merchant', type: ['null', 'string'] }] },
+  name: 'payments',
+  idField: 'id',
+  eventTimeField: 'ts',
+  entityField: 'card',
+  description: 'test',
+  schema: {
+    type: 'record',
+    name: 'Payment',
+    fields: [
+      { name: 'id', type: 'string' },
+      { name: 'ts', type: 'long' },
+      { name: 'card', type: 'string' },
+      { name: 'amount', type: ['null', 'double'] },
+      { name: 'merchant', type: ['null', 'string'] },
+    ],
+  },
 });
 const spend = featureView({
-  name: 'spend_1h', source: payments, window: slidingWindow('1h'), features: { n: count(), total: sum('amount'), latest: last('amount') },
-  grace: '1h', ttl: '30m', owner: 'test', description: 'test',
+  name: 'spend_1h',
+  source: payments,
+  window: slidingWindow('1h'),
+  features: { n: count(), total: sum('amount'), latest: last('amount') },
+  grace: '1h',
+  ttl: '30m',
+  owner: 'test',
+  description: 'test',
 });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-pit-'));
 const store = new EmbeddedOfflineStore(new ChdbEngine(dir));
@@ -31,12 +51,19 @@ function rowsOf(events: [string, number, number][], version = 1): FeatureRow[] {
   return events.flatMap(([entity, minute, amount], index) => {
     const state = states.get(entity) ?? emptyEntityState();
     states.set(entity, state);
-    return features.apply(state, { entity, eventId: `${entity}-${index}`, eventTime: minute * MIN, sequence: index, value: { amount } }).rows;
+    return features.apply(state, { entity, eventId: `${entity}-${index}`, eventTime: minute * MIN, sequence: index, value: { amount } })
+      .rows;
   });
 }
 
 async function load(rows: FeatureRow[]): Promise<void> {
-  await insertNew(store, table, rows.map((row) => table.toRow(featureVector(row), { partition: 0, offset: String(row.sequence), timestamp: 0, key: null, headers: {} })));
+  await insertNew(
+    store,
+    table,
+    rows.map((row) =>
+      table.toRow(featureVector(row), { partition: 0, offset: String(row.sequence), timestamp: 0, key: null, headers: {} }),
+    ),
+  );
 }
 
 beforeAll(async () => {
@@ -54,7 +81,15 @@ describe('point-in-time training sets', () => {
     // c2: an event at 50 arrives before an older one at 25 (out of order); label at 40.
     // c3: last event at 0, label at 45: older than the 30-minute TTL → missing.
     // c4: no events at all.
-    const rows = rowsOf([['c1', 10, 1], ['c1', 20, 2], ['c1', 20, 4], ['c1', 31, 1000], ['c2', 50, 500], ['c2', 25, 8], ['c3', 0, 3]]);
+    const rows = rowsOf([
+      ['c1', 10, 1],
+      ['c1', 20, 2],
+      ['c1', 20, 4],
+      ['c1', 31, 1000],
+      ['c2', 50, 500],
+      ['c2', 25, 8],
+      ['c3', 0, 3],
+    ]);
     await load(rows);
     const labels: Label[] = [
       { label_id: 'a', entity_id: 'c1', label_time: 30 * MIN, label: 1 },

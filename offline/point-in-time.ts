@@ -41,11 +41,21 @@ function requested(request: FeatureRequest): string[] {
 }
 
 /** The training set by SQL: labels into a scratch table, one ASOF LEFT JOIN per view. */
-export async function pointInTimeSql(store: OfflineStore, labels: readonly Label[], requests: readonly FeatureRequest[]): Promise<TrainingRow[]> {
+export async function pointInTimeSql(
+  store: OfflineStore,
+  labels: readonly Label[],
+  requests: readonly FeatureRequest[],
+): Promise<TrainingRow[]> {
   const scratch = `_labels_${randomUUID().replaceAll('-', '')}`;
-  await store.command(`CREATE TABLE ${scratch} (label_id String, entity_id String, label_time DateTime64(3, 'UTC'), label Float64) ENGINE = Memory`);
+  await store.command(
+    `CREATE TABLE ${scratch} (label_id String, entity_id String, label_time DateTime64(3, 'UTC'), label Float64) ENGINE = Memory`,
+  );
   try {
-    for (let start = 0; start < labels.length; start += 50_000) await store.insert(scratch, labels.slice(start, start + 50_000).map((label) => ({ ...label })));
+    for (let start = 0; start < labels.length; start += 50_000)
+      await store.insert(
+        scratch,
+        labels.slice(start, start + 50_000).map((label) => ({ ...label })),
+      );
     const selects: string[] = [];
     const joins: string[] = [];
     requests.forEach((request, index) => {
@@ -62,7 +72,10 @@ export async function pointInTimeSql(store: OfflineStore, labels: readonly Label
       ) AS ${alias} ON l.entity_id = ${alias}.entity_id AND l.label_time >= ${alias}.event_time`);
       features.forEach((feature, position) => {
         const value = `tupleElement(${alias}.v, ${position + 1})`;
-        const fresh = ttl === undefined ? `${alias}.event_time IS NOT NULL` : `${alias}.event_time IS NOT NULL AND toUnixTimestamp64Milli(l.label_time) - toUnixTimestamp64Milli(${alias}.event_time) <= ${ttl}`;
+        const fresh =
+          ttl === undefined
+            ? `${alias}.event_time IS NOT NULL`
+            : `${alias}.event_time IS NOT NULL AND toUnixTimestamp64Milli(l.label_time) - toUnixTimestamp64Milli(${alias}.event_time) <= ${ttl}`;
         selects.push(`if(${fresh}, ${value}, NULL) AS ${quoteIdentifier(`${request.view.name}.${feature}`)}`);
       });
     });
@@ -77,7 +90,9 @@ export async function pointInTimeSql(store: OfflineStore, labels: readonly Label
       entity_id: String(row.entity_id),
       label_time: Number(row.label_time),
       label: Number(row.label),
-      features: Object.fromEntries(columns.map((column) => [column, row[column] === null || row[column] === undefined ? null : Number(row[column])])),
+      features: Object.fromEntries(
+        columns.map((column) => [column, row[column] === null || row[column] === undefined ? null : Number(row[column])]),
+      ),
     }));
   } finally {
     await store.command(`DROP TABLE IF EXISTS ${scratch}`);
@@ -108,7 +123,8 @@ export function pointInTimeJoin(rows: Iterable<FeatureRow>, labels: readonly Lab
         const list = index.get(`${request.view.name}\u0000${label.entity_id}`) ?? [];
         const row = lastAtOrBefore(list, label.label_time);
         const fresh = row !== undefined && (request.view.ttlMs === undefined || label.label_time - row.eventTime <= request.view.ttlMs);
-        for (const feature of requested(request)) features[`${request.view.name}.${feature}`] = fresh ? row.values[feature] ?? null : null;
+        for (const feature of requested(request))
+          features[`${request.view.name}.${feature}`] = fresh ? (row.values[feature] ?? null) : null;
       }
       return { ...label, features };
     });

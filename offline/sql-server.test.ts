@@ -33,15 +33,27 @@ describe('the ClickHouse HTTP interface over embedded chDB', () => {
 
   it('runs commands, inserts and queries from @clickhouse/client', async () => {
     await client.command({ query: 'CREATE DATABASE IF NOT EXISTS sluice' });
-    await client.command({ query: 'CREATE TABLE IF NOT EXISTS sluice.events (id String, amount Float64, at DateTime64(3)) ENGINE = MergeTree ORDER BY id' });
+    await client.command({
+      query: 'CREATE TABLE IF NOT EXISTS sluice.events (id String, amount Float64, at DateTime64(3)) ENGINE = MergeTree ORDER BY id',
+    });
     await client.insert({
       table: 'sluice.events',
-      values: [{ id: 'a', amount: 1.5, at: '2026-11-28 10:00:00.000' }, { id: 'b', amount: 2.25, at: '2026-11-28 11:00:00.000' }],
+      values: [
+        { id: 'a', amount: 1.5, at: '2026-11-28 10:00:00.000' },
+        { id: 'b', amount: 2.25, at: '2026-11-28 11:00:00.000' },
+      ],
       format: 'JSONEachRow',
     });
     const result = await client.query({ query: 'SELECT id, amount FROM sluice.events ORDER BY id', format: 'JSONEachRow' });
-    expect(await result.json()).toEqual([{ id: 'a', amount: 1.5 }, { id: 'b', amount: 2.25 }]);
-    const total = await client.query({ query: 'SELECT sum(amount) AS total FROM sluice.events WHERE amount > {min:Float64}', format: 'JSONEachRow', query_params: { min: 0 } });
+    expect(await result.json()).toEqual([
+      { id: 'a', amount: 1.5 },
+      { id: 'b', amount: 2.25 },
+    ]);
+    const total = await client.query({
+      query: 'SELECT sum(amount) AS total FROM sluice.events WHERE amount > {min:Float64}',
+      format: 'JSONEachRow',
+      query_params: { min: 0 },
+    });
     expect(await total.json()).toEqual([{ total: 3.75 }]);
   });
 
@@ -50,13 +62,16 @@ describe('the ClickHouse HTTP interface over embedded chDB', () => {
     const viaUrl = await fetch(`${writable.url}/?query=${encodeURIComponent('SELECT 1 + 1 AS two FORMAT JSONEachRow')}`);
     expect(await viaUrl.text()).toBe('{"two":2}\n');
     expect(viaUrl.headers.get('x-clickhouse-format')).toBe('JSONEachRow');
-    const viaBody = await fetch(`${writable.url}/?default_format=CSV&database=sluice&query_id=q-42`, { method: 'POST', body: 'SELECT count() FROM events' });
+    const viaBody = await fetch(`${writable.url}/?default_format=CSV&database=sluice&query_id=q-42`, {
+      method: 'POST',
+      body: 'SELECT count() FROM events',
+    });
     expect(await viaBody.text()).toBe('2\n');
     expect(viaBody.headers.get('x-clickhouse-query-id')).toBe('q-42');
     expect(await (await fetch(`${writable.url}/?query=${encodeURIComponent('SELECT 7')}`)).text()).toBe('7\n');
   });
 
-  it('returns ClickHouse\'s error text and code for a bad query, and keeps serving', async () => {
+  it("returns ClickHouse's error text and code for a bad query, and keeps serving", async () => {
     const response = await fetch(`${writable.url}/`, { method: 'POST', body: 'SELECT 1 +' });
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.headers.get('x-clickhouse-exception-code')).toBe('62');

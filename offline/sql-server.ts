@@ -65,12 +65,23 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
     }
     if (url.pathname !== '/') {
       request.resume();
-      fail(response, new ClickHouseError(1000, `Code: 1000. DB::Exception: there is no handler for ${url.pathname}; send queries to / (UNKNOWN_HANDLER)`), 404);
+      fail(
+        response,
+        new ClickHouseError(
+          1000,
+          `Code: 1000. DB::Exception: there is no handler for ${url.pathname}; send queries to / (UNKNOWN_HANDLER)`,
+        ),
+        404,
+      );
       return;
     }
     const body = await readBody(request, maxBody);
     if (body === undefined) {
-      fail(response, new ClickHouseError(1000, `Code: 1000. DB::Exception: the request body exceeds ${maxBody} bytes (TOO_LARGE_REQUEST)`), 413);
+      fail(
+        response,
+        new ClickHouseError(1000, `Code: 1000. DB::Exception: the request body exceeds ${maxBody} bytes (TOO_LARGE_REQUEST)`),
+        413,
+      );
       return;
     }
     const parameter = url.searchParams.get('query');
@@ -80,7 +91,13 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
       return;
     }
     if (options.readonly && !READ_STATEMENT.test(sql) && !isAdmin(request, url, options.adminPassword)) {
-      fail(response, new ClickHouseError(164, 'Code: 164. DB::Exception: sluice: the SQL endpoint is read-only; only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN run here. (READONLY)'));
+      fail(
+        response,
+        new ClickHouseError(
+          164,
+          'Code: 164. DB::Exception: sluice: the SQL endpoint is read-only; only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN run here. (READONLY)',
+        ),
+      );
       return;
     }
     const format = url.searchParams.get('default_format') ?? 'TabSeparated';
@@ -113,9 +130,10 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
 function isAdmin(request: http.IncomingMessage, url: URL, password: string | undefined): boolean {
   if (password === undefined) return false;
   const basic = /^Basic\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
-  const given = basic !== undefined
-    ? Buffer.from(basic, 'base64').toString('utf8').split(':').slice(1).join(':')
-    : (request.headers['x-clickhouse-key'] as string | undefined) ?? url.searchParams.get('password') ?? undefined;
+  const given =
+    basic !== undefined
+      ? Buffer.from(basic, 'base64').toString('utf8').split(':').slice(1).join(':')
+      : ((request.headers['x-clickhouse-key'] as string | undefined) ?? url.searchParams.get('password') ?? undefined);
   return given === password;
 }
 

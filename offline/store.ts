@@ -61,7 +61,11 @@ export class RemoteOfflineStore implements OfflineStore {
     this.description = `ClickHouse at ${parsed.origin}`;
     // Long queries (training sets) keep the connection alive with progress headers.
     this.client = createClient({
-      url: parsed.origin, username, password, database, request_timeout: 300_000,
+      url: parsed.origin,
+      username,
+      password,
+      database,
+      request_timeout: 300_000,
       clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '10000' },
     });
   }
@@ -88,7 +92,9 @@ export class RemoteOfflineStore implements OfflineStore {
       return await run();
     } catch (error) {
       const code = Number((error as { code?: string }).code);
-      throw new ClickHouseError(Number.isFinite(code) ? code : 1000, error instanceof Error ? error.message : String(error), { cause: error });
+      throw new ClickHouseError(Number.isFinite(code) ? code : 1000, error instanceof Error ? error.message : String(error), {
+        cause: error,
+      });
     }
   }
 }

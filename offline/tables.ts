@@ -49,7 +49,10 @@ export function tableName(topic: string): string {
 }
 
 /** Every table of the platform: sources' events, feature views, monitoring, registries, dead letters. */
-export function offlineTables(options: { readonly sources: readonly SourceDefinition[]; readonly views: readonly FeatureView[] }): TableSpec[] {
+export function offlineTables(options: {
+  readonly sources: readonly SourceDefinition[];
+  readonly views: readonly FeatureView[];
+}): TableSpec[] {
   return [
     ...options.sources.map((source) => avroTable(`events.${source.name}`, ['event_time', 'event_id'], source.eventsSchema)),
     ...options.views.map(featureTable),
@@ -116,7 +119,11 @@ interface AvroField {
   readonly type: unknown;
 }
 
-function avroTable(topic: string, key: readonly string[], schemaOrFile: string | { readonly fields: readonly AvroField[] } = topic): TableSpec {
+function avroTable(
+  topic: string,
+  key: readonly string[],
+  schemaOrFile: string | { readonly fields: readonly AvroField[] } = topic,
+): TableSpec {
   const schema = (typeof schemaOrFile === 'string' ? loadAvsc(schemaOrFile) : schemaOrFile) as { fields: AvroField[] };
   const mapped = schema.fields.map((field) => ({ field, ...clickhouseType(field.type) }));
   return {
@@ -173,20 +180,30 @@ function clickhouseType(type: unknown): { type: string; json: boolean } {
     const only = branches[0];
     if (branches.length === 1 && type.length === 2) {
       const inner = clickhouseType(only);
-      return inner.type.startsWith('Map(') || inner.type.startsWith('Array(') || inner.type.startsWith('LowCardinality(') ? inner : { type: `Nullable(${inner.type})`, json: inner.json };
+      return inner.type.startsWith('Map(') || inner.type.startsWith('Array(') || inner.type.startsWith('LowCardinality(')
+        ? inner
+        : { type: `Nullable(${inner.type})`, json: inner.json };
     }
     return { type: 'String', json: true };
   }
   if (typeof type === 'string') {
     switch (type) {
-      case 'string': return { type: 'String', json: false };
-      case 'bytes': return { type: 'String', json: false };
-      case 'boolean': return { type: 'Bool', json: false };
-      case 'int': return { type: 'Int32', json: false };
-      case 'long': return { type: 'Int64', json: false };
-      case 'float': return { type: 'Float32', json: false };
-      case 'double': return { type: 'Float64', json: false };
-      default: return { type: 'String', json: true };
+      case 'string':
+        return { type: 'String', json: false };
+      case 'bytes':
+        return { type: 'String', json: false };
+      case 'boolean':
+        return { type: 'Bool', json: false };
+      case 'int':
+        return { type: 'Int32', json: false };
+      case 'long':
+        return { type: 'Int64', json: false };
+      case 'float':
+        return { type: 'Float32', json: false };
+      case 'double':
+        return { type: 'Float64', json: false };
+      default:
+        return { type: 'String', json: true };
     }
   }
   const node = type as { type: unknown; logicalType?: string; precision?: number; scale?: number; values?: unknown; symbols?: unknown };
@@ -211,10 +228,21 @@ export async function ensureTables(store: OfflineStore, tables: readonly TableSp
   for (const table of tables) {
     const columns = table.columns.map((column) => `${quoteIdentifier(column.name)} ${column.type}`).join(', ');
     const key = table.key.map(quoteIdentifier).join(', ');
-    await store.command(`CREATE TABLE IF NOT EXISTS ${quoteIdentifier(table.name)} (${columns}) ENGINE = ReplacingMergeTree ORDER BY (${key})`);
-    const existing = new Set((await store.query<{ name: string }>(`SELECT name FROM system.columns WHERE database = currentDatabase() AND table = ${quoteString(table.name)}`)).map((row) => row.name));
+    await store.command(
+      `CREATE TABLE IF NOT EXISTS ${quoteIdentifier(table.name)} (${columns}) ENGINE = ReplacingMergeTree ORDER BY (${key})`,
+    );
+    const existing = new Set(
+      (
+        await store.query<{ name: string }>(
+          `SELECT name FROM system.columns WHERE database = currentDatabase() AND table = ${quoteString(table.name)}`,
+        )
+      ).map((row) => row.name),
+    );
     for (const column of table.columns) {
-      if (!existing.has(column.name)) await store.command(`ALTER TABLE ${quoteIdentifier(table.name)} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column.name)} ${column.type}`);
+      if (!existing.has(column.name))
+        await store.command(
+          `ALTER TABLE ${quoteIdentifier(table.name)} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column.name)} ${column.type}`,
+        );
     }
   }
 }
@@ -227,15 +255,23 @@ export async function ensureTables(store: OfflineStore, tables: readonly TableSp
 export async function insertNew(store: OfflineStore, table: TableSpec, rows: readonly Record<string, unknown>[]): Promise<number> {
   if (rows.length === 0) return 0;
   const types = new Map(table.columns.map((column) => [column.name, column.type]));
-  const keyOf = (row: Record<string, unknown>): string => JSON.stringify(table.key.map((column) => keyValue(row[column], types.get(column) ?? 'String')));
+  const keyOf = (row: Record<string, unknown>): string =>
+    JSON.stringify(table.key.map((column) => keyValue(row[column], types.get(column) ?? 'String')));
   const unique = new Map<string, Record<string, unknown>>();
   for (const row of rows) unique.set(keyOf(row), row);
-  const expressions = table.key.map((column) => (types.get(column)?.startsWith('DateTime64') ? `toUnixTimestamp64Milli(${quoteIdentifier(column)})` : quoteIdentifier(column)));
+  const expressions = table.key.map((column) =>
+    types.get(column)?.startsWith('DateTime64') ? `toUnixTimestamp64Milli(${quoteIdentifier(column)})` : quoteIdentifier(column),
+  );
   const present = new Set<string>();
   // Key lists are sent as literals: chunks stay well under ClickHouse's max_query_size (256 KiB).
   const lookup = async (tuples: string[]): Promise<void> => {
-    const found = await store.query<{ k: unknown[] }>(`SELECT (${expressions.join(', ')}) AS k FROM ${quoteIdentifier(table.name)} WHERE (${expressions.join(', ')}) IN (${tuples.join(', ')})`);
-    for (const { k } of found) present.add(JSON.stringify(table.key.map((column, index) => keyValue(Array.isArray(k) ? k[index] : k, types.get(column) ?? 'String'))));
+    const found = await store.query<{ k: unknown[] }>(
+      `SELECT (${expressions.join(', ')}) AS k FROM ${quoteIdentifier(table.name)} WHERE (${expressions.join(', ')}) IN (${tuples.join(', ')})`,
+    );
+    for (const { k } of found)
+      present.add(
+        JSON.stringify(table.key.map((column, index) => keyValue(Array.isArray(k) ? k[index] : k, types.get(column) ?? 'String'))),
+      );
   };
   let chunk: string[] = [];
   let chunkBytes = 0;

@@ -7,7 +7,6 @@ import { RegistryHttpClient } from './registry-client.js';
 /** The folder of the .avsc contracts, one per topic value. */
 export const AVRO_DIR = fileURLToPath(new URL('./avro/', import.meta.url));
 
-
 export interface SubjectSchema {
   /** `<topic>-value` (Confluent's TopicNameStrategy). */
   readonly subject: string;
@@ -37,28 +36,53 @@ export function platformSubjects(prefix: string): SubjectSchema[] {
   // dlq is absent on purpose: dead letters carry the original bytes untouched, with the facts in
   // headers (see dlq.avsc for the row the sink derives from them).
   const files = [
-    'monitoring.quality', 'monitoring.drift', 'monitoring.performance', 'monitoring.alerts',
-    'registry.features', 'registry.models', 'registry.experiments',
+    'monitoring.quality',
+    'monitoring.drift',
+    'monitoring.performance',
+    'monitoring.alerts',
+    'registry.features',
+    'registry.models',
+    'registry.experiments',
   ];
-  return files.map((file) => ({ subject: `${prefix}${file}-value`, topic: `${prefix}${file}`, file: `schemas/avro/${file}.avsc`, schema: loadAvsc(file) }));
+  return files.map((file) => ({
+    subject: `${prefix}${file}-value`,
+    topic: `${prefix}${file}`,
+    file: `schemas/avro/${file}.avsc`,
+    schema: loadAvsc(file),
+  }));
 }
 
 /** The subjects of one source: its raw schema (declared) and its events schema (derived). */
 export function sourceSubjects(prefix: string, source: string, rawSchema: unknown, eventsSchema: unknown): SubjectSchema[] {
   return [
     { subject: `${prefix}raw.${source}-value`, topic: `${prefix}raw.${source}`, file: `the schema of source ${source}`, schema: rawSchema },
-    { subject: `${prefix}events.${source}-value`, topic: `${prefix}events.${source}`, file: `the events schema derived for source ${source}`, schema: eventsSchema },
+    {
+      subject: `${prefix}events.${source}-value`,
+      topic: `${prefix}events.${source}`,
+      file: `the events schema derived for source ${source}`,
+      schema: eventsSchema,
+    },
   ];
 }
 
 /** The subjects of feature views' topics: every features.<view> carries a FeatureVector. */
 export function viewSubjects(prefix: string, views: readonly string[]): SubjectSchema[] {
-  return views.map((view) => ({ subject: `${prefix}features.${view}-value`, topic: `${prefix}features.${view}`, file: 'schemas/avro/features.avsc', schema: loadAvsc('features') }));
+  return views.map((view) => ({
+    subject: `${prefix}features.${view}-value`,
+    topic: `${prefix}features.${view}`,
+    file: 'schemas/avro/features.avsc',
+    schema: loadAvsc('features'),
+  }));
 }
 
 /** The subjects of models' prediction topics: every predictions.<model> carries a Prediction. */
 export function predictionSubjects(prefix: string, models: readonly string[]): SubjectSchema[] {
-  return models.map((model) => ({ subject: `${prefix}predictions.${model}-value`, topic: `${prefix}predictions.${model}`, file: 'schemas/avro/predictions.avsc', schema: loadAvsc('predictions') }));
+  return models.map((model) => ({
+    subject: `${prefix}predictions.${model}-value`,
+    topic: `${prefix}predictions.${model}`,
+    file: 'schemas/avro/predictions.avsc',
+    schema: loadAvsc('predictions'),
+  }));
 }
 
 /**
@@ -68,14 +92,20 @@ export function predictionSubjects(prefix: string, models: readonly string[]): S
 /** Schema ids by subject. */
 export type SchemaIds = ReadonlyMap<string, number>;
 
-export async function registerSchemas(registryUrl: string, subjects: readonly SubjectSchema[], logger: Logger): Promise<Map<string, number>> {
+export async function registerSchemas(
+  registryUrl: string,
+  subjects: readonly SubjectSchema[],
+  logger: Logger,
+): Promise<Map<string, number>> {
   const client = new RegistryHttpClient(registryUrl);
   const ids = new Map<string, number>();
   for (const { subject, file, schema } of subjects) {
     try {
       const { compatible, messages } = await client.testCompatibility(subject, schema);
       if (!compatible) {
-        throw new SchemaStartupError(`${file} is incompatible with subject ${subject}: ${messages.join('; ') || 'the registry gave no details'}`);
+        throw new SchemaStartupError(
+          `${file} is incompatible with subject ${subject}: ${messages.join('; ') || 'the registry gave no details'}`,
+        );
       }
       ids.set(subject, await client.register(subject, schema));
     } catch (error) {

@@ -4,7 +4,13 @@ import { parseSchemaText } from './model.js';
 
 const node = (schema: unknown) => parseSchemaText(JSON.stringify(schema)).node;
 
-const record = (fields: unknown[], extra: Record<string, unknown> = {}) => ({ type: 'record', name: 'R', namespace: 'ns', fields, ...extra });
+const record = (fields: unknown[], extra: Record<string, unknown> = {}) => ({
+  type: 'record',
+  name: 'R',
+  namespace: 'ns',
+  fields,
+  ...extra,
+});
 const field = (name: string, type: unknown, extra: Record<string, unknown> = {}) => ({ name, type, ...extra });
 const colour = (symbols: string[], extra: Record<string, unknown> = {}) => ({ type: 'enum', name: 'Colour', symbols, ...extra });
 
@@ -27,13 +33,28 @@ const cases: [string, unknown, unknown, IncompatibilityType | null][] = [
   ['null not read as string', 'null', 'string', 'TYPE_MISMATCH'],
   ['record vs primitive', record([field('a', 'int')]), 'int', 'TYPE_MISMATCH'],
   ['identical records', record([field('a', 'int')]), record([field('a', 'int')]), null],
-  ['reader adds field with default', record([field('a', 'int')]), record([field('a', 'int'), field('b', 'string', { default: 'x' })]), null],
-  ['reader adds field without default', record([field('a', 'int')]), record([field('a', 'int'), field('b', 'string')]), 'READER_FIELD_MISSING_DEFAULT_VALUE'],
+  [
+    'reader adds field with default',
+    record([field('a', 'int')]),
+    record([field('a', 'int'), field('b', 'string', { default: 'x' })]),
+    null,
+  ],
+  [
+    'reader adds field without default',
+    record([field('a', 'int')]),
+    record([field('a', 'int'), field('b', 'string')]),
+    'READER_FIELD_MISSING_DEFAULT_VALUE',
+  ],
   ['reader drops a field', record([field('a', 'int'), field('b', 'string')]), record([field('a', 'int')]), null],
   ['field promoted inside record', record([field('a', 'int')]), record([field('a', 'long')]), null],
   ['field narrowed inside record', record([field('a', 'long')]), record([field('a', 'int')]), 'TYPE_MISMATCH'],
   ['field renamed with alias', record([field('old', 'int')]), record([field('new', 'int', { aliases: ['old'] })]), null],
-  ['field renamed without alias or default', record([field('old', 'int')]), record([field('new', 'int')]), 'READER_FIELD_MISSING_DEFAULT_VALUE'],
+  [
+    'field renamed without alias or default',
+    record([field('old', 'int')]),
+    record([field('new', 'int')]),
+    'READER_FIELD_MISSING_DEFAULT_VALUE',
+  ],
   ['record renamed without alias', record([field('a', 'int')]), record([field('a', 'int')], { name: 'S' }), 'NAME_MISMATCH'],
   ['record renamed with alias', record([field('a', 'int')]), record([field('a', 'int')], { name: 'S', aliases: ['R'] }), null],
   ['record moved to another namespace', record([field('a', 'int')]), record([field('a', 'int')], { namespace: 'other' }), null],
@@ -55,19 +76,49 @@ const cases: [string, unknown, unknown, IncompatibilityType | null][] = [
   ['union read by a narrower union', ['null', 'string', 'int'], ['null', 'string'], 'MISSING_UNION_BRANCH'],
   ['union read by a plain type covering each branch', ['int', 'long'], 'long', null],
   ['union read by a plain type missing a branch', ['null', 'string'], 'string', 'TYPE_MISMATCH'],
-  ['optional field made required', record([field('a', ['null', 'string'], { default: null })]), record([field('a', 'string')]), 'TYPE_MISMATCH'],
+  [
+    'optional field made required',
+    record([field('a', ['null', 'string'], { default: null })]),
+    record([field('a', 'string')]),
+    'TYPE_MISMATCH',
+  ],
   ['required field made optional', record([field('a', 'string')]), record([field('a', ['null', 'string'], { default: null })]), null],
-  ['nested record gains a required field', record([field('inner', record([field('x', 'int')], { name: 'Inner' }))]),
-    record([field('inner', record([field('x', 'int'), field('y', 'int')], { name: 'Inner' }))]), 'READER_FIELD_MISSING_DEFAULT_VALUE'],
-  ['nested record gains a defaulted field', record([field('inner', record([field('x', 'int')], { name: 'Inner' }))]),
-    record([field('inner', record([field('x', 'int'), field('y', 'int', { default: 0 })], { name: 'Inner' }))]), null],
-  ['enum inside array loses a symbol', { type: 'array', items: colour(['RED', 'BLUE']) }, { type: 'array', items: colour(['RED']) }, 'MISSING_ENUM_SYMBOLS'],
-  ['recursive list, unchanged', record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
-    record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]), null],
-  ['recursive list, value promoted', record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
-    record([field('value', 'long'), field('next', ['null', 'R'], { default: null })]), null],
-  ['recursive list, field added without default', record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
-    record([field('value', 'int'), field('tag', 'string'), field('next', ['null', 'R'], { default: null })]), 'READER_FIELD_MISSING_DEFAULT_VALUE'],
+  [
+    'nested record gains a required field',
+    record([field('inner', record([field('x', 'int')], { name: 'Inner' }))]),
+    record([field('inner', record([field('x', 'int'), field('y', 'int')], { name: 'Inner' }))]),
+    'READER_FIELD_MISSING_DEFAULT_VALUE',
+  ],
+  [
+    'nested record gains a defaulted field',
+    record([field('inner', record([field('x', 'int')], { name: 'Inner' }))]),
+    record([field('inner', record([field('x', 'int'), field('y', 'int', { default: 0 })], { name: 'Inner' }))]),
+    null,
+  ],
+  [
+    'enum inside array loses a symbol',
+    { type: 'array', items: colour(['RED', 'BLUE']) },
+    { type: 'array', items: colour(['RED']) },
+    'MISSING_ENUM_SYMBOLS',
+  ],
+  [
+    'recursive list, unchanged',
+    record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
+    record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
+    null,
+  ],
+  [
+    'recursive list, value promoted',
+    record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
+    record([field('value', 'long'), field('next', ['null', 'R'], { default: null })]),
+    null,
+  ],
+  [
+    'recursive list, field added without default',
+    record([field('value', 'int'), field('next', ['null', 'R'], { default: null })]),
+    record([field('value', 'int'), field('tag', 'string'), field('next', ['null', 'R'], { default: null })]),
+    'READER_FIELD_MISSING_DEFAULT_VALUE',
+  ],
   ['logical type over same underlying type', { type: 'long', logicalType: 'timestamp-millis' }, 'long', null],
   ['decimal bytes read as bytes', { type: 'bytes', logicalType: 'decimal', precision: 12, scale: 2 }, 'bytes', null],
 ];
@@ -107,7 +158,10 @@ describe('checkCompatibility: registry levels', () => {
   // Reads v2's data (b is a string there) but not v1's, where b was an int.
   const onlyLatest = node(record([field('a', 'long'), field('b', 'string', { default: '' })]));
 
-  const existing = [{ version: 1, node: v1 }, { version: 2, node: v2 }];
+  const existing = [
+    { version: 1, node: v1 },
+    { version: 2, node: v2 },
+  ];
   // [level, history, candidate, compatible]
   const modeCases: [CompatibilityLevel, { version: number; node: ReturnType<typeof node> }[], ReturnType<typeof node>, boolean][] = [
     ['NONE', existing, node('string'), true],
@@ -124,12 +178,60 @@ describe('checkCompatibility: registry levels', () => {
     ['FORWARD_TRANSITIVE', existing, addRequired, true],
     ['FULL_TRANSITIVE', existing, v2, true],
     // The new schema fits the latest version but not an older one: only transitive levels see it.
-    ['BACKWARD', [{ version: 1, node: node(record([field('a', 'int'), field('b', 'int')])) }, { version: 2, node: v2 }], onlyLatest, true],
-    ['BACKWARD_TRANSITIVE', [{ version: 1, node: node(record([field('a', 'int'), field('b', 'int')])) }, { version: 2, node: v2 }], onlyLatest, false],
-    ['FORWARD', [{ version: 1, node: v2Wide }, { version: 2, node: v3FloatFromLong }], v1Narrow, true],
-    ['FORWARD_TRANSITIVE', [{ version: 1, node: node(record([field('a', 'int')])) }, { version: 2, node: v3FloatFromLong }], v2Wide, false],
-    ['FULL', [{ version: 1, node: v1Narrow }, { version: 2, node: v2Wide }], v2Wide, true],
-    ['FULL_TRANSITIVE', [{ version: 1, node: v1Narrow }, { version: 2, node: v2Wide }], v3FloatFromLong, false],
+    [
+      'BACKWARD',
+      [
+        { version: 1, node: node(record([field('a', 'int'), field('b', 'int')])) },
+        { version: 2, node: v2 },
+      ],
+      onlyLatest,
+      true,
+    ],
+    [
+      'BACKWARD_TRANSITIVE',
+      [
+        { version: 1, node: node(record([field('a', 'int'), field('b', 'int')])) },
+        { version: 2, node: v2 },
+      ],
+      onlyLatest,
+      false,
+    ],
+    [
+      'FORWARD',
+      [
+        { version: 1, node: v2Wide },
+        { version: 2, node: v3FloatFromLong },
+      ],
+      v1Narrow,
+      true,
+    ],
+    [
+      'FORWARD_TRANSITIVE',
+      [
+        { version: 1, node: node(record([field('a', 'int')])) },
+        { version: 2, node: v3FloatFromLong },
+      ],
+      v2Wide,
+      false,
+    ],
+    [
+      'FULL',
+      [
+        { version: 1, node: v1Narrow },
+        { version: 2, node: v2Wide },
+      ],
+      v2Wide,
+      true,
+    ],
+    [
+      'FULL_TRANSITIVE',
+      [
+        { version: 1, node: v1Narrow },
+        { version: 2, node: v2Wide },
+      ],
+      v3FloatFromLong,
+      false,
+    ],
   ];
 
   it('has at least 15 mode cases, with a transitive-only failure', () => {
@@ -143,7 +245,10 @@ describe('checkCompatibility: registry levels', () => {
   });
 
   it('names the version, the field and the rule in its messages', () => {
-    const history = [{ version: 1, node: node(record([field('a', 'int'), field('b', 'int')])) }, { version: 2, node: v2 }];
+    const history = [
+      { version: 1, node: node(record([field('a', 'int'), field('b', 'int')])) },
+      { version: 2, node: v2 },
+    ];
     expect(checkCompatibility('BACKWARD_TRANSITIVE', onlyLatest, history)).toEqual([
       "TYPE_MISMATCH at /fields/b/type: the reader's type string cannot read the writer's int (the new schema reading data of version 1; compatibility BACKWARD_TRANSITIVE)",
     ]);

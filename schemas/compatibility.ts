@@ -83,11 +83,13 @@ export function checkCanRead(reader: SchemaNode, writer: SchemaNode): Incompatib
     }
     if (r.kind === 'union') {
       if (r.branches.some((branch) => check(branch, w, location).length === 0)) return [];
-      return [{
-        type: 'MISSING_UNION_BRANCH',
-        location,
-        message: `the reader's ${describe(r)} has no branch that can read the writer's ${describe(w)}`,
-      }];
+      return [
+        {
+          type: 'MISSING_UNION_BRANCH',
+          location,
+          message: `the reader's ${describe(r)} has no branch that can read the writer's ${describe(w)}`,
+        },
+      ];
     }
     if (r.kind === 'primitive' && w.kind === 'primitive') {
       if (r.type === w.type || PROMOTIONS[w.type]?.includes(r.type)) return [];
@@ -104,7 +106,13 @@ export function checkCanRead(reader: SchemaNode, writer: SchemaNode): Incompatib
         const writer = w as typeof r;
         if (!namesMatch(r, writer)) return [nameMismatch(r.name, writer.name, location)];
         if (r.size !== writer.size) {
-          return [{ type: 'FIXED_SIZE_MISMATCH', location: `${location}/size`, message: `fixed ${r.name} is ${r.size} bytes in the reader but ${writer.size} in the writer` }];
+          return [
+            {
+              type: 'FIXED_SIZE_MISMATCH',
+              location: `${location}/size`,
+              message: `fixed ${r.name} is ${r.size} bytes in the reader but ${writer.size} in the writer`,
+            },
+          ];
         }
         return [];
       }
@@ -113,11 +121,13 @@ export function checkCanRead(reader: SchemaNode, writer: SchemaNode): Incompatib
         if (!namesMatch(r, writer)) return [nameMismatch(r.name, writer.name, location)];
         const missing = writer.symbols.filter((symbol) => !r.symbols.includes(symbol));
         if (missing.length === 0 || (r.defaultSymbol !== undefined && r.symbols.includes(r.defaultSymbol))) return [];
-        return [{
-          type: 'MISSING_ENUM_SYMBOLS',
-          location: `${location}/symbols`,
-          message: `the reader's enum ${r.name} lacks the writer's symbols [${missing.join(', ')}] and has no default symbol`,
-        }];
+        return [
+          {
+            type: 'MISSING_ENUM_SYMBOLS',
+            location: `${location}/symbols`,
+            message: `the reader's enum ${r.name} lacks the writer's symbols [${missing.join(', ')}] and has no default symbol`,
+          },
+        ];
       }
       case 'record': {
         const writer = w as typeof r;
@@ -125,14 +135,17 @@ export function checkCanRead(reader: SchemaNode, writer: SchemaNode): Incompatib
         const writerFields = new Map(writer.fields.map((field) => [field.name, field]));
         return r.fields.flatMap((field) => {
           const fieldLocation = `${location}/fields/${field.name}`;
-          const match = writerFields.get(field.name) ?? field.aliases.map((alias) => writerFields.get(alias)).find((found) => found !== undefined);
+          const match =
+            writerFields.get(field.name) ?? field.aliases.map((alias) => writerFields.get(alias)).find((found) => found !== undefined);
           if (match) return check(field.type, match.type, `${fieldLocation}/type`);
           if (field.hasDefault) return [];
-          return [{
-            type: 'READER_FIELD_MISSING_DEFAULT_VALUE' as const,
-            location: fieldLocation,
-            message: `the reader's field '${field.name}' of record ${r.name} has no default value and the writer has no such field`,
-          }];
+          return [
+            {
+              type: 'READER_FIELD_MISSING_DEFAULT_VALUE' as const,
+              location: fieldLocation,
+              message: `the reader's field '${field.name}' of record ${r.name} has no default value and the writer has no such field`,
+            },
+          ];
         });
       }
       default:
@@ -144,15 +157,29 @@ export function checkCanRead(reader: SchemaNode, writer: SchemaNode): Incompatib
 }
 
 function mismatch(r: SchemaNode, w: SchemaNode, location: string): Incompatibility {
-  return { type: 'TYPE_MISMATCH', location: location || '/', message: `the reader's type ${describe(r)} cannot read the writer's ${describe(w)}` };
+  return {
+    type: 'TYPE_MISMATCH',
+    location: location || '/',
+    message: `the reader's type ${describe(r)} cannot read the writer's ${describe(w)}`,
+  };
 }
 
 function nameMismatch(readerName: string, writerName: string, location: string): Incompatibility {
-  return { type: 'NAME_MISMATCH', location: `${location}/name`, message: `the reader's ${readerName} does not match the writer's ${writerName} (by name or alias)` };
+  return {
+    type: 'NAME_MISMATCH',
+    location: `${location}/name`,
+    message: `the reader's ${readerName} does not match the writer's ${writerName} (by name or alias)`,
+  };
 }
 
 export const COMPATIBILITY_LEVELS = [
-  'NONE', 'BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE',
+  'NONE',
+  'BACKWARD',
+  'BACKWARD_TRANSITIVE',
+  'FORWARD',
+  'FORWARD_TRANSITIVE',
+  'FULL',
+  'FULL_TRANSITIVE',
 ] as const;
 export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
 
@@ -181,12 +208,16 @@ export function checkCompatibility(level: CompatibilityLevel, candidate: SchemaN
   for (const old of against) {
     if (backward) {
       for (const problem of checkCanRead(candidate, old.node)) {
-        messages.push(`${problem.type} at ${problem.location || '/'}: ${problem.message} (the new schema reading data of version ${old.version}; compatibility ${level})`);
+        messages.push(
+          `${problem.type} at ${problem.location || '/'}: ${problem.message} (the new schema reading data of version ${old.version}; compatibility ${level})`,
+        );
       }
     }
     if (forward) {
       for (const problem of checkCanRead(old.node, candidate)) {
-        messages.push(`${problem.type} at ${problem.location || '/'}: ${problem.message} (version ${old.version} reading data of the new schema; compatibility ${level})`);
+        messages.push(
+          `${problem.type} at ${problem.location || '/'}: ${problem.message} (version ${old.version} reading data of the new schema; compatibility ${level})`,
+        );
       }
     }
   }

@@ -6,7 +6,14 @@ import { avroType } from './logical-types.js';
 
 const transaction = avroType(transactions.rawSchema);
 const valid = {
-  transaction_id: 't1', card_id: 'c1', merchant_id: 'm1', merchant_category: '5411', amount: 12.5, currency: 'EUR', country: 'NL', timestamp: 1_700_000_000_000,
+  transaction_id: 't1',
+  card_id: 'c1',
+  merchant_id: 'm1',
+  merchant_category: '5411',
+  amount: 12.5,
+  currency: 'EUR',
+  country: 'NL',
+  timestamp: 1_700_000_000_000,
 };
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 

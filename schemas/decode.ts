@@ -14,9 +14,13 @@ export class SchemaViolationError extends DeserializationError {
   readonly violations: readonly SchemaViolation[];
 
   constructor(violations: readonly SchemaViolation[]) {
-    super('SLUICE_SCHEMA_VIOLATION', `does not match the schema: ${violations.map((violation) => `${violation.field} ${violation.message}`).join('; ')}`, {
-      context: { fields: violations.map((violation) => violation.field) },
-    });
+    super(
+      'SLUICE_SCHEMA_VIOLATION',
+      `does not match the schema: ${violations.map((violation) => `${violation.field} ${violation.message}`).join('; ')}`,
+      {
+        context: { fields: violations.map((violation) => violation.field) },
+      },
+    );
     this.violations = violations;
   }
 }
@@ -45,11 +49,17 @@ export function parseJsonRecord(bytes: Buffer, reader: avro.Type): Record<string
     parsed = JSON.parse(bytes.toString('utf8'));
   } catch (cause) {
     const first = bytes[0] ?? 0;
-    const what = first === 0x7b || first === 0x5b || first === 0x20 ? 'malformed JSON' : `neither Avro (magic byte 0) nor JSON (first byte 0x${first.toString(16).padStart(2, '0')})`;
+    const what =
+      first === 0x7b || first === 0x5b || first === 0x20
+        ? 'malformed JSON'
+        : `neither Avro (magic byte 0) nor JSON (first byte 0x${first.toString(16).padStart(2, '0')})`;
     throw new DeserializationError('SLUICE_UNDECODABLE', `${what}: ${(cause as Error).message}`, { cause });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new DeserializationError('SLUICE_JSON_NOT_OBJECT', `JSON value is ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`}, not an object`);
+    throw new DeserializationError(
+      'SLUICE_JSON_NOT_OBJECT',
+      `JSON value is ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`}, not an object`,
+    );
   }
   const value = withDefaults(parsed as Record<string, unknown>, reader);
   const fields = recordFields(reader);
@@ -91,7 +101,8 @@ function describeType(type: avro.Type): string {
   if (type.typeName === 'logical:timestamp-millis') return 'epoch milliseconds (long)';
   const schema = type.schema() as unknown;
   if (typeof schema === 'string') return schema;
-  if (Array.isArray(schema)) return schema.map((branch) => (typeof branch === 'string' ? branch : (branch as { type: string }).type)).join(' or ');
+  if (Array.isArray(schema))
+    return schema.map((branch) => (typeof branch === 'string' ? branch : (branch as { type: string }).type)).join(' or ');
   const object = schema as { type?: string; symbols?: string[] };
   if (object.symbols) return `one of ${object.symbols.join(', ')}`;
   return object.type ?? 'a value of the schema';

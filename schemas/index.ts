@@ -1,9 +1,34 @@
 export { AvroSerde, readSchemaId, avroType } from './serde.js';
 export { DecimalType, LOGICAL_TYPES } from './logical-types.js';
 export { RegistryHttpClient } from './registry-client.js';
-export { loadAvsc, platformSubjects, sourceSubjects, viewSubjects, predictionSubjects, registerSchemas, AVRO_DIR, type SubjectSchema, type SchemaIds } from './catalog.js';
-export { deriveEventsSchema, readAvroSchema, checkRecordSchema, ENVELOPE_FIELDS, SourceSchemaError, type AvroRecordSchema, type AvroField } from './source-schemas.js';
-export { checkCanRead, checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, type CompatibilityLevel, type Incompatibility } from './compatibility.js';
+export {
+  loadAvsc,
+  platformSubjects,
+  sourceSubjects,
+  viewSubjects,
+  predictionSubjects,
+  registerSchemas,
+  AVRO_DIR,
+  type SubjectSchema,
+  type SchemaIds,
+} from './catalog.js';
+export {
+  deriveEventsSchema,
+  readAvroSchema,
+  checkRecordSchema,
+  ENVELOPE_FIELDS,
+  SourceSchemaError,
+  type AvroRecordSchema,
+  type AvroField,
+} from './source-schemas.js';
+export {
+  checkCanRead,
+  checkCompatibility,
+  COMPATIBILITY_LEVELS,
+  isCompatibilityLevel,
+  type CompatibilityLevel,
+  type Incompatibility,
+} from './compatibility.js';
 export { parseSchemaText, type SchemaNode } from './model.js';
 export { startSchemaRegistry, type RunningSchemaRegistry, type SchemaRegistryOptions } from './registry/index.js';
 export * from './errors.js';

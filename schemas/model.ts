@@ -18,7 +18,13 @@ export interface FieldNode {
 export type SchemaNode =
   | { readonly kind: 'primitive'; readonly type: Primitive }
   | { readonly kind: 'record'; readonly name: string; readonly aliases: readonly string[]; readonly fields: FieldNode[] }
-  | { readonly kind: 'enum'; readonly name: string; readonly aliases: readonly string[]; readonly symbols: readonly string[]; readonly defaultSymbol: string | undefined }
+  | {
+      readonly kind: 'enum';
+      readonly name: string;
+      readonly aliases: readonly string[];
+      readonly symbols: readonly string[];
+      readonly defaultSymbol: string | undefined;
+    }
   | { readonly kind: 'fixed'; readonly name: string; readonly aliases: readonly string[]; readonly size: number }
   | { readonly kind: 'array'; readonly items: SchemaNode }
   | { readonly kind: 'map'; readonly values: SchemaNode }

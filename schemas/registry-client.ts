@@ -12,7 +12,9 @@ export class RegistryHttpClient {
   constructor(readonly url: string) {}
 
   async register(subject: string, schema: unknown): Promise<number> {
-    const { id } = await this.call<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: JSON.stringify(schema) });
+    const { id } = await this.call<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
+      schema: JSON.stringify(schema),
+    });
     return id;
   }
 
@@ -55,9 +57,13 @@ export class RegistryHttpClient {
     }
     if (!response.ok) {
       const error = parsed as { error_code?: number; message?: string } | undefined;
-      throw new SchemaRegistryError(error?.error_code ?? response.status, error?.message ?? `HTTP ${response.status} from ${method} ${path}`, {
-        retriable: response.status >= 500,
-      });
+      throw new SchemaRegistryError(
+        error?.error_code ?? response.status,
+        error?.message ?? `HTTP ${response.status} from ${method} ${path}`,
+        {
+          retriable: response.status >= 500,
+        },
+      );
     }
     return parsed as T;
   }

@@ -33,10 +33,16 @@ export async function readRegistryTopic<T>(registry: RegistryTopic): Promise<Map
 }
 
 /** Publishes records (acks=all, idempotent producer) with the registered schema id of the topic's values. */
-export async function publishToRegistryTopic(registry: RegistryTopic, schemaId: number, records: readonly { readonly key: string; readonly value: unknown }[]): Promise<void> {
+export async function publishToRegistryTopic(
+  registry: RegistryTopic,
+  schemaId: number,
+  records: readonly { readonly key: string; readonly value: unknown }[],
+): Promise<void> {
   if (records.length === 0) return;
   const serde = new AvroSerde(registry.registryUrl);
-  const messages = await Promise.all(records.map(async (record) => ({ key: record.key, value: await serde.encode(schemaId, record.value) })));
+  const messages = await Promise.all(
+    records.map(async (record) => ({ key: record.key, value: await serde.encode(schemaId, record.value) })),
+  );
   const producer = registry.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {

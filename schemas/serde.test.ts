@@ -6,13 +6,17 @@ import { loadAvsc, platformSubjects } from './catalog.js';
 import demo from '../examples/fraud/sluice.config.js';
 
 describe('decimal logical type', () => {
-  const type = avroType({ type: 'record', name: 'Money', fields: [{ name: 'amount', type: { type: 'bytes', logicalType: 'decimal', precision: 12, scale: 2 } }] });
+  const type = avroType({
+    type: 'record',
+    name: 'Money',
+    fields: [{ name: 'amount', type: { type: 'bytes', logicalType: 'decimal', precision: 12, scale: 2 } }],
+  });
 
   it.each([0, 12.34, -12.34, 0.01, 9_999_999_999.99, -9_999_999_999.99, 127, 128, -128, -129])('round-trips %d exactly', (amount) => {
     expect(type.fromBuffer(type.toBuffer({ amount }))).toEqual({ amount });
   });
 
-  it('encodes two\'s complement big-endian unscaled values, as the Avro spec says', () => {
+  it("encodes two's complement big-endian unscaled values, as the Avro spec says", () => {
     // 1.28 -> unscaled 128 -> 0x0080 (two bytes: a leading zero keeps it positive)
     expect(type.toBuffer({ amount: 1.28 }).subarray(1).toString('hex')).toBe('0080');
     expect(type.toBuffer({ amount: -1.28 }).subarray(1).toString('hex')).toBe('80');

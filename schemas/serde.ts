@@ -21,7 +21,10 @@ export class AvroSerde {
   /** Per writer schema id: the resolver into the reader, or null when the two are equal. */
   private readonly resolvers = new Map<number, avro.Resolver | null>();
 
-  constructor(registryUrl: string, readonly reader?: avro.Type) {
+  constructor(
+    registryUrl: string,
+    readonly reader?: avro.Type,
+  ) {
     this.client = new SchemaRegistry(
       { host: registryUrl, clientId: 'sluice', retry: { retries: 2 } },
       { [SchemaType.AVRO]: { logicalTypes: LOGICAL_TYPES } },
@@ -42,7 +45,10 @@ export class AvroSerde {
       const resolver = this.resolverFor(schemaId, writer, this.reader);
       return resolver ? this.reader.fromBuffer(body, resolver) : this.reader.fromBuffer(body);
     } catch (cause) {
-      throw new DeserializationError('SLUICE_AVRO_BODY', `Avro body of schema ${schemaId} does not decode: ${(cause as Error).message}`, { cause, context: { schemaId } });
+      throw new DeserializationError('SLUICE_AVRO_BODY', `Avro body of schema ${schemaId} does not decode: ${(cause as Error).message}`, {
+        cause,
+        context: { schemaId },
+      });
     }
   }
 
@@ -52,13 +58,20 @@ export class AvroSerde {
     } catch (cause) {
       const status = (cause as { status?: number }).status;
       if (status === 404) {
-        throw new DeserializationError('SLUICE_UNKNOWN_SCHEMA_ID', `schema id ${schemaId} is not in the registry`, { cause, context: { schemaId } });
+        throw new DeserializationError('SLUICE_UNKNOWN_SCHEMA_ID', `schema id ${schemaId} is not in the registry`, {
+          cause,
+          context: { schemaId },
+        });
       }
-      throw new DeserializationError('SLUICE_REGISTRY_UNAVAILABLE', `schema registry lookup of id ${schemaId} failed: ${(cause as Error).message}`, {
-        cause,
-        retriable: true,
-        context: { schemaId },
-      });
+      throw new DeserializationError(
+        'SLUICE_REGISTRY_UNAVAILABLE',
+        `schema registry lookup of id ${schemaId} failed: ${(cause as Error).message}`,
+        {
+          cause,
+          retriable: true,
+          context: { schemaId },
+        },
+      );
     }
   }
 
@@ -68,7 +81,11 @@ export class AvroSerde {
       try {
         resolver = reader.equals(writer) ? null : reader.createResolver(writer);
       } catch (cause) {
-        throw new DeserializationError('SLUICE_SCHEMA_UNRESOLVABLE', `writer schema ${schemaId} cannot be read as ${reader.name ?? 'the reader schema'}: ${(cause as Error).message}`, { cause });
+        throw new DeserializationError(
+          'SLUICE_SCHEMA_UNRESOLVABLE',
+          `writer schema ${schemaId} cannot be read as ${reader.name ?? 'the reader schema'}: ${(cause as Error).message}`,
+          { cause },
+        );
       }
       this.resolvers.set(schemaId, resolver);
     }
@@ -79,7 +96,10 @@ export class AvroSerde {
 /** Reads the schema id of a Confluent-framed message, rejecting anything else. */
 export function readSchemaId(message: Buffer): number {
   if (message.length < HEADER_BYTES) {
-    throw new DeserializationError('SLUICE_WIRE_TOO_SHORT', `message of ${message.length} bytes is too short for the Confluent wire format`);
+    throw new DeserializationError(
+      'SLUICE_WIRE_TOO_SHORT',
+      `message of ${message.length} bytes is too short for the Confluent wire format`,
+    );
   }
   if (message[0] !== MAGIC_BYTE) {
     throw new DeserializationError('SLUICE_WIRE_MAGIC_BYTE', `unknown magic byte ${message[0]} (expected 0: Confluent wire format)`);

@@ -8,7 +8,11 @@ import { avroType } from './logical-types.js';
  * by the user, and the events schema ingest writes (`events.<source>`), derived from it: the raw
  * record's fields, then the envelope ingest adds — `event_id`, `event_time`, `ingest_time`.
  */
-export type AvroRecordSchema = Readonly<Record<string, unknown>> & { readonly type: 'record'; readonly name: string; readonly fields: readonly AvroField[] };
+export type AvroRecordSchema = Readonly<Record<string, unknown>> & {
+  readonly type: 'record';
+  readonly name: string;
+  readonly fields: readonly AvroField[];
+};
 
 export interface AvroField {
   readonly name: string;
@@ -31,7 +35,11 @@ export const ENVELOPE_FIELDS: readonly AvroField[] = [
     type: { type: 'long', logicalType: 'timestamp-millis' },
     doc: "Event time assigned by ingest (the source's timestamp field); windows and point-in-time joins use it.",
   },
-  { name: 'ingest_time', type: { type: 'long', logicalType: 'timestamp-millis' }, doc: 'When ingest accepted the event (processing time).' },
+  {
+    name: 'ingest_time',
+    type: { type: 'long', logicalType: 'timestamp-millis' },
+    doc: 'When ingest accepted the event (processing time).',
+  },
 ];
 
 /** Reads an .avsc file (a path or file URL) synchronously: declarations call it once, at load time. */
@@ -41,7 +49,9 @@ export function readAvroSchema(file: string | URL): AvroRecordSchema {
   try {
     parsed = JSON.parse(readFileSync(where, 'utf8'));
   } catch (cause) {
-    throw new SourceSchemaError(`cannot read the Avro schema ${where}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new SourceSchemaError(`cannot read the Avro schema ${where}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
   return checkRecordSchema(parsed, where);
 }
@@ -54,7 +64,9 @@ export function checkRecordSchema(schema: unknown, where: string): AvroRecordSch
   try {
     avroType(schema);
   } catch (cause) {
-    throw new SourceSchemaError(`${where} is not a valid Avro schema: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new SourceSchemaError(`${where} is not a valid Avro schema: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
   return schema as AvroRecordSchema;
 }
@@ -65,7 +77,10 @@ export function checkRecordSchema(schema: unknown, where: string): AvroRecordSch
  */
 export function deriveEventsSchema(raw: AvroRecordSchema, sourceName: string): AvroRecordSchema {
   const taken = raw.fields.find((field) => ENVELOPE_FIELDS.some((envelope) => envelope.name === field.name));
-  if (taken) throw new SourceSchemaError(`source ${sourceName}: field "${taken.name}" is reserved for the events envelope (event_id, event_time, ingest_time); rename it`);
+  if (taken)
+    throw new SourceSchemaError(
+      `source ${sourceName}: field "${taken.name}" is reserved for the events envelope (event_id, event_time, ingest_time); rename it`,
+    );
   const namespace = typeof raw.namespace === 'string' ? raw.namespace : undefined;
   const events = {
     type: 'record' as const,

@@ -34,10 +34,14 @@ export class UnknownViewError extends SluiceError {
 
 export class EntityElsewhereError extends SluiceError {
   constructor(view: string, entity: string, partition: number, owner: string | undefined) {
-    super('SLUICE_ENTITY_ELSEWHERE', `entity ${entity} of ${view} is in partition ${partition}, owned by ${owner ?? 'no member right now'}; ask that instance`, {
-      retriable: true,
-      context: { view, entity, partition, owner },
-    });
+    super(
+      'SLUICE_ENTITY_ELSEWHERE',
+      `entity ${entity} of ${view} is in partition ${partition}, owned by ${owner ?? 'no member right now'}; ask that instance`,
+      {
+        retriable: true,
+        context: { view, entity, partition, owner },
+      },
+    );
   }
 }
 
@@ -67,11 +71,28 @@ export class OnlineStore {
 
   private answer(view: FeatureView, entity: string, state: EntityState | undefined, at: number): OnlineValue {
     const row = state?.latest[view.name];
-    if (!row) return { view: view.name, entity_id: entity, status: 'NOT_FOUND', version: null, event_time: null, event_id: null, values: null };
+    if (!row)
+      return { view: view.name, entity_id: entity, status: 'NOT_FOUND', version: null, event_time: null, event_id: null, values: null };
     if (view.ttlMs !== undefined && at - row.eventTime > view.ttlMs) {
-      return { view: view.name, entity_id: entity, status: 'OUTSIDE_MAX_AGE', version: row.version, event_time: row.eventTime, event_id: row.eventId, values: null };
+      return {
+        view: view.name,
+        entity_id: entity,
+        status: 'OUTSIDE_MAX_AGE',
+        version: row.version,
+        event_time: row.eventTime,
+        event_id: row.eventId,
+        values: null,
+      };
     }
-    return { view: view.name, entity_id: entity, status: 'PRESENT', version: row.version, event_time: row.eventTime, event_id: row.eventId, values: row.values };
+    return {
+      view: view.name,
+      entity_id: entity,
+      status: 'PRESENT',
+      version: row.version,
+      event_time: row.eventTime,
+      event_id: row.eventId,
+      values: row.values,
+    };
   }
 
   /** The online views that share a view's source (and so one entity state). */
@@ -81,22 +102,31 @@ export class OnlineStore {
   }
 
   /** Several views for several entities: results per entity, in request order (one state read per entity and source). */
-  async getMany(views: readonly string[], entities: readonly string[], at: number = Date.now()): Promise<{ entity_id: string; features: Record<string, OnlineValue> }[]> {
+  async getMany(
+    views: readonly string[],
+    entities: readonly string[],
+    at: number = Date.now(),
+  ): Promise<{ entity_id: string; features: Record<string, OnlineValue> }[]> {
     const wanted = views.map((name) => {
       const view = this.views.get(name);
       if (!view) throw new UnknownViewError(name, this.viewNames);
       return view;
     });
     const sources = [...new Set(wanted.map((view) => view.source.name))];
-    return Promise.all(entities.map(async (entity) => {
-      const states = new Map<string, EntityState | undefined>();
-      for (const source of sources) {
-        const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
-        if (!result.owned) throw new EntityElsewhereError(source, entity, result.partition, result.owner?.clientId);
-        states.set(source, result.value);
-      }
-      return { entity_id: entity, features: Object.fromEntries(wanted.map((view) => [view.name, this.answer(view, entity, states.get(view.source.name), at)])) };
-    }));
+    return Promise.all(
+      entities.map(async (entity) => {
+        const states = new Map<string, EntityState | undefined>();
+        for (const source of sources) {
+          const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
+          if (!result.owned) throw new EntityElsewhereError(source, entity, result.partition, result.owner?.clientId);
+          states.set(source, result.value);
+        }
+        return {
+          entity_id: entity,
+          features: Object.fromEntries(wanted.map((view) => [view.name, this.answer(view, entity, states.get(view.source.name), at)])),
+        };
+      }),
+    );
   }
 }
 
@@ -106,7 +136,10 @@ export class OnlineStore {
  * newer one — so a prediction sees what training saw; then takes what is there. The views of one
  * event come from one read of the entity's state.
  */
-export function featuresAsOfEvent(online: OnlineStore, maxWaitMs = 2_000): { valuesAt(view: string, entity: string, eventId: string, eventTime: number): Promise<FeatureValues | null> } {
+export function featuresAsOfEvent(
+  online: OnlineStore,
+  maxWaitMs = 2_000,
+): { valuesAt(view: string, entity: string, eventId: string, eventTime: number): Promise<FeatureValues | null> } {
   let last: { key: string; rows: Promise<Map<string, OnlineValue>> } | undefined;
   const rowsOf = async (view: string, entity: string, eventTime: number): Promise<Map<string, OnlineValue>> => {
     const found = await online.getMany(online.viewsLike(view), [entity], eventTime);
@@ -161,7 +194,14 @@ export function onlineRoutes(store: () => OnlineStore | undefined): RouteHandler
       if (request.method === 'GET' && parts.length === 3) {
         const at = url.searchParams.get('at');
         if (at !== null && !/^\d+$/.test(at)) return { status: 400, body: { error: '"at" must be epoch milliseconds' } };
-        return { status: 200, body: await online.get(decodeURIComponent(parts[1] ?? ''), decodeURIComponent(parts[2] ?? ''), at === null ? undefined : Number(at)) };
+        return {
+          status: 200,
+          body: await online.get(
+            decodeURIComponent(parts[1] ?? ''),
+            decodeURIComponent(parts[2] ?? ''),
+            at === null ? undefined : Number(at),
+          ),
+        };
       }
       if (request.method === 'GET' && parts.length === 1) return { status: 200, body: { views: online.viewNames } };
       if (request.method === 'POST' && parts.length === 1) {
@@ -175,7 +215,10 @@ export function onlineRoutes(store: () => OnlineStore | undefined): RouteHandler
         }
         const parsed = batchRequest.safeParse(json);
         if (!parsed.success) {
-          return { status: 400, body: { error: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ') } };
+          return {
+            status: 400,
+            body: { error: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ') },
+          };
         }
         return { status: 200, body: { results: await online.getMany(parsed.data.views, parsed.data.entities, parsed.data.at) } };
       }

@@ -20,7 +20,13 @@ export type OpsRoute = (request: http.IncomingMessage, url: URL) => Promise<{ st
  * `/metrics` (Prometheus text format), `/health` (liveness) and `/ready` (readiness) on one port,
  * loopback by default.
  */
-export async function serveOps(registry: MetricsRegistry, health: HealthSource, host: string, port: number, routes: readonly OpsRoute[] = []): Promise<OpsServer> {
+export async function serveOps(
+  registry: MetricsRegistry,
+  health: HealthSource,
+  host: string,
+  port: number,
+  routes: readonly OpsRoute[] = [],
+): Promise<OpsServer> {
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://ops');
     const path = url.pathname;
@@ -34,16 +40,22 @@ export async function serveOps(registry: MetricsRegistry, health: HealthSource, 
         if (answer) return answer;
       }
       return undefined;
-    })().then((answer) => {
-      if (answer) reply(answer.status, 'application/json', JSON.stringify(answer.body));
-      else builtIn();
-    }, (error: unknown) => reply(500, 'application/json', JSON.stringify({ error: error instanceof Error ? error.message : String(error) })));
+    })().then(
+      (answer) => {
+        if (answer) reply(answer.status, 'application/json', JSON.stringify(answer.body));
+        else builtIn();
+      },
+      (error: unknown) => reply(500, 'application/json', JSON.stringify({ error: error instanceof Error ? error.message : String(error) })),
+    );
 
     function builtIn(): void {
       if (request.method !== 'GET') {
         reply(405, 'application/json', JSON.stringify({ error: 'method not allowed' }));
       } else if (path === '/metrics') {
-        registry.metrics().then((text) => reply(200, registry.contentType, text), (error: unknown) => reply(500, 'text/plain', String(error)));
+        registry.metrics().then(
+          (text) => reply(200, registry.contentType, text),
+          (error: unknown) => reply(500, 'text/plain', String(error)),
+        );
       } else if (path === '/health' || path === '/ready') {
         const ok = path === '/health' ? health.live() : health.ready();
         reply(ok ? 200 : 503, 'application/json', JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...health.detail() }));

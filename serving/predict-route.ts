@@ -22,7 +22,11 @@ const body = z.object({
   event_time: z.number().int().nonnegative().optional(),
 });
 
-export function predictRoutes(models: ReadonlyMap<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>, online: () => OnlineStore | undefined, metrics: MetricsRegistry): OpsRoute {
+export function predictRoutes(
+  models: ReadonlyMap<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>,
+  online: () => OnlineStore | undefined,
+  metrics: MetricsRegistry,
+): OpsRoute {
   return async (request, url) => {
     const parts = url.pathname.split('/').filter((part) => part !== '');
     if (parts[0] !== 'predict') return undefined;
@@ -38,21 +42,34 @@ export function predictRoutes(models: ReadonlyMap<string, { readonly model: Mode
       return { status: 400, body: { error: `the body is not JSON: ${(error as Error).message}` } };
     }
     const parsed = body.safeParse(json);
-    if (!parsed.success) return { status: 400, body: { error: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ') } };
+    if (!parsed.success)
+      return {
+        status: 400,
+        body: { error: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ') },
+      };
     const store = online();
     const started = Date.now();
-    const prediction = await predict({
-      model: deployed.model,
-      watcher: deployed.watcher,
-      metrics,
-      features: {
-        async valuesAt(view, entity) {
-          if (!store) return null;
-          const found = await store.get(view, entity);
-          return found.status === 'PRESENT' ? found.values : null;
+    const prediction = await predict(
+      {
+        model: deployed.model,
+        watcher: deployed.watcher,
+        metrics,
+        features: {
+          async valuesAt(view, entity) {
+            if (!store) return null;
+            const found = await store.get(view, entity);
+            return found.status === 'PRESENT' ? found.values : null;
+          },
         },
       },
-    }, { eventId: parsed.data.event_id ?? `request:${randomUUID()}`, entity: parsed.data.entity_id, eventTime: parsed.data.event_time ?? started, value: parsed.data.event }, started);
+      {
+        eventId: parsed.data.event_id ?? `request:${randomUUID()}`,
+        entity: parsed.data.entity_id,
+        eventTime: parsed.data.event_time ?? started,
+        value: parsed.data.event,
+      },
+      started,
+    );
     return { status: 200, body: prediction };
   };
 }

@@ -79,7 +79,11 @@ export class CachedBytesStore {
   async persistFrozen(): Promise<void> {
     const frozen = this.frozen;
     if (!frozen) return;
-    await this.db.write([...frozen.values()].map((change) => (change.value === null ? { type: 'del' as const, key: change.key } : { type: 'put' as const, key: change.key, value: change.value })));
+    await this.db.write(
+      [...frozen.values()].map((change) =>
+        change.value === null ? { type: 'del' as const, key: change.key } : { type: 'put' as const, key: change.key, value: change.value },
+      ),
+    );
     this.frozen = undefined;
   }
 

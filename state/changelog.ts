@@ -27,13 +27,24 @@ export async function readChangelogPartition(
   timeoutMs = 600_000,
 ): Promise<RestoreProgress> {
   const started = performance.now();
-  const range = (await resolveRanges(kafka, topic, { fromOffsets: { [partition]: fromOffset.toString() } })).find((candidate) => candidate.partition === partition);
+  const range = (await resolveRanges(kafka, topic, { fromOffsets: { [partition]: fromOffset.toString() } })).find(
+    (candidate) => candidate.partition === partition,
+  );
   if (!range) throw new StateStoreError(`${topic} has no partition ${partition}`);
   try {
-    const { records } = await readRanges(kafka, topic, [range], (_partition, message) => apply(message.key, message.value, message.offset), timeoutMs);
+    const { records } = await readRanges(
+      kafka,
+      topic,
+      [range],
+      (_partition, message) => apply(message.key, message.value, message.offset),
+      timeoutMs,
+    );
     return { records, endOffset: range.to.toString(), seconds: (performance.now() - started) / 1000 };
   } catch (error) {
-    if (error instanceof TopicRangeError) throw new StateStoreError(`restoring ${topic}/${partition} did not reach offset ${range.to} within ${timeoutMs} ms`, { cause: error });
+    if (error instanceof TopicRangeError)
+      throw new StateStoreError(`restoring ${topic}/${partition} did not reach offset ${range.to} within ${timeoutMs} ms`, {
+        cause: error,
+      });
     throw error;
   }
 }

@@ -55,7 +55,10 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     store.put('b', 'y');
     store.put('a', 'z');
     store.delete('b');
-    expect(bytes.pending().map((change) => [change.key.toString(), change.value?.toString() ?? null])).toEqual([['a', '"z"'], ['b', null]]);
+    expect(bytes.pending().map((change) => [change.key.toString(), change.value?.toString() ?? null])).toEqual([
+      ['a', '"z"'],
+      ['b', null],
+    ]);
   });
 
   it('range-scans committed and pending entries merged, in key order', async () => {
@@ -67,13 +70,16 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     await bytes.persistNow();
     store.put('user:3', 3);
     store.delete('user:2');
-    expect(await store.range('user:')).toEqual([['user:1', 1], ['user:3', 3]]);
+    expect(await store.range('user:')).toEqual([
+      ['user:1', 1],
+      ['user:3', 3],
+    ]);
     expect((await store.range()).map(([key]) => key)).toEqual(['other', 'user:1', 'user:3']);
   });
 });
 
 describe('WindowStore', () => {
-  it('keeps keys big-endian so one key\'s windows are contiguous and ordered', () => {
+  it("keeps keys big-endian so one key's windows are contiguous and ordered", () => {
     const a = encodeWindowKey(1, 'k', 100);
     const b = encodeWindowKey(1, 'k', 200);
     const c = encodeWindowKey(2, 'k', 0);
@@ -82,13 +88,17 @@ describe('WindowStore', () => {
     expect(decodeWindowKey(b)).toEqual({ segment: 1, key: 'k', start: 200 });
   });
 
-  it('fetches a key\'s windows in a time range across segments', async () => {
+  it("fetches a key's windows in a time range across segments", async () => {
     const bytes = new CachedBytesStore(await database());
     const store = new WindowStore(bytes, int64Serde, 1_000);
     for (const start of [0, 400, 800, 900]) await store.put('k', start, start / 100);
     await store.put('other', 400, 99);
     await bytes.persistNow();
-    expect(await store.fetch('k', 0, 850)).toEqual([{ start: 0, value: 0 }, { start: 400, value: 4 }, { start: 800, value: 8 }]);
+    expect(await store.fetch('k', 0, 850)).toEqual([
+      { start: 0, value: 0 },
+      { start: 400, value: 4 },
+      { start: 800, value: 8 },
+    ]);
     expect(await store.get('other', 400)).toBe(99);
   });
 

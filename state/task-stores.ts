@@ -140,28 +140,46 @@ export class TaskStores {
       let skipped = 0;
       let batch: BatchOperation[] = [];
       const read = this.options.readChangelog ?? readChangelogPartition;
-      const progress = await read(this.options.kafka, store.changelog, this.options.partition, store.checkpoint, async (key, value, offset) => {
-        if (!key) return;
-        try {
-          const storeKey = store.view instanceof WindowStore ? store.view.restoreKey(key) : key;
-          if (value === null) {
-            batch.push({ type: 'del', key: storeKey });
-          } else {
-            store.spec.serde.deserialize(value); // foreign bytes are reported and skipped
-            batch.push({ type: 'put', key: storeKey, value });
+      const progress = await read(
+        this.options.kafka,
+        store.changelog,
+        this.options.partition,
+        store.checkpoint,
+        async (key, value, offset) => {
+          if (!key) return;
+          try {
+            const storeKey = store.view instanceof WindowStore ? store.view.restoreKey(key) : key;
+            if (value === null) {
+              batch.push({ type: 'del', key: storeKey });
+            } else {
+              store.spec.serde.deserialize(value); // foreign bytes are reported and skipped
+              batch.push({ type: 'put', key: storeKey, value });
+            }
+            if (batch.length >= 5_000) {
+              await store.bytes.db.write(batch);
+              batch = [];
+            }
+          } catch (cause) {
+            skipped++;
+            this.options.onSkipped?.(store.spec.name);
+            const error = new ChangelogDecodeError(
+              `unreadable changelog record in ${store.changelog}/${this.options.partition}@${offset}`,
+              { cause },
+            );
+            this.options.logger.warn(
+              {
+                err: error,
+                store: store.spec.name,
+                topic: store.changelog,
+                partition: this.options.partition,
+                offset,
+                key: key.toString('hex'),
+              },
+              'skipped a changelog record the store cannot read',
+            );
           }
-          if (batch.length >= 5_000) {
-            await store.bytes.db.write(batch);
-            batch = [];
-          }
-        } catch (cause) {
-          skipped++;
-          this.options.onSkipped?.(store.spec.name);
-          const error = new ChangelogDecodeError(`unreadable changelog record in ${store.changelog}/${this.options.partition}@${offset}`, { cause });
-          this.options.logger.warn({ err: error, store: store.spec.name, topic: store.changelog, partition: this.options.partition, offset, key: key.toString('hex') },
-            'skipped a changelog record the store cannot read');
-        }
-      });
+        },
+      );
       // Every write is synced: what the checkpoint says is restored is on disk.
       await store.bytes.db.write(batch);
       if (store.view instanceof WindowStore) await store.view.afterRestore();
@@ -169,7 +187,10 @@ export class TaskStores {
       await writeCheckpoint(store.dir, store.checkpoint);
       this.options.onRestored?.(store.spec.name, progress.records, progress.seconds);
       if (progress.records > 0 || skipped > 0) {
-        this.options.logger.info({ store: store.spec.name, partition: this.options.partition, records: progress.records, skipped, seconds: progress.seconds }, 'store restored from its changelog');
+        this.options.logger.info(
+          { store: store.spec.name, partition: this.options.partition, records: progress.records, skipped, seconds: progress.seconds },
+          'store restored from its changelog',
+        );
       }
     }
   }
@@ -192,7 +213,10 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
     try {
       db = await RocksDatabase.open(dbDir);
     } catch (error) {
-      options.logger.warn({ err: error, store: spec.name, partition: options.partition }, 'local state is unreadable; restoring from the changelog');
+      options.logger.warn(
+        { err: error, store: spec.name, partition: options.partition },
+        'local state is unreadable; restoring from the changelog',
+      );
     }
   }
   if (!db) {

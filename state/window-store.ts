@@ -37,7 +37,8 @@ export class WindowStore<V> {
   }
 
   async put(key: string, windowStart: number, value: V): Promise<boolean> {
-    if (windowStart < 0 || !Number.isSafeInteger(windowStart)) throw new RangeError(`window start ${windowStart} is not a non-negative integer of milliseconds`);
+    if (windowStart < 0 || !Number.isSafeInteger(windowStart))
+      throw new RangeError(`window start ${windowStart} is not a non-negative integer of milliseconds`);
     if (windowStart < this.horizon()) {
       this.expiredWrites++;
       return false;

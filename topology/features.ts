@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../common/durations.js';
-import { hopping, session, sliding, tumbling, type HoppingWindows, type SessionWindows, type SlidingWindows, type TumblingWindows } from '../streams/runtime/windows/window.js';
+import {
+  hopping,
+  session,
+  sliding,
+  tumbling,
+  type HoppingWindows,
+  type SessionWindows,
+  type SlidingWindows,
+  type TumblingWindows,
+} from '../streams/runtime/windows/window.js';
 import type { SourceDefinition } from './sources.js';
 
 /**
@@ -49,7 +58,10 @@ export function hoppingWindow(size: Duration, advance: Duration): FeatureWindow 
   if (advanceMs > sizeMs) throw new FeatureDefinitionError(`hopping advance ${advanceMs} ms exceeds the size ${sizeMs} ms`);
   return hopping(sizeMs, advanceMs);
 }
-export const sessionWindow = (gap: Duration, maxSpan: Duration = '1d'): FeatureWindow => ({ ...session(positive(gap)), maxSpanMs: positive(maxSpan) });
+export const sessionWindow = (gap: Duration, maxSpan: Duration = '1d'): FeatureWindow => ({
+  ...session(positive(gap)),
+  maxSpanMs: positive(maxSpan),
+});
 
 /** Feature values of one row: aggregations first, then derived ones; null where undefined. */
 export type FeatureValues = Readonly<Record<string, number | null>>;
@@ -98,16 +110,20 @@ export class FeatureDefinitionError extends Error {
 const NAME = /^[a-z][a-z0-9_]*$/;
 
 export function featureView(input: FeatureViewInput): FeatureView {
-  if (!NAME.test(input.name)) throw new FeatureDefinitionError(`feature view name "${input.name}" must be lower-case letters, digits and _`);
+  if (!NAME.test(input.name))
+    throw new FeatureDefinitionError(`feature view name "${input.name}" must be lower-case letters, digits and _`);
   const names = Object.keys(input.features);
   if (names.length === 0) throw new FeatureDefinitionError(`feature view ${input.name} has no features`);
   for (const [feature, spec] of Object.entries(input.features)) {
-    if (!NAME.test(feature)) throw new FeatureDefinitionError(`feature "${feature}" of ${input.name} must be lower-case letters, digits and _`);
-    if (spec.kind !== 'count' && !spec.field) throw new FeatureDefinitionError(`feature ${input.name}.${feature} (${spec.kind}) needs a field`);
+    if (!NAME.test(feature))
+      throw new FeatureDefinitionError(`feature "${feature}" of ${input.name} must be lower-case letters, digits and _`);
+    if (spec.kind !== 'count' && !spec.field)
+      throw new FeatureDefinitionError(`feature ${input.name}.${feature} (${spec.kind}) needs a field`);
   }
   const derived = input.derive ? Object.keys(input.derive(Object.fromEntries(names.map((name) => [name, null])))) : [];
   for (const feature of derived) {
-    if (!NAME.test(feature)) throw new FeatureDefinitionError(`derived feature "${feature}" of ${input.name} must be lower-case letters, digits and _`);
+    if (!NAME.test(feature))
+      throw new FeatureDefinitionError(`derived feature "${feature}" of ${input.name} must be lower-case letters, digits and _`);
     if (names.includes(feature)) throw new FeatureDefinitionError(`derived feature ${input.name}.${feature} repeats an aggregation's name`);
   }
   const graceMs = input.grace === undefined ? 0 : parseDuration(input.grace);

@@ -5,9 +5,26 @@ export { defineTopology, sourceNamed, viewNamed, modelNamed, TopologyError } fro
 export type { Topology, TopologyInput, DemoDefinition, DemoRecord, DemoWindow } from './topology.js';
 export { source, type SourceDefinition, type SourceInput, type FieldRule } from './sources.js';
 export {
-  featureView, count, sum, mean, min, max, last, distinctCount, stddev,
-  slidingWindow, tumblingWindow, hoppingWindow, sessionWindow, featureNames,
-  type FeatureView, type FeatureViewInput, type FeatureValues, type FeatureWindow, type AggregationSpec, type FeatureRow,
+  featureView,
+  count,
+  sum,
+  mean,
+  min,
+  max,
+  last,
+  distinctCount,
+  stddev,
+  slidingWindow,
+  tumblingWindow,
+  hoppingWindow,
+  sessionWindow,
+  featureNames,
+  type FeatureView,
+  type FeatureViewInput,
+  type FeatureValues,
+  type FeatureWindow,
+  type AggregationSpec,
+  type FeatureRow,
 } from './features.js';
 export { modelDefinition as model, modelDefinition, modelInputs, type ModelDefinition, type TrainerKind } from './models.js';
 export { readAvroSchema, type AvroRecordSchema } from '../schemas/source-schemas.js';

@@ -27,7 +27,14 @@ export interface ModelDefinition {
     readonly windowMs: number;
   };
   readonly trainer: TrainerKind;
-  readonly params: { readonly epochs: number; readonly learningRate: number; readonly batchSize: number; readonly hidden: number; readonly l2: number; readonly seed: number };
+  readonly params: {
+    readonly epochs: number;
+    readonly learningRate: number;
+    readonly batchSize: number;
+    readonly hidden: number;
+    readonly l2: number;
+    readonly seed: number;
+  };
   readonly threshold: number;
   /** The documented score when neither the model nor a previous version can answer. */
   readonly fallbackScore: number;
@@ -40,16 +47,20 @@ export function modelInputs(model: ModelDefinition): string[] {
   return [...model.fields, ...model.features.flatMap(({ view, features }) => features.map((feature) => `${view.name}.${feature}`))];
 }
 
-export function modelDefinition(input: Omit<ModelDefinition, 'label' | 'params' | 'testFraction' | 'fallbackScore'> & {
-  readonly label: Omit<ModelDefinition['label'], 'windowMs'> & { readonly window: string | number };
-  readonly params?: Partial<ModelDefinition['params']>;
-  readonly testFraction?: number;
-  readonly fallbackScore?: number;
-}): ModelDefinition {
+export function modelDefinition(
+  input: Omit<ModelDefinition, 'label' | 'params' | 'testFraction' | 'fallbackScore'> & {
+    readonly label: Omit<ModelDefinition['label'], 'windowMs'> & { readonly window: string | number };
+    readonly params?: Partial<ModelDefinition['params']>;
+    readonly testFraction?: number;
+    readonly fallbackScore?: number;
+  },
+): ModelDefinition {
   if (!/^[a-z][a-z0-9_]*$/.test(input.name)) throw new Error(`model name "${input.name}" must be lower-case letters, digits and _`);
   for (const { view, features } of input.features) {
-    if (view.source.name !== input.source.name) throw new Error(`model ${input.name} scores ${input.source.name} events but view ${view.name} reads ${view.source.name}`);
-    for (const feature of features) if (!featureNames(view).includes(feature)) throw new Error(`view ${view.name} has no feature ${feature}`);
+    if (view.source.name !== input.source.name)
+      throw new Error(`model ${input.name} scores ${input.source.name} events but view ${view.name} reads ${view.source.name}`);
+    for (const feature of features)
+      if (!featureNames(view).includes(feature)) throw new Error(`view ${view.name} has no feature ${feature}`);
   }
   return Object.freeze({
     ...input,

@@ -47,12 +47,18 @@ export interface SourceInput extends Omit<SourceDefinition, 'maxFutureMs' | 'ded
 
 export function source(input: SourceInput): SourceDefinition {
   if (!/^[a-z][a-z0-9_]*$/.test(input.name)) throw new Error(`source name "${input.name}" must be lower-case letters, digits and _`);
-  const rawSchema = typeof input.schema === 'string' || input.schema instanceof URL
-    ? readAvroSchema(input.schema)
-    : checkRecordSchema(input.schema, `the schema of source ${input.name}`);
+  const rawSchema =
+    typeof input.schema === 'string' || input.schema instanceof URL
+      ? readAvroSchema(input.schema)
+      : checkRecordSchema(input.schema, `the schema of source ${input.name}`);
   const fields = new Set(rawSchema.fields.map((field) => field.name));
-  for (const [role, field] of [['idField', input.idField], ['eventTimeField', input.eventTimeField], ['entityField', input.entityField]] as const) {
-    if (!fields.has(field)) throw new Error(`source ${input.name}: ${role} "${field}" is not a field of its schema (fields: ${[...fields].join(', ')})`);
+  for (const [role, field] of [
+    ['idField', input.idField],
+    ['eventTimeField', input.eventTimeField],
+    ['entityField', input.entityField],
+  ] as const) {
+    if (!fields.has(field))
+      throw new Error(`source ${input.name}: ${role} "${field}" is not a field of its schema (fields: ${[...fields].join(', ')})`);
   }
   for (const field of Object.keys(input.rules ?? {})) {
     if (!fields.has(field)) throw new Error(`source ${input.name}: a rule names "${field}", which is not a field of its schema`);

@@ -62,21 +62,37 @@ export interface TopologyInput {
 export function defineTopology(input: TopologyInput): Topology {
   const views = input.views ?? [];
   const models = input.models ?? [];
-  unique('source', input.sources.map((source) => source.name));
-  unique('feature view', views.map((view) => view.name));
-  unique('model', models.map((model) => model.name));
+  unique(
+    'source',
+    input.sources.map((source) => source.name),
+  );
+  unique(
+    'feature view',
+    views.map((view) => view.name),
+  );
+  unique(
+    'model',
+    models.map((model) => model.name),
+  );
   const sources = new Set(input.sources);
   const sourceNames = input.sources.map((source) => source.name).join(', ');
   for (const view of views) {
-    if (!sources.has(view.source)) throw new TopologyError(`feature view ${view.name} reads source ${view.source.name}, which is not among this topology's sources (${sourceNames})`);
+    if (!sources.has(view.source))
+      throw new TopologyError(
+        `feature view ${view.name} reads source ${view.source.name}, which is not among this topology's sources (${sourceNames})`,
+      );
   }
   const declaredViews = new Set(views);
   for (const model of models) {
     for (const used of [model.source, model.label.source]) {
-      if (!sources.has(used)) throw new TopologyError(`model ${model.name} uses source ${used.name}, which is not among this topology's sources (${sourceNames})`);
+      if (!sources.has(used))
+        throw new TopologyError(
+          `model ${model.name} uses source ${used.name}, which is not among this topology's sources (${sourceNames})`,
+        );
     }
     for (const { view } of model.features) {
-      if (!declaredViews.has(view)) throw new TopologyError(`model ${model.name} uses feature view ${view.name}, which is not among this topology's views`);
+      if (!declaredViews.has(view))
+        throw new TopologyError(`model ${model.name} uses feature view ${view.name}, which is not among this topology's views`);
     }
     unique(`input of model ${model.name}`, modelInputs(model));
   }
@@ -100,18 +116,21 @@ function unique(what: string, names: readonly string[]): void {
 /** Lookups by name that fail with the list of what exists. */
 export function sourceNamed(topology: Topology, name: string): SourceDefinition {
   const found = topology.sources.find((candidate) => candidate.name === name);
-  if (!found) throw new TopologyError(`no source "${name}"; sources: ${topology.sources.map((candidate) => candidate.name).join(', ') || 'none'}`);
+  if (!found)
+    throw new TopologyError(`no source "${name}"; sources: ${topology.sources.map((candidate) => candidate.name).join(', ') || 'none'}`);
   return found;
 }
 
 export function viewNamed(topology: Topology, name: string): FeatureView {
   const found = topology.views.find((candidate) => candidate.name === name);
-  if (!found) throw new TopologyError(`no feature view "${name}"; views: ${topology.views.map((candidate) => candidate.name).join(', ') || 'none'}`);
+  if (!found)
+    throw new TopologyError(`no feature view "${name}"; views: ${topology.views.map((candidate) => candidate.name).join(', ') || 'none'}`);
   return found;
 }
 
 export function modelNamed(topology: Topology, name: string): ModelDefinition {
   const found = topology.models.find((candidate) => candidate.name === name);
-  if (!found) throw new TopologyError(`no model "${name}"; models: ${topology.models.map((candidate) => candidate.name).join(', ') || 'none'}`);
+  if (!found)
+    throw new TopologyError(`no model "${name}"; models: ${topology.models.map((candidate) => candidate.name).join(', ') || 'none'}`);
   return found;
 }

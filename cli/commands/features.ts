@@ -63,7 +63,12 @@ function boundsOf(options: RangeOptions): RangeBounds {
   };
 }
 
-async function versionsFor(context: CommandContext, cluster: Cluster, topology: Topology, views: readonly FeatureView[]): Promise<Map<string, number>> {
+async function versionsFor(
+  context: CommandContext,
+  cluster: Cluster,
+  topology: Topology,
+  views: readonly FeatureView[],
+): Promise<Map<string, number>> {
   const schemaIds = await registerSchemas(cluster.registryUrl, topologySubjects(context.config.topicPrefix, topology), context.logger);
   return publishFeatureViews(views, {
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
@@ -98,13 +103,19 @@ export async function backfillCommand(context: CommandContext, options: RangeOpt
           const table = tables.get(view.name);
           const mine = rows.filter((row) => row.view === view.name);
           if (!table || mine.length === 0) continue;
-          written += await insertNew(store, table, mine.map((row) => table.toRow(featureVector(row), { partition: -1, offset: '-1', timestamp: 0, key: null, headers: {} })));
+          written += await insertNew(
+            store,
+            table,
+            mine.map((row) => table.toRow(featureVector(row), { partition: -1, offset: '-1', timestamp: 0, key: null, headers: {} })),
+          );
         }
       },
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.stop();
-    process.stdout.write(`backfill: ${report.events} events → ${report.rows} rows (${written} new, ${report.rows - written} already there) in ${report.seconds.toFixed(1)} s; ${report.lateEvents} late events\n`);
+    process.stdout.write(
+      `backfill: ${report.events} events → ${report.rows} rows (${written} new, ${report.rows - written} already there) in ${report.seconds.toFixed(1)} s; ${report.lateEvents} late events\n`,
+    );
     return 0;
   } finally {
     bar.stop();
@@ -133,7 +144,9 @@ export async function checkCommand(context: CommandContext, options: RangeOption
     process.stdout.write(`${JSON.stringify(reports)}\n`);
   } else {
     for (const report of reports) {
-      process.stdout.write(`${report.view} v${report.version}: ${report.compared} compared, ${report.mismatched} mismatched, ${report.onlyLive} only live, ${report.onlyReplay} only replayed — mismatch rate ${report.mismatchRate}\n`);
+      process.stdout.write(
+        `${report.view} v${report.version}: ${report.compared} compared, ${report.mismatched} mismatched, ${report.onlyLive} only live, ${report.onlyReplay} only replayed — mismatch rate ${report.mismatchRate}\n`,
+      );
     }
   }
   return reports.every((report) => report.mismatchRate === 0) ? 0 : 2;
@@ -142,13 +155,19 @@ export async function checkCommand(context: CommandContext, options: RangeOption
 /** `sluice features ls`: the feature registry (every version of every view). */
 export async function listFeaturesCommand(context: CommandContext, options: { readonly json?: boolean }): Promise<number> {
   const cluster = await findCluster(context.config);
-  const records = await readFeatureRegistry(createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }), `${context.config.topicPrefix}registry.features`, cluster.registryUrl);
+  const records = await readFeatureRegistry(
+    createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
+    `${context.config.topicPrefix}registry.features`,
+    cluster.registryUrl,
+  );
   if (options.json) {
     process.stdout.write(`${JSON.stringify(records)}\n`);
     return 0;
   }
   for (const record of records) {
-    process.stdout.write(`${record.name} v${record.version}  ${record.source}/${record.entity}  ${record.window.kind.toLowerCase()} ${record.window.size_ms} ms  [${record.features.map((feature) => feature.name).join(', ')}]  ${record.owner}: ${record.description}\n`);
+    process.stdout.write(
+      `${record.name} v${record.version}  ${record.source}/${record.entity}  ${record.window.kind.toLowerCase()} ${record.window.size_ms} ms  [${record.features.map((feature) => feature.name).join(', ')}]  ${record.owner}: ${record.description}\n`,
+    );
   }
   return 0;
 }

@@ -13,9 +13,16 @@ import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 import { progressBar } from '../progress.js';
 
-async function registryOptions(context: CommandContext, topology?: Topology): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
+async function registryOptions(
+  context: CommandContext,
+  topology?: Topology,
+): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
   const cluster = await findCluster(context.config);
-  const schemaIds = await registerSchemas(cluster.registryUrl, topologySubjects(context.config.topicPrefix, topology ?? await commandTopology(context.config)), context.logger);
+  const schemaIds = await registerSchemas(
+    cluster.registryUrl,
+    topologySubjects(context.config.topicPrefix, topology ?? (await commandTopology(context.config))),
+    context.logger,
+  );
   return {
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
     topic: `${context.config.topicPrefix}registry.models`,
@@ -40,17 +47,26 @@ export interface TrainOptions {
 export async function trainCommand(context: CommandContext, name: string, options: TrainOptions): Promise<number> {
   const topology = await commandTopology(context.config);
   const model = modelNamed(topology, name);
-  if (options.trainer !== undefined && !isTrainer(options.trainer)) throw new ConfigError(`--trainer is logistic or mlp, got "${options.trainer}"`);
+  if (options.trainer !== undefined && !isTrainer(options.trainer))
+    throw new ConfigError(`--trainer is logistic or mlp, got "${options.trainer}"`);
   const registry = await registryOptions(context, topology);
   const versions = await publishFeatureViews(topology.views, {
-    kafka: registry.kafka, topic: `${context.config.topicPrefix}registry.features`, registryUrl: registry.registryUrl,
-    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0, logger: context.logger,
+    kafka: registry.kafka,
+    topic: `${context.config.topicPrefix}registry.features`,
+    registryUrl: registry.registryUrl,
+    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0,
+    logger: context.logger,
   });
   const hasChampion = (await readModelRegistry(registry)).some((version) => version.name === name && version.aliases.includes('champion'));
   const bar = progressBar('replay');
   const report = await trainModel({
-    kafka: registry.kafka, topicPrefix: context.config.topicPrefix, registryUrl: registry.registryUrl, modelsSchemaId: registry.schemaId, versions,
-    artifactsDir: path.join(context.config.dataDir, 'models'), model,
+    kafka: registry.kafka,
+    topicPrefix: context.config.topicPrefix,
+    registryUrl: registry.registryUrl,
+    modelsSchemaId: registry.schemaId,
+    versions,
+    artifactsDir: path.join(context.config.dataDir, 'models'),
+    model,
     ...(options.trainer !== undefined && isTrainer(options.trainer) ? { trainer: options.trainer } : {}),
     ...(options.epochs ? { epochs: Number(options.epochs) } : {}),
     ...(options.seed ? { seed: Number(options.seed) } : {}),
@@ -60,13 +76,15 @@ export async function trainCommand(context: CommandContext, name: string, option
   });
   bar.stop();
   const { evaluation } = report;
-  process.stdout.write([
-    `${name} v${report.version.version} (${report.version.trainer}) registered${report.version.aliases.length > 0 ? ` as ${report.version.aliases.join(', ')}` : ''}`,
-    `  training set: ${report.trainRows} rows, held-out (latest ${Math.round(model.testFraction * 100)}% of time): ${report.testRows} rows, ${evaluation.positives} positives`,
-    `  held-out: AUC ${evaluation.auc.toFixed(4)}, log loss ${evaluation.log_loss.toFixed(4)}, precision ${evaluation.precision.toFixed(3)} / recall ${evaluation.recall.toFixed(3)} at ${evaluation.threshold}, ECE ${evaluation.ece.toFixed(4)} (train AUC ${report.trainAuc.toFixed(4)})`,
-    `  epochs: ${report.epochSeconds.map((seconds) => seconds.toFixed(2)).join(' ')} s on ${report.backend}; ONNX vs trainer max |Δ| ${report.parityMaxDiff.toExponential(2)}; artifact ${report.version.artifact_sha256}`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      `${name} v${report.version.version} (${report.version.trainer}) registered${report.version.aliases.length > 0 ? ` as ${report.version.aliases.join(', ')}` : ''}`,
+      `  training set: ${report.trainRows} rows, held-out (latest ${Math.round(model.testFraction * 100)}% of time): ${report.testRows} rows, ${evaluation.positives} positives`,
+      `  held-out: AUC ${evaluation.auc.toFixed(4)}, log loss ${evaluation.log_loss.toFixed(4)}, precision ${evaluation.precision.toFixed(3)} / recall ${evaluation.recall.toFixed(3)} at ${evaluation.threshold}, ECE ${evaluation.ece.toFixed(4)} (train AUC ${report.trainAuc.toFixed(4)})`,
+      `  epochs: ${report.epochSeconds.map((seconds) => seconds.toFixed(2)).join(' ')} s on ${report.backend}; ONNX vs trainer max |Δ| ${report.parityMaxDiff.toExponential(2)}; artifact ${report.version.artifact_sha256}`,
+      '',
+    ].join('\n'),
+  );
   return 0;
 }
 
@@ -78,20 +96,30 @@ export async function listModelsCommand(context: CommandContext, options: { read
   }
   if (versions.length === 0) process.stdout.write('no model versions registered yet (sluice train <model>)\n');
   for (const version of versions) {
-    process.stdout.write(`${version.name} v${version.version}  ${version.aliases.join(',') || '-'}  ${version.trainer}  AUC ${version.metrics.auc?.toFixed(4) ?? '?'}  ${new Date(version.created_at).toISOString()}\n`);
+    process.stdout.write(
+      `${version.name} v${version.version}  ${version.aliases.join(',') || '-'}  ${version.trainer}  AUC ${version.metrics.auc?.toFixed(4) ?? '?'}  ${new Date(version.created_at).toISOString()}\n`,
+    );
   }
   return 0;
 }
 
 export async function showModelCommand(context: CommandContext, name: string, version?: string): Promise<number> {
   const versions = (await readModelRegistry(await registryOptions(context))).filter((candidate) => candidate.name === name);
-  const chosen = version === undefined ? versions.find((candidate) => candidate.aliases.includes('champion')) ?? versions.at(-1) : versions.find((candidate) => candidate.version === Number(version));
+  const chosen =
+    version === undefined
+      ? (versions.find((candidate) => candidate.aliases.includes('champion')) ?? versions.at(-1))
+      : versions.find((candidate) => candidate.version === Number(version));
   if (!chosen) throw new ConfigError(`model ${name} has no ${version === undefined ? 'versions' : `version ${version}`}`);
   process.stdout.write(`${JSON.stringify(chosen, null, 2)}\n`);
   return 0;
 }
 
-export async function promoteCommand(context: CommandContext, name: string, version: string, options: { readonly alias: string }): Promise<number> {
+export async function promoteCommand(
+  context: CommandContext,
+  name: string,
+  version: string,
+  options: { readonly alias: string },
+): Promise<number> {
   await setAlias(await registryOptions(context), name, Number(version), options.alias);
   process.stdout.write(`${name} v${version} is now ${options.alias}\n`);
   return 0;

@@ -14,6 +14,11 @@ describe('CSV input of sluice produce', () => {
 
   it('types cells by the raw schema: numbers where the field is numeric, text where it is a string', () => {
     const [row] = parseCsv('transaction_id,merchant_category,amount,timestamp\n42,5411,12.5,1700000000000\n');
-    expect(typedBySchema(row!, transactions.rawSchema)).toEqual({ transaction_id: '42', merchant_category: '5411', amount: 12.5, timestamp: 1700000000000 });
+    expect(typedBySchema(row!, transactions.rawSchema)).toEqual({
+      transaction_id: '42',
+      merchant_category: '5411',
+      amount: 12.5,
+      timestamp: 1700000000000,
+    });
   });
 });

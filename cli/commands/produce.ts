@@ -21,32 +21,54 @@ export interface ProduceOptions {
  * `sluice produce <source> <file>`: sends NDJSON or CSV records (by extension) to raw.<source> as
  * JSON, keyed by the source's entity field. `sluice produce --demo`: the demo generator.
  */
-export async function produceCommand(context: CommandContext, sourceName: string | undefined, file: string | undefined, options: ProduceOptions): Promise<number> {
+export async function produceCommand(
+  context: CommandContext,
+  sourceName: string | undefined,
+  file: string | undefined,
+  options: ProduceOptions,
+): Promise<number> {
   const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'sluice-produce', logger: context.logger });
   if (options.demo) {
     const abort = new AbortController();
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => abort.abort());
-    const driftFrom = options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
+    const driftFrom =
+      options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
     process.stdout.write(`producing demo events (history ${options.history}, then ${options.rate}/s; Ctrl-C stops)\n`);
     await runDemoProducer({
-      kafka, topicPrefix: context.config.topicPrefix, topology, seed: Number(options.seed), historyEvents: Number(options.history), historySpanMs: 6 * 3_600_000,
-      rate: Number(options.rate), ...(driftFrom !== undefined && Number.isFinite(driftFrom) ? { driftFrom } : {}), signal: abort.signal, logger: context.logger,
+      kafka,
+      topicPrefix: context.config.topicPrefix,
+      topology,
+      seed: Number(options.seed),
+      historyEvents: Number(options.history),
+      historySpanMs: 6 * 3_600_000,
+      rate: Number(options.rate),
+      ...(driftFrom !== undefined && Number.isFinite(driftFrom) ? { driftFrom } : {}),
+      signal: abort.signal,
+      logger: context.logger,
       onHistorySent: (counts) => process.stdout.write(`history sent: ${JSON.stringify(counts)}\n`),
     });
     return 0;
   }
   const source = topology.sources.find((candidate) => candidate.name === sourceName);
-  if (!source || !file) throw new ConfigError(`usage: sluice produce <source> <file.ndjson|file.csv> (sources of ${topology.name}: ${topology.sources.map((candidate) => candidate.name).join(', ')}) or sluice produce --demo`);
+  if (!source || !file)
+    throw new ConfigError(
+      `usage: sluice produce <source> <file.ndjson|file.csv> (sources of ${topology.name}: ${topology.sources.map((candidate) => candidate.name).join(', ')}) or sluice produce --demo`,
+    );
   const text = await fs.readFile(file, 'utf8');
-  const records = file.endsWith('.csv') ? parseCsv(text).map((row) => typedBySchema(row, source.rawSchema)) : text.split('\n').filter((line) => line.trim() !== '').map((line, index) => {
-    try {
-      return JSON.parse(line) as Record<string, unknown>;
-    } catch (error) {
-      throw new ConfigError(`${file}:${index + 1} is not JSON: ${(error as Error).message}`);
-    }
-  });
+  const records = file.endsWith('.csv')
+    ? parseCsv(text).map((row) => typedBySchema(row, source.rawSchema))
+    : text
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line, index) => {
+          try {
+            return JSON.parse(line) as Record<string, unknown>;
+          } catch (error) {
+            throw new ConfigError(`${file}:${index + 1} is not JSON: ${(error as Error).message}`);
+          }
+        });
   const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
@@ -54,7 +76,9 @@ export async function produceCommand(context: CommandContext, sourceName: string
       await producer.send({
         topic: `${context.config.topicPrefix}raw.${source.name}`,
         acks: -1,
-        messages: records.slice(start, start + 5_000).map((record) => ({ key: entityKey(record[source.entityField]), value: JSON.stringify(record) })),
+        messages: records
+          .slice(start, start + 5_000)
+          .map((record) => ({ key: entityKey(record[source.entityField]), value: JSON.stringify(record) })),
       });
     }
   } finally {
@@ -72,14 +96,18 @@ function entityKey(value: unknown): string {
 export function typedBySchema(row: Readonly<Record<string, string>>, schema: unknown): Record<string, unknown> {
   const fields = (schema as { fields: { name: string; type: unknown }[] }).fields;
   const numeric = new Set(fields.filter((field) => isNumeric(field.type)).map((field) => field.name));
-  return Object.fromEntries(Object.entries(row).map(([name, cell]) => [name, numeric.has(name) && /^-?\d+(\.\d+)?$/.test(cell) ? Number(cell) : cell]));
+  return Object.fromEntries(
+    Object.entries(row).map(([name, cell]) => [name, numeric.has(name) && /^-?\d+(\.\d+)?$/.test(cell) ? Number(cell) : cell]),
+  );
 }
 
 function isNumeric(type: unknown): boolean {
   if (Array.isArray(type)) return type.some((branch) => branch !== 'null' && isNumeric(branch));
   if (typeof type === 'string') return ['int', 'long', 'float', 'double'].includes(type);
   const node = type as { type?: unknown; logicalType?: string };
-  return node.logicalType === 'decimal' || node.logicalType === 'timestamp-millis' || (typeof node.type === 'string' && isNumeric(node.type));
+  return (
+    node.logicalType === 'decimal' || node.logicalType === 'timestamp-millis' || (typeof node.type === 'string' && isNumeric(node.type))
+  );
 }
 
 /** CSV with a header row; quoted fields with "" escapes; empty cells are left out. */
@@ -118,9 +146,13 @@ export function parseCsv(text: string): Record<string, string>[] {
   if (row.some((cell) => cell !== '')) rows.push(row);
   const [header, ...body] = rows;
   if (!header) return [];
-  return body.map((cells) => Object.fromEntries(header.flatMap((name, column) => {
-    const cell = cells[column] ?? '';
-    if (cell === '') return [];
-    return [[name.trim(), cell]];
-  })));
+  return body.map((cells) =>
+    Object.fromEntries(
+      header.flatMap((name, column) => {
+        const cell = cells[column] ?? '';
+        if (cell === '') return [];
+        return [[name.trim(), cell]];
+      }),
+    ),
+  );
 }

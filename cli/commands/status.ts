@@ -26,7 +26,12 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
   const kafka = running?.endpoints.kafka ?? config.kafka.externalBrokers?.join(',');
   const schemaRegistry = running?.endpoints.schemaRegistry ?? config.schemaRegistry.externalUrl;
   const [kafkaUp, registryUp] = await Promise.all([
-    kafka === undefined ? false : describeCluster(kafka.split(','), 3000).then(() => true, () => false),
+    kafka === undefined
+      ? false
+      : describeCluster(kafka.split(','), 3000).then(
+          () => true,
+          () => false,
+        ),
     schemaRegistry === undefined ? true : registryAnswers(schemaRegistry),
   ]);
   const up = kafkaUp && registryUp && (running !== undefined || config.kafka.externalBrokers !== undefined);
@@ -34,21 +39,36 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
   if (options.json) {
     const report = up
       ? {
-        up,
-        kafka,
-        ...(schemaRegistry ? { schemaRegistry } : {}),
-        ...(running ? { clickhouse: running.endpoints.clickhouse, metrics: running.endpoints.metrics, features: running.endpoints.features, pid: running.pid, dataDir: running.dataDir } : {}),
-      }
+          up,
+          kafka,
+          ...(schemaRegistry ? { schemaRegistry } : {}),
+          ...(running
+            ? {
+                clickhouse: running.endpoints.clickhouse,
+                metrics: running.endpoints.metrics,
+                features: running.endpoints.features,
+                pid: running.pid,
+                dataDir: running.dataDir,
+              }
+            : {}),
+        }
       : { up };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else if (up) {
     const owner = running ? ` (pid ${running.pid}, data in ${running.dataDir})` : '';
     const lines = [`sluice is up${owner}`, `  kafka            ${kafka}`];
     if (schemaRegistry) lines.push(`  schema registry  ${schemaRegistry}`);
-    if (running) lines.push(`  clickhouse       ${running.endpoints.clickhouse}`, `  metrics          ${running.endpoints.metrics}`, `  features         ${running.endpoints.features}`);
+    if (running)
+      lines.push(
+        `  clickhouse       ${running.endpoints.clickhouse}`,
+        `  metrics          ${running.endpoints.metrics}`,
+        `  features         ${running.endpoints.features}`,
+      );
     process.stdout.write(`${lines.join('\n')}\n`);
   } else if (running) {
-    const down = [kafkaUp ? undefined : `Kafka at ${kafka}`, registryUp ? undefined : `the schema registry at ${schemaRegistry}`].filter(Boolean);
+    const down = [kafkaUp ? undefined : `Kafka at ${kafka}`, registryUp ? undefined : `the schema registry at ${schemaRegistry}`].filter(
+      Boolean,
+    );
     process.stdout.write(`sluice is starting or unhealthy: pid ${running.pid} is alive but ${down.join(' and ')} does not answer\n`);
   } else {
     process.stdout.write(`sluice is not running on ${config.dataDir}\n`);

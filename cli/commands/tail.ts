@@ -5,7 +5,11 @@ import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 
 /** `sluice tail <topic>`: prints a topic's records as JSON lines (Avro decoded), committed only; Ctrl-C stops. */
-export async function tailCommand(context: CommandContext, topic: string, options: { readonly fromBeginning?: boolean; readonly max?: string }): Promise<number> {
+export async function tailCommand(
+  context: CommandContext,
+  topic: string,
+  options: { readonly fromBeginning?: boolean; readonly max?: string },
+): Promise<number> {
   const cluster = await findCluster(context.config);
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'sluice-tail', logger: context.logger });
   const serde = new AvroSerde(cluster.registryUrl);
@@ -25,7 +29,7 @@ export async function tailCommand(context: CommandContext, topic: string, option
       if (printed >= max) return;
       let value: unknown;
       try {
-        value = message.value && message.value[0] === 0 ? await serde.decode(message.value) : message.value?.toString('utf8') ?? null;
+        value = message.value && message.value[0] === 0 ? await serde.decode(message.value) : (message.value?.toString('utf8') ?? null);
       } catch {
         value = message.value?.toString('base64') ?? null;
       }

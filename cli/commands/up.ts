@@ -24,25 +24,37 @@ function positiveNumber(text: string | undefined, fallback: number, flag: string
 }
 
 export async function upCommand({ config, logger }: CommandContext, options: UpOptions = {}): Promise<number> {
-  const driftFrom = options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
-  if (driftFrom !== undefined && !Number.isFinite(driftFrom)) throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
+  const driftFrom =
+    options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
+  if (driftFrom !== undefined && !Number.isFinite(driftFrom))
+    throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
   const topology = await commandTopology(config);
   if (options.demo && !topology.demo) throw new ConfigError(`--demo needs a topology with a demo generator; ${topology.file} has none`);
-  const stack = await startStack(config, logger, options.demo ? {
-    topology,
-    demo: {
-      seed: positiveNumber(options.seed, 42, '--seed'),
-      historyEvents: positiveNumber(options.history, 20_000, '--history'),
-      historySpanMs: 6 * 3_600_000,
-      rate: positiveNumber(options.rate, 20, '--rate'),
-      ...(driftFrom !== undefined ? { driftFrom } : {}),
-      onTrained: (report) => {
-        process.stdout.write(`model ${report.version.name} v${report.version.version} trained from replayed topics (AUC ${report.evaluation.auc.toFixed(3)} on ${report.testRows} held-out events) and deployed as champion\n`);
-        process.stdout.write(`  watch predictions: npx sluice tail predictions.${report.version.name}\n`);
-        process.stdout.write(`  or in SQL:         npx sluice sql "SELECT model_version, deployment, count(), avg(score) FROM predictions_${report.version.name} GROUP BY ALL"\n`);
-      },
-    },
-  } : { topology });
+  const stack = await startStack(
+    config,
+    logger,
+    options.demo
+      ? {
+          topology,
+          demo: {
+            seed: positiveNumber(options.seed, 42, '--seed'),
+            historyEvents: positiveNumber(options.history, 20_000, '--history'),
+            historySpanMs: 6 * 3_600_000,
+            rate: positiveNumber(options.rate, 20, '--rate'),
+            ...(driftFrom !== undefined ? { driftFrom } : {}),
+            onTrained: (report) => {
+              process.stdout.write(
+                `model ${report.version.name} v${report.version.version} trained from replayed topics (AUC ${report.evaluation.auc.toFixed(3)} on ${report.testRows} held-out events) and deployed as champion\n`,
+              );
+              process.stdout.write(`  watch predictions: npx sluice tail predictions.${report.version.name}\n`);
+              process.stdout.write(
+                `  or in SQL:         npx sluice sql "SELECT model_version, deployment, count(), avg(score) FROM predictions_${report.version.name} GROUP BY ALL"\n`,
+              );
+            },
+          },
+        }
+      : { topology },
+  );
   const { endpoints, kafkaMode } = stack.state;
   const where = kafkaMode === 'local' ? `local KRaft broker, data in ${config.dataDir}` : 'external cluster (KAFKA_BROKERS)';
   process.stdout.write(
@@ -57,7 +69,9 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
       `  features         ${endpoints.features}/<view>/<entity>   (online lookups; POST ${endpoints.features} for batches)`,
       `  predict          POST ${endpoints.predict}/<model>   (synchronous predictions)`,
       `  stages           ${STAGE_NAMES.join(', ')}, ${topology.models.map((model) => `inference-${model.name}`).join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
-      ...(options.demo ? ['  demo             generating history and live events; the first model trains once labelled history is in'] : []),
+      ...(options.demo
+        ? ['  demo             generating history and live events; the first model trains once labelled history is in']
+        : []),
       'Press Ctrl-C to stop. `sluice status --json` prints these endpoints.',
       '',
     ].join('\n'),
@@ -66,10 +80,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve(signal));
   });
-  const outcome = await Promise.race([
-    signalled.then((signal) => ({ signal })),
-    stack.failed.then((error) => ({ error })),
-  ]);
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), stack.failed.then((error) => ({ error }))]);
   if ('error' in outcome) {
     logger.error({ err: outcome.error }, 'a service of the stack stopped');
     process.stderr.write(`sluice: ${outcome.error.message}\n`);

@@ -75,7 +75,9 @@ export function* demoEvents(options: DemoDataOptions): Generator<DemoRecord> {
     // Each card has a few regular merchants; fraud goes to merchants it never used.
     const merchant = fraud
       ? `m-risk-${Math.floor(random() * 50)}`
-      : drifted && random() < 0.3 ? `m-new-${Math.floor(random() * 300)}` : `m-${(card * 7 + Math.floor(random() ** 2 * 6) * 13) % 200}`;
+      : drifted && random() < 0.3
+        ? `m-new-${Math.floor(random() * 300)}`
+        : `m-${(card * 7 + Math.floor(random() ** 2 * 6) * 13) % 200}`;
     const id = `t-${options.seed}-${serial++}`;
     if (fraud && (options.includeFutureChargebacks || timestamp + chargebackDelay <= end)) {
       const at = timestamp + Math.floor(chargebackDelay * (0.2 + 0.8 * random()));
@@ -83,7 +85,14 @@ export function* demoEvents(options: DemoDataOptions): Generator<DemoRecord> {
         chargebacks.push({
           topic: 'raw.chargebacks',
           key: `card-${card}`,
-          value: { chargeback_id: `cb-${id}`, transaction_id: id, card_id: `card-${card}`, reason: pick(REASONS), amount: Math.min(999_999, Math.max(0.01, amount)), timestamp: at },
+          value: {
+            chargeback_id: `cb-${id}`,
+            transaction_id: id,
+            card_id: `card-${card}`,
+            reason: pick(REASONS),
+            amount: Math.min(999_999, Math.max(0.01, amount)),
+            timestamp: at,
+          },
         });
         chargebacks.sort((left, right) => (left.value.timestamp as number) - (right.value.timestamp as number));
       }

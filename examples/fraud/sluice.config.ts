@@ -17,7 +17,13 @@ export default defineTopology({
   demo: {
     *generate({ seed, events, end, spanMs, driftFrom, live }) {
       const records = demoEvents({
-        seed, events, end, spanMs, chargebackDelayMs: 10 * 60_000, fraudRate: 0.008, includeFutureChargebacks: live,
+        seed,
+        events,
+        end,
+        spanMs,
+        chargebackDelayMs: 10 * 60_000,
+        fraudRate: 0.008,
+        includeFutureChargebacks: live,
         ...(driftFrom !== undefined ? { driftFrom } : {}),
       });
       for (const record of records) yield { source: record.topic.slice('raw.'.length), key: record.key, value: record.value };

@@ -40,9 +40,10 @@ export const views: readonly FeatureView[] = [
     features: { clicks: count(), duration_ms: sum('duration_ms'), sessions: distinctCount('session_id') },
     // Engagement: log-scaled activity, time on site (minutes) and sessions, weighted into one score.
     derive: ({ clicks: clickCount, duration_ms: durationMs, sessions }) => ({
-      engagement_score: typeof clickCount === 'number' && typeof durationMs === 'number' && typeof sessions === 'number'
-        ? Math.log1p(clickCount) + 0.5 * Math.log1p(durationMs / 60_000) + Math.log1p(sessions)
-        : null,
+      engagement_score:
+        typeof clickCount === 'number' && typeof durationMs === 'number' && typeof sessions === 'number'
+          ? Math.log1p(clickCount) + 0.5 * Math.log1p(durationMs / 60_000) + Math.log1p(sessions)
+          : null,
     }),
     grace: '10m',
     ttl: '14d',

@@ -12,7 +12,9 @@ async function pathWith(root: string, programs: readonly string[]): Promise<stri
   const bin = await fs.mkdtemp(path.join(root, 'bin-'));
   await fs.symlink(process.execPath, path.join(bin, 'node'));
   for (const program of programs) {
-    const real = execFileSync('sh', ['-c', `readlink -f "$(command -v ${program})"`]).toString().trim();
+    const real = execFileSync('sh', ['-c', `readlink -f "$(command -v ${program})"`])
+      .toString()
+      .trim();
     await fs.symlink(real, path.join(bin, program));
   }
   return bin;
@@ -47,24 +49,33 @@ describe('sluice up in a bad environment fails at once with one clear line', () 
 
   it('no Maven while the broker jars are not cached yet', async () => {
     const bin = await pathWith(root, ['java', 'javac']);
-    const result = await runSluice(['up'], cleanEnv({
-      PATH: bin,
-      JAVA_HOME: undefined,
-      SLUICE_DATA_DIR: path.join(root, 'nomaven'),
-      SLUICE_CACHE_DIR: path.join(root, 'empty-cache'),
-    }));
+    const result = await runSluice(
+      ['up'],
+      cleanEnv({
+        PATH: bin,
+        JAVA_HOME: undefined,
+        SLUICE_DATA_DIR: path.join(root, 'nomaven'),
+        SLUICE_CACHE_DIR: path.join(root, 'empty-cache'),
+      }),
+    );
     expectOneClearLine(result, /Maven is required .*install Maven.*KAFKA_BROKERS/);
   });
 
   it('KAFKA_BROKERS that nothing answers on', async () => {
     const port = await freePort();
-    const result = await runSluice(['up'], cleanEnv({ KAFKA_BROKERS: `127.0.0.1:${port}`, SLUICE_DATA_DIR: path.join(root, 'unreachable') }));
+    const result = await runSluice(
+      ['up'],
+      cleanEnv({ KAFKA_BROKERS: `127.0.0.1:${port}`, SLUICE_DATA_DIR: path.join(root, 'unreachable') }),
+    );
     expectOneClearLine(result, new RegExp(`cannot reach Kafka at 127\\.0\\.0\\.1:${port}.*KAFKA_BROKERS`));
   });
 
   it('SCHEMA_REGISTRY_URL that nothing answers on', async () => {
     const port = await freePort();
-    const result = await runSluice(['up'], cleanEnv({ SCHEMA_REGISTRY_URL: `http://127.0.0.1:${port}`, SLUICE_DATA_DIR: path.join(root, 'registry') }));
+    const result = await runSluice(
+      ['up'],
+      cleanEnv({ SCHEMA_REGISTRY_URL: `http://127.0.0.1:${port}`, SLUICE_DATA_DIR: path.join(root, 'registry') }),
+    );
     expectOneClearLine(result, new RegExp(`cannot reach the schema registry at http://127\\.0\\.0\\.1:${port} \\(SCHEMA_REGISTRY_URL\\)`));
   });
 

@@ -12,29 +12,45 @@ import { cleanEnv, processExists } from './sluice-process.js';
 describe('npm start', () => {
   it('runs the whole loop until predictions of a trained model are in ClickHouse, and Ctrl-C leaves nothing behind', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-npm-start-'));
-    const child = spawn('npm', ['start'], { cwd: PROJECT_ROOT, env: cleanEnv({ SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn' }), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('npm', ['start'], {
+      cwd: PROJECT_ROOT,
+      env: cleanEnv({ SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     let gone = false;
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-      gone = true;
-      resolve(code);
-    }));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => {
+        gone = true;
+        resolve(code);
+      }),
+    );
     const group = child.pid!;
     let state: StackState | undefined;
     try {
-      await waitUntil(async () => {
-        if (gone) throw new Error(`npm start exited early: ${out}\n${err.slice(-3_000)}`);
-        state = await fs.readFile(path.join(dataDir, 'stack.json'), 'utf8').then((text) => JSON.parse(text) as StackState, () => undefined);
-        // stack.json is written just before the endpoints are printed.
-        return state !== undefined && out.includes('sluice is up');
-      }, 180_000, 'the stack to be up');
+      await waitUntil(
+        async () => {
+          if (gone) throw new Error(`npm start exited early: ${out}\n${err.slice(-3_000)}`);
+          state = await fs.readFile(path.join(dataDir, 'stack.json'), 'utf8').then(
+            (text) => JSON.parse(text) as StackState,
+            () => undefined,
+          );
+          // stack.json is written just before the endpoints are printed.
+          return state !== undefined && out.includes('sluice is up');
+        },
+        180_000,
+        'the stack to be up',
+      );
       expect(out).toContain('sluice is up');
       const sql = state!.endpoints.clickhouse;
       const championPredictions = async (): Promise<number> => {
-        const response = await fetch(`${sql}/?query=${encodeURIComponent("SELECT count() FROM predictions_fraud WHERE deployment = 'CHAMPION' AND model_version >= 1")}`).catch(() => undefined);
+        const response = await fetch(
+          `${sql}/?query=${encodeURIComponent("SELECT count() FROM predictions_fraud WHERE deployment = 'CHAMPION' AND model_version >= 1")}`,
+        ).catch(() => undefined);
         return response?.ok ? Number((await response.text()).trim()) : 0;
       };
       await waitUntil(async () => (await championPredictions()) > 0, 300_000, 'predictions of a trained model in ClickHouse');
@@ -48,7 +64,11 @@ describe('npm start', () => {
     }
     expect(out).toContain('stopped');
     // Nothing left: not npm, not sluice, not the broker (its own group, ended by sluice).
-    await waitUntil(() => !processExists(state!.pid) && !(state!.kafkaPid !== undefined && processExists(state!.kafkaPid)), 30_000, 'every process to exit');
+    await waitUntil(
+      () => !processExists(state!.pid) && !(state!.kafkaPid !== undefined && processExists(state!.kafkaPid)),
+      30_000,
+      'every process to exit',
+    );
     expect(() => process.kill(-group, 0)).toThrow();
     await fs.rm(dataDir, { recursive: true, force: true });
   });

@@ -37,12 +37,17 @@ export function spawnSluice(args: readonly string[], env: NodeJS.ProcessEnv): Sl
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })));
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
 /** Runs sluice to completion and returns what it printed. */
-export async function runSluice(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runSluice(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawnSluice(args, env);
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
   const { code } = await proc.exited;
@@ -54,12 +59,18 @@ export async function waitForOutput(proc: SluiceProcess, pattern: RegExp, timeou
   let exitedEarly = false;
   void proc.exited.then(() => (exitedEarly = true));
   try {
-    await waitUntil(() => {
-      if (exitedEarly) throw new Error(`sluice exited before printing ${pattern}: ${proc.stderr()}`);
-      return pattern.test(proc.stdout());
-    }, timeoutMs, `sluice to print ${pattern}`);
+    await waitUntil(
+      () => {
+        if (exitedEarly) throw new Error(`sluice exited before printing ${pattern}: ${proc.stderr()}`);
+        return pattern.test(proc.stdout());
+      },
+      timeoutMs,
+      `sluice to print ${pattern}`,
+    );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; its last output: ${proc.stdout().slice(-1_000)}\n${proc.stderr().slice(-3_000)}`, { cause: error });
+    throw new Error(`${(error as Error).message}; its last output: ${proc.stdout().slice(-1_000)}\n${proc.stderr().slice(-3_000)}`, {
+      cause: error,
+    });
   }
 }
 

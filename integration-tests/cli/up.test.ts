@@ -56,13 +56,23 @@ describe('sluice up', () => {
     const status = await runSluice(['status', '--json'], cleanEnv({ SLUICE_DATA_DIR: dataDir }));
     expect(status.code).toBe(0);
     const report = JSON.parse(status.stdout) as { up: boolean; kafka: string; schemaRegistry: string };
-    expect(report).toMatchObject({ up: true, kafka: `127.0.0.1:${ports.port}`, schemaRegistry: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown });
+    expect(report).toMatchObject({
+      up: true,
+      kafka: `127.0.0.1:${ports.port}`,
+      schemaRegistry: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown,
+    });
     // The registry answers, with the project's contracts registered at start-up.
     const subjects = (await (await fetch(`${report.schemaRegistry}/subjects`)).json()) as string[];
-    expect(subjects).toEqual(expect.arrayContaining(['raw.transactions-value', 'events.transactions-value', 'monitoring.quality-value', 'registry.models-value']));
+    expect(subjects).toEqual(
+      expect.arrayContaining(['raw.transactions-value', 'events.transactions-value', 'monitoring.quality-value', 'registry.models-value']),
+    );
     // The stages run, export Prometheus metrics, and report ready once they own their partitions.
     const metricsUrl = (report as unknown as { metrics: string }).metrics;
-    await waitUntil(async () => (await fetch(metricsUrl.replace(/metrics$/, 'ready'))).status === 200, 30_000, 'the ingest stage to be ready');
+    await waitUntil(
+      async () => (await fetch(metricsUrl.replace(/metrics$/, 'ready'))).status === 200,
+      30_000,
+      'the ingest stage to be ready',
+    );
     const metricsText = await (await fetch(metricsUrl)).text();
     expect(metricsText).toMatch(/sluice_assigned_partitions\{stage="ingest"\} 18/);
     // The embedded ClickHouse answers SQL over its HTTP interface, read-only for users.
@@ -119,7 +129,12 @@ describe('sluice up', () => {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     const values: string[] = [];
-    await consumer.run({ eachMessage: async ({ message }) => { values.push(message.value?.toString() ?? ''); await Promise.resolve(); } });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        values.push(message.value?.toString() ?? '');
+        await Promise.resolve();
+      },
+    });
     await waitUntil(() => values.length >= 1, 30_000, 'the message written before the restart');
     await consumer.disconnect();
     expect(values).toEqual(['survives']);

@@ -10,10 +10,27 @@ import { replayFeatures } from '../../jobs/replay.js';
 import { createMetricsRegistry } from '../../common/metrics.js';
 import { serveOps, type OpsServer } from '../../serving/ops-server.js';
 import {
-  ChdbEngine, EmbeddedOfflineStore, ensureTables, featureTable, insertNew, offlineTables, RemoteOfflineStore, serveSql, type SqlServer, type TableSpec,
+  ChdbEngine,
+  EmbeddedOfflineStore,
+  ensureTables,
+  featureTable,
+  insertNew,
+  offlineTables,
+  RemoteOfflineStore,
+  serveSql,
+  type SqlServer,
+  type TableSpec,
 } from '../../offline/index.js';
 import { pointInTimeJoin, pointInTimeSql, type Label } from '../../offline/point-in-time.js';
-import { AvroSerde, platformSubjects, sourceSubjects, registerSchemas, startSchemaRegistry, viewSubjects, type RunningSchemaRegistry } from '../../schemas/index.js';
+import {
+  AvroSerde,
+  platformSubjects,
+  sourceSubjects,
+  registerSchemas,
+  startSchemaRegistry,
+  viewSubjects,
+  type RunningSchemaRegistry,
+} from '../../schemas/index.js';
 import type { FeatureRow } from '../../streams/features/engine.js';
 import { OnlineStore, onlineRoutes } from '../../serving/online.js';
 import { featuresStage, featureVector } from '../../streams/features/stage.js';
@@ -53,11 +70,32 @@ describe('feature store: ingest → features → sink on the real broker, replay
     tables = offlineTables({ sources: demo.sources.filter((source) => source.name !== 'chargebacks'), views: demo.views });
     // Every topic the tables read, plus the raw inputs: registries are compacted, one partition.
     for (const topic of ['raw.transactions', 'raw.clicks', ...tables.map((table) => table.topic)]) {
-      await (topic.startsWith('registry.') ? createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' }) : createTopic(admin, `${prefix}${topic}`, 3));
+      await (topic.startsWith('registry.')
+        ? createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' })
+        : createTopic(admin, `${prefix}${topic}`, 3));
     }
     registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
-    ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...demo.sources.filter((source) => source.name !== 'chargebacks').flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)), ...viewSubjects(prefix, demo.views.map((view) => view.name))], logger);
-    versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`)!, logger });
+    ids = await registerSchemas(
+      registry.url,
+      [
+        ...platformSubjects(prefix),
+        ...demo.sources
+          .filter((source) => source.name !== 'chargebacks')
+          .flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)),
+        ...viewSubjects(
+          prefix,
+          demo.views.map((view) => view.name),
+        ),
+      ],
+      logger,
+    );
+    versions = await publishFeatureViews(demo.views, {
+      kafka,
+      topic: `${prefix}registry.features`,
+      registryUrl: registry.url,
+      schemaId: ids.get(`${prefix}registry.features-value`)!,
+      logger,
+    });
     store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-chdb-'))));
     sql = await serveSql(store.engine, { host: '127.0.0.1', port: 0, readonly: true, adminPassword: 'secret', logger });
     await ensureTables(store, tables);
@@ -73,11 +111,20 @@ describe('feature store: ingest → features → sink on the real broker, replay
     await admin.disconnect();
   });
 
-  const count = async (table: string, where = '1'): Promise<number> => Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${table} WHERE ${where}`))[0]?.n);
+  const count = async (table: string, where = '1'): Promise<number> =>
+    Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${table} WHERE ${where}`))[0]?.n);
 
   const startSink = async (groupId: string): Promise<RunningSink> => {
     const sink = await runSink({
-      brokers: inject('brokers'), groupId, topicPrefix: prefix, tables, store, registryUrl: registry.url, dlqTopic: `${prefix}dlq`, metrics: createMetricsRegistry(false), logger,
+      brokers: inject('brokers'),
+      groupId,
+      topicPrefix: prefix,
+      tables,
+      store,
+      registryUrl: registry.url,
+      dlqTopic: `${prefix}dlq`,
+      metrics: createMetricsRegistry(false),
+      logger,
     });
     sinks.push(sink);
     return sink;
@@ -87,8 +134,15 @@ describe('feature store: ingest → features → sink on the real broker, replay
   const snapshot = async (): Promise<unknown[]> => {
     const results: unknown[] = [];
     for (const table of tables.filter((candidate) => candidate.topic.startsWith('events.') || candidate.topic.startsWith('features.'))) {
-      const numeric = table.columns.filter((column) => column.type === 'Nullable(Float64)' || column.type.startsWith('Decimal')).map((column) => `round(sum(\`${column.name}\`), 4)`);
-      results.push(table.name, await store.query(`SELECT count() AS rows, uniqExact(event_id) AS ids${numeric.length > 0 ? `, ${numeric.join(', ')}` : ''} FROM ${table.name}`));
+      const numeric = table.columns
+        .filter((column) => column.type === 'Nullable(Float64)' || column.type.startsWith('Decimal'))
+        .map((column) => `round(sum(\`${column.name}\`), 4)`);
+      results.push(
+        table.name,
+        await store.query(
+          `SELECT count() AS rows, uniqExact(event_id) AS ids${numeric.length > 0 ? `, ${numeric.join(', ')}` : ''} FROM ${table.name}`,
+        ),
+      );
     }
     return results;
   };
@@ -103,7 +157,9 @@ describe('feature store: ingest → features → sink on the real broker, replay
         acks: -1,
         topicMessages: (['raw.transactions', 'raw.clicks'] as const).map((topic) => ({
           topic: `${prefix}${topic}`,
-          messages: slice.filter((record) => record.topic === topic).map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+          messages: slice
+            .filter((record) => record.topic === topic)
+            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
         })),
       });
     }
@@ -112,24 +168,32 @@ describe('feature store: ingest → features → sink on the real broker, replay
     const metrics = createMetricsRegistry(false);
     const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-state-'));
     const common = { brokers: inject('brokers'), dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix };
-    stages.push(await runStage(ingestStage({
-      sources: demo.sources.filter((source) => source.name !== 'chargebacks'),
-      topicPrefix: prefix,
-      serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: {
-        events: { transactions: ids.get(`${prefix}events.transactions-value`)!, clicks: ids.get(`${prefix}events.clicks-value`)! },
-        quality: ids.get(`${prefix}monitoring.quality-value`)!,
-      },
-      metrics,
-    }), { ...common, groupId: `${prefix}ingest` }));
-    const features = await runStage(featuresStage({
-      views: demo.views,
-      versions,
-      topicPrefix: prefix,
-      serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])),
-      metrics,
-    }), { ...common, groupId: `${prefix}features` });
+    stages.push(
+      await runStage(
+        ingestStage({
+          sources: demo.sources.filter((source) => source.name !== 'chargebacks'),
+          topicPrefix: prefix,
+          serdeFor: (reader) => new AvroSerde(registry.url, reader),
+          schemaIds: {
+            events: { transactions: ids.get(`${prefix}events.transactions-value`)!, clicks: ids.get(`${prefix}events.clicks-value`)! },
+            quality: ids.get(`${prefix}monitoring.quality-value`)!,
+          },
+          metrics,
+        }),
+        { ...common, groupId: `${prefix}ingest` },
+      ),
+    );
+    const features = await runStage(
+      featuresStage({
+        views: demo.views,
+        versions,
+        topicPrefix: prefix,
+        serdeFor: (reader) => new AvroSerde(registry.url, reader),
+        schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])),
+        metrics,
+      }),
+      { ...common, groupId: `${prefix}features` },
+    );
     stages.push(features);
     await startSink(`${prefix}sink`);
 
@@ -139,17 +203,33 @@ describe('feature store: ingest → features → sink on the real broker, replay
     const progress = setInterval(() => {
       if (!process.env.FS_LOG) return;
       void (async () => {
-        const lags = await Promise.all([groupLag(admin, `${prefix}ingest`, `${prefix}raw.transactions`), groupLag(admin, `${prefix}features`, `${prefix}events.transactions`), groupLag(admin, `${prefix}sink`, `${prefix}features.card_txn_1h`), count('features_user_engagement_7d')]);
-        process.stdout.write(`progress ${new Date().toISOString()} lags ${lags.join(' ')} events ${await count('events_transactions')} f24 ${await count('features_card_txn_24h')}\n`);
+        const lags = await Promise.all([
+          groupLag(admin, `${prefix}ingest`, `${prefix}raw.transactions`),
+          groupLag(admin, `${prefix}features`, `${prefix}events.transactions`),
+          groupLag(admin, `${prefix}sink`, `${prefix}features.card_txn_1h`),
+          count('features_user_engagement_7d'),
+        ]);
+        process.stdout.write(
+          `progress ${new Date().toISOString()} lags ${lags.join(' ')} events ${await count('events_transactions')} f24 ${await count('features_card_txn_24h')}\n`,
+        );
       })();
     }, 5_000);
-    await waitUntil(async () => (await count('events_transactions')) === transactions.length && (await count('events_clicks')) === clicks.length
-      && (await count('features_card_txn_24h')) === transactions.length && (await count('features_user_engagement_7d')) === clicks.length, 240_000, 'every event and row in ClickHouse');
+    await waitUntil(
+      async () =>
+        (await count('events_transactions')) === transactions.length &&
+        (await count('events_clicks')) === clicks.length &&
+        (await count('features_card_txn_24h')) === transactions.length &&
+        (await count('features_user_engagement_7d')) === clicks.length,
+      240_000,
+      'every event and row in ClickHouse',
+    );
     clearInterval(progress);
 
     // ---- ClickHouse holds every event once ------------------------------------------------
     expect(await count('events_transactions')).toBe(transactions.length);
-    expect(Number((await store.query<{ n: string }>('SELECT uniqExact(event_id) AS n FROM events_transactions'))[0]?.n)).toBe(transactions.length);
+    expect(Number((await store.query<{ n: string }>('SELECT uniqExact(event_id) AS n FROM events_transactions'))[0]?.n)).toBe(
+      transactions.length,
+    );
     expect(await count('events_clicks')).toBe(clicks.length);
     let featureRows = 0;
     for (const view of demo.views) featureRows += await count(`features_${view.name}`);
@@ -157,11 +237,18 @@ describe('feature store: ingest → features → sink on the real broker, replay
 
     // ---- online lookups against values computed by hand from the generated events ----------
     online = new OnlineStore(features, demo.views, prefix);
-    ops = await serveOps(metrics, { live: () => true, ready: () => true, detail: () => ({}) }, '127.0.0.1', 0, [onlineRoutes(() => online)]);
+    ops = await serveOps(metrics, { live: () => true, ready: () => true, detail: () => ({}) }, '127.0.0.1', 0, [
+      onlineRoutes(() => online),
+    ]);
     const byCard = new Map<string, { time: number; index: number; amount: number; merchant: string }[]>();
     transactions.forEach((record, index) => {
       const list = byCard.get(record.key) ?? [];
-      list.push({ time: record.value.timestamp as number, index, amount: record.value.amount as number, merchant: record.value.merchant_id as string });
+      list.push({
+        time: record.value.timestamp as number,
+        index,
+        amount: record.value.amount as number,
+        merchant: record.value.merchant_id as string,
+      });
       byCard.set(record.key, list);
     });
     const sampled = [...byCard.keys()].filter((_, index) => index % 40 === 0);
@@ -170,14 +257,19 @@ describe('feature store: ingest → features → sink on the real broker, replay
       const events = byCard.get(card)!;
       // The latest row: the newest event (ties: the last to arrive), over what had arrived by then.
       const newest = events.reduce((best, event) => (event.time >= best.time ? event : best));
-      const seen = events.filter((event) => event.index <= newest.index).sort((left, right) => left.time - right.time || left.index - right.index);
+      const seen = events
+        .filter((event) => event.index <= newest.index)
+        .sort((left, right) => left.time - right.time || left.index - right.index);
       const within = (size: number) => seen.filter((event) => event.time > newest.time - size && event.time <= newest.time);
       const day = within(24 * HOUR);
       const week = within(7 * 24 * HOUR);
       const got24 = await online.get('card_txn_24h', card, newest.time);
       expect(got24).toMatchObject({ status: 'PRESENT', event_time: newest.time, version: versions.get('card_txn_24h') });
       expect(got24.values?.txn_count).toBe(day.length);
-      expect(got24.values?.amount_sum).toBeCloseTo(day.reduce((sum, event) => sum + event.amount, 0), 6);
+      expect(got24.values?.amount_sum).toBeCloseTo(
+        day.reduce((sum, event) => sum + event.amount, 0),
+        6,
+      );
       expect(got24.values?.merchant_count).toBe(new Set(day.map((event) => event.merchant)).size);
       const got7d = await online.get('card_amount_7d', card, newest.time);
       expect(got7d.values?.amount_mean).toBeCloseTo(week.reduce((sum, event) => sum + event.amount, 0) / week.length, 6);
@@ -197,14 +289,27 @@ describe('feature store: ingest → features → sink on the real broker, replay
     expect(single.status).toBe(200);
     expect(await single.json()).toEqual(JSON.parse(JSON.stringify(await online.get('card_txn_24h', card, end))));
     expect((await fetch(`${opsUrl}/features/no_such_view/${card}`)).status).toBe(404);
-    const batch = await fetch(`${opsUrl}/features`, { method: 'POST', body: JSON.stringify({ views: ['card_txn_24h', 'card_amount_7d'], entities: [card, 'nobody'], at: end }) });
+    const batch = await fetch(`${opsUrl}/features`, {
+      method: 'POST',
+      body: JSON.stringify({ views: ['card_txn_24h', 'card_amount_7d'], entities: [card, 'nobody'], at: end }),
+    });
     expect(batch.status).toBe(200);
-    const body = await batch.json() as { results: { entity_id: string; features: Record<string, { status: string }> }[] };
-    expect(body.results.map((result) => [result.entity_id, result.features.card_txn_24h?.status])).toEqual([[card, 'PRESENT'], ['nobody', 'NOT_FOUND']]);
-    for (const malformed of ['{"views": "card_txn_24h"}', 'not json', '{"views": ["card_txn_24h"], "entities": []}', '{"views": ["x"], "entities": ["a"], "extra": 1}']) {
+    const body = (await batch.json()) as { results: { entity_id: string; features: Record<string, { status: string }> }[] };
+    expect(body.results.map((result) => [result.entity_id, result.features.card_txn_24h?.status])).toEqual([
+      [card, 'PRESENT'],
+      ['nobody', 'NOT_FOUND'],
+    ]);
+    for (const malformed of [
+      '{"views": "card_txn_24h"}',
+      'not json',
+      '{"views": ["card_txn_24h"], "entities": []}',
+      '{"views": ["x"], "entities": ["a"], "extra": 1}',
+    ]) {
       expect((await fetch(`${opsUrl}/features`, { method: 'POST', body: malformed })).status).toBe(400);
     }
-    expect((await fetch(`${opsUrl}/features`, { method: 'POST', body: '{"views": ["no_such_view"], "entities": ["a"]}' })).status).toBe(404);
+    expect((await fetch(`${opsUrl}/features`, { method: 'POST', body: '{"views": ["no_such_view"], "entities": ["a"]}' })).status).toBe(
+      404,
+    );
   });
 
   it('recomputes every (entity, event) row identically by replay: mismatch rate 0', async () => {
@@ -220,15 +325,26 @@ describe('feature store: ingest → features → sink on the real broker, replay
   it('replaying the topics twice (backfill and a fresh sink) leaves query results unchanged', async () => {
     const before = await snapshot();
     let liveRows = 0;
-    for (const table of tables.filter((candidate) => candidate.topic.startsWith('events.') || candidate.topic.startsWith('features.'))) liveRows += await count(table.name);
+    for (const table of tables.filter((candidate) => candidate.topic.startsWith('events.') || candidate.topic.startsWith('features.')))
+      liveRows += await count(table.name);
     expect(liveRows).toBe(EVENTS * 2 + generated.filter((record) => record.topic === 'raw.transactions').length * 2);
     for (let round = 0; round < 2; round++) {
       await replayFeatures({
-        kafka, topicPrefix: prefix, registryUrl: registry.url, views: demo.views, versions,
+        kafka,
+        topicPrefix: prefix,
+        registryUrl: registry.url,
+        views: demo.views,
+        versions,
         onRows: async (rows) => {
           for (const view of demo.views) {
             const table = featureTable(view);
-            await insertNew(store, table, rows.filter((row) => row.view === view.name).map((row) => table.toRow(featureVector(row), { partition: -1, offset: '-1', timestamp: 0, key: null, headers: {} })));
+            await insertNew(
+              store,
+              table,
+              rows
+                .filter((row) => row.view === view.name)
+                .map((row) => table.toRow(featureVector(row), { partition: -1, offset: '-1', timestamp: 0, key: null, headers: {} })),
+            );
           }
         },
       });
@@ -236,10 +352,15 @@ describe('feature store: ingest → features → sink on the real broker, replay
       const sink = await startSink(`${prefix}sink-replay-${round}`);
       // Every event and every feature row read again (quality reports come on top).
       const started = Date.now();
-      await waitUntil(() => {
-        if (process.env.FS_LOG && (Date.now() - started) % 5_000 < 100) process.stdout.write(`replay sink ${JSON.stringify(sink.status())} of ${liveRows}\n`);
-        return sink.status().inserted + sink.status().duplicates >= liveRows;
-      }, 180_000, 'the replaying sink to read every topic');
+      await waitUntil(
+        () => {
+          if (process.env.FS_LOG && (Date.now() - started) % 5_000 < 100)
+            process.stdout.write(`replay sink ${JSON.stringify(sink.status())} of ${liveRows}\n`);
+          return sink.status().inserted + sink.status().duplicates >= liveRows;
+        },
+        180_000,
+        'the replaying sink to read every topic',
+      );
       expect(sink.status().inserted).toBe(0);
       await sink.stop();
     }
@@ -255,9 +376,18 @@ describe('feature store: ingest → features → sink on the real broker, replay
       label_time: end - Math.floor(random() * 3 * 24 * HOUR),
       label: random() < 0.1 ? 1 : 0,
     }));
-    const requests = demo.views.filter((view) => view.source.name === 'transactions').map((view) => ({ view, version: versions.get(view.name)! }));
+    const requests = demo.views
+      .filter((view) => view.source.name === 'transactions')
+      .map((view) => ({ view, version: versions.get(view.name)! }));
     const rows: FeatureRow[] = [];
-    await replayFeatures({ kafka, topicPrefix: prefix, registryUrl: registry.url, views: requests.map((request) => request.view), versions, onRows: (batch) => void rows.push(...batch) });
+    await replayFeatures({
+      kafka,
+      topicPrefix: prefix,
+      registryUrl: registry.url,
+      views: requests.map((request) => request.view),
+      versions,
+      onRows: (batch) => void rows.push(...batch),
+    });
     const byReplay = pointInTimeJoin(rows, labels, requests);
     const bySql = await pointInTimeSql(store, labels, requests);
     expect(bySql).toEqual(byReplay);

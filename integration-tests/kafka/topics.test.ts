@@ -19,7 +19,10 @@ describe('ensureTopics against the real broker', () => {
   });
 
   async function configOf(topic: string, name: string): Promise<string | undefined> {
-    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }] });
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }],
+    });
     return described.resources[0]?.configEntries.find((entry) => entry.configName === name)?.configValue;
   }
 
@@ -36,7 +39,12 @@ describe('ensureTopics against the real broker', () => {
     expect(await ensureTopics(admin, specs)).toEqual({ created: [], reconfigured: [], repartitioned: [], unchanged: [compacted, plain] });
 
     const changed: TopicSpec[] = [specs[0]!, { name: plain, partitions: 5, config: { 'retention.ms': '7200000' } }];
-    expect(await ensureTopics(admin, changed)).toEqual({ created: [], reconfigured: [plain], repartitioned: [plain], unchanged: [compacted] });
+    expect(await ensureTopics(admin, changed)).toEqual({
+      created: [],
+      reconfigured: [plain],
+      repartitioned: [plain],
+      unchanged: [compacted],
+    });
     const metadata = await admin.fetchTopicMetadata({ topics: [plain] });
     expect(metadata.topics[0]?.partitions).toHaveLength(5);
     expect(await configOf(plain, 'retention.ms')).toBe('7200000');

@@ -40,8 +40,21 @@ interface DecodedPrediction {
 describe('models end to end: generator → ingest → features → sink → train → registry → inference', () => {
   const prefix = `${uniqueName('e2e')}.`;
   const end = Date.now() - 2 * HOUR;
-  const history = [...demoEvents({ seed: 21, events: 30_000, end, spanMs: 2 * 24 * HOUR, cards: 300, users: 200, fraudRate: 0.008, chargebackDelayMs: 30 * 60_000 })];
-  const live = [...demoEvents({ seed: 22, events: 4_000, end: Date.now(), spanMs: HOUR, cards: 300, users: 200, fraudRate: 0.008 })].filter((record) => record.topic === 'raw.transactions');
+  const history = [
+    ...demoEvents({
+      seed: 21,
+      events: 30_000,
+      end,
+      spanMs: 2 * 24 * HOUR,
+      cards: 300,
+      users: 200,
+      fraudRate: 0.008,
+      chargebackDelayMs: 30 * 60_000,
+    }),
+  ];
+  const live = [...demoEvents({ seed: 22, events: 4_000, end: Date.now(), spanMs: HOUR, cards: 300, users: 200, fraudRate: 0.008 })].filter(
+    (record) => record.topic === 'raw.transactions',
+  );
   let kafka: Kafka;
   let admin: Admin;
   let registry: RunningSchemaRegistry;
@@ -63,19 +76,35 @@ describe('models end to end: generator → ingest → features → sink → trai
     for (let start = 0; start < records.length; start += 5_000) {
       const slice = records.slice(start, start + 5_000);
       const topics = [...new Set(slice.map((record) => record.topic))];
-      await producer.sendBatch({ acks: -1, topicMessages: topics.map((topic) => ({ topic: `${prefix}${topic}`, messages: slice.filter((record) => record.topic === topic).map((record) => ({ key: record.key, value: JSON.stringify(record.value) })) })) });
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: topics.map((topic) => ({
+          topic: `${prefix}${topic}`,
+          messages: slice
+            .filter((record) => record.topic === topic)
+            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+        })),
+      });
     }
     await producer.disconnect();
   };
-  const count = async (table: string): Promise<number> => Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${table}`))[0]?.n);
-  const registryOptions = () => ({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.models-value`)! });
+  const count = async (table: string): Promise<number> =>
+    Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${table}`))[0]?.n);
+  const registryOptions = () => ({
+    kafka,
+    topic: `${prefix}registry.models`,
+    registryUrl: registry.url,
+    schemaId: ids.get(`${prefix}registry.models-value`)!,
+  });
   const decodePredictions = async (messages: ConsumedMessage[], raw: Map<string, Buffer>): Promise<DecodedPrediction[]> => {
     const serde = new AvroSerde(registry.url);
-    return Promise.all(messages.map(async (message) => ({
-      ...((await serde.decode(raw.get(`${message.partition}:${message.offset}`)!)) as Omit<DecodedPrediction, 'partition' | 'offset'>),
-      partition: message.partition,
-      offset: Number(message.offset),
-    })));
+    return Promise.all(
+      messages.map(async (message) => ({
+        ...((await serde.decode(raw.get(`${message.partition}:${message.offset}`)!)) as Omit<DecodedPrediction, 'partition' | 'offset'>),
+        partition: message.partition,
+        offset: Number(message.offset),
+      })),
+    );
   };
   /** Reads predictions.fraud with read_committed (raw bytes kept for Avro decoding). */
   const readPredictions = async (until: number): Promise<DecodedPrediction[]> => {
@@ -106,17 +135,33 @@ describe('models end to end: generator → ingest → features → sink → trai
     await admin.connect();
     tables = [...offlineTables({ sources: demo.sources, views: demo.views }), predictionsTable('fraud')];
     for (const topic of ['raw.transactions', 'raw.clicks', 'raw.chargebacks', ...tables.map((table) => table.topic)]) {
-      await (topic.startsWith('registry.') ? createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' }) : createTopic(admin, `${prefix}${topic}`, 3));
+      await (topic.startsWith('registry.')
+        ? createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' })
+        : createTopic(admin, `${prefix}${topic}`, 3));
     }
     registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
     ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
-    versions = await publishFeatureViews(demo.views, { kafka, topic: `${prefix}registry.features`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.features-value`)!, logger });
+    versions = await publishFeatureViews(demo.views, {
+      kafka,
+      topic: `${prefix}registry.features`,
+      registryUrl: registry.url,
+      schemaId: ids.get(`${prefix}registry.features-value`)!,
+      logger,
+    });
     store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-chdb-'))));
     await ensureTables(store, tables);
     artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-models-')));
     metrics = createMetricsRegistry(false);
     const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-state-'));
-    stageOptions = (group) => ({ brokers: inject('brokers'), groupId: `${prefix}${group}`, dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix });
+    stageOptions = (group) => ({
+      brokers: inject('brokers'),
+      groupId: `${prefix}${group}`,
+      dlqTopic: `${prefix}dlq`,
+      metrics,
+      logger,
+      stateDir,
+      topicPrefix: prefix,
+    });
   });
 
   afterAll(async () => {
@@ -129,31 +174,70 @@ describe('models end to end: generator → ingest → features → sink → trai
 
   it('trains a model from replayed topics with AUC above 0.8 on the held-out time slice', async () => {
     await produce(history);
-    running.push(await runStage(ingestStage({
-      sources: demo.sources, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: {
-        events: Object.fromEntries(demo.sources.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`)!])),
-        quality: ids.get(`${prefix}monitoring.quality-value`)!,
-      },
-      metrics,
-    }), stageOptions('ingest')));
-    features = await runStage(featuresStage({
-      views: demo.views, versions, topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])), metrics,
-    }), stageOptions('features'));
+    running.push(
+      await runStage(
+        ingestStage({
+          sources: demo.sources,
+          topicPrefix: prefix,
+          serdeFor: (reader) => new AvroSerde(registry.url, reader),
+          schemaIds: {
+            events: Object.fromEntries(demo.sources.map((source) => [source.name, ids.get(`${prefix}events.${source.name}-value`)!])),
+            quality: ids.get(`${prefix}monitoring.quality-value`)!,
+          },
+          metrics,
+        }),
+        stageOptions('ingest'),
+      ),
+    );
+    features = await runStage(
+      featuresStage({
+        views: demo.views,
+        versions,
+        topicPrefix: prefix,
+        serdeFor: (reader) => new AvroSerde(registry.url, reader),
+        schemaIds: Object.fromEntries(demo.views.map((view) => [view.name, ids.get(`${prefix}features.${view.name}-value`)!])),
+        metrics,
+      }),
+      stageOptions('features'),
+    );
     running.push(features);
-    const sink: RunningSink = await runSink({ brokers: inject('brokers'), groupId: `${prefix}sink`, topicPrefix: prefix, tables, store, registryUrl: registry.url, dlqTopic: `${prefix}dlq`, metrics, logger });
+    const sink: RunningSink = await runSink({
+      brokers: inject('brokers'),
+      groupId: `${prefix}sink`,
+      topicPrefix: prefix,
+      tables,
+      store,
+      registryUrl: registry.url,
+      dlqTopic: `${prefix}dlq`,
+      metrics,
+      logger,
+    });
     running.push(sink);
     const transactions = history.filter((record) => record.topic === 'raw.transactions').length;
     const chargebacks = history.filter((record) => record.topic === 'raw.chargebacks').length;
-    await waitUntil(async () => (await count('events_transactions')) === transactions && (await count('events_chargebacks')) === chargebacks
-      && (await count('features_card_amount_7d')) === transactions, 180_000, 'history ingested and featurized');
+    await waitUntil(
+      async () =>
+        (await count('events_transactions')) === transactions &&
+        (await count('events_chargebacks')) === chargebacks &&
+        (await count('features_card_amount_7d')) === transactions,
+      180_000,
+      'history ingested and featurized',
+    );
 
     first = await trainModel({
-      kafka, topicPrefix: prefix, registryUrl: registry.url, modelsSchemaId: ids.get(`${prefix}registry.models-value`)!, versions,
-      artifactsDir: artifacts.dir, model, aliases: ['champion'], logger,
+      kafka,
+      topicPrefix: prefix,
+      registryUrl: registry.url,
+      modelsSchemaId: ids.get(`${prefix}registry.models-value`)!,
+      versions,
+      artifactsDir: artifacts.dir,
+      model,
+      aliases: ['champion'],
+      logger,
     });
-    process.stdout.write(`trained fraud v${first.version.version}: AUC ${first.evaluation.auc.toFixed(4)} on ${first.testRows} held-out rows (${first.evaluation.positives} positives), train AUC ${first.trainAuc.toFixed(4)}, ONNX parity ${first.parityMaxDiff.toExponential(2)}, ${first.backend}\n`);
+    process.stdout.write(
+      `trained fraud v${first.version.version}: AUC ${first.evaluation.auc.toFixed(4)} on ${first.testRows} held-out rows (${first.evaluation.positives} positives), train AUC ${first.trainAuc.toFixed(4)}, ONNX parity ${first.parityMaxDiff.toExponential(2)}, ${first.backend}\n`,
+    );
     expect(first.evaluation.auc).toBeGreaterThan(0.8);
     expect(first.parityMaxDiff).toBeLessThan(1e-5);
     expect(first.version).toMatchObject({ name: 'fraud', version: 1, aliases: ['champion'] });
@@ -165,24 +249,53 @@ describe('models end to end: generator → ingest → features → sink → trai
   });
 
   it('predicts every event exactly once from the registered version, hot-reloads a promoted version monotonically, and lands in ClickHouse', async () => {
-    watcher = new ModelWatcher({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, model: 'fraud', artifacts, logger, maxWaitMs: 0 });
+    watcher = new ModelWatcher({
+      kafka,
+      topic: `${prefix}registry.models`,
+      registryUrl: registry.url,
+      model: 'fraud',
+      artifacts,
+      logger,
+      maxWaitMs: 0,
+    });
     await watcher.start();
     await waitUntil(() => watcher.current()?.version.version === 1, 30_000, 'version 1 in service');
     const online = new OnlineStore(features, demo.views, prefix);
-    running.push(await runStage(inferenceStage({
-      model, watcher, features: featuresAsOfEvent(online), topicPrefix: prefix, serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaId: ids.get(`${prefix}predictions.fraud-value`)!, metrics,
-    }), stageOptions('inference-fraud')));
+    running.push(
+      await runStage(
+        inferenceStage({
+          model,
+          watcher,
+          features: featuresAsOfEvent(online),
+          topicPrefix: prefix,
+          serdeFor: (reader) => new AvroSerde(registry.url, reader),
+          schemaId: ids.get(`${prefix}predictions.fraud-value`)!,
+          metrics,
+        }),
+        stageOptions('inference-fraud'),
+      ),
+    );
     const historical = history.filter((record) => record.topic === 'raw.transactions').length;
     const before = await readPredictions(historical);
     expect(before).toHaveLength(historical);
     expect(new Set(before.map((prediction) => prediction.event_id)).size).toBe(historical);
-    expect(before.every((prediction) => prediction.model_version === 1 && prediction.deployment === 'CHAMPION' && prediction.fallback_reason === null)).toBe(true);
+    expect(
+      before.every(
+        (prediction) => prediction.model_version === 1 && prediction.deployment === 'CHAMPION' && prediction.fallback_reason === null,
+      ),
+    ).toBe(true);
 
     // ---- hot reload: version 2 is promoted while live events stream in --------------------
     const second = await trainModel({
-      kafka, topicPrefix: prefix, registryUrl: registry.url, modelsSchemaId: ids.get(`${prefix}registry.models-value`)!, versions,
-      artifactsDir: artifacts.dir, model, seed: 7, logger,
+      kafka,
+      topicPrefix: prefix,
+      registryUrl: registry.url,
+      modelsSchemaId: ids.get(`${prefix}registry.models-value`)!,
+      versions,
+      artifactsDir: artifacts.dir,
+      model,
+      seed: 7,
+      logger,
     });
     expect(second.version.version).toBe(2);
     const half = Math.floor(live.length / 2);
@@ -207,17 +320,33 @@ describe('models end to end: generator → ingest → features → sink → trai
     expect(all.every((prediction) => prediction.fallback_reason === null)).toBe(true);
 
     await waitUntil(async () => (await count('predictions_fraud')) === historical + live.length, 60_000, 'predictions in ClickHouse');
-    const [row] = await store.query<{ versions: string; events: string }>('SELECT uniqExact(model_version) AS versions, uniqExact(event_id) AS events FROM predictions_fraud');
+    const [row] = await store.query<{ versions: string; events: string }>(
+      'SELECT uniqExact(model_version) AS versions, uniqExact(event_id) AS events FROM predictions_fraud',
+    );
     expect(Number(row?.events)).toBe(historical + live.length);
   });
 
   it('falls back with a reason when a version fails to load or an event has no features, and keeps running', async () => {
     // A version whose artifact is not a model: registered, promoted, and refused by the runtime.
-    const garbage = await artifacts.put(new TextEncoder().encode('this is not an onnx model'), { name: 'fraud', inputs: [], fill: [], threshold: 0.5, trainer: 'none', metrics: {}, baseline: {} });
+    const garbage = await artifacts.put(new TextEncoder().encode('this is not an onnx model'), {
+      name: 'fraud',
+      inputs: [],
+      fill: [],
+      threshold: 0.5,
+      trainer: 'none',
+      metrics: {},
+      baseline: {},
+    });
     const [latest] = (await readModelRegistry(registryOptions())).slice(-1);
     const { registerModelVersion } = await import('../../models/registry.js');
-    const broken = await registerModelVersion(registryOptions(), { ...latest!, artifact_sha256: garbage, created_at: Date.now() }, ['champion']);
-    await waitUntil(() => watcher.loadFailure()?.includes(`version ${broken.version}`) ?? false, 30_000, 'the broken version to be refused');
+    const broken = await registerModelVersion(registryOptions(), { ...latest!, artifact_sha256: garbage, created_at: Date.now() }, [
+      'champion',
+    ]);
+    await waitUntil(
+      () => watcher.loadFailure()?.includes(`version ${broken.version}`) ?? false,
+      30_000,
+      'the broken version to be refused',
+    );
     const historical = history.filter((record) => record.topic === 'raw.transactions').length + live.length;
     await produce(live.slice(0, 1).map((record) => ({ ...record, value: { ...record.value, transaction_id: 'after-broken-1' } })));
     const afterBroken = (await readPredictions(historical + 1)).find((prediction) => prediction.event_id === 'transactions:after-broken-1');
@@ -229,12 +358,25 @@ describe('models end to end: generator → ingest → features → sink → trai
     await features.stop();
     const serde = new AvroSerde(registry.url);
     const event = {
-      transaction_id: 'orphan-1', card_id: 'card-orphan', merchant_id: 'm-1', merchant_category: '5411', amount: 10, currency: 'EUR', country: 'NL',
-      channel: 'ONLINE', timestamp: Date.now(), event_id: 'transactions:orphan-1', event_time: Date.now(), ingest_time: Date.now(),
+      transaction_id: 'orphan-1',
+      card_id: 'card-orphan',
+      merchant_id: 'm-1',
+      merchant_category: '5411',
+      amount: 10,
+      currency: 'EUR',
+      country: 'NL',
+      channel: 'ONLINE',
+      timestamp: Date.now(),
+      event_id: 'transactions:orphan-1',
+      event_time: Date.now(),
+      ingest_time: Date.now(),
     };
     const producer = kafka.producer();
     await producer.connect();
-    await producer.send({ topic: `${prefix}events.transactions`, messages: [{ key: 'card-orphan', value: await serde.encode(ids.get(`${prefix}events.transactions-value`)!, event) }] });
+    await producer.send({
+      topic: `${prefix}events.transactions`,
+      messages: [{ key: 'card-orphan', value: await serde.encode(ids.get(`${prefix}events.transactions-value`)!, event) }],
+    });
     await producer.disconnect();
     const predictions = await readPredictions(historical + 2);
     expect(predictions).toHaveLength(historical + 2);

@@ -44,13 +44,19 @@ describe('the registry survives kill -9: state is rebuilt from the _schemas topi
 
   it('keeps ids and versions; soft deletes stay hidden and permanent deletes stay gone', async () => {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-registry-restart-'));
-    const env = cleanEnv({ KAFKA_BROKERS: inject('brokers').join(','), SLUICE_TOPIC_PREFIX: `${uniqueName('restart')}.`, SLUICE_DATA_DIR: dataDir });
+    const env = cleanEnv({
+      KAFKA_BROKERS: inject('brokers').join(','),
+      SLUICE_TOPIC_PREFIX: `${uniqueName('restart')}.`,
+      SLUICE_DATA_DIR: dataDir,
+    });
     const url = await start(env);
 
     const ids = new Map<string, number>();
     for (let version = 1; version <= VERSIONS; version++) {
       for (let subject = 0; subject < SUBJECTS; subject++) {
-        const response = await api<{ id: number }>(`${url}/subjects/thing-${subject}/versions`, 'POST', { schema: schemaOf(subject, version) });
+        const response = await api<{ id: number }>(`${url}/subjects/thing-${subject}/versions`, 'POST', {
+          schema: schemaOf(subject, version),
+        });
         expect(response.status).toBe(200);
         ids.set(`thing-${subject}/${version}`, response.body.id);
       }
@@ -59,7 +65,8 @@ describe('the registry survives kill -9: state is rebuilt from the _schemas topi
 
     // Soft-delete version 2 of subjects 0-4; soft- then permanently delete version 3 of 5-9;
     // soft-delete subject 10 whole; soft- then permanently delete subject 11 whole.
-    for (let subject = 0; subject < 5; subject++) expect((await api(`${url}/subjects/thing-${subject}/versions/2`, 'DELETE')).status).toBe(200);
+    for (let subject = 0; subject < 5; subject++)
+      expect((await api(`${url}/subjects/thing-${subject}/versions/2`, 'DELETE')).status).toBe(200);
     for (let subject = 5; subject < 10; subject++) {
       expect((await api(`${url}/subjects/thing-${subject}/versions/3`, 'DELETE')).status).toBe(200);
       expect((await api(`${url}/subjects/thing-${subject}/versions/3?permanent=true`, 'DELETE')).status).toBe(200);
@@ -71,10 +78,12 @@ describe('the registry survives kill -9: state is rebuilt from the _schemas topi
     const snapshot = async (base: string) => ({
       subjects: (await api<string[]>(`${base}/subjects?subjectPrefix=thing-`)).body,
       all: (await api<string[]>(`${base}/subjects?subjectPrefix=thing-&deleted=true`)).body,
-      versions: await Promise.all(Array.from({ length: SUBJECTS }, async (_, subject) => ({
-        visible: (await api<unknown>(`${base}/subjects/thing-${subject}/versions`)).body,
-        withDeleted: (await api<unknown>(`${base}/subjects/thing-${subject}/versions?deleted=true`)).body,
-      }))),
+      versions: await Promise.all(
+        Array.from({ length: SUBJECTS }, async (_, subject) => ({
+          visible: (await api<unknown>(`${base}/subjects/thing-${subject}/versions`)).body,
+          withDeleted: (await api<unknown>(`${base}/subjects/thing-${subject}/versions?deleted=true`)).body,
+        })),
+      ),
     });
     const before = await snapshot(url);
 
@@ -90,8 +99,16 @@ describe('the registry survives kill -9: state is rebuilt from the _schemas topi
     expect(after.all).not.toContain('thing-11');
     for (let subject = 0; subject < SUBJECTS; subject++) {
       const { visible, withDeleted } = after.versions[subject]!;
-      if (subject < 5) expect([visible, withDeleted]).toEqual([[1, 3, 4, 5], [1, 2, 3, 4, 5]]);
-      else if (subject < 10) expect([visible, withDeleted]).toEqual([[1, 2, 4, 5], [1, 2, 4, 5]]);
+      if (subject < 5)
+        expect([visible, withDeleted]).toEqual([
+          [1, 3, 4, 5],
+          [1, 2, 3, 4, 5],
+        ]);
+      else if (subject < 10)
+        expect([visible, withDeleted]).toEqual([
+          [1, 2, 4, 5],
+          [1, 2, 4, 5],
+        ]);
       else if (subject === 10) expect(withDeleted).toEqual([1, 2, 3, 4, 5]);
       else if (subject === 11) expect(visible).toMatchObject({ error_code: 40401 });
       else expect(visible).toEqual([1, 2, 3, 4, 5]);

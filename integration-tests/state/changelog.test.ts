@@ -49,19 +49,30 @@ describe('restoring from a changelog with foreign bytes in it', () => {
     await producer.disconnect();
 
     const lines: string[] = [];
-    const logger = pino({ level: 'warn' }, new Writable({ write(chunk: Buffer, _encoding, done) { lines.push(chunk.toString()); done(); } }));
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    );
     const metrics = createMetricsRegistry(false);
-    const stage = await runStage<null>({
-      name: 'counter',
-      inputs: [input],
-      decode: () => null,
-      stores: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
-      process: async (record, context) => {
-        const counts = context.store<KeyValueStore<number>>('counts');
-        counts.put(record.key ?? '', ((await counts.get(record.key ?? '')) ?? 0) + 1);
-        return [];
+    const stage = await runStage<null>(
+      {
+        name: 'counter',
+        inputs: [input],
+        decode: () => null,
+        stores: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
+        process: async (record, context) => {
+          const counts = context.store<KeyValueStore<number>>('counts');
+          counts.put(record.key ?? '', ((await counts.get(record.key ?? '')) ?? 0) + 1);
+          return [];
+        },
       },
-    }, { brokers: inject('brokers'), groupId: group, dlqTopic: `${prefix}dlq`, stateDir, topicPrefix: prefix, metrics, logger });
+      { brokers: inject('brokers'), groupId: group, dlqTopic: `${prefix}dlq`, stateDir, topicPrefix: prefix, metrics, logger },
+    );
     try {
       await waitUntil(() => stage.status().ready, 60_000, 'the stage to restore and be ready');
       expect(stage.status().failed).toBe(false);
@@ -76,12 +87,22 @@ describe('restoring from a changelog with foreign bytes in it', () => {
       // Processing goes on from the restored state, and queries read it.
       const more = kafka.producer();
       await more.connect();
-      await more.send({ topic: input, messages: [{ key: 'alpha', value: 'x' }, { key: 'echo', value: 'x' }] });
+      await more.send({
+        topic: input,
+        messages: [
+          { key: 'alpha', value: 'x' },
+          { key: 'echo', value: 'x' },
+        ],
+      });
       await more.disconnect();
-      await waitUntil(async () => {
-        const alpha = await stage.query<number>('counts', 'alpha');
-        return alpha.owned && alpha.value === 6;
-      }, 30_000, 'alpha to be counted');
+      await waitUntil(
+        async () => {
+          const alpha = await stage.query<number>('counts', 'alpha');
+          return alpha.owned && alpha.value === 6;
+        },
+        30_000,
+        'alpha to be counted',
+      );
       expect(await stage.query<number>('counts', 'echo')).toEqual({ owned: true, partition: 0, value: 1 });
       expect(await stage.query<number>('counts', 'nobody')).toEqual({ owned: true, partition: 0, value: undefined });
     } finally {
@@ -103,14 +124,23 @@ describe('restoring from a changelog with foreign bytes in it', () => {
       process: () => [],
     };
     const options = (instance: string) => ({
-      brokers: inject('brokers'), groupId: group, dlqTopic: `${prefix}dlq`, stateDir: path.join(stateDir, instance), topicPrefix: prefix,
-      metrics: createMetricsRegistry(false), logger: pino({ level: 'silent' }),
+      brokers: inject('brokers'),
+      groupId: group,
+      dlqTopic: `${prefix}dlq`,
+      stateDir: path.join(stateDir, instance),
+      topicPrefix: prefix,
+      metrics: createMetricsRegistry(false),
+      logger: pino({ level: 'silent' }),
     });
     const first = await runStage<null>(definition, options('one'));
     const second = await runStage<null>(definition, options('two'));
     try {
-      await waitUntil(() => first.status().ready && second.status().ready && first.status().assigned.length === 1 && second.status().assigned.length === 1,
-        60_000, 'both instances to own one partition');
+      await waitUntil(
+        () =>
+          first.status().ready && second.status().ready && first.status().assigned.length === 1 && second.status().assigned.length === 1,
+        60_000,
+        'both instances to own one partition',
+      );
       const keys = Array.from({ length: 20 }, (_, i) => `key-${i}`);
       const answers = await Promise.all(keys.map((key) => first.query<number>('counts', key)));
       const elsewhere = answers.filter((answer): answer is Extract<QueryResult<number>, { owned: false }> => !answer.owned);

@@ -17,16 +17,24 @@ export interface CounterProcess {
 }
 
 export function startCounter(env: Record<string, string>): CounterProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: PROJECT_ROOT,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const ready = waitUntil(() => {
-    if (child.exitCode !== null) throw new Error(`counter exited (${child.exitCode}): ${stderr}`);
-    return stdout.includes('READY');
-  }, 120_000, 'the counter to be ready');
+  const ready = waitUntil(
+    () => {
+      if (child.exitCode !== null) throw new Error(`counter exited (${child.exitCode}): ${stderr}`);
+      return stdout.includes('READY');
+    },
+    120_000,
+    'the counter to be ready',
+  );
   ready.catch(() => undefined);
   return {
     child,

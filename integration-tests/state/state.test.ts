@@ -38,8 +38,13 @@ describe('state stores on the real broker and real RocksDB', () => {
     await produceNumbered(kafka, input, EVENTS, KEYS);
     const group = uniqueName(`${name}-group`);
     const env = (instance: string) => ({
-      COUNT_INPUT: input, COUNT_GROUP: group, COUNT_DLQ: `${prefix}dlq`, COUNT_PREFIX: prefix, COUNT_BROKERS: inject('brokers').join(','),
-      COUNT_STATE_DIR: path.join(root, name, instance), COUNT_DUMP: path.join(root, `${name}-${instance}.json`),
+      COUNT_INPUT: input,
+      COUNT_GROUP: group,
+      COUNT_DLQ: `${prefix}dlq`,
+      COUNT_PREFIX: prefix,
+      COUNT_BROKERS: inject('brokers').join(','),
+      COUNT_STATE_DIR: path.join(root, name, instance),
+      COUNT_DUMP: path.join(root, `${name}-${instance}.json`),
       COUNT_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))),
     });
     return { input, group, env };
@@ -103,15 +108,21 @@ describe('state stores on the real broker and real RocksDB', () => {
     await last.ready;
     await waitUntil(async () => (await lag(admin, group, input)) === 0, 240_000, 'the group to catch up');
     // Both own partitions now; each dumps its own.
-    await waitUntil(async () => {
-      const [a, b] = await Promise.all([steady.dump(env('a').COUNT_DUMP), last.dump(env('b').COUNT_DUMP)]);
-      return Object.keys(a).length > 0 && Object.keys(b).length > 0 && Object.keys(a).length + Object.keys(b).length === KEYS;
-    }, 60_000, 'both processes to own restored partitions');
+    await waitUntil(
+      async () => {
+        const [a, b] = await Promise.all([steady.dump(env('a').COUNT_DUMP), last.dump(env('b').COUNT_DUMP)]);
+        return Object.keys(a).length > 0 && Object.keys(b).length > 0 && Object.keys(a).length + Object.keys(b).length === KEYS;
+      },
+      60_000,
+      'both processes to own restored partitions',
+    );
     const a = await steady.dump(env('a').COUNT_DUMP);
     const b = await last.dump(env('b').COUNT_DUMP);
     for (const key of Object.keys(a)) expect(b[key]).toBeUndefined();
     const expected = expectedCounts(EVENTS, KEYS);
-    const wrong = Object.entries({ ...a, ...b }).filter(([key, count]) => expected[key] !== count).map(([key, count]) => `${key}: ${count} (${key in a ? 'a' : 'b'})`);
+    const wrong = Object.entries({ ...a, ...b })
+      .filter(([key, count]) => expected[key] !== count)
+      .map(([key, count]) => `${key}: ${count} (${key in a ? 'a' : 'b'})`);
     expect(wrong).toEqual([]);
     expect({ ...a, ...b }).toEqual(expected);
     steady.child.kill('SIGTERM');

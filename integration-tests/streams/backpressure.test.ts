@@ -53,16 +53,26 @@ describe('backpressure: a slow downstream step against a deep backlog', () => {
 
     const metrics = createMetricsRegistry(false);
     let processed = 0;
-    const stage = await runStage<Buffer>({
-      name: 'slow',
-      inputs: [input],
-      decode: (raw) => raw.value ?? Buffer.alloc(0),
-      process: async (record) => {
-        await new Promise((resolve) => setTimeout(resolve, STEP_MS));
-        processed++;
-        return [{ topic: output, key: record.key, value: record.value.subarray(0, 10) }];
+    const stage = await runStage<Buffer>(
+      {
+        name: 'slow',
+        inputs: [input],
+        decode: (raw) => raw.value ?? Buffer.alloc(0),
+        process: async (record) => {
+          await new Promise((resolve) => setTimeout(resolve, STEP_MS));
+          processed++;
+          return [{ topic: output, key: record.key, value: record.value.subarray(0, 10) }];
+        },
       },
-    }, { brokers: inject('brokers'), groupId: uniqueName('slow-group'), dlqTopic: `${input}-dlq`, maxInFlight: BOUND, metrics, logger: silentLogger() });
+      {
+        brokers: inject('brokers'),
+        groupId: uniqueName('slow-group'),
+        dlqTopic: `${input}-dlq`,
+        maxInFlight: BOUND,
+        metrics,
+        logger: silentLogger(),
+      },
+    );
 
     let maxInFlight = 0;
     let everPaused = false;
@@ -84,8 +94,11 @@ describe('backpressure: a slow downstream step against a deep backlog', () => {
         expect(status.failed).toBe(false);
       }
       const status = stage.status();
-      const rebalances = (await metrics.getSingleMetric('sluice_rebalances_total')?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
-      console.log(`processed ${processed} in ${CONSUME_SECONDS} s; max in flight ${maxInFlight}/${BOUND}; heap growth ${((peakHeap - baselineHeap) / 1e6).toFixed(1)} MB`);
+      const rebalances =
+        (await metrics.getSingleMetric('sluice_rebalances_total')?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
+      console.log(
+        `processed ${processed} in ${CONSUME_SECONDS} s; max in flight ${maxInFlight}/${BOUND}; heap growth ${((peakHeap - baselineHeap) / 1e6).toFixed(1)} MB`,
+      );
 
       expect(maxInFlight).toBeLessThanOrEqual(BOUND);
       expect(maxInFlight).toBeGreaterThan(BOUND / 2);

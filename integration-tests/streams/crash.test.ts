@@ -18,7 +18,11 @@ interface StageProcess {
 }
 
 function startStage(env: Record<string, string>): StageProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: PROJECT_ROOT,
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -60,8 +64,15 @@ describe('crash recovery: a stage SIGKILLed at random points and restarted', () 
     await createTopic(admin, output, 6);
     await createTopic(admin, dlq, 1);
     await produceNumbered(kafka, input, RECORDS, 1_000);
-    const env = { MAP_INPUT: input, MAP_OUTPUT: output, MAP_DLQ: dlq, MAP_GROUP: groupId, MAP_GUARANTEE: guarantee, MAP_BROKERS: inject('brokers').join(','),
-      MAP_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))) };
+    const env = {
+      MAP_INPUT: input,
+      MAP_OUTPUT: output,
+      MAP_DLQ: dlq,
+      MAP_GROUP: groupId,
+      MAP_GUARANTEE: guarantee,
+      MAP_BROKERS: inject('brokers').join(','),
+      MAP_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))),
+    };
 
     let kills = 0;
     while (kills < KILLS) {
@@ -85,7 +96,13 @@ describe('crash recovery: a stage SIGKILLed at random points and restarted', () 
     expect(await final.exited).toBe(0);
 
     const expected = new Set(Array.from({ length: RECORDS }, (_, i) => `value-${i}:mapped`));
-    const messages = await readTopic(kafka, output, (seen) => new Set(seen.map((message) => message.value)).size >= RECORDS, 120_000, 2_000);
+    const messages = await readTopic(
+      kafka,
+      output,
+      (seen) => new Set(seen.map((message) => message.value)).size >= RECORDS,
+      120_000,
+      2_000,
+    );
     const counts = new Map<string, number>();
     for (const message of messages) counts.set(message.value, (counts.get(message.value) ?? 0) + 1);
     const missing = [...expected].filter((value) => !counts.has(value));
@@ -99,6 +116,8 @@ describe('crash recovery: a stage SIGKILLed at random points and restarted', () 
       expect(duplicated).toBe(0);
       expect(messages).toHaveLength(RECORDS);
     }
-    console.log(`${guarantee}: ${kills} kills, ${remainingBeforeFinalRun} records left for the final run, ${messages.length} outputs read, ${duplicated} duplicated`);
+    console.log(
+      `${guarantee}: ${kills} kills, ${remainingBeforeFinalRun} records left for the final run, ${messages.length} outputs read, ${duplicated} duplicated`,
+    );
   });
 });

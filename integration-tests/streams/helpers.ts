@@ -10,9 +10,19 @@ export interface ConsumedMessage {
 }
 
 /** Reads a topic from the start with read_committed until `until` holds or the timeout passes. */
-export async function readTopic(kafka: Kafka, topic: string, until: (messages: ConsumedMessage[]) => boolean, timeoutMs: number, settleMs = 1_000): Promise<ConsumedMessage[]> {
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  until: (messages: ConsumedMessage[]) => boolean,
+  timeoutMs: number,
+  settleMs = 1_000,
+): Promise<ConsumedMessage[]> {
   const messages: ConsumedMessage[] = [];
-  const consumer = kafka.consumer({ groupId: `reader-${topic}-${Math.random().toString(36).slice(2)}`, readUncommitted: false, maxWaitTimeInMs: 200 });
+  const consumer = kafka.consumer({
+    groupId: `reader-${topic}-${Math.random().toString(36).slice(2)}`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 200,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
@@ -20,7 +30,13 @@ export async function readTopic(kafka: Kafka, topic: string, until: (messages: C
       for (const message of batch.messages) {
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(Array.isArray(value) ? value[0] : value);
-        messages.push({ key: message.key?.toString() ?? '', value: message.value?.toString() ?? '', headers, partition: batch.partition, offset: message.offset });
+        messages.push({
+          key: message.key?.toString() ?? '',
+          value: message.value?.toString() ?? '',
+          headers,
+          partition: batch.partition,
+          offset: message.offset,
+        });
       }
       await Promise.resolve();
     },

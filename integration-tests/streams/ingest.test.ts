@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
 import { createMetricsRegistry, type MetricsRegistry } from '../../common/metrics.js';
-import { AvroSerde, platformSubjects, sourceSubjects, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
+import {
+  AvroSerde,
+  platformSubjects,
+  sourceSubjects,
+  registerSchemas,
+  startSchemaRegistry,
+  type RunningSchemaRegistry,
+} from '../../schemas/index.js';
 import { ingestStage } from '../../streams/ingest/stage.js';
 import { DLQ_HEADERS, runStage, type RunningStage } from '../../streams/runtime/index.js';
 import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
@@ -30,9 +37,20 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
     kafka = testKafka();
     admin = kafka.admin();
     await admin.connect();
-    for (const topic of ['raw.transactions', 'events.transactions', 'dlq', 'monitoring.quality']) await createTopic(admin, `${prefix}${topic}`, 3);
-    registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger: silentLogger() });
-    ids = await registerSchemas(registry.url, [...platformSubjects(prefix), ...sourceSubjects(prefix, 'transactions', transactions.rawSchema, transactions.eventsSchema)], silentLogger());
+    for (const topic of ['raw.transactions', 'events.transactions', 'dlq', 'monitoring.quality'])
+      await createTopic(admin, `${prefix}${topic}`, 3);
+    registry = await startSchemaRegistry({
+      brokers: inject('brokers'),
+      topic: `${prefix}_schemas`,
+      host: '127.0.0.1',
+      port: 0,
+      logger: silentLogger(),
+    });
+    ids = await registerSchemas(
+      registry.url,
+      [...platformSubjects(prefix), ...sourceSubjects(prefix, 'transactions', transactions.rawSchema, transactions.eventsSchema)],
+      silentLogger(),
+    );
   });
 
   afterAll(async () => {
@@ -51,8 +69,15 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
     const serde = new AvroSerde(registry.url);
     const now = Date.now();
     const transaction = (i: number) => ({
-      transaction_id: `tx-${i}`, card_id: `card-${i % 37}`, merchant_id: `m-${i % 13}`, merchant_category: '5411',
-      amount: 10 + (i % 500) / 100, currency: 'EUR', country: 'NL', channel: 'ONLINE', timestamp: now - 60_000 + i,
+      transaction_id: `tx-${i}`,
+      card_id: `card-${i % 37}`,
+      merchant_id: `m-${i % 13}`,
+      merchant_category: '5411',
+      amount: 10 + (i % 500) / 100,
+      currency: 'EUR',
+      country: 'NL',
+      channel: 'ONLINE',
+      timestamp: now - 60_000 + i,
     });
     const valid: { key: string; value: Buffer }[] = [];
     for (let i = 0; i < VALID; i++) {
@@ -95,20 +120,32 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
       sources: demo.sources.filter((source) => source.name === 'transactions'),
       topicPrefix: prefix,
       serdeFor: (reader) => new AvroSerde(registry.url, reader),
-      schemaIds: { events: { transactions: ids.get(`${prefix}events.transactions-value`)! }, quality: ids.get(`${prefix}monitoring.quality-value`)! },
+      schemaIds: {
+        events: { transactions: ids.get(`${prefix}events.transactions-value`)! },
+        quality: ids.get(`${prefix}monitoring.quality-value`)!,
+      },
       metrics,
       qualityWindowMs: 1_000,
     });
-    stage = await runStage({
-      ...definition,
-      process: (record, context) => {
-        if (record.value.merchant_id === 'm-explode') throw new Error(`merchant ${record.value.merchant_id as string} makes the user function throw`);
-        return definition.process(record, context);
+    stage = await runStage(
+      {
+        ...definition,
+        process: (record, context) => {
+          if (record.value.merchant_id === 'm-explode')
+            throw new Error(`merchant ${record.value.merchant_id as string} makes the user function throw`);
+          return definition.process(record, context);
+        },
       },
-    }, {
-      brokers: inject('brokers'), groupId: `${prefix}ingest`, dlqTopic: `${prefix}dlq`, metrics, logger: silentLogger(),
-      stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-ingest-state-')), topicPrefix: prefix,
-    });
+      {
+        brokers: inject('brokers'),
+        groupId: `${prefix}ingest`,
+        dlqTopic: `${prefix}dlq`,
+        metrics,
+        logger: silentLogger(),
+        stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-ingest-state-')),
+        topicPrefix: prefix,
+      },
+    );
 
     const events = await readTopic(kafka, `${prefix}events.transactions`, (seen) => seen.length >= VALID, 60_000, 1_500);
     const deadLetters = await readTopic(kafka, `${prefix}dlq`, (seen) => seen.length >= bad.length, 60_000, 1_000);

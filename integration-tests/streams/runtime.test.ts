@@ -37,8 +37,14 @@ describe('a stage on the real broker', () => {
       process: (record) => [{ topic: output, key: record.key, value: Buffer.from(`${record.value}:mapped`) }],
     };
     const stage = await runStage(definition, {
-      brokers: inject('brokers'), groupId: uniqueName('mapper'), dlqTopic: dlq, guarantee, metrics: createMetricsRegistry(false), logger: silentLogger(),
-      sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1_000,
+      brokers: inject('brokers'),
+      groupId: uniqueName('mapper'),
+      dlqTopic: dlq,
+      guarantee,
+      metrics: createMetricsRegistry(false),
+      logger: silentLogger(),
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1_000,
     });
     try {
       const messages = await readTopic(kafka, output, (seen) => seen.length >= count, 120_000);

@@ -118,12 +118,15 @@ describe('histogram', () => {
 });
 
 describe('category counts', () => {
-  it.each(fixtures.categorical.map((testCase) => [testCase.name, testCase] as const))('match the fixture vectors: %s', (_name, testCase) => {
-    const categories = referenceCategories(testCase.reference, testCase.max_categories);
-    expect(categories).toEqual(testCase.categories);
-    expect(categoryVector(tableOf(categories, testCase.reference))).toEqual(testCase.reference_counts);
-    expect(categoryVector(tableOf(categories, testCase.current))).toEqual(testCase.current_counts);
-  });
+  it.each(fixtures.categorical.map((testCase) => [testCase.name, testCase] as const))(
+    'match the fixture vectors: %s',
+    (_name, testCase) => {
+      const categories = referenceCategories(testCase.reference, testCase.max_categories);
+      expect(categories).toEqual(testCase.categories);
+      expect(categoryVector(tableOf(categories, testCase.reference))).toEqual(testCase.reference_counts);
+      expect(categoryVector(tableOf(categories, testCase.current))).toEqual(testCase.current_counts);
+    },
+  );
 
   it('puts categories unseen in the reference into other, and missing values into invalid', () => {
     const table = tableOf(['a', 'b'], ['a', 'b', 'b', 'zzz', 'new', null, undefined, Number.NaN, 7, true]);

@@ -144,7 +144,10 @@ export function referenceCategories(values: Iterable<CategoryValue>, maxCategori
     if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return [...counts.entries()]
-    .sort(([leftName, leftCount], [rightName, rightCount]) => rightCount - leftCount || (leftName < rightName ? -1 : leftName > rightName ? 1 : 0))
+    .sort(
+      ([leftName, leftCount], [rightName, rightCount]) =>
+        rightCount - leftCount || (leftName < rightName ? -1 : leftName > rightName ? 1 : 0),
+    )
     .slice(0, maxCategories)
     .map(([name]) => name);
 }
@@ -185,7 +188,10 @@ export function addCategory(table: CategoryCounts, value: CategoryValue): boolea
 
 /** A new table holding both tables' counts; they must track the same categories in the same order. */
 export function mergeCategoryCounts(left: CategoryCounts, right: CategoryCounts): CategoryCounts {
-  if (left.categories.length !== right.categories.length || left.categories.some((category, index) => category !== right.categories[index])) {
+  if (
+    left.categories.length !== right.categories.length ||
+    left.categories.some((category, index) => category !== right.categories[index])
+  ) {
     throw new RangeError('cannot merge category counts over different categories');
   }
   return {

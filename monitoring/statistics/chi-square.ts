@@ -32,7 +32,11 @@ export interface ChiSquareResult {
  * Insufficient when a side's total is 0 or below options.minCount; RangeError for vectors of
  * different lengths or negative/non-finite counts.
  */
-export function chiSquare(referenceCounts: readonly number[], currentCounts: readonly number[], options: SampleSizeOptions = {}): ChiSquareResult | Insufficient {
+export function chiSquare(
+  referenceCounts: readonly number[],
+  currentCounts: readonly number[],
+  options: SampleSizeOptions = {},
+): ChiSquareResult | Insufficient {
   checkSameLength(referenceCounts, currentCounts);
   const referenceTotal = countsTotal(referenceCounts, 'reference counts');
   const currentTotal = countsTotal(currentCounts, 'current counts');
@@ -52,5 +56,13 @@ export function chiSquare(referenceCounts: readonly number[], currentCounts: rea
   });
   const dof = columns - 1;
   if (dof === 0) return { status: 'ok', statistic: 0, dof, pValue: 1, columns, referenceCount: referenceTotal, currentCount: currentTotal };
-  return { status: 'ok', statistic, dof, pValue: chiSquareSf(statistic, dof), columns, referenceCount: referenceTotal, currentCount: currentTotal };
+  return {
+    status: 'ok',
+    statistic,
+    dof,
+    pValue: chiSquareSf(statistic, dof),
+    columns,
+    referenceCount: referenceTotal,
+    currentCount: currentTotal,
+  };
 }

@@ -12,11 +12,15 @@ function distance(result: JensenShannonResult | Insufficient): number {
 
 describe('jensenShannon against scipy.spatial.distance.jensenshannon(base=2)', () => {
   it.each(fixtures.binned.map((testCase) => [testCase.dataset, testCase] as const))('decile bins: %s', (_name, testCase) => {
-    expect(closeTo(distance(jensenShannon(testCase.reference_counts, testCase.current_counts)), testCase.jensenshannon, 1e-9, 1e-12)).toBe(true);
+    expect(closeTo(distance(jensenShannon(testCase.reference_counts, testCase.current_counts)), testCase.jensenshannon, 1e-9, 1e-12)).toBe(
+      true,
+    );
   });
 
   it.each(fixtures.categorical.map((testCase) => [testCase.name, testCase] as const))('categories: %s', (_name, testCase) => {
-    expect(closeTo(distance(jensenShannon(testCase.reference_counts, testCase.current_counts)), testCase.jensenshannon, 1e-9, 1e-12)).toBe(true);
+    expect(closeTo(distance(jensenShannon(testCase.reference_counts, testCase.current_counts)), testCase.jensenshannon, 1e-9, 1e-12)).toBe(
+      true,
+    );
   });
 });
 

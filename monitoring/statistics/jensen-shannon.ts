@@ -18,7 +18,11 @@ export interface JensenShannonResult {
  * when a side's total is 0 or below options.minCount; RangeError for vectors of different lengths
  * or negative/non-finite counts.
  */
-export function jensenShannon(referenceCounts: readonly number[], currentCounts: readonly number[], options: SampleSizeOptions = {}): JensenShannonResult | Insufficient {
+export function jensenShannon(
+  referenceCounts: readonly number[],
+  currentCounts: readonly number[],
+  options: SampleSizeOptions = {},
+): JensenShannonResult | Insufficient {
   checkSameLength(referenceCounts, currentCounts);
   const referenceTotal = countsTotal(referenceCounts, 'reference counts');
   const currentTotal = countsTotal(currentCounts, 'current counts');

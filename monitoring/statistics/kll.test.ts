@@ -120,7 +120,10 @@ describe('KllSketch exact answers while small', () => {
     expect(sketch.rank(3.99)).toBe(0.4);
     expect(sketch.rank(-10)).toBe(0);
     expect(sketch.rank(100)).toBe(1);
-    expect(sketch.cdfPoints()).toEqual({ values: Float64Array.from([-3, 0, 1, 2, 4, 5, 7, 9]), ranks: Float64Array.from([0.1, 0.2, 0.3, 0.4, 0.7, 0.8, 0.9, 1]) });
+    expect(sketch.cdfPoints()).toEqual({
+      values: Float64Array.from([-3, 0, 1, 2, 4, 5, 7, 9]),
+      ranks: Float64Array.from([0.1, 0.2, 0.3, 0.4, 0.7, 0.8, 0.9, 1]),
+    });
     expect([sketch.min, sketch.max, sketch.count]).toEqual([-3, 9, 10]);
   });
 
@@ -142,7 +145,13 @@ describe('KllSketch exact answers while small', () => {
 describe('KllSketch invalid and edge inputs', () => {
   it('counts NaN, ±Infinity, null and undefined as invalid and never inserts them', () => {
     const sketch = new KllSketch();
-    expect([Number.NaN, Infinity, -Infinity, null, undefined].map((value) => sketch.add(value))).toEqual([false, false, false, false, false]);
+    expect([Number.NaN, Infinity, -Infinity, null, undefined].map((value) => sketch.add(value))).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect(sketch.add(2)).toBe(true);
     expect([sketch.count, sketch.invalidCount, sketch.min, sketch.max]).toEqual([1, 5, 2, 2]);
     expect(sketch.cdfPoints().values).toEqual(Float64Array.from([2]));

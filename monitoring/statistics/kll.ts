@@ -255,7 +255,8 @@ export class KllSketch {
     state.levels.forEach((level, height) => {
       const target = height === 0 ? sketch.bottom : [];
       for (const item of level) {
-        if (state.min !== null && state.max !== null && (item < state.min || item > state.max)) throw new RangeError('KLL state holds an item outside [min, max]');
+        if (state.min !== null && state.max !== null && (item < state.min || item > state.max))
+          throw new RangeError('KLL state holds an item outside [min, max]');
         target.push(item);
       }
       if (height > 0) sketch.levels.push(target);
@@ -367,7 +368,9 @@ export class KllSketch {
         position++;
       }
     });
-    const order = Array.from({ length: this.retained }, (_, index) => index).sort((left, right) => (items[left] ?? 0) - (items[right] ?? 0));
+    const order = Array.from({ length: this.retained }, (_, index) => index).sort(
+      (left, right) => (items[left] ?? 0) - (items[right] ?? 0),
+    );
     const values: number[] = [];
     const cumulative: number[] = [];
     let running = 0;
@@ -424,7 +427,8 @@ function parseState(input: unknown): KllSketchState {
   if (typeof k !== 'number') throw new RangeError('KLL state k must be a number');
   const validCount = requireCount(count, 'count');
   const invalidCount = requireCount(invalid, 'invalid');
-  if (typeof random !== 'number' || !Number.isInteger(random) || random < 0 || random > 0xffffffff) throw new RangeError(`invalid KLL random state ${String(random)}`);
+  if (typeof random !== 'number' || !Number.isInteger(random) || random < 0 || random > 0xffffffff)
+    throw new RangeError(`invalid KLL random state ${String(random)}`);
   if (!Array.isArray(levels) || levels.length < 1) throw new RangeError('KLL state needs at least one level');
   const checkedLevels = (levels as unknown[]).map((level) => {
     if (!Array.isArray(level)) throw new RangeError('KLL state levels must be arrays');
@@ -440,7 +444,8 @@ function parseState(input: unknown): KllSketchState {
 }
 
 function requireCount(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new RangeError(`KLL state ${name} must be a non-negative integer, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
+    throw new RangeError(`KLL state ${name} must be a non-negative integer, got ${String(value)}`);
   return value;
 }
 

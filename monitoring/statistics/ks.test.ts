@@ -35,7 +35,13 @@ describe('ksTwoSample against scipy.stats.ks_2samp', () => {
     const auto = ok(ksTwoSample(reference, current));
     expect(auto.method).toBe('exact');
     expect(closeTo(auto.pValue, testCase.auto.pvalue, 1e-6)).toBe(true);
-    expect(auto).toMatchObject({ referenceCount: reference.length, currentCount: current.length, referenceInvalid: 0, currentInvalid: 0, errorBound: 0 });
+    expect(auto).toMatchObject({
+      referenceCount: reference.length,
+      currentCount: current.length,
+      referenceInvalid: 0,
+      currentInvalid: 0,
+      errorBound: 0,
+    });
   });
 
   it('does not depend on the input order', () => {
@@ -82,7 +88,13 @@ describe('ksTwoSampleSketch', () => {
     const current = new KllSketch();
     current.add(Number.NaN);
     current.add(null);
-    expect(ksTwoSampleSketch(reference, current)).toEqual({ status: 'insufficient', reason: 'empty', referenceCount: 3, currentCount: 0, minCount: 1 });
+    expect(ksTwoSampleSketch(reference, current)).toEqual({
+      status: 'insufficient',
+      reason: 'empty',
+      referenceCount: 3,
+      currentCount: 0,
+      minCount: 1,
+    });
     current.add(2);
     expect(ok(ksTwoSampleSketch(reference, current)).currentInvalid).toBe(2);
   });
@@ -90,7 +102,13 @@ describe('ksTwoSampleSketch', () => {
 
 describe('ksTwoSample edge cases', () => {
   it('gives no verdict for an empty window, never NaN', () => {
-    expect(ksTwoSample([1, 2, 3], [])).toEqual({ status: 'insufficient', reason: 'empty', referenceCount: 3, currentCount: 0, minCount: 1 });
+    expect(ksTwoSample([1, 2, 3], [])).toEqual({
+      status: 'insufficient',
+      reason: 'empty',
+      referenceCount: 3,
+      currentCount: 0,
+      minCount: 1,
+    });
     expect(ksTwoSample([], [1])).toMatchObject({ status: 'insufficient', reason: 'empty' });
   });
 

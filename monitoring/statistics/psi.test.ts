@@ -19,9 +19,12 @@ describe('psi against numpy with Evidently’s epsilon', () => {
     expect(closeTo(value(psi(testCase.reference_counts, testCase.current_counts)), testCase.psi, 1e-9, 1e-12)).toBe(true);
   });
 
-  it.each(fixtures.categorical.map((testCase) => [testCase.name, testCase] as const))('categories with an other bucket: %s', (_name, testCase) => {
-    expect(closeTo(value(psi(testCase.reference_counts, testCase.current_counts)), testCase.psi, 1e-9, 1e-12)).toBe(true);
-  });
+  it.each(fixtures.categorical.map((testCase) => [testCase.name, testCase] as const))(
+    'categories with an other bucket: %s',
+    (_name, testCase) => {
+      expect(closeTo(value(psi(testCase.reference_counts, testCase.current_counts)), testCase.psi, 1e-9, 1e-12)).toBe(true);
+    },
+  );
 });
 
 describe('psi', () => {

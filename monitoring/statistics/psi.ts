@@ -34,7 +34,11 @@ export interface PsiResult {
  * relative. Insufficient when a side's total is 0 (empty window) or below options.minCount;
  * RangeError for vectors of different lengths or negative/non-finite counts.
  */
-export function psi(referenceCounts: readonly number[], currentCounts: readonly number[], options: PsiOptions = {}): PsiResult | Insufficient {
+export function psi(
+  referenceCounts: readonly number[],
+  currentCounts: readonly number[],
+  options: PsiOptions = {},
+): PsiResult | Insufficient {
   checkSameLength(referenceCounts, currentCounts);
   const referenceTotal = countsTotal(referenceCounts, 'reference counts');
   const currentTotal = countsTotal(currentCounts, 'current counts');

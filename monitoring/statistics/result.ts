@@ -30,7 +30,11 @@ export const DEFAULT_MIN_COUNT = 1;
  * Insufficient when either side has no valid values ('empty') or fewer than minCount
  * ('below-minimum'); undefined when both sides are large enough. A minCount below 1 counts as 1.
  */
-export function checkSampleSizes(referenceCount: number, currentCount: number, minCount: number = DEFAULT_MIN_COUNT): Insufficient | undefined {
+export function checkSampleSizes(
+  referenceCount: number,
+  currentCount: number,
+  minCount: number = DEFAULT_MIN_COUNT,
+): Insufficient | undefined {
   const minimum = Math.max(DEFAULT_MIN_COUNT, Number.isFinite(minCount) ? minCount : DEFAULT_MIN_COUNT);
   if (referenceCount === 0 || currentCount === 0) {
     return { status: 'insufficient', reason: 'empty', referenceCount, currentCount, minCount: minimum };

@@ -44,7 +44,10 @@ export function logGamma(x: number): number {
       inverse *
       (1 / 12 +
         inverseSquared *
-          (-1 / 360 + inverseSquared * (1 / 1260 + inverseSquared * (-1 / 1680 + inverseSquared * (1 / 1188 + inverseSquared * (-691 / 360360 + inverseSquared / 156))))));
+          (-1 / 360 +
+            inverseSquared *
+              (1 / 1260 +
+                inverseSquared * (-1 / 1680 + inverseSquared * (1 / 1188 + inverseSquared * (-691 / 360360 + inverseSquared / 156))))));
     return (x - 0.5) * Math.log(x) - x + LOG_SQRT_2PI + series;
   }
   const shifted = x - 1;
@@ -263,7 +266,8 @@ function durbinMatrixCdf(n: number, d: number): number {
   }
   for (let row = 0; row < size; row++) matrix[row * size] = (1 - h ** (row + 1)) * (inverseFactorial[row + 1] ?? 0);
   const lastRow = (size - 1) * size;
-  for (let column = 0; column < size; column++) matrix[lastRow + column] = (1 - h ** (size - column)) * (inverseFactorial[size - column] ?? 0);
+  for (let column = 0; column < size; column++)
+    matrix[lastRow + column] = (1 - h ** (size - column)) * (inverseFactorial[size - column] ?? 0);
   matrix[lastRow] = (1 - 2 * h ** size + Math.max(0, 2 * h - 1) ** size) * (inverseFactorial[size] ?? 0);
 
   let power: Float64Array | undefined;
@@ -376,7 +380,11 @@ function pelzGoodCdf(n: number, d: number): number {
     k2 += weight * (6 * z6 + 2 * z4 + ((PI_SQUARED * (2 * z4 - 5 * z2)) / 4) * odd2 + ((pi4 * (1 - 2 * z2)) / 16) * odd4);
     k3 +=
       weight *
-      (-30 * z6 - 90 * z8 + ((PI_SQUARED * (135 * z4 - 96 * z6)) / 4) * odd2 + ((pi4 * (212 * z4 - 60 * z2)) / 16) * odd4 + ((pi6 * (5 - 30 * z2)) / 64) * odd6);
+      (-30 * z6 -
+        90 * z8 +
+        ((PI_SQUARED * (135 * z4 - 96 * z6)) / 4) * odd2 +
+        ((pi4 * (212 * z4 - 60 * z2)) / 16) * odd4 +
+        ((pi6 * (5 - 30 * z2)) / 64) * odd6);
   }
   k0 *= SQRT_2PI / z;
   k1 *= SQRT_2PI / (6 * z4);

@@ -34,7 +34,12 @@ export function wasserstein(
   const right = finiteSorted(current);
   const insufficient = checkSampleSizes(left.values.length, right.values.length, options.minCount);
   if (insufficient) return insufficient;
-  const distance = stepCdfArea(left.values, (count) => count / left.values.length, right.values, (count) => count / right.values.length);
+  const distance = stepCdfArea(
+    left.values,
+    (count) => count / left.values.length,
+    right.values,
+    (count) => count / right.values.length,
+  );
   return {
     status: 'ok',
     distance,
@@ -54,13 +59,20 @@ export function wasserstein(
  * ≤ (ε_ref + ε_cur)·(hi - lo): the rank errors times the value range (errorBound; 0 while both
  * sketches are exact). Holds with the sketches' confidence (about 99% each).
  */
-export function wassersteinSketch(reference: KllSketch, current: KllSketch, options: SampleSizeOptions = {}): WassersteinResult | Insufficient {
+export function wassersteinSketch(
+  reference: KllSketch,
+  current: KllSketch,
+  options: SampleSizeOptions = {},
+): WassersteinResult | Insufficient {
   const insufficient = checkSampleSizes(reference.count, current.count, options.minCount);
   if (insufficient) return insufficient;
   const left = reference.cdfPoints();
   const right = current.cdfPoints();
-  const distance = stepCdfArea(left.values, (count) => (count === 0 ? 0 : (left.ranks[count - 1] ?? 0)), right.values, (count) =>
-    count === 0 ? 0 : (right.ranks[count - 1] ?? 0),
+  const distance = stepCdfArea(
+    left.values,
+    (count) => (count === 0 ? 0 : (left.ranks[count - 1] ?? 0)),
+    right.values,
+    (count) => (count === 0 ? 0 : (right.ranks[count - 1] ?? 0)),
   );
   const low = Math.min(reference.min ?? 0, current.min ?? 0);
   const high = Math.max(reference.max ?? 0, current.max ?? 0);

@@ -39,7 +39,11 @@ export async function startSchemaRegistry(options: SchemaRegistryOptions): Promi
     logger,
     onRecord: (key, value, offset) => {
       const skipped = state.apply(key, value, offset);
-      if (skipped) logger.warn({ topic: options.topic, partition: 0, offset: skipped.offset, reason: skipped.reason }, 'skipped a record of the schema storage topic');
+      if (skipped)
+        logger.warn(
+          { topic: options.topic, partition: 0, offset: skipped.offset, reason: skipped.reason },
+          'skipped a record of the schema storage topic',
+        );
     },
   });
   await log.start();

@@ -102,7 +102,13 @@ export class KafkaLog {
       };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(new SchemaRegistryError(50002, `Register operation timed out: offset ${offset} of ${this.options.topic} was not read back within ${timeoutMs} ms`, { retriable: true }));
+        reject(
+          new SchemaRegistryError(
+            50002,
+            `Register operation timed out: offset ${offset} of ${this.options.topic} was not read back within ${timeoutMs} ms`,
+            { retriable: true },
+          ),
+        );
       }, timeoutMs);
       this.waiters.push(waiter);
     });

@@ -56,7 +56,12 @@ export function decodeKey(bytes: Buffer | null): RegistryKey | Error {
 export function decodeSchemaValue(bytes: Buffer): SchemaValue | Error {
   try {
     const parsed = JSON.parse(bytes.toString('utf8')) as Partial<Record<string, unknown>>;
-    if (typeof parsed.subject !== 'string' || !Number.isInteger(parsed.version) || !Number.isInteger(parsed.id) || typeof parsed.schema !== 'string') {
+    if (
+      typeof parsed.subject !== 'string' ||
+      !Number.isInteger(parsed.version) ||
+      !Number.isInteger(parsed.id) ||
+      typeof parsed.schema !== 'string'
+    ) {
       return new Error('schema record lacks subject, version, id or schema');
     }
     return {

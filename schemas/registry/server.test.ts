@@ -44,26 +44,44 @@ describe('the registry HTTP server', () => {
   it('answers Confluent paths with Confluent bodies and content type', async () => {
     const version = await call('GET', '/subjects/users-value/versions/latest');
     expect(version).toMatchObject({ status: 200, contentType: JSON_TYPE, body: { subject: 'users-value', id: 1, version: 1 } });
-    expect(await call('GET', '/subjects/users-value/versions/1/schema')).toMatchObject({ status: 200, body: JSON.parse(schema) as unknown });
+    expect(await call('GET', '/subjects/users-value/versions/1/schema')).toMatchObject({
+      status: 200,
+      body: JSON.parse(schema) as unknown,
+    });
     expect(await call('GET', '/schemas/ids/1')).toMatchObject({ status: 200, body: { schema } });
     expect(await call('GET', '/schemas/ids/1/schema')).toMatchObject({ status: 200, body: JSON.parse(schema) as unknown });
     expect(await call('GET', '/schemas/ids/1/versions')).toMatchObject({ status: 200, body: [{ subject: 'users-value', version: 1 }] });
     expect(await call('GET', '/schemas/types')).toMatchObject({ status: 200, body: ['AVRO'] });
     expect(await call('GET', '/subjects')).toMatchObject({ status: 200, body: ['users-value'] });
     expect(await call('GET', '/config')).toMatchObject({ status: 200, body: { compatibilityLevel: 'BACKWARD' } });
-    expect(await call('POST', '/subjects/users-value', JSON.stringify({ schema }))).toMatchObject({ status: 200, body: { id: 1, version: 1 } });
-    expect(await call('POST', '/compatibility/subjects/users-value/versions/latest?verbose=true', JSON.stringify({ schema })))
-      .toMatchObject({ status: 200, body: { is_compatible: true, messages: [] } });
-    expect(await call('POST', '/compatibility/subjects/users-value/versions', JSON.stringify({ schema }), 'application/json'))
-      .toMatchObject({ status: 200, body: { is_compatible: true } });
+    expect(await call('POST', '/subjects/users-value', JSON.stringify({ schema }))).toMatchObject({
+      status: 200,
+      body: { id: 1, version: 1 },
+    });
+    expect(
+      await call('POST', '/compatibility/subjects/users-value/versions/latest?verbose=true', JSON.stringify({ schema })),
+    ).toMatchObject({ status: 200, body: { is_compatible: true, messages: [] } });
+    expect(
+      await call('POST', '/compatibility/subjects/users-value/versions', JSON.stringify({ schema }), 'application/json'),
+    ).toMatchObject({ status: 200, body: { is_compatible: true } });
   });
 
   // [what, request, expected status, expected error_code]
   const badRequests: [string, () => Promise<{ status: number; body: unknown }>, number, number][] = [
     ['malformed JSON', () => call('POST', '/subjects/users-value/versions', '{"schema": '), 400, 400],
     ['a body that is not an object', () => call('POST', '/subjects/users-value/versions', '[1,2]'), 422, 42201],
-    ['a schema that is not valid Avro', () => call('POST', '/subjects/users-value/versions', JSON.stringify({ schema: '{"type":"record","name":"X"}' })), 422, 42201],
-    ['a schema that is not JSON', () => call('POST', '/subjects/users-value/versions', JSON.stringify({ schema: 'record X {}' })), 422, 42201],
+    [
+      'a schema that is not valid Avro',
+      () => call('POST', '/subjects/users-value/versions', JSON.stringify({ schema: '{"type":"record","name":"X"}' })),
+      422,
+      42201,
+    ],
+    [
+      'a schema that is not JSON',
+      () => call('POST', '/subjects/users-value/versions', JSON.stringify({ schema: 'record X {}' })),
+      422,
+      42201,
+    ],
     ['an unknown subject', () => call('GET', '/subjects/nobody/versions'), 404, 40401],
     ['an unknown version', () => call('GET', '/subjects/users-value/versions/7'), 404, 40402],
     ['an unknown schema id', () => call('GET', '/schemas/ids/4242'), 404, 40403],

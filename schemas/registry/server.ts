@@ -48,21 +48,36 @@ function routes(service: SchemaRegistryService): Route[] {
     route('GET', '/subjects/*/versions', ({ query }, [subject]) => service.versions(subject, flag(query, 'deleted'))),
     route('POST', '/subjects/*/versions', ({ body }, [subject]) => service.register(subject, asObject(body))),
     route('GET', '/subjects/*/versions/*', ({ query }, [subject, version]) => service.version(subject, version, flag(query, 'deleted'))),
-    route('GET', '/subjects/*/versions/*/schema', ({ query }, [subject, version]) =>
-      JSON.parse(service.version(subject, version, flag(query, 'deleted')).schema) as unknown),
-    route('DELETE', '/subjects/*/versions/*', ({ query }, [subject, version]) => service.deleteVersion(subject, version, flag(query, 'permanent'))),
+    route(
+      'GET',
+      '/subjects/*/versions/*/schema',
+      ({ query }, [subject, version]) => JSON.parse(service.version(subject, version, flag(query, 'deleted')).schema) as unknown,
+    ),
+    route('DELETE', '/subjects/*/versions/*', ({ query }, [subject, version]) =>
+      service.deleteVersion(subject, version, flag(query, 'permanent')),
+    ),
     route('GET', '/config', () => service.globalConfig()),
     route('PUT', '/config', ({ body }) => service.setConfig(null, body)),
     route('DELETE', '/config', () => service.deleteConfig(null)),
     route('GET', '/config/*', ({ query }, [subject]) => service.subjectConfig(subject, flag(query, 'defaultToGlobal'))),
     route('PUT', '/config/*', ({ body }, [subject]) => service.setConfig(subject, body)),
     route('DELETE', '/config/*', (_request, [subject]) => service.deleteConfig(subject)),
-    route('POST', '/compatibility/subjects/*/versions', ({ query, body }, [subject]) => compatibility(service, subject, undefined, body, query)),
-    route('POST', '/compatibility/subjects/*/versions/*', ({ query, body }, [subject, version]) => compatibility(service, subject, version, body, query)),
+    route('POST', '/compatibility/subjects/*/versions', ({ query, body }, [subject]) =>
+      compatibility(service, subject, undefined, body, query),
+    ),
+    route('POST', '/compatibility/subjects/*/versions/*', ({ query, body }, [subject, version]) =>
+      compatibility(service, subject, version, body, query),
+    ),
   ];
 }
 
-function compatibility(service: SchemaRegistryService, subject: string, version: string | undefined, body: unknown, query: URLSearchParams): unknown {
+function compatibility(
+  service: SchemaRegistryService,
+  subject: string,
+  version: string | undefined,
+  body: unknown,
+  query: URLSearchParams,
+): unknown {
   const result = service.testCompatibility(subject, version, asObject(body));
   return flag(query, 'verbose') ? result : { is_compatible: result.is_compatible };
 }
@@ -103,7 +118,10 @@ export async function serveRegistry(service: SchemaRegistryService, options: Reg
 async function handle(table: readonly Route[], incoming: http.IncomingMessage, logger: Logger): Promise<{ status: number; body: unknown }> {
   try {
     const url = new URL(incoming.url ?? '/', 'http://registry');
-    const segments = url.pathname.split('/').filter(Boolean).map((segment) => decodeURIComponent(segment));
+    const segments = url.pathname
+      .split('/')
+      .filter(Boolean)
+      .map((segment) => decodeURIComponent(segment));
     const method = incoming.method ?? 'GET';
     const candidates = table.filter((route) => matches(route.pattern, segments));
     const route = candidates.find((candidate) => candidate.method === method);
@@ -123,7 +141,8 @@ async function handle(table: readonly Route[], incoming: http.IncomingMessage, l
       if (error.httpStatus >= 500) logger.error({ err: error }, 'schema registry error');
       return { status: error.httpStatus, body: { error_code: error.errorCode, message: error.message } };
     }
-    if (error instanceof URIError) return { status: 400, body: { error_code: 400, message: 'Bad Request: malformed percent-encoding in the path' } };
+    if (error instanceof URIError)
+      return { status: 400, body: { error_code: 400, message: 'Bad Request: malformed percent-encoding in the path' } };
     throw error;
   }
 }

@@ -22,7 +22,8 @@ function registry() {
   return { service, state, log, replay };
 }
 
-const user = (fields: unknown[] = []) => JSON.stringify({ type: 'record', name: 'User', fields: [{ name: 'id', type: 'string' }, ...fields] });
+const user = (fields: unknown[] = []) =>
+  JSON.stringify({ type: 'record', name: 'User', fields: [{ name: 'id', type: 'string' }, ...fields] });
 const withEmail = user([{ name: 'email', type: 'string', default: '' }]);
 const withRequiredAge = user([{ name: 'age', type: 'int' }]);
 
@@ -45,7 +46,10 @@ describe('SchemaRegistryService', () => {
     expect(await service.register('a-value', { schema: withEmail })).toEqual({ id: 2 });
     expect(service.versions('a-value', false)).toEqual([1, 2]);
     expect(service.versions('b-value', false)).toEqual([1]);
-    expect(service.subjectVersionsOfId('1', false)).toEqual([{ subject: 'a-value', version: 1 }, { subject: 'b-value', version: 1 }]);
+    expect(service.subjectVersionsOfId('1', false)).toEqual([
+      { subject: 'a-value', version: 1 },
+      { subject: 'b-value', version: 1 },
+    ]);
   });
 
   it('treats whitespace-only differences as the same schema and re-registration as a no-op', async () => {
@@ -67,7 +71,12 @@ describe('SchemaRegistryService', () => {
     const { service } = registry();
     await service.register('s', { schema: user() });
     await service.register('s', { schema: withEmail });
-    expect(service.lookup('s', { schema: withEmail }, false)).toEqual({ subject: 's', id: 2, version: 2, schema: JSON.stringify(JSON.parse(withEmail)) });
+    expect(service.lookup('s', { schema: withEmail }, false)).toEqual({
+      subject: 's',
+      id: 2,
+      version: 2,
+      schema: JSON.stringify(JSON.parse(withEmail)),
+    });
     expect(service.version('s', 'latest', false).version).toBe(2);
     expect(service.version('s', '-1', false).version).toBe(2);
     expect(service.version('s', '1', false).id).toBe(1);
@@ -183,10 +192,13 @@ describe('RegistryState', () => {
   it('skips records it cannot understand and reports them', () => {
     const state = new RegistryState();
     expect(state.apply(Buffer.from('not json'), Buffer.from('{}'), '0')?.reason).toMatch(/undecodable key/);
-    expect(state.apply(encodeRecord({ keytype: 'SCHEMA', subject: 's', version: 1, magic: 1 }), Buffer.from('{"subject":"s"}'), '1')?.reason)
-      .toMatch(/lacks subject, version, id or schema/);
-    expect(state.apply(encodeRecord({ keytype: 'CONFIG', subject: null, magic: 0 }), Buffer.from('{"compatibilityLevel":"SIDEWAYS"}'), '2')?.reason)
-      .toMatch(/unknown compatibility level/);
+    expect(
+      state.apply(encodeRecord({ keytype: 'SCHEMA', subject: 's', version: 1, magic: 1 }), Buffer.from('{"subject":"s"}'), '1')?.reason,
+    ).toMatch(/lacks subject, version, id or schema/);
+    expect(
+      state.apply(encodeRecord({ keytype: 'CONFIG', subject: null, magic: 0 }), Buffer.from('{"compatibilityLevel":"SIDEWAYS"}'), '2')
+        ?.reason,
+    ).toMatch(/unknown compatibility level/);
     expect(state.apply(encodeRecord({ keytype: 'NOOP', magic: 0 }), null, '3')).toBeUndefined();
     expect(state.subjectNames(true)).toEqual([]);
   });

@@ -124,7 +124,10 @@ export class SchemaRegistryService {
       const entry = this.findVersion(subject, versionText, permanent);
       if (permanent) {
         if (!entry.deleted) {
-          throw new SchemaRegistryError(40407, `Subject '${subject}' Version ${entry.version} was not deleted first before being permanently deleted`);
+          throw new SchemaRegistryError(
+            40407,
+            `Subject '${subject}' Version ${entry.version} was not deleted first before being permanently deleted`,
+          );
         }
         await this.append(schemaKey(subject, entry.version), null);
         return entry.version;
@@ -140,7 +143,11 @@ export class SchemaRegistryService {
    * POST /compatibility/subjects/{subject}/versions[/{version}]: with a version, against that
    * version only; without, against the versions the subject's level requires.
    */
-  testCompatibility(subject: string, versionText: string | undefined, request: SchemaRequest): { is_compatible: boolean; messages: string[] } {
+  testCompatibility(
+    subject: string,
+    versionText: string | undefined,
+    request: SchemaRequest,
+  ): { is_compatible: boolean; messages: string[] } {
     const { node } = parseSchemaText(this.canonicalText(request));
     const level = this.state.effectiveCompatibility(subject);
     let history: { version: number; node: ReturnType<typeof parseSchemaText>['node'] }[];
@@ -171,7 +178,10 @@ export class SchemaRegistryService {
     const requested = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).compatibility : undefined;
     const level = typeof requested === 'string' ? requested.toUpperCase() : requested;
     if (!isCompatibilityLevel(level)) {
-      throw new SchemaRegistryError(42203, 'Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive');
+      throw new SchemaRegistryError(
+        42203,
+        'Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive',
+      );
     }
     return this.serialized(async () => {
       await this.append(configKey(subject), encodeRecord({ compatibilityLevel: level }));
@@ -205,7 +215,11 @@ export class SchemaRegistryService {
   /** Validates a request body and returns the schema's canonical text (JSON without whitespace). */
   private canonicalText(request: SchemaRequest): string {
     const type = request.schemaType ?? 'AVRO';
-    if (type !== 'AVRO') throw new SchemaRegistryError(42201, `Invalid schema: unsupported schema type ${JSON.stringify(type)}; this registry stores AVRO only`);
+    if (type !== 'AVRO')
+      throw new SchemaRegistryError(
+        42201,
+        `Invalid schema: unsupported schema type ${JSON.stringify(type)}; this registry stores AVRO only`,
+      );
     if (Array.isArray(request.references) && request.references.length > 0) {
       throw new SchemaRegistryError(42201, 'Invalid schema: schema references are not supported; inline the referenced types');
     }
@@ -261,7 +275,10 @@ export function parseVersion(text: string): number | 'latest' {
   if (text === 'latest' || text === '-1') return 'latest';
   const version = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(version) || version < 1 || version > MAX_VERSION) {
-    throw new SchemaRegistryError(42202, `The specified version '${text}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`);
+    throw new SchemaRegistryError(
+      42202,
+      `The specified version '${text}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`,
+    );
   }
   return version;
 }

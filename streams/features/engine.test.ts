@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import {
-  count, distinctCount, featureView, hoppingWindow, last, max, mean, min, sessionWindow, slidingWindow, stddev, sum, tumblingWindow,
-  type FeatureViewInput, type FeatureWindow,
+  count,
+  distinctCount,
+  featureView,
+  hoppingWindow,
+  last,
+  max,
+  mean,
+  min,
+  sessionWindow,
+  slidingWindow,
+  stddev,
+  sum,
+  tumblingWindow,
+  type FeatureViewInput,
+  type FeatureWindow,
 } from '../../topology/features.js';
 import { source } from '../../topology/sources.js';
 import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
@@ -9,8 +22,22 @@ import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, t
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const payments = source({
-  name: 'payments', idField: 'id', eventTimeField: 'ts', entityField: 'card', description: 'test',
-  schema: { type: 'record', name: 'Payment', fields: [{ name: 'id', type: 'string' }, { name: 'ts', type: 'long' }, { name: 'card', type: 'string' }, { name: 'amount', type: ['null', 'double'] }, { name: 'merchant', type: ['null', 'string'] }] },
+  name: 'payments',
+  idField: 'id',
+  eventTimeField: 'ts',
+  entityField: 'card',
+  description: 'test',
+  schema: {
+    type: 'record',
+    name: 'Payment',
+    fields: [
+      { name: 'id', type: 'string' },
+      { name: 'ts', type: 'long' },
+      { name: 'card', type: 'string' },
+      { name: 'amount', type: ['null', 'double'] },
+      { name: 'merchant', type: ['null', 'string'] },
+    ],
+  },
 });
 
 function view(window: FeatureWindow, extra: Partial<FeatureViewInput> = {}) {
@@ -19,8 +46,14 @@ function view(window: FeatureWindow, extra: Partial<FeatureViewInput> = {}) {
     source: payments,
     window,
     features: {
-      n: count(), total: sum('amount'), avg: mean('amount'), low: min('amount'), high: max('amount'),
-      latest: last('amount'), merchants: distinctCount('merchant'), spread: stddev('amount'),
+      n: count(),
+      total: sum('amount'),
+      avg: mean('amount'),
+      low: min('amount'),
+      high: max('amount'),
+      latest: last('amount'),
+      merchants: distinctCount('merchant'),
+      spread: stddev('amount'),
     },
     owner: 'test',
     description: 'test',
@@ -29,11 +62,21 @@ function view(window: FeatureWindow, extra: Partial<FeatureViewInput> = {}) {
 }
 
 /** Feeds events (time in minutes, amount, merchant) in arrival order; returns each event's row or null when late. */
-function run(window: FeatureWindow, events: [number, number, string?][], extra: Partial<FeatureViewInput> = {}): { rows: (FeatureRow | null)[]; state: EntityState } {
+function run(
+  window: FeatureWindow,
+  events: [number, number, string?][],
+  extra: Partial<FeatureViewInput> = {},
+): { rows: (FeatureRow | null)[]; state: EntityState } {
   const features = new SourceFeatures(payments, [view(window, extra)], new Map([['v', 3]]));
   const state = emptyEntityState();
   const rows = events.map(([minute, amount, merchant], index) => {
-    const result = features.apply(state, { entity: 'c1', eventId: `e${index}`, eventTime: minute * MIN, sequence: index, value: { amount, merchant: merchant ?? 'm1' } });
+    const result = features.apply(state, {
+      entity: 'c1',
+      eventId: `e${index}`,
+      eventTime: minute * MIN,
+      sequence: index,
+      value: { amount, merchant: merchant ?? 'm1' },
+    });
     return result.rows[0] ?? null;
   });
   return { rows, state };
@@ -41,7 +84,12 @@ function run(window: FeatureWindow, events: [number, number, string?][], extra: 
 
 describe('feature computation', () => {
   it('computes every aggregation over a sliding window (t − size, t]', () => {
-    const { rows } = run(slidingWindow('1h'), [[0, 10, 'a'], [30, 20, 'b'], [60, 30, 'a'], [61, 40, 'c']]);
+    const { rows } = run(slidingWindow('1h'), [
+      [0, 10, 'a'],
+      [30, 20, 'b'],
+      [60, 30, 'a'],
+      [61, 40, 'c'],
+    ]);
     // At 60 min the window is (0, 60]: the event at 0 has left it.
     expect(rows[2]?.values).toEqual({ n: 2, total: 50, avg: 25, low: 20, high: 30, latest: 30, merchants: 2, spread: 5 });
     expect(rows[2]).toMatchObject({ version: 3, windowStart: 0, windowEnd: 60 * MIN, eventTime: 60 * MIN, eventId: 'e2' });
@@ -52,14 +100,25 @@ describe('feature computation', () => {
   });
 
   it('tumbling windows hold [aligned start, t]', () => {
-    const { rows } = run(tumblingWindow('1h'), [[10, 1], [59, 2], [60, 4], [119, 8]]);
+    const { rows } = run(tumblingWindow('1h'), [
+      [10, 1],
+      [59, 2],
+      [60, 4],
+      [119, 8],
+    ]);
     expect(rows.map((row) => row?.values.total)).toEqual([1, 3, 4, 12]);
     expect(rows[2]).toMatchObject({ windowStart: HOUR, windowEnd: 2 * HOUR });
   });
 
   it('hopping windows look back to the earliest hop-aligned start whose window still holds t', () => {
     // size 1h, advance 15 min: at 70 min the earliest window holding 70 starts at 15 (15..75).
-    const { rows } = run(hoppingWindow('1h', '15m'), [[0, 1], [14, 2], [15, 4], [70, 8], [75, 16]]);
+    const { rows } = run(hoppingWindow('1h', '15m'), [
+      [0, 1],
+      [14, 2],
+      [15, 4],
+      [70, 8],
+      [75, 16],
+    ]);
     expect(rows[3]?.values.total).toBe(12);
     expect(rows[3]).toMatchObject({ windowStart: 15 * MIN, windowEnd: 75 * MIN });
     // At 75 the earliest window holding it starts at 30: only 70 and 75 count.
@@ -67,14 +126,29 @@ describe('feature computation', () => {
   });
 
   it('session windows join events no further apart than the gap', () => {
-    const { rows } = run(sessionWindow('10m'), [[0, 1], [5, 2], [14, 4], [30, 8], [39, 16]]);
+    const { rows } = run(sessionWindow('10m'), [
+      [0, 1],
+      [5, 2],
+      [14, 4],
+      [30, 8],
+      [39, 16],
+    ]);
     expect(rows.map((row) => row?.values.total)).toEqual([1, 3, 7, 8, 24]);
     expect(rows[2]).toMatchObject({ windowStart: 0, windowEnd: 14 * MIN });
     expect(rows[4]).toMatchObject({ windowStart: 30 * MIN });
   });
 
   it('an out-of-order event within the grace counts from then on, and sees only its past', () => {
-    const { rows } = run(slidingWindow('1h'), [[10, 1], [50, 2], [40, 4], [55, 8]], { grace: '15m' });
+    const { rows } = run(
+      slidingWindow('1h'),
+      [
+        [10, 1],
+        [50, 2],
+        [40, 4],
+        [55, 8],
+      ],
+      { grace: '15m' },
+    );
     // The event at 40 arrives after 50: its own row holds 10 and 40 (not 50, which is later).
     expect(rows[2]?.values.total).toBe(5);
     expect(rows[2]?.values.latest).toBe(4);
@@ -85,28 +159,57 @@ describe('feature computation', () => {
   it('a late event (beyond the grace) gets no row and never counts', () => {
     const features = new SourceFeatures(payments, [view(slidingWindow('1h'), { grace: '5m' })], new Map());
     const state = emptyEntityState();
-    const times = [[10, 1], [50, 2], [40, 4], [45, 8], [55, 16]] as const;
-    const results = times.map(([minute, amount], index) => features.apply(state, { entity: 'c1', eventId: `e${index}`, eventTime: minute * MIN, sequence: index, value: { amount } }));
+    const times = [
+      [10, 1],
+      [50, 2],
+      [40, 4],
+      [45, 8],
+      [55, 16],
+    ] as const;
+    const results = times.map(([minute, amount], index) =>
+      features.apply(state, { entity: 'c1', eventId: `e${index}`, eventTime: minute * MIN, sequence: index, value: { amount } }),
+    );
     expect(results.map((result) => result.late)).toEqual([[], [], ['v'], [], []]);
     expect(results[3]?.rows[0]?.values.total).toBe(9); // 1 at 10 + 8 at 45 (40 was late, 50 is later)
     expect(results[4]?.rows[0]?.values.total).toBe(27); // 10, 45, 50, 55
   });
 
   it('equal event times count in arrival order', () => {
-    const { rows } = run(slidingWindow('1h'), [[5, 1], [5, 2], [5, 4]]);
+    const { rows } = run(slidingWindow('1h'), [
+      [5, 1],
+      [5, 2],
+      [5, 4],
+    ]);
     expect(rows.map((row) => row?.values.total)).toEqual([1, 3, 7]);
     expect(rows.map((row) => row?.values.latest)).toEqual([1, 2, 4]);
   });
 
   it('keeps only the events a later row can need, and the newest row per view', () => {
-    const { state } = run(slidingWindow('1h'), [[0, 1], [30, 2], [200, 4], [100, 8]], { grace: '2h' });
+    const { state } = run(
+      slidingWindow('1h'),
+      [
+        [0, 1],
+        [30, 2],
+        [200, 4],
+        [100, 8],
+      ],
+      { grace: '2h' },
+    );
     // Retention = 1 h window + 2 h grace: at newest 200 min, events after minute 20 remain.
     expect(state.events.map((event) => event.t / MIN)).toEqual([30, 100, 200]);
     expect(state.latest.v?.eventTime).toBe(200 * MIN);
   });
 
   it('stores entity state compactly and reads it back unchanged', () => {
-    const { state } = run(slidingWindow('1h'), [[0, 1.5, 'a'], [5, 2, 'b'], [3, 4]], { grace: '1h' });
+    const { state } = run(
+      slidingWindow('1h'),
+      [
+        [0, 1.5, 'a'],
+        [5, 2, 'b'],
+        [3, 4],
+      ],
+      { grace: '1h' },
+    );
     const serde = entityStateSerde();
     const bytes = serde.serialize(state);
     expect(serde.deserialize(bytes)).toEqual(state);
@@ -123,9 +226,13 @@ describe('feature computation', () => {
 
   it('derived features are computed from the aggregations, non-finite results become null', () => {
     const derivedView = featureView({
-      name: 'd', source: payments, window: slidingWindow('1h'), features: { n: count(), total: sum('amount') },
+      name: 'd',
+      source: payments,
+      window: slidingWindow('1h'),
+      features: { n: count(), total: sum('amount') },
       derive: ({ n, total }) => ({ per_event: n && typeof total === 'number' ? total / n : null, ratio: (total ?? 0) / 0 }),
-      owner: 'o', description: 'd',
+      owner: 'o',
+      description: 'd',
     });
     expect(derivedView.derived).toEqual(['per_event', 'ratio']);
     const features = new SourceFeatures(payments, [derivedView], new Map());
@@ -144,8 +251,12 @@ describe('feature computation', () => {
   });
 
   it('rejects definitions that cannot work', () => {
-    expect(() => featureView({ name: 'Bad', source: payments, window: slidingWindow('1h'), features: { n: count() }, owner: 'o', description: 'd' })).toThrow(/lower-case/);
-    expect(() => featureView({ name: 'v', source: payments, window: slidingWindow('1h'), features: {}, owner: 'o', description: 'd' })).toThrow(/no features/);
+    expect(() =>
+      featureView({ name: 'Bad', source: payments, window: slidingWindow('1h'), features: { n: count() }, owner: 'o', description: 'd' }),
+    ).toThrow(/lower-case/);
+    expect(() =>
+      featureView({ name: 'v', source: payments, window: slidingWindow('1h'), features: {}, owner: 'o', description: 'd' }),
+    ).toThrow(/no features/);
     expect(() => hoppingWindow('1h', '2h')).toThrow(/exceeds/);
     expect(() => slidingWindow(0)).toThrow(/positive/);
   });

@@ -1,4 +1,11 @@
-import { featureNames, fieldsOf, type AggregationSpec, type FeatureRow, type FeatureValues, type FeatureView } from '../../topology/features.js';
+import {
+  featureNames,
+  fieldsOf,
+  type AggregationSpec,
+  type FeatureRow,
+  type FeatureValues,
+  type FeatureView,
+} from '../../topology/features.js';
 
 export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
@@ -54,7 +61,8 @@ export class SourceFeatures {
     readonly views: readonly FeatureView[],
     private readonly versions: ReadonlyMap<string, number>,
   ) {
-    for (const view of views) if (view.source.name !== source.name) throw new Error(`view ${view.name} reads ${view.source.name}, not ${source.name}`);
+    for (const view of views)
+      if (view.source.name !== source.name) throw new Error(`view ${view.name} reads ${view.source.name}, not ${source.name}`);
     this.fields = [...new Set(views.flatMap(fieldsOf))];
     this.retentionMs = Math.max(0, ...views.map((view) => view.retentionMs));
   }
@@ -62,7 +70,8 @@ export class SourceFeatures {
   /** Folds one event into its entity's state (mutated in place) and returns the rows it produces. */
   apply(state: EntityState, event: SourceEvent): ApplyResult {
     const t = event.eventTime;
-    if (state.events.some((existing) => existing.seq === event.sequence && existing.t === t)) return { rows: [], late: [], duplicate: true };
+    if (state.events.some((existing) => existing.seq === event.sequence && existing.t === t))
+      return { rows: [], late: [], duplicate: true };
     const remembered: HistoryEvent = { t, seq: event.sequence, newest: state.newest, v: pick(event.value, this.fields) };
     insertSorted(state.events, remembered);
     if (state.newest === null || t > state.newest) state.newest = t;
@@ -138,7 +147,13 @@ function isLate(event: HistoryEvent, view: FeatureView): boolean {
   return event.newest !== null && event.t < event.newest - view.graceMs;
 }
 
-function computeRow(view: FeatureView, version: number, events: readonly HistoryEvent[], current: HistoryEvent, event: SourceEvent): FeatureRow {
+function computeRow(
+  view: FeatureView,
+  version: number,
+  events: readonly HistoryEvent[],
+  current: HistoryEvent,
+  event: SourceEvent,
+): FeatureRow {
   const t = current.t;
   // Events that count: on time for this view and not after the current one (by time, then arrival).
   const upTo = events.indexOf(current);
@@ -158,7 +173,7 @@ function computeRow(view: FeatureView, version: number, events: readonly History
     }
     case 'session': {
       const { gapMs } = view.window;
-      const maxSpanMs = view.window.maxSpanMs ?? Number.POSITIVE_INFINITY;
+      const { maxSpanMs } = view.window;
       let first = eligible.length - 1;
       while (first > 0) {
         const previous = eligible[first - 1];

@@ -10,8 +10,18 @@ export interface FeatureDefinitionRecord {
   readonly definition_hash: string;
   readonly entity: string;
   readonly source: string;
-  readonly window: { readonly kind: 'TUMBLING' | 'HOPPING' | 'SLIDING' | 'SESSION'; readonly size_ms: number; readonly advance_ms: number | null; readonly grace_ms: number };
-  readonly features: readonly { readonly name: string; readonly aggregation: string; readonly field: string | null; readonly expression: string | null }[];
+  readonly window: {
+    readonly kind: 'TUMBLING' | 'HOPPING' | 'SLIDING' | 'SESSION';
+    readonly size_ms: number;
+    readonly advance_ms: number | null;
+    readonly grace_ms: number;
+  };
+  readonly features: readonly {
+    readonly name: string;
+    readonly aggregation: string;
+    readonly field: string | null;
+    readonly expression: string | null;
+  }[];
   readonly ttl_ms: number | null;
   readonly online: boolean;
   readonly owner: string;
@@ -29,7 +39,8 @@ export function definitionRecord(view: FeatureView, version: number, createdAt: 
     entity: view.entity,
     source: view.source.name,
     window: {
-      kind: window.kind === 'sliding' ? 'SLIDING' : window.kind === 'tumbling' ? 'TUMBLING' : window.kind === 'hopping' ? 'HOPPING' : 'SESSION',
+      kind:
+        window.kind === 'sliding' ? 'SLIDING' : window.kind === 'tumbling' ? 'TUMBLING' : window.kind === 'hopping' ? 'HOPPING' : 'SESSION',
       size_ms: window.kind === 'session' ? window.gapMs : window.sizeMs,
       advance_ms: window.kind === 'hopping' ? window.advanceMs : null,
       grace_ms: view.graceMs,
@@ -82,8 +93,15 @@ export async function publishFeatureViews(views: readonly FeatureView[], options
     const version = Math.max(0, ...published.map((record) => record.version)) + 1;
     versions.set(view.name, version);
     messages.push({ key: `${view.name}:${version}`, value: definitionRecord(view, version, (options.now ?? Date.now)()) });
-    options.logger.info({ view: view.name, version, hash: view.hash }, published.length > 0 ? 'feature view changed: new version' : 'feature view registered');
+    options.logger.info(
+      { view: view.name, version, hash: view.hash },
+      published.length > 0 ? 'feature view changed: new version' : 'feature view registered',
+    );
   }
-  await publishToRegistryTopic({ kafka: options.kafka, topic: options.topic, registryUrl: options.registryUrl, contract: 'registry.features' }, options.schemaId, messages);
+  await publishToRegistryTopic(
+    { kafka: options.kafka, topic: options.topic, registryUrl: options.registryUrl, contract: 'registry.features' },
+    options.schemaId,
+    messages,
+  );
   return versions;
 }

@@ -4,7 +4,14 @@ import { type MetricsRegistry } from '../../common/metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import type { KeyValueStore } from '../../state/index.js';
 import type { FeatureView } from '../../topology/features.js';
-import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord, type TaskContext } from '../runtime/index.js';
+import {
+  ValidationError,
+  type OutputRecord,
+  type RawRecord,
+  type StageDefinition,
+  type StreamRecord,
+  type TaskContext,
+} from '../runtime/index.js';
 import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
 
 /**
@@ -35,7 +42,9 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
   const bySourceTopic = new Map<string, { features: SourceFeatures; serde: AvroSerde }>();
   for (const view of options.views) {
     if (view.entity !== view.source.entityField) {
-      throw new Error(`view ${view.name} is keyed by ${view.entity}, but events.${view.source.name} is partitioned by ${view.source.entityField}; re-keying is not supported`);
+      throw new Error(
+        `view ${view.name} is keyed by ${view.entity}, but events.${view.source.name} is partitioned by ${view.source.entityField}; re-keying is not supported`,
+      );
     }
   }
   for (const sourceName of new Set(options.views.map((view) => view.source.name))) {
@@ -69,7 +78,8 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
   const process = async (record: StreamRecord<Value>, context: TaskContext): Promise<OutputRecord[]> => {
     const { features } = sourceOf(record.topic);
     const entity = record.value[features.source.entityField];
-    if (typeof entity !== 'string' || entity === '') throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
+    if (typeof entity !== 'string' || entity === '')
+      throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
     const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
     const state = (await store.get(entity)) ?? emptyEntityState();
     const result = features.apply(state, {
@@ -84,12 +94,14 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     for (const view of result.late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
 
     // ---- outputs: one row per view --------------------------------------------------------
-    return Promise.all(result.rows.map(async (row) => ({
-      topic: `${options.topicPrefix}features.${row.view}`,
-      key: entity,
-      value: await encoder.encode(options.schemaIds[row.view] ?? 0, featureVector(row)),
-      headers: { 'sluice.event_id': row.eventId, 'sluice.view_version': String(row.version) },
-    })));
+    return Promise.all(
+      result.rows.map(async (row) => ({
+        topic: `${options.topicPrefix}features.${row.view}`,
+        key: entity,
+        value: await encoder.encode(options.schemaIds[row.view] ?? 0, featureVector(row)),
+        headers: { 'sluice.event_id': row.eventId, 'sluice.view_version': String(row.version) },
+      })),
+    );
   };
 
   return {

@@ -16,13 +16,32 @@ export function inferenceMetrics(registry: MetricsRegistry): InferenceMetrics {
   if (existing) return existing;
   const registers = [registry];
   const metrics: InferenceMetrics = {
-    predictions: new client.Counter({ name: 'sluice_predictions_total', help: 'Predictions made, per model, version and outcome (model or fallback).', labelNames: ['model', 'version', 'outcome'], registers }),
-    fallbacks: new client.Counter({ name: 'sluice_prediction_fallbacks_total', help: 'Fallback predictions, per model and reason (missing_features, no_model, model_error).', labelNames: ['model', 'reason'], registers }),
+    predictions: new client.Counter({
+      name: 'sluice_predictions_total',
+      help: 'Predictions made, per model, version and outcome (model or fallback).',
+      labelNames: ['model', 'version', 'outcome'],
+      registers,
+    }),
+    fallbacks: new client.Counter({
+      name: 'sluice_prediction_fallbacks_total',
+      help: 'Fallback predictions, per model and reason (missing_features, no_model, model_error).',
+      labelNames: ['model', 'reason'],
+      registers,
+    }),
     latencySeconds: new client.Histogram({
-      name: 'sluice_prediction_latency_seconds', help: 'From an event reaching inference to its score.', labelNames: ['model'], registers,
+      name: 'sluice_prediction_latency_seconds',
+      help: 'From an event reaching inference to its score.',
+      labelNames: ['model'],
+      registers,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     }),
-    batchSize: new client.Histogram({ name: 'sluice_inference_batch_size', help: 'Rows per onnxruntime call (micro-batches).', labelNames: ['model'], registers, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024] }),
+    batchSize: new client.Histogram({
+      name: 'sluice_inference_batch_size',
+      help: 'Rows per onnxruntime call (micro-batches).',
+      labelNames: ['model'],
+      registers,
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
+    }),
   };
   inferenceCache.set(registry, metrics);
   return metrics;

@@ -140,16 +140,23 @@ export function inferenceStage(options: InferenceOptions): StageDefinition<Value
   const process = async (record: StreamRecord<Value>): Promise<OutputRecord[]> => {
     const started = now();
     const entity = record.value[model.source.entityField];
-    if (typeof entity !== 'string' || entity === '') throw new ValidationError('MISSING', model.source.entityField, 'the event has no entity id');
-    const prediction = await predict(options, { eventId: String(record.value.event_id), entity, eventTime: record.eventTime, value: record.value }, started);
+    if (typeof entity !== 'string' || entity === '')
+      throw new ValidationError('MISSING', model.source.entityField, 'the event has no entity id');
+    const prediction = await predict(
+      options,
+      { eventId: String(record.value.event_id), entity, eventTime: record.eventTime, value: record.value },
+      started,
+    );
 
     // ---- outputs: the prediction ----------------------------------------------------------
-    return [{
-      topic: outputTopic,
-      key: entity,
-      value: await encoder.encode(options.schemaId, prediction),
-      headers: { 'sluice.event_id': prediction.event_id, 'sluice.model_version': String(prediction.model_version) },
-    }];
+    return [
+      {
+        topic: outputTopic,
+        key: entity,
+        value: await encoder.encode(options.schemaId, prediction),
+        headers: { 'sluice.event_id': prediction.event_id, 'sluice.model_version': String(prediction.model_version) },
+      },
+    ];
   };
 
   return {

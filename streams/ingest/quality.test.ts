@@ -24,6 +24,9 @@ describe('checkQuality', () => {
   });
 
   it('reports every violation of a record', () => {
-    expect(checkQuality(transactions, { ...clean, card_id: '', amount: -1 }, now).map((violation) => violation.field)).toEqual(['card_id', 'amount']);
+    expect(checkQuality(transactions, { ...clean, card_id: '', amount: -1 }, now).map((violation) => violation.field)).toEqual([
+      'card_id',
+      'amount',
+    ]);
   });
 });

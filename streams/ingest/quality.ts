@@ -1,7 +1,8 @@
 import type { SourceDefinition } from '../../topology/sources.js';
 
 /** Checks of the monitoring.quality contract (QualityCheck enum). */
-export type QualityCheck = 'MISSING' | 'INVALID_TYPE' | 'OUT_OF_RANGE' | 'SCHEMA_VIOLATION' | 'UNDECODABLE' | 'FUTURE_TIMESTAMP' | 'DUPLICATE' | 'OTHER';
+export type QualityCheck =
+  'MISSING' | 'INVALID_TYPE' | 'OUT_OF_RANGE' | 'SCHEMA_VIOLATION' | 'UNDECODABLE' | 'FUTURE_TIMESTAMP' | 'DUPLICATE' | 'OTHER';
 
 export interface QualityViolation {
   readonly field: string | null;
@@ -26,16 +27,28 @@ export function checkQuality(source: SourceDefinition, value: Readonly<Record<st
       if (typeof fieldValue !== 'number' || !Number.isFinite(fieldValue)) {
         violations.push({ field, check: 'INVALID_TYPE', message: `${field} must be a finite number` });
       } else if ((rule.min !== undefined && fieldValue < rule.min) || (rule.max !== undefined && fieldValue > rule.max)) {
-        violations.push({ field, check: 'OUT_OF_RANGE', message: `${field} ${fieldValue} is outside [${rule.min ?? '-∞'}, ${rule.max ?? '∞'}]` });
+        violations.push({
+          field,
+          check: 'OUT_OF_RANGE',
+          message: `${field} ${fieldValue} is outside [${rule.min ?? '-∞'}, ${rule.max ?? '∞'}]`,
+        });
       }
     }
     if (rule.pattern && (typeof fieldValue !== 'string' || !rule.pattern.test(fieldValue))) {
-      violations.push({ field, check: 'OUT_OF_RANGE', message: `${field} ${JSON.stringify(fieldValue)} does not match ${String(rule.pattern)}` });
+      violations.push({
+        field,
+        check: 'OUT_OF_RANGE',
+        message: `${field} ${JSON.stringify(fieldValue)} does not match ${String(rule.pattern)}`,
+      });
     }
   }
   const eventTime = value[source.eventTimeField];
   if (typeof eventTime !== 'number' || !Number.isFinite(eventTime) || eventTime < 0) {
-    violations.push({ field: source.eventTimeField, check: 'INVALID_TYPE', message: `${source.eventTimeField} must be epoch milliseconds` });
+    violations.push({
+      field: source.eventTimeField,
+      check: 'INVALID_TYPE',
+      message: `${source.eventTimeField} must be epoch milliseconds`,
+    });
   } else if (eventTime > now + source.maxFutureMs) {
     violations.push({
       field: source.eventTimeField,

@@ -6,7 +6,16 @@ import { avroType, decodeAvroOrJson, loadAvsc, SchemaViolationError, type AvroSe
 import { DeserializationError } from '../../schemas/errors.js';
 import { int64Serde, type WindowStore } from '../../state/index.js';
 import type { SourceDefinition } from '../../topology/sources.js';
-import { ValidationError, WindowedAggregator, tumbling, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord, type TaskContext } from '../runtime/index.js';
+import {
+  ValidationError,
+  WindowedAggregator,
+  tumbling,
+  type OutputRecord,
+  type RawRecord,
+  type StageDefinition,
+  type StreamRecord,
+  type TaskContext,
+} from '../runtime/index.js';
 
 /**
  * The ingest stage: raw.<source> (Avro in the Confluent wire format, or JSON checked against
@@ -75,7 +84,10 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     let state = partitions.get(id);
     if (!state) {
       state = {
-        quality: new WindowedAggregator({ window: tumbling(qualityWindowMs), aggregation: { init: () => 0, add: (count, add: number) => count + add } }),
+        quality: new WindowedAggregator({
+          window: tumbling(qualityWindowMs),
+          aggregation: { init: () => 0, add: (count, add: number) => count + add },
+        }),
       };
       partitions.set(id, state);
     }
@@ -128,7 +140,11 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     if (violations.length > 0) {
       for (const violation of violations) countProblem(record.raw, record.eventTime, violation.field, violation.check);
       const [first] = violations;
-      throw new ValidationError(first?.check ?? 'OTHER', first?.field ?? undefined, violations.map((violation) => violation.message).join('; '));
+      throw new ValidationError(
+        first?.check ?? 'OTHER',
+        first?.field ?? undefined,
+        violations.map((violation) => violation.message).join('; '),
+      );
     }
 
     const outputs: OutputRecord[] = [];
@@ -158,10 +174,16 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     return outputs;
   };
 
-  const qualityReports = async (sourceName: string, quality: WindowedAggregator<number, number>, watermark: number): Promise<OutputRecord[]> => {
+  const qualityReports = async (
+    sourceName: string,
+    quality: WindowedAggregator<number, number>,
+    watermark: number,
+  ): Promise<OutputRecord[]> => {
     const closed = quality.advance(watermark);
     if (closed.length === 0) return [];
-    const recordsPerWindow = new Map(closed.filter((result) => result.key === RECORDS).map((result) => [result.window.start, result.value]));
+    const recordsPerWindow = new Map(
+      closed.filter((result) => result.key === RECORDS).map((result) => [result.window.start, result.value]),
+    );
     const reports: OutputRecord[] = [];
     for (const result of closed) {
       if (result.key === RECORDS) continue;
@@ -189,6 +211,8 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     eventTime,
     process,
     onPartitionReset: (topic, partition) => partitions.delete(`${topic}:${partition}`),
-    stores: [{ name: EVENT_IDS, kind: 'window', serde: int64Serde, retentionMs: Math.max(...options.sources.map((source) => source.dedupTtlMs)) }],
+    stores: [
+      { name: EVENT_IDS, kind: 'window', serde: int64Serde, retentionMs: Math.max(...options.sources.map((source) => source.dedupTtlMs)) },
+    ],
   };
 }

@@ -1,4 +1,13 @@
-export { runStage, type QueryResult, type ProcessOutput, type StageDefinition, type StageOptions, type RunningStage, type StageStatus, type TaskContext } from './stage.js';
+export {
+  runStage,
+  type QueryResult,
+  type ProcessOutput,
+  type StageDefinition,
+  type StageOptions,
+  type RunningStage,
+  type StageStatus,
+  type TaskContext,
+} from './stage.js';
 export type { Guarantee } from './committer.js';
 export { deadLetter, DLQ_HEADERS } from './dead-letter.js';
 export { ProcessingError, ValidationError, LateRecordError, StageFailedError, isRetriable, reasonOf } from './errors.js';

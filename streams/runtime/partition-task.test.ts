@@ -4,7 +4,15 @@ import type { CommitterFactory, PartitionCommitter } from './committer.js';
 import { PartitionTask, type PartitionTaskOptions } from './partition-task.js';
 import type { OutputRecord, RawRecord } from './record.js';
 
-const raw = (offset: number): RawRecord => ({ topic: 't', partition: 0, offset: String(offset), key: null, value: Buffer.from(`v${offset}`), headers: {}, timestamp: offset });
+const raw = (offset: number): RawRecord => ({
+  topic: 't',
+  partition: 0,
+  offset: String(offset),
+  key: null,
+  value: Buffer.from(`v${offset}`),
+  headers: {},
+  timestamp: offset,
+});
 
 /** A committer that records commits in memory and fails the ones it is told to. */
 function memoryCommitters(failures: number[] = []) {
@@ -74,7 +82,10 @@ describe('PartitionTask', () => {
     await partitionTask.start();
     partitionTask.admit([10, 11, 12, 13].map(raw));
     await settle();
-    expect(commits).toEqual([{ outputs: 3, next: '13' }, { outputs: 1, next: '14' }]);
+    expect(commits).toEqual([
+      { outputs: 3, next: '13' },
+      { outputs: 1, next: '14' },
+    ]);
     expect(events.admitted).toBe(4);
     expect(events.released).toBe(4);
     expect(partitionTask.inFlight).toBe(0);
@@ -112,7 +123,10 @@ describe('PartitionTask', () => {
   });
 
   it('when fenced by a new owner, drops its work and waits for the group instead of fencing back', async () => {
-    const fenced = Object.assign(new Error('Producer attempted an operation with an old epoch'), { type: 'INVALID_PRODUCER_EPOCH', retriable: false });
+    const fenced = Object.assign(new Error('Producer attempted an operation with an old epoch'), {
+      type: 'INVALID_PRODUCER_EPOCH',
+      retriable: false,
+    });
     let opened = 0;
     let attempt = 0;
     const factory: CommitterFactory = {
@@ -183,30 +197,32 @@ describe('PartitionTask with real RocksDB stores', () => {
     const { TaskStores, int64Serde, RocksDatabase } = await import('../../state/index.js');
     type Counts = import('../../state/index.js').KeyValueStore<number>;
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
-    const openStores = () => TaskStores.open({
-      specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
-      stateDir: root,
-      groupId: 'g',
-      partition: 0,
-      changelogTopic: () => 'counts-changelog',
-      kafka: undefined as never,
-      // The changelog is empty: everything the store holds comes from this task's own commits.
-      readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
-      logger: silentLogger(),
-    });
+    const openStores = () =>
+      TaskStores.open({
+        specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
+        stateDir: root,
+        groupId: 'g',
+        partition: 0,
+        changelogTopic: () => 'counts-changelog',
+        kafka: undefined as never,
+        // The changelog is empty: everything the store holds comes from this task's own commits.
+        readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
+        logger: silentLogger(),
+      });
     let releaseCommit!: () => void;
     const commitStarted: { outputs: readonly OutputRecord[] }[] = [];
     const committers: CommitterFactory = {
-      open: () => Promise.resolve({
-        commit: (outputs: readonly OutputRecord[]) => {
-          commitStarted.push({ outputs });
-          const changelog = outputs.filter((output) => output.topic === 'counts-changelog').length;
-          return new Promise((resolve) => {
-            releaseCommit = () => resolve([{ topic: 'counts-changelog', partition: 0, baseOffset: 0n }].filter(() => changelog > 0));
-          });
-        },
-        close: () => Promise.resolve(),
-      }),
+      open: () =>
+        Promise.resolve({
+          commit: (outputs: readonly OutputRecord[]) => {
+            commitStarted.push({ outputs });
+            const changelog = outputs.filter((output) => output.topic === 'counts-changelog').length;
+            return new Promise((resolve) => {
+              releaseCommit = () => resolve([{ topic: 'counts-changelog', partition: 0, baseOffset: 0n }].filter(() => changelog > 0));
+            });
+          },
+          close: () => Promise.resolve(),
+        }),
       close: () => Promise.resolve(),
     };
     let stores: Awaited<ReturnType<typeof openStores>> | undefined;

@@ -51,7 +51,9 @@ type TaskState = 'initializing' | 'running' | 'resetting' | 'suspended' | 'close
 /** A commit that fails this many times in a row (after resets) stops the stage. */
 const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
 
-type Item = { readonly kind: 'record'; readonly raw: RawRecord; readonly generation: number } | { readonly kind: 'commit'; readonly generation: number };
+type Item =
+  | { readonly kind: 'record'; readonly raw: RawRecord; readonly generation: number }
+  | { readonly kind: 'commit'; readonly generation: number };
 
 /**
  * One input partition owned by this instance: records are processed in offset order through an
@@ -117,20 +119,26 @@ export class PartitionTask {
     this.options.onReset();
     try {
       // Retriable client errors (a fresh topic's partition not hosted yet, a leader move) are retried.
-      await retryKafka(async () => {
-        this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
-        if (this.isClosed()) return;
-        if (this.options.openStores) this.stores ??= await this.options.openStores();
-        if (this.isClosed()) return;
-        await this.positionAtCommitted();
-      }, { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('opening', error, attempt) });
+      await retryKafka(
+        async () => {
+          this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
+          if (this.isClosed()) return;
+          if (this.options.openStores) this.stores ??= await this.options.openStores();
+          if (this.isClosed()) return;
+          await this.positionAtCommitted();
+        },
+        { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('opening', error, attempt) },
+      );
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
     }
   }
 
   private logRetry(what: string, error: unknown, attempt: number): void {
-    this.options.logger.info({ topic: this.options.topic, partition: this.options.partition, attempt, error: errorMessage(error) }, `retriable error while ${what} the partition; retrying`);
+    this.options.logger.info(
+      { topic: this.options.topic, partition: this.options.partition, attempt, error: errorMessage(error) },
+      `retriable error while ${what} the partition; retrying`,
+    );
   }
 
   /** True when the record is a refetch of one already admitted (after a rebalance or seek). */
@@ -193,13 +201,11 @@ export class PartitionTask {
   private startPipeline(): void {
     this.subscription?.unsubscribe();
     this.input = new Subject();
-    this.subscription = this.input
-      .pipe(concatMap((item) => from(this.handle(item))))
-      .subscribe({
-        error: (error: unknown) => {
-          if (!this.isClosed()) this.options.onFatal(error);
-        },
-      });
+    this.subscription = this.input.pipe(concatMap((item) => from(this.handle(item)))).subscribe({
+      error: (error: unknown) => {
+        if (!this.isClosed()) this.options.onFatal(error);
+      },
+    });
   }
 
   private async handle(item: Item): Promise<void> {
@@ -270,21 +276,27 @@ export class PartitionTask {
       this.options.onCommitFailed(error);
       this.consecutiveFailures++;
       if (this.consecutiveFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
-        this.options.onFatal(new StageFailedError(
-          `${this.consecutiveFailures} commits of ${this.options.topic}/${this.options.partition} failed in a row; last: ${errorMessage(error)}`,
-          { cause: error },
-        ));
+        this.options.onFatal(
+          new StageFailedError(
+            `${this.consecutiveFailures} commits of ${this.options.topic}/${this.options.partition} failed in a row; last: ${errorMessage(error)}`,
+            { cause: error },
+          ),
+        );
         return;
       }
       if (generation === this.generation && !this.isClosed()) {
         if (isFenced(error)) {
           // Reopening now would fence the new owner in turn: wait for the group to say who owns it.
-          this.options.logger.warn({ topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
-            'fenced: another instance took this partition over; its uncommitted work is dropped until the group assigns it here again');
+          this.options.logger.warn(
+            { topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
+            'fenced: another instance took this partition over; its uncommitted work is dropped until the group assigns it here again',
+          );
           await this.suspend(committer);
         } else {
-          this.options.logger.warn({ err: error, topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
-            `commit failed (${errorMessage(error)}); resetting the partition to its committed offset`);
+          this.options.logger.warn(
+            { err: error, topic: this.options.topic, partition: this.options.partition, offset: last.raw.offset },
+            `commit failed (${errorMessage(error)}); resetting the partition to its committed offset`,
+          );
           await this.reset(committer);
         }
       }
@@ -324,11 +336,14 @@ export class PartitionTask {
     this.state = 'resetting';
     this.options.onStateChange();
     try {
-      await retryKafka(async () => {
-        this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
-        await this.stores?.restore();
-        await this.positionAtCommitted();
-      }, { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('resuming', error, attempt) });
+      await retryKafka(
+        async () => {
+          this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
+          await this.stores?.restore();
+          await this.positionAtCommitted();
+        },
+        { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('resuming', error, attempt) },
+      );
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
     }
@@ -346,11 +361,14 @@ export class PartitionTask {
     await failed.close();
     this.committer = undefined;
     try {
-      await retryKafka(async () => {
-        this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
-        await this.stores?.restore();
-        await this.positionAtCommitted();
-      }, { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('resetting', error, attempt) });
+      await retryKafka(
+        async () => {
+          this.committer ??= await this.options.committers.open(this.options.topic, this.options.partition);
+          await this.stores?.restore();
+          await this.positionAtCommitted();
+        },
+        { stillWanted: () => !this.isClosed(), onRetry: (error, attempt) => this.logRetry('resetting', error, attempt) },
+      );
     } catch (error) {
       if (!this.isClosed()) this.options.onFatal(error);
     }
@@ -391,9 +409,13 @@ export class PartitionTask {
 }
 
 /** The changelog offsets after a commit: each changelog partition's first offset plus its records. */
-function changelogEnds(produced: readonly ProducedBatch[], changelog: readonly { topic: string; partition: number }[]): Map<string, bigint> {
+function changelogEnds(
+  produced: readonly ProducedBatch[],
+  changelog: readonly { topic: string; partition: number }[],
+): Map<string, bigint> {
   const counts = new Map<string, number>();
-  for (const record of changelog) counts.set(`${record.topic}:${record.partition}`, (counts.get(`${record.topic}:${record.partition}`) ?? 0) + 1);
+  for (const record of changelog)
+    counts.set(`${record.topic}:${record.partition}`, (counts.get(`${record.topic}:${record.partition}`) ?? 0) + 1);
   const ends = new Map<string, bigint>();
   for (const batch of produced) {
     const count = counts.get(`${batch.topic}:${batch.partition}`);

@@ -116,7 +116,12 @@ export interface RunningStage {
   query<V>(store: string, key: string, topic?: string): Promise<QueryResult<V>>;
   /** A key's windows with start in [from, to] from a window store, when this instance owns the key. */
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the value type of the store it declared
-  windows<V>(store: string, key: string, from: number, to: number): Promise<{ owned: boolean; partition: number; windows: { start: number; value: V }[] }>;
+  windows<V>(
+    store: string,
+    key: string,
+    from: number,
+    to: number,
+  ): Promise<{ owned: boolean; partition: number; windows: { start: number; value: V }[] }>;
   /** Every entry of a store across the partitions this instance owns. */
   entries<V>(store: string): Promise<[string, V][]>;
   /** Finishes in-flight records, commits, leaves the group. */
@@ -132,7 +137,11 @@ const key = (topic: string, partition: number): string => `${topic}:${partition}
 
 export type QueryResult<V> =
   | { readonly owned: true; readonly partition: number; readonly value: V | undefined }
-  | { readonly owned: false; readonly partition: number; readonly owner: { readonly memberId: string; readonly clientId: string; readonly host: string } | undefined };
+  | {
+      readonly owned: false;
+      readonly partition: number;
+      readonly owner: { readonly memberId: string; readonly clientId: string; readonly host: string } | undefined;
+    };
 
 /** Starts a stage: joins its consumer group and processes until stopped or failed. */
 export async function runStage<V>(definition: StageDefinition<V>, options: StageOptions): Promise<RunningStage> {
@@ -153,9 +162,15 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     readUncommitted: false,
     allowAutoTopicCreation: false,
   });
-  const committers: CommitterFactory = guarantee === 'exactly_once'
-    ? new TransactionalCommitterFactory(kafka, options.groupId, options.transactionalIdPrefix ?? 'sluice-', options.transactionTimeoutMs ?? 60_000)
-    : new AtLeastOnceCommitterFactory(kafka, consumer);
+  const committers: CommitterFactory =
+    guarantee === 'exactly_once'
+      ? new TransactionalCommitterFactory(
+          kafka,
+          options.groupId,
+          options.transactionalIdPrefix ?? 'sluice-',
+          options.transactionTimeoutMs ?? 60_000,
+        )
+      : new AtLeastOnceCommitterFactory(kafka, consumer);
   const watermarks = new WatermarkTracker(options.allowedLatenessMs ?? 0);
   const tasks = new Map<string, PartitionTask>();
   /** Tasks of partitions that moved away, still closing: shutdown waits for them, and so does a new task of the same partition. */
@@ -204,7 +219,10 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
       if (shouldPause && !isPaused) consumer.pause([{ topic, partitions: [partition] }]);
       if (!shouldPause && isPaused) consumer.resume([{ topic, partitions: [partition] }]);
     }
-    metrics.pausedPartitions.set(labels, consumer.paused().reduce((sum, entry) => sum + entry.partitions.length, 0));
+    metrics.pausedPartitions.set(
+      labels,
+      consumer.paused().reduce((sum, entry) => sum + entry.partitions.length, 0),
+    );
   };
 
   const committedOffset = async (topic: string, partition: number): Promise<string> => {
@@ -216,7 +234,10 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     if (failure !== undefined || stopping) return;
     failure = error;
     logger.error({ err: error }, `stage failed: ${errorMessage(error)}`);
-    void shutdown().then(() => rejectDone(error), () => rejectDone(error));
+    void shutdown().then(
+      () => rejectDone(error),
+      () => rejectDone(error),
+    );
   };
 
   const createTask = (topic: string, partition: number): PartitionTask => {
@@ -236,24 +257,27 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
     };
     const specs = definition.stores ?? [];
     const task: PartitionTask = new PartitionTask({
-      ...(specs.length > 0 ? {
-        openStores: () => TaskStores.open({
-          specs,
-          stateDir: requireStateDir(),
-          groupId: options.groupId,
-          partition,
-          // Tasks of different input topics with the same partition number keep separate state.
-          taskName: definition.inputs.length > 1 ? `${topic}.${partition}` : String(partition),
-          changelogTopic: (store) => changelogTopic(store, topic),
-          kafka,
-          logger: context.logger,
-          onRestored: (store, records, seconds) => {
-            metrics.restoredRecords.inc({ ...labels, store }, records);
-            metrics.restoreSeconds.observe({ ...labels, store }, seconds);
-          },
-          onSkipped: (store) => metrics.changelogSkipped.inc({ ...labels, store }),
-        }),
-      } : {}),
+      ...(specs.length > 0
+        ? {
+            openStores: () =>
+              TaskStores.open({
+                specs,
+                stateDir: requireStateDir(),
+                groupId: options.groupId,
+                partition,
+                // Tasks of different input topics with the same partition number keep separate state.
+                taskName: definition.inputs.length > 1 ? `${topic}.${partition}` : String(partition),
+                changelogTopic: (store) => changelogTopic(store, topic),
+                kafka,
+                logger: context.logger,
+                onRestored: (store, records, seconds) => {
+                  metrics.restoredRecords.inc({ ...labels, store }, records);
+                  metrics.restoreSeconds.observe({ ...labels, store }, seconds);
+                },
+                onSkipped: (store) => metrics.changelogSkipped.inc({ ...labels, store }),
+              }),
+          }
+        : {}),
       topic,
       partition,
       process: (raw) => processRecord(raw, context, partitionKey),
@@ -294,7 +318,9 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
 
   /** Moves tasks to the new assignment: closes lost partitions, starts new ones, resumes kept ones. */
   const reconcile = (assignment: Record<string, number[]>): void => {
-    const wanted = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => key(topic, partition))));
+    const wanted = new Set(
+      Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => key(topic, partition))),
+    );
     for (const [partitionKey, task] of tasks) {
       if (wanted.has(partitionKey)) continue;
       tasks.delete(partitionKey);
@@ -352,13 +378,19 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
         };
         const outputs = await collectOutputs(definition.process(record, context));
         metrics.processingSeconds.observe(labels, (performance.now() - started) / 1000);
-        metrics.eventTimeLagSeconds.set({ ...labels, topic: raw.topic, partition: String(raw.partition) }, Math.max(0, (Date.now() - eventTime) / 1000));
+        metrics.eventTimeLagSeconds.set(
+          { ...labels, topic: raw.topic, partition: String(raw.partition) },
+          Math.max(0, (Date.now() - eventTime) / 1000),
+        );
         return { raw, outputs };
       } catch (error) {
         const reason = reasonOf(error);
         if (isRetriable(error)) {
           if (attempt >= maxAttempts) {
-            throw new StageFailedError(`gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`, { cause: error });
+            throw new StageFailedError(
+              `gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`,
+              { cause: error },
+            );
           }
           metrics.retries.inc({ ...labels, reason });
           const delay = backoffDelay(attempt, options.retryInitialDelayMs ?? 100, options.retryMaxDelayMs ?? 10_000);
@@ -368,7 +400,10 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
         }
         metrics.errors.inc({ ...labels, reason });
         metrics.deadLetters.inc({ ...labels, topic: raw.topic, reason });
-        context.logger.warn({ topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(error) }, 'record dead-lettered');
+        context.logger.warn(
+          { topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(error) },
+          'record dead-lettered',
+        );
         return { raw, outputs: [deadLetter(options.dlqTopic, definition.name, raw, error, attempt)] };
       }
     }
@@ -438,11 +473,13 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
   await retryKafka(() => admin.connect());
   if ((definition.stores ?? []).length > 0) {
     const metadata = await retryKafka(() => admin.fetchTopicMetadata({ topics: [...definition.inputs] }));
-    const changelogs: TopicSpec[] = (definition.stores ?? []).flatMap((store) => metadata.topics.map((input) => ({
-      name: changelogTopic(store.name, input.name),
-      partitions: input.partitions.length,
-      config: changelogConfig(store),
-    })));
+    const changelogs: TopicSpec[] = (definition.stores ?? []).flatMap((store) =>
+      metadata.topics.map((input) => ({
+        name: changelogTopic(store.name, input.name),
+        partitions: input.partitions.length,
+        config: changelogConfig(store),
+      })),
+    );
     await retryKafka(() => ensureTopics(admin, changelogs, logger));
   }
   await retryKafka(() => consumer.connect());
@@ -477,7 +514,11 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
         const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
         return assignment?.assignment[topic]?.includes(partition) ?? false;
       });
-      return { owned: false, partition, owner: owner ? { memberId: owner.memberId, clientId: owner.clientId, host: owner.clientHost } : undefined };
+      return {
+        owned: false,
+        partition,
+        owner: owner ? { memberId: owner.memberId, clientId: owner.clientId, host: owner.clientHost } : undefined,
+      };
     },
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- see RunningStage.windows
     async windows<V>(store: string, entityKey: string, from: number, to: number) {
@@ -520,6 +561,7 @@ export async function runStage<V>(definition: StageDefinition<V>, options: Stage
 function changelogConfig(store: StoreSpec): Record<string, string> {
   // A commit's changelog batch can hold many large values (entity histories): allow 16 MiB batches.
   const size = { 'max.message.bytes': String(16 * 1024 * 1024) };
-  if (store.kind === 'window') return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000), ...size };
+  if (store.kind === 'window')
+    return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000), ...size };
   return { 'cleanup.policy': 'compact', ...size };
 }

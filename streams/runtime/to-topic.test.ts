@@ -8,7 +8,9 @@ describe('toTopicRaw', () => {
   });
 
   it('addresses each value to the topic, keeping key, headers and timestamp', async () => {
-    const outputs = await lastValueFrom(of({ key: 'a', value: 'one', headers: { h: '1' } }, { key: null, value: null, timestamp: 5 }).pipe(toTopicRaw('t'), toArray()));
+    const outputs = await lastValueFrom(
+      of({ key: 'a', value: 'one', headers: { h: '1' } }, { key: null, value: null, timestamp: 5 }).pipe(toTopicRaw('t'), toArray()),
+    );
     expect(outputs).toEqual([
       { topic: 't', key: 'a', value: Buffer.from('one'), headers: { h: '1' } },
       { topic: 't', key: null, value: null, timestamp: 5 },

@@ -29,11 +29,13 @@ export function toTopic<V>(topic: string, serde: AvroSerde, schemaId: number): O
 
 /** Raw bytes (or a string) to a topic, for stages that produce their own encoding. */
 export function toTopicRaw(topic: string): OperatorFunction<Keyed<Buffer | string | null>, OutputRecord> {
-  return concatMap((item) => [{
-    topic,
-    key: item.key,
-    value: typeof item.value === 'string' ? Buffer.from(item.value) : item.value,
-    ...(item.headers ? { headers: item.headers } : {}),
-    ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
-  }]);
+  return concatMap((item) => [
+    {
+      topic,
+      key: item.key,
+      value: typeof item.value === 'string' ? Buffer.from(item.value) : item.value,
+      ...(item.headers ? { headers: item.headers } : {}),
+      ...(item.timestamp === undefined ? {} : { timestamp: item.timestamp }),
+    },
+  ]);
 }

@@ -83,11 +83,21 @@ export async function runSink(options: SinkOptions): Promise<RunningSink> {
       const meta = { partition: batch.partition, offset: message.offset, timestamp: Number(message.timestamp), key: message.key, headers };
       try {
         const value = table.avro
-          ? (message.value ? ((await serde.decode(message.value)) as Record<string, unknown>) : undefined)
+          ? message.value
+            ? ((await serde.decode(message.value)) as Record<string, unknown>)
+            : undefined
           : { bytes: message.value };
         if (value) rows.push(table.toRow(value, meta));
       } catch (error) {
-        failed.push({ topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key, value: message.value, headers, timestamp: Number(message.timestamp) });
+        failed.push({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: message.offset,
+          key: message.key,
+          value: message.value,
+          headers,
+          timestamp: Number(message.timestamp),
+        });
         errors.push(error);
       }
     }
@@ -109,16 +119,25 @@ export async function runSink(options: SinkOptions): Promise<RunningSink> {
     if (rows.length > fresh) metrics.sinkDuplicates.inc({ table: table.name }, rows.length - fresh);
     if (failed.length > 0) {
       const letters = failed.map((raw, index) => deadLetter(options.dlqTopic, stage, raw, errors[index], 1));
-      await producer.send({ topic: options.dlqTopic, acks: -1, messages: letters.map((letter) => ({ key: letter.key, value: letter.value, headers: letter.headers ?? {} })) });
+      await producer.send({
+        topic: options.dlqTopic,
+        acks: -1,
+        messages: letters.map((letter) => ({ key: letter.key, value: letter.value, headers: letter.headers ?? {} })),
+      });
       deadLetters += failed.length;
       failed.forEach((raw, index) => {
         const reason = reasonOf(errors[index]);
         metrics.deadLetters.inc({ stage, topic: raw.topic, reason });
         metrics.errors.inc({ stage, reason });
-        logger.warn({ topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(errors[index]) }, 'record dead-lettered');
+        logger.warn(
+          { topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(errors[index]) },
+          'record dead-lettered',
+        );
       });
     }
-    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() }]);
+    await consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
+    ]);
     metrics.consumerLag.set({ stage, topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     await payload.heartbeat();
   };

@@ -5,7 +5,11 @@ import { WindowedAggregator, type Aggregation, type LatePolicy } from './aggrega
 import { fixedWindowsFor, hopping, session, sliding, tumbling, type WindowSpec } from './window.js';
 
 const sum: Aggregation<number, number> = { init: () => 0, add: (total, value) => total + value, merge: (a, b) => a + b };
-const values: Aggregation<number, number[]> = { init: () => [], add: (list, value) => [...list, value], merge: (a, b) => [...a, ...b].sort((x, y) => x - y) };
+const values: Aggregation<number, number[]> = {
+  init: () => [],
+  add: (list, value) => [...list, value],
+  merge: (a, b) => [...a, ...b].sort((x, y) => x - y),
+};
 
 function aggregator(window: WindowSpec, options: { graceMs?: number; latePolicy?: LatePolicy; retentionMs?: number } = {}) {
   return new WindowedAggregator<number, number>({ window, aggregation: sum, ...options });
@@ -19,8 +23,14 @@ describe('window assignment', () => {
   });
 
   it('hopping: every window that covers the event, oldest first', () => {
-    expect(fixedWindowsFor(hopping(10, 5), 12)).toEqual([{ start: 5, end: 15 }, { start: 10, end: 20 }]);
-    expect(fixedWindowsFor(hopping(10, 5), 10)).toEqual([{ start: 5, end: 15 }, { start: 10, end: 20 }]);
+    expect(fixedWindowsFor(hopping(10, 5), 12)).toEqual([
+      { start: 5, end: 15 },
+      { start: 10, end: 20 },
+    ]);
+    expect(fixedWindowsFor(hopping(10, 5), 10)).toEqual([
+      { start: 5, end: 15 },
+      { start: 10, end: 20 },
+    ]);
     expect(fixedWindowsFor(hopping(30, 10), 35)).toHaveLength(3);
   });
 
@@ -80,7 +90,11 @@ describe('tumbling windows', () => {
     const agg = aggregator(tumbling(10), { latePolicy: 'update', retentionMs: 100 });
     agg.add('a', 3, 1, 3);
     expect(agg.advance(10)).toEqual([{ key: 'a', window: { start: 0, end: 10 }, value: 1, final: true }]);
-    expect(agg.add('a', 4, 5, 30)).toEqual({ updates: [{ key: 'a', window: { start: 0, end: 10 }, value: 6, final: true }], removed: [], lateness: 'updated' });
+    expect(agg.add('a', 4, 5, 30)).toEqual({
+      updates: [{ key: 'a', window: { start: 0, end: 10 }, value: 6, final: true }],
+      removed: [],
+      lateness: 'updated',
+    });
     agg.advance(200);
     expect(agg.add('a', 4, 5, 200).lateness).toBe('dropped');
   });
@@ -89,10 +103,16 @@ describe('tumbling windows', () => {
 describe('hopping windows', () => {
   it('updates every overlapping window and closes them in turn', () => {
     const agg = aggregator(hopping(10, 5));
-    expect(agg.add('a', 7, 1, 7).updates.map((result) => result.window)).toEqual([{ start: 0, end: 10 }, { start: 5, end: 15 }]);
+    expect(agg.add('a', 7, 1, 7).updates.map((result) => result.window)).toEqual([
+      { start: 0, end: 10 },
+      { start: 5, end: 15 },
+    ]);
     agg.add('a', 12, 2, 12);
     expect(agg.advance(12)).toEqual([{ key: 'a', window: { start: 0, end: 10 }, value: 1, final: true }]);
-    expect(agg.windowsOf('a').map((result) => [result.window.start, result.value])).toEqual([[5, 3], [10, 2]]);
+    expect(agg.windowsOf('a').map((result) => [result.window.start, result.value])).toEqual([
+      [5, 3],
+      [10, 2],
+    ]);
   });
 
   it('folds a record into its open windows even when one of its windows has closed', () => {
@@ -120,7 +140,11 @@ describe('sliding windows: the window at t holds (t − size, t]', () => {
     agg.add('a', 10, 1, 10);
     agg.add('a', 14, 1, 14);
     const outcome = agg.add('a', 6, 100, 14);
-    expect(outcome.updates.map((result) => [result.window.end, result.value])).toEqual([[6, 100], [10, 101], [14, 102]]);
+    expect(outcome.updates.map((result) => [result.window.end, result.value])).toEqual([
+      [6, 100],
+      [10, 101],
+      [14, 102],
+    ]);
   });
 
   it('closes windows at end + grace and applies the late policy to records whose window has closed', () => {
@@ -141,7 +165,10 @@ describe('sliding windows: the window at t holds (t − size, t]', () => {
     agg.advance(11);
     const outcome = agg.add('a', 9, 5, 11);
     expect(outcome.lateness).toBe('updated');
-    expect(outcome.updates.map((result) => [result.window.end, result.value, result.final])).toEqual([[9, 5, true], [10, 6, true]]);
+    expect(outcome.updates.map((result) => [result.window.end, result.value, result.final])).toEqual([
+      [9, 5, true],
+      [10, 6, true],
+    ]);
   });
 });
 
@@ -152,7 +179,10 @@ describe('session windows', () => {
     agg.add('a', 3, 2, 3);
     expect(agg.windowsOf('a')).toEqual([{ key: 'a', window: { start: 0, end: 3 }, value: [1, 2], final: false }]);
     agg.add('a', 20, 3, 20);
-    expect(agg.windowsOf('a').map((result) => result.window)).toEqual([{ start: 0, end: 3 }, { start: 20, end: 20 }]);
+    expect(agg.windowsOf('a').map((result) => result.window)).toEqual([
+      { start: 0, end: 3 },
+      { start: 20, end: 20 },
+    ]);
   });
 
   it('bridging two sessions removes both and emits the merged one', () => {
@@ -161,7 +191,10 @@ describe('session windows', () => {
     agg.add('a', 10, 3, 10);
     const outcome = agg.add('a', 5, 2, 10);
     expect(outcome.updates).toEqual([{ key: 'a', window: { start: 0, end: 10 }, value: [1, 2, 3], final: false }]);
-    expect(outcome.removed).toEqual([{ key: 'a', window: { start: 0, end: 0 } }, { key: 'a', window: { start: 10, end: 10 } }]);
+    expect(outcome.removed).toEqual([
+      { key: 'a', window: { start: 0, end: 0 } },
+      { key: 'a', window: { start: 10, end: 10 } },
+    ]);
   });
 
   it('closes a session once the watermark passes its end + gap + grace', () => {
@@ -181,7 +214,11 @@ describe('session windows', () => {
     const update = aggregator(session(5), { latePolicy: 'update', retentionMs: 100 });
     update.add('a', 0, 1, 0);
     update.advance(20);
-    expect(update.add('a', 1, 1, 20)).toEqual({ updates: [{ key: 'a', window: { start: 0, end: 1 }, value: 2, final: true }], removed: [{ key: 'a', window: { start: 0, end: 0 } }], lateness: 'updated' });
+    expect(update.add('a', 1, 1, 20)).toEqual({
+      updates: [{ key: 'a', window: { start: 0, end: 1 }, value: 2, final: true }],
+      removed: [{ key: 'a', window: { start: 0, end: 0 } }],
+      lateness: 'updated',
+    });
   });
 });
 

@@ -160,7 +160,13 @@ export class WindowedAggregator<V, A> {
 
   // ---- tumbling and hopping ----------------------------------------------------------------
 
-  private addFixed(spec: Extract<WindowSpec, { kind: 'tumbling' | 'hopping' }>, key: string, time: number, value: V, watermark: number): AddOutcome<A> {
+  private addFixed(
+    spec: Extract<WindowSpec, { kind: 'tumbling' | 'hopping' }>,
+    key: string,
+    time: number,
+    value: V,
+    watermark: number,
+  ): AddOutcome<A> {
     const byStart = this.windows.get(key) ?? new Map<number, StoredWindow<A>>();
     this.windows.set(key, byStart);
     const updates: WindowResult<A>[] = [];
@@ -224,7 +230,12 @@ export class WindowedAggregator<V, A> {
     for (const end of [...ends].sort((a, b) => a - b)) {
       const closed = closeTime(this.spec, this.slidingWindow(end), this.graceMs) <= watermark;
       if (closed && this.latePolicy !== 'update') continue;
-      updates.push({ key, window: { start: end - sizeMs, end }, value: this.slidingValue(key, end), final: closed || (finalSet?.has(end) ?? false) });
+      updates.push({
+        key,
+        window: { start: end - sizeMs, end },
+        value: this.slidingValue(key, end),
+        final: closed || (finalSet?.has(end) ?? false),
+      });
     }
     if (ownWindowClosed) {
       this.lateCount++;
@@ -248,7 +259,11 @@ export class WindowedAggregator<V, A> {
       this.lateCount++;
       return { updates: [], removed: [], lateness: this.latePolicy === 'dead-letter' ? 'dead-letter' : 'dropped' };
     }
-    let merged: StoredWindow<A> = { window: { start: time, end: time }, value: this.aggregation.add(this.aggregation.init(), value), finalEmitted: false };
+    let merged: StoredWindow<A> = {
+      window: { start: time, end: time },
+      value: this.aggregation.add(this.aggregation.init(), value),
+      finalEmitted: false,
+    };
     for (const stored of touched) {
       byStart.delete(stored.window.start);
       merged = {

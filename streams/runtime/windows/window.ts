@@ -10,10 +10,24 @@ export interface Window {
   readonly end: number;
 }
 
-export interface TumblingWindows { readonly kind: 'tumbling'; readonly sizeMs: number }
-export interface HoppingWindows { readonly kind: 'hopping'; readonly sizeMs: number; readonly advanceMs: number }
-export interface SlidingWindows { readonly kind: 'sliding'; readonly sizeMs: number }
-export interface SessionWindows { readonly kind: 'session'; readonly gapMs: number; readonly maxSpanMs?: number }
+export interface TumblingWindows {
+  readonly kind: 'tumbling';
+  readonly sizeMs: number;
+}
+export interface HoppingWindows {
+  readonly kind: 'hopping';
+  readonly sizeMs: number;
+  readonly advanceMs: number;
+}
+export interface SlidingWindows {
+  readonly kind: 'sliding';
+  readonly sizeMs: number;
+}
+export interface SessionWindows {
+  readonly kind: 'session';
+  readonly gapMs: number;
+  readonly maxSpanMs?: number;
+}
 export type WindowSpec = TumblingWindows | HoppingWindows | SlidingWindows | SessionWindows;
 
 export function tumbling(sizeMs: number): TumblingWindows {
@@ -24,7 +38,8 @@ export function tumbling(sizeMs: number): TumblingWindows {
 export function hopping(sizeMs: number, advanceMs: number): HoppingWindows {
   positive(sizeMs, 'window size');
   positive(advanceMs, 'window advance');
-  if (advanceMs > sizeMs) throw new Error(`hopping advance ${advanceMs} ms exceeds the size ${sizeMs} ms: events would fall between windows`);
+  if (advanceMs > sizeMs)
+    throw new Error(`hopping advance ${advanceMs} ms exceeds the size ${sizeMs} ms: events would fall between windows`);
   return { kind: 'hopping', sizeMs, advanceMs };
 }
 
@@ -75,7 +90,10 @@ export function closeTime(spec: WindowSpec, window: Window, graceMs: number): nu
  * covers (t − size, t]; a tumbling or hopping one [s, t] with s the earliest aligned start whose
  * window [s, s + size) still holds t. `end` is where that window ends.
  */
-export function lookBack(spec: TumblingWindows | HoppingWindows | SlidingWindows, t: number): { readonly start: number; readonly end: number; readonly startInclusive: boolean } {
+export function lookBack(
+  spec: TumblingWindows | HoppingWindows | SlidingWindows,
+  t: number,
+): { readonly start: number; readonly end: number; readonly startInclusive: boolean } {
   if (spec.kind === 'sliding') return { start: t - spec.sizeMs, end: t, startInclusive: false };
   const advance = spec.kind === 'tumbling' ? spec.sizeMs : spec.advanceMs;
   const start = (Math.floor((t - spec.sizeMs) / advance) + 1) * advance;
