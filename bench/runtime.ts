@@ -3,7 +3,8 @@ import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { createMetricsRegistry } from '../common/metrics.js';
-import { AvroSerde, avroType, loadAvsc, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
+import { AvroSerde, avroType, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
+import { transactions } from '../examples/fraud/sources.js';
 import { runStage, type Guarantee } from '../streams/runtime/index.js';
 import { printTable } from './report.js';
 
@@ -23,7 +24,7 @@ export async function main(): Promise<void> {
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-runtime' });
   const rows: Record<string, string | number>[] = [];
   try {
-    const schema = loadAvsc('events.transactions');
+    const schema = transactions.eventsSchema;
     const type = avroType(schema);
     const id = await new RegistryHttpClient(registry.url).register('bench-value', schema);
     const serde = new AvroSerde(registry.url, type);

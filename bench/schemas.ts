@@ -1,7 +1,8 @@
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { startEphemeralKafka } from '../kafka/index.js';
-import { AvroSerde, avroType, loadAvsc, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
+import { AvroSerde, avroType, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
+import { transactions } from '../examples/fraud/sources.js';
 import { printTable } from './report.js';
 
 /**
@@ -18,7 +19,7 @@ export async function main(): Promise<void> {
   const registry = await startSchemaRegistry({ brokers: kafka.brokers, topic: '_schemas', host: '127.0.0.1', port: 0, logger });
   const rows: Record<string, string | number>[] = [];
   try {
-    const schema = loadAvsc('events.transactions') as { fields: { name: string }[] };
+    const schema = transactions.eventsSchema;
     const client = new RegistryHttpClient(registry.url);
     const id = await client.register('events.transactions-value', schema);
     const record = {

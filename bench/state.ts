@@ -128,8 +128,7 @@ async function restore(root: string): Promise<Row> {
     const started = performance.now();
     const stores = await TaskStores.open({
       specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
-      stateDir: path.join(root, 'restore'),
-      groupId: 'bench',
+      dir: path.join(root, 'restore'),
       partition: 0,
       changelogTopic: () => topic,
       kafka,

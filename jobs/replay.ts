@@ -3,6 +3,7 @@ import { avroType, AvroSerde } from '../schemas/index.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
 import { readRanges, resolveRanges, type PartitionRange, type RangeBounds } from '../kafka/topic-range.js';
+import { headersOf, sequenceOf } from '../streams/runtime/index.js';
 
 /**
  * Replay of feature views: reads events.<source> ranges and runs them through the same
@@ -87,7 +88,8 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
             entity,
             eventId: String(value.event_id),
             eventTime,
-            sequence: Number(message.offset),
+            // The arrival order live processing used: the fused pipeline's stamp, else the offset.
+            sequence: sequenceOf({ offset: message.offset, headers: headersOf(message.headers) }),
             value,
           });
           if (result.late.length > 0) lateEvents++;

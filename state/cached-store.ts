@@ -28,6 +28,23 @@ export class CachedBytesStore {
     return this.db.get(key);
   }
 
+  /** Several keys: pending writes answer first, the rest come from RocksDB in one call. */
+  async getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+    const results: (Buffer | undefined)[] = new Array<Buffer | undefined>(keys.length);
+    const fromDb: number[] = [];
+    keys.forEach((key, index) => {
+      const hex = key.toString('hex');
+      const pending = this.dirty.get(hex) ?? this.frozen?.get(hex);
+      if (pending) results[index] = pending.value ?? undefined;
+      else fromDb.push(index);
+    });
+    const stored = await this.db.getMany(fromDb.map((index) => keys[index] as Buffer));
+    fromDb.forEach((index, position) => {
+      results[index] = stored[position];
+    });
+    return results;
+  }
+
   put(key: Buffer, value: Buffer): void {
     const hex = key.toString('hex');
     this.dirty.delete(hex); // re-insert: the changelog keeps the order of last writes

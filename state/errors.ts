@@ -13,3 +13,10 @@ export class ChangelogDecodeError extends SluiceError {
     super('SLUICE_CHANGELOG_DECODE', message, options);
   }
 }
+
+/** A task's state folder is held by a live owner: wait, never wipe it. Retriable. */
+export class TaskLockedError extends SluiceError {
+  constructor(message: string, options: SluiceErrorOptions = {}) {
+    super('SLUICE_TASK_LOCKED', message, { retriable: true, ...options });
+  }
+}

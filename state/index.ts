@@ -4,4 +4,5 @@ export { WindowStore } from './window-store.js';
 export { changelogTopicName } from './changelog.js';
 export { jsonSerde, int64Serde, type Serde } from './serde.js';
 export { RocksDatabase } from './rocksdb.js';
-export { StateStoreError, ChangelogDecodeError } from './errors.js';
+export { StateStoreError, ChangelogDecodeError, TaskLockedError } from './errors.js';
+export { TaskLock, type LockOwner } from './task-lock.js';

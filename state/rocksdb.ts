@@ -15,6 +15,7 @@ interface BindingDatabase {
   open(options: { createIfMissing: boolean; errorIfExists: boolean }, callback: (error?: Error) => void): void;
   close(callback: (error?: Error) => void): void;
   get(key: Buffer, options: { asBuffer: true }, callback: (error: Error | undefined, value?: Buffer) => void): void;
+  getMany(keys: Buffer[], options: { asBuffer: true }, callback: (error: Error | undefined, values?: (Buffer | undefined)[]) => void): void;
   batch(operations: BatchOperation[], options: { sync: boolean }, callback: (error?: Error) => void): void;
   iterator(options: RangeOptions & { keyAsBuffer: true; valueAsBuffer: true }): BindingIterator;
   clear(options: RangeOptions, callback: (error?: Error) => void): void;
@@ -65,6 +66,17 @@ export class RocksDatabase {
   }
 
   /** Writes a batch atomically; `sync` (the default) waits until RocksDB's WAL is on disk. */
+  /** Several keys in one call (one trip to the binding's thread pool); undefined where absent. */
+  async getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length === 0) return [];
+    return new Promise((resolve, reject) => {
+      this.db.getMany(keys, { asBuffer: true }, (error, values) => {
+        if (error) reject(new StateStoreError(`RocksDB getMany failed: ${error.message}`, { cause: error }));
+        else resolve(values ?? []);
+      });
+    });
+  }
+
   async write(operations: BatchOperation[], options: { readonly sync?: boolean } = {}): Promise<void> {
     if (operations.length === 0) return;
     await call((callback) => this.db.batch(operations, { sync: options.sync ?? true }, callback), 'batch write');

@@ -32,6 +32,8 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     store.put('a', 1);
     expect(await store.get('a')).toBe(1);
     expect(await db.get(Buffer.from('a'))).toBeUndefined();
+    store.serializeDirty();
+    expect(await db.get(Buffer.from('a'))).toBeUndefined();
     await bytes.persistNow();
     expect(int64Serde.deserialize((await db.get(Buffer.from('a')))!)).toBe(1);
   });
@@ -40,10 +42,12 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     const bytes = new CachedBytesStore(await database());
     const store = new KeyValueStore(bytes, int64Serde);
     store.put('a', 1);
+    store.serializeDirty();
     await bytes.persistNow();
     store.put('a', 2);
     store.delete('a');
     expect(await store.get('a')).toBeUndefined();
+    store.discardCache();
     bytes.discard();
     expect(await store.get('a')).toBe(1);
   });
@@ -55,6 +59,7 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     store.put('b', 'y');
     store.put('a', 'z');
     store.delete('b');
+    store.serializeDirty();
     expect(bytes.pending().map((change) => [change.key.toString(), change.value?.toString() ?? null])).toEqual([
       ['a', '"z"'],
       ['b', null],
@@ -67,6 +72,7 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     store.put('user:2', 2);
     store.put('user:1', 1);
     store.put('other', 9);
+    store.serializeDirty();
     await bytes.persistNow();
     store.put('user:3', 3);
     store.delete('user:2');

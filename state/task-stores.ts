@@ -4,7 +4,7 @@ import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { CachedBytesStore } from './cached-store.js';
 import { readChangelogPartition } from './changelog.js';
-import { ChangelogDecodeError } from './errors.js';
+import { ChangelogDecodeError, TaskLockedError } from './errors.js';
 import { KeyValueStore } from './key-value-store.js';
 import { RocksDatabase, type BatchOperation } from './rocksdb.js';
 import type { Serde } from './serde.js';
@@ -25,12 +25,10 @@ export interface ChangelogRecord {
 
 export interface TaskStoresOptions {
   readonly specs: readonly StoreSpec[];
-  /** `<stateDir>/<group>/<store>/<partition>` holds each store's RocksDB and checkpoint. */
-  readonly stateDir: string;
-  readonly groupId: string;
+  /** The task's state folder (locked by its owner): `<dir>/<store>/` holds each store's RocksDB and checkpoint. */
+  readonly dir: string;
+  /** The changelog partition (the task's partition number). */
   readonly partition: number;
-  /** The task's folder name under each store: the partition, or `<topic>.<partition>` for stages with several inputs. */
-  readonly taskName?: string;
   readonly changelogTopic: (store: string) => string;
   readonly kafka: Kafka;
   /** Reads a changelog partition from an offset to its end; the Kafka reader by default (tests pass their own). */
@@ -86,6 +84,21 @@ export class TaskStores {
     return store.view as S;
   }
 
+  has(name: string): boolean {
+    return this.stores.has(name);
+  }
+
+  /** Every store by name (interactive queries list them). */
+  get names(): string[] {
+    return [...this.stores.keys()];
+  }
+
+  /** Loads keys of a key-value store into memory with one RocksDB call (the batch's reads then hit memory). */
+  async prefetch(name: string, keys: Iterable<string>): Promise<void> {
+    const store = this.stores.get(name);
+    if (store?.view instanceof KeyValueStore) await store.view.prefetch(keys);
+  }
+
   /**
    * Starts a commit: fixes every store's writes so far (later writes go to the next commit) and
    * returns them as changelog records for this partition, to go into the commit's transaction.
@@ -93,6 +106,7 @@ export class TaskStores {
   freeze(): ChangelogRecord[] {
     const records: ChangelogRecord[] = [];
     for (const store of this.stores.values()) {
+      if (store.view instanceof KeyValueStore) store.view.serializeDirty();
       for (const change of store.bytes.freeze()) {
         const key = store.spec.kind === 'window' ? WindowStore.changelogKey(change.key) : change.key;
         records.push({ topic: store.changelog, partition: this.options.partition, key, value: change.value });
@@ -123,12 +137,18 @@ export class TaskStores {
 
   /** Drops the writes not yet handed to a commit; a commit in flight keeps its own. */
   discardUncommitted(): void {
-    for (const store of this.stores.values()) store.bytes.discardUncommitted();
+    for (const store of this.stores.values()) {
+      if (store.view instanceof KeyValueStore) store.view.discardCache();
+      store.bytes.discardUncommitted();
+    }
   }
 
   /** After an abort: drops every write not in RocksDB (RocksDB holds committed state only). */
   discard(): void {
-    for (const store of this.stores.values()) store.bytes.discard();
+    for (const store of this.stores.values()) {
+      if (store.view instanceof KeyValueStore) store.view.discardCache();
+      store.bytes.discard();
+    }
   }
 
   /**
@@ -197,6 +217,7 @@ export class TaskStores {
 
   async close(): Promise<void> {
     for (const store of this.stores.values()) {
+      if (store.view instanceof KeyValueStore) store.view.discardCache();
       store.bytes.discard();
       await store.bytes.db.close().catch(() => undefined);
     }
@@ -204,7 +225,7 @@ export class TaskStores {
 }
 
 async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<OpenStore> {
-  const dir = path.join(options.stateDir, options.groupId, spec.name, options.taskName ?? String(options.partition));
+  const dir = path.join(options.dir, spec.name);
   const dbDir = path.join(dir, 'rocksdb');
   await fs.mkdir(dir, { recursive: true });
   let checkpoint = await readCheckpoint(dir);
@@ -213,6 +234,8 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
     try {
       db = await RocksDatabase.open(dbDir);
     } catch (error) {
+      // Held by someone else: never corruption. Anything else (a corrupt or half-deleted database) is wiped and restored.
+      if (isLockError(error)) throw new TaskLockedError(`RocksDB ${dbDir} is open in another process`, { cause: error });
       options.logger.warn(
         { err: error, store: spec.name, partition: options.partition },
         'local state is unreadable; restoring from the changelog',
@@ -224,7 +247,12 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
     // No checkpoint (first start, lost disk, unclean state) or a corrupt database: start empty.
     await fs.rm(dbDir, { recursive: true, force: true });
     await fs.rm(path.join(dir, 'checkpoint.json'), { force: true });
-    db = await RocksDatabase.open(dbDir);
+    try {
+      db = await RocksDatabase.open(dbDir);
+    } catch (error) {
+      if (isLockError(error)) throw new TaskLockedError(`RocksDB ${dbDir} is open in another process`, { cause: error });
+      throw error;
+    }
   }
   const bytes = new CachedBytesStore(db);
   const view = spec.kind === 'window' ? new WindowStore(bytes, spec.serde, spec.retentionMs) : new KeyValueStore(bytes, spec.serde);
@@ -257,4 +285,10 @@ async function writeCheckpoint(dir: string, offset: bigint): Promise<void> {
   } finally {
     await folder.close();
   }
+}
+
+/** RocksDB's own LOCK file is held (by another process, or another handle in this one). */
+function isLockError(error: unknown): boolean {
+  const message = error instanceof Error ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ''}` : String(error);
+  return /\block\b/i.test(message) && !/corrupt/i.test(message);
 }

@@ -86,7 +86,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
       entity,
       eventId: String(record.value.event_id),
       eventTime: record.eventTime,
-      sequence: Number(record.offset),
+      sequence: record.sequence,
       value: record.value,
     });
     if (result.duplicate) return [];

@@ -4,13 +4,20 @@ import type { OutputRecord } from './record.js';
 /** Processing guarantees a stage can run under. */
 export type Guarantee = 'exactly_once' | 'at_least_once';
 
+/** Where a task's input partition continues: the offset after the last record committed. */
+export interface InputOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
 /**
- * Makes one input partition's results durable: produces the outputs, then records that input is
- * consumed up to `nextOffset`. Under exactly_once both happen in one Kafka transaction.
+ * Makes one task's results durable: produces the outputs, then records that its inputs are
+ * consumed up to the given offsets. Under exactly_once both happen in one Kafka transaction.
  */
 export interface PartitionCommitter {
   /** Resolves with where each produced batch landed (topic, partition, first offset). */
-  commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<readonly ProducedBatch[]>;
+  commit(outputs: readonly OutputRecord[], offsets: readonly InputOffset[]): Promise<readonly ProducedBatch[]>;
   close(): Promise<void>;
 }
 
@@ -25,8 +32,8 @@ function producedBatches(metadata: readonly RecordMetadata[]): ProducedBatch[] {
 }
 
 export interface CommitterFactory {
-  /** A committer for a partition this instance now owns; under exactly_once this fences zombies. */
-  open(topic: string, partition: number): Promise<PartitionCommitter>;
+  /** A committer for a task this instance now owns; under exactly_once this fences zombies. */
+  open(task: string): Promise<PartitionCommitter>;
   close(): Promise<void>;
 }
 
@@ -61,9 +68,9 @@ export class TransactionalCommitterFactory implements CommitterFactory {
     private readonly transactionTimeoutMs: number,
   ) {}
 
-  async open(topic: string, partition: number): Promise<PartitionCommitter> {
+  async open(task: string): Promise<PartitionCommitter> {
     const producer = this.kafka.producer({
-      transactionalId: `${this.transactionalIdPrefix}${this.groupId}-${topic}-${partition}`,
+      transactionalId: `${this.transactionalIdPrefix}${this.groupId}-${task}`,
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: this.transactionTimeoutMs,
@@ -72,7 +79,7 @@ export class TransactionalCommitterFactory implements CommitterFactory {
       retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 20 },
     });
     await producer.connect();
-    return new TransactionalCommitter(producer, this.groupId, topic, partition);
+    return new TransactionalCommitter(producer, this.groupId);
   }
 
   close(): Promise<void> {
@@ -84,18 +91,13 @@ class TransactionalCommitter implements PartitionCommitter {
   constructor(
     private readonly producer: Producer,
     private readonly groupId: string,
-    private readonly topic: string,
-    private readonly partition: number,
   ) {}
 
-  async commit(outputs: readonly OutputRecord[], nextOffset: string): Promise<readonly ProducedBatch[]> {
+  async commit(outputs: readonly OutputRecord[], offsets: readonly InputOffset[]): Promise<readonly ProducedBatch[]> {
     const transaction = await this.producer.transaction();
     try {
       const metadata = outputs.length > 0 ? await transaction.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 }) : [];
-      await transaction.sendOffsets({
-        consumerGroupId: this.groupId,
-        topics: [{ topic: this.topic, partitions: [{ partition: this.partition, offset: nextOffset }] }],
-      });
+      if (offsets.length > 0) await transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsetsByTopic(offsets) });
       await transaction.commit();
       return producedBatches(metadata);
     } catch (error) {
@@ -123,13 +125,13 @@ export class AtLeastOnceCommitterFactory implements CommitterFactory {
     private readonly consumer: Consumer,
   ) {}
 
-  async open(topic: string, partition: number): Promise<PartitionCommitter> {
+  async open(): Promise<PartitionCommitter> {
     const producer = await this.sharedProducer();
     const consumer = this.consumer;
     return {
-      async commit(outputs, nextOffset) {
+      async commit(outputs, offsets) {
         const metadata = outputs.length > 0 ? await producer.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 }) : [];
-        await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
+        if (offsets.length > 0) await consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
         return producedBatches(metadata);
       },
       close: () => Promise.resolve(),
@@ -153,4 +155,14 @@ export class AtLeastOnceCommitterFactory implements CommitterFactory {
     })();
     return this.connecting;
   }
+}
+
+function offsetsByTopic(offsets: readonly InputOffset[]): { topic: string; partitions: { partition: number; offset: string }[] }[] {
+  const byTopic = new Map<string, { partition: number; offset: string }[]>();
+  for (const { topic, partition, offset } of offsets) {
+    const list = byTopic.get(topic) ?? [];
+    list.push({ partition, offset });
+    byTopic.set(topic, list);
+  }
+  return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
 }

@@ -27,8 +27,27 @@ export interface StreamRecord<V> {
   readonly headers: Headers;
   readonly timestamp: number;
   readonly eventTime: number;
+  /**
+   * Arrival order within the partition: the `sluice.seq` header that fused pipelines stamp on the
+   * records they write (their offsets are unknown while they are processed), else the offset.
+   */
+  readonly sequence: number;
+  /**
+   * Shared by the stages of one task that read this same record, in pipeline order: an upstream
+   * stage leaves what it computed (the features of this very event) for a downstream one.
+   */
+  readonly scratch: Map<string, unknown>;
   /** The bytes as they arrived, for dead letters and pass-through. */
   readonly raw: RawRecord;
+}
+
+/** The header a fused pipeline stamps with a record's arrival sequence in its partition. */
+export const SEQUENCE_HEADER = 'sluice.seq';
+
+/** A record's arrival order: its `sluice.seq` header when present, else its offset. */
+export function sequenceOf(raw: Pick<RawRecord, 'offset' | 'headers'>): number {
+  const stamped = raw.headers[SEQUENCE_HEADER];
+  return stamped === undefined ? Number(raw.offset) : Number(stamped);
 }
 
 /** What a stage produces: already encoded (see the encoders in sink.ts). */

@@ -1,0 +1,554 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Admin, Consumer, EachBatchPayload, Kafka, PartitionMetadata } from 'kafkajs';
+import kafkajs from 'kafkajs';
+import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
+import type { MetricsRegistry } from '../../common/metrics.js';
+import { createKafka, ensureTopics, retryKafka, type TopicSpec } from '../../kafka/index.js';
+import { changelogTopicName, int64Serde, KeyValueStore, TaskLock, TaskStores, WindowStore, type StoreSpec } from '../../state/index.js';
+import { copartitionedAssigner } from './assignor.js';
+import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
+import { StageFailedError } from './errors.js';
+import { stageMetrics } from './metrics.js';
+import { fusedTopics, repartitionTopicName, validatePipeline, type PipelineSpec, type SubTopologySpec } from './pipeline.js';
+import { headersOf, type RawRecord } from './record.js';
+import { RUNTIME_STORE, Task, type TaskHooks } from './task.js';
+import { WatermarkTracker } from './watermarks.js';
+
+// kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
+const { Partitioners, AssignerProtocol } = kafkajs;
+
+export interface StageOptions {
+  readonly brokers: readonly string[];
+  readonly groupId: string;
+  readonly dlqTopic: string;
+  readonly guarantee?: Guarantee;
+  /** Records admitted and not yet committed, at most; input partitions pause at the bound. */
+  readonly maxInFlight?: number;
+  readonly commitMaxRecords?: number;
+  readonly commitIntervalMs?: number;
+  readonly allowedLatenessMs?: number;
+  /** Attempts for a transient failure before the stage gives up. */
+  readonly maxAttempts?: number;
+  readonly retryInitialDelayMs?: number;
+  readonly retryMaxDelayMs?: number;
+  readonly sessionTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  readonly rebalanceTimeoutMs?: number;
+  readonly transactionTimeoutMs?: number;
+  readonly transactionalIdPrefix?: string;
+  /** Most bytes fetched per partition per request. */
+  readonly maxBytesPerPartition?: number;
+  /** Where a new group starts: the earliest offset (default) or only new records. */
+  readonly fromBeginning?: boolean;
+  /** Where tasks keep their state folders (required when a stage has stores). */
+  readonly stateDir?: string;
+  /** Prefix of internal topic names (changelogs, repartition topics): the topology's topic prefix. */
+  readonly topicPrefix?: string;
+  /** How long a fenced task waits for the group before it takes its partition back. */
+  readonly suspendTimeoutMs?: number;
+  readonly metrics: MetricsRegistry;
+  readonly logger: Logger;
+}
+
+export interface StageStatus {
+  readonly stage: string;
+  readonly guarantee: Guarantee;
+  readonly joined: boolean;
+  readonly ready: boolean;
+  readonly failed: boolean;
+  readonly inFlight: number;
+  readonly maxInFlight: number;
+  readonly paused: boolean;
+  readonly assigned: readonly string[];
+  readonly tasks: readonly { readonly id: string; readonly state: string }[];
+  readonly rebalances: number;
+}
+
+export type QueryResult<V> =
+  | { readonly owned: true; readonly partition: number; readonly value: V | undefined }
+  | {
+      readonly owned: false;
+      readonly partition: number;
+      readonly owner: { readonly memberId: string; readonly clientId: string; readonly host: string } | undefined;
+    };
+
+export interface RunningStage {
+  status(): StageStatus;
+  /**
+   * Interactive query: a key's value in a key-value store, if this instance owns the key's task
+   * (the partition of `topic` — by default the first source — the key belongs to); otherwise which
+   * partition and member does. `store` is a stage's store name (qualified as `<stage>.<store>`
+   * when several stages of the pipeline declare one by that name).
+   */
+  query<V>(store: string, key: string, topic?: string): Promise<QueryResult<V>>;
+  /** A key's windows with start in [from, to] from a window store, when this instance owns the key. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the value type of the store it declared
+  windows<V>(
+    store: string,
+    key: string,
+    from: number,
+    to: number,
+  ): Promise<{ owned: boolean; partition: number; windows: { start: number; value: V }[] }>;
+  /** Every entry of a store across the tasks this instance owns. */
+  entries<V>(store: string): Promise<[string, V][]>;
+  /** Finishes in-flight records, commits, leaves the group. */
+  stop(): Promise<void>;
+  /** Resolves when the stage stops; rejects when it fails. */
+  readonly done: Promise<void>;
+}
+
+interface SubTopologyPlan {
+  readonly spec: SubTopologySpec;
+  /** Fused topic → its repartition topic. */
+  readonly repartition: ReadonlyMap<string, string>;
+  /** Store specs of the tasks, qualified `<stage>.<store>`, plus the runtime's own when there are fused topics. */
+  readonly stores: readonly StoreSpec[];
+}
+
+/** Starts a pipeline: joins its consumer group and processes until stopped or failed. */
+export async function runPipeline(spec: PipelineSpec, options: StageOptions): Promise<RunningStage> {
+  validatePipeline(spec);
+  const guarantee = options.guarantee ?? 'exactly_once';
+  const maxInFlight = options.maxInFlight ?? 10_000;
+  const prefix = options.topicPrefix ?? '';
+  const instanceId = randomUUID();
+  const logger = options.logger.child({ stage: spec.name });
+  const metrics = stageMetrics(options.metrics);
+  const labels = { stage: spec.name };
+
+  // ---- the plan: sub-topologies, their internal topics and stores -----------------------------
+  const plans = new Map<string, SubTopologyPlan>();
+  const subOfTopic = new Map<string, SubTopologyPlan>();
+  for (const sub of spec.subtopologies) {
+    const repartition = new Map([...fusedTopics(sub)].map((topic) => [topic, repartitionTopicName(prefix, options.groupId, topic)]));
+    const stores: StoreSpec[] = sub.steps.flatMap((step) =>
+      (step.stage.stores ?? []).map((store) => ({ ...store, name: `${step.stage.name}.${store.name}` })),
+    );
+    if (repartition.size > 0) stores.push({ name: RUNTIME_STORE, kind: 'key-value', serde: int64Serde });
+    const plan: SubTopologyPlan = { spec: sub, repartition, stores };
+    plans.set(sub.name, plan);
+    subOfTopic.set(sub.source, plan);
+    for (const topic of repartition.values()) subOfTopic.set(topic, plan);
+  }
+  const inputTopics = [...subOfTopic.keys()];
+  const taskId = (sub: string, partition: number): string => `${sub}.${partition}`;
+  const taskOfInput = (topic: string, partition: number): string => taskId(subOfTopic.get(topic)?.spec.name ?? topic, partition);
+
+  const kafka: Kafka = createKafka({ brokers: options.brokers, clientId: `sluice-${spec.name}`, logger });
+  const admin: Admin = kafka.admin();
+  const tasks = new Map<string, Task>();
+  const consumer: Consumer = kafka.consumer({
+    groupId: options.groupId,
+    sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+    heartbeatInterval: options.heartbeatIntervalMs ?? 3_000,
+    rebalanceTimeout: options.rebalanceTimeoutMs ?? 60_000,
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+    partitionAssigners: [copartitionedAssigner({ taskOf: taskOfInput }, () => [...tasks.keys()])],
+  });
+  const committers: CommitterFactory =
+    guarantee === 'exactly_once'
+      ? new TransactionalCommitterFactory(
+          kafka,
+          options.groupId,
+          options.transactionalIdPrefix ?? 'sluice-',
+          options.transactionTimeoutMs ?? 60_000,
+        )
+      : new AtLeastOnceCommitterFactory(kafka, consumer);
+  const watermarks = new WatermarkTracker(options.allowedLatenessMs ?? 0);
+  /** Tasks that moved away, still closing: shutdown waits for them, and so does a new task of the same id. */
+  const closing = new Map<string, Promise<void>>();
+  let inFlight = 0;
+  let backpressurePaused = false;
+  let joined = false;
+  let rebalances = 0;
+  let stopping = false;
+  let failure: unknown;
+  let resolveDone!: () => void;
+  let rejectDone!: (error: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => undefined);
+
+  // ---- topic metadata (partition counts) for routing and queries ------------------------------
+  const partitionMetadata = new Map<string, { at: number; partitions: PartitionMetadata[] }>();
+  const partitionsOf = async (topic: string): Promise<PartitionMetadata[]> => {
+    let cached = partitionMetadata.get(topic);
+    if (!cached || cached.at < Date.now() - 5_000) {
+      const metadata = await retryKafka(() => admin.fetchTopicMetadata({ topics: [topic] }));
+      cached = { at: Date.now(), partitions: metadata.topics[0]?.partitions ?? [] };
+      partitionMetadata.set(topic, cached);
+    }
+    return cached.partitions;
+  };
+  const partitioner = Partitioners.DefaultPartitioner();
+  /** The producers' partitioner (murmur2, as Kafka's Java client) over known metadata: synchronous for the hot path. */
+  const partitionOfKey = (topic: string, key: string | Buffer | null): number => {
+    const partitions = partitionMetadata.get(topic)?.partitions;
+    if (!partitions) throw new StageFailedError(`no partition metadata for ${topic}`);
+    return partitioner({ topic, partitionMetadata: partitions, message: { key, value: null } });
+  };
+
+  // ---- inputs: the consumer group -------------------------------------------------------------
+
+  const updateBackpressure = (): void => {
+    metrics.inFlight.set(labels, inFlight);
+    // Pause everything at the bound; resume once half drained (hysteresis avoids flapping).
+    if (!backpressurePaused && inFlight >= maxInFlight) {
+      backpressurePaused = true;
+      pauseState();
+    } else if (backpressurePaused && inFlight <= maxInFlight / 2) {
+      backpressurePaused = false;
+      pauseState();
+    }
+  };
+
+  /** Pauses input partitions under backpressure or of tasks not running, resumes the others. */
+  const pauseState = (): void => {
+    let paused = 0;
+    const pausedNow = consumer.paused();
+    for (const task of tasks.values()) {
+      const partition = Number(task.id.slice(task.id.lastIndexOf('.') + 1));
+      const shouldPause = backpressurePaused || !task.accepting;
+      for (const topic of task.inputs) {
+        const isPaused = pausedNow.some((entry) => entry.topic === topic && entry.partitions.includes(partition));
+        if (shouldPause && !isPaused) consumer.pause([{ topic, partitions: [partition] }]);
+        if (!shouldPause && isPaused) consumer.resume([{ topic, partitions: [partition] }]);
+        if (shouldPause) paused++;
+      }
+    }
+    metrics.pausedPartitions.set(labels, paused);
+  };
+
+  const committedOffsets = async (topic: string, partition: number): Promise<string> => {
+    const offsets = await admin.fetchOffsets({ groupId: options.groupId, topics: [topic] });
+    return offsets.find((entry) => entry.topic === topic)?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+  };
+
+  const fail = (error: unknown): void => {
+    if (failure !== undefined || stopping) return;
+    failure = error;
+    logger.error({ err: error }, `stage failed: ${errorMessage(error)}`);
+    void shutdown().then(
+      () => rejectDone(error),
+      () => rejectDone(error),
+    );
+  };
+
+  const requireStateDir = (): string => {
+    if (!options.stateDir) throw new StageFailedError(`pipeline ${spec.name} has state stores but no stateDir`);
+    return options.stateDir;
+  };
+
+  const createTask = (plan: SubTopologyPlan, partition: number): Task => {
+    const id = taskId(plan.spec.name, partition);
+    const taskLogger = logger.child({ task: id });
+    const stateful = plan.stores.length > 0;
+    const dir = stateful ? path.join(requireStateDir(), options.groupId, id) : '';
+    const hooks: TaskHooks = {
+      onAdmitted: (count) => {
+        inFlight += count;
+        updateBackpressure();
+      },
+      onReleased: (count) => {
+        inFlight -= count;
+        updateBackpressure();
+      },
+      onCommitted: (summary) => {
+        metrics.transactions.inc({ ...labels, outcome: 'commit' });
+        metrics.commitSeconds.observe(labels, summary.seconds);
+        for (const [topic, count] of summary.outputsByTopic) metrics.recordsOut.inc({ ...labels, topic }, count);
+      },
+      onCommitFailed: () => metrics.transactions.inc({ ...labels, outcome: 'abort' }),
+      onRecordFailed: (stage, topic, reason) => {
+        metrics.errors.inc({ stage, reason });
+        metrics.deadLetters.inc({ stage, topic, reason });
+      },
+      onRetry: (stage, reason) => metrics.retries.inc({ stage, reason }),
+      onFatal: fail,
+      onStateChange: pauseState,
+      onReset: () => {
+        for (const step of plan.spec.steps) for (const input of task.inputs) step.stage.onPartitionReset?.(input, partition);
+        for (const input of task.inputs) watermarks.remove(`${id}:${input}`);
+      },
+    };
+    const task: Task = new Task({
+      id,
+      subtopology: plan.spec,
+      partition,
+      repartition: plan.repartition,
+      committers,
+      ...(stateful
+        ? {
+            lock: () => TaskLock.acquire(dir, id, { instanceId }),
+            openStores: () =>
+              TaskStores.open({
+                specs: plan.stores,
+                dir,
+                partition,
+                changelogTopic: (store) => changelogTopicName(prefix, options.groupId, store, plan.spec.name),
+                kafka,
+                logger: taskLogger,
+                onRestored: (store, records, seconds) => {
+                  metrics.restoredRecords.inc({ ...labels, store }, records);
+                  metrics.restoreSeconds.observe({ ...labels, store }, seconds);
+                },
+                onSkipped: (store) => metrics.changelogSkipped.inc({ ...labels, store }),
+              }),
+          }
+        : {}),
+      committedOffset: (topic) => committedOffsets(topic, partition),
+      endOffset: async (topic) => {
+        const offsets = await admin.fetchTopicOffsets(topic);
+        return BigInt(offsets.find((entry) => entry.partition === partition)?.high ?? '0');
+      },
+      seek: (topic, offset) => consumer.seek({ topic, partition, offset }),
+      partitionOf: partitionOfKey,
+      dlqTopic: options.dlqTopic,
+      commitMaxRecords: options.commitMaxRecords ?? 5_000,
+      commitIntervalMs: options.commitIntervalMs ?? 100,
+      maxAttempts: options.maxAttempts ?? 8,
+      retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
+      retryMaxDelayMs: options.retryMaxDelayMs ?? 10_000,
+      suspendTimeoutMs: options.suspendTimeoutMs ?? 30_000,
+      logger: taskLogger,
+      observeEventTime: (input, eventTime) => watermarks.observe(`${id}:${input}`, eventTime),
+      watermark: (input) => watermarks.partitionWatermark(`${id}:${input}`),
+      hooks,
+    });
+    return task;
+  };
+
+  /** Moves tasks to the new assignment: closes lost ones, starts new ones, resumes kept ones. */
+  const reconcile = (assignment: Record<string, number[]>): void => {
+    const wanted = new Map<string, { plan: SubTopologyPlan; partition: number }>();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      const plan = subOfTopic.get(topic);
+      if (!plan) continue;
+      for (const partition of partitions) wanted.set(taskId(plan.spec.name, partition), { plan, partition });
+    }
+    for (const [id, task] of tasks) {
+      if (wanted.has(id)) continue;
+      tasks.delete(id);
+      const closed = task.close();
+      closing.set(id, closed);
+      void closed.finally(() => {
+        if (closing.get(id) === closed) closing.delete(id);
+      });
+    }
+    for (const [id, { plan, partition }] of wanted) {
+      const existing = tasks.get(id);
+      if (existing) {
+        // Fenced earlier, and the group still says it is ours: take it back.
+        if (existing.suspended) {
+          void existing.resume();
+          continue;
+        }
+        // The group re-read committed offsets; continue after what we already admitted.
+        if (existing.accepting) {
+          for (const topic of existing.inputs) {
+            const resume = existing.resumeOffset(topic);
+            if (resume !== undefined) consumer.seek({ topic, partition, offset: resume });
+          }
+        }
+        continue;
+      }
+      const task = createTask(plan, partition);
+      tasks.set(id, task);
+      // The task's previous incarnation here (moved away and back) releases its state folder first.
+      void (closing.get(id) ?? Promise.resolve()).then(() => task.start());
+    }
+    metrics.assignedPartitions.set(labels, tasks.size);
+    pauseState();
+  };
+
+  const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
+    const { batch } = payload;
+    const task = tasks.get(taskOfInput(batch.topic, batch.partition));
+    if (!task?.accepting || payload.isStale() || stopping) return;
+    metrics.consumerLag.set({ ...labels, topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+    let capacity = maxInFlight - inFlight;
+    let consumedUpTo: string | undefined;
+    const admitted: RawRecord[] = [];
+    for (const message of batch.messages) {
+      if (task.isDuplicate(batch.topic, message.offset)) {
+        consumedUpTo = message.offset;
+        continue;
+      }
+      if (capacity <= 0) break;
+      admitted.push({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: message.offset,
+        key: message.key,
+        value: message.value,
+        headers: headersOf(message.headers),
+        timestamp: Number(message.timestamp),
+      });
+      capacity--;
+      consumedUpTo = message.offset;
+    }
+    task.admit(batch.topic, admitted);
+    if (admitted.length > 0) metrics.recordsIn.inc({ ...labels, topic: batch.topic }, admitted.length);
+    // The rest of the batch (beyond capacity) is fetched again once partitions resume.
+    if (consumedUpTo !== undefined) payload.resolveOffset(consumedUpTo);
+    await Promise.resolve();
+  };
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    joined = true;
+    rebalances++;
+    if (rebalances > 1) metrics.rebalances.inc(labels);
+    logger.info({ assignment: payload.memberAssignment, generation: rebalances }, 'joined the consumer group');
+    reconcile(payload.memberAssignment);
+  });
+  consumer.on(consumer.events.REBALANCING, () => {
+    joined = false;
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) fail(new StageFailedError(`the consumer crashed: ${errorMessage(payload.error)}`, { cause: payload.error }));
+  });
+
+  async function shutdown(): Promise<void> {
+    stopping = true;
+    const drained = await Promise.all([...tasks.values()].map((task) => task.drain(10_000)));
+    if (drained.some((ok) => !ok)) logger.warn('some in-flight records were not committed before stopping; they will be processed again');
+    await consumer.disconnect().catch(() => undefined);
+    await Promise.all([...tasks.values()].map((task) => task.close()));
+    await Promise.all(closing.values());
+    tasks.clear();
+    await committers.close();
+    await admin.disconnect().catch(() => undefined);
+  }
+
+  await retryKafka(() => admin.connect());
+  // Internal topics: changelogs (compacted) and repartition topics, partitioned like their source.
+  const internal: TopicSpec[] = [];
+  for (const plan of plans.values()) {
+    const partitions = (await partitionsOf(plan.spec.source)).length;
+    if (partitions === 0) throw new StageFailedError(`the source topic ${plan.spec.source} of ${spec.name} does not exist`);
+    for (const store of plan.stores) {
+      internal.push({
+        name: changelogTopicName(prefix, options.groupId, store.name, plan.spec.name),
+        partitions,
+        config: changelogConfig(store),
+      });
+    }
+    for (const [fused, repartition] of plan.repartition) {
+      const fusedPartitions = (await partitionsOf(fused)).length;
+      if (fusedPartitions !== partitions) {
+        throw new StageFailedError(
+          `${fused} has ${fusedPartitions} partitions but ${plan.spec.source} has ${partitions}: a fused pipeline needs co-partitioned topics`,
+        );
+      }
+      internal.push({ name: repartition, partitions, config: { 'retention.ms': String(7 * 86_400_000) } });
+    }
+  }
+  if (internal.length > 0) await retryKafka(() => ensureTopics(admin, internal, logger));
+  for (const topic of inputTopics) await partitionsOf(topic);
+  await retryKafka(() => consumer.connect());
+  for (const topic of inputTopics) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
+  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+  logger.info({ inputs: inputTopics, guarantee, groupId: options.groupId, maxInFlight }, 'stage started');
+
+  // ---- interactive queries --------------------------------------------------------------------
+
+  const planForTopic = (topic: string | undefined): SubTopologyPlan => {
+    const plan =
+      topic === undefined
+        ? plans.values().next().value
+        : [...plans.values()].find(
+            (candidate) => candidate.spec.source === topic || candidate.spec.steps.some((step) => step.input === topic),
+          );
+    if (!plan) throw new StageFailedError(`pipeline ${spec.name} does not read ${topic ?? 'anything'}`);
+    return plan;
+  };
+  const qualify = (plan: SubTopologyPlan, store: string): string => {
+    if (plan.stores.some((candidate) => candidate.name === store)) return store;
+    const matches = plan.stores.filter((candidate) => candidate.name.endsWith(`.${store}`));
+    if (matches.length !== 1)
+      throw new StageFailedError(
+        `no single store named ${store} in ${plan.spec.name}: ${plan.stores.map((candidate) => candidate.name).join(', ')}`,
+      );
+    return matches[0]?.name ?? store;
+  };
+  const locate = async (store: string, key: string, topic: string | undefined) => {
+    const plan = planForTopic(topic);
+    const routed = topic ?? plan.spec.source;
+    const partition = partitioner({ topic: routed, partitionMetadata: await partitionsOf(routed), message: { key, value: null } });
+    return { plan, partition, stores: tasks.get(taskId(plan.spec.name, partition))?.taskStores, name: qualify(plan, store) };
+  };
+
+  return {
+    done,
+    async query<V>(store: string, entityKey: string, topic?: string): Promise<QueryResult<V>> {
+      const { plan, partition, stores, name } = await locate(store, entityKey, topic);
+      if (stores) return { owned: true, partition, value: await stores.store<KeyValueStore<V>>(name).get(entityKey) };
+      const described = await admin.describeGroups([options.groupId]);
+      const owner = described.groups[0]?.members.find((member) => {
+        const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
+        return assignment?.assignment[plan.spec.source]?.includes(partition) ?? false;
+      });
+      return {
+        owned: false,
+        partition,
+        owner: owner ? { memberId: owner.memberId, clientId: owner.clientId, host: owner.clientHost } : undefined,
+      };
+    },
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- see RunningStage.windows
+    async windows<V>(store: string, entityKey: string, from: number, to: number) {
+      const { partition, stores, name } = await locate(store, entityKey, undefined);
+      if (!stores) return { owned: false, partition, windows: [] };
+      return { owned: true, partition, windows: await stores.store<WindowStore<V>>(name).fetch(entityKey, from, to) };
+    },
+    async entries<V>(store: string): Promise<[string, V][]> {
+      const all: [string, V][] = [];
+      for (const task of tasks.values()) {
+        const stores = task.taskStores;
+        if (!stores) continue;
+        const name = stores.names.find((candidate) => candidate === store || candidate.endsWith(`.${store}`));
+        if (name) all.push(...(await stores.store<KeyValueStore<V>>(name).range()));
+      }
+      return all;
+    },
+    status: () => ({
+      stage: spec.name,
+      guarantee,
+      joined,
+      ready: joined && failure === undefined && [...tasks.values()].every((task) => task.status === 'running'),
+      failed: failure !== undefined,
+      inFlight,
+      maxInFlight,
+      paused: backpressurePaused,
+      assigned: [...tasks.values()].flatMap((task) =>
+        task.inputs.map((topic) => `${topic}:${task.id.slice(task.id.lastIndexOf('.') + 1)}`),
+      ),
+      tasks: [...tasks.values()].map((task) => ({ id: task.id, state: task.status })),
+      rebalances: Math.max(0, rebalances - 1),
+    }),
+    async stop() {
+      if (stopping) return done.catch(() => undefined);
+      await shutdown();
+      logger.info('stage stopped');
+      resolveDone();
+      return undefined;
+    },
+  };
+}
+
+/** Key-value changelogs are compacted; window changelogs also expire after the store's retention. */
+function changelogConfig(store: StoreSpec): Record<string, string> {
+  // A commit's changelog batch can hold many large values (entity histories): allow 16 MiB batches.
+  const size = { 'max.message.bytes': String(16 * 1024 * 1024) };
+  if (store.kind === 'window')
+    return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000), ...size };
+  return { 'cleanup.policy': 'compact', ...size };
+}

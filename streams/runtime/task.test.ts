@@ -1,0 +1,434 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../common/logger.js';
+import { int64Serde, KeyValueStore, RocksDatabase, TaskStores } from '../../state/index.js';
+import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch } from './committer.js';
+import type { StageDefinition } from './definition.js';
+import { ValidationError } from './errors.js';
+import type { SubTopologySpec } from './pipeline.js';
+import { SEQUENCE_HEADER, type OutputRecord, type RawRecord } from './record.js';
+import { canTransition, Task, type TaskOptions } from './task.js';
+
+const raw = (offset: number, topic = 'in', value = `v${offset}`): RawRecord => ({
+  topic,
+  partition: 0,
+  offset: String(offset),
+  key: Buffer.from(`k${offset}`),
+  value: Buffer.from(value),
+  headers: {},
+  timestamp: offset,
+});
+
+/** A stage that maps each record to one output on `out` (value + ":mapped"). */
+function mapStage(overrides: Partial<StageDefinition<string>> = {}): StageDefinition<string> {
+  return {
+    name: 'map',
+    inputs: ['in'],
+    decode: (record) => record.value?.toString() ?? '',
+    process: (record) => [{ topic: 'out', key: record.key, value: Buffer.from(`${record.value}:mapped`) }],
+    ...overrides,
+  };
+}
+
+interface Commit {
+  readonly outputs: readonly OutputRecord[];
+  readonly offsets: readonly InputOffset[];
+}
+
+/** A committer that records commits in memory and fails the ones it is told to (1-based attempts). */
+function memoryCommitters(failures: number[] = [], failure: () => Error = () => new Error('commit failed')) {
+  const commits: Commit[] = [];
+  let opened = 0;
+  let attempt = 0;
+  const factory: CommitterFactory = {
+    open: () => {
+      opened++;
+      const committer: PartitionCommitter = {
+        commit: (outputs, offsets) => {
+          attempt++;
+          if (failures.includes(attempt)) return Promise.reject(failure());
+          commits.push({ outputs, offsets });
+          const produced: ProducedBatch[] = [];
+          for (const topic of new Set(outputs.filter((output) => output.topic.endsWith('-changelog')).map((output) => output.topic))) {
+            produced.push({ topic, partition: 0, baseOffset: 0n });
+          }
+          return Promise.resolve(produced);
+        },
+        close: () => Promise.resolve(),
+      };
+      return Promise.resolve(committer);
+    },
+    close: () => Promise.resolve(),
+  };
+  return { factory, commits, opened: () => opened };
+}
+
+function task(committers: CommitterFactory, overrides: Partial<TaskOptions> = {}, steps?: SubTopologySpec['steps']) {
+  const events = { admitted: 0, released: 0, seeks: [] as string[], resets: 0, fatal: [] as unknown[], deadLetters: 0 };
+  const subtopology: SubTopologySpec = { name: 's', source: 'in', steps: steps ?? [{ stage: mapStage(), input: 'in' }] };
+  const partitionTask = new Task({
+    id: 's.0',
+    subtopology,
+    partition: 0,
+    repartition: new Map(),
+    committers,
+    committedOffset: () => Promise.resolve('10'),
+    endOffset: () => Promise.resolve(0n),
+    seek: (topic, offset) => events.seeks.push(`${topic}@${offset}`),
+    partitionOf: () => 0,
+    dlqTopic: 'dlq',
+    commitMaxRecords: 3,
+    commitIntervalMs: 5,
+    maxAttempts: 3,
+    retryInitialDelayMs: 1,
+    retryMaxDelayMs: 2,
+    suspendTimeoutMs: 60_000,
+    logger: silentLogger(),
+    observeEventTime: () => undefined,
+    watermark: () => Number.NEGATIVE_INFINITY,
+    hooks: {
+      onAdmitted: (count) => (events.admitted += count),
+      onReleased: (count) => (events.released += count),
+      onCommitted: () => undefined,
+      onCommitFailed: () => undefined,
+      onRecordFailed: () => events.deadLetters++,
+      onRetry: () => undefined,
+      onFatal: (error) => events.fatal.push(error),
+      onStateChange: () => undefined,
+      onReset: () => events.resets++,
+    },
+    ...overrides,
+  });
+  return { partitionTask, events };
+}
+
+const settle = (ms = 40) => new Promise((resolve) => setTimeout(resolve, ms));
+const values = (commit: Commit | undefined, topic: string) =>
+  (commit?.outputs ?? []).filter((output) => output.topic === topic).map((output) => output.value?.toString());
+
+describe('Task state machine', () => {
+  it('allows only the documented transitions', () => {
+    expect(canTransition('created', 'restoring')).toBe(true);
+    expect(canTransition('restoring', 'running')).toBe(true);
+    expect(canTransition('running', 'suspended')).toBe(true);
+    expect(canTransition('suspended', 'restoring')).toBe(true);
+    expect(canTransition('closed', 'running')).toBe(false);
+    expect(canTransition('created', 'running')).toBe(false);
+    expect(canTransition('suspended', 'running')).toBe(false);
+    expect(canTransition('closing', 'running')).toBe(false);
+  });
+});
+
+describe('Task', () => {
+  it('opens its committer, then seeks to the committed offset before taking records', async () => {
+    const { factory } = memoryCommitters();
+    const { partitionTask, events } = task(factory);
+    expect(partitionTask.accepting).toBe(false);
+    await partitionTask.start();
+    expect(partitionTask.accepting).toBe(true);
+    expect(events.seeks).toEqual(['in@10']);
+    expect(partitionTask.isDuplicate('in', '9')).toBe(true);
+    expect(partitionTask.isDuplicate('in', '10')).toBe(false);
+  });
+
+  it('commits whole chunks by count and by time, with the offset after the last record', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11, 12, 13].map((offset) => raw(offset)),
+    );
+    partitionTask.admit(
+      'in',
+      [14].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(commits.map((commit) => commit.offsets)).toEqual([
+      [{ topic: 'in', partition: 0, offset: '14' }],
+      [{ topic: 'in', partition: 0, offset: '15' }],
+    ]);
+    expect(values(commits[0], 'out')).toEqual(['v10:mapped', 'v11:mapped', 'v12:mapped', 'v13:mapped']);
+    expect(events.released).toBe(5);
+    expect(partitionTask.inFlight).toBe(0);
+  });
+
+  it('after a failed commit, drops uncommitted work, opens a new committer and seeks back', async () => {
+    const { factory, commits, opened } = memoryCommitters([1]);
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11, 12].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(commits).toEqual([]);
+    expect(opened()).toBe(2);
+    expect(events.seeks).toEqual(['in@10', 'in@10']);
+    expect(partitionTask.inFlight).toBe(0);
+    partitionTask.admit(
+      'in',
+      [10, 11, 12].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(commits.map((commit) => commit.offsets[0]?.offset)).toEqual(['13']);
+    expect(events.fatal).toEqual([]);
+  });
+
+  it('after a failed first commit with nothing committed yet, seeks back to the first record it took', async () => {
+    const { factory, commits } = memoryCommitters([1]);
+    const { partitionTask, events } = task(factory, { committedOffset: () => Promise.resolve('-1') });
+    await partitionTask.start();
+    expect(events.seeks).toEqual([]);
+    partitionTask.admit(
+      'in',
+      [5, 6, 7].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(commits).toEqual([]);
+    expect(events.seeks).toEqual(['in@5']);
+    expect(partitionTask.isDuplicate('in', '5')).toBe(false);
+  });
+
+  it('when fenced by a new owner, drops its work and waits for the group instead of fencing back', async () => {
+    const fenced = () =>
+      Object.assign(new Error('Producer attempted an operation with an old epoch'), { type: 'INVALID_PRODUCER_EPOCH', retriable: false });
+    const { factory, opened, commits } = memoryCommitters([1], fenced);
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11, 12].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(partitionTask.suspended).toBe(true);
+    expect(partitionTask.accepting).toBe(false);
+    expect(opened()).toBe(1);
+    expect(partitionTask.inFlight).toBe(0);
+    await partitionTask.resume();
+    expect(opened()).toBe(2);
+    expect(partitionTask.accepting).toBe(true);
+    expect(events.seeks).toEqual(['in@10', 'in@10']);
+    expect(commits).toEqual([]);
+    expect(events.fatal).toEqual([]);
+  });
+
+  it('stops the stage when commits keep failing', async () => {
+    const { factory } = memoryCommitters([1, 2, 3, 4, 5]);
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    for (let round = 0; round < 5; round++) {
+      partitionTask.admit(
+        'in',
+        [10, 11, 12].map((offset) => raw(offset)),
+      );
+      await settle();
+    }
+    expect(events.fatal).toHaveLength(1);
+    expect(String(events.fatal[0])).toMatch(/5 commits of task s\.0 failed in a row/);
+  });
+
+  it('dead-letters a record whose processing fails for good, and retries a transient failure', async () => {
+    const { factory, commits } = memoryCommitters();
+    let transient = 1;
+    const stage = mapStage({
+      process: (record) => {
+        if (record.value === 'bad') throw new ValidationError('RANGE', 'amount', 'amount out of range');
+        if (record.value === 'flaky' && transient-- > 0) throw Object.assign(new Error('leader moved'), { retriable: true });
+        return [{ topic: 'out', key: record.key, value: Buffer.from(record.value) }];
+      },
+    });
+    const { partitionTask, events } = task(factory, {}, [{ stage, input: 'in' }]);
+    await partitionTask.start();
+    partitionTask.admit('in', [raw(10, 'in', 'bad'), raw(11, 'in', 'flaky'), raw(12, 'in', 'ok')]);
+    await settle();
+    expect(values(commits[0], 'out')).toEqual(['flaky', 'ok']);
+    expect(
+      commits[0]?.outputs.filter((output) => output.topic === 'dlq').map((output) => output.headers?.['sluice.dlq.error.code']),
+    ).toEqual(['SLUICE_VALIDATION_RANGE']);
+    expect(events.deadLetters).toBe(1);
+    expect(events.fatal).toEqual([]);
+  });
+
+  it('drops everything uncommitted when closed', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask, events } = task(factory, { commitMaxRecords: 100, commitIntervalMs: 1_000 });
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11].map((offset) => raw(offset)),
+    );
+    await settle();
+    await partitionTask.close();
+    expect(commits).toEqual([]);
+    expect(events.released).toBe(2);
+    expect(partitionTask.status).toBe('closed');
+  });
+});
+
+describe('Task in a fused sub-topology', () => {
+  /** Step 1 (ingest-like) writes `mid`; step 2 reads `mid` and writes `out`. */
+  const upstream = mapStage({
+    name: 'up',
+    process: (record) => [{ topic: 'mid', key: record.key, value: Buffer.from(`${record.value}>mid`) }],
+  });
+  const downstream: StageDefinition<string> = {
+    name: 'down',
+    inputs: ['mid'],
+    decode: (record) => record.value?.toString() ?? '',
+    process: (record) => [{ topic: 'out', key: record.key, value: Buffer.from(`${record.value}>out#${record.sequence}`) }],
+  };
+  const steps = [
+    { stage: upstream, input: 'in' },
+    { stage: downstream, input: 'mid' },
+  ];
+
+  it('hands a record to the next step in memory, stamped with its arrival sequence, and still writes it', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask } = task(
+      factory,
+      { repartition: new Map([['mid', 'mid-repartition']]), endOffset: () => Promise.resolve(100n) },
+      steps,
+    );
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11].map((offset) => raw(offset)),
+    );
+    await settle();
+    const outputs = commits.flatMap((commit) => commit.outputs);
+    expect(
+      outputs.filter((output) => output.topic === 'mid').map((output) => [output.partition, output.headers?.[SEQUENCE_HEADER]]),
+    ).toEqual([
+      [0, '100'],
+      [0, '101'],
+    ]);
+    expect(values(commits[0], 'out')).toEqual(['v10>mid>out#100', 'v11>mid>out#101']);
+  });
+
+  it('routes a record of another partition through the repartition topic, and the owner resumes it', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask } = task(factory, { repartition: new Map([['mid', 'mid-repartition']]), partitionOf: () => 3 }, steps);
+    await partitionTask.start();
+    partitionTask.admit('in', [raw(10)]);
+    await settle();
+    const outputs = commits.flatMap((commit) => commit.outputs);
+    expect(outputs.map((output) => [output.topic, output.partition])).toEqual([['mid-repartition', 3]]);
+
+    // The owner of partition 3 (here: a task of partition 0 reading its repartition input) writes and continues.
+    const owner = memoryCommitters();
+    const { partitionTask: ownerTask } = task(owner.factory, { repartition: new Map([['mid', 'mid-repartition']]) }, steps);
+    await ownerTask.start();
+    ownerTask.admit('mid-repartition', [raw(0, 'mid-repartition', 'v10>mid')]);
+    await settle();
+    const written = owner.commits.flatMap((commit) => commit.outputs);
+    expect(written.map((output) => [output.topic, output.value?.toString()])).toEqual([
+      ['mid', 'v10>mid'],
+      ['out', 'v10>mid>out#0'],
+    ]);
+    expect(owner.commits[0]?.offsets).toEqual([{ topic: 'mid-repartition', partition: 0, offset: '1' }]);
+  });
+});
+
+describe('Task with real RocksDB stores', () => {
+  async function storesIn(root: string) {
+    return TaskStores.open({
+      specs: [{ name: 'count.counts', kind: 'key-value', serde: int64Serde }],
+      dir: root,
+      partition: 0,
+      changelogTopic: () => 'counts-changelog',
+      kafka: undefined as never,
+      // The changelog is empty: everything the store holds comes from this task's own commits.
+      readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
+      logger: silentLogger(),
+    });
+  }
+  const counter = (gate?: () => Promise<void>): StageDefinition<string> => ({
+    name: 'count',
+    inputs: ['in'],
+    decode: (record) => record.value?.toString() ?? '',
+    stores: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
+    process: async (record, context) => {
+      const counts = context.store<KeyValueStore<number>>('counts');
+      counts.put('k', ((await counts.get('k')) ?? 0) + 1);
+      await gate?.();
+      return [{ topic: 'out', key: null, value: Buffer.from(record.value) }];
+    },
+  });
+
+  it('keeps committed state when the task is closed while its commit is in flight', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
+    let releaseCommit!: () => void;
+    let started = 0;
+    const committers: CommitterFactory = {
+      open: () =>
+        Promise.resolve({
+          commit: (outputs) => {
+            started++;
+            const changelog = outputs.filter((output) => output.topic === 'counts-changelog').length;
+            return new Promise<readonly ProducedBatch[]>((resolve) => {
+              releaseCommit = () => resolve(changelog > 0 ? [{ topic: 'counts-changelog', partition: 0, baseOffset: 0n }] : []);
+            });
+          },
+          close: () => Promise.resolve(),
+        }),
+      close: () => Promise.resolve(),
+    };
+    const { partitionTask } = task(committers, { openStores: () => storesIn(root), commitMaxRecords: 2, commitIntervalMs: 10_000 }, [
+      { stage: counter(), input: 'in' },
+    ]);
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(started).toBe(1);
+    // Revoked now: one more record is processed but never committed, and the commit is still in flight.
+    partitionTask.admit('in', [raw(12)]);
+    await settle(10);
+    const closed = partitionTask.close();
+    releaseCommit();
+    await closed;
+
+    const db = await RocksDatabase.open(path.join(root, 'count.counts', 'rocksdb'));
+    const value = await db.get(Buffer.from('k'));
+    await db.close();
+    const checkpoint = JSON.parse(await fs.readFile(path.join(root, 'count.counts', 'checkpoint.json'), 'utf8')) as { offset: string };
+    await fs.rm(root, { recursive: true, force: true });
+    expect(value && int64Serde.deserialize(value)).toBe(2);
+    expect(checkpoint.offset).toBe('1');
+  });
+
+  it('never freezes state in the middle of a chunk: a commit holds the writes of exactly the records it commits', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
+    const { factory, commits } = memoryCommitters();
+    // Each record waits a little while the commit timer (1 ms) fires.
+    const slow = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+    const { partitionTask } = task(factory, { openStores: () => storesIn(root), commitMaxRecords: 1_000, commitIntervalMs: 1 }, [
+      { stage: counter(slow), input: 'in' },
+    ]);
+    await partitionTask.start();
+    partitionTask.admit(
+      'in',
+      [10, 11, 12, 13].map((offset) => raw(offset)),
+    );
+    partitionTask.admit(
+      'in',
+      [14, 15].map((offset) => raw(offset)),
+    );
+    await settle(200);
+    await partitionTask.close();
+    await fs.rm(root, { recursive: true, force: true });
+    // The counter's changelog value in each commit equals the records committed so far.
+    let committed = 0;
+    for (const commit of commits) {
+      committed += commit.outputs.filter((output) => output.topic === 'out').length;
+      const changelog = commit.outputs.filter((output) => output.topic === 'counts-changelog');
+      expect(changelog.map((record) => (record.value ? int64Serde.deserialize(record.value) : null))).toEqual([committed]);
+    }
+    expect(committed).toBe(6);
+  });
+});

@@ -1,0 +1,788 @@
+import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
+import { backoffDelay, sleep } from '../../common/retry.js';
+import { isRetriableKafkaError, retryKafka } from '../../kafka/index.js';
+import type { KeyValueStore, TaskLock, TaskStores } from '../../state/index.js';
+import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch } from './committer.js';
+import { deadLetter } from './dead-letter.js';
+import { collectOutputs, type TaskContext } from './definition.js';
+import { isRetriable, reasonOf, StageFailedError } from './errors.js';
+import type { StepSpec, SubTopologySpec } from './pipeline.js';
+import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type StreamRecord } from './record.js';
+
+/**
+ * A task: one partition number of one sub-topology, owned by this instance — its input
+ * partitions (the source's and the repartition topics'), its transactional producer, its stores
+ * and its state folder. Its life is one state machine:
+ *
+ *   created → restoring → running ⇄ restoring (a commit failed: reopen, restore, seek back)
+ *                         running → suspended (fenced by a new owner) → restoring (ours again)
+ *   any → closing → closed
+ *
+ * Ordering rules, enforced here and tested:
+ * - Open: lock the state folder → open the producer (fences a zombie, aborts its transaction) →
+ *   restore the stores from their changelogs → read the committed offsets and seek → running.
+ * - Commit: freeze the stores' writes (their changelog records; later writes go to the next
+ *   commit) → one transaction (outputs, dead letters, changelogs, input offsets) → RocksDB write
+ *   (synced) → checkpoint (fsync'd). Records keep being processed into the next commit while one
+ *   is in flight; only one is in flight at a time.
+ * - Reset, suspend and close first wait for the record being processed to finish, so nothing a
+ *   dropped generation computed can reach the stores of the next.
+ * - Close waits for a commit in flight and persists what it committed before releasing the stores.
+ */
+export type TaskState = 'created' | 'restoring' | 'running' | 'suspended' | 'closing' | 'closed';
+
+const TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
+  created: ['restoring', 'closing'],
+  restoring: ['running', 'closing'],
+  running: ['restoring', 'suspended', 'closing'],
+  suspended: ['restoring', 'closing'],
+  closing: ['closed'],
+  closed: [],
+};
+
+export class IllegalTransitionError extends Error {
+  override readonly name = 'IllegalTransitionError';
+}
+
+/** Whether a state change is allowed (the table above). */
+export function canTransition(from: TaskState, to: TaskState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** A commit that fails this many times in a row (after resets) stops the stage. */
+const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
+/** The runtime's own store in every stateful task: arrival sequences of fused topics. */
+export const RUNTIME_STORE = '__runtime';
+
+export interface TaskOptions {
+  readonly id: string;
+  readonly subtopology: SubTopologySpec;
+  readonly partition: number;
+  /** Fused topic → its repartition topic; inputs are the source and these repartition topics. */
+  readonly repartition: ReadonlyMap<string, string>;
+  readonly committers: CommitterFactory;
+  /** Takes the task's state folder (stateful tasks). */
+  readonly lock?: () => Promise<TaskLock>;
+  /** Opens and restores the task's stores (stateful tasks; includes RUNTIME_STORE). */
+  readonly openStores?: () => Promise<TaskStores>;
+  /** The group's committed offset of an input partition ('-1' when none), read after fencing. */
+  readonly committedOffset: (topic: string) => Promise<string>;
+  /** The end offset of a topic's partition p (for the first sequence of a fused topic). */
+  readonly endOffset: (topic: string) => Promise<bigint>;
+  /** Moves the consumer's fetch position (kafkajs seek). */
+  readonly seek: (topic: string, offset: string) => void;
+  /** The partition a key belongs to in a topic (the producers' murmur2). */
+  readonly partitionOf: (topic: string, key: string | Buffer | null) => number;
+  readonly dlqTopic: string;
+  readonly commitMaxRecords: number;
+  readonly commitIntervalMs: number;
+  readonly maxAttempts: number;
+  readonly retryInitialDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  /** How long a fenced task waits for the group's next assignment before it takes the partition back. */
+  readonly suspendTimeoutMs: number;
+  readonly logger: Logger;
+  /** Watermark of an input in this task (max event time − allowed lateness). */
+  readonly observeEventTime: (input: string, eventTime: number) => void;
+  readonly watermark: (input: string) => number;
+  readonly hooks: TaskHooks;
+}
+
+export interface TaskHooks {
+  /** In-flight accounting: records admitted, and records released (committed or dropped). */
+  onAdmitted(count: number): void;
+  onReleased(count: number): void;
+  onCommitted(summary: CommitSummary): void;
+  onCommitFailed(error: unknown): void;
+  onRecordFailed(stage: string, topic: string, reason: string, deadLettered: boolean): void;
+  onRetry(stage: string, reason: string): void;
+  onFatal(error: unknown): void;
+  onStateChange(): void;
+  /** The task's uncommitted work was dropped: per-partition memory derived from it must go too. */
+  onReset(): void;
+}
+
+export interface CommitSummary {
+  readonly records: number;
+  readonly outputsByTopic: ReadonlyMap<string, number>;
+  readonly seconds: number;
+  /** Input records of the commit per input topic. */
+  readonly inputsByTopic: ReadonlyMap<string, number>;
+}
+
+/** The records of a commit being built: outputs in order, the input positions they cover. */
+interface OpenCommit {
+  outputs: OutputRecord[];
+  records: number;
+  readonly offsets: Map<string, bigint>;
+  readonly inputs: Map<string, number>;
+  startedAt: number;
+}
+
+/** A record on its way through the steps, with the scratch shared by the steps that read it. */
+interface Item {
+  readonly raw: RawRecord;
+  readonly scratch: Map<string, unknown>;
+}
+
+function openCommit(): OpenCommit {
+  return { outputs: [], records: 0, offsets: new Map(), inputs: new Map(), startedAt: performance.now() };
+}
+
+export class Task {
+  private state: TaskState = 'created';
+  private lock: TaskLock | undefined;
+  private committer: PartitionCommitter | undefined;
+  private stores: TaskStores | undefined;
+  /** Bumped whenever uncommitted work is dropped: results of an older generation are ignored. */
+  private generation = 0;
+  private readonly queue: { readonly topic: string; readonly records: readonly RawRecord[] }[] = [];
+  private pumping: Promise<void> | undefined;
+  /** A chunk is between its first step and its last: its state writes are not yet matched by outputs and offsets. */
+  private inChunk = false;
+  private current = openCommit();
+  private committing: Promise<void> | undefined;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private suspendTimer: NodeJS.Timeout | undefined;
+  private consecutiveFailures = 0;
+  /** Records admitted and not yet committed or dropped. */
+  private admitted = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Per input topic: the offset after the last admitted record (refetches below it are skipped). */
+  private readonly nextOffsets = new Map<string, bigint>();
+  /** Per input topic: the first offset this task ever admitted (where to return when nothing is committed). */
+  private readonly firstAdmitted = new Map<string, bigint>();
+  /** Per fused topic: the next arrival sequence to stamp. */
+  private readonly sequences = new Map<string, bigint>();
+  private opening: Promise<void> | undefined;
+  private readonly fused: ReadonlySet<string>;
+  private readonly inputTopics: readonly string[];
+
+  constructor(private readonly options: TaskOptions) {
+    this.fused = new Set(options.repartition.keys());
+    this.inputTopics = [options.subtopology.source, ...options.repartition.values()];
+  }
+
+  get id(): string {
+    return this.options.id;
+  }
+
+  get status(): TaskState {
+    return this.state;
+  }
+
+  get accepting(): boolean {
+    return this.state === 'running';
+  }
+
+  get suspended(): boolean {
+    return this.state === 'suspended';
+  }
+
+  get inFlight(): number {
+    return this.admitted;
+  }
+
+  get inputs(): readonly string[] {
+    return this.inputTopics;
+  }
+
+  /** The task's stores, once restored (interactive queries read them). */
+  get taskStores(): TaskStores | undefined {
+    return this.state === 'running' ? this.stores : undefined;
+  }
+
+  private transition(to: TaskState): void {
+    if (!canTransition(this.state, to))
+      throw new IllegalTransitionError(`task ${this.options.id}: ${this.state} → ${to} is not a transition`);
+    this.state = to;
+    this.options.hooks.onStateChange();
+  }
+
+  /** A method, not a field comparison: the state may change while an await is pending. */
+  private isRunning(): boolean {
+    return this.state === 'running';
+  }
+
+  private isClosing(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
+  }
+
+  // ---- opening ---------------------------------------------------------------------------------
+
+  /** Locks, fences, restores, then positions every input at its committed offset. */
+  start(): Promise<void> {
+    this.opening = this.open('opening');
+    return this.opening;
+  }
+
+  private async open(what: string): Promise<void> {
+    this.transition('restoring');
+    this.options.hooks.onReset();
+    try {
+      // Retriable errors (a fresh partition not hosted yet, a leader move, a state folder still
+      // held by its previous owner) are retried with backoff.
+      await retryKafka(
+        async () => {
+          if (this.options.lock) this.lock ??= await this.options.lock();
+          if (this.isClosing()) return;
+          this.committer ??= await this.options.committers.open(this.options.id);
+          if (this.isClosing()) return;
+          if (this.options.openStores && !this.stores) this.stores = await this.options.openStores();
+          else await this.stores?.restore();
+          if (this.isClosing()) return;
+          await this.loadSequences();
+          await this.positionAtCommitted();
+        },
+        { timeoutMs: 600_000, stillWanted: () => !this.isClosing(), onRetry: (error, attempt) => this.logRetry(what, error, attempt) },
+      );
+      if (this.isClosing()) return;
+      this.transition('running');
+      this.pump();
+    } catch (error) {
+      if (!this.isClosing()) this.options.hooks.onFatal(error);
+    }
+  }
+
+  private logRetry(what: string, error: unknown, attempt: number): void {
+    this.options.logger.info(
+      { task: this.options.id, attempt, error: errorMessage(error) },
+      `retriable error while ${what} the task; retrying`,
+    );
+  }
+
+  /** Fused topics get arrival sequences that continue the stored ones (or start above the topic's end). */
+  private async loadSequences(): Promise<void> {
+    this.sequences.clear();
+    const store = this.stores?.has(RUNTIME_STORE) ? this.stores.store<KeyValueStore<number>>(RUNTIME_STORE) : undefined;
+    for (const topic of this.fused) {
+      const stored = await store?.get(`seq:${topic}`);
+      this.sequences.set(topic, stored !== undefined ? BigInt(stored) : await this.options.endOffset(topic));
+    }
+  }
+
+  private async positionAtCommitted(): Promise<void> {
+    for (const topic of this.inputTopics) {
+      const committed = await this.options.committedOffset(topic);
+      if (this.isClosing()) return;
+      // Nothing committed yet: start again at the first record this task took, not where the consumer is now.
+      const target = committed !== '-1' ? BigInt(committed) : this.firstAdmitted.get(topic);
+      if (target !== undefined) {
+        this.options.seek(topic, target.toString());
+        this.nextOffsets.set(topic, target);
+      } else {
+        this.nextOffsets.delete(topic);
+      }
+    }
+  }
+
+  // ---- input -----------------------------------------------------------------------------------
+
+  /** True when the record is a refetch of one already admitted (after a rebalance or seek). */
+  isDuplicate(topic: string, offset: string): boolean {
+    const next = this.nextOffsets.get(topic);
+    return next !== undefined && BigInt(offset) < next;
+  }
+
+  /** Where the consumer should continue on an input after a rebalance that kept this task. */
+  resumeOffset(topic: string): string | undefined {
+    return this.nextOffsets.get(topic)?.toString();
+  }
+
+  /** Takes records of one input partition in offset order (the caller has skipped duplicates). */
+  admit(topic: string, records: readonly RawRecord[]): void {
+    const first = records[0];
+    const last = records.at(-1);
+    if (!first || !last || this.state !== 'running') return;
+    this.nextOffsets.set(topic, BigInt(last.offset) + 1n);
+    if (!this.firstAdmitted.has(topic)) this.firstAdmitted.set(topic, BigInt(first.offset));
+    this.admitted += records.length;
+    this.options.hooks.onAdmitted(records.length);
+    this.queue.push({ topic, records });
+    this.pump();
+  }
+
+  // ---- processing ------------------------------------------------------------------------------
+
+  /** Starts the processing loop unless it runs: chunks in admission order, one at a time. */
+  private pump(): void {
+    if (this.pumping || this.state !== 'running' || this.queue.length === 0) return;
+    this.pumping = this.drainQueue()
+      .catch((error: unknown) => {
+        if (!this.isClosing()) this.options.hooks.onFatal(error);
+      })
+      .finally(() => {
+        this.pumping = undefined;
+        // Admitted while finishing, or resumed: go on.
+        this.pump();
+      });
+  }
+
+  private async drainQueue(): Promise<void> {
+    while (this.state === 'running') {
+      const chunk = this.queue.shift();
+      if (!chunk) return;
+      const generation = this.generation;
+      this.inChunk = true;
+      let outputs: OutputRecord[];
+      try {
+        outputs = await this.processChunk(chunk.topic, chunk.records);
+      } finally {
+        this.inChunk = false;
+      }
+      if (generation !== this.generation || !this.isRunning()) return;
+      const last = chunk.records.at(-1);
+      this.current.outputs.push(...outputs);
+      this.current.records += chunk.records.length;
+      this.current.inputs.set(chunk.topic, (this.current.inputs.get(chunk.topic) ?? 0) + chunk.records.length);
+      if (last) this.current.offsets.set(chunk.topic, BigInt(last.offset) + 1n);
+      this.commitIfDue();
+      // Let fetches, commits and timers run between chunks.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** One chunk of one input partition through the steps; returns every output in order. */
+  private async processChunk(topic: string, records: readonly RawRecord[]): Promise<OutputRecord[]> {
+    const { subtopology, partition } = this.options;
+    const outputs: OutputRecord[] = [];
+    /** Records flowing on each topic of this chunk, in order: the chunk's own, then what steps write to fused topics. */
+    const streams = new Map<string, Item[]>();
+    const fusedTopic = [...this.options.repartition].find(([, repartition]) => repartition === topic)?.[0];
+    if (fusedTopic) {
+      // Records another task routed here: this task writes them to the fused topic and runs the later steps.
+      const items: Item[] = [];
+      for (const raw of records) {
+        const stamped = this.stamp({ topic: fusedTopic, key: raw.key, value: raw.value, headers: withoutSequence(raw.headers) });
+        outputs.push(stamped.output);
+        items.push({ raw: stamped.raw, scratch: new Map() });
+      }
+      streams.set(fusedTopic, items);
+    } else {
+      streams.set(
+        topic,
+        records.map((raw) => ({ raw, scratch: new Map() })),
+      );
+    }
+    for (const step of subtopology.steps) {
+      const items = streams.get(step.input);
+      if (!items || items.length === 0) continue;
+      const results = await this.runStep(step, items);
+      for (const produced of results) {
+        for (const output of produced) {
+          if (!this.fused.has(output.topic)) {
+            outputs.push(output);
+            continue;
+          }
+          const target = this.options.partitionOf(output.topic, output.key);
+          if (target !== partition) {
+            // Another task owns this key: it writes the record to the fused topic when it reads it from here.
+            outputs.push({ ...output, topic: this.options.repartition.get(output.topic) ?? output.topic, partition: target });
+            continue;
+          }
+          const stamped = this.stamp(output);
+          outputs.push(stamped.output);
+          let stream = streams.get(output.topic);
+          if (!stream) {
+            stream = [];
+            streams.set(output.topic, stream);
+          }
+          stream.push({ raw: stamped.raw, scratch: new Map() });
+        }
+      }
+    }
+    return outputs;
+  }
+
+  /** A record for this task's partition of a fused topic, with its arrival sequence, and how later steps read it. */
+  private stamp(output: Pick<OutputRecord, 'topic' | 'key' | 'value' | 'headers'>): { output: OutputRecord; raw: RawRecord } {
+    const sequence = this.sequences.get(output.topic) ?? 0n;
+    this.sequences.set(output.topic, sequence + 1n);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(output.headers ?? {}))
+      headers[name] = typeof value === 'string' ? value : value.toString('utf8');
+    headers[SEQUENCE_HEADER] = sequence.toString();
+    const key = output.key === null ? null : Buffer.isBuffer(output.key) ? output.key : Buffer.from(output.key);
+    return {
+      output: { topic: output.topic, partition: this.options.partition, key, value: output.value, headers },
+      raw: {
+        topic: output.topic,
+        partition: this.options.partition,
+        offset: '-1',
+        key,
+        value: output.value,
+        headers,
+        timestamp: Date.now(),
+      },
+    };
+  }
+
+  private async runStep(step: StepSpec, items: readonly Item[]): Promise<(readonly OutputRecord[])[]> {
+    const { stage } = step;
+    const context = this.contextFor(step);
+    const decoded = await Promise.all(items.map((item) => this.decode(step, item)));
+    if (stage.prefetch && this.stores) {
+      const keys = new Map<string, string[]>();
+      for (const record of decoded) {
+        if (!('record' in record)) continue;
+        for (const { store, key } of stage.prefetch(record.record)) {
+          const list = keys.get(store) ?? [];
+          list.push(key);
+          keys.set(store, list);
+        }
+      }
+      for (const [store, list] of keys) await this.stores.prefetch(`${stage.name}.${store}`, list);
+    }
+    const run = (entry: Decoded): Promise<readonly OutputRecord[]> =>
+      'record' in entry ? this.processRecord(step, entry.record, context) : Promise.resolve(entry.outputs);
+    if (stage.ordering === 'parallel') return Promise.all(decoded.map(run));
+    const results: (readonly OutputRecord[])[] = [];
+    for (const entry of decoded) results.push(await run(entry));
+    return results;
+  }
+
+  private contextFor(step: StepSpec): TaskContext {
+    const { stage, input } = step;
+    return {
+      stage: stage.name,
+      task: this.options.id,
+      topic: input,
+      partition: this.options.partition,
+      watermark: () => this.options.watermark(input),
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- see TaskContext.store
+      store: <S>(name: string): S => {
+        if (!this.stores) throw new StageFailedError(`store ${name} of task ${this.options.id} is not open`);
+        return this.stores.store<S>(`${stage.name}.${name}`);
+      },
+      logger: this.options.logger,
+    };
+  }
+
+  /** Decodes a record (retrying transient failures); an undecodable one becomes its dead letter. */
+  private async decode(step: StepSpec, item: Item): Promise<Decoded> {
+    const { stage } = step;
+    const { raw } = item;
+    return this.withRetries(step, raw, async () => {
+      const value: unknown = await stage.decode(raw);
+      const eventTime = stage.eventTime ? stage.eventTime(value, raw) : raw.timestamp;
+      this.options.observeEventTime(step.input, eventTime);
+      const record: StreamRecord<unknown> = {
+        topic: raw.topic,
+        partition: raw.partition,
+        offset: raw.offset,
+        key: raw.key?.toString('utf8') ?? null,
+        value,
+        headers: raw.headers,
+        timestamp: raw.timestamp,
+        eventTime,
+        sequence: sequenceOf(raw),
+        scratch: item.scratch,
+        raw,
+      };
+      return { record };
+    });
+  }
+
+  private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
+    return this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context))).then((result) =>
+      Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
+    );
+  }
+
+  /**
+   * Runs one record's work: transient failures are retried with backoff (the task waits), others
+   * make the record a dead letter, counted with its reason. Giving up on a transient failure stops
+   * the stage.
+   */
+  private async withRetries<T>(step: StepSpec, raw: RawRecord, work: () => Promise<T>): Promise<T | { outputs: readonly OutputRecord[] }> {
+    const { stage } = step;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        const reason = reasonOf(error);
+        if (isRetriable(error) || isRetriableKafkaError(error)) {
+          if (attempt >= this.options.maxAttempts) {
+            throw new StageFailedError(
+              `stage ${stage.name} gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`,
+              { cause: error },
+            );
+          }
+          this.options.hooks.onRetry(stage.name, reason);
+          const delay = backoffDelay(attempt, this.options.retryInitialDelayMs, this.options.retryMaxDelayMs);
+          this.options.logger.warn(
+            { err: error, stage: stage.name, offset: raw.offset, attempt, delayMs: delay },
+            'transient failure; retrying',
+          );
+          await sleep(delay);
+          continue;
+        }
+        this.options.hooks.onRecordFailed(stage.name, raw.topic, reason, true);
+        this.options.logger.warn(
+          { stage: stage.name, topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(error) },
+          'record dead-lettered',
+        );
+        return { outputs: [deadLetter(this.options.dlqTopic, stage.name, raw, error, attempt)] };
+      }
+    }
+  }
+
+  // ---- committing ------------------------------------------------------------------------------
+
+  private commitIfDue(): void {
+    if (this.current.records === 0) return;
+    const due =
+      this.current.records >= this.options.commitMaxRecords || performance.now() - this.current.startedAt >= this.options.commitIntervalMs;
+    if (due) this.startCommit();
+    else
+      this.commitTimer ??= setTimeout(
+        () => {
+          this.commitTimer = undefined;
+          this.startCommit();
+        },
+        Math.max(0, this.options.commitIntervalMs - (performance.now() - this.current.startedAt)),
+      );
+  }
+
+  /**
+   * Starts a commit of what is processed so far, unless one is in flight (then it follows when
+   * that one ends). Step 1 of the order happens here, synchronously: the stores are frozen.
+   */
+  private startCommit(): void {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    // A commit holds whole chunks only: freezing mid-chunk would commit state without its offsets.
+    if (this.inChunk || this.committing || this.state !== 'running' || this.current.records === 0 || !this.committer) return;
+    const batch = this.current;
+    this.current = openCommit();
+    const generation = this.generation;
+    this.saveSequences();
+    const changelog = this.stores?.freeze() ?? [];
+    const offsets: InputOffset[] = [...batch.offsets].map(([topic, next]) => ({
+      topic,
+      partition: this.options.partition,
+      offset: next.toString(),
+    }));
+    const committer = this.committer;
+    const stores = this.stores;
+    this.committing = this.commit(committer, stores, batch, changelog, offsets, generation).finally(() => {
+      this.committing = undefined;
+      if (this.state === 'running' && this.current.records > 0) this.commitIfDue();
+    });
+  }
+
+  private saveSequences(): void {
+    if (!this.stores?.has(RUNTIME_STORE)) return;
+    const store = this.stores.store<KeyValueStore<number>>(RUNTIME_STORE);
+    for (const [topic, next] of this.sequences) store.put(`seq:${topic}`, Number(next));
+  }
+
+  /** Steps 2–4 of the order: the transaction, then RocksDB, then the checkpoint. */
+  private async commit(
+    committer: PartitionCommitter,
+    stores: TaskStores | undefined,
+    batch: OpenCommit,
+    changelog: readonly OutputRecord[],
+    offsets: readonly InputOffset[],
+    generation: number,
+  ): Promise<void> {
+    const started = performance.now();
+    let produced: readonly ProducedBatch[];
+    try {
+      produced = await committer.commit([...batch.outputs, ...changelog], offsets);
+    } catch (error) {
+      stores?.abortFrozen();
+      this.options.hooks.onCommitFailed(error);
+      if (generation !== this.generation || this.isClosing()) return;
+      this.consecutiveFailures++;
+      if (this.consecutiveFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
+        this.options.hooks.onFatal(
+          new StageFailedError(
+            `${this.consecutiveFailures} commits of task ${this.options.id} failed in a row; last: ${errorMessage(error)}`,
+            {
+              cause: error,
+            },
+          ),
+        );
+        return;
+      }
+      if (isFenced(error)) {
+        // Reopening now would fence the new owner in turn: wait for the group to say who owns it.
+        this.options.logger.warn(
+          { task: this.options.id },
+          'fenced: another instance took this task over; its uncommitted work is dropped',
+        );
+        await this.suspend(committer);
+      } else {
+        this.options.logger.warn(
+          { err: error, task: this.options.id },
+          `commit failed (${errorMessage(error)}); resetting the task to its committed offsets`,
+        );
+        await this.reset(committer);
+      }
+      return;
+    }
+    this.consecutiveFailures = 0;
+    // Committed in Kafka: persist locally even when the task is closing meanwhile.
+    if (stores) await stores.commitLocal(changelogEnds(produced, changelog));
+    if (generation !== this.generation) return;
+    this.release(batch.records);
+    const outputsByTopic = new Map<string, number>();
+    for (const output of batch.outputs) outputsByTopic.set(output.topic, (outputsByTopic.get(output.topic) ?? 0) + 1);
+    this.options.hooks.onCommitted({
+      records: batch.records,
+      outputsByTopic,
+      inputsByTopic: batch.inputs,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  /** Everything not committed is dropped and the processing loop has stopped: safe to touch the stores. */
+  private async dropUncommitted(options: { readonly keepInFlightCommit: boolean }): Promise<void> {
+    this.generation++;
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    this.queue.length = 0;
+    this.current = openCommit();
+    this.nextOffsets.clear();
+    await this.pumping;
+    if (options.keepInFlightCommit) this.stores?.discardUncommitted();
+    else this.stores?.discard();
+    this.release(this.admitted);
+    this.options.hooks.onReset();
+  }
+
+  /** After a commit of unknown outcome: a new producer (fencing the old one), the stores brought up to their changelogs, back to the committed offsets. */
+  private async reset(failed: PartitionCommitter): Promise<void> {
+    this.transition('restoring');
+    await this.dropUncommitted({ keepInFlightCommit: false });
+    await failed.close();
+    this.committer = undefined;
+    await this.reopen('resetting');
+  }
+
+  private async reopen(what: string): Promise<void> {
+    try {
+      await retryKafka(
+        async () => {
+          this.committer ??= await this.options.committers.open(this.options.id);
+          if (this.isClosing()) return;
+          await this.stores?.restore();
+          await this.loadSequences();
+          await this.positionAtCommitted();
+        },
+        { timeoutMs: 600_000, stillWanted: () => !this.isClosing(), onRetry: (error, attempt) => this.logRetry(what, error, attempt) },
+      );
+      if (this.isClosing()) return;
+      this.transition('running');
+      this.pump();
+    } catch (error) {
+      if (!this.isClosing()) this.options.hooks.onFatal(error);
+    }
+  }
+
+  /** Fenced by a new owner: drops everything uncommitted and the producer, takes no records. */
+  private async suspend(fenced: PartitionCommitter): Promise<void> {
+    this.transition('suspended');
+    await this.dropUncommitted({ keepInFlightCommit: false });
+    await fenced.close();
+    this.committer = undefined;
+    this.suspendTimer = setTimeout(() => void this.resume(), this.options.suspendTimeoutMs);
+    this.suspendTimer.unref();
+  }
+
+  /** The group assigned the task here again after a fence (or nobody said otherwise for a while): take it back. */
+  async resume(): Promise<void> {
+    if (this.state !== 'suspended') return;
+    if (this.suspendTimer) clearTimeout(this.suspendTimer);
+    this.suspendTimer = undefined;
+    this.transition('restoring');
+    await this.reopen('resuming');
+  }
+
+  // ---- stopping --------------------------------------------------------------------------------
+
+  /** Processes what is queued, commits it, and resolves once nothing is in flight (or on timeout). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.admitted === 0) return true;
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
+    const deadline = Date.now() + timeoutMs;
+    const commitSoon = async (): Promise<void> => {
+      while (this.admitted > 0 && Date.now() < deadline && this.state === 'running') {
+        await this.pumping;
+        await this.committing;
+        this.startCommit();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    await Promise.race([Promise.all([idle, commitSoon()]), timeout]);
+    return this.admitted === 0;
+  }
+
+  /**
+   * The task moved away (or the stage stops): drops what is not in a commit, waits for the record
+   * being processed and for a commit in flight (persisting what it committed), then releases the
+   * producer, the stores and the state folder.
+   */
+  async close(): Promise<void> {
+    if (this.isClosing()) return;
+    const wasOpen = this.state !== 'created';
+    this.transition('closing');
+    if (this.suspendTimer) clearTimeout(this.suspendTimer);
+    if (wasOpen) await this.dropUncommitted({ keepInFlightCommit: true });
+    await this.opening?.catch(() => undefined);
+    await this.committing?.catch(() => undefined);
+    await this.committer?.close();
+    this.committer = undefined;
+    await this.stores?.close();
+    this.stores = undefined;
+    await this.lock?.release();
+    this.lock = undefined;
+    this.transition('closed');
+  }
+
+  private release(count: number): void {
+    if (count === 0) return;
+    this.admitted -= count;
+    this.options.hooks.onReleased(count);
+    if (this.admitted === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+type Decoded = { readonly record: StreamRecord<unknown> } | { readonly outputs: readonly OutputRecord[] };
+
+function withoutSequence(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const rest: Record<string, string> = { ...headers };
+  Reflect.deleteProperty(rest, SEQUENCE_HEADER);
+  return rest;
+}
+
+/** The changelog offsets after a commit: each changelog partition's first offset plus its records. */
+function changelogEnds(
+  produced: readonly ProducedBatch[],
+  changelog: readonly { topic: string; partition?: number }[],
+): Map<string, bigint> {
+  const counts = new Map<string, number>();
+  for (const record of changelog)
+    counts.set(`${record.topic}:${record.partition ?? 0}`, (counts.get(`${record.topic}:${record.partition ?? 0}`) ?? 0) + 1);
+  const ends = new Map<string, bigint>();
+  for (const batch of produced) {
+    const count = counts.get(`${batch.topic}:${batch.partition}`);
+    if (count !== undefined && batch.baseOffset >= 0n) ends.set(batch.topic, batch.baseOffset + BigInt(count));
+  }
+  return ends;
+}
+
+/** A commit refused because a newer producer with the same transactional id exists (a new owner fenced this one). */
+export function isFenced(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
+    seen.add(current);
+    if ('type' in current && (current.type === 'INVALID_PRODUCER_EPOCH' || current.type === 'PRODUCER_FENCED')) return true;
+    const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
+    current = next || undefined;
+  }
+  return false;
+}
