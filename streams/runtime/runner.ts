@@ -211,6 +211,8 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
   /** Pauses input partitions under backpressure or of tasks not running, resumes the others. */
   const pauseState = (): void => {
+    // Shutting down: the consumer is leaving (or gone); nothing to pause or resume.
+    if (stopping) return;
     let paused = 0;
     const pausedNow = consumer.paused();
     for (const task of tasks.values()) {
