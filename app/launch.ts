@@ -1,12 +1,16 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
-import type { HealthSource } from '../serving/ops-server.js';
 import type { MetricsRegistry } from '../common/metrics.js';
+import { createKafka } from '../kafka/index.js';
+import { ModelWatcher } from '../models/deployment.js';
+import { ArtifactStore } from '../models/registry.js';
 import type { SchemaIds } from '../schemas/index.js';
-import { STAGES } from './stages.js';
-import type { Topology } from '../topology/index.js';
-import { runStage, type RunningStage, type StageOptions } from '../streams/runtime/index.js';
+import type { HealthSource } from '../serving/ops-server.js';
+import { inferenceMetrics } from '../streams/inference/metrics.js';
+import { runPipeline, type RunningStage, type StageOptions } from '../streams/runtime/index.js';
+import type { ModelDefinition, Topology } from '../topology/index.js';
+import { defineStages, pipelineFor, stageNames } from './stages.js';
 
 export interface LaunchOptions {
   readonly config: SluiceConfig;
@@ -18,24 +22,91 @@ export interface LaunchOptions {
   readonly logger: Logger;
 }
 
-/** Starts one stage of the topology by name, with the guarantees and bounds of the config. */
-export async function launchStage(name: string, options: LaunchOptions): Promise<RunningStage> {
-  const define = STAGES[name];
-  if (!define) throw new Error(`unknown stage "${name}"; stages: ${Object.keys(STAGES).join(', ')}`);
-  const definition = await define({
-    topology: options.topology,
-    topicPrefix: options.config.topicPrefix,
-    brokers: options.brokers,
-    registryUrl: options.registryUrl,
-    schemaIds: options.schemaIds,
-    metrics: options.metrics,
-    logger: options.logger,
-  });
-  return runStage(definition, stageOptionsFor(name, options));
+/** A started pipeline and the models its inference stages follow. */
+export interface Launched {
+  readonly name: string;
+  readonly stage: RunningStage;
+  readonly watchers: ReadonlyMap<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>;
+  /** Settles with the error if the pipeline fails. */
+  readonly failed: Promise<Error>;
+  /** Liveness and readiness, for /health and /ready. */
+  readonly health: HealthSource;
+  stop(): Promise<void>;
 }
 
-/** How every stage of this deployment runs: its group, guarantees, bounds and state folder. */
-export function stageOptionsFor(name: string, options: LaunchOptions): StageOptions {
+export class UnknownStageError extends Error {
+  override readonly name = 'UnknownStageError';
+}
+
+/**
+ * Starts what a name runs (`pipeline`: the fused ingest → features → inference of every source;
+ * or one stage alone): follows the champion of each model it scores, defines the stages, and runs
+ * them with the guarantees and bounds of the config.
+ */
+export async function launch(name: string, options: LaunchOptions): Promise<Launched> {
+  const { config, topology, logger } = options;
+  const names = stageNames(topology);
+  if (!names.includes(name)) throw new UnknownStageError(`unknown stage "${name}"; stages: ${names.join(', ')}`);
+  const scores = name === 'pipeline' ? topology.models : topology.models.filter((model) => name === `inference-${model.name}`);
+  const watchers = new Map<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>();
+  const kafka = createKafka({ brokers: options.brokers, clientId: 'sluice-models', logger });
+  const artifacts = new ArtifactStore(path.join(config.dataDir, 'models'));
+  try {
+    for (const model of scores) {
+      const watcher = new ModelWatcher({
+        kafka,
+        topic: `${config.topicPrefix}registry.models`,
+        registryUrl: options.registryUrl,
+        model: model.name,
+        artifacts,
+        logger,
+        maxWaitMs: 0,
+        maxBatch: 1_024,
+        onBatch: (size) => inferenceMetrics(options.metrics).batchSize.observe({ model: model.name }, size),
+      });
+      await watcher.start();
+      watchers.set(model.name, { model, watcher });
+    }
+    const stages = await defineStages({
+      topology,
+      topicPrefix: config.topicPrefix,
+      brokers: options.brokers,
+      registryUrl: options.registryUrl,
+      schemaIds: options.schemaIds,
+      metrics: options.metrics,
+      logger,
+      watchers: new Map([...watchers].map(([model, { watcher }]) => [model, watcher])),
+    });
+    const spec = pipelineFor(name, topology, stages, config.topicPrefix);
+    if (!spec) throw new UnknownStageError(`unknown stage "${name}"; stages: ${names.join(', ')}`);
+    const stage = await runPipeline(spec, stageOptionsFor(name, options));
+    const failed = stage.done.then(
+      () => new Promise<Error>(() => undefined),
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    );
+    return {
+      name,
+      stage,
+      watchers,
+      failed,
+      health: {
+        live: () => !stage.status().failed,
+        ready: () => stage.status().ready,
+        detail: () => ({ stages: [stage.status()] }),
+      },
+      async stop() {
+        await stage.stop();
+        for (const { watcher } of watchers.values()) await watcher.stop();
+      },
+    };
+  } catch (error) {
+    for (const { watcher } of watchers.values()) await watcher.stop();
+    throw error;
+  }
+}
+
+/** How a pipeline of this deployment runs: its group, guarantees, bounds and state folder. */
+export function stageOptionsFor(name: string, options: Pick<LaunchOptions, 'config' | 'brokers' | 'metrics' | 'logger'>): StageOptions {
   const { config } = options;
   return {
     brokers: options.brokers,
@@ -49,45 +120,5 @@ export function stageOptionsFor(name: string, options: LaunchOptions): StageOpti
     topicPrefix: config.topicPrefix,
     metrics: options.metrics,
     logger: options.logger,
-  };
-}
-
-export interface RunningStages {
-  readonly stages: ReadonlyMap<string, RunningStage>;
-  /** Settles with the error of the first stage that fails. */
-  readonly failed: Promise<Error>;
-  /** Liveness and readiness over every stage, for /health and /ready. */
-  readonly health: HealthSource;
-  stop(): Promise<void>;
-}
-
-/** Starts several stages in this process (as `sluice up` does); stops those started if one fails to start. */
-export async function launchStages(names: readonly string[], options: LaunchOptions): Promise<RunningStages> {
-  const stages = new Map<string, RunningStage>();
-  try {
-    for (const name of names) stages.set(name, await launchStage(name, options));
-  } catch (error) {
-    await Promise.all([...stages.values()].map((stage) => stage.stop()));
-    throw error;
-  }
-  const failed = Promise.race(
-    [...stages.values()].map((stage) =>
-      stage.done.then(
-        () => new Promise<Error>(() => undefined),
-        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-      ),
-    ),
-  );
-  return {
-    stages,
-    failed,
-    health: {
-      live: () => [...stages.values()].every((stage) => !stage.status().failed),
-      ready: () => [...stages.values()].every((stage) => stage.status().ready),
-      detail: () => ({ stages: [...stages.values()].map((stage) => stage.status()) }),
-    },
-    stop: async () => {
-      await Promise.all([...stages.values()].map((stage) => stage.stop()));
-    },
   };
 }

@@ -15,7 +15,7 @@ import { platformTopics, sourceTopics } from '../topology/topics.js';
 import { choosePort } from '../common/ports.js';
 import { createMetricsRegistry, type MetricsRegistry } from '../common/metrics.js';
 import { serveOps, type OpsServer } from '../serving/ops-server.js';
-import { launchStages, type RunningStages } from './launch.js';
+import { launch, type Launched } from './launch.js';
 import {
   ChdbEngine,
   EmbeddedOfflineStore,
@@ -26,22 +26,15 @@ import {
   type OfflineStore,
   type SqlServer,
 } from '../offline/index.js';
-import { STAGE_NAMES, topologySubjects } from './stages.js';
+import { topologySubjects } from './stages.js';
 import type { LoadedTopology } from './topology.js';
 import { featureTopics, predictionTopics } from '../topology/topics.js';
-import { featuresAsOfEvent, OnlineStore, onlineRoutes } from '../serving/online.js';
+import { OnlineStore, onlineRoutes } from '../serving/online.js';
 import { runSink, type RunningSink } from '../streams/sink/stage.js';
 import { predictionsTable } from '../offline/index.js';
-import { ModelWatcher } from '../models/deployment.js';
 import { ArtifactStore } from '../models/registry.js';
-import { inferenceMetrics } from '../streams/inference/metrics.js';
-import { AvroSerde } from '../schemas/index.js';
-import { inferenceStage } from '../streams/inference/stage.js';
-import { stageOptionsFor } from './launch.js';
 import { predictRoutes } from '../serving/predict-route.js';
-import { runStage, type RunningStage } from '../streams/runtime/index.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
-import type { ModelDefinition } from '../topology/models.js';
 import { startDemo, type RunningDemo } from './demo.js';
 import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from '../common/files.js';
@@ -178,13 +171,11 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   let registry: RunningSchemaRegistry | undefined;
   let schemaRegistry: string;
   let metricsRegistry: MetricsRegistry;
-  let stages: RunningStages | undefined;
+  let pipeline: Launched | undefined;
   let ops: OpsServer;
   let offline: OfflineStore | undefined;
   let sql: SqlServer | undefined;
   let sink: RunningSink | undefined;
-  const watchers = new Map<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>();
-  const inference: RunningStage[] = [];
   let demo: RunningDemo | undefined;
   const adminPassword = randomBytes(24).toString('hex');
   try {
@@ -249,15 +240,8 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     ];
     await ensureTables(offline, tables);
 
-    stages = await launchStages(STAGE_NAMES, {
-      config,
-      topology,
-      brokers,
-      registryUrl: schemaRegistry,
-      schemaIds,
-      metrics: metricsRegistry,
-      logger,
-    });
+    // Every source's ingest → features → inference, fused: one task per partition, one transaction per commit.
+    pipeline = await launch('pipeline', { config, topology, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
     sink = await runSink({
       brokers,
       groupId: `${config.topicPrefix}sluice-sink`,
@@ -269,53 +253,13 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       metrics: metricsRegistry,
       logger,
     });
-    const featuresStage = stages.stages.get('features');
-    const online = featuresStage ? new OnlineStore(featuresStage, topology.views, config.topicPrefix) : undefined;
-
-    // Inference: per model, the champion followed in registry.models, scored as events arrive.
+    const running = pipeline;
+    const online = topology.views.length > 0 ? new OnlineStore(running.stage, topology.views, config.topicPrefix) : undefined;
     const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
     const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
-    for (const model of topology.models) {
-      const watcher = new ModelWatcher({
-        kafka,
-        topic: `${config.topicPrefix}registry.models`,
-        registryUrl: schemaRegistry,
-        model: model.name,
-        artifacts,
-        logger,
-        maxWaitMs: 0,
-        onBatch: (size) => inferenceMetrics(metricsRegistry).batchSize.observe({ model: model.name }, size),
-      });
-      await watcher.start();
-      watchers.set(model.name, { model, watcher });
-      if (online) {
-        inference.push(
-          await runStage(
-            inferenceStage({
-              model,
-              watcher,
-              features: featuresAsOfEvent(online),
-              topicPrefix: config.topicPrefix,
-              serdeFor: (reader) => new AvroSerde(schemaRegistry, reader),
-              schemaId: schemaIds.get(`${config.topicPrefix}predictions.${model.name}-value`) ?? 0,
-              metrics: metricsRegistry,
-            }),
-            stageOptionsFor(`inference-${model.name}`, {
-              config,
-              topology,
-              brokers,
-              registryUrl: schemaRegistry,
-              schemaIds,
-              metrics: metricsRegistry,
-              logger,
-            }),
-          ),
-        );
-      }
-    }
-    ops = await serveOps(metricsRegistry, stages.health, config.metrics.host, config.metrics.port, [
+    ops = await serveOps(metricsRegistry, running.health, config.metrics.host, config.metrics.port, [
       onlineRoutes(() => online),
-      predictRoutes(watchers, () => online, metricsRegistry),
+      predictRoutes(running.watchers, () => online, metricsRegistry),
     ]);
 
     if (stackOptions.demo) {
@@ -348,10 +292,8 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     }
   } catch (error) {
     await demo?.stop();
-    for (const stage of inference) await stage.stop();
-    for (const { watcher } of watchers.values()) await watcher.stop();
     await sink?.stop();
-    await stages?.stop();
+    await pipeline?.stop();
     await sql?.close();
     await offline?.close();
     await registry?.stop();
@@ -383,7 +325,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   const brokerFailed = broker
     ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
     : new Promise<Error>(() => undefined);
-  const running = stages;
+  const running = pipeline;
   const runningSink = sink;
   const store = offline;
   const sqlServer = sql;
@@ -391,13 +333,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     () => new Promise<Error>(() => undefined),
     (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
   );
-  const inferenceFailed = inference.map((stage) =>
-    stage.done.then(
-      () => new Promise<Error>(() => undefined),
-      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-    ),
-  );
-  const failed = Promise.race([brokerFailed, running.failed, sinkFailed, ...inferenceFailed]);
+  const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
   return {
     state,
     failed: failed.then((error) => {
@@ -408,8 +344,6 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       stopping = true;
       await fs.rm(stackFile, { force: true });
       await demo?.stop();
-      for (const stage of inference) await stage.stop();
-      for (const { watcher } of watchers.values()) await watcher.stop();
       await runningSink.stop();
       await running.stop();
       await ops.close();

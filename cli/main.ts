@@ -4,7 +4,6 @@ import { statusCommand } from './commands/status.js';
 import { runAction } from './action.js';
 import { runCommand } from './commands/run.js';
 import { sqlCommand } from './commands/sql.js';
-import { STAGE_NAMES } from '../app/stages.js';
 import { listModelsCommand, promoteCommand, rollbackCommand, showModelCommand, trainCommand } from './commands/models.js';
 import { produceCommand } from './commands/produce.js';
 import { tailCommand } from './commands/tail.js';
@@ -37,7 +36,7 @@ program
 
 program
   .command('run')
-  .description(`run one stage of the topology in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')})`)
+  .description('run the fused pipeline (pipeline) or one stage alone (ingest, features, inference-<model>) in the foreground against the configured cluster')
   .argument('<stage>', 'the stage to run')
   .action(runAction(runCommand));
 

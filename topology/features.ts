@@ -188,3 +188,15 @@ export interface FeatureRow {
   readonly windowEnd: number;
   readonly values: FeatureValues;
 }
+
+/**
+ * What the features stage leaves on an event for the stages after it in the same task (the
+ * record's scratch, under EVENT_FEATURES): the row of every view it computed for this very event,
+ * and the views for which the event came too late. Inference scores with exactly these.
+ */
+export interface EventFeatures {
+  readonly rows: ReadonlyMap<string, FeatureRow>;
+  readonly late: ReadonlySet<string>;
+}
+
+export const EVENT_FEATURES = 'features.event';

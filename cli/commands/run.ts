@@ -1,36 +1,38 @@
-import { ConfigError } from '../../common/errors.js';
 import { createMetricsRegistry } from '../../common/metrics.js';
 import { serveOps } from '../../serving/ops-server.js';
 import { registerSchemas } from '../../schemas/index.js';
 import { OnlineStore, onlineRoutes } from '../../serving/online.js';
-import { launchStages } from '../../app/launch.js';
-import { STAGE_NAMES, topologySubjects } from '../../app/stages.js';
+import { predictRoutes } from '../../serving/predict-route.js';
+import { launch } from '../../app/launch.js';
+import { topologySubjects } from '../../app/stages.js';
 import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 
 /**
- * `sluice run <stage>`: one stage in the foreground against the configured cluster (KAFKA_BROKERS
- * and SCHEMA_REGISTRY_URL, else the `sluice up` of this data directory), so that stages scale
- * out as separate processes in one consumer group. Ctrl-C finishes in-flight records and commits.
+ * `sluice run <stage>`: the fused pipeline (`pipeline`) or one stage alone, in the foreground,
+ * against the configured cluster (KAFKA_BROKERS and SCHEMA_REGISTRY_URL, else the `sluice up` of
+ * this data directory). Several processes of one name share the work as one consumer group.
+ * Ctrl-C finishes in-flight records and commits.
  */
 export async function runCommand({ config, logger }: CommandContext, name: string): Promise<number> {
-  if (!STAGE_NAMES.includes(name)) throw new ConfigError(`unknown stage "${name}"; stages: ${STAGE_NAMES.join(', ')}`);
   const topology = await commandTopology(config);
   const { brokers, registryUrl } = await findCluster(config);
   const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix, topology), logger);
   const metrics = createMetricsRegistry();
-  const stages = await launchStages([name], { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
-  const features = stages.stages.get('features');
-  const online = features ? new OnlineStore(features, topology.views, config.topicPrefix) : undefined;
-  const ops = await serveOps(metrics, stages.health, config.metrics.host, config.metrics.port, [onlineRoutes(() => online)]);
+  const launched = await launch(name, { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
+  const online = name === 'pipeline' || name === 'features' ? new OnlineStore(launched.stage, topology.views, config.topicPrefix) : undefined;
+  const ops = await serveOps(metrics, launched.health, config.metrics.host, config.metrics.port, [
+    onlineRoutes(() => online),
+    predictRoutes(launched.watchers, () => online, metrics),
+  ]);
   process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
 
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve(signal));
   });
-  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), stages.failed.then((error) => ({ error }))]);
-  await stages.stop();
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), launched.failed.then((error) => ({ error }))]);
+  await launched.stop();
   await ops.close();
   if ('error' in outcome) {
     process.stderr.write(`sluice: stage ${name} failed: ${outcome.error.message}\n`);

@@ -1,5 +1,4 @@
 import { startStack } from '../../app/stack.js';
-import { STAGE_NAMES } from '../../app/stages.js';
 import { commandTopology } from '../topology.js';
 import { ConfigError } from '../../common/errors.js';
 import type { CommandContext } from '../action.js';
@@ -68,7 +67,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
         : `  clickhouse       ${endpoints.clickhouse}   (embedded ClickHouse, HTTP interface${config.sql.writable ? '' : ', read-only'})`,
       `  features         ${endpoints.features}/<view>/<entity>   (online lookups; POST ${endpoints.features} for batches)`,
       `  predict          POST ${endpoints.predict}/<model>   (synchronous predictions)`,
-      `  stages           ${STAGE_NAMES.join(', ')}, ${topology.models.map((model) => `inference-${model.name}`).join(', ')} (${config.stages.guarantee}), sink → ClickHouse`,
+      `  pipeline         ${topology.sources.map((source) => source.name).join(', ')}: ingest → features → ${topology.models.map((model) => `inference-${model.name}`).join(', ') || 'no models'}, fused (${config.stages.guarantee}); sink → ClickHouse`,
       ...(options.demo
         ? ['  demo             generating history and live events; the first model trains once labelled history is in']
         : []),

@@ -11,16 +11,14 @@ import { ArtifactStore, readModelRegistry, setAlias } from '../../models/registr
 import { createMetricsRegistry, type MetricsRegistry } from '../../common/metrics.js';
 import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, predictionsTable, type TableSpec } from '../../offline/index.js';
 import { AvroSerde, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
-import { featuresAsOfEvent, OnlineStore } from '../../serving/online.js';
 import { featuresStage } from '../../streams/features/stage.js';
-import { inferenceStage } from '../../streams/inference/stage.js';
 import { ingestStage } from '../../streams/ingest/stage.js';
-import { runStage, type RunningStage, type StageOptions } from '../../streams/runtime/index.js';
+import { runPipeline, runStage, type RunningStage, type StageOptions } from '../../streams/runtime/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { publishFeatureViews } from '../../streams/features/registry.js';
 import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import type { ConsumedMessage } from '../streams/helpers.js';
-import { topologySubjects } from '../../app/stages.js';
+import { defineStages, pipelineFor, topologySubjects } from '../../app/stages.js';
 import demo from '../../examples/fraud/sluice.config.js';
 
 const HOUR = 3_600_000;
@@ -260,21 +258,19 @@ describe('models end to end: generator → ingest → features → sink → trai
     });
     await watcher.start();
     await waitUntil(() => watcher.current()?.version.version === 1, 30_000, 'version 1 in service');
-    const online = new OnlineStore(features, demo.views, prefix);
-    running.push(
-      await runStage(
-        inferenceStage({
-          model,
-          watcher,
-          features: featuresAsOfEvent(online),
-          topicPrefix: prefix,
-          serdeFor: (reader) => new AvroSerde(registry.url, reader),
-          schemaId: ids.get(`${prefix}predictions.fraud-value`)!,
-          metrics,
-        }),
-        stageOptions('inference-fraud'),
-      ),
-    );
+    // Inference as its own process would run it: events.transactions → the features of each event
+    // (computed in the same task, not read from another stage) → the champion.
+    const stages = await defineStages({
+      topology: demo,
+      topicPrefix: prefix,
+      brokers: inject('brokers'),
+      registryUrl: registry.url,
+      schemaIds: ids,
+      metrics,
+      logger,
+      watchers: new Map([['fraud', watcher]]),
+    });
+    running.push(await runPipeline(pipelineFor('inference-fraud', demo, stages, prefix)!, stageOptions('inference-fraud')));
     const historical = history.filter((record) => record.topic === 'raw.transactions').length;
     const before = await readPredictions(historical);
     expect(before).toHaveLength(historical);
@@ -326,7 +322,7 @@ describe('models end to end: generator → ingest → features → sink → trai
     expect(Number(row?.events)).toBe(historical + live.length);
   });
 
-  it('falls back with a reason when a version fails to load or an event has no features, and keeps running', async () => {
+  it('falls back with a reason when a version fails to load or an event comes too late for its features, and keeps running', async () => {
     // A version whose artifact is not a model: registered, promoted, and refused by the runtime.
     const garbage = await artifacts.put(new TextEncoder().encode('this is not an onnx model'), {
       name: 'fraud',
@@ -354,37 +350,39 @@ describe('models end to end: generator → ingest → features → sink → trai
     expect(afterBroken).toMatchObject({ deployment: 'FALLBACK', model_version: 2 });
     expect(afterBroken?.fallback_reason).toMatch(/^model_load_failed: version 3 failed to load/);
 
-    // An event for a new card the features stage never sees (it is stopped): missing features.
-    await features.stop();
+    // An event far older than its card's newest one (beyond every view's grace): it counts in no
+    // window and has no row, so it is scored by the fallback, with the views named.
+    const card = live.at(-1)!.key;
     const serde = new AvroSerde(registry.url);
+    const old = Date.now() - 3 * HOUR;
     const event = {
-      transaction_id: 'orphan-1',
-      card_id: 'card-orphan',
+      transaction_id: 'late-1',
+      card_id: card,
       merchant_id: 'm-1',
       merchant_category: '5411',
       amount: 10,
       currency: 'EUR',
       country: 'NL',
       channel: 'ONLINE',
-      timestamp: Date.now(),
-      event_id: 'transactions:orphan-1',
-      event_time: Date.now(),
+      timestamp: old,
+      event_id: 'transactions:late-1',
+      event_time: old,
       ingest_time: Date.now(),
     };
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({
       topic: `${prefix}events.transactions`,
-      messages: [{ key: 'card-orphan', value: await serde.encode(ids.get(`${prefix}events.transactions-value`)!, event) }],
+      messages: [{ key: card, value: await serde.encode(ids.get(`${prefix}events.transactions-value`)!, event) }],
     });
     await producer.disconnect();
     const predictions = await readPredictions(historical + 2);
     expect(predictions).toHaveLength(historical + 2);
-    const orphan = predictions.find((prediction) => prediction.event_id === 'transactions:orphan-1');
-    expect(orphan).toMatchObject({ deployment: 'FALLBACK', score: model.fallbackScore });
-    expect(orphan?.fallback_reason).toMatch(/^missing_features: card_txn_1h, card_txn_24h, card_amount_7d/);
+    const late = predictions.find((prediction) => prediction.event_id === 'transactions:late-1');
+    expect(late).toMatchObject({ deployment: 'FALLBACK', score: model.fallbackScore });
+    expect(late?.fallback_reason).toMatch(/^late_event: card_txn_1h, card_txn_24h, card_amount_7d/);
     const fallbacks = (await metrics.getSingleMetric('sluice_prediction_fallbacks_total')?.get())?.values ?? [];
-    expect(fallbacks.some((value) => value.labels.reason === 'missing_features' && value.value >= 1)).toBe(true);
+    expect(fallbacks.some((value) => value.labels.reason === 'late_event' && value.value >= 1)).toBe(true);
     expect(fallbacks.some((value) => value.labels.reason === 'model_load_failed' && value.value >= 1)).toBe(true);
     expect(watcher.current()?.version.version).toBe(2);
   });

@@ -31,7 +31,8 @@ describe('restoring from a changelog with foreign bytes in it', () => {
     const input = uniqueName('cl-in');
     const group = uniqueName('cl-group');
     const prefix = `${uniqueName('cl')}.`;
-    const changelog = changelogTopicName(prefix, group, 'counts');
+    // The store `counts` of stage `counter`, in the task of sub-topology `<input>`.
+    const changelog = changelogTopicName(prefix, group, 'counter.counts', input);
     await createTopic(admin, input, 1);
     await createTopic(admin, `${prefix}dlq`, 1);
     await createTopic(admin, changelog, 1, { 'cleanup.policy': 'compact' });

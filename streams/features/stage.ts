@@ -3,7 +3,7 @@ import { stageMetrics } from '../runtime/metrics.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import type { KeyValueStore } from '../../state/index.js';
-import type { FeatureView } from '../../topology/features.js';
+import { EVENT_FEATURES, type EventFeatures, type FeatureView } from '../../topology/features.js';
 import {
   ValidationError,
   type OutputRecord,
@@ -29,6 +29,10 @@ export interface FeaturesStageOptions {
   /** Registered schema id of each features.<view> value. */
   readonly schemaIds: Readonly<Record<string, number>>;
   readonly metrics: MetricsRegistry;
+  /** Write `features.<view>` rows (default); false computes state and the event's features for the next stages only. */
+  readonly emitRows?: boolean;
+  /** The stage's name (default `features`); a second copy in another pipeline needs its own. */
+  readonly name?: string;
 }
 
 type Value = Record<string, unknown>;
@@ -38,7 +42,7 @@ export const ENTITY_STORE = 'entities';
 
 export function featuresStage(options: FeaturesStageOptions): StageDefinition<Value> {
   const metrics = stageMetrics(options.metrics);
-  const stage = 'features';
+  const stage = options.name ?? 'features';
   const bySourceTopic = new Map<string, { features: SourceFeatures; serde: AvroSerde }>();
   for (const view of options.views) {
     if (view.entity !== view.source.entityField) {
@@ -92,8 +96,12 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     if (result.duplicate) return [];
     store.put(entity, state);
     for (const view of result.late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
+    // For the stages after this one in the task: the features of this very event.
+    const computed: EventFeatures = { rows: new Map(result.rows.map((row) => [row.view, row])), late: new Set(result.late) };
+    record.scratch.set(EVENT_FEATURES, computed);
 
     // ---- outputs: one row per view --------------------------------------------------------
+    if (options.emitRows === false) return [];
     return Promise.all(
       result.rows.map(async (row) => ({
         topic: `${options.topicPrefix}features.${row.view}`,
@@ -110,6 +118,11 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     decode,
     eventTime,
     process,
+    // The entities of a chunk are read from RocksDB in one call before it is processed.
+    prefetch: (record) => {
+      const entity = record.value[sourceOf(record.topic).features.source.entityField];
+      return typeof entity === 'string' ? [{ store: ENTITY_STORE, key: entity }] : [];
+    },
     stores: [{ name: ENTITY_STORE, kind: 'key-value', serde: entityStateSerde() }],
   };
 }

@@ -4,28 +4,44 @@ import type { LoadedModel, ModelWatcher } from '../../models/deployment.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { inferenceMetrics } from './metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
-import type { FeatureValues } from '../../topology/features.js';
+import { EVENT_FEATURES, type EventFeatures, type FeatureValues } from '../../topology/features.js';
 import { modelInputs, type ModelDefinition } from '../../topology/models.js';
 import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord } from '../runtime/index.js';
 
 /**
- * The inference stage of one model: events.<source> → the event's features from the online
- * store (waiting briefly for the features stage to have seen this very event, so serving sees
- * what training saw) → the champion version, micro-batched through onnxruntime-node →
- * predictions.<model>, exactly once. Hot reload: each prediction uses the version in service when
- * it is scored, and carries it. Missing features, no model, or a failing model give a fallback
- * prediction (the previous version's score, else the model's documented fallback score) with the
- * reason — counted, never a crash.
+ * The inference stage of one model: events.<source> → the features of this very event, as the
+ * features stage before it in the same task computed them (handed over in the record's scratch:
+ * serving sees exactly what training replays) → the champion version, micro-batched through
+ * onnxruntime-node (the records of a chunk are scored in one call) → predictions.<model>, exactly
+ * once. Hot reload: each prediction uses the version in service when it is scored, and carries it.
+ * Missing or late features, no model, or a failing model give a fallback prediction (the previous
+ * version's score, else the model's documented fallback score) with the reason — counted, never a
+ * crash. A failure to read features is an error (retried, then dead-lettered), never a fallback.
  */
 export interface FeatureSource {
-  /** The view's values as of this event, or null when the entity has none (or only expired ones). */
-  valuesAt(view: string, entity: string, eventId: string, eventTime: number): Promise<FeatureValues | null>;
+  /**
+   * The view's values as of this event: null when the entity has none (or only expired ones),
+   * `LATE` when the event came too late for the view (it has no row of its own).
+   */
+  valuesAt(view: string, entity: string, eventId: string, eventTime: number): Promise<FeatureValues | null | typeof LATE>;
+}
+
+/** The event is too late for a view: it counts in no window and has no row. */
+export const LATE = 'late' as const;
+
+/** Features from the event's scratch: the rows the features stage computed for it. */
+export function eventFeatures(record: StreamRecord<unknown>): FeatureSource {
+  const computed = record.scratch.get(EVENT_FEATURES) as EventFeatures | undefined;
+  return {
+    valuesAt: (view) => Promise.resolve(computed?.late.has(view) ? LATE : (computed?.rows.get(view)?.values ?? null)),
+  };
 }
 
 export interface InferenceOptions {
   readonly model: ModelDefinition;
   readonly watcher: ModelWatcher;
-  readonly features: FeatureSource;
+  /** Where features come from; by default the event's own, from the features stage before this one. */
+  readonly features?: FeatureSource;
   readonly topicPrefix: string;
   readonly serdeFor: (reader?: avro.Type) => AvroSerde;
   /** Registered schema id of predictions.<model> values. */
@@ -54,7 +70,7 @@ export interface Prediction {
 
 /** Scores one event's inputs with the model in service, falling back as documented. */
 export async function predict(
-  options: Pick<InferenceOptions, 'model' | 'watcher' | 'features' | 'metrics' | 'now'>,
+  options: Pick<InferenceOptions, 'model' | 'watcher' | 'metrics' | 'now'> & { readonly features: FeatureSource },
   event: { readonly eventId: string; readonly entity: string; readonly eventTime: number; readonly value: Value },
   started: number,
 ): Promise<Prediction> {
@@ -65,18 +81,22 @@ export async function predict(
   const values: Record<string, number | null> = {};
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
   const missing: string[] = [];
+  const late: string[] = [];
   for (const { view, features } of model.features) {
-    // An online store that cannot answer (not running here, entity owned elsewhere) is missing features too.
-    const found = await options.features.valuesAt(view.name, event.entity, event.eventId, event.eventTime).catch(() => null);
-    if (!found) missing.push(view.name);
-    for (const feature of features) values[`${view.name}.${feature}`] = found?.[feature] ?? null;
+    // A failure to read is not a missing feature: it propagates (retried, then dead-lettered).
+    const found = await options.features.valuesAt(view.name, event.entity, event.eventId, event.eventTime);
+    if (found === LATE) late.push(view.name);
+    else if (!found) missing.push(view.name);
+    for (const feature of features) values[`${view.name}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
   }
   const row = inputs.map((input) => values[input] ?? null);
 
   let served: LoadedModel | undefined = watcher.current();
   let score: number | undefined;
   let reason: string | null = null;
-  if (missing.length > 0) {
+  if (late.length > 0) {
+    reason = `late_event: ${late.join(', ')}`;
+  } else if (missing.length > 0) {
     reason = `missing_features: ${missing.join(', ')}`;
   } else if (!served) {
     reason = `no_model: ${watcher.loadFailure() ?? `no version of ${model.name} is champion yet`}`;
@@ -143,7 +163,7 @@ export function inferenceStage(options: InferenceOptions): StageDefinition<Value
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', model.source.entityField, 'the event has no entity id');
     const prediction = await predict(
-      options,
+      { ...options, features: options.features ?? eventFeatures(record) },
       { eventId: String(record.value.event_id), entity, eventTime: record.eventTime, value: record.value },
       started,
     );
@@ -165,5 +185,7 @@ export function inferenceStage(options: InferenceOptions): StageDefinition<Value
     decode,
     eventTime: (value, raw) => (typeof value.event_time === 'number' ? value.event_time : raw.timestamp),
     process,
+    // Stateless: a chunk's events are scored together, in one onnxruntime call (outputs keep their order).
+    ordering: 'parallel',
   };
 }
