@@ -20,6 +20,10 @@ export interface LaunchOptions {
   readonly schemaIds: SchemaIds;
   readonly metrics: MetricsRegistry;
   readonly logger: Logger;
+  /** Where model artifacts are (default `<dataDir>/models`). */
+  readonly modelsDir?: string;
+  /** Runtime settings beyond the config's (tests shorten group timeouts). */
+  readonly stageOverrides?: Partial<StageOptions>;
 }
 
 /** A started pipeline and the models its inference stages follow. */
@@ -50,7 +54,7 @@ export async function launch(name: string, options: LaunchOptions): Promise<Laun
   const scores = name === 'pipeline' ? topology.models : topology.models.filter((model) => name === `inference-${model.name}`);
   const watchers = new Map<string, { readonly model: ModelDefinition; readonly watcher: ModelWatcher }>();
   const kafka = createKafka({ brokers: options.brokers, clientId: 'sluice-models', logger });
-  const artifacts = new ArtifactStore(path.join(config.dataDir, 'models'));
+  const artifacts = new ArtifactStore(options.modelsDir ?? path.join(config.dataDir, 'models'));
   try {
     for (const model of scores) {
       const watcher = new ModelWatcher({
@@ -79,7 +83,7 @@ export async function launch(name: string, options: LaunchOptions): Promise<Laun
     });
     const spec = pipelineFor(name, topology, stages, config.topicPrefix);
     if (!spec) throw new UnknownStageError(`unknown stage "${name}"; stages: ${names.join(', ')}`);
-    const stage = await runPipeline(spec, stageOptionsFor(name, options));
+    const stage = await runPipeline(spec, { ...stageOptionsFor(name, options), ...options.stageOverrides });
     const failed = stage.done.then(
       () => new Promise<Error>(() => undefined),
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),

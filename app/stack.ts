@@ -241,7 +241,15 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     await ensureTables(offline, tables);
 
     // Every source's ingest → features → inference, fused: one task per partition, one transaction per commit.
-    pipeline = await launch('pipeline', { config, topology, brokers, registryUrl: schemaRegistry, schemaIds, metrics: metricsRegistry, logger });
+    pipeline = await launch('pipeline', {
+      config,
+      topology,
+      brokers,
+      registryUrl: schemaRegistry,
+      schemaIds,
+      metrics: metricsRegistry,
+      logger,
+    });
     sink = await runSink({
       brokers,
       groupId: `${config.topicPrefix}sluice-sink`,

@@ -3,7 +3,15 @@ import type { Logger } from 'pino';
 import type { MetricsRegistry } from '../common/metrics.js';
 import { createKafka } from '../kafka/index.js';
 import type { ModelWatcher } from '../models/deployment.js';
-import { AvroSerde, platformSubjects, predictionSubjects, sourceSubjects, viewSubjects, type SchemaIds, type SubjectSchema } from '../schemas/index.js';
+import {
+  AvroSerde,
+  platformSubjects,
+  predictionSubjects,
+  sourceSubjects,
+  viewSubjects,
+  type SchemaIds,
+  type SubjectSchema,
+} from '../schemas/index.js';
 import { featuresStage } from '../streams/features/stage.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { inferenceStage } from '../streams/inference/stage.js';
@@ -16,8 +24,14 @@ export function topologySubjects(prefix: string, topology: Topology): SubjectSch
   return [
     ...platformSubjects(prefix),
     ...topology.sources.flatMap((source) => sourceSubjects(prefix, source.name, source.rawSchema, source.eventsSchema)),
-    ...viewSubjects(prefix, topology.views.map((view) => view.name)),
-    ...predictionSubjects(prefix, topology.models.map((model) => model.name)),
+    ...viewSubjects(
+      prefix,
+      topology.views.map((view) => view.name),
+    ),
+    ...predictionSubjects(
+      prefix,
+      topology.models.map((model) => model.name),
+    ),
   ];
 }
 
@@ -63,7 +77,9 @@ export async function defineStages(environment: StageEnvironment): Promise<Topol
       versions,
       topicPrefix,
       serdeFor,
-      schemaIds: Object.fromEntries(topology.views.map((view) => [view.name, schemaIds.get(`${topicPrefix}features.${view.name}-value`) ?? 0])),
+      schemaIds: Object.fromEntries(
+        topology.views.map((view) => [view.name, schemaIds.get(`${topicPrefix}features.${view.name}-value`) ?? 0]),
+      ),
       metrics,
       emitRows,
     });
@@ -89,7 +105,9 @@ export async function defineStages(environment: StageEnvironment): Promise<Topol
       topicPrefix,
       serdeFor,
       schemaIds: {
-        events: Object.fromEntries(topology.sources.map((source) => [source.name, schemaIds.get(`${topicPrefix}events.${source.name}-value`) ?? 0])),
+        events: Object.fromEntries(
+          topology.sources.map((source) => [source.name, schemaIds.get(`${topicPrefix}events.${source.name}-value`) ?? 0]),
+        ),
         quality: schemaIds.get(`${topicPrefix}monitoring.quality-value`) ?? 0,
       },
       metrics,

@@ -42,3 +42,55 @@ export async function groupLag(admin: Admin, groupId: string, topic: string): Pr
   const byPartition = new Map(committed[0]?.partitions.map((entry) => [entry.partition, Number(entry.offset)]) ?? []);
   return ends.reduce((sum, end) => sum + Number(end.high) - Math.max(0, byPartition.get(end.partition) ?? 0), 0);
 }
+
+export interface TopicMessage {
+  readonly key: string;
+  readonly value: Buffer | null;
+  readonly headers: Record<string, string>;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+/**
+ * Every record of a topic up to its end offsets as of now, read_committed (a verifier reads to the
+ * end, never "until N records look like enough"): waits for open transactions to settle first.
+ * With `uncommitted`, aborted records are read too (evidence that work was interrupted).
+ */
+export async function readToEnd(kafka: Kafka, topic: string, options: { readonly uncommitted?: boolean } = {}): Promise<TopicMessage[]> {
+  const { resolveRanges, readRanges } = await import('../kafka/index.js');
+  const ranges = await resolveRanges(kafka, topic);
+  const messages: TopicMessage[] = [];
+  const collect = (
+    partition: number,
+    message: { key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown>; offset: string },
+  ): void => {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(message.headers ?? {})) {
+      const first: unknown = Array.isArray(value) ? value[0] : value;
+      if (first !== undefined && first !== null) headers[name] = Buffer.isBuffer(first) ? first.toString() : String(first);
+    }
+    messages.push({ key: message.key?.toString() ?? '', value: message.value, headers, partition, offset: message.offset });
+  };
+  if (!options.uncommitted) {
+    await readRanges(kafka, topic, ranges, collect, 180_000);
+    return messages;
+  }
+  const consumer = kafka.consumer({ groupId: uniqueName('raw-reader'), readUncommitted: true, maxWaitTimeInMs: 100 });
+  const pending = new Map(ranges.filter((range) => range.to > range.from).map((range) => [range.partition, range.to]));
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages)
+        if (BigInt(message.offset) < (pending.get(batch.partition) ?? 0n)) collect(batch.partition, message);
+      if (BigInt(batch.lastOffset()) + 1n >= (pending.get(batch.partition) ?? 0n)) pending.delete(batch.partition);
+      await Promise.resolve();
+    },
+  });
+  try {
+    await waitUntil(() => pending.size === 0, 180_000, `${topic} read to its end`);
+  } finally {
+    await consumer.disconnect();
+  }
+  return messages;
+}

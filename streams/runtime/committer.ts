@@ -96,7 +96,9 @@ class TransactionalCommitter implements PartitionCommitter {
   async commit(outputs: readonly OutputRecord[], offsets: readonly InputOffset[]): Promise<readonly ProducedBatch[]> {
     const transaction = await this.producer.transaction();
     try {
-      const metadata = outputs.length > 0 ? await transaction.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 }) : [];
+      const metadata: RecordMetadata[] = [];
+      for (const chunk of requestChunks(outputs))
+        metadata.push(...(await transaction.sendBatch({ topicMessages: toTopicMessages(chunk), acks: -1 })));
       if (offsets.length > 0) await transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsetsByTopic(offsets) });
       await transaction.commit();
       return producedBatches(metadata);
@@ -130,7 +132,9 @@ export class AtLeastOnceCommitterFactory implements CommitterFactory {
     const consumer = this.consumer;
     return {
       async commit(outputs, offsets) {
-        const metadata = outputs.length > 0 ? await producer.sendBatch({ topicMessages: toTopicMessages(outputs), acks: -1 }) : [];
+        const metadata: RecordMetadata[] = [];
+        for (const chunk of requestChunks(outputs))
+          metadata.push(...(await producer.sendBatch({ topicMessages: toTopicMessages(chunk), acks: -1 })));
         if (offsets.length > 0) await consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
         return producedBatches(metadata);
       },
@@ -165,4 +169,33 @@ function offsetsByTopic(offsets: readonly InputOffset[]): { topic: string; parti
     byTopic.set(topic, list);
   }
   return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+}
+
+/**
+ * Splits a commit's records into produce requests of at most ~768 KiB, so that no partition's
+ * record batch can exceed a topic's default `max.message.bytes` (1 MiB) however large the commit
+ * is. The requests go out one after the other, inside the same transaction.
+ */
+const REQUEST_BYTES = 768 * 1024;
+export function requestChunks(outputs: readonly OutputRecord[], maxBytes = REQUEST_BYTES): OutputRecord[][] {
+  const chunks: OutputRecord[][] = [];
+  let chunk: OutputRecord[] = [];
+  let bytes = 0;
+  for (const output of outputs) {
+    const size = sizeOf(output.key) + sizeOf(output.value) + 64;
+    if (chunk.length > 0 && bytes + size > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(output);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+function sizeOf(value: string | Buffer | null): number {
+  if (value === null) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }

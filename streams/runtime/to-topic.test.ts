@@ -21,3 +21,15 @@ describe('toTopicRaw', () => {
     await expect(firstValueFrom(throwError(() => new Error('upstream')).pipe(toTopicRaw('t')))).rejects.toThrow('upstream');
   });
 });
+
+describe('produce requests of a commit', () => {
+  it('split large commits so that no request (and no partition batch) exceeds the bound', async () => {
+    const { requestChunks } = await import('./committer.js');
+    const big = Array.from({ length: 10 }, (_, index) => ({ topic: 't', key: `k${index}`, value: Buffer.alloc(300) }));
+    const chunks = requestChunks(big, 1_000);
+    expect(chunks.flat()).toEqual(big);
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const chunk of chunks) expect(chunk.reduce((sum, record) => sum + record.value.length, 0)).toBeLessThanOrEqual(1_000);
+    expect(requestChunks([])).toEqual([]);
+  });
+});
