@@ -344,7 +344,11 @@ describe('models end to end: generator → ingest → features → sink → trai
       'the broken version to be refused',
     );
     const historical = history.filter((record) => record.topic === 'raw.transactions').length + live.length;
-    await produce(live.slice(0, 1).map((record) => ({ ...record, value: { ...record.value, transaction_id: 'after-broken-1' } })));
+    await produce(
+      live
+        .slice(0, 1)
+        .map((record) => ({ ...record, value: { ...record.value, transaction_id: 'after-broken-1', timestamp: Date.now() } })),
+    );
     const afterBroken = (await readPredictions(historical + 1)).find((prediction) => prediction.event_id === 'transactions:after-broken-1');
     // Version 2 (the previous one) answered, marked as a fallback with the reason.
     expect(afterBroken).toMatchObject({ deployment: 'FALLBACK', model_version: 2 });
