@@ -4,18 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { inject } from 'vitest';
-import { topologySubjects } from '../../app/stages.js';
 import { PROJECT_ROOT } from '../../common/config.js';
-import { silentLogger } from '../../common/logger.js';
 import demo from '../../examples/fraud/sluice.config.js';
 import { demoEvents, type DemoRecord } from '../../examples/fraud/generator.js';
 import { replayFeatures } from '../../jobs/replay.js';
-import { OnnxScorer, toBatch, toOnnx, type ScoringNetwork } from '../../models/network.js';
-import { ArtifactStore, baselineOf, registerModelVersion } from '../../models/registry.js';
-import { AvroSerde, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
-import { publishFeatureViews } from '../../streams/features/registry.js';
-import { modelInputs } from '../../topology/index.js';
-import { createTopic, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { OnnxScorer, toBatch, toOnnx } from '../../models/network.js';
+import { AvroSerde } from '../../schemas/index.js';
+import { readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { setUpDemo } from './demo-setup.js';
 
 /**
  * The fused pipeline of the fraud demo run as separate processes (integration-tests/fixtures/
@@ -25,7 +21,6 @@ import { createTopic, readToEnd, testKafka, uniqueName, waitUntil } from '../hel
  * exactly once and equal to what a replay of the events topics computes.
  */
 export const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
-const model = demo.models.find((candidate) => candidate.name === 'fraud')!;
 const HOUR = 3_600_000;
 
 export interface PipelineProcess {
@@ -62,18 +57,9 @@ export interface Verification {
   /** Feature rows whose values differ from a replay of events.* (or exist on one side only). */
   readonly featureMismatches: number;
   readonly fallbacks: number;
-}
-
-/** A fixed logistic regression over the fraud model's inputs: amount and card activity raise the score. */
-function fixedNetwork(inputs: readonly string[]): ScoringNetwork {
-  const width = inputs.length;
-  const weights = Float32Array.from(inputs.map((input, index) => (input === 'amount' ? 0.9 : 0.3 - index * 0.02)));
-  return {
-    features: inputs,
-    mean: new Float32Array(width).fill(0),
-    std: Float32Array.from(inputs.map((input) => (input.includes('amount') ? 200 : 5))),
-    layers: [{ inputs: width, outputs: 1, weights, bias: Float32Array.from([-2]), activation: 'sigmoid' }],
-  };
+  /** Records of events.transactions whose event id is already there (ingest's dedup failed). */
+  readonly duplicateEvents: number;
+  readonly duplicateEventSample: readonly string[];
 }
 
 export async function setUpPipeline(name: string, options: { readonly events: number; readonly partitions?: number }): Promise<Harness> {
@@ -81,62 +67,15 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
-  const logger = silentLogger();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `sluice-${name}-`));
-  const partitions = options.partitions ?? 6;
-  for (const source of demo.sources) {
-    await createTopic(admin, `${prefix}raw.${source.name}`, partitions);
-    await createTopic(admin, `${prefix}events.${source.name}`, partitions);
-  }
-  for (const view of demo.views) await createTopic(admin, `${prefix}features.${view.name}`, partitions);
-  await createTopic(admin, `${prefix}predictions.fraud`, partitions);
-  for (const topic of ['dlq', 'monitoring.quality']) await createTopic(admin, `${prefix}${topic}`, 1);
-  for (const topic of ['registry.features', 'registry.models'])
-    await createTopic(admin, `${prefix}${topic}`, 1, { 'cleanup.policy': 'compact' });
-  const registry: RunningSchemaRegistry = await startSchemaRegistry({
-    brokers: inject('brokers'),
-    topic: `${prefix}_schemas`,
-    host: '127.0.0.1',
-    port: 0,
-    logger,
-  });
-  const ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
-  const versions = await publishFeatureViews(demo.views, {
+  const { registry, versions, network, inputs } = await setUpDemo({
     kafka,
-    topic: `${prefix}registry.features`,
-    registryUrl: registry.url,
-    schemaId: ids.get(`${prefix}registry.features-value`)!,
-    logger,
+    admin,
+    brokers: inject('brokers'),
+    prefix,
+    partitions: options.partitions ?? 6,
+    modelsDir: path.join(dataDir, 'models'),
   });
-
-  // The champion: a fixed network, registered as a trained one would be.
-  const inputs = modelInputs(model);
-  const network = fixedNetwork(inputs);
-  const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
-  const sha = await artifacts.put(toOnnx(network, 'fraud'), {
-    name: 'fraud',
-    inputs,
-    fill: [...network.mean],
-    threshold: model.threshold,
-    trainer: 'fixed',
-    metrics: {},
-    baseline: Object.fromEntries(inputs.map((input) => [input, baselineOf([])])),
-  });
-  await registerModelVersion(
-    { kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.models-value`)! },
-    {
-      name: 'fraud',
-      artifact_sha256: sha,
-      trainer: 'fixed',
-      params: {},
-      metrics: {},
-      dataset: { ranges: [], feature_versions: Object.fromEntries(versions) },
-      code_commit: null,
-      run_id: null,
-      created_at: Date.now(),
-    },
-    ['champion'],
-  );
 
   const end = Date.now();
   const records = [
@@ -170,6 +109,7 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
           PIPE_DATA_DIR: path.join(dataDir, instance),
           PIPE_MODELS_DIR: path.join(dataDir, 'models'),
           PIPE_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))),
+          ...(process.env.SLUICE_TEST_LOGS ? { PIPE_LOG_LEVEL: 'info' } : {}),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
         cwd: PROJECT_ROOT,
@@ -179,6 +119,12 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
       let err = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      // SLUICE_TEST_LOGS=<folder>: every instance's log lines kept there, for a failure's autopsy.
+      const logs = process.env.SLUICE_TEST_LOGS;
+      if (logs) {
+        const file = path.join(logs, `${prefix}${instance}-${child.pid}.log`);
+        child.stderr.on('data', (chunk: Buffer) => void fs.appendFile(file, chunk));
+      }
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       const ready = waitUntil(
         () => {
@@ -262,7 +208,16 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
       // Predictions: one per transaction event, scored from the replayed features by the same network.
       const events = await readToEnd(kafka, `${prefix}events.transactions`);
       const eventIds = new Set<string>();
-      for (const message of events) eventIds.add(((await serde.decode(message.value!)) as { event_id: string }).event_id);
+      const copies = new Map<string, string[]>();
+      for (const message of events) {
+        const eventId = ((await serde.decode(message.value!)) as { event_id: string }).event_id;
+        eventIds.add(eventId);
+        copies.set(eventId, [
+          ...(copies.get(eventId) ?? []),
+          `p${message.partition}@${message.offset}#${message.headers['sluice.seq'] ?? '-'}`,
+        ]);
+      }
+      const duplicatedEvents = [...copies].filter(([, where]) => where.length > 1);
       const predictions = await readToEnd(kafka, `${prefix}predictions.fraud`);
       const decoded = await Promise.all(
         predictions.map(
@@ -308,6 +263,8 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
         duplicateFeatureRows,
         featureMismatches,
         fallbacks: decoded.length - scored.length,
+        duplicateEvents: duplicatedEvents.length,
+        duplicateEventSample: duplicatedEvents.slice(0, 5).map(([eventId, where]) => `${eventId}: ${where.join(' ')}`),
       };
     },
     async close() {

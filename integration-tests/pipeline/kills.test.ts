@@ -47,5 +47,5 @@ describe('the fused pipeline (ingest → features → inference) SIGKILLed at ra
     expect(result.duplicateFeatureRows).toBe(0);
     expect(result.featureMismatches).toBe(0);
     expect(result.featureRows).toBeGreaterThan(EVENTS);
-  });
+  }, 600_000);
 });

@@ -60,5 +60,5 @@ describe('a rebalance storm: three instances of the fused pipeline, one stopped 
     expect(result.scoreMismatches).toBe(0);
     expect(result.duplicateFeatureRows).toBe(0);
     expect(result.featureMismatches).toBe(0);
-  });
+  }, 600_000);
 });

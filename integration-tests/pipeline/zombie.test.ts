@@ -44,5 +44,5 @@ describe('a zombie: an instance frozen mid-transaction while another takes over,
     expect(result.scoreMismatches).toBe(0);
     expect(result.duplicateFeatureRows).toBe(0);
     expect(result.featureMismatches).toBe(0);
-  });
+  }, 300_000);
 });

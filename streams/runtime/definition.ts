@@ -50,6 +50,13 @@ export interface StageDefinition<V> {
   readonly onPartitionReset?: (topic: string, partition: number) => void;
   /** State stores, one instance per task, restored from changelogs on assignment. */
   readonly stores?: readonly StoreSpec[];
+  /**
+   * Side effects outside Kafka that must happen before a commit's offsets (a sink's insert): called
+   * synchronously when a commit of `task` starts — it takes what its records produced so far — and
+   * the returned work runs before the transaction. Its failure fails the commit (retried from the
+   * committed offsets), so with at_least_once such a stage writes every record at least once.
+   */
+  readonly beforeCommit?: (task: string) => (() => Promise<void>) | undefined;
 }
 
 export type ProcessOutput = readonly OutputRecord[] | Promise<readonly OutputRecord[]> | Observable<OutputRecord>;

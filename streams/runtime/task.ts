@@ -274,6 +274,10 @@ export class Task {
       } else {
         this.nextOffsets.delete(topic);
       }
+      this.options.logger.info(
+        { task: this.options.id, topic, committed, position: target?.toString() ?? 'consumer default' },
+        'input positioned',
+      );
     }
   }
 
@@ -559,6 +563,7 @@ export class Task {
     const generation = this.generation;
     this.saveSequences();
     const changelog = this.stores?.freeze() ?? [];
+    const sideEffects = this.options.subtopology.steps.flatMap((step) => step.stage.beforeCommit?.(this.options.id) ?? []);
     const offsets: InputOffset[] = [...batch.offsets].map(([topic, next]) => ({
       topic,
       partition: this.options.partition,
@@ -566,7 +571,7 @@ export class Task {
     }));
     const committer = this.committer;
     const stores = this.stores;
-    this.committing = this.commit(committer, stores, batch, changelog, offsets, generation).finally(() => {
+    this.committing = this.commit(committer, stores, batch, changelog, offsets, generation, sideEffects).finally(() => {
       this.committing = undefined;
       if (this.state === 'running' && this.current.records > 0) this.commitIfDue();
     });
@@ -586,10 +591,12 @@ export class Task {
     changelog: readonly OutputRecord[],
     offsets: readonly InputOffset[],
     generation: number,
+    sideEffects: readonly (() => Promise<void>)[],
   ): Promise<void> {
     const started = performance.now();
     let produced: readonly ProducedBatch[];
     try {
+      for (const effect of sideEffects) await effect();
       produced = await committer.commit([...batch.outputs, ...changelog], offsets);
     } catch (error) {
       stores?.abortFrozen();

@@ -1,23 +1,20 @@
-import kafkajs, { type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { errorMessage } from '../../common/errors.js';
+import type { MetricsRegistry } from '../../common/metrics.js';
 import { retry } from '../../common/retry.js';
-import { createKafka } from '../../kafka/index.js';
-import { stageMetrics } from '../runtime/metrics.js';
-import { type MetricsRegistry } from '../../common/metrics.js';
 import { ClickHouseError } from '../../offline/errors.js';
-import { insertNew, type TableSpec } from '../../offline/tables.js';
 import type { OfflineStore } from '../../offline/store.js';
+import { insertNew, type TableSpec } from '../../offline/tables.js';
 import { AvroSerde } from '../../schemas/index.js';
-import { deadLetter, headersOf, reasonOf, type RawRecord } from '../runtime/index.js';
-
-const { Partitioners } = kafkajs;
+import { stageMetrics } from '../runtime/metrics.js';
+import { runStage, type RawRecord, type RunningStage, type StageDefinition } from '../runtime/index.js';
 
 /**
- * The sink: every table's topic → ClickHouse, in batches. Delivery is at-least-once (offsets are
- * committed after the insert) and writes are idempotent (rows whose natural key is present are
- * skipped), so a crash between insert and commit, a reset consumer group or a replayed topic never
- * double-counts. Records that do not decode go to the dead-letter topic, counted.
+ * The sink: every table's topic → ClickHouse, a stage on the runtime like any other. A commit
+ * first inserts the rows of its records (idempotently: rows whose natural key is present are
+ * skipped), then commits their offsets — at-least-once delivery with idempotent writes, so a crash
+ * between insert and commit, a reset consumer group or a replayed topic never double-counts.
+ * Records that do not decode go to the dead-letter topic, counted. Waiting on ClickHouse never
+ * costs the group membership: the runtime's consumer keeps fetching and heartbeating meanwhile.
  */
 export interface SinkOptions {
   readonly brokers: readonly string[];
@@ -34,145 +31,110 @@ export interface SinkOptions {
 
 export interface RunningSink {
   /** Rows inserted and duplicates skipped so far. */
-  status(): { readonly inserted: number; readonly duplicates: number; readonly deadLetters: number; readonly joined: boolean };
+  status(): { readonly inserted: number; readonly duplicates: number; readonly joined: boolean };
   stop(): Promise<void>;
   readonly done: Promise<void>;
 }
 
-export async function runSink(options: SinkOptions): Promise<RunningSink> {
+interface Row {
+  readonly table: TableSpec;
+  readonly row: Record<string, unknown>;
+}
+
+type Value = Record<string, unknown> | null;
+
+export function sinkStage(options: SinkOptions, counters: { inserted: number; duplicates: number }): StageDefinition<Value> {
   const stage = 'sink';
   const logger = options.logger.child({ stage });
   const metrics = stageMetrics(options.metrics);
-  const kafka = createKafka({ brokers: options.brokers, clientId: 'sluice-sink', logger });
   const serde = new AvroSerde(options.registryUrl);
   const byTopic = new Map(options.tables.map((table) => [`${options.topicPrefix}${table.topic}`, table]));
-  const consumer: Consumer = kafka.consumer({
-    groupId: options.groupId,
-    readUncommitted: false,
-    maxWaitTimeInMs: 250,
-    maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
-    allowAutoTopicCreation: false,
-  });
-  const producer: Producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
-  let inserted = 0;
-  let duplicates = 0;
-  let deadLetters = 0;
-  let joined = false;
-  let stopping = false;
-  let resolveDone!: () => void;
-  let rejectDone!: (error: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    resolveDone = resolve;
-    rejectDone = reject;
-  });
-  done.catch(() => undefined);
-
-  // ---- inputs ------------------------------------------------------------------------------
-
-  const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
-    const { batch } = payload;
-    const table = byTopic.get(batch.topic);
-    if (!table || batch.messages.length === 0 || payload.isStale() || stopping) return;
-
-    // ---- transformation: records → rows (undecodable ones → dead letters) ----------------
-    const rows: Record<string, unknown>[] = [];
-    const failed: RawRecord[] = [];
-    const errors: unknown[] = [];
-    for (const message of batch.messages) {
-      const headers = headersOf(message.headers);
-      const meta = { partition: batch.partition, offset: message.offset, timestamp: Number(message.timestamp), key: message.key, headers };
-      try {
-        const value = table.avro
-          ? message.value
-            ? ((await serde.decode(message.value)) as Record<string, unknown>)
-            : undefined
-          : { bytes: message.value };
-        if (value) rows.push(table.toRow(value, meta));
-      } catch (error) {
-        failed.push({
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: message.offset,
-          key: message.key,
-          value: message.value,
-          headers,
-          timestamp: Number(message.timestamp),
-        });
-        errors.push(error);
-      }
-    }
-    metrics.recordsIn.inc({ stage, topic: batch.topic }, batch.messages.length);
-
-    // ---- outputs: the insert, dead letters, then the offsets ----------------------------
-    // The store may be briefly unavailable (a ClickHouse server restarting): retried with backoff.
-    const fresh = await retry(() => insertNew(options.store, table, rows), {
-      attempts: 5,
-      initialDelayMs: 200,
-      maxDelayMs: 5_000,
-      // Syntax and schema errors (4xx) will not heal; connection problems and server errors may.
-      isRetriable: (error: unknown) => !(error instanceof ClickHouseError) || error.httpStatus >= 500,
-      onRetry: (error: unknown, attempt: number) => logger.warn({ err: error, table: table.name, attempt }, 'insert failed; retrying'),
-    });
-    inserted += fresh;
-    duplicates += rows.length - fresh;
-    metrics.sinkRows.inc({ table: table.name }, fresh);
-    if (rows.length > fresh) metrics.sinkDuplicates.inc({ table: table.name }, rows.length - fresh);
-    if (failed.length > 0) {
-      const letters = failed.map((raw, index) => deadLetter(options.dlqTopic, stage, raw, errors[index], 1));
-      await producer.send({
-        topic: options.dlqTopic,
-        acks: -1,
-        messages: letters.map((letter) => ({ key: letter.key, value: letter.value, headers: letter.headers ?? {} })),
-      });
-      deadLetters += failed.length;
-      failed.forEach((raw, index) => {
-        const reason = reasonOf(errors[index]);
-        metrics.deadLetters.inc({ stage, topic: raw.topic, reason });
-        metrics.errors.inc({ stage, reason });
-        logger.warn(
-          { topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(errors[index]) },
-          'record dead-lettered',
-        );
-      });
-    }
-    await consumer.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
-    ]);
-    metrics.consumerLag.set({ stage, topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
-    await payload.heartbeat();
+  /** Rows processed and not yet handed to a commit, per task. */
+  const buffers = new Map<string, Row[]>();
+  const tableOf = (topic: string): TableSpec => {
+    const table = byTopic.get(topic);
+    if (!table) throw new Error(`the sink has no table for ${topic}`);
+    return table;
   };
 
-  // ---- lifecycle ---------------------------------------------------------------------------
+  // ---- inputs ------------------------------------------------------------------------------
+  const decode = async (raw: RawRecord): Promise<Value> => {
+    const table = tableOf(raw.topic);
+    if (!table.avro) return { bytes: raw.value };
+    return raw.value ? ((await serde.decode(raw.value)) as Record<string, unknown>) : null;
+  };
 
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    joined = true;
-  });
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    if (!payload.restart) {
-      logger.error({ err: payload.error }, 'the sink crashed');
-      void shutdown().finally(() => rejectDone(payload.error));
+  // ---- outputs: the insert, before the commit of the offsets ---------------------------------
+  const insert = async (rows: readonly Row[]): Promise<void> => {
+    const byTable = new Map<TableSpec, Record<string, unknown>[]>();
+    for (const { table, row } of rows) byTable.set(table, [...(byTable.get(table) ?? []), row]);
+    for (const [table, tableRows] of byTable) {
+      // The store may be briefly unavailable (a ClickHouse server restarting): retried with backoff.
+      const fresh = await retry(() => insertNew(options.store, table, tableRows), {
+        attempts: 5,
+        initialDelayMs: 200,
+        maxDelayMs: 5_000,
+        // Syntax and schema errors (4xx) will not heal; connection problems and server errors may.
+        isRetriable: (error: unknown) => !(error instanceof ClickHouseError) || error.httpStatus >= 500,
+        onRetry: (error: unknown, attempt: number) => logger.warn({ err: error, table: table.name, attempt }, 'insert failed; retrying'),
+      });
+      counters.inserted += fresh;
+      counters.duplicates += tableRows.length - fresh;
+      metrics.sinkRows.inc({ table: table.name }, fresh);
+      if (tableRows.length > fresh) metrics.sinkDuplicates.inc({ table: table.name }, tableRows.length - fresh);
     }
-  });
-
-  async function shutdown(): Promise<void> {
-    stopping = true;
-    await consumer.disconnect().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-  }
-
-  await producer.connect();
-  await consumer.connect();
-  for (const topic of byTopic.keys()) await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({ autoCommit: false, partitionsConsumedConcurrently: 1, eachBatch });
-  logger.info({ tables: options.tables.length, store: options.store.description }, 'sink started');
+  };
 
   return {
-    done,
-    status: () => ({ inserted, duplicates, deadLetters, joined }),
-    async stop() {
-      if (stopping) return;
-      await shutdown();
-      resolveDone();
+    name: stage,
+    inputs: [...byTopic.keys()],
+    decode,
+    // ---- transformation: a record becomes a row of its table, kept for the commit ------------
+    process: (record, context) => {
+      if (record.value === null) return [];
+      const table = tableOf(record.topic);
+      const row = table.toRow(record.value, {
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        key: record.raw.key,
+        headers: record.headers,
+      });
+      const buffer = buffers.get(context.task) ?? [];
+      buffer.push({ table, row });
+      buffers.set(context.task, buffer);
+      return [];
     },
+    beforeCommit: (task) => {
+      const rows = buffers.get(task);
+      if (!rows || rows.length === 0) return undefined;
+      buffers.delete(task);
+      return () => insert(rows);
+    },
+    // Rows of records that will be processed again are dropped with them.
+    onPartitionReset: (topic, partition) => buffers.delete(`${topic}.${partition}`),
+  };
+}
+
+export async function runSink(options: SinkOptions): Promise<RunningSink> {
+  const counters = { inserted: 0, duplicates: 0 };
+  const stage: RunningStage = await runStage(sinkStage(options, counters), {
+    brokers: options.brokers,
+    groupId: options.groupId,
+    dlqTopic: options.dlqTopic,
+    guarantee: 'at_least_once',
+    commitMaxRecords: 10_000,
+    commitIntervalMs: 500,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
+    metrics: options.metrics,
+    logger: options.logger,
+  });
+  return {
+    done: stage.done,
+    status: () => {
+      const status = stage.status();
+      return { inserted: counters.inserted, duplicates: counters.duplicates, joined: status.joined };
+    },
+    stop: () => stage.stop(),
   };
 }

@@ -1,0 +1,304 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, PROJECT_ROOT } from '../common/config.js';
+import { createLogger } from '../common/logger.js';
+import { uniformRandom } from '../common/random.js';
+import { demoEvents } from '../examples/fraud/generator.js';
+import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
+import { createKafka, startEphemeralKafka } from '../kafka/index.js';
+import { printTable } from './report.js';
+
+/**
+ * The fused pipeline of the fraud demo (ingest → features → inference, every view and the
+ * model; 6 partitions; exactly-once; commit interval 100 ms) as one process, measured from the
+ * outside:
+ * - throughput: a backlog of demo events processed to the end, events/s and CPU-seconds;
+ * - latency: live transactions at a fixed rate for 60 s, raw event produced → its prediction
+ *   received by a read_committed consumer, p50/p99;
+ * - the highest rate sustained for 60 s with p99 under 1 s (a search);
+ * - the CPU profile's top functions (self time) of the backlog run.
+ * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory.
+ */
+const PARTITIONS = 6;
+const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
+
+interface Pipeline {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  stop(): Promise<void>;
+  /** utime + stime of the process so far, seconds. */
+  cpuSeconds(): Promise<number>;
+  rssBytes(): Promise<number>;
+}
+
+function startPipeline(env: Record<string, string>, profileDir?: string): Pipeline {
+  const args = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', FIXTURE];
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (out.includes('READY')) {
+        clearInterval(timer);
+        resolve();
+      } else if (child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error(`the pipeline exited: ${err.slice(-2_000)}`));
+      }
+    }, 50);
+  });
+  const stat = async (): Promise<string[]> => (await fs.readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  return {
+    child,
+    ready,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+    async cpuSeconds() {
+      const fields = await stat();
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    async rssBytes() {
+      const status = await fs.readFile(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+    },
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+export async function main(): Promise<void> {
+  const withRss = process.argv.includes('--rss');
+  const config = loadConfig();
+  const logger = createLogger('warn', 'bench');
+  const cluster = await startEphemeralKafka(config, logger, '1g');
+  const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-pipeline' });
+  const admin = kafka.admin();
+  await admin.connect();
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-pipeline-'));
+  const rows: Record<string, string | number>[] = [];
+  let run = 0;
+  /** A fresh prefix (topics, registry, model) per run, so runs do not see each other's data. */
+  const fresh = async () => {
+    const prefix = `bench${run++}.`;
+    const setup = await setUpDemo({
+      kafka,
+      admin,
+      brokers: cluster.brokers,
+      prefix,
+      partitions: PARTITIONS,
+      modelsDir: path.join(root, prefix, 'models'),
+    });
+    const env = {
+      PIPE_BROKERS: cluster.brokers.join(','),
+      PIPE_REGISTRY: setup.registry.url,
+      PIPE_PREFIX: prefix,
+      PIPE_DATA_DIR: path.join(root, prefix, 'data'),
+      PIPE_MODELS_DIR: path.join(root, prefix, 'models'),
+      PIPE_SESSION_TIMEOUT_MS: '10000',
+    };
+    return { prefix, setup, env };
+  };
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    // ---- throughput over a backlog, with a CPU profile --------------------------------------
+    {
+      const { prefix, setup, env } = await fresh();
+      const events = [
+        ...demoEvents({ seed: 9, events: 100_000, end: Date.now(), spanMs: 86_400_000, cards: 5_000, users: 2_000, fraudRate: 0.008 }),
+      ];
+      for (let start = 0; start < events.length; start += 5_000) {
+        const slice = events.slice(start, start + 5_000);
+        const topics = [...new Set(slice.map((record) => record.topic))];
+        await producer.sendBatch({
+          acks: -1,
+          topicMessages: topics.map((topic) => ({
+            topic: `${prefix}${topic}`,
+            messages: slice
+              .filter((record) => record.topic === topic)
+              .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+          })),
+        });
+      }
+      const profileDir = path.join(root, 'profile');
+      const pipeline = startPipeline(env, profileDir);
+      await pipeline.ready;
+      const started = performance.now();
+      const cpuBefore = await pipeline.cpuSeconds();
+      const group = `${prefix}sluice-pipeline`;
+      for (;;) {
+        let lag = 0;
+        for (const source of ['transactions', 'clicks', 'chargebacks']) {
+          const topic = `${prefix}raw.${source}`;
+          const [committed, ends] = await Promise.all([
+            admin.fetchOffsets({ groupId: group, topics: [topic] }),
+            admin.fetchTopicOffsets(topic),
+          ]);
+          const byPartition = new Map(committed[0]?.partitions.map((entry) => [entry.partition, Number(entry.offset)]) ?? []);
+          lag += ends.reduce((sum, end) => sum + Number(end.high) - Math.max(0, byPartition.get(end.partition) ?? 0), 0);
+        }
+        if (lag === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
+      await pipeline.stop();
+      rows.push({
+        run: 'backlog: 100,000 demo events to committed predictions and features',
+        'events/s': Math.round(events.length / seconds),
+        seconds: seconds.toFixed(1),
+        'CPU-s of the pipeline': cpu.toFixed(1),
+        'events per CPU-s': Math.round(events.length / cpu),
+      });
+      await setup.registry.stop();
+      await printProfile(profileDir);
+    }
+
+    // ---- latency at fixed rates, and the highest rate sustained ------------------------------
+    const latency = async (rate: number, seconds: number, sampleRss = false): Promise<Record<string, string | number>> => {
+      const { prefix, setup, env } = await fresh();
+      const pipeline = startPipeline(env);
+      await pipeline.ready;
+      const sent = new Map<string, number>();
+      const latencies: number[] = [];
+      const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
+      await consumer.connect();
+      await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
+      let received = 0;
+      await consumer.run({
+        eachBatch: async ({ batch }) => {
+          const now = performance.now();
+          for (const message of batch.messages) {
+            received++;
+            const id = message.headers?.['sluice.event_id']?.toString();
+            const at = id === undefined ? undefined : sent.get(id);
+            if (at !== undefined) latencies.push(now - at);
+          }
+          await Promise.resolve();
+        },
+      });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const random = uniformRandom(rate);
+      const rss: number[] = [];
+      const cpuBefore = await pipeline.cpuSeconds();
+      const start = performance.now();
+      let count = 0;
+      let nextSample = 0;
+      while (performance.now() - start < seconds * 1000) {
+        const due = Math.floor(((performance.now() - start) / 1000) * rate);
+        const messages = [];
+        for (; count < due; count++) {
+          const id = `t${count}`;
+          const card = `card-${Math.floor(random() * 5_000)}`;
+          sent.set(`transactions:${id}`, performance.now());
+          messages.push({
+            key: card,
+            value: JSON.stringify({
+              transaction_id: id,
+              card_id: card,
+              merchant_id: `m-${Math.floor(random() * 700)}`,
+              merchant_category: '5411',
+              amount: Math.round(random() * 20_000) / 100 + 1,
+              currency: 'EUR',
+              country: 'NL',
+              channel: 'ONLINE',
+              timestamp: Date.now(),
+            }),
+          });
+        }
+        if (messages.length > 0) await producer.send({ topic: `${prefix}raw.transactions`, acks: -1, messages });
+        if (sampleRss && performance.now() - start >= nextSample) {
+          rss.push(await pipeline.rssBytes());
+          nextSample += 10_000;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const sendSeconds = (performance.now() - start) / 1000;
+      const deadline = performance.now() + 30_000;
+      while (received < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
+      await consumer.disconnect();
+      await pipeline.stop();
+      await setup.registry.stop();
+      const sorted = latencies.sort((left, right) => left - right);
+      const row: Record<string, string | number> = {
+        run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s`,
+        'sent/s': Math.round(count / sendSeconds),
+        predictions: `${received}/${count}`,
+        'p50 ms': Math.round(percentile(sorted, 50)),
+        'p99 ms': Math.round(percentile(sorted, 99)),
+        'max ms': Math.round(sorted.at(-1) ?? Number.NaN),
+        'CPU-s of the pipeline': cpu.toFixed(1),
+      };
+      if (rss.length > 2) {
+        const warm = rss.slice(Math.floor(rss.length / 5));
+        const low = Math.min(...warm);
+        const high = Math.max(...warm);
+        row.rss = `${(low / 2 ** 20).toFixed(0)}–${(high / 2 ** 20).toFixed(0)} MiB after warm-up (${(((high - low) / low) * 100).toFixed(1)}% spread)`;
+      }
+      return row;
+    };
+    rows.push(await latency(1_000, 60));
+    rows.push(await latency(5_000, 60));
+    let best: number | undefined;
+    for (const rate of [8_000, 12_000, 16_000, 20_000]) {
+      const row = await latency(rate, 60);
+      rows.push(row);
+      const p99 = Number(row['p99 ms']);
+      const [got, wanted] = String(row.predictions).split('/').map(Number);
+      if (!(p99 < 1_000) || got !== wanted) break;
+      best = rate;
+    }
+    rows.push({
+      run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 8,000' : best.toLocaleString('en')} events/s`,
+    });
+    if (withRss) rows.push(await latency(5_000, 600, true));
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await cluster.stop();
+    await fs.rm(root, { recursive: true, force: true });
+  }
+  printTable('fused pipeline (ingest → features → inference), one process, 6 partitions, exactly-once, commit interval 100 ms', rows);
+}
+
+/** The top 10 functions by self time in the CPU profile the pipeline wrote on exit. */
+async function printProfile(dir: string): Promise<void> {
+  const files = (await fs.readdir(dir).catch(() => [])).filter((file) => file.endsWith('.cpuprofile'));
+  const [file] = files;
+  if (!file) return;
+  interface ProfileNode {
+    readonly id: number;
+    readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  }
+  const profile = JSON.parse(await fs.readFile(path.join(dir, file), 'utf8')) as {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<string, number>();
+  profile.samples.forEach((id, index) => {
+    const node = byId.get(id);
+    if (!node) return;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
+    const name = `${functionName || '(anonymous)'}${where}`;
+    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  const total = [...self.values()].reduce((sum, value) => sum + value, 0);
+  const top = [...self].sort((left, right) => right[1] - left[1]).slice(0, 10);
+  printTable(
+    'CPU profile of the backlog run, top 10 by self time',
+    top.map(([name, micros]) => ({ function: name.slice(0, 90), share: `${((micros / total) * 100).toFixed(1)}%` })),
+  );
+}
