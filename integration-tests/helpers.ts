@@ -67,7 +67,8 @@ export async function readToEnd(kafka: Kafka, topic: string, options: { readonly
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(message.headers ?? {})) {
       const first: unknown = Array.isArray(value) ? value[0] : value;
-      if (first !== undefined && first !== null) headers[name] = Buffer.isBuffer(first) ? first.toString() : String(first);
+      if (Buffer.isBuffer(first)) headers[name] = first.toString();
+      else if (typeof first === 'string') headers[name] = first;
     }
     messages.push({ key: message.key?.toString() ?? '', value: message.value, headers, partition, offset: message.offset });
   };

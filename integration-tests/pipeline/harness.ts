@@ -109,7 +109,7 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
           PIPE_DATA_DIR: path.join(dataDir, instance),
           PIPE_MODELS_DIR: path.join(dataDir, 'models'),
           PIPE_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))),
-          ...(process.env.SLUICE_TEST_LOGS ? { PIPE_LOG_LEVEL: 'info' } : {}),
+          ...(process.env.PIPELINE_TEST_LOGS ? { PIPE_LOG_LEVEL: 'info' } : {}),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
         cwd: PROJECT_ROOT,
@@ -119,8 +119,8 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
       let err = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-      // SLUICE_TEST_LOGS=<folder>: every instance's log lines kept there, for a failure's autopsy.
-      const logs = process.env.SLUICE_TEST_LOGS;
+      // PIPELINE_TEST_LOGS=<folder>: every instance's log lines kept there, for a failure's autopsy.
+      const logs = process.env.PIPELINE_TEST_LOGS;
       if (logs) {
         const file = path.join(logs, `${prefix}${instance}-${child.pid}.log`);
         child.stderr.on('data', (chunk: Buffer) => void fs.appendFile(file, chunk));
