@@ -19,6 +19,7 @@ import { publishFeatureViews } from '../streams/features/registry.js';
 import { printTable } from './report.js';
 import { uniformRandom } from '../common/random.js';
 import demo from '../examples/fraud/sluice.config.js';
+import { retryKafka } from '../kafka/index.js';
 
 /**
  * The feature store's numbers: events/s through the features stage with every demo view
@@ -48,14 +49,16 @@ export async function main(): Promise<void> {
     const tables = offlineTables({ sources: demo.sources.filter((source) => source.name !== 'chargebacks'), views: demo.views });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: tables.map((table) => ({
-        topic: `${prefix}${table.topic}`,
-        numPartitions: table.topic.startsWith('registry.') ? 1 : PARTITIONS,
-        replicationFactor: 1,
-      })),
-    });
+    await retryKafka(() =>
+      admin.createTopics({
+        waitForLeaders: true,
+        topics: tables.map((table) => ({
+          topic: `${prefix}${table.topic}`,
+          numPartitions: table.topic.startsWith('registry.') ? 1 : PARTITIONS,
+          replicationFactor: 1,
+        })),
+      }),
+    );
     await admin.disconnect();
     const ids = await registerSchemas(
       registry.url,

@@ -24,6 +24,7 @@ import { printTable } from './report.js';
 import { uniformRandom } from '../common/random.js';
 import { topologySubjects } from '../app/stages.js';
 import demo from '../examples/fraud/sluice.config.js';
+import { retryKafka } from '../kafka/index.js';
 
 /**
  * Inference numbers: onnxruntime-node rows/s at batch sizes 1, 64 and 1,024; training seconds per
@@ -135,17 +136,19 @@ export async function main(): Promise<void> {
       'predictions.fraud',
       ...demo.views.map((view) => `features.${view.name}`),
     ];
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        ...topics.map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: PARTITIONS, replicationFactor: 1 })),
-        ...['registry.features', 'registry.models'].map((topic) => ({
-          topic: `${prefix}${topic}`,
-          numPartitions: 1,
-          replicationFactor: 1,
-        })),
-      ],
-    });
+    await retryKafka(() =>
+      admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          ...topics.map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: PARTITIONS, replicationFactor: 1 })),
+          ...['registry.features', 'registry.models'].map((topic) => ({
+            topic: `${prefix}${topic}`,
+            numPartitions: 1,
+            replicationFactor: 1,
+          })),
+        ],
+      }),
+    );
     await admin.disconnect();
     const ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
     const versions = await publishFeatureViews(demo.views, {

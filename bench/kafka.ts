@@ -4,6 +4,7 @@ import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { printTable } from './report.js';
+import { retryKafka } from '../kafka/index.js';
 
 /**
  * kafkajs produce and consume throughput against the local broker (or KAFKA_BROKERS): acks=all,
@@ -31,7 +32,9 @@ export async function main(): Promise<void> {
       const topic = `bench-kafka-${size}-${randomBytes(3).toString('hex')}`;
       const admin = kafka.admin();
       await admin.connect();
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }] });
+      await retryKafka(() =>
+        admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
+      );
       await admin.disconnect();
 
       const produced = await produce(kafka, topic, count, size);

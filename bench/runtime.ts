@@ -7,6 +7,7 @@ import { AvroSerde, avroType, RegistryHttpClient, startSchemaRegistry } from '..
 import { transactions } from '../examples/fraud/sources.js';
 import { runStage, type Guarantee } from '../streams/runtime/index.js';
 import { printTable } from './report.js';
+import { retryKafka } from '../kafka/index.js';
 
 /**
  * Records/s through a decode → map → encode stage (Avro, Confluent wire format) under each
@@ -32,10 +33,12 @@ export async function main(): Promise<void> {
     const admin = kafka.admin();
     await admin.connect();
     const topics = [input, 'dlq', ...(['exactly_once', 'at_least_once'] as const).map((guarantee) => `${input}-${guarantee}`)];
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
-    });
+    await retryKafka(() =>
+      admin.createTopics({
+        waitForLeaders: true,
+        topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+      }),
+    );
 
     // Input: RECORDS Avro-encoded transactions.
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });

@@ -10,6 +10,7 @@ import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { CachedBytesStore } from '../state/cached-store.js';
 import { int64Serde, KeyValueStore, RocksDatabase, TaskStores, WindowStore } from '../state/index.js';
 import { printTable } from './report.js';
+import { retryKafka } from '../kafka/index.js';
 
 /**
  * State store speed on this machine: RocksDB puts and gets through the `rocksdb` binding we use
@@ -112,10 +113,12 @@ async function restore(root: string): Promise<Row> {
     const admin = kafka.admin();
     await admin.connect();
     const topic = 'bench-counts-changelog';
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
-    });
+    await retryKafka(() =>
+      admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
+      }),
+    );
     await admin.disconnect();
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

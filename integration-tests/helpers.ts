@@ -14,17 +14,21 @@ export function uniqueName(prefix: string): string {
 }
 
 export async function createTopic(admin: Admin, topic: string, partitions: number, config: Record<string, string> = {}): Promise<void> {
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      {
-        topic,
-        numPartitions: partitions,
-        replicationFactor: 1,
-        configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
-      },
-    ],
-  });
+  const { retryKafka } = await import('../kafka/index.js');
+  // A fresh topic's metadata can lag behind its creation: retriable, retried (creating it again is a no-op).
+  await retryKafka(() =>
+    admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        {
+          topic,
+          numPartitions: partitions,
+          replicationFactor: 1,
+          configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
+        },
+      ],
+    }),
+  );
 }
 
 /** Resolves once `done()` holds, polling; rejects with `what` after timeoutMs. */

@@ -1,6 +1,7 @@
 import kafkajs, { type Admin, type ITopicConfig } from 'kafkajs';
 import type { Logger } from 'pino';
 import { TopicMismatchError } from './errors.js';
+import { retryKafka } from './retriable.js';
 
 // kafkajs is CommonJS: its enums come through the default export under Node's ESM loader.
 const { ConfigResourceTypes } = kafkajs;
@@ -62,7 +63,9 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], lo
       configEntries: Object.entries(spec.config ?? {}).map(([name, value]) => ({ name, value })),
     }));
     // createTopics answers false for topics that already exist (a concurrent creator won the race).
-    await admin.createTopics({ topics, waitForLeaders: true });
+    // A fresh topic's metadata can lag behind its creation ("does not host this topic-partition"
+    // while kafkajs waits for leaders): retriable, so retried; creating an existing topic is a no-op.
+    await retryKafka(() => admin.createTopics({ topics, waitForLeaders: true }));
     created.push(...missing.map((spec) => spec.name));
   }
 

@@ -6,6 +6,7 @@ import { createKafka } from '../../kafka/index.js';
 import { isPortFree } from '../../common/ports.js';
 import { waitUntil } from '../helpers.js';
 import { cleanEnv, processExists, runSluice, spawnSluice, waitForOutput, type SluiceProcess } from './sluice-process.js';
+import { retryKafka } from '../../kafka/index.js';
 
 interface StackFile {
   pid: number;
@@ -112,7 +113,7 @@ describe('sluice up', () => {
     let kafka = createKafka({ brokers: [first.stack.endpoints.kafka], clientId: 'restart-test' });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
+    await retryKafka(() => admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] }));
     await admin.disconnect();
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();

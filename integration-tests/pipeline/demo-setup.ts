@@ -1,6 +1,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import { topologySubjects } from '../../app/stages.js';
 import { silentLogger } from '../../common/logger.js';
+import { retryKafka } from '../../kafka/index.js';
 import demo from '../../examples/fraud/sluice.config.js';
 import { toOnnx, type ScoringNetwork } from '../../models/network.js';
 import { ArtifactStore, baselineOf, registerModelVersion } from '../../models/registry.js';
@@ -52,18 +53,21 @@ export async function setUpDemo(options: {
     replicationFactor: 1,
     configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
   });
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      ...demo.sources.flatMap((source) => [create(`raw.${source.name}`, partitions), create(`events.${source.name}`, partitions)]),
-      ...demo.views.map((view) => create(`features.${view.name}`, partitions)),
-      create('predictions.fraud', partitions),
-      create('dlq', 1),
-      create('monitoring.quality', 1),
-      create('registry.features', 1, { 'cleanup.policy': 'compact' }),
-      create('registry.models', 1, { 'cleanup.policy': 'compact' }),
-    ],
-  });
+  // A fresh topic's metadata can lag behind its creation: retriable, retried (creating it again is a no-op).
+  await retryKafka(() =>
+    admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        ...demo.sources.flatMap((source) => [create(`raw.${source.name}`, partitions), create(`events.${source.name}`, partitions)]),
+        ...demo.views.map((view) => create(`features.${view.name}`, partitions)),
+        create('predictions.fraud', partitions),
+        create('dlq', 1),
+        create('monitoring.quality', 1),
+        create('registry.features', 1, { 'cleanup.policy': 'compact' }),
+        create('registry.models', 1, { 'cleanup.policy': 'compact' }),
+      ],
+    }),
+  );
   const registry = await startSchemaRegistry({ brokers: options.brokers, topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
   const ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
   const versions = await publishFeatureViews(demo.views, {
