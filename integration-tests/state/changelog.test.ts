@@ -32,7 +32,7 @@ describe('restoring from a changelog with foreign bytes in it', () => {
     const group = uniqueName('cl-group');
     const prefix = `${uniqueName('cl')}.`;
     // The store `counts` of stage `counter`, in the task of sub-topology `<input>`.
-    const changelog = changelogTopicName(prefix, group, 'counter.counts', input);
+    const changelog = changelogTopicName('', group, 'counter.counts', input);
     await createTopic(admin, input, 1);
     await createTopic(admin, `${prefix}dlq`, 1);
     await createTopic(admin, changelog, 1, { 'cleanup.policy': 'compact' });

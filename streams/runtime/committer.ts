@@ -79,6 +79,11 @@ export class TransactionalCommitterFactory implements CommitterFactory {
       retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 20 },
     });
     await producer.connect();
+    // kafkajs runs InitProducerId at the first transaction, not on connect: start (and drop) an
+    // empty one now, so the zombie is fenced and its open transaction settled before the caller
+    // restores state and reads committed offsets.
+    const probe = await producer.transaction();
+    await probe.abort();
     return new TransactionalCommitter(producer, this.groupId);
   }
 

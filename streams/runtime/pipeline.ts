@@ -41,9 +41,9 @@ export function fusedTopics(sub: SubTopologySpec): Set<string> {
   return new Set(sub.steps.map((step) => step.input).filter((topic) => topic !== sub.source));
 }
 
-/** The internal topic that carries records of a fused topic to the task that owns their key. */
-export function repartitionTopicName(prefix: string, groupId: string, topic: string): string {
-  return `${prefix}${groupId}-${topic.startsWith(prefix) ? topic.slice(prefix.length) : topic}-repartition`;
+/** The internal topic that carries records of a fused topic to the task that owns their key (the group id carries the topic prefix). */
+export function repartitionTopicName(groupId: string, topic: string): string {
+  return `${groupId}-${topic}-repartition`;
 }
 
 /** A pipeline of one stage: one single-step sub-topology per input topic (`sluice run <stage>`). */

@@ -44,7 +44,7 @@ export interface StageOptions {
   readonly fromBeginning?: boolean;
   /** Where tasks keep their state folders (required when a stage has stores). */
   readonly stateDir?: string;
-  /** Prefix of internal topic names (changelogs, repartition topics): the topology's topic prefix. */
+  /** The topology's topic prefix (internal topics are named after the group id, which carries it). */
   readonly topicPrefix?: string;
   /** How long a fenced task waits for the group before it takes its partition back. */
   readonly suspendTimeoutMs?: number;
@@ -112,7 +112,6 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   validatePipeline(spec);
   const guarantee = options.guarantee ?? 'exactly_once';
   const maxInFlight = options.maxInFlight ?? 10_000;
-  const prefix = options.topicPrefix ?? '';
   const instanceId = randomUUID();
   const logger = options.logger.child({ stage: spec.name });
   const metrics = stageMetrics(options.metrics);
@@ -122,11 +121,13 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   const plans = new Map<string, SubTopologyPlan>();
   const subOfTopic = new Map<string, SubTopologyPlan>();
   for (const sub of spec.subtopologies) {
-    const repartition = new Map([...fusedTopics(sub)].map((topic) => [topic, repartitionTopicName(prefix, options.groupId, topic)]));
+    const repartition = new Map([...fusedTopics(sub)].map((topic) => [topic, repartitionTopicName(options.groupId, topic)]));
     const stores: StoreSpec[] = sub.steps.flatMap((step) =>
       (step.stage.stores ?? []).map((store) => ({ ...store, name: `${step.stage.name}.${store.name}` })),
     );
-    if (repartition.size > 0) stores.push({ name: RUNTIME_STORE, kind: 'key-value', serde: int64Serde });
+    // The runtime's own store: arrival sequences of fused topics, and the input offsets each commit
+    // covers (a floor under the group's committed offsets, which a new owner can read stale).
+    if (repartition.size > 0 || stores.length > 0) stores.push({ name: RUNTIME_STORE, kind: 'key-value', serde: int64Serde });
     const plan: SubTopologyPlan = { spec: sub, repartition, stores };
     plans.set(sub.name, plan);
     subOfTopic.set(sub.source, plan);
@@ -294,7 +295,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
                 specs: plan.stores,
                 dir,
                 partition,
-                changelogTopic: (store) => changelogTopicName(prefix, options.groupId, store, plan.spec.name),
+                changelogTopic: (store) => changelogTopicName('', options.groupId, store, plan.spec.name),
                 kafka,
                 logger: taskLogger,
                 onRestored: (store, records, seconds) => {
@@ -439,7 +440,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     if (partitions === 0) throw new StageFailedError(`the source topic ${plan.spec.source} of ${spec.name} does not exist`);
     for (const store of plan.stores) {
       internal.push({
-        name: changelogTopicName(prefix, options.groupId, store.name, plan.spec.name),
+        name: changelogTopicName('', options.groupId, store.name, plan.spec.name),
         partitions,
         config: changelogConfig(store),
       });

@@ -9,7 +9,7 @@ import type { StageDefinition } from './definition.js';
 import { ValidationError } from './errors.js';
 import type { SubTopologySpec } from './pipeline.js';
 import { SEQUENCE_HEADER, type OutputRecord, type RawRecord } from './record.js';
-import { canTransition, Task, type TaskOptions } from './task.js';
+import { canTransition, RUNTIME_STORE, Task, type TaskOptions } from './task.js';
 
 const raw = (offset: number, topic = 'in', value = `v${offset}`): RawRecord => ({
   topic,
@@ -430,5 +430,36 @@ describe('Task with real RocksDB stores', () => {
       expect(changelog.map((record) => (record.value ? int64Serde.deserialize(record.value) : null))).toEqual([committed]);
     }
     expect(committed).toBe(6);
+  });
+
+  it('positions at the offsets its restored state was committed with when the group answers an older one', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
+    const open = async () => {
+      const stores = await TaskStores.open({
+        specs: [
+          { name: 'count.counts', kind: 'key-value', serde: int64Serde },
+          { name: RUNTIME_STORE, kind: 'key-value', serde: int64Serde },
+        ],
+        dir: root,
+        partition: 0,
+        changelogTopic: (store) => `${store}-changelog`,
+        kafka: undefined as never,
+        readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
+        logger: silentLogger(),
+      });
+      // As if restored from a changelog whose last commit covered input up to offset 42.
+      stores.store<KeyValueStore<number>>(RUNTIME_STORE).put('offset:in', 42);
+      stores.freeze();
+      await stores.commitLocal(new Map());
+      return stores;
+    };
+    const { factory } = memoryCommitters();
+    const { partitionTask, events } = task(factory, { openStores: open, committedOffset: () => Promise.resolve('30') }, [
+      { stage: counter(), input: 'in' },
+    ]);
+    await partitionTask.start();
+    await partitionTask.close();
+    await fs.rm(root, { recursive: true, force: true });
+    expect(events.seeks).toEqual(['in@42']);
   });
 });

@@ -263,9 +263,14 @@ export class Task {
   }
 
   private async positionAtCommitted(): Promise<void> {
+    const store = this.stores?.has(RUNTIME_STORE) ? this.stores.store<KeyValueStore<number>>(RUNTIME_STORE) : undefined;
     for (const topic of this.inputTopics) {
-      const committed = await this.options.committedOffset(topic);
+      const fetched = await this.options.committedOffset(topic);
       if (this.isClosing()) return;
+      // The offsets the last commit wrote with the state it restored: the group's answer may lag
+      // behind a transaction that just completed, never ahead of it.
+      const stored = await store?.get(`offset:${topic}`);
+      const committed = stored !== undefined && (fetched === '-1' || BigInt(stored) > BigInt(fetched)) ? String(stored) : fetched;
       // Nothing committed yet: start again at the first record this task took, not where the consumer is now.
       const target = committed !== '-1' ? BigInt(committed) : this.firstAdmitted.get(topic);
       if (target !== undefined) {
@@ -275,7 +280,7 @@ export class Task {
         this.nextOffsets.delete(topic);
       }
       this.options.logger.info(
-        { task: this.options.id, topic, committed, position: target?.toString() ?? 'consumer default' },
+        { task: this.options.id, topic, fetched, stored, position: target?.toString() ?? 'consumer default' },
         'input positioned',
       );
     }
@@ -561,7 +566,7 @@ export class Task {
     const batch = this.current;
     this.current = openCommit();
     const generation = this.generation;
-    this.saveSequences();
+    this.saveRuntimeState(batch.offsets);
     const changelog = this.stores?.freeze() ?? [];
     const sideEffects = this.options.subtopology.steps.flatMap((step) => step.stage.beforeCommit?.(this.options.id) ?? []);
     const offsets: InputOffset[] = [...batch.offsets].map(([topic, next]) => ({
@@ -577,10 +582,12 @@ export class Task {
     });
   }
 
-  private saveSequences(): void {
+  /** The runtime's state of a commit, written with it: fused topics' sequences and the input offsets it covers. */
+  private saveRuntimeState(offsets: ReadonlyMap<string, bigint>): void {
     if (!this.stores?.has(RUNTIME_STORE)) return;
     const store = this.stores.store<KeyValueStore<number>>(RUNTIME_STORE);
     for (const [topic, next] of this.sequences) store.put(`seq:${topic}`, Number(next));
+    for (const [topic, next] of offsets) store.put(`offset:${topic}`, Number(next));
   }
 
   /** Steps 2–4 of the order: the transaction, then RocksDB, then the checkpoint. */
