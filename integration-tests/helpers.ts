@@ -14,7 +14,7 @@ export function uniqueName(prefix: string): string {
 }
 
 export async function createTopic(admin: Admin, topic: string, partitions: number, config: Record<string, string> = {}): Promise<void> {
-  const { retryKafka } = await import('../kafka/index.js');
+  const { retryKafka, waitForTopics } = await import('../kafka/index.js');
   // A fresh topic's metadata can lag behind its creation: retriable, retried (creating it again is a no-op).
   await retryKafka(() =>
     admin.createTopics({
@@ -29,6 +29,7 @@ export async function createTopic(admin: Admin, topic: string, partitions: numbe
       ],
     }),
   );
+  await waitForTopics(admin, [topic]);
 }
 
 /** Resolves once `done()` holds, polling; rejects with `what` after timeoutMs. */

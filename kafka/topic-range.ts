@@ -117,8 +117,8 @@ export async function readRanges(
     timeoutMs,
   );
   try {
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    await retryKafka(() => consumer.connect());
+    await retryKafka(() => consumer.subscribe({ topic, fromBeginning: true }));
     await consumer.run({
       autoCommit: false,
       eachBatch: async (payload) => {

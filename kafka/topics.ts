@@ -67,6 +67,7 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], lo
     // while kafkajs waits for leaders): retriable, so retried; creating an existing topic is a no-op.
     await retryKafka(() => admin.createTopics({ topics, waitForLeaders: true }));
     created.push(...missing.map((spec) => spec.name));
+    await waitForTopics(admin, created);
   }
 
   const repartitioned: string[] = [];
@@ -126,4 +127,28 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], lo
   const report = { created, reconfigured, repartitioned, unchanged };
   logger?.info(report, 'topics ensured');
   return report;
+}
+
+/**
+ * Waits until every topic's metadata answers without error with a leader for each partition: a
+ * topic created a moment ago can still be unknown to the broker's metadata cache, and clients
+ * that touch it then fail with "does not host this topic-partition".
+ */
+export async function waitForTopics(admin: Admin, topics: readonly string[], timeoutMs = 60_000): Promise<void> {
+  if (topics.length === 0) return;
+  await retryKafka(
+    async () => {
+      const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+      const missing = topics.filter((topic) => {
+        const found = metadata.topics.find((candidate) => candidate.name === topic);
+        return (
+          !found ||
+          found.partitions.length === 0 ||
+          found.partitions.some((partition) => partition.leader < 0 || partition.partitionErrorCode !== 0)
+        );
+      });
+      if (missing.length > 0) throw Object.assign(new Error(`topics not ready yet: ${missing.join(', ')}`), { retriable: true });
+    },
+    { timeoutMs, initialDelayMs: 50, maxDelayMs: 500 },
+  );
 }

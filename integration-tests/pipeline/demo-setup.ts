@@ -1,7 +1,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import { topologySubjects } from '../../app/stages.js';
 import { silentLogger } from '../../common/logger.js';
-import { retryKafka } from '../../kafka/index.js';
+import { retryKafka, waitForTopics } from '../../kafka/index.js';
 import demo from '../../examples/fraud/sluice.config.js';
 import { toOnnx, type ScoringNetwork } from '../../models/network.js';
 import { ArtifactStore, baselineOf, registerModelVersion } from '../../models/registry.js';
@@ -68,6 +68,11 @@ export async function setUpDemo(options: {
       ],
     }),
   );
+  await waitForTopics(admin, [
+    ...demo.sources.flatMap((source) => [`${prefix}raw.${source.name}`, `${prefix}events.${source.name}`]),
+    ...demo.views.map((view) => `${prefix}features.${view.name}`),
+    ...['predictions.fraud', 'dlq', 'monitoring.quality', 'registry.features', 'registry.models'].map((topic) => `${prefix}${topic}`),
+  ]);
   const registry = await startSchemaRegistry({ brokers: options.brokers, topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
   const ids = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
   const versions = await publishFeatureViews(demo.views, {
