@@ -13,11 +13,21 @@ export function isRetriableKafkaError(error: unknown): boolean {
     seen.add(current);
     if (current instanceof SluiceError && current.retriable) return true;
     if ('retriable' in current && current.retriable === true) return true;
+    // kafkajs gives up on these after its own few retries, but they pass: a coordinator being
+    // elected (a fresh broker creates __transaction_state on first use), a broker restarting.
+    if ('name' in current && typeof current.name === 'string' && TRANSIENT_KAFKAJS_ERRORS.has(current.name)) return true;
     const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
     current = next || undefined;
   }
   return false;
 }
+
+const TRANSIENT_KAFKAJS_ERRORS = new Set([
+  'KafkaJSGroupCoordinatorNotFound',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSConnectionError',
+  'KafkaJSRequestTimeoutError',
+]);
 
 export interface KafkaRetryOptions {
   /** Total time to keep trying, ms (default 120 s). */
