@@ -10,6 +10,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   features: () => import('./features.js'),
   inference: () => import('./inference.js'),
   pipeline: () => import('./pipeline.js'),
+  aggregate: () => import('./aggregate.js'),
 };
 
 const name = process.argv[2];

@@ -58,6 +58,7 @@ export interface Verification {
   readonly featureMismatches: number;
   readonly fallbacks: number;
   /** Records of events.transactions whose event id is already there (ingest's dedup failed). */
+  readonly mismatchSample: readonly string[];
   readonly duplicateEvents: number;
   readonly duplicateEventSample: readonly string[];
 }
@@ -193,17 +194,33 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
       let featureRows = 0;
       let duplicateFeatureRows = 0;
       let featureMismatches = 0;
+      const mismatchSample: string[] = [];
+      const mismatch = (what: string): void => {
+        featureMismatches++;
+        if (mismatchSample.length < 6) mismatchSample.push(what);
+      };
       for (const view of demo.views) {
         const seen = new Set<string>();
         for (const message of await readToEnd(kafka, `${prefix}features.${view.name}`)) {
-          const row = (await serde.decode(message.value!)) as { event_id: string; values: Record<string, number | null> };
+          const row = (await serde.decode(message.value!)) as {
+            event_id: string;
+            event_sequence: number;
+            values: Record<string, number | null>;
+          };
           featureRows++;
           if (seen.has(row.event_id)) duplicateFeatureRows++;
           seen.add(row.event_id);
           const expected = replayed.get(row.event_id)?.get(view.name);
-          if (!expected || JSON.stringify(expected) !== JSON.stringify(row.values)) featureMismatches++;
+          if (!expected)
+            mismatch(`${view.name} ${row.event_id}: live only (p${message.partition}@${message.offset} seq ${row.event_sequence})`);
+          else if (JSON.stringify(expected) !== JSON.stringify(row.values)) {
+            mismatch(
+              `${view.name} ${row.event_id}: live ${JSON.stringify(row.values)} replay ${JSON.stringify(expected)} (p${message.partition} seq ${row.event_sequence})`,
+            );
+          }
         }
-        for (const [eventId, byView] of replayed) if (byView.has(view.name) && !seen.has(eventId)) featureMismatches++;
+        for (const [eventId, byView] of replayed)
+          if (byView.has(view.name) && !seen.has(eventId)) mismatch(`${view.name} ${eventId}: replay only`);
       }
       // Predictions: one per transaction event, scored from the replayed features by the same network.
       const events = await readToEnd(kafka, `${prefix}events.transactions`);
@@ -263,6 +280,7 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
         duplicateFeatureRows,
         featureMismatches,
         fallbacks: decoded.length - scored.length,
+        mismatchSample,
         duplicateEvents: duplicatedEvents.length,
         duplicateEventSample: duplicatedEvents.slice(0, 5).map(([eventId, where]) => `${eventId}: ${where.join(' ')}`),
       };
