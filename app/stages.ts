@@ -15,6 +15,7 @@ import { publishFeatureViews } from '../streams/features/registry.js';
 import { ingestStage } from '../streams/ingest/stage.js';
 import type { StageDefinition } from '../streams/runtime/index.js';
 import type { Topology } from '../topology/index.js';
+import { STAGE_NAMES } from './stage-names.js';
 
 /** Every subject a topology writes: platform topics, its sources, feature views and models. */
 export function topologySubjects(prefix: string, topology: Topology): SubjectSchema[] {
@@ -85,4 +86,4 @@ export const STAGES: Readonly<Record<string, StageFactory>> = {
   },
 };
 
-export const STAGE_NAMES = Object.keys(STAGES);
+export { STAGE_NAMES };

@@ -30,15 +30,36 @@ export function topologyFile(location: string): string {
   return found;
 }
 
+/** Whether this code runs compiled (dist/, plain JavaScript) rather than from the TypeScript sources. */
+const COMPILED = import.meta.url.endsWith('.js');
+
 let hookRegistered = false;
 
-/** Lets `import ... from 'sluice'` resolve to this installation from anywhere. */
+/**
+ * Lets `import ... from 'sluice'` resolve to this installation from anywhere: to the very module
+ * this code uses (compiled or source), so a topology's declarations are the ones the CLI checks.
+ */
 function registerSluiceResolver(): void {
   if (hookRegistered) return;
   hookRegistered = true;
   register(new URL('./sluice-resolver.mjs', import.meta.url), {
-    data: { api: pathToFileURL(path.join(PROJECT_ROOT, 'topology', 'index.ts')).href },
+    data: { api: new URL(`../topology/index.${COMPILED ? 'js' : 'ts'}`, import.meta.url).href },
   });
+}
+
+let typescriptLoader: Promise<void> | undefined;
+
+/**
+ * A topology written in TypeScript needs a loader. From the sources one is already there (tsx,
+ * vitest); the compiled CLI registers tsx's only now, when it loads a .ts file — so commands that
+ * need no topology do not pay for it.
+ */
+function loadTypeScriptSupport(file: string): Promise<void> {
+  if (!COMPILED || !/\.[cm]?ts$/.test(file)) return Promise.resolve();
+  typescriptLoader ??= import('tsx/esm/api').then(({ register: registerTsx }) => {
+    registerTsx();
+  });
+  return typescriptLoader;
 }
 
 const cache = new Map<string, Promise<LoadedTopology>>();
@@ -63,6 +84,7 @@ async function importTopology(file: string): Promise<LoadedTopology> {
   registerSluiceResolver();
   let module: { default?: unknown };
   try {
+    await loadTypeScriptSupport(file);
     module = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (cause) {
     throw new TopologyLoadError(`loading the topology ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {

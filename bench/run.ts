@@ -9,6 +9,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   state: () => import('./state.js'),
   features: () => import('./features.js'),
   inference: () => import('./inference.js'),
+  cli: () => import('./cli.js'),
 };
 
 const name = process.argv[2];

@@ -1,7 +1,10 @@
+import { createRequire } from 'node:module';
 import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type logCreator } from 'kafkajs';
+import client from 'prom-client';
 import type { Logger } from 'pino';
 import { KafkaUnreachableError } from './errors.js';
 import { sleep } from '../common/retry.js';
+import type { MetricsRegistry } from '../common/metrics.js';
 
 // kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
 const { Kafka, logLevel } = kafkajs;
@@ -13,6 +16,51 @@ const { Kafka, logLevel } = kafkajs;
  */
 const ROUTINE = [/switched default partitioner/, /Limiting retries for the idempotent producer/];
 
+/**
+ * The protocol errors kafkajs retries, by their message (its own table; "concurrent operation on
+ * the same transaction" and "not the leader for that topic-partition" are the usual ones while a
+ * stack starts). kafkajs logs each failed attempt at ERROR level although it is about to retry.
+ */
+const RETRIABLE_MESSAGES: readonly { readonly type: string; readonly message: string }[] = (() => {
+  try {
+    const table = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as {
+      errorCodes: { type: string; retriable: boolean; message: string }[];
+    };
+    return table.errorCodes.filter((entry) => entry.retriable).map(({ type, message }) => ({ type, message }));
+  } catch {
+    return [];
+  }
+})();
+
+/** The kafkajs error type of an ERROR line that reports an attempt kafkajs retries; undefined for real errors. */
+export function retriedErrorType(message: string, extra: Readonly<Record<string, unknown>>): string | undefined {
+  const known = RETRIABLE_MESSAGES.find((entry) => message.includes(entry.message));
+  if (known) return known.type;
+  if (message.startsWith('Restarting the consumer')) return 'CONSUMER_RESTART';
+  // A broker connection attempt inside kafkajs' retrier (it carries the attempt number): tried again.
+  if (message.startsWith('Failed to connect to') && 'retryCount' in extra) return 'CONNECTION';
+  return undefined;
+}
+
+const RETRIED_ERRORS = 'sluice_kafka_client_retried_errors_total';
+let retriedErrors: client.Counter<'namespace' | 'error'> | undefined;
+
+/** `sluice_kafka_client_retried_errors_total`: kafkajs errors it retries itself, logged at debug level instead of ERROR. */
+export function kafkaClientMetrics(): client.Counter<'namespace' | 'error'> {
+  retriedErrors ??= new client.Counter({
+    name: RETRIED_ERRORS,
+    help: 'Kafka client errors the client retries itself (leader moves, concurrent transaction operations, coordinator loading), by kafkajs component and error type.',
+    labelNames: ['namespace', 'error'],
+    registers: [],
+  });
+  return retriedErrors;
+}
+
+/** Adds the Kafka client's metrics to a registry (the one /metrics serves). */
+export function registerKafkaClientMetrics(registry: MetricsRegistry): void {
+  if (!registry.getSingleMetric(RETRIED_ERRORS)) registry.registerMetric(kafkaClientMetrics());
+}
+
 /** Routes kafkajs' own log lines into the stage's pino logger. */
 function pinoLogCreator(logger: Logger): logCreator {
   return () =>
@@ -21,8 +69,15 @@ function pinoLogCreator(logger: Logger): logCreator {
       const fields: Record<string, unknown> = { kafkajs: namespace, ...extra };
       if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
       else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
-      else if (level === logLevel.ERROR) logger.error(fields, message);
-      else if (level === logLevel.WARN) logger.warn(fields, message);
+      else if (level === logLevel.ERROR) {
+        const retried = retriedErrorType(message, extra);
+        if (retried === undefined) {
+          logger.error(fields, message);
+        } else {
+          kafkaClientMetrics().inc({ namespace, error: retried });
+          logger.debug(fields, message);
+        }
+      } else if (level === logLevel.WARN) logger.warn(fields, message);
       else if (level === logLevel.INFO) logger.debug(fields, message);
       else logger.trace(fields, message);
     };

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../common/errors.js';
-import { isAlive, readStackState } from '../../app/stack.js';
+import { runningStack } from '../../app/stack-file.js';
 import type { CommandContext } from '../action.js';
 
 interface SqlOptions {
@@ -11,8 +11,7 @@ interface SqlOptions {
  * (a table by default: PrettyCompact). Errors print ClickHouse's own message and exit 1.
  */
 export async function sqlCommand({ config }: CommandContext, query: string, options: SqlOptions = {}): Promise<number> {
-  const saved = await readStackState(config.dataDir);
-  const url = saved && isAlive(saved.pid) ? saved.endpoints.clickhouse : undefined;
+  const url = (await runningStack(config.dataDir))?.endpoints.clickhouse;
   if (!url) throw new ConfigError(`no ClickHouse to query: start \`sluice up\` (data directory ${config.dataDir})`);
   const format = options.format ?? 'PrettyCompact';
   let response: Response;

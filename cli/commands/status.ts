@@ -1,5 +1,5 @@
 import { describeCluster } from '../../kafka/index.js';
-import { isAlive, readStackState, type StackState } from '../../app/stack.js';
+import { runningStack } from '../../app/stack-file.js';
 import type { CommandContext } from '../action.js';
 
 interface StatusOptions {
@@ -21,8 +21,7 @@ async function registryAnswers(url: string): Promise<boolean> {
  * KAFKA_BROKERS set, it reports whether that cluster answers. Exit code 0 when up, 1 when not.
  */
 export async function statusCommand({ config }: CommandContext, options: StatusOptions): Promise<number> {
-  const saved = await readStackState(config.dataDir);
-  const running: StackState | undefined = saved && isAlive(saved.pid) ? saved : undefined;
+  const running = await runningStack(config.dataDir);
   const kafka = running?.endpoints.kafka ?? config.kafka.externalBrokers?.join(',');
   const schemaRegistry = running?.endpoints.schemaRegistry ?? config.schemaRegistry.externalUrl;
   const [kafkaUp, registryUp] = await Promise.all([
@@ -47,6 +46,7 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
                 clickhouse: running.endpoints.clickhouse,
                 metrics: running.endpoints.metrics,
                 features: running.endpoints.features,
+                predict: running.endpoints.predict,
                 pid: running.pid,
                 dataDir: running.dataDir,
               }
@@ -62,7 +62,8 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
       lines.push(
         `  clickhouse       ${running.endpoints.clickhouse}`,
         `  metrics          ${running.endpoints.metrics}`,
-        `  features         ${running.endpoints.features}`,
+        `  features         ${running.endpoints.features}/<view>/<entity>   (online lookups; POST ${running.endpoints.features} for batches)`,
+        `  predict          POST ${running.endpoints.predict}/<model>   (synchronous predictions)`,
       );
     process.stdout.write(`${lines.join('\n')}\n`);
   } else if (running) {
