@@ -33,15 +33,19 @@ export function topologyFile(location: string): string {
 /** Whether this code runs compiled (dist/, plain JavaScript) rather than from the TypeScript sources. */
 const COMPILED = import.meta.url.endsWith('.js');
 
-let hookRegistered = false;
+/** Set once the resolve hook is registered in this process (bin/sluice.js may have done it). */
+const RESOLVER_REGISTERED = Symbol.for('sluice.resolver');
 
 /**
  * Lets `import ... from 'sluice'` resolve to this installation from anywhere: to the very module
  * this code uses (compiled or source), so a topology's declarations are the ones the CLI checks.
+ * It must come before tsx's loader in the chain of hooks (registered earlier), so that its
+ * answers reach tsx: bin/sluice.js registers it first when it starts tsx.
  */
 function registerSluiceResolver(): void {
-  if (hookRegistered) return;
-  hookRegistered = true;
+  const flags = globalThis as unknown as Record<symbol, boolean | undefined>;
+  if (flags[RESOLVER_REGISTERED]) return;
+  flags[RESOLVER_REGISTERED] = true;
   register(new URL('./sluice-resolver.mjs', import.meta.url), {
     data: { api: new URL(`../topology/index.${COMPILED ? 'js' : 'ts'}`, import.meta.url).href },
   });

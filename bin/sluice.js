@@ -4,7 +4,7 @@
 // edited since — it runs the TypeScript sources through tsx's loader, which is slower to start.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, URL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,6 +42,12 @@ function compiledIsCurrent() {
 if (compiledIsCurrent()) {
   await import('../dist/cli/main.js');
 } else {
+  // Topology files get `sluice` (and are read as ES modules) through this resolve hook. It is
+  // registered before tsx's loader, so that tsx sees its answers (app/topology.ts registers it when
+  // the CLI runs compiled, before it loads tsx).
+  const { register: registerHook } = await import('node:module');
+  registerHook('../app/sluice-resolver.mjs', import.meta.url, { data: { api: new URL('../topology/index.ts', import.meta.url).href } });
+  globalThis[Symbol.for('sluice.resolver')] = true;
   const { register } = await import('tsx/esm/api');
   register();
   await import('../cli/main.ts');
