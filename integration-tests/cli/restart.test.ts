@@ -115,6 +115,8 @@ describe('sluice up --demo, stopped and started again', () => {
     expect(new Set(predictions).size).toBe(predictions.length);
     expect(new Set(predictions)).toEqual(new Set(events));
     expect(Number(await query(stack, 'SELECT count() FROM registry_models'))).toBe(1);
+    // The errors kafkajs retries itself are counted where Prometheus looks.
+    expect(await (await fetch(stack.endpoints.metrics)).text()).toContain('# TYPE sluice_kafka_client_retried_errors_total counter');
 
     await stop(second.proc);
     expect(second.proc.stdout()).not.toContain('trained from replayed topics');
