@@ -2,12 +2,17 @@ import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
 
-export interface CommandContext {
+/** What a command that only reads files and asks services needs. */
+export interface ConfigContext {
   readonly config: SluiceConfig;
+}
+
+/** What a command that runs Kafka clients, stages or jobs needs: also the process's logger. */
+export interface CommandContext extends ConfigContext {
   readonly logger: Logger;
 }
 
-export type Command<Args extends unknown[]> = (context: CommandContext, ...args: Args) => Promise<number>;
+type Command<C, Args extends unknown[]> = (context: C, ...args: Args) => Promise<number>;
 
 /**
  * Wraps a command for commander: loads the command's module only when it runs (so `sluice --help`
@@ -15,23 +20,32 @@ export type Command<Args extends unknown[]> = (context: CommandContext, ...args:
  * once, and turns any failure into one clear line on stderr and a non-zero exit code (the stack
  * trace only at debug level).
  */
-export function runAction<Args extends unknown[]>(load: () => Promise<Command<Args>>) {
+export function runAction<Args extends unknown[]>(load: () => Promise<Command<CommandContext, Args>>) {
+  return wrap(load, async (config) => {
+    const { createLogger } = await import('../common/logger.js');
+    return { config, logger: createLogger(config.logLevel) };
+  });
+}
+
+/** As runAction, for commands that log nothing (status, sql, lookups): no logger is loaded, so they start sooner. */
+export function runQuickAction<Args extends unknown[]>(load: () => Promise<Command<ConfigContext, Args>>) {
+  return wrap(load, (config) => Promise.resolve({ config }));
+}
+
+function wrap<C extends ConfigContext, Args extends unknown[]>(
+  load: () => Promise<Command<C, Args>>,
+  contextFor: (config: SluiceConfig) => Promise<C>,
+) {
   // Commander calls actions with the command's arguments, then its options.
   return async (...args: Args): Promise<void> => {
-    let logger: Logger | undefined;
+    let context: C | undefined;
     try {
-      const [{ loadConfig }, { createLogger }, command] = await Promise.all([
-        import('../common/config.js'),
-        import('../common/logger.js'),
-        load(),
-      ]);
-      const config = loadConfig();
-      logger = createLogger(config.logLevel);
-      const code = await command({ config, logger }, ...args);
-      process.exitCode = code;
+      const [{ loadConfig }, command] = await Promise.all([import('../common/config.js'), load()]);
+      context = await contextFor(loadConfig());
+      process.exitCode = await command(context, ...args);
     } catch (error) {
       process.stderr.write(`sluice: ${describeFailure(error)}\n`);
-      logger?.debug({ err: error }, 'command failed');
+      if (context && 'logger' in context) (context.logger as Logger).debug({ err: error }, 'command failed');
       process.exitCode = 1;
     }
   };

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { runAction } from './action.js';
+import { runAction, runQuickAction } from './action.js';
 import { STAGE_NAMES } from '../app/stage-names.js';
 
 // Each command's module is imported when that command runs (runAction), never here: `--help`,
@@ -24,7 +24,7 @@ program
   .command('init')
   .description('create a project in <dir>: a sluice.config.ts with a source, its raw Avro schema, views, a model, a sample CSV, a README')
   .argument('<dir>', 'the folder to create (existing files are never overwritten)')
-  .action(runAction(async () => (await import('./commands/init.js')).initCommand));
+  .action(runQuickAction(async () => (await import('./commands/init.js')).initCommand));
 
 program
   .command('up')
@@ -47,7 +47,7 @@ program
   .description("run a query on the stack's ClickHouse and print the result as a table")
   .argument('<query>', 'the SQL to run (read-only unless SLUICE_SQL_WRITABLE=true)')
   .option('--format <format>', 'a ClickHouse output format instead of PrettyCompact (JSONEachRow, CSV, ...)')
-  .action(runAction(async () => (await import('./commands/sql.js')).sqlCommand));
+  .action(runQuickAction(async () => (await import('./commands/sql.js')).sqlCommand));
 
 /** The range options of jobs over events.<source>: event time by default, Kafka record time or offsets on request. */
 const range = (command: Command): Command =>
@@ -81,7 +81,7 @@ features
     '--at <time>',
     "judge the view's TTL as of this time: epoch ms or ISO (default: now, or the entity's newest event for ttlClock 'event')",
   )
-  .action(runAction(async () => (await import('./commands/features.js')).getFeaturesCommand));
+  .action(runQuickAction(async () => (await import('./commands/lookup.js')).getFeaturesCommand));
 range(
   features
     .command('check')
@@ -150,6 +150,6 @@ program
   .command('status')
   .description('report whether the stack on this data directory is up, and where its services listen')
   .option('--json', 'print one JSON object of the running endpoints')
-  .action(runAction(async () => (await import('./commands/status.js')).statusCommand));
+  .action(runQuickAction(async () => (await import('./commands/status.js')).statusCommand));
 
 await program.parseAsync(process.argv);

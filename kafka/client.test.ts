@@ -1,5 +1,8 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { retriedErrorType } from './client.js';
+import { createMetricsRegistry } from '../common/metrics.js';
+import { createKafka, retriedErrorType } from './client.js';
+import { registerKafkaClientMetrics } from './client-metrics.js';
 
 describe('kafkajs log lines', () => {
   it('recognizes the errors kafkajs retries itself (logged at debug, counted)', () => {
@@ -30,5 +33,29 @@ describe('kafkajs log lines', () => {
         { retryCount: 0, retryTime: 300 },
       ),
     ).toBeUndefined();
+  });
+});
+
+describe('retried kafkajs errors', () => {
+  it('go to the debug level and into sluice_kafka_client_retried_errors_total; real errors stay errors', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) },
+    );
+    const kafka = createKafka({ brokers: ['127.0.0.1:1'], clientId: 'test', logger });
+    const registry = createMetricsRegistry(false);
+    registerKafkaClientMetrics(registry);
+    kafka.logger().error('Failed to send messages: This server is not the leader for that topic-partition', { retryCount: 0 });
+    kafka.logger().error('Failed to send messages: This server is not the leader for that topic-partition', { retryCount: 1 });
+    kafka.logger().error('Error when calling eachBatch', { topic: 't' });
+    expect(lines.map((line) => [line.level, line.msg])).toEqual([
+      [20, 'Failed to send messages: This server is not the leader for that topic-partition'],
+      [20, 'Failed to send messages: This server is not the leader for that topic-partition'],
+      [50, 'Error when calling eachBatch'],
+    ]);
+    expect(await registry.metrics()).toMatch(
+      /sluice_kafka_client_retried_errors_total\{namespace="[^"]*",error="NOT_LEADER_FOR_PARTITION"\} 2/,
+    );
   });
 });

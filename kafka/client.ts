@@ -1,10 +1,8 @@
 import { createRequire } from 'node:module';
 import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type logCreator } from 'kafkajs';
-import client from 'prom-client';
 import type { Logger } from 'pino';
 import { KafkaUnreachableError } from './errors.js';
 import { sleep } from '../common/retry.js';
-import type { MetricsRegistry } from '../common/metrics.js';
 
 // kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
 const { Kafka, logLevel } = kafkajs;
@@ -42,23 +40,24 @@ export function retriedErrorType(message: string, extra: Readonly<Record<string,
   return undefined;
 }
 
-const RETRIED_ERRORS = 'sluice_kafka_client_retried_errors_total';
-let retriedErrors: client.Counter<'namespace' | 'error'> | undefined;
-
-/** `sluice_kafka_client_retried_errors_total`: kafkajs errors it retries itself, logged at debug level instead of ERROR. */
-export function kafkaClientMetrics(): client.Counter<'namespace' | 'error'> {
-  retriedErrors ??= new client.Counter({
-    name: RETRIED_ERRORS,
-    help: 'Kafka client errors the client retries itself (leader moves, concurrent transaction operations, coordinator loading), by kafkajs component and error type.',
-    labelNames: ['namespace', 'error'],
-    registers: [],
-  });
-  return retriedErrors;
+export interface RetriedErrorCount {
+  /** The kafkajs component (Producer, Consumer, ...). */
+  readonly namespace: string;
+  /** The kafkajs error type (NOT_LEADER_FOR_PARTITION, CONCURRENT_TRANSACTIONS, ...). */
+  readonly error: string;
+  readonly count: number;
 }
 
-/** Adds the Kafka client's metrics to a registry (the one /metrics serves). */
-export function registerKafkaClientMetrics(registry: MetricsRegistry): void {
-  if (!registry.getSingleMetric(RETRIED_ERRORS)) registry.registerMetric(kafkaClientMetrics());
+/** Errors kafkajs retried itself in this process, by component and type (client-metrics.ts exports them). */
+const retried = new Map<string, RetriedErrorCount>();
+
+export function retriedErrorCounts(): readonly RetriedErrorCount[] {
+  return [...retried.values()];
+}
+
+function countRetried(namespace: string, error: string): void {
+  const key = `${namespace}|${error}`;
+  retried.set(key, { namespace, error, count: (retried.get(key)?.count ?? 0) + 1 });
 }
 
 /** Routes kafkajs' own log lines into the stage's pino logger. */
@@ -70,11 +69,11 @@ function pinoLogCreator(logger: Logger): logCreator {
       if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
       else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
       else if (level === logLevel.ERROR) {
-        const retried = retriedErrorType(message, extra);
-        if (retried === undefined) {
+        const type = retriedErrorType(message, extra);
+        if (type === undefined) {
           logger.error(fields, message);
         } else {
-          kafkaClientMetrics().inc({ namespace, error: retried });
+          countRetried(namespace, type);
           logger.debug(fields, message);
         }
       } else if (level === logLevel.WARN) logger.warn(fields, message);

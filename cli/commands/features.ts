@@ -14,7 +14,7 @@ import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster, offlineStoreFor, type Cluster } from '../cluster.js';
 import { progressBar } from '../progress.js';
-import { parseTime, rangeOf, type RangeOptions } from '../range.js';
+import { rangeOf, type RangeOptions } from '../range.js';
 
 export type { RangeOptions };
 
@@ -165,21 +165,4 @@ export async function listFeaturesCommand(context: CommandContext, options: { re
     );
   }
   return 0;
-}
-
-/** `sluice features get <view> <entity> [--at T]`: an online lookup through the running stack. */
-export async function getFeaturesCommand(
-  context: CommandContext,
-  view: string,
-  entity: string,
-  options: { readonly at?: string } = {},
-): Promise<number> {
-  const at = parseTime(options.at, '--at');
-  const cluster = await findCluster(context.config);
-  const url = cluster.stack?.endpoints.features;
-  if (!url) throw new ConfigError('no online store to ask: start `sluice up`');
-  const response = await fetch(`${url}/${encodeURIComponent(view)}/${encodeURIComponent(entity)}${at === undefined ? '' : `?at=${at}`}`);
-  const text = await response.text();
-  (response.ok ? process.stdout : process.stderr).write(`${text}\n`);
-  return response.ok ? 0 : 1;
 }

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { scaffoldProject } from '../../app/init.js';
 import { PROJECT_ROOT } from '../../common/config.js';
-import type { CommandContext } from '../action.js';
+import type { ConfigContext } from '../action.js';
 
 /** `sluice init <dir>`: a project of one's own (a topology, a raw schema, sample data, a README); overwrites nothing. */
-export async function initCommand(_context: CommandContext, dir: string): Promise<number> {
+export async function initCommand(_context: ConfigContext, dir: string): Promise<number> {
   const written = await scaffoldProject(dir);
   const folder = path.resolve(dir);
   process.stdout.write(

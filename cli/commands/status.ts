@@ -1,6 +1,8 @@
-import { describeCluster } from '../../kafka/index.js';
+// The client alone: the kafka/ barrel would also load prom-client and the broker launcher, and
+// status only makes one metadata call.
+import { describeCluster } from '../../kafka/client.js';
 import { runningStack } from '../../app/stack-file.js';
-import type { CommandContext } from '../action.js';
+import type { ConfigContext } from '../action.js';
 
 interface StatusOptions {
   readonly json?: boolean;
@@ -20,7 +22,7 @@ async function registryAnswers(url: string): Promise<boolean> {
  * services answer (Kafka metadata, the registry's /subjects). Without a running process, with
  * KAFKA_BROKERS set, it reports whether that cluster answers. Exit code 0 when up, 1 when not.
  */
-export async function statusCommand({ config }: CommandContext, options: StatusOptions): Promise<number> {
+export async function statusCommand({ config }: ConfigContext, options: StatusOptions): Promise<number> {
   const running = await runningStack(config.dataDir);
   const kafka = running?.endpoints.kafka ?? config.kafka.externalBrokers?.join(',');
   const schemaRegistry = running?.endpoints.schemaRegistry ?? config.schemaRegistry.externalUrl;
