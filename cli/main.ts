@@ -22,7 +22,9 @@ const program = new Command()
 
 program
   .command('init')
-  .description('create a project in <dir>: a sluice.config.ts with a source, its raw Avro schema, views, a model, a sample CSV, a README')
+  .description(
+    'create a project in <dir>: a sluice.config.ts with a source and its raw Avro schema, two views, sample CSV data and a README',
+  )
   .argument('<dir>', 'the folder to create (existing files are never overwritten)')
   .action(runQuickAction(async () => (await import('./commands/init.js')).initCommand));
 
