@@ -1,6 +1,3 @@
-// The client alone: the kafka/ barrel would also load prom-client and the broker launcher, and
-// status only makes one metadata call.
-import { describeCluster } from '../../kafka/client.js';
 import { runningStack } from '../../app/stack-file.js';
 import type { ConfigContext } from '../action.js';
 
@@ -29,10 +26,14 @@ export async function statusCommand({ config }: ConfigContext, options: StatusOp
   const [kafkaUp, registryUp] = await Promise.all([
     kafka === undefined
       ? false
-      : describeCluster(kafka.split(','), 3000).then(
-          () => true,
-          () => false,
-        ),
+      : // The Kafka client alone, and only when there is a cluster to ask (the kafka/ barrel would
+        // also load prom-client and the broker launcher).
+        import('../../kafka/client.js')
+          .then(({ describeCluster }) => describeCluster(kafka.split(','), 3000))
+          .then(
+            () => true,
+            () => false,
+          ),
     schemaRegistry === undefined ? true : registryAnswers(schemaRegistry),
   ]);
   const up = kafkaUp && registryUp && (running !== undefined || config.kafka.externalBrokers !== undefined);
