@@ -67,7 +67,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '(^|/)(node_modules|\\.cache|\\.sluice|\\.scratch|dist)/' },
+    exclude: { path: '(^|/)(node_modules|\\.cache|\\.sluice|\\.scratch|dist|dist\\.building-[0-9]+)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.cache/', '.sluice/', '.scratch/', 'dist/', 'coverage/'] },
+  { ignores: ['node_modules/', '.cache/', '.sluice/', '.scratch/', 'dist/', 'dist.building-*/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

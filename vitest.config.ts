@@ -8,7 +8,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['**/*.test.ts'],
-          exclude: ['node_modules/**', 'integration-tests/**', '.cache/**', '.sluice/**', '.scratch/**'],
+          exclude: ['node_modules/**', 'integration-tests/**', '.cache/**', '.sluice/**', '.scratch/**', 'dist/**', 'dist.building-*/**'],
           testTimeout: 10_000,
         },
       },

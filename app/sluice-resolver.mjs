@@ -1,5 +1,8 @@
-// A Node.js module resolve hook, registered by app/topology.ts: a topology file anywhere on disk
-// may `import { ... } from 'sluice'` and gets this installation's declarations API.
+// A Node.js module resolve hook, registered by app/topology.ts, for topology files:
+// - anywhere on disk, `import { ... } from 'sluice'` gets this installation's declarations API;
+// - a TypeScript file outside node_modules is an ES module, whatever package.json says around it
+//   (a topology in a folder without one would otherwise be read as CommonJS, where neither
+//   `import ... from 'sluice'` nor `export default` works). `.cts` files stay CommonJS.
 let api;
 
 export function initialize(data) {
@@ -8,5 +11,8 @@ export function initialize(data) {
 
 export async function resolve(specifier, context, next) {
   if (specifier === 'sluice') return { url: api, shortCircuit: true };
-  return next(specifier, context);
+  const resolved = await next(specifier, context);
+  if (/\.m?ts$/.test(resolved.url) && resolved.url.startsWith('file:') && !resolved.url.includes('/node_modules/'))
+    return { ...resolved, format: 'module' };
+  return resolved;
 }

@@ -27,6 +27,7 @@ import {
   type SqlServer,
 } from '../offline/index.js';
 import { topologySubjects } from './stages.js';
+import { isAlive, readStackState, STACK_FILE } from './stack-file.js';
 import type { LoadedTopology } from './topology.js';
 import { featureTopics, predictionTopics } from '../topology/topics.js';
 import { OnlineStore, onlineRoutes } from '../serving/online.js';
@@ -101,8 +102,6 @@ export class StackAlreadyRunningError extends SluiceError {
     );
   }
 }
-
-export const STACK_FILE = 'stack.json';
 
 /** The demo `npm start` runs: generated history, then live events, and the first models trained. */
 export interface DemoSettings {
@@ -384,15 +383,4 @@ function redactUrl(url: string): string {
   return parsed.toString();
 }
 
-export async function readStackState(dataDir: string): Promise<StackState | undefined> {
-  return readJsonFile<StackState>(path.join(dataDir, STACK_FILE));
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { isAlive, readStackState, STACK_FILE } from './stack-file.js';

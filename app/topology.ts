@@ -30,15 +30,40 @@ export function topologyFile(location: string): string {
   return found;
 }
 
-let hookRegistered = false;
+/** Whether this code runs compiled (dist/, plain JavaScript) rather than from the TypeScript sources. */
+const COMPILED = import.meta.url.endsWith('.js');
 
-/** Lets `import ... from 'sluice'` resolve to this installation from anywhere. */
+/** Set once the resolve hook is registered in this process (bin/sluice.js may have done it). */
+const RESOLVER_REGISTERED = Symbol.for('sluice.resolver');
+
+/**
+ * Lets `import ... from 'sluice'` resolve to this installation from anywhere: to the very module
+ * this code uses (compiled or source), so a topology's declarations are the ones the CLI checks.
+ * It must come before tsx's loader in the chain of hooks (registered earlier), so that its
+ * answers reach tsx: bin/sluice.js registers it first when it starts tsx.
+ */
 function registerSluiceResolver(): void {
-  if (hookRegistered) return;
-  hookRegistered = true;
+  const flags = globalThis as unknown as Record<symbol, boolean | undefined>;
+  if (flags[RESOLVER_REGISTERED]) return;
+  flags[RESOLVER_REGISTERED] = true;
   register(new URL('./sluice-resolver.mjs', import.meta.url), {
-    data: { api: pathToFileURL(path.join(PROJECT_ROOT, 'topology', 'index.ts')).href },
+    data: { api: new URL(`../topology/index.${COMPILED ? 'js' : 'ts'}`, import.meta.url).href },
   });
+}
+
+let typescriptLoader: Promise<void> | undefined;
+
+/**
+ * A topology written in TypeScript needs a loader. From the sources one is already there (tsx,
+ * vitest); the compiled CLI registers tsx's only now, when it loads a .ts file — so commands that
+ * need no topology do not pay for it.
+ */
+function loadTypeScriptSupport(file: string): Promise<void> {
+  if (!COMPILED || !/\.[cm]?ts$/.test(file)) return Promise.resolve();
+  typescriptLoader ??= import('tsx/esm/api').then(({ register: registerTsx }) => {
+    registerTsx();
+  });
+  return typescriptLoader;
 }
 
 const cache = new Map<string, Promise<LoadedTopology>>();
@@ -63,6 +88,7 @@ async function importTopology(file: string): Promise<LoadedTopology> {
   registerSluiceResolver();
   let module: { default?: unknown };
   try {
+    await loadTypeScriptSupport(file);
     module = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (cause) {
     throw new TopologyLoadError(`loading the topology ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {

@@ -1,29 +1,51 @@
-import { loadConfig, type SluiceConfig } from '../common/config.js';
-import { SluiceError } from '../common/errors.js';
-import { createLogger } from '../common/logger.js';
 import type { Logger } from 'pino';
+import type { SluiceConfig } from '../common/config.js';
+import { SluiceError } from '../common/errors.js';
 
-export interface CommandContext {
+/** What a command that only reads files and asks services needs. */
+export interface ConfigContext {
   readonly config: SluiceConfig;
+}
+
+/** What a command that runs Kafka clients, stages or jobs needs: also the process's logger. */
+export interface CommandContext extends ConfigContext {
   readonly logger: Logger;
 }
 
+type Command<C, Args extends unknown[]> = (context: C, ...args: Args) => Promise<number>;
+
 /**
- * Wraps a command: loads the configuration once, and turns any failure into one clear line on
- * stderr and a non-zero exit code (the stack trace only at debug level).
+ * Wraps a command for commander: loads the command's module only when it runs (so `sluice --help`
+ * and the light commands never load Kafka, ClickHouse or onnxruntime), loads the configuration
+ * once, and turns any failure into one clear line on stderr and a non-zero exit code (the stack
+ * trace only at debug level).
  */
-export function runAction<Args extends unknown[]>(command: (context: CommandContext, ...args: Args) => Promise<number>) {
+export function runAction<Args extends unknown[]>(load: () => Promise<Command<CommandContext, Args>>) {
+  return wrap(load, async (config) => {
+    const { createLogger } = await import('../common/logger.js');
+    return { config, logger: createLogger(config.logLevel) };
+  });
+}
+
+/** As runAction, for commands that log nothing (status, sql, lookups): no logger is loaded, so they start sooner. */
+export function runQuickAction<Args extends unknown[]>(load: () => Promise<Command<ConfigContext, Args>>) {
+  return wrap(load, (config) => Promise.resolve({ config }));
+}
+
+function wrap<C extends ConfigContext, Args extends unknown[]>(
+  load: () => Promise<Command<C, Args>>,
+  contextFor: (config: SluiceConfig) => Promise<C>,
+) {
   // Commander calls actions with the command's arguments, then its options.
   return async (...args: Args): Promise<void> => {
-    let logger: Logger | undefined;
+    let context: C | undefined;
     try {
-      const config = loadConfig();
-      logger = createLogger(config.logLevel);
-      const code = await command({ config, logger }, ...args);
-      process.exitCode = code;
+      const [{ loadConfig }, command] = await Promise.all([import('../common/config.js'), load()]);
+      context = await contextFor(loadConfig());
+      process.exitCode = await command(context, ...args);
     } catch (error) {
       process.stderr.write(`sluice: ${describeFailure(error)}\n`);
-      logger?.debug({ err: error }, 'command failed');
+      if (context && 'logger' in context) (context.logger as Logger).debug({ err: error }, 'command failed');
       process.exitCode = 1;
     }
   };

@@ -1,7 +1,8 @@
 import { ConfigError } from '../common/errors.js';
 import type { SluiceConfig } from '../common/config.js';
-import { isAlive, readStackState, type StackState } from '../app/stack.js';
-import { RemoteOfflineStore, type OfflineStore } from '../offline/index.js';
+import { runningStack } from '../app/stack-file.js';
+import type { StackState } from '../app/stack.js';
+import type { OfflineStore } from '../offline/index.js';
 
 /** Where a command finds the cluster: the environment (KAFKA_BROKERS, ...) or the running `sluice up`. */
 export interface Cluster {
@@ -11,8 +12,7 @@ export interface Cluster {
 }
 
 export async function findCluster(config: SluiceConfig): Promise<Cluster> {
-  const saved = await readStackState(config.dataDir);
-  const stack = saved && isAlive(saved.pid) ? saved : undefined;
+  const stack = await runningStack(config.dataDir);
   const brokers = config.kafka.externalBrokers ?? stack?.endpoints.kafka.split(',');
   const registryUrl = config.schemaRegistry.externalUrl ?? stack?.endpoints.schemaRegistry;
   if (!brokers || !registryUrl) {
@@ -26,9 +26,10 @@ export async function findCluster(config: SluiceConfig): Promise<Cluster> {
 /**
  * The offline store for a job: CLICKHOUSE_URL when set, else the running stack's embedded store
  * through its SQL endpoint with the stack's own write credentials (chDB allows one process per
- * data directory, and `sluice up` holds it).
+ * data directory, and `sluice up` holds it). The ClickHouse client loads only when a job needs it.
  */
-export function offlineStoreFor(config: SluiceConfig, cluster: Cluster): OfflineStore {
+export async function offlineStoreFor(config: SluiceConfig, cluster: Cluster): Promise<OfflineStore> {
+  const { RemoteOfflineStore } = await import('../offline/index.js');
   if (config.clickhouse.url) return new RemoteOfflineStore(config.clickhouse.url);
   const admin = cluster.stack?.clickhouseAdmin;
   if (!cluster.stack || !admin)

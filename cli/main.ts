@@ -1,13 +1,8 @@
 import { Command } from 'commander';
-import { upCommand } from './commands/up.js';
-import { statusCommand } from './commands/status.js';
-import { runAction } from './action.js';
-import { runCommand } from './commands/run.js';
-import { sqlCommand } from './commands/sql.js';
-import { listModelsCommand, promoteCommand, rollbackCommand, showModelCommand, trainCommand } from './commands/models.js';
-import { produceCommand } from './commands/produce.js';
-import { tailCommand } from './commands/tail.js';
-import { backfillCommand, checkCommand, getFeaturesCommand, listFeaturesCommand } from './commands/features.js';
+import { runAction, runQuickAction } from './action.js';
+
+// Each command's module is imported when that command runs (runAction), never here: `--help`,
+// `status` and `sql` start without loading Kafka clients, ClickHouse, TensorFlow.js or onnxruntime.
 
 const program = new Command()
   .name('sluice')
@@ -25,6 +20,14 @@ const program = new Command()
   });
 
 program
+  .command('init')
+  .description(
+    'create a project in <dir>: a sluice.config.ts with a source and its raw Avro schema, two views, sample CSV data and a README',
+  )
+  .argument('<dir>', 'the folder to create (existing files are never overwritten)')
+  .action(runQuickAction(async () => (await import('./commands/init.js')).initCommand));
+
+program
   .command('up')
   .description('start the local stack (Kafka broker, registry, ClickHouse, every stage) in the foreground; Ctrl-C stops it')
   .option('--demo', 'also run the demo: generated history and live events, and the first model trained and deployed')
@@ -32,54 +35,63 @@ program
   .option('--history <events>', 'demo events of history (the past six hours)', '20000')
   .option('--rate <events/s>', 'live demo events per second', '20')
   .option('--drift-at <time>', 'demo drift (larger amounts, new merchants) from this event time: epoch ms or ISO')
-  .action(runAction(upCommand));
+  .action(runAction(async () => (await import('./commands/up.js')).upCommand));
 
 program
   .command('run')
-  .description('run the fused pipeline (pipeline) or one stage alone (ingest, features, inference-<model>) in the foreground against the configured cluster')
+  .description(
+    'run the fused pipeline (pipeline) or one stage alone (ingest, features, inference-<model>) in the foreground against the configured cluster',
+  )
   .argument('<stage>', 'the stage to run')
-  .action(runAction(runCommand));
+  .action(runAction(async () => (await import('./commands/run.js')).runCommand));
 
 program
   .command('sql')
   .description("run a query on the stack's ClickHouse and print the result as a table")
   .argument('<query>', 'the SQL to run (read-only unless SLUICE_SQL_WRITABLE=true)')
   .option('--format <format>', 'a ClickHouse output format instead of PrettyCompact (JSONEachRow, CSV, ...)')
-  .action(runAction(sqlCommand));
+  .action(runQuickAction(async () => (await import('./commands/sql.js')).sqlCommand));
 
+/** The range options of jobs over events.<source>: event time by default, Kafka record time or offsets on request. */
 const range = (command: Command): Command =>
   command
-    .option('--views <names>', 'comma-separated feature views (default: all)')
-    .option('--from <time>', 'start of the range: epoch ms or ISO time (Kafka record time)')
-    .option('--to <time>', "end of the range (default: the topics' ends when the job starts)")
-    .option('--from-offsets <list>', 'start offsets per partition, e.g. 0:100,1:250')
+    .option('--from <time>', "start of the range (inclusive): the events' event time, epoch ms or ISO (e.g. 2001-01-10)")
+    .option('--to <time>', 'end of the range (exclusive), in event time; default: every event in the topics when the job starts')
+    .option('--record-time', 'read --from/--to as Kafka record time (when records were written) instead of event time')
+    .option('--from-offsets <list>', 'start offsets per partition of events.<source>, e.g. 0:100,1:250')
     .option('--to-offsets <list>', 'end offsets per partition (exclusive)');
 
 range(
   program
     .command('backfill')
     .alias('replay')
-    .description('recompute feature views from events.<source> topic ranges into the offline store, with the live code (idempotent)'),
-).action(runAction(backfillCommand));
+    .description('recompute feature views from events.<source> into the offline store, with the live code (idempotent)')
+    .option('--views <names>', 'comma-separated feature views (default: all)'),
+).action(runAction(async () => (await import('./commands/features.js')).backfillCommand));
 
 const features = program.command('features').description('the feature store: registry, online lookups, consistency');
 features
   .command('ls')
   .description('list every version of every feature view in registry.features')
   .option('--json', 'print JSON')
-  .action(runAction(listFeaturesCommand));
+  .action(runAction(async () => (await import('./commands/features.js')).listFeaturesCommand));
 features
   .command('get')
   .description('look up the latest values of a view for an entity (online store)')
   .argument('<view>')
   .argument('<entity>')
-  .action(runAction(getFeaturesCommand));
+  .option(
+    '--at <time>',
+    "judge the view's TTL as of this time: epoch ms or ISO (default: now, or the entity's newest event for ttlClock 'event')",
+  )
+  .action(runQuickAction(async () => (await import('./commands/lookup.js')).getFeaturesCommand));
 range(
   features
     .command('check')
-    .description('compare values served online with values recomputed by replay; exit 2 on any mismatch')
+    .description('compare values served online with values recomputed by replay, for the events in the range; exit 2 on any mismatch')
+    .option('--views <names>', 'comma-separated feature views (default: all)')
     .option('--json', 'print JSON'),
-).action(runAction(checkCommand));
+).action(runAction(async () => (await import('./commands/features.js')).checkCommand));
 
 program
   .command('produce')
@@ -91,7 +103,7 @@ program
   .option('--history <events>', 'events of history (the past six hours)', '20000')
   .option('--rate <events/s>', 'live events per second (0: history only)', '20')
   .option('--drift-at <time>', 'drift (larger amounts, new merchants) from this event time')
-  .action(runAction(produceCommand));
+  .action(runAction(async () => (await import('./commands/produce.js')).produceCommand));
 
 program
   .command('tail')
@@ -99,47 +111,48 @@ program
   .argument('<topic>', 'the topic, without the prefix')
   .option('--from-beginning', 'start at the oldest record instead of new ones')
   .option('--max <n>', 'stop after n records')
-  .action(runAction(tailCommand));
+  .action(runAction(async () => (await import('./commands/tail.js')).tailCommand));
 
-program
-  .command('train')
-  .description('train a model from replayed topics, evaluate it on the latest time slice, export ONNX and register a version')
-  .argument('<model>', 'a model of the topology')
-  .option('--trainer <kind>', "logistic or mlp (default: the definition's)")
-  .option('--epochs <n>', "epochs (default: the definition's)")
-  .option('--seed <n>', "seed (default: the definition's)")
-  .option('--promote', 'make the new version champion (the first version always is)')
-  .action(runAction(trainCommand));
+range(
+  program
+    .command('train')
+    .description('train a model from replayed topics, evaluate it on the latest time slice, export ONNX and register a version')
+    .argument('<model>', 'a model of the topology')
+    .option('--trainer <kind>', "logistic or mlp (default: the definition's)")
+    .option('--epochs <n>', "epochs (default: the definition's)")
+    .option('--seed <n>', "seed (default: the definition's)")
+    .option('--promote', 'make the new version champion (the first version always is)'),
+).action(runAction(async () => (await import('./commands/models.js')).trainCommand));
 
 const models = program.command('models').description('the model registry (registry.models)');
 models
   .command('ls')
   .description('every version of every model, with aliases and AUC')
   .option('--json', 'print JSON')
-  .action(runAction(listModelsCommand));
+  .action(runAction(async () => (await import('./commands/models.js')).listModelsCommand));
 models
   .command('show')
   .description('one version in full: lineage, params, metrics (default: the champion)')
   .argument('<model>')
   .argument('[version]')
-  .action(runAction(showModelCommand));
+  .action(runAction(async () => (await import('./commands/models.js')).showModelCommand));
 models
   .command('promote')
   .description('point an alias (default champion) at a version; inference hot-reloads it')
   .argument('<model>')
   .argument('<version>')
   .option('--alias <alias>', 'the alias', 'champion')
-  .action(runAction(promoteCommand));
+  .action(runAction(async () => (await import('./commands/models.js')).promoteCommand));
 models
   .command('rollback')
   .description('move champion back to the version before it')
   .argument('<model>')
-  .action(runAction(rollbackCommand));
+  .action(runAction(async () => (await import('./commands/models.js')).rollbackCommand));
 
 program
   .command('status')
   .description('report whether the stack on this data directory is up, and where its services listen')
   .option('--json', 'print one JSON object of the running endpoints')
-  .action(runAction(statusCommand));
+  .action(runQuickAction(async () => (await import('./commands/status.js')).statusCommand));
 
 await program.parseAsync(process.argv);

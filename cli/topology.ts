@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readStackState } from '../app/stack.js';
+import { readStackState } from '../app/stack-file.js';
 import { loadTopology, TOPOLOGY_FILES, TopologyLoadError, type LoadedTopology } from '../app/topology.js';
 import type { SluiceConfig } from '../common/config.js';
 

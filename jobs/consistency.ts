@@ -3,12 +3,20 @@ import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
 import type { FeatureRow } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
 import { replayFeatures } from './replay.js';
-import { readRanges, resolveRanges, type RangeBounds } from '../kafka/topic-range.js';
+import { readRanges, resolveRanges } from '../kafka/topic-range.js';
+import { hasRecordBounds, type EventRange } from './range.js';
 
 /**
  * The online/offline consistency check: the rows the features stage served (features.<view>, the
  * values the online store held at each event's time) against the rows a replay recomputes from
  * events.<source> for the same events. Any difference is skew; the mismatch rate must be 0.
+ *
+ * Like is compared with like: a range selects events (event time by default, see EventRange); the
+ * replay recomputes the rows of exactly those events (over their entities' full history), and only
+ * the served rows of the same events count — by their event time, or, for record-time and offset
+ * ranges, by (entity, event) among those the replay selected. Served rows are looked for in all of
+ * features.<view>, since the stage wrote them when it processed the event, not at its event time
+ * (the topic keeps 30 days: older served rows cannot be compared).
  */
 export interface ViewConsistency {
   readonly view: string;
@@ -30,8 +38,8 @@ export interface ConsistencyOptions {
   readonly registryUrl: string;
   readonly views: readonly FeatureView[];
   readonly versions: ReadonlyMap<string, number>;
-  /** Which live rows to check (features.<view> record times); the replay covers their events. */
-  readonly bounds?: RangeBounds;
+  /** The events whose rows are checked (default: all). */
+  readonly range?: EventRange;
   readonly onProgress?: (read: number, total: number) => void;
 }
 
@@ -49,10 +57,15 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Vie
     const rows = new Map<string, string>();
     live.set(view.name, rows);
     const topic = `${options.topicPrefix}features.${view.name}`;
-    await readRanges(options.kafka, topic, await resolveRanges(options.kafka, topic, options.bounds), async (_partition, message) => {
+    const from = options.range?.eventTime?.from ?? Number.NEGATIVE_INFINITY;
+    const to = options.range?.eventTime?.to ?? Number.POSITIVE_INFINITY;
+    await readRanges(options.kafka, topic, await resolveRanges(options.kafka, topic), async (_partition, message) => {
       if (!message.value) return;
       const vector = (await serde.decode(message.value)) as Record<string, unknown>;
       if (vector.view_version !== options.versions.get(view.name)) return;
+      // Rows of events outside the range's event time cannot be compared: not kept (memory).
+      const eventTime = Number(vector.event_time);
+      if (eventTime < from || eventTime >= to) return;
       rows.set(
         pairKey(String(vector.entity_id), String(vector.event_id)),
         comparable({
@@ -67,21 +80,33 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Vie
 
   // ---- transformation: recompute by replay and compare -------------------------------------
   const replayed = new Map<string, Map<string, FeatureRow>>(options.views.map((view) => [view.name, new Map()]));
+  /** Per source, the (entity, event) pairs in the range: the only served rows that count. */
+  const selected = new Map<string, Set<string>>();
   await replayFeatures({
     kafka: options.kafka,
     topicPrefix: options.topicPrefix,
     registryUrl: options.registryUrl,
     views: options.views,
     versions: options.versions,
+    ...(options.range ? { range: options.range } : {}),
     onRows: (rows) => {
       for (const row of rows) replayed.get(row.view)?.set(pairKey(row.entity, row.eventId), row);
+    },
+    onSelected: (source, entity, eventId) => {
+      let pairs = selected.get(source);
+      if (!pairs) selected.set(source, (pairs = new Set()));
+      pairs.add(pairKey(entity, eventId));
     },
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 
   // ---- outputs: a report per view ----------------------------------------------------------
   return options.views.map((view) => {
-    const liveRows = live.get(view.name) ?? new Map<string, string>();
+    // Served rows already hold only the range's event times; with record-time or offset bounds, only
+    // those of the events the replay selected count.
+    const served = live.get(view.name) ?? new Map<string, string>();
+    const inRange = selected.get(view.source.name) ?? new Set<string>();
+    const liveRows = hasRecordBounds(options.range) ? new Map([...served].filter(([key]) => inRange.has(key))) : served;
     const replayRows = replayed.get(view.name) ?? new Map<string, FeatureRow>();
     let compared = 0;
     let mismatched = 0;

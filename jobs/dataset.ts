@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import { readRanges, resolveRanges, type PartitionRange } from '../kafka/topic-range.js';
 import { replayFeatures } from './replay.js';
+import { planRange, type EventRange } from './range.js';
 import { pointInTimeJoin, type Label } from '../offline/point-in-time.js';
 import { avroType, AvroSerde } from '../schemas/index.js';
 import type { FeatureRow } from '../streams/features/engine.js';
@@ -10,6 +11,8 @@ import { modelInputs, type ModelDefinition } from '../topology/models.js';
  * A model's training set from replayed topics: every scored event whose label is known — a label
  * event naming it within the label window (1), or no label although the window has passed (0) —
  * with its inputs as of the event time (point-in-time: feature rows at or before it, never later).
+ * A range (event time by default) selects the scored events; labels and feature history are read
+ * whole, so the events at the range's start get the same features and labels as any other.
  */
 export interface TrainingSet {
   readonly inputs: readonly string[];
@@ -30,6 +33,8 @@ export interface DatasetOptions {
   readonly topicPrefix: string;
   readonly registryUrl: string;
   readonly versions: ReadonlyMap<string, number>;
+  /** The scored events to train on (default: all). */
+  readonly range?: EventRange;
   readonly onProgress?: (read: number, total: number) => void;
 }
 
@@ -49,15 +54,17 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
 
   // ---- inputs: scored events, label events, and feature rows by replay ------------------------
   const eventsTopic = `${options.topicPrefix}events.${model.source.name}`;
-  const eventRanges = await resolveRanges(options.kafka, eventsTopic);
+  const plan = await planRange(options.kafka, eventsTopic, options.range);
+  const eventRanges = plan.read;
   const eventSerde = new AvroSerde(options.registryUrl, avroType(model.source.eventsSchema));
   const events: ScoredEvent[] = [];
   let newest = Number.NEGATIVE_INFINITY;
-  await readRanges(options.kafka, eventsTopic, eventRanges, async (_partition, message) => {
+  await readRanges(options.kafka, eventsTopic, eventRanges, async (partition, message) => {
     if (!message.value) return;
     const value = (await eventSerde.decode(message.value)) as Record<string, unknown>;
     const time = Number(value.event_time);
     newest = Math.max(newest, time);
+    if (!plan.selects(partition, BigInt(message.offset), time)) return;
     events.push({
       eventId: String(value.event_id),
       sourceId: String(value[model.source.idField]),
@@ -90,6 +97,7 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     registryUrl: options.registryUrl,
     views,
     versions: options.versions,
+    range: featureRange(views, options.range),
     onRows: (batch) => void rows.push(...batch),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
@@ -137,4 +145,30 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     set.eventIds.push(row.label_id);
   }
   return set;
+}
+
+/**
+ * The feature rows a point-in-time join of the range's events may pick: those up to the range's end,
+ * from its start minus the longest TTL (an older row is missing anyway), or all when a view has no TTL.
+ */
+function featureRange(views: readonly { readonly ttlMs: number | undefined }[], range: EventRange | undefined): EventRange {
+  if (!range) return {};
+  const from = range.eventTime?.from;
+  const ttls = views.map((view) => view.ttlMs);
+  const lookBack = ttls.every((ttl) => ttl !== undefined) ? Math.max(0, ...ttls) : undefined;
+  const record = range.record;
+  return {
+    eventTime: {
+      ...(from !== undefined && lookBack !== undefined ? { from: from - lookBack } : {}),
+      ...(range.eventTime?.to !== undefined ? { to: range.eventTime.to } : {}),
+    },
+    ...(record
+      ? {
+          record: {
+            ...(record.toTime !== undefined ? { toTime: record.toTime } : {}),
+            ...(record.toOffsets !== undefined ? { toOffsets: record.toOffsets } : {}),
+          },
+        }
+      : {}),
+  };
 }

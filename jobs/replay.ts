@@ -1,16 +1,17 @@
 import type { Kafka } from 'kafkajs';
 import { avroType, AvroSerde } from '../schemas/index.js';
-import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from '../streams/features/engine.js';
+import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow, type SourceEvent } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
-import { readRanges, resolveRanges, type PartitionRange, type RangeBounds } from '../kafka/topic-range.js';
+import { readRanges, type PartitionRange } from '../kafka/topic-range.js';
+import { planRange, type EventRange } from './range.js';
 import { headersOf, sequenceOf } from '../streams/runtime/index.js';
 
 /**
- * Replay of feature views: reads events.<source> ranges and runs them through the same
- * SourceFeatures code as the live stage, with state in memory — the live online store is never
- * touched. For a time range, each entity's state is first warmed up from the events of the
- * views' retention before the range (rows are only emitted inside the range), so the first rows
- * of the range see the same windows as live did.
+ * Replay of feature views: reads events.<source> and runs it through the same SourceFeatures code
+ * as the live stage, with state in memory — the live online store is never touched. Each
+ * partition is read from its start in offset order, as the live stage read it, so every entity's
+ * state is warmed up from its history before the range; rows are emitted only for the events in
+ * the range (`EventRange`: event time by default).
  */
 export interface ReplayOptions {
   readonly kafka: Kafka;
@@ -18,20 +19,57 @@ export interface ReplayOptions {
   readonly registryUrl: string;
   readonly views: readonly FeatureView[];
   readonly versions: ReadonlyMap<string, number>;
-  readonly bounds?: RangeBounds;
+  /** The events whose rows are emitted (default: all). */
+  readonly range?: EventRange;
   /** Called with each batch of rows in order per entity (e.g. to write them to the offline store). */
   readonly onRows: (rows: readonly FeatureRow[]) => Promise<void> | void;
+  /** Called for every event in the range, whether it produced rows or came too late for every view. */
+  readonly onSelected?: (source: string, entity: string, eventId: string) => void;
   /** Progress: records read so far of the total the ranges hold. */
   readonly onProgress?: (read: number, total: number) => void;
 }
 
 export interface ReplayReport {
+  /** Records read (the range's events and the history before them). */
   readonly events: number;
+  /** Events in the range. */
+  readonly selected: number;
   readonly rows: number;
+  /** Events in the range that came too late for at least one view. */
   readonly lateEvents: number;
   readonly seconds: number;
-  /** The ranges replayed, per source topic: the dataset's lineage. */
+  /** The offsets read, per source topic: the dataset's lineage. */
   readonly ranges: Readonly<Record<string, readonly PartitionRange[]>>;
+}
+
+/**
+ * The replay of one source's events in partition order, as plain code: folds every event into its
+ * entity's state and returns rows for the selected ones. Events older than `skipBefore` (the
+ * range's start minus the views' retention) are skipped: they cannot be in any window of a row in
+ * the range, and an event that old is late for every view once the range's first event is in.
+ */
+export class RangeReplay {
+  private readonly states = new Map<string, EntityState>();
+  private readonly skipBefore: number;
+
+  constructor(
+    readonly features: SourceFeatures,
+    fromEventTime: number = Number.NEGATIVE_INFINITY,
+  ) {
+    this.skipBefore = fromEventTime - features.retentionMs;
+  }
+
+  /** Applies one event; the rows it produces when it is selected, else none. */
+  apply(event: SourceEvent, selected: boolean): { readonly rows: readonly FeatureRow[]; readonly late: boolean } {
+    if (!selected && event.eventTime < this.skipBefore) return { rows: [], late: false };
+    let state = this.states.get(event.entity);
+    if (!state) {
+      state = emptyEntityState();
+      this.states.set(event.entity, state);
+    }
+    const result = this.features.apply(state, event);
+    return selected ? { rows: result.rows, late: result.late.length > 0 } : { rows: [], late: false };
+  }
 }
 
 export async function replayFeatures(options: ReplayOptions): Promise<ReplayReport> {
@@ -39,61 +77,48 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
   const sources = new Map<string, FeatureView[]>();
   for (const view of options.views) sources.set(view.source.name, [...(sources.get(view.source.name) ?? []), view]);
 
-  // ---- inputs: the ranges of every source topic -------------------------------------------
-  const plans: { topic: string; features: SourceFeatures; emitFrom: PartitionRange[]; readFrom: PartitionRange[] }[] = [];
+  // ---- inputs: every source topic from its start to the end of the range ---------------------
+  const plans = [];
   for (const [sourceName, views] of sources) {
     const [first] = views;
     if (!first) continue;
-    const features = new SourceFeatures(first.source, views, options.versions);
     const topic = `${options.topicPrefix}events.${sourceName}`;
-    const emitFrom = await resolveRanges(options.kafka, topic, options.bounds);
-    const fromTime = options.bounds?.fromTime;
-    // Warm-up: Kafka record times track event times closely; an hour of margin covers the skew.
-    const readFrom =
-      fromTime === undefined
-        ? emitFrom
-        : (
-            await resolveRanges(options.kafka, topic, {
-              ...options.bounds,
-              fromTime: Math.max(0, fromTime - features.retentionMs - 3_600_000),
-            })
-          ).map((range) => ({ ...range, to: emitFrom.find((emit) => emit.partition === range.partition)?.to ?? range.to }));
-    plans.push({ topic, features, emitFrom, readFrom });
+    plans.push({
+      topic,
+      features: new SourceFeatures(first.source, views, options.versions),
+      plan: await planRange(options.kafka, topic, options.range),
+    });
   }
-  const total = plans.reduce((sum, plan) => sum + plan.readFrom.reduce((inner, range) => inner + Number(range.to - range.from), 0), 0);
+  const total = plans.reduce((sum, { plan }) => sum + plan.read.reduce((inner, range) => inner + Number(range.to - range.from), 0), 0);
 
   // ---- transformation: the live code over in-memory state ---------------------------------
   let read = 0;
+  let selected = 0;
   let rowsOut = 0;
   let lateEvents = 0;
   let lastProgress = 0;
-  for (const plan of plans) {
-    const serde = new AvroSerde(options.registryUrl, avroType(plan.features.source.eventsSchema));
-    const states = new Map<string, EntityState>();
-    const emitStart = new Map(plan.emitFrom.map((range) => [range.partition, range.from]));
+  for (const { topic, features, plan } of plans) {
+    const serde = new AvroSerde(options.registryUrl, avroType(features.source.eventsSchema));
+    const replay = new RangeReplay(features, plan.fromEventTime);
     let pending: FeatureRow[] = [];
-    await readRanges(options.kafka, plan.topic, plan.readFrom, async (partition, message) => {
+    await readRanges(options.kafka, topic, plan.read, async (partition, message) => {
       read++;
       if (message.value) {
         const value = (await serde.decode(message.value)) as Record<string, unknown>;
-        const entity = value[plan.features.source.entityField];
+        const entity = value[features.source.entityField];
         if (typeof entity === 'string' && entity !== '') {
-          let state = states.get(entity);
-          if (!state) {
-            state = emptyEntityState();
-            states.set(entity, state);
-          }
           const eventTime = typeof value.event_time === 'number' ? value.event_time : Number(message.timestamp);
-          const result = plan.features.apply(state, {
-            entity,
-            eventId: String(value.event_id),
-            eventTime,
-            // The arrival order live processing used: the fused pipeline's stamp, else the offset.
-            sequence: sequenceOf({ offset: message.offset, headers: headersOf(message.headers) }),
-            value,
-          });
-          if (result.late.length > 0) lateEvents++;
-          if (BigInt(message.offset) >= (emitStart.get(partition) ?? 0n)) pending.push(...result.rows);
+          const inRange = plan.selects(partition, BigInt(message.offset), eventTime);
+          const eventId = String(value.event_id);
+          // The arrival order live processing used: the fused pipeline's stamp, else the offset.
+          const sequence = sequenceOf({ offset: message.offset, headers: headersOf(message.headers) });
+          const result = replay.apply({ entity, eventId, eventTime, sequence, value }, inRange);
+          if (inRange) {
+            selected++;
+            options.onSelected?.(features.source.name, entity, eventId);
+            if (result.late) lateEvents++;
+            pending.push(...result.rows);
+          }
         }
       }
       // ---- outputs: rows in batches, progress ------------------------------------------
@@ -114,9 +139,10 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
   options.onProgress?.(read, total);
   return {
     events: read,
+    selected,
     rows: rowsOut,
     lateEvents,
     seconds: (performance.now() - started) / 1000,
-    ranges: Object.fromEntries(plans.map((plan) => [plan.topic, plan.emitFrom])),
+    ranges: Object.fromEntries(plans.map(({ topic, plan }) => [topic, plan.read])),
   };
 }

@@ -11,6 +11,7 @@ import { OnnxScorer, toBatch, toOnnx } from '../models/network.js';
 import { ArtifactStore, baselineOf, registerModelVersion, type ModelMetadata, type ModelVersion } from '../models/registry.js';
 import { train, type TrainerKind } from '../models/trainer.js';
 import type { ModelDefinition } from '../topology/models.js';
+import { describeRange, type EventRange } from './range.js';
 
 /**
  * `sluice train <model>`: a point-in-time training set from replayed topics, a time split (the
@@ -28,6 +29,8 @@ export interface TrainJobOptions {
   readonly versions: ReadonlyMap<string, number>;
   readonly artifactsDir: string;
   readonly model: ModelDefinition;
+  /** The scored events to train on (event time by default; see EventRange). */
+  readonly range?: EventRange;
   readonly trainer?: TrainerKind;
   readonly epochs?: number;
   readonly seed?: number;
@@ -70,6 +73,7 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
     topicPrefix: options.topicPrefix,
     registryUrl: options.registryUrl,
     versions: options.versions,
+    ...(options.range ? { range: options.range } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   const split = Math.floor(set.rows.length * (1 - model.testFraction));
@@ -153,7 +157,10 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
       name: model.name,
       artifact_sha256: sha,
       trainer: `tfjs-${trainer}@${trained.backend}`,
-      params: Object.fromEntries(Object.entries(params).map(([key, value]) => [key, String(value)])),
+      params: {
+        ...Object.fromEntries(Object.entries(params).map(([key, value]) => [key, String(value)])),
+        ...(options.range ? { range: describeRange(options.range) } : {}),
+      },
       metrics: Object.fromEntries(Object.entries(metrics).filter(([, value]) => Number.isFinite(value))),
       dataset: {
         ranges: set.ranges.map((range) => ({

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type logCreator } from 'kafkajs';
 import type { Logger } from 'pino';
 import { KafkaUnreachableError } from './errors.js';
@@ -13,6 +14,52 @@ const { Kafka, logLevel } = kafkajs;
  */
 const ROUTINE = [/switched default partitioner/, /Limiting retries for the idempotent producer/];
 
+/**
+ * The protocol errors kafkajs retries, by their message (its own table; "concurrent operation on
+ * the same transaction" and "not the leader for that topic-partition" are the usual ones while a
+ * stack starts). kafkajs logs each failed attempt at ERROR level although it is about to retry.
+ */
+const RETRIABLE_MESSAGES: readonly { readonly type: string; readonly message: string }[] = (() => {
+  try {
+    const table = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as {
+      errorCodes: { type: string; retriable: boolean; message: string }[];
+    };
+    return table.errorCodes.filter((entry) => entry.retriable).map(({ type, message }) => ({ type, message }));
+  } catch {
+    return [];
+  }
+})();
+
+/** The kafkajs error type of an ERROR line that reports an attempt kafkajs retries; undefined for real errors. */
+export function retriedErrorType(message: string, extra: Readonly<Record<string, unknown>>): string | undefined {
+  const known = RETRIABLE_MESSAGES.find((entry) => message.includes(entry.message));
+  if (known) return known.type;
+  if (message.startsWith('Restarting the consumer')) return 'CONSUMER_RESTART';
+  // A broker connection attempt inside kafkajs' retrier (it carries the attempt number): tried again.
+  if (message.startsWith('Failed to connect to') && 'retryCount' in extra) return 'CONNECTION';
+  return undefined;
+}
+
+export interface RetriedErrorCount {
+  /** The kafkajs component (Producer, Consumer, ...). */
+  readonly namespace: string;
+  /** The kafkajs error type (NOT_LEADER_FOR_PARTITION, CONCURRENT_TRANSACTIONS, ...). */
+  readonly error: string;
+  readonly count: number;
+}
+
+/** Errors kafkajs retried itself in this process, by component and type (client-metrics.ts exports them). */
+const retried = new Map<string, RetriedErrorCount>();
+
+export function retriedErrorCounts(): readonly RetriedErrorCount[] {
+  return [...retried.values()];
+}
+
+function countRetried(namespace: string, error: string): void {
+  const key = `${namespace}|${error}`;
+  retried.set(key, { namespace, error, count: (retried.get(key)?.count ?? 0) + 1 });
+}
+
 /** Routes kafkajs' own log lines into the stage's pino logger. */
 function pinoLogCreator(logger: Logger): logCreator {
   return () =>
@@ -21,8 +68,15 @@ function pinoLogCreator(logger: Logger): logCreator {
       const fields: Record<string, unknown> = { kafkajs: namespace, ...extra };
       if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
       else if (level === logLevel.ERROR && namespace === 'Connection') logger.debug(fields, message);
-      else if (level === logLevel.ERROR) logger.error(fields, message);
-      else if (level === logLevel.WARN) logger.warn(fields, message);
+      else if (level === logLevel.ERROR) {
+        const type = retriedErrorType(message, extra);
+        if (type === undefined) {
+          logger.error(fields, message);
+        } else {
+          countRetried(namespace, type);
+          logger.debug(fields, message);
+        }
+      } else if (level === logLevel.WARN) logger.warn(fields, message);
       else if (level === logLevel.INFO) logger.debug(fields, message);
       else logger.trace(fields, message);
     };

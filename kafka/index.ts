@@ -1,6 +1,7 @@
 export { ensureKafkaDistribution, type KafkaDistribution } from './jars.js';
 export { startLocalBroker, type LocalBroker, type LocalBrokerOptions } from './broker.js';
-export { createKafka, describeCluster, waitForKafka, type ClusterInfo, type KafkaClientOptions } from './client.js';
+export { createKafka, describeCluster, waitForKafka, retriedErrorCounts, type ClusterInfo, type KafkaClientOptions } from './client.js';
+export { registerKafkaClientMetrics } from './client-metrics.js';
 export { ensureTopics, validateTopicSpecs, waitForTopics, type TopicSpec, type EnsureTopicsReport } from './topics.js';
 export { checkJava, checkMaven, parseJavaMajor } from './prerequisites.js';
 export { startEphemeralKafka, type EphemeralKafka } from './ephemeral.js';

@@ -10,7 +10,9 @@ import { ENTITY_STORE } from '../streams/features/stage.js';
 /**
  * Online feature lookups: the latest row of a view for an entity, read from the features stage's
  * own RocksDB state (interactive queries), in-process or over HTTP. A row older than the view's
- * TTL at the lookup time is reported as OUTSIDE_MAX_AGE with no values: never served stale.
+ * TTL at the lookup time is reported as OUTSIDE_MAX_AGE with no values: never served stale. The
+ * lookup time is the request's `at`, else the view's TTL clock: the wall clock, or for
+ * `ttlClock: 'event'` the entity's newest event time (topology/features.ts, TtlClock).
  */
 export type LookupStatus = 'PRESENT' | 'NOT_FOUND' | 'OUTSIDE_MAX_AGE';
 
@@ -24,6 +26,8 @@ export interface OnlineValue {
   /** The event whose arrival produced the values. */
   readonly event_id: string | null;
   readonly values: FeatureValues | null;
+  /** The time the TTL was judged against: the request's `at`, or the view's clock (wall, or the entity's newest event). */
+  readonly as_of: number;
 }
 
 export class UnknownViewError extends SluiceError {
@@ -60,8 +64,8 @@ export class OnlineStore {
     return [...this.views.keys()];
   }
 
-  /** The latest values of a view for an entity, as of `at` (default now) for the TTL. */
-  async get(viewName: string, entity: string, at: number = Date.now()): Promise<OnlineValue> {
+  /** The latest values of a view for an entity; the TTL judged as of `at` (default: the view's clock). */
+  async get(viewName: string, entity: string, at?: number): Promise<OnlineValue> {
     const view = this.views.get(viewName);
     if (!view) throw new UnknownViewError(viewName, this.viewNames);
     const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${view.source.name}`);
@@ -69,29 +73,30 @@ export class OnlineStore {
     return this.answer(view, entity, result.value, at);
   }
 
-  private answer(view: FeatureView, entity: string, state: EntityState | undefined, at: number): OnlineValue {
+  private answer(view: FeatureView, entity: string, state: EntityState | undefined, at: number | undefined): OnlineValue {
     const row = state?.latest[view.name];
+    const asOf = at ?? (view.ttlClock === 'event' ? (state?.newest ?? row?.eventTime ?? Date.now()) : Date.now());
     if (!row)
-      return { view: view.name, entity_id: entity, status: 'NOT_FOUND', version: null, event_time: null, event_id: null, values: null };
-    if (view.ttlMs !== undefined && at - row.eventTime > view.ttlMs) {
       return {
         view: view.name,
         entity_id: entity,
-        status: 'OUTSIDE_MAX_AGE',
-        version: row.version,
-        event_time: row.eventTime,
-        event_id: row.eventId,
+        status: 'NOT_FOUND',
+        version: null,
+        event_time: null,
+        event_id: null,
         values: null,
+        as_of: asOf,
       };
-    }
+    const expired = view.ttlMs !== undefined && asOf - row.eventTime > view.ttlMs;
     return {
       view: view.name,
       entity_id: entity,
-      status: 'PRESENT',
+      status: expired ? 'OUTSIDE_MAX_AGE' : 'PRESENT',
       version: row.version,
       event_time: row.eventTime,
       event_id: row.eventId,
-      values: row.values,
+      values: expired ? null : row.values,
+      as_of: asOf,
     };
   }
 
@@ -105,7 +110,7 @@ export class OnlineStore {
   async getMany(
     views: readonly string[],
     entities: readonly string[],
-    at: number = Date.now(),
+    at?: number,
   ): Promise<{ entity_id: string; features: Record<string, OnlineValue> }[]> {
     const wanted = views.map((name) => {
       const view = this.views.get(name);

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { listen, type ListeningServer } from '../common/http.js';
 import type { MetricsRegistry } from '../common/metrics.js';
+import { registerKafkaClientMetrics } from '../kafka/index.js';
 
 export interface HealthSource {
   /** Alive: the process is working (not failed). */
@@ -27,6 +28,8 @@ export async function serveOps(
   port: number,
   routes: readonly OpsRoute[] = [],
 ): Promise<OpsServer> {
+  // Errors the Kafka client retries itself are counted there, not logged as errors.
+  registerKafkaClientMetrics(registry);
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://ops');
     const path = url.pathname;

@@ -63,6 +63,19 @@ export const sessionWindow = (gap: Duration, maxSpan: Duration = '1d'): FeatureW
   maxSpanMs: positive(maxSpan),
 });
 
+/**
+ * The clock a view's TTL is judged against when an online lookup names no time (`at`):
+ * - `'wall'` (the default): the wall clock. A value is missing once its row is older than the TTL
+ *   now — the entity has gone quiet. Right for live traffic; replayed or historical data (event
+ *   times in the past) is all OUTSIDE_MAX_AGE.
+ * - `'event'`: the stream's event time, as the entity's newest event time (kept in the entity's
+ *   state, so it survives restarts and is the same on every instance and in every replay).
+ *   Historical data is served as it was. An entity's values do not age without new events of that
+ *   entity; ask with `at` (as inference does, with the scored event's time) to judge a given moment.
+ * A lookup with `at` judges the TTL against `at` under either clock.
+ */
+export type TtlClock = 'wall' | 'event';
+
 /** Feature values of one row: aggregations first, then derived ones; null where undefined. */
 export type FeatureValues = Readonly<Record<string, number | null>>;
 
@@ -78,6 +91,8 @@ export interface FeatureViewInput {
   readonly grace?: Duration;
   /** Online values older than this (in event time, relative to the lookup time) are missing. */
   readonly ttl?: Duration;
+  /** What the lookup time is when a lookup names none (default `'wall'`; see TtlClock). */
+  readonly ttlClock?: TtlClock;
   readonly online?: boolean;
   readonly owner: string;
   readonly description: string;
@@ -94,6 +109,7 @@ export interface FeatureView {
   readonly derived: readonly string[];
   readonly graceMs: number;
   readonly ttlMs: number | undefined;
+  readonly ttlClock: TtlClock;
   readonly online: boolean;
   readonly owner: string;
   readonly description: string;
@@ -128,7 +144,13 @@ export function featureView(input: FeatureViewInput): FeatureView {
   }
   const graceMs = input.grace === undefined ? 0 : parseDuration(input.grace);
   const ttlMs = input.ttl === undefined ? undefined : positive(input.ttl);
+  const ttlClock: string = input.ttlClock ?? 'wall';
+  // Checked for topologies written in JavaScript (TypeScript's check does not reach them).
+  if (ttlClock !== 'wall' && ttlClock !== 'event')
+    throw new FeatureDefinitionError(`ttlClock of ${input.name} is 'wall' or 'event', got "${ttlClock}"`);
   const entity = input.entity ?? input.source.entityField;
+  // What the values are computed from; serving settings (TTL and its clock, online) are not in it:
+  // changing them changes what is served, not a single value, so the version stays.
   const normalized = {
     name: input.name,
     source: input.source.name,
@@ -148,6 +170,7 @@ export function featureView(input: FeatureViewInput): FeatureView {
     derived,
     graceMs,
     ttlMs,
+    ttlClock,
     online: input.online ?? true,
     owner: input.owner,
     description: input.description,

@@ -23,6 +23,7 @@ export {
   type FeatureViewInput,
   type FeatureValues,
   type FeatureWindow,
+  type TtlClock,
   type AggregationSpec,
   type FeatureRow,
 } from './features.js';

@@ -1,8 +1,8 @@
 import { ConfigError } from '../../common/errors.js';
 import { createKafka } from '../../kafka/index.js';
 import { checkConsistency } from '../../jobs/consistency.js';
+import { describeRange } from '../../jobs/range.js';
 import { replayFeatures } from '../../jobs/replay.js';
-import type { RangeBounds } from '../../kafka/topic-range.js';
 import { ensureTables, featureTable, insertNew } from '../../offline/index.js';
 import { featureVector } from '../../streams/features/stage.js';
 import { publishFeatureViews, readFeatureRegistry } from '../../streams/features/registry.js';
@@ -14,14 +14,9 @@ import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster, offlineStoreFor, type Cluster } from '../cluster.js';
 import { progressBar } from '../progress.js';
+import { rangeOf, type RangeOptions } from '../range.js';
 
-export interface RangeOptions {
-  readonly views?: string;
-  readonly from?: string;
-  readonly to?: string;
-  readonly fromOffsets?: string;
-  readonly toOffsets?: string;
-}
+export type { RangeOptions };
 
 function selectViews(topology: Topology, names: string | undefined): FeatureView[] {
   if (!names) return [...topology.views];
@@ -32,38 +27,8 @@ function selectViews(topology: Topology, names: string | undefined): FeatureView
   });
 }
 
-function parseTime(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const time = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(time)) throw new ConfigError(`${flag} takes epoch milliseconds or an ISO time, got "${text}"`);
-  return time;
-}
-
-function parseOffsets(text: string | undefined, flag: string): Record<number, string> | undefined {
-  if (text === undefined) return undefined;
-  const offsets: Record<number, string> = {};
-  for (const part of text.split(',')) {
-    const match = /^(\d+):(\d+)$/.exec(part.trim());
-    if (!match?.[1] || !match[2]) throw new ConfigError(`${flag} takes partition:offset pairs such as 0:100,1:250, got "${text}"`);
-    offsets[Number(match[1])] = match[2];
-  }
-  return offsets;
-}
-
-function boundsOf(options: RangeOptions): RangeBounds {
-  const fromTime = parseTime(options.from, '--from');
-  const toTime = parseTime(options.to, '--to');
-  const fromOffsets = parseOffsets(options.fromOffsets, '--from-offsets');
-  const toOffsets = parseOffsets(options.toOffsets, '--to-offsets');
-  return {
-    ...(fromTime !== undefined ? { fromTime } : {}),
-    ...(toTime !== undefined ? { toTime } : {}),
-    ...(fromOffsets ? { fromOffsets } : {}),
-    ...(toOffsets ? { toOffsets } : {}),
-  };
-}
-
-async function versionsFor(
+/** Publishes the views' definitions (a changed one gets the next version) and returns their versions: for jobs that write rows. */
+async function publishedVersions(
   context: CommandContext,
   cluster: Cluster,
   topology: Topology,
@@ -79,13 +44,38 @@ async function versionsFor(
   });
 }
 
+/** The registered version of each view's current definition, read without writing anything: for read-only commands. */
+async function registeredVersions(
+  context: CommandContext,
+  cluster: Cluster,
+  topology: Topology & { readonly file?: string },
+  views: readonly FeatureView[],
+): Promise<Map<string, number>> {
+  const records = await readFeatureRegistry(
+    createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
+    `${context.config.topicPrefix}registry.features`,
+    cluster.registryUrl,
+  );
+  return new Map(
+    views.map((view) => {
+      const record = records.find((candidate) => candidate.name === view.name && candidate.definition_hash === view.hash);
+      if (!record)
+        throw new ConfigError(
+          `feature view ${view.name} as defined in ${topology.file ?? 'the topology'} is not in registry.features: no row was computed with this definition yet (start the stack with it, or run \`sluice backfill\`)`,
+        );
+      return [view.name, record.version];
+    }),
+  );
+}
+
 /** `sluice backfill`: recomputes views from events.<source> ranges into the offline store (idempotent). */
-export async function backfillCommand(context: CommandContext, options: RangeOptions): Promise<number> {
+export async function backfillCommand(context: CommandContext, options: RangeOptions & { readonly views?: string }): Promise<number> {
+  const range = rangeOf(options);
   const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
   const views = selectViews(topology, options.views);
-  const versions = await versionsFor(context, cluster, topology, views);
-  const store = offlineStoreFor(context.config, cluster);
+  const versions = await publishedVersions(context, cluster, topology, views);
+  const store = await offlineStoreFor(context.config, cluster);
   const tables = new Map(views.map((view) => [view.name, featureTable(view)]));
   const bar = progressBar('backfill');
   try {
@@ -97,7 +87,7 @@ export async function backfillCommand(context: CommandContext, options: RangeOpt
       registryUrl: cluster.registryUrl,
       views,
       versions,
-      bounds: boundsOf(options),
+      range,
       onRows: async (rows) => {
         for (const view of views) {
           const table = tables.get(view.name);
@@ -114,7 +104,7 @@ export async function backfillCommand(context: CommandContext, options: RangeOpt
     });
     bar.stop();
     process.stdout.write(
-      `backfill: ${report.events} events → ${report.rows} rows (${written} new, ${report.rows - written} already there) in ${report.seconds.toFixed(1)} s; ${report.lateEvents} late events\n`,
+      `backfill (${describeRange(range)}): ${report.selected} events → ${report.rows} rows (${written} new, ${report.rows - written} already there) in ${report.seconds.toFixed(1)} s; ${report.lateEvents} late events; ${report.events} records read\n`,
     );
     return 0;
   } finally {
@@ -124,11 +114,15 @@ export async function backfillCommand(context: CommandContext, options: RangeOpt
 }
 
 /** `sluice features check`: online (served) values vs values recomputed by replay. */
-export async function checkCommand(context: CommandContext, options: RangeOptions & { readonly json?: boolean }): Promise<number> {
+export async function checkCommand(
+  context: CommandContext,
+  options: RangeOptions & { readonly views?: string; readonly json?: boolean },
+): Promise<number> {
+  const range = rangeOf(options);
   const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
   const views = selectViews(topology, options.views);
-  const versions = await versionsFor(context, cluster, topology, views);
+  const versions = await registeredVersions(context, cluster, topology, views);
   const bar = progressBar('check');
   const reports = await checkConsistency({
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-check', logger: context.logger }),
@@ -136,13 +130,14 @@ export async function checkCommand(context: CommandContext, options: RangeOption
     registryUrl: cluster.registryUrl,
     views,
     versions,
-    bounds: boundsOf(options),
+    range,
     onProgress: (done, total) => bar.update(done, total),
   });
   bar.stop();
   if (options.json) {
     process.stdout.write(`${JSON.stringify(reports)}\n`);
   } else {
+    process.stdout.write(`check (${describeRange(range)}):\n`);
     for (const report of reports) {
       process.stdout.write(
         `${report.view} v${report.version}: ${report.compared} compared, ${report.mismatched} mismatched, ${report.onlyLive} only live, ${report.onlyReplay} only replayed — mismatch rate ${report.mismatchRate}\n`,
@@ -170,15 +165,4 @@ export async function listFeaturesCommand(context: CommandContext, options: { re
     );
   }
   return 0;
-}
-
-/** `sluice features get <view> <entity>`: an online lookup through the running stack. */
-export async function getFeaturesCommand(context: CommandContext, view: string, entity: string): Promise<number> {
-  const cluster = await findCluster(context.config);
-  const url = cluster.stack?.endpoints.features;
-  if (!url) throw new ConfigError('no online store to ask: start `sluice up`');
-  const response = await fetch(`${url}/${encodeURIComponent(view)}/${encodeURIComponent(entity)}`);
-  const text = await response.text();
-  (response.ok ? process.stdout : process.stderr).write(`${text}\n`);
-  return response.ok ? 0 : 1;
 }

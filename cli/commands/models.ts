@@ -12,31 +12,37 @@ import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 import { progressBar } from '../progress.js';
+import { rangeOf, type RangeOptions } from '../range.js';
 
-async function registryOptions(
-  context: CommandContext,
-  topology?: Topology,
-): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
+/** Where registry.models is, for reading: no schema ids needed (each message names its writer's schema). */
+async function registryReader(context: CommandContext): Promise<Omit<RegistryOptions, 'schemaId'>> {
   const cluster = await findCluster(context.config);
-  const schemaIds = await registerSchemas(
-    cluster.registryUrl,
-    topologySubjects(context.config.topicPrefix, topology ?? (await commandTopology(context.config))),
-    context.logger,
-  );
   return {
     kafka: createKafka({ brokers: cluster.brokers, clientId: 'sluice-cli', logger: context.logger }),
     topic: `${context.config.topicPrefix}registry.models`,
     registryUrl: cluster.registryUrl,
-    schemaId: schemaIds.get(`${context.config.topicPrefix}registry.models-value`) ?? 0,
-    schemaIds,
   };
+}
+
+/** Where registry.models is, for writing: the topology's schemas registered (idempotent), their ids. */
+async function registryWriter(
+  context: CommandContext,
+  topology?: Topology,
+): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
+  const reader = await registryReader(context);
+  const schemaIds = await registerSchemas(
+    reader.registryUrl,
+    topologySubjects(context.config.topicPrefix, topology ?? (await commandTopology(context.config))),
+    context.logger,
+  );
+  return { ...reader, schemaId: schemaIds.get(`${context.config.topicPrefix}registry.models-value`) ?? 0, schemaIds };
 }
 
 function isTrainer(text: string): text is TrainerKind {
   return text === 'logistic' || text === 'mlp';
 }
 
-export interface TrainOptions {
+export interface TrainOptions extends RangeOptions {
   readonly trainer?: string;
   readonly epochs?: string;
   readonly seed?: string;
@@ -45,11 +51,12 @@ export interface TrainOptions {
 
 /** `sluice train <model>`: trains from replayed topics, registers a version (champion with --promote, or when there is none). */
 export async function trainCommand(context: CommandContext, name: string, options: TrainOptions): Promise<number> {
+  const range = rangeOf(options);
   const topology = await commandTopology(context.config);
   const model = modelNamed(topology, name);
   if (options.trainer !== undefined && !isTrainer(options.trainer))
     throw new ConfigError(`--trainer is logistic or mlp, got "${options.trainer}"`);
-  const registry = await registryOptions(context, topology);
+  const registry = await registryWriter(context, topology);
   const versions = await publishFeatureViews(topology.views, {
     kafka: registry.kafka,
     topic: `${context.config.topicPrefix}registry.features`,
@@ -67,6 +74,7 @@ export async function trainCommand(context: CommandContext, name: string, option
     versions,
     artifactsDir: path.join(context.config.dataDir, 'models'),
     model,
+    range,
     ...(options.trainer !== undefined && isTrainer(options.trainer) ? { trainer: options.trainer } : {}),
     ...(options.epochs ? { epochs: Number(options.epochs) } : {}),
     ...(options.seed ? { seed: Number(options.seed) } : {}),
@@ -89,7 +97,7 @@ export async function trainCommand(context: CommandContext, name: string, option
 }
 
 export async function listModelsCommand(context: CommandContext, options: { readonly json?: boolean }): Promise<number> {
-  const versions = await readModelRegistry(await registryOptions(context));
+  const versions = await readModelRegistry(await registryReader(context));
   if (options.json) {
     process.stdout.write(`${JSON.stringify(versions)}\n`);
     return 0;
@@ -104,7 +112,7 @@ export async function listModelsCommand(context: CommandContext, options: { read
 }
 
 export async function showModelCommand(context: CommandContext, name: string, version?: string): Promise<number> {
-  const versions = (await readModelRegistry(await registryOptions(context))).filter((candidate) => candidate.name === name);
+  const versions = (await readModelRegistry(await registryReader(context))).filter((candidate) => candidate.name === name);
   const chosen =
     version === undefined
       ? (versions.find((candidate) => candidate.aliases.includes('champion')) ?? versions.at(-1))
@@ -120,13 +128,13 @@ export async function promoteCommand(
   version: string,
   options: { readonly alias: string },
 ): Promise<number> {
-  await setAlias(await registryOptions(context), name, Number(version), options.alias);
+  await setAlias(await registryWriter(context), name, Number(version), options.alias);
   process.stdout.write(`${name} v${version} is now ${options.alias}\n`);
   return 0;
 }
 
 export async function rollbackCommand(context: CommandContext, name: string): Promise<number> {
-  const version = await rollback(await registryOptions(context), name);
+  const version = await rollback(await registryWriter(context), name);
   process.stdout.write(`${name}: champion rolled back to v${version}\n`);
   return 0;
 }

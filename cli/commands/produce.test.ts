@@ -21,4 +21,24 @@ describe('CSV input of sluice produce', () => {
       timestamp: 1700000000000,
     });
   });
+
+  it('reads ISO times in timestamp fields, booleans, nullable unions, and leaves what does not parse for ingest to reject', () => {
+    const schema = {
+      type: 'record',
+      name: 'Trip',
+      fields: [
+        { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
+        { name: 'shared', type: 'boolean' },
+        { name: 'tip', type: ['null', 'double'] },
+        { name: 'zone', type: 'string' },
+      ],
+    };
+    expect(typedBySchema({ at: '2001-01-10T12:00:00Z', shared: 'true', tip: '1.5', zone: '12' }, schema)).toEqual({
+      at: Date.UTC(2001, 0, 10, 12),
+      shared: true,
+      tip: 1.5,
+      zone: '12',
+    });
+    expect(typedBySchema({ at: 'soon', shared: 'yes' }, schema)).toEqual({ at: 'soon', shared: 'yes' });
+  });
 });

@@ -92,22 +92,43 @@ function entityKey(value: unknown): string {
   return typeof value === 'string' || typeof value === 'number' ? String(value) : '';
 }
 
-/** CSV cells (strings) typed by the raw schema: numeric fields become numbers, the rest stay text. */
+/**
+ * CSV cells (strings) typed by the raw schema: numeric fields become numbers, booleans true/false,
+ * timestamps (timestamp-millis) take epoch milliseconds or an ISO time; the rest stay text.
+ */
 export function typedBySchema(row: Readonly<Record<string, string>>, schema: unknown): Record<string, unknown> {
   const fields = (schema as { fields: { name: string; type: unknown }[] }).fields;
-  const numeric = new Set(fields.filter((field) => isNumeric(field.type)).map((field) => field.name));
-  return Object.fromEntries(
-    Object.entries(row).map(([name, cell]) => [name, numeric.has(name) && /^-?\d+(\.\d+)?$/.test(cell) ? Number(cell) : cell]),
-  );
+  const kinds = new Map(fields.map((field) => [field.name, cellKind(field.type)]));
+  return Object.fromEntries(Object.entries(row).map(([name, cell]) => [name, typedCell(cell, kinds.get(name))]));
 }
 
-function isNumeric(type: unknown): boolean {
-  if (Array.isArray(type)) return type.some((branch) => branch !== 'null' && isNumeric(branch));
-  if (typeof type === 'string') return ['int', 'long', 'float', 'double'].includes(type);
+type CellKind = 'number' | 'timestamp' | 'boolean' | 'text';
+
+function typedCell(cell: string, kind: CellKind | undefined): unknown {
+  const numeric = /^-?\d+(\.\d+)?$/.test(cell);
+  if ((kind === 'number' || kind === 'timestamp') && numeric) return Number(cell);
+  if (kind === 'timestamp') {
+    const time = Date.parse(cell);
+    return Number.isFinite(time) ? time : cell;
+  }
+  if (kind === 'boolean' && (cell === 'true' || cell === 'false')) return cell === 'true';
+  return cell;
+}
+
+/** How a field's cells are read (a union: its first non-null branch). */
+function cellKind(type: unknown): CellKind {
+  if (Array.isArray(type)) {
+    const branch: unknown = (type as unknown[]).find((candidate) => candidate !== 'null');
+    return branch === undefined ? 'text' : cellKind(branch);
+  }
+  if (typeof type === 'string') {
+    if (['int', 'long', 'float', 'double'].includes(type)) return 'number';
+    return type === 'boolean' ? 'boolean' : 'text';
+  }
   const node = type as { type?: unknown; logicalType?: string };
-  return (
-    node.logicalType === 'decimal' || node.logicalType === 'timestamp-millis' || (typeof node.type === 'string' && isNumeric(node.type))
-  );
+  if (node.logicalType === 'timestamp-millis') return 'timestamp';
+  if (node.logicalType === 'decimal') return 'number';
+  return typeof node.type === 'string' ? cellKind(node.type) : 'text';
 }
 
 /** CSV with a header row; quoted fields with "" escapes; empty cells are left out. */

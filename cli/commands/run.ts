@@ -21,7 +21,8 @@ export async function runCommand({ config, logger }: CommandContext, name: strin
   const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix, topology), logger);
   const metrics = createMetricsRegistry();
   const launched = await launch(name, { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
-  const online = name === 'pipeline' || name === 'features' ? new OnlineStore(launched.stage, topology.views, config.topicPrefix) : undefined;
+  const online =
+    name === 'pipeline' || name === 'features' ? new OnlineStore(launched.stage, topology.views, config.topicPrefix) : undefined;
   const ops = await serveOps(metrics, launched.health, config.metrics.host, config.metrics.port, [
     onlineRoutes(() => online),
     predictRoutes(launched.watchers, () => online, metrics),

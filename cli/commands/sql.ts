@@ -1,6 +1,6 @@
 import { ConfigError } from '../../common/errors.js';
-import { isAlive, readStackState } from '../../app/stack.js';
-import type { CommandContext } from '../action.js';
+import { runningStack } from '../../app/stack-file.js';
+import type { ConfigContext } from '../action.js';
 
 interface SqlOptions {
   readonly format?: string;
@@ -10,9 +10,8 @@ interface SqlOptions {
  * `sluice sql "<query>"`: runs a query on the running stack's ClickHouse and prints the result
  * (a table by default: PrettyCompact). Errors print ClickHouse's own message and exit 1.
  */
-export async function sqlCommand({ config }: CommandContext, query: string, options: SqlOptions = {}): Promise<number> {
-  const saved = await readStackState(config.dataDir);
-  const url = saved && isAlive(saved.pid) ? saved.endpoints.clickhouse : undefined;
+export async function sqlCommand({ config }: ConfigContext, query: string, options: SqlOptions = {}): Promise<number> {
+  const url = (await runningStack(config.dataDir))?.endpoints.clickhouse;
   if (!url) throw new ConfigError(`no ClickHouse to query: start \`sluice up\` (data directory ${config.dataDir})`);
   const format = options.format ?? 'PrettyCompact';
   let response: Response;

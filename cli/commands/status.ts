@@ -1,6 +1,5 @@
-import { describeCluster } from '../../kafka/index.js';
-import { isAlive, readStackState, type StackState } from '../../app/stack.js';
-import type { CommandContext } from '../action.js';
+import { runningStack } from '../../app/stack-file.js';
+import type { ConfigContext } from '../action.js';
 
 interface StatusOptions {
   readonly json?: boolean;
@@ -20,18 +19,21 @@ async function registryAnswers(url: string): Promise<boolean> {
  * services answer (Kafka metadata, the registry's /subjects). Without a running process, with
  * KAFKA_BROKERS set, it reports whether that cluster answers. Exit code 0 when up, 1 when not.
  */
-export async function statusCommand({ config }: CommandContext, options: StatusOptions): Promise<number> {
-  const saved = await readStackState(config.dataDir);
-  const running: StackState | undefined = saved && isAlive(saved.pid) ? saved : undefined;
+export async function statusCommand({ config }: ConfigContext, options: StatusOptions): Promise<number> {
+  const running = await runningStack(config.dataDir);
   const kafka = running?.endpoints.kafka ?? config.kafka.externalBrokers?.join(',');
   const schemaRegistry = running?.endpoints.schemaRegistry ?? config.schemaRegistry.externalUrl;
   const [kafkaUp, registryUp] = await Promise.all([
     kafka === undefined
       ? false
-      : describeCluster(kafka.split(','), 3000).then(
-          () => true,
-          () => false,
-        ),
+      : // The Kafka client alone, and only when there is a cluster to ask (the kafka/ barrel would
+        // also load prom-client and the broker launcher).
+        import('../../kafka/client.js')
+          .then(({ describeCluster }) => describeCluster(kafka.split(','), 3000))
+          .then(
+            () => true,
+            () => false,
+          ),
     schemaRegistry === undefined ? true : registryAnswers(schemaRegistry),
   ]);
   const up = kafkaUp && registryUp && (running !== undefined || config.kafka.externalBrokers !== undefined);
@@ -47,6 +49,7 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
                 clickhouse: running.endpoints.clickhouse,
                 metrics: running.endpoints.metrics,
                 features: running.endpoints.features,
+                predict: running.endpoints.predict,
                 pid: running.pid,
                 dataDir: running.dataDir,
               }
@@ -62,7 +65,8 @@ export async function statusCommand({ config }: CommandContext, options: StatusO
       lines.push(
         `  clickhouse       ${running.endpoints.clickhouse}`,
         `  metrics          ${running.endpoints.metrics}`,
-        `  features         ${running.endpoints.features}`,
+        `  features         ${running.endpoints.features}/<view>/<entity>   (online lookups; POST ${running.endpoints.features} for batches)`,
+        `  predict          POST ${running.endpoints.predict}/<model>   (synchronous predictions)`,
       );
     process.stdout.write(`${lines.join('\n')}\n`);
   } else if (running) {

@@ -29,9 +29,9 @@ export function cleanEnv(extra: Record<string, string | undefined>): NodeJS.Proc
   return env;
 }
 
-/** Runs `node bin/sluice.js ...args` the way a user would. */
-export function spawnSluice(args: readonly string[], env: NodeJS.ProcessEnv): SluiceProcess {
-  const child = spawn(process.execPath, [SLUICE_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+/** Runs `node bin/sluice.js ...args` the way a user would (in the repository, or in `cwd`). */
+export function spawnSluice(args: readonly string[], env: NodeJS.ProcessEnv, cwd: string = PROJECT_ROOT): SluiceProcess {
+  const child = spawn(process.execPath, [SLUICE_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -47,8 +47,9 @@ export async function runSluice(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   timeoutMs = 60_000,
+  cwd: string = PROJECT_ROOT,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawnSluice(args, env);
+  const proc = spawnSluice(args, env, cwd);
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
   const { code } = await proc.exited;
   clearTimeout(timer);

@@ -218,7 +218,9 @@ describe('feature store: ingest → features → sink on the real broker, replay
       async () =>
         (await count('events_transactions')) === transactions.length &&
         (await count('events_clicks')) === clicks.length &&
+        (await count('features_card_txn_1h')) === transactions.length &&
         (await count('features_card_txn_24h')) === transactions.length &&
+        (await count('features_card_amount_7d')) === transactions.length &&
         (await count('features_user_engagement_7d')) === clicks.length,
       240_000,
       'every event and row in ClickHouse',
