@@ -164,7 +164,11 @@ describe('a topology of its own, outside the repository', () => {
     return result.stdout.trim();
   };
   const repositoryState = (): string =>
-    execFileSync('git', ['status', '--porcelain', '--ignored', '--untracked-files=all'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    execFileSync('git', ['status', '--porcelain', '--ignored', '--untracked-files=normal'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
 
   beforeAll(async () => {
     repositoryBefore = repositoryState();
