@@ -1,7 +1,8 @@
+import path from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import type { SluiceConfig } from '../common/config.js';
 import { isAlive, readStackState, type StackState } from '../app/stack.js';
-import { RemoteOfflineStore, type OfflineStore } from '../offline/index.js';
+import { RemoteOfflineStore, writerSocketPath, type OfflineStore } from '../offline/index.js';
 
 /** Where a command finds the cluster: the environment (KAFKA_BROKERS, ...) or the running `sluice up`. */
 export interface Cluster {
@@ -25,13 +26,13 @@ export async function findCluster(config: SluiceConfig): Promise<Cluster> {
 
 /**
  * The offline store for a job: CLICKHOUSE_URL when set, else the running stack's embedded store
- * through its SQL endpoint with the stack's own write credentials (chDB allows one process per
- * data directory, and `sluice up` holds it).
+ * through its writer socket in the data directory (chDB allows one process per data directory,
+ * and `sluice up` holds it; the socket's folder admits only the directory's owner, so no
+ * credential is involved).
  */
 export function offlineStoreFor(config: SluiceConfig, cluster: Cluster): OfflineStore {
   if (config.clickhouse.url) return new RemoteOfflineStore(config.clickhouse.url);
-  const admin = cluster.stack?.clickhouseAdmin;
-  if (!cluster.stack || !admin)
+  if (!cluster.stack)
     throw new ConfigError(`no offline store: start \`sluice up\` (data directory ${config.dataDir}) or set CLICKHOUSE_URL`);
-  return new RemoteOfflineStore(cluster.stack.endpoints.clickhouse, admin);
+  return new RemoteOfflineStore('http://sluice-writer', { socketPath: writerSocketPath(path.join(config.dataDir, 'clickhouse')) });
 }

@@ -1,5 +1,5 @@
-import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 
 /** A started HTTP server: where it listens, and how to stop it (open connections included). */
 export interface ListeningServer {
@@ -53,4 +53,21 @@ export async function readBody(request: http.IncomingMessage, limit: number): Pr
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
+}
+
+/** An HTTP agent whose connections go to a Unix socket (the URL's host is then only a name). */
+export function unixSocketAgent(socketPath: string): http.Agent {
+  const agent = new http.Agent({ keepAlive: true });
+  // Node's agent uses the socket createConnection returns (and ignores its callback then).
+  (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => net.createConnection(socketPath);
+  return agent;
+}
+
+/** A path segment, percent-decoded; undefined when its encoding is malformed (answer 400). */
+export function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
