@@ -1,6 +1,7 @@
 import { loadConfig, type SluiceConfig } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
+import { useKafkaSecurity } from '../kafka/client.js';
 import type { Logger } from 'pino';
 
 export interface CommandContext {
@@ -18,6 +19,8 @@ export function runAction<Args extends unknown[]>(command: (context: CommandCont
     let logger: Logger | undefined;
     try {
       const config = loadConfig();
+      // Every Kafka client of the command authenticates to an external cluster the same way.
+      useKafkaSecurity(config.kafka.security);
       logger = createLogger(config.logLevel);
       const code = await command({ config, logger }, ...args);
       process.exitCode = code;

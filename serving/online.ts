@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { z } from 'zod';
-import { readBody } from '../common/http.js';
+import { decodePathSegment, readBody } from '../common/http.js';
 import { SluiceError } from '../common/errors.js';
 import type { FeatureValues, FeatureView } from '../topology/features.js';
 import type { RunningStage } from '../streams/runtime/index.js';
@@ -172,9 +172,9 @@ export interface RouteResponse {
 export type RouteHandler = (request: http.IncomingMessage, url: URL) => Promise<RouteResponse | undefined>;
 
 const batchRequest = z.strictObject({
-  views: z.array(z.string().min(1)).min(1).max(100),
-  entities: z.array(z.string().min(1)).min(1).max(1_000),
-  at: z.number().int().nonnegative().optional(),
+  views: z.array(z.string().min(1).max(256)).min(1).max(100),
+  entities: z.array(z.string().min(1).max(1024)).min(1).max(1_000),
+  at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 const MAX_BODY = 1024 * 1024;
@@ -193,15 +193,12 @@ export function onlineRoutes(store: () => OnlineStore | undefined): RouteHandler
     try {
       if (request.method === 'GET' && parts.length === 3) {
         const at = url.searchParams.get('at');
-        if (at !== null && !/^\d+$/.test(at)) return { status: 400, body: { error: '"at" must be epoch milliseconds' } };
-        return {
-          status: 200,
-          body: await online.get(
-            decodeURIComponent(parts[1] ?? ''),
-            decodeURIComponent(parts[2] ?? ''),
-            at === null ? undefined : Number(at),
-          ),
-        };
+        if (at !== null && (!/^\d{1,16}$/.test(at) || !Number.isSafeInteger(Number(at))))
+          return { status: 400, body: { error: '"at" must be epoch milliseconds' } };
+        const view = decodePathSegment(parts[1] ?? '');
+        const entity = decodePathSegment(parts[2] ?? '');
+        if (view === undefined || entity === undefined) return { status: 400, body: { error: 'malformed percent-encoding in the path' } };
+        return { status: 200, body: await online.get(view, entity, at === null ? undefined : Number(at)) };
       }
       if (request.method === 'GET' && parts.length === 1) return { status: 200, body: { views: online.viewNames } };
       if (request.method === 'POST' && parts.length === 1) {
