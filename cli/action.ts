@@ -2,6 +2,7 @@ import { loadConfig, type SluiceConfig } from '../common/config.js';
 import { SluiceError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { useKafkaSecurity } from '../kafka/client.js';
+import { useRegistryToken } from '../schemas/index.js';
 import type { Logger } from 'pino';
 
 export interface CommandContext {
@@ -21,6 +22,8 @@ export function runAction<Args extends unknown[]>(command: (context: CommandCont
       const config = loadConfig();
       // Every Kafka client of the command authenticates to an external cluster the same way.
       useKafkaSecurity(config.kafka.security);
+      // ... and every registration sends the registry's token.
+      useRegistryToken(config.auth.registry[0]);
       logger = createLogger(config.logLevel);
       const code = await command({ config, logger }, ...args);
       process.exitCode = code;

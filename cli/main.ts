@@ -37,8 +37,10 @@ program
 
 program
   .command('run')
-  .description(`run one stage of the topology in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')})`)
-  .argument('<stage>', 'the stage to run')
+  .description(
+    `run one stage of the topology in the foreground against the configured cluster (stages: ${STAGE_NAMES.join(', ')}), or the schema registry alone (registry)`,
+  )
+  .argument('<stage>', 'the stage to run, or registry')
   .action(runAction(runCommand));
 
 program
