@@ -9,6 +9,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   state: () => import('./state.js'),
   features: () => import('./features.js'),
   inference: () => import('./inference.js'),
+  predict: () => import('./predict.js'),
 };
 
 const name = process.argv[2];

@@ -78,8 +78,9 @@ describe('security settings', () => {
       maxResultRows: 1_000_000,
       maxResultBytes: 256 * 1024 * 1024,
       maxMemoryBytes: 2 * 1024 * 1024 * 1024,
-      maxConcurrentQueries: 4,
+      maxConcurrentQueries: 1,
     });
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '16' }, '/x').sql.limits.maxConcurrentQueries).toBe(13);
   });
 
   it('reads tokens per surface, falling back to the shared ones; a file holds one per line', () => {
@@ -120,6 +121,10 @@ describe('security settings', () => {
     [{ SLUICE_AUTH_TOKEN: 'short' }, /SLUICE_AUTH_TOKEN: at least 16 characters/],
     [{ SLUICE_OPS_AUTH_TOKEN_FILE: '/no/such/file' }, /SLUICE_OPS_AUTH_TOKEN_FILE: cannot read \/no\/such\/file/],
     [{ SLUICE_SQL_WRITABLE: 'true' }, /SLUICE_SQL_WRITABLE: users' writes through the SQL endpoint were removed/],
+    [
+      { SLUICE_SQL_MAX_CONCURRENT_QUERIES: '4' },
+      /SLUICE_SQL_MAX_CONCURRENT_QUERIES: .* 4 libuv threads .* at most 1; start the process with a larger UV_THREADPOOL_SIZE/,
+    ],
     [{ SLUICE_KAFKA_SASL_MECHANISM: 'plain', KAFKA_BROKERS: 'k:1' }, /needs SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD/],
     [{ SLUICE_KAFKA_SASL_MECHANISM: 'plain', SLUICE_KAFKA_SASL_USERNAME: 'u', SLUICE_KAFKA_SASL_PASSWORD: 'p' }, /set KAFKA_BROKERS too/],
     [{ SLUICE_KAFKA_TLS_CA_FILE: '/ca.pem', KAFKA_BROKERS: 'k:1' }, /need SLUICE_KAFKA_TLS=true/],

@@ -49,7 +49,7 @@ const environmentSchema = z.strictObject({
   SLUICE_SQL_MAX_RESULT_ROWS: positiveInt.default(1_000_000),
   SLUICE_SQL_MAX_RESULT_BYTES: positiveInt.default(256 * 1024 * 1024),
   SLUICE_SQL_MAX_MEMORY: positiveInt.default(2 * 1024 * 1024 * 1024),
-  SLUICE_SQL_MAX_CONCURRENT_QUERIES: positiveInt.max(64).default(4),
+  SLUICE_SQL_MAX_CONCURRENT_QUERIES: positiveInt.max(64).optional(),
   SLUICE_AUTH_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   SLUICE_AUTH_TOKEN_FILE: z.string().min(1).optional(),
   SLUICE_SQL_AUTH_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
@@ -73,6 +73,7 @@ const environmentSchema = z.strictObject({
   SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/ }).optional(),
   CLICKHOUSE_URL: z.url({ protocol: /^https?$/ }).optional(),
   JAVA_HOME: z.string().min(1).optional(),
+  UV_THREADPOOL_SIZE: positiveInt.max(1024).optional(),
 });
 
 export interface SluiceConfig {
@@ -133,7 +134,11 @@ export interface SqlLimits {
   readonly maxResultBytes: number;
   /** max_memory_usage of one query, bytes. */
   readonly maxMemoryBytes: number;
-  /** Users' queries that run at once; more wait (up to the execution time) for a free slot. */
+  /**
+   * Users' queries that run at once; more wait (up to the execution time) for a free slot. Each
+   * running query holds one of Node's libuv threads, which the sink's inserts, RocksDB and
+   * onnxruntime also need: at most UV_THREADPOOL_SIZE − 3 (so 1 with Node's default of 4).
+   */
   readonly maxConcurrentQueries: number;
 }
 
@@ -142,7 +147,7 @@ export const DEFAULT_SQL_LIMITS: SqlLimits = Object.freeze({
   maxResultRows: 1_000_000,
   maxResultBytes: 256 * 1024 * 1024,
   maxMemoryBytes: 2 * 1024 * 1024 * 1024,
-  maxConcurrentQueries: 4,
+  maxConcurrentQueries: 1,
 });
 
 /** SASL (PLAIN or SCRAM) and TLS settings every kafkajs client of an external cluster gets. */
@@ -152,7 +157,7 @@ export interface KafkaSecurity {
 }
 
 /** Variables outside sluice's namespace that it reads. */
-const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME']);
+const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME', 'UV_THREADPOOL_SIZE']);
 
 /**
  * Parses the environment into a frozen config. Unknown SLUICE_* variables are rejected, so a
@@ -203,6 +208,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const security = kafkaSecurity(e, cwd, readSecret, problems);
   if (security && e.KAFKA_BROKERS === undefined)
     problems.push('SLUICE_KAFKA_SASL_* and SLUICE_KAFKA_TLS* configure an external cluster: set KAFKA_BROKERS too');
+  // Users' queries must leave libuv threads to the sink (chDB inserts), RocksDB and onnxruntime.
+  const userQuerySlots = Math.max(1, (e.UV_THREADPOOL_SIZE ?? 4) - 3);
+  if (e.SLUICE_SQL_MAX_CONCURRENT_QUERIES !== undefined && e.SLUICE_SQL_MAX_CONCURRENT_QUERIES > userQuerySlots)
+    problems.push(
+      `SLUICE_SQL_MAX_CONCURRENT_QUERIES: each running user query holds one of Node's ${e.UV_THREADPOOL_SIZE ?? 4} libuv threads ` +
+        `(UV_THREADPOOL_SIZE), which the sink's inserts, RocksDB and onnxruntime need too: at most ${userQuerySlots}; ` +
+        `start the process with a larger UV_THREADPOOL_SIZE for more`,
+    );
   if (e.SLUICE_SQL_WRITABLE === 'true')
     problems.push(
       "SLUICE_SQL_WRITABLE: users' writes through the SQL endpoint were removed; it is read-only for users, and sluice's own jobs write through the data directory's writer socket",
@@ -249,7 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
         maxResultRows: e.SLUICE_SQL_MAX_RESULT_ROWS,
         maxResultBytes: e.SLUICE_SQL_MAX_RESULT_BYTES,
         maxMemoryBytes: e.SLUICE_SQL_MAX_MEMORY,
-        maxConcurrentQueries: e.SLUICE_SQL_MAX_CONCURRENT_QUERIES,
+        maxConcurrentQueries: e.SLUICE_SQL_MAX_CONCURRENT_QUERIES ?? userQuerySlots,
       },
     },
     auth,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { decodePathSegment, readBody } from '../common/http.js';
 import { SluiceError } from '../common/errors.js';
 import type { FeatureValues, FeatureView } from '../topology/features.js';
-import type { RunningStage } from '../streams/runtime/index.js';
+import type { QueryResult, RunningStage } from '../streams/runtime/index.js';
 import type { EntityState } from '../streams/features/engine.js';
 import { ENTITY_STORE } from '../streams/features/stage.js';
 
@@ -26,6 +26,8 @@ export interface OnlineValue {
   readonly values: FeatureValues | null;
 }
 
+type QueryAnswer = QueryResult<EntityState>;
+
 export class UnknownViewError extends SluiceError {
   constructor(view: string, known: readonly string[]) {
     super('SLUICE_UNKNOWN_VIEW', `no online feature view named "${view}"; online views: ${known.join(', ')}`, { context: { view } });
@@ -47,6 +49,8 @@ export class EntityElsewhereError extends SluiceError {
 
 export class OnlineStore {
   private readonly views: Map<string, FeatureView>;
+  /** Reads of an entity's state in flight, by topic and entity: concurrent lookups share one. */
+  private readonly reading = new Map<string, Promise<QueryAnswer>>();
 
   constructor(
     private readonly stage: RunningStage,
@@ -64,9 +68,29 @@ export class OnlineStore {
   async get(viewName: string, entity: string, at: number = Date.now()): Promise<OnlineValue> {
     const view = this.views.get(viewName);
     if (!view) throw new UnknownViewError(viewName, this.viewNames);
-    const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${view.source.name}`);
+    const result = await this.read(view.source.name, entity);
     if (!result.owned) throw new EntityElsewhereError(view.name, entity, result.partition, result.owner?.clientId);
     return this.answer(view, entity, result.value, at);
+  }
+
+  /**
+   * An entity's state of a source, read from the features stage's store. Lookups that arrive
+   * while a read of the same entity is in flight share its answer (one RocksDB read and one
+   * decode instead of one per request): under load many requests ask for the same hot entities,
+   * and a read that started microseconds earlier is as current as a new one.
+   */
+  private read(source: string, entity: string): Promise<QueryAnswer> {
+    const key = `${source}\u0000${entity}`;
+    let pending = this.reading.get(key);
+    if (!pending) {
+      pending = this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
+      this.reading.set(key, pending);
+      const done = (): void => {
+        this.reading.delete(key);
+      };
+      pending.then(done, done);
+    }
+    return pending;
   }
 
   private answer(view: FeatureView, entity: string, state: EntityState | undefined, at: number): OnlineValue {
@@ -117,7 +141,7 @@ export class OnlineStore {
       entities.map(async (entity) => {
         const states = new Map<string, EntityState | undefined>();
         for (const source of sources) {
-          const result = await this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
+          const result = await this.read(source, entity);
           if (!result.owned) throw new EntityElsewhereError(source, entity, result.partition, result.owner?.clientId);
           states.set(source, result.value);
         }

@@ -4,7 +4,7 @@ import type { ModelWatcher } from '../models/deployment.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { OpsRoute } from './ops-server.js';
 import type { ModelDefinition } from '../topology/models.js';
-import type { OnlineStore } from './online.js';
+import type { OnlineStore, OnlineValue } from './online.js';
 import { predict, type Prediction } from '../streams/inference/stage.js';
 import { decodePathSegment, readBody } from '../common/http.js';
 import { eventProblems } from './event-check.js';
@@ -58,6 +58,8 @@ export function predictRoutes(
       return { status: 400, body: { error: problems.join('; '), fields: problems.map((problem) => problem.split(':')[0]) } };
     const store = online();
     const started = Date.now();
+    // The views of one source come from one read of the entity's state, as in the inference stage.
+    const rows = new Map<string, Promise<Map<string, OnlineValue>>>();
     const prediction = await predict(
       {
         model: deployed.model,
@@ -66,8 +68,15 @@ export function predictRoutes(
         features: {
           async valuesAt(view, entity) {
             if (!store) return null;
-            const found = await store.get(view, entity);
-            return found.status === 'PRESENT' ? found.values : null;
+            const views = store.viewsLike(view);
+            const key = views.join('\u0000');
+            let found = rows.get(key);
+            if (!found) {
+              found = store.getMany(views, [entity]).then((answer) => new Map(Object.entries(answer[0]?.features ?? {})));
+              rows.set(key, found);
+            }
+            const value = (await found).get(view);
+            return value?.status === 'PRESENT' ? value.values : null;
           },
         },
       },
