@@ -62,7 +62,7 @@ export function readBody(request: http.IncomingMessage, limit: number): Promise<
       chunks.push(chunk);
     };
     request.on('data', onData);
-    request.once('end', () => resolve(size > limit ? undefined : chunks.length === 1 ? (chunks[0]) : Buffer.concat(chunks)));
+    request.once('end', () => resolve(size > limit ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
     request.once('error', reject);
   });
 }

@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import { assertBindable, AUTH_CHALLENGE, checkCredential, presentedCredential } from '../common/auth.js';
 import { ConfigError } from '../common/errors.js';
 import { listen, type ListeningServer, readBody } from '../common/http.js';
+import type { MetricsRegistry } from '../common/metrics.js';
+import { offlineMetrics } from './metrics.js';
 import { ClickHouseError } from './errors.js';
 import type { SqlEngine } from './chdb-engine.js';
 
@@ -32,6 +34,8 @@ export interface SqlServerOptions {
   /** Ignored (kept for callers of the old option): nothing on the TCP endpoint writes for a password; jobs use the writer socket. */
   readonly adminPassword?: string;
   readonly maxBodyBytes?: number;
+  /** Counts users' statements by outcome (sluice_sql_user_queries_total). */
+  readonly metrics?: MetricsRegistry;
   readonly logger: Logger;
 }
 
@@ -82,6 +86,9 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
   assertBindable('the SQL endpoint', options.host, tokens, 'SLUICE_SQL_HOST', 'SLUICE_SQL_AUTH_TOKEN');
   const maxBody = options.maxBodyBytes ?? 64 * 1024 * 1024;
   const { logger } = options;
+  const counted = options.metrics ? offlineMetrics(options.metrics).userQueries : undefined;
+  /** Refused: the endpoint's rules or ClickHouse's access control said no; failed: anything else (limits, errors). */
+  const REFUSALS = new Set([62, 164, 202, 497, 516]);
 
   const handler =
     (kind: 'users' | 'writer') =>
@@ -169,8 +176,10 @@ export async function serveSql(engine: SqlEngine, options: SqlServerOptions): Pr
         'Content-Length': result.bytes.length,
       });
       response.end(result.bytes);
+      if (kind === 'users') counted?.inc({ outcome: 'ok' });
     } catch (error) {
       if (error instanceof ClickHouseError) {
+        if (kind === 'users') counted?.inc({ outcome: REFUSALS.has(error.clickhouseCode) ? 'refused' : 'failed' });
         logger.debug({ err: error, queryId, kind }, 'query failed');
         fail(response, error);
         return;
