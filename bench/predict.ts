@@ -247,9 +247,10 @@ export async function main(): Promise<void> {
     await produceJson(kafka, `${prefix}raw.transactions`, history);
     const online = new OnlineStore(features, demo.views, prefix);
     const cards = [...new Set(history.map((record) => record.key))];
+    // Ready when the last cards' rows are online (and every partition is this instance's).
     for (;;) {
-      const found = await online.getMany(['card_txn_24h'], cards.slice(-20));
-      if (found.every((entry) => entry.features.card_txn_24h?.status === 'PRESENT')) break;
+      const found = await online.getMany(['card_txn_24h'], cards.slice(-20)).catch(() => []);
+      if (found.length > 0 && found.every((entry) => entry.features.card_txn_24h?.status === 'PRESENT')) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
 
