@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { assertBindable, authenticate, checkCredential, isLoopback } from './auth.js';
+import { assertBindable, assertConfigBindable, authenticate, checkCredential, isLoopback } from './auth.js';
 import { ConfigError } from './errors.js';
 
 const request = (authorization?: string): http.IncomingMessage =>
@@ -44,5 +44,19 @@ describe('binding', () => {
     );
     expect(() => assertBindable('the registry', '0.0.0.0', ['t'], 'X', 'Y')).not.toThrow();
     expect(() => assertBindable('the registry', '127.0.0.1', [], 'X', 'Y')).not.toThrow();
+  });
+});
+
+describe('assertConfigBindable', () => {
+  it('checks each surface a command serves, before anything starts', async () => {
+    const { loadConfig } = await import('./config.js');
+    const open = loadConfig({ SLUICE_SQL_HOST: '0.0.0.0' }, '/x');
+    expect(() => assertConfigBindable(open, ['registry', 'ops'])).not.toThrow();
+    expect(() => assertConfigBindable(open, ['sql'])).toThrow(/SLUICE_SQL_HOST/);
+    const guarded = loadConfig(
+      { SLUICE_SQL_HOST: '0.0.0.0', SLUICE_METRICS_HOST: '::', SLUICE_AUTH_TOKEN: 'a-token-of-16-chars-or-more' },
+      '/x',
+    );
+    expect(() => assertConfigBindable(guarded, ['sql', 'registry', 'ops'])).not.toThrow();
   });
 });

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import { isIP } from 'node:net';
+import type { SluiceConfig } from './config.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -75,3 +76,28 @@ export function assertBindable(surface: string, host: string, tokens: readonly s
 
 /** The `WWW-Authenticate` challenge sent with a 401. */
 export const AUTH_CHALLENGE = 'Bearer realm="sluice", Basic realm="sluice", charset="UTF-8"';
+
+/**
+ * `assertBindable` for the surfaces a command will serve, before it starts anything (a broker, a
+ * stage): the refusal comes first and alone.
+ */
+export function assertConfigBindable(config: SluiceConfig, surfaces: readonly ('sql' | 'registry' | 'ops')[]): void {
+  if (surfaces.includes('sql') && !config.clickhouse.url)
+    assertBindable('the SQL endpoint', config.sql.host, config.auth.sql, 'SLUICE_SQL_HOST', 'SLUICE_SQL_AUTH_TOKEN');
+  if (surfaces.includes('registry') && !config.schemaRegistry.externalUrl)
+    assertBindable(
+      'the schema registry',
+      config.schemaRegistry.host,
+      config.auth.registry,
+      'SLUICE_SCHEMA_REGISTRY_HOST',
+      'SLUICE_REGISTRY_AUTH_TOKEN',
+    );
+  if (surfaces.includes('ops'))
+    assertBindable(
+      '/metrics, /features and /predict',
+      config.metrics.host,
+      config.auth.ops,
+      'SLUICE_METRICS_HOST',
+      'SLUICE_OPS_AUTH_TOKEN',
+    );
+}

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { assertConfigBindable } from '../../common/auth.js';
 import { ConfigError } from '../../common/errors.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from '../../common/files.js';
 import { choosePort } from '../../common/ports.js';
@@ -23,6 +24,7 @@ export async function runRegistryCommand({ config, logger }: CommandContext): Pr
     throw new ConfigError(
       `SCHEMA_REGISTRY_URL names another registry (${config.schemaRegistry.externalUrl}); sluice run registry serves sluice's own`,
     );
+  assertConfigBindable(config, ['registry']);
   const dataDir = await ensureWritableDir(config.dataDir);
 
   let broker: LocalBroker | undefined;

@@ -1,3 +1,4 @@
+import { assertConfigBindable } from '../../common/auth.js';
 import { ConfigError } from '../../common/errors.js';
 import { createMetricsRegistry } from '../../common/metrics.js';
 import { serveOps } from '../../serving/ops-server.js';
@@ -19,6 +20,7 @@ export async function runCommand(context: CommandContext, name: string): Promise
   if (name === 'registry') return runRegistryCommand(context);
   const { config, logger } = context;
   if (!STAGE_NAMES.includes(name)) throw new ConfigError(`unknown stage "${name}"; stages: ${STAGE_NAMES.join(', ')}, or registry`);
+  assertConfigBindable(config, ['ops']);
   const topology = await commandTopology(config);
   const { brokers, registryUrl } = await findCluster(config);
   const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix, topology), logger);
