@@ -134,6 +134,7 @@ export class ChdbEngine implements SqlEngine {
   }
 
   async userQuery(sql: string, options: UserQueryOptions): Promise<UserQueryResult> {
+    if (this.closed) throw new ClickHouseError(1000, 'Code: 1000. DB::Exception: the embedded store is closing. (ABORTED)');
     await this.verified;
     const database = options.database ?? 'default';
     const statement = await this.inspect(sql, database, options.params ?? {});
@@ -159,6 +160,8 @@ export class ChdbEngine implements SqlEngine {
     if (this.closed) return;
     this.closed = true;
     await this.verified.catch(() => undefined);
+    // Users' queries end now rather than at their time limit.
+    await this.cancel('');
     await Promise.all([this.internal.drain(), this.jobs.drain(), this.users.drain()]);
     await this.inspector.run((inspector) => inspector.close()).catch(() => undefined);
     for (const lane of this.users.lanes) lane.close();
@@ -186,7 +189,7 @@ export class ChdbEngine implements SqlEngine {
     });
   }
 
-  /** Cancels the user query carrying `marker` (KILL QUERY finds it by its text). */
+  /** Cancels the user query carrying `marker` (KILL QUERY finds it by its text); '' cancels them all. */
   private async cancel(marker: string): Promise<void> {
     await this.inspector
       .run((inspector) =>

@@ -120,6 +120,13 @@ describe('the ClickHouse HTTP interface over embedded chDB', () => {
     expect(await override.text()).toMatch(/Cannot modify 'max_execution_time' setting in readonly mode/);
   });
 
+  it('cancels a query in the engine when its client goes away (QUERY_WAS_CANCELLED, not the time limit)', async () => {
+    const gone = new AbortController();
+    const running = engine.userQuery('SELECT count() FROM system.numbers', { format: 'TSV', signal: gone.signal });
+    setTimeout(() => gone.abort(), 200);
+    await expect(running).rejects.toMatchObject({ clickhouseCode: 394 });
+  });
+
   it('authenticates users with the token as a Basic password, a Bearer token or X-ClickHouse-Key', async () => {
     const ask = (headers: Record<string, string>, query = '') =>
       fetch(`${guarded.url}/${query}`, { method: 'POST', body: 'SELECT 42', headers });
