@@ -117,12 +117,16 @@ describe('crash recovery: a stage SIGKILLed at random points and restarted', () 
     expect(killsWithWorkPending).toBe(KILLS);
     expect(missing).toEqual([]);
     expect(unexpected).toEqual([]);
+    if (guarantee === 'at_least_once') expect(duplicated).toBeGreaterThan(0);
     if (guarantee === 'exactly_once') {
       expect(duplicated).toBe(0);
       expect(messages).toHaveLength(RECORDS);
-      // Kills interrupted open transactions: their records are in the log, aborted, unseen by read_committed.
+      // A kill inside an open transaction leaves its records in the log, aborted, unseen by
+      // read_committed. How many kills land there is timing (a transaction's records are sent
+      // just before its commit), so this is reported, not asserted; the at-least-once run's
+      // duplicates show kills landing between outputs and their offsets' commit.
       const written = await readToEnd(kafka, output, { uncommitted: true });
-      expect(written.length).toBeGreaterThan(RECORDS);
+      console.log(`exactly_once: ${written.length - RECORDS} aborted records in the log`);
     }
   });
 });
