@@ -132,7 +132,7 @@ describe('POST /predict/<model>', () => {
     const { status, json } = await post('broken', JSON.stringify({ entity_id: 'card-1', event: { amount: 10 } }));
     expect(status).toBe(200);
     expect(json).toMatchObject({ deployment: 'FALLBACK', score: 0.25, decision: false });
-    expect(json.fallback_reason).toMatch(/model_error: .*scored NaN, not a finite number/);
+    expect(json.fallback_reason).toMatch(/non_finite_score: .*scored NaN, not a finite number/);
   });
 
   it('answers 400, not 500, for malformed percent-encoding in the path', async () => {
