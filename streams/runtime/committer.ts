@@ -105,12 +105,18 @@ export class TransactionalCommitterFactory implements CommitterFactory {
       // while the coordinator writes the markers; retry within milliseconds, not kafkajs' 300.
       retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 20 },
     });
-    await producer.connect();
-    // kafkajs runs InitProducerId at the first transaction, not on connect: start (and drop) an
-    // empty one now, so the zombie is fenced and its open transaction settled before the caller
-    // restores state and reads committed offsets.
-    const probe = await producer.transaction();
-    await probe.abort();
+    try {
+      await producer.connect();
+      // kafkajs runs InitProducerId at the first transaction, not on connect: start (and drop) an
+      // empty one now, so the zombie is fenced and its open transaction settled before the caller
+      // restores state and reads committed offsets.
+      const probe = await producer.transaction();
+      await probe.abort();
+    } catch (error) {
+      // The caller retries with a new producer: this one must not stay connected.
+      await producer.disconnect().catch(() => undefined);
+      throw error;
+    }
     return new TransactionalCommitter(producer, this.groupId);
   }
 
