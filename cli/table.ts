@@ -13,5 +13,6 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 /** A number for a table: fixed digits, or '-' when absent. */
 export function cell(value: number | null | undefined, digits = 4): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '-';
-  return Number.isInteger(value) && Math.abs(value) < 1e9 ? String(value) : value.toFixed(digits);
+  if (Number.isInteger(value) && Math.abs(value) < 1e9) return String(value);
+  return Math.abs(value) < 10 ** -digits ? value.toExponential(2) : value.toFixed(digits);
 }

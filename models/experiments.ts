@@ -129,7 +129,11 @@ function withFiniteMetrics(run: ExperimentRun): ExperimentRun {
 /** Every run's latest state, oldest start first. */
 export async function readExperiments(source: ExperimentsTopic): Promise<ExperimentRun[]> {
   const runs = await readRegistryTopic<ExperimentRun>({ ...source, contract: 'registry.experiments' });
-  return [...runs.values()].sort((left, right) => left.started_at - right.started_at || left.run_id.localeCompare(right.run_id));
+  // a tuning run's trials start together: in trial order after it
+  const trial = (run: ExperimentRun): number => (run.params.trial === undefined ? -1 : Number(run.params.trial));
+  return [...runs.values()].sort(
+    (left, right) => left.started_at - right.started_at || trial(left) - trial(right) || left.run_id.localeCompare(right.run_id),
+  );
 }
 
 /** A run by its id or a unique prefix of it. */
@@ -155,12 +159,14 @@ export interface Comparison {
   readonly runs: readonly string[];
   /** Rows whose values differ between the runs (all rows with `all`). */
   readonly params: readonly { readonly name: string; readonly values: readonly (string | null)[] }[];
+  /** `best`: the index of the best run, for metrics with a direction (AUC, losses, ...) that differ. */
   readonly metrics: readonly { readonly name: string; readonly values: readonly (number | null)[]; readonly best: number | null }[];
   readonly sameParams: readonly string[];
 }
 
-/** Metrics where lower is better; any other is better higher. */
-const LOWER_IS_BETTER = /(loss|ece|seconds|_diff)$/;
+/** Metrics with a direction (counts such as rows have none). */
+const LOWER_IS_BETTER = /(loss|ece|_diff)$/;
+const HIGHER_IS_BETTER = /(auc|precision|recall)$/;
 
 /**
  * Params and metrics side by side: every param that differs (or `all`), with the trainer, seed,
@@ -186,10 +192,12 @@ export function compareRuns(runs: readonly ExperimentRun[], options: { readonly 
     metrics: metricNames.map((name) => {
       const values = runs.map((run) => run.metrics[name] ?? null);
       let best: number | null = null;
+      const lower = LOWER_IS_BETTER.test(name);
+      if (!lower && !HIGHER_IS_BETTER.test(name)) return { name, values, best };
       values.forEach((value, index) => {
         if (value === null || !Number.isFinite(value)) return;
         const current = best === null ? null : values[best];
-        if (current === null || current === undefined || (LOWER_IS_BETTER.test(name) ? value < current : value > current)) best = index;
+        if (current === null || current === undefined || (lower ? value < current : value > current)) best = index;
       });
       return { name, values, best: new Set(values).size > 1 ? best : null };
     }),

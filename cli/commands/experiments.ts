@@ -221,7 +221,11 @@ export async function compareExperimentsCommand(
     comparison.params.length > 0
       ? formatTable(
           ['param', ...heads],
-          comparison.params.map((row) => [row.name, ...row.values.map((value) => value ?? '-')]),
+          // hashes and run ids shortened: the table stays readable (--json has them whole)
+          comparison.params.map((row) => [
+            row.name,
+            ...row.values.map((value) => (value === null ? '-' : value.length > 40 ? `${value.slice(0, 16)}…` : value)),
+          ]),
         )
       : '(none: the runs have the same params)\n',
   );
