@@ -13,6 +13,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   aggregate: () => import('./aggregate.js'),
   cli: () => import('./cli.js'),
   training: () => import('./training.js'),
+  predict: () => import('./predict.js'),
 };
 
 const name = process.argv[2];
