@@ -131,6 +131,7 @@ range(
     )
     .option('--python <path>', 'the Python for --trainer jax (default: .venv-jax/bin/python, else python3)')
     .option('--device <device>', 'where the JAX trainer runs: auto, cpu or gpu (default auto)')
+    .option('--alert <id>', 'the alert that triggered this run (an alert hook sets it; its experiment records it)')
     .option('--promote', 'make the new version champion (the first version always is)'),
 ).action(runAction(async () => (await import('./commands/models.js')).trainCommand));
 

@@ -73,6 +73,7 @@ export interface TrainOptions extends RangeOptions {
   readonly fromRun?: string;
   readonly python?: string;
   readonly device?: string;
+  readonly alert?: string;
 }
 
 /** `sluice train <model>`: trains from replayed topics, registers a version (champion with --promote, or when there is none). */
@@ -84,6 +85,8 @@ export async function trainCommand(context: CommandContext, name: string, option
   const device = deviceOption(options.device);
   if (options.fromRun && Object.keys(range).length > 0)
     throw new ConfigError("--from-run reads the run's own offsets: leave out --from/--to");
+  const alertId = options.alert?.trim();
+  if (alertId === '') throw new ConfigError('--alert takes the id of the alert that triggered the run');
   const registry = await registryWriter(context, topology);
   const versions = await publishFeatureViews(topology.views, {
     kafka: registry.kafka,
@@ -112,6 +115,7 @@ export async function trainCommand(context: CommandContext, name: string, option
     ...(epochs !== undefined ? { epochs } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(options.fromRun ? { fromRun: options.fromRun } : {}),
+    ...(alertId !== undefined ? { trigger: { kind: 'alert' as const, alertId } } : {}),
     jax: { ...(options.python ? { python: options.python } : {}), ...(device ? { device } : {}) },
     aliases: options.promote || !hasChampion ? ['champion'] : [],
     logger: context.logger,

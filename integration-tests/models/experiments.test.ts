@@ -354,7 +354,7 @@ describe('experiments: tracked runs, rebuilds from manifests, tuning, the JAX tr
     110_000,
   );
 
-  it('records the alert that triggered a run', async () => {
+  it('records the alert that triggered a run, through the job and through sluice train --alert', async () => {
     const report = await trainModel({ ...jobOptions(), model, epochs: 1, trigger: { kind: 'alert', alertId: 'drift-fraud-amount-42' } });
     expect(findRun(await experiments(), report.runId).trigger).toEqual({
       kind: 'alert',
@@ -362,7 +362,15 @@ describe('experiments: tracked runs, rebuilds from manifests, tuning, the JAX tr
       parent_run_id: null,
       from_run_id: null,
     });
-  }, 60_000);
+    const trained = await runSluice(['train', 'fraud', '--epochs', '1', '--alert', 'psi-fraud-7'], cliEnv(), 60_000);
+    expect(trained.code).toBe(0);
+    const runId = /; run ([0-9a-f-]{36})$/m.exec(trained.stdout)?.[1];
+    expect(runId).toBeDefined();
+    expect(findRun(await experiments(), runId!).trigger).toMatchObject({ kind: 'alert', alert_id: 'psi-fraud-7' });
+    const refused = await runSluice(['train', 'fraud', '--alert', ' '], cliEnv(), 60_000);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('--alert takes the id of the alert');
+  }, 90_000);
 
   it('sluice tune fraud --trials 32: every trial an experiment, the best at least as good as the default on validation, registered as a candidate', async () => {
     const started = performance.now();
