@@ -390,6 +390,15 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     const { batch } = payload;
     const task = tasks.get(taskOfInput(batch.topic, batch.partition));
     if (!task?.accepting || payload.isStale() || stopping) return;
+    // A batch fetched from beyond where the task continues was fetched before the task's seek back
+    // (a reset): kafkajs may still hand it over. Admitting it would skip the records in between.
+    const expected = task.resumeOffset(batch.topic);
+    const fetched = fetchedOffsetOf(batch);
+    if (expected !== undefined && fetched !== undefined && BigInt(fetched) > BigInt(expected)) {
+      logger.debug({ topic: batch.topic, partition: batch.partition, fetched, expected }, 'a batch fetched before a seek; seeking again');
+      consumer.seek({ topic: batch.topic, partition: batch.partition, offset: expected });
+      return;
+    }
     metrics.consumerLag.set({ ...labels, topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     let capacity = maxInFlight - inFlight;
     let consumedUpTo: string | undefined;
@@ -569,4 +578,10 @@ function changelogConfig(store: StoreSpec): Record<string, string> {
   if (store.kind === 'window')
     return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(store.retentionMs + 86_400_000), ...size };
   return { 'cleanup.policy': 'compact', ...size };
+}
+
+/** The offset a batch was fetched from (kafkajs keeps it on the batch without typing it). */
+function fetchedOffsetOf(batch: object): string | undefined {
+  const fetched = (batch as { fetchedOffset?: unknown }).fetchedOffset;
+  return typeof fetched === 'string' || typeof fetched === 'number' ? String(fetched) : undefined;
 }

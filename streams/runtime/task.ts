@@ -319,7 +319,7 @@ export class Task {
     return next !== undefined && BigInt(offset) < next;
   }
 
-  /** Where the consumer should continue on an input after a rebalance that kept this task. */
+  /** Where the consumer should continue on an input (after a rebalance that kept this task, or a reset's seek). */
   resumeOffset(topic: string): string | undefined {
     return this.nextOffsets.get(topic)?.toString();
   }
@@ -521,14 +521,18 @@ export class Task {
   }
 
   private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
-    return this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), { inPlace: false }).then(
-      (result) => (Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs),
+    const writesBefore = this.stores?.writeCount ?? 0;
+    // An attempt that wrote no state is retried in place; one that did, from the committed state.
+    const inPlace = (): boolean => (this.stores?.writeCount ?? 0) === writesBefore;
+    return this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), inPlace).then((result) =>
+      Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
     );
   }
 
   /**
-   * Runs one record's work: transient failures are retried with backoff — in place for work that
-   * writes no state (decoding), else from the committed state (RetryFromCommittedError) — others
+   * Runs one record's work: transient failures are retried with backoff — in place when the failed
+   * attempt wrote no state (decoding; processing that failed before its first write), else from the
+   * committed state (RetryFromCommittedError) — others
    * make the record a dead letter, counted with its reason. Giving up on a transient failure stops
    * the stage.
    */
@@ -536,7 +540,7 @@ export class Task {
     step: StepSpec,
     raw: RawRecord,
     work: () => Promise<T>,
-    options: { readonly inPlace: boolean } = { inPlace: true },
+    inPlace: () => boolean = () => true,
   ): Promise<T | { outputs: readonly OutputRecord[] }> {
     const { stage } = step;
     for (let attempt = 1; ; attempt++) {
@@ -545,7 +549,7 @@ export class Task {
       } catch (error) {
         const reason = reasonOf(error);
         if (isRetriable(error) || isRetriableKafkaError(error)) {
-          if (!options.inPlace) {
+          if (!inPlace()) {
             throw new RetryFromCommittedError(
               `stage ${stage.name} met a transient failure on ${raw.topic}/${raw.partition}@${raw.offset}: ${errorMessage(error)}`,
               stage.name,
