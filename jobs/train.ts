@@ -12,6 +12,7 @@ import { ArtifactStore, baselineOf, registerModelVersion, type ModelMetadata, ty
 import { train, type TrainerKind } from '../models/trainer.js';
 import type { ModelDefinition } from '../topology/models.js';
 import { describeRange, type EventRange } from './range.js';
+import { trainingReference, withOneHot } from './training-inputs.js';
 
 /**
  * `sluice train <model>`: a point-in-time training set from replayed topics, a time split (the
@@ -36,6 +37,8 @@ export interface TrainJobOptions {
   readonly seed?: number;
   /** Aliases the new version takes (e.g. champion). */
   readonly aliases?: readonly string[];
+  /** Extra lineage recorded in the version's params (e.g. the alert that triggered the run). */
+  readonly lineage?: Readonly<Record<string, string>>;
   /** Fewest positive labels in the training slice to train at all. */
   readonly minPositives?: number;
   readonly logger: Logger;
@@ -68,7 +71,7 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
   };
 
   // ---- inputs: the training set from replayed topics -----------------------------------------
-  const set = await buildTrainingSet(model, {
+  const replayed = await buildTrainingSet(model, {
     kafka: options.kafka,
     topicPrefix: options.topicPrefix,
     registryUrl: options.registryUrl,
@@ -76,6 +79,8 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
     ...(options.range ? { range: options.range } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
+  // Categorical inputs as one-hot columns (jobs/training-inputs.ts).
+  const set = withOneHot(replayed);
   const split = Math.floor(set.rows.length * (1 - model.testFraction));
   const slice = (from: number, to: number): Pick<TrainingSet, 'rows' | 'labels'> => ({
     rows: set.rows.slice(from, to),
@@ -144,6 +149,8 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
     trainer: `tfjs-${trainer}`,
     metrics,
     baseline: Object.fromEntries(set.inputs.map((input, column) => [input, baselineOf(training.rows.map((row) => row[column] ?? null))])),
+    categorical: set.encodings,
+    reference: trainingReference(set, training.rows.length, trainScores),
   };
   const sha = await new ArtifactStore(options.artifactsDir).put(onnx, metadata);
   const version = await registerModelVersion(
@@ -160,6 +167,7 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
       params: {
         ...Object.fromEntries(Object.entries(params).map(([key, value]) => [key, String(value)])),
         ...(options.range ? { range: describeRange(options.range) } : {}),
+        ...options.lineage,
       },
       metrics: Object.fromEntries(Object.entries(metrics).filter(([, value]) => Number.isFinite(value))),
       dataset: {
