@@ -40,3 +40,28 @@ export {
   type PartitionProgress,
 } from './drift/partition.js';
 export { DriftMerger, type DriftMergerOptions, type MergerState } from './drift/merger.js';
+export {
+  emptyAccumulator,
+  addDecided,
+  mergeAccumulators,
+  performanceMetrics,
+  scoreBin,
+  type PerformanceAccumulator,
+  type AccumulatorShape,
+  type PerformanceMetrics,
+} from './performance/accumulator.js';
+export { OutcomeRouter, encodeOutcome, decodeOutcome, type Outcome, type Routed } from './performance/outcomes.js';
+export {
+  PerformancePartition,
+  encodePerformancePartial,
+  decodePerformancePartial,
+  type PerformancePartial,
+  type PerformancePartitionOptions,
+} from './performance/partition.js';
+export {
+  PerformanceMerger,
+  type PerformanceRecord,
+  type PerformanceMergerOptions,
+  type PerformanceMergerState,
+  type TrainingFacts,
+} from './performance/merger.js';

@@ -8,6 +8,8 @@ export interface ProcessorStore<V> {
   get(key: string): Promise<V | undefined>;
   put(key: string, value: V): void;
   delete(key: string): void;
+  /** Entries whose keys start with `prefix`, in the keys' byte order. */
+  range(prefix: string): Promise<[string, V][]>;
 }
 
 export class MemoryStore<V> implements ProcessorStore<V> {
@@ -23,6 +25,12 @@ export class MemoryStore<V> implements ProcessorStore<V> {
 
   delete(key: string): void {
     this.entries.delete(key);
+  }
+
+  range(prefix: string): Promise<[string, V][]> {
+    const found = [...this.entries].filter(([key]) => key.startsWith(prefix));
+    found.sort(([left], [right]) => Buffer.compare(Buffer.from(left), Buffer.from(right)));
+    return Promise.resolve(found);
   }
 }
 
