@@ -65,3 +65,4 @@ export {
   type PerformanceMergerState,
   type TrainingFacts,
 } from './performance/merger.js';
+export { AlertEvaluator, type AlertInput, type AlertRecord, type QualityRecord, type LagRecord } from './alerts/alerts.js';

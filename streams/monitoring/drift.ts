@@ -152,7 +152,10 @@ export function driftMergeStage(options: DriftStageOptions): StageDefinition<Dri
         if (drift.feature_kind === 'dataset') {
           metrics.driftWindows.inc({ model: drift.model_name, window: drift.window_kind, verdict: drift.verdict });
           if (drift.drift_share !== null)
-            metrics.driftShare.set({ model: drift.model_name, version: String(drift.model_version), window: drift.window_kind }, drift.drift_share);
+            metrics.driftShare.set(
+              { model: drift.model_name, version: String(drift.model_version), window: drift.window_kind },
+              drift.drift_share,
+            );
         }
         outputs.push({
           topic: outputTopic,
