@@ -1,7 +1,7 @@
 import type avro from 'avsc';
 import type { MetricsRegistry } from '../../common/metrics.js';
 import { avroType, loadAvsc, type AvroSerde } from '../../schemas/index.js';
-import { jsonSerde, type KeyValueStore, type Serde } from '../../state/index.js';
+import { jsonSerde, type KeyValueStore } from '../../state/index.js';
 import {
   OutcomeRouter,
   PerformanceMerger,
