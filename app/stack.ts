@@ -37,6 +37,8 @@ import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
+import { launchMonitoring } from './monitoring.js';
+import type { RunningMonitoring } from '../streams/monitoring/index.js';
 import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from '../common/files.js';
 import { KafkaUnreachableError } from '../kafka/errors.js';
@@ -176,6 +178,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   let sql: SqlServer | undefined;
   let sink: RunningSink | undefined;
   let demo: RunningDemo | undefined;
+  let monitoring: RunningMonitoring | undefined;
   const adminPassword = randomBytes(24).toString('hex');
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
@@ -260,6 +263,22 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       metrics: metricsRegistry,
       logger,
     });
+    // Monitoring (drift, performance, alerts, actions), each stage in its own consumer group beside the pipeline.
+    monitoring = await launchMonitoring({
+      config,
+      topology,
+      brokers,
+      registryUrl: schemaRegistry,
+      schemaIds,
+      metrics: metricsRegistry,
+      logger,
+      lagGroups: [
+        {
+          group: `${config.topicPrefix}sluice-pipeline`,
+          topics: topology.sources.map((source) => `${config.topicPrefix}raw.${source.name}`),
+        },
+      ],
+    });
     const running = pipeline;
     const online = topology.views.length > 0 ? new OnlineStore(running.stage, topology.views, config.topicPrefix) : undefined;
     const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
@@ -299,6 +318,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     }
   } catch (error) {
     await demo?.stop();
+    await monitoring?.stop();
     await sink?.stop();
     await pipeline?.stop();
     await sql?.close();
@@ -340,7 +360,8 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     () => new Promise<Error>(() => undefined),
     (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
   );
-  const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
+  const runningMonitoring = monitoring;
+  const failed = Promise.race([brokerFailed, running.failed, sinkFailed, runningMonitoring.failed]);
   return {
     state,
     failed: failed.then((error) => {
@@ -351,6 +372,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       stopping = true;
       await fs.rm(stackFile, { force: true });
       await demo?.stop();
+      await runningMonitoring.stop();
       await runningSink.stop();
       await running.stop();
       await ops.close();

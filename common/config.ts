@@ -54,6 +54,7 @@ const environmentSchema = z.strictObject({
   SLUICE_SQL_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SQL_PORT: port.default(0),
   SLUICE_SQL_WRITABLE: z.enum(['true', 'false']).default('false'),
+  SLUICE_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   SLUICE_SCHEMA_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
   KAFKA_BROKERS: z.string().min(1).optional(),
@@ -88,6 +89,8 @@ export interface SluiceConfig {
   };
   /** The embedded ClickHouse's HTTP SQL endpoint (read-only for users unless writable). */
   readonly sql: { readonly host: string; readonly port: number; readonly writable: boolean };
+  /** Where alerts are POSTed as JSON (SLUICE_ALERT_WEBHOOK_URL); none when unset. */
+  readonly alerts: { readonly webhookUrl: string | undefined };
   /** Where /metrics, /health and /ready are served (0 picks a free port). */
   readonly metrics: { readonly host: string; readonly port: number };
   /** The offline store: a ClickHouse server (`http://user:password@host:8123/database`), else embedded chDB. */
@@ -154,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     },
     metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
     sql: { host: e.SLUICE_SQL_HOST, port: e.SLUICE_SQL_PORT, writable: e.SLUICE_SQL_WRITABLE === 'true' },
+    alerts: { webhookUrl: e.SLUICE_ALERT_WEBHOOK_URL },
     clickhouse: { url: e.CLICKHOUSE_URL },
     schemaRegistry: {
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
