@@ -1,6 +1,34 @@
 import path from 'node:path';
 import { readJsonFile } from '../common/files.js';
-import type { StackState } from './stack.js';
+
+/** Where each running service listens; `sluice status --json` prints this. */
+export interface StackEndpoints {
+  /** Bootstrap servers, `host:port[,host:port]`. */
+  readonly kafka: string;
+  /** The Confluent-compatible schema registry, `http://host:port`. */
+  readonly schemaRegistry: string;
+  /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
+  readonly metrics: string;
+  /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana), or CLICKHOUSE_URL without credentials. */
+  readonly clickhouse: string;
+  /** Online feature lookups: GET /features/<view>/<entity>, POST /features. */
+  readonly features: string;
+  /** Synchronous predictions: POST /predict/<model>. */
+  readonly predict: string;
+}
+
+/** What `sluice up` writes into the data directory so that `sluice status` can find it. */
+export interface StackState {
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly dataDir: string;
+  /** The topology file the stack runs (CLI commands on this data directory use it by default). */
+  readonly topology: string;
+  readonly endpoints: StackEndpoints;
+  readonly kafkaMode: 'local' | 'external';
+  /** The local broker's JVM, when there is one. */
+  readonly kafkaPid?: number;
+}
 
 /**
  * The running stack's `stack.json`, read without loading the stack's services: what `sluice status`,

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -27,7 +26,7 @@ import {
   type SqlServer,
 } from '../offline/index.js';
 import { topologySubjects } from './stages.js';
-import { isAlive, readStackState, STACK_FILE } from './stack-file.js';
+import { isAlive, readStackState, STACK_FILE, type StackState } from './stack-file.js';
 import type { LoadedTopology } from './topology.js';
 import { featureTopics, predictionTopics } from '../topology/topics.js';
 import { OnlineStore, onlineRoutes } from '../serving/online.js';
@@ -51,40 +50,6 @@ import {
   startLocalBroker,
   type LocalBroker,
 } from '../kafka/index.js';
-
-/** Where each running service listens; `sluice status --json` prints this. */
-export interface StackEndpoints {
-  /** Bootstrap servers, `host:port[,host:port]`. */
-  readonly kafka: string;
-  /** The Confluent-compatible schema registry, `http://host:port`. */
-  readonly schemaRegistry: string;
-  /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
-  readonly metrics: string;
-  /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana), or CLICKHOUSE_URL without credentials. */
-  readonly clickhouse: string;
-  /** Online feature lookups: GET /features/<view>/<entity>, POST /features. */
-  readonly features: string;
-  /** Synchronous predictions: POST /predict/<model>. */
-  readonly predict: string;
-}
-
-/** What `sluice up` writes into the data directory so that `sluice status` can find it. */
-export interface StackState {
-  readonly pid: number;
-  readonly startedAt: string;
-  readonly dataDir: string;
-  /** The topology file the stack runs (CLI commands on this data directory use it by default). */
-  readonly topology: string;
-  readonly endpoints: StackEndpoints;
-  readonly kafkaMode: 'local' | 'external';
-  /** The local broker's JVM, when there is one. */
-  readonly kafkaPid?: number;
-  /**
-   * Credentials that may write through the SQL endpoint (sluice's own jobs: replay, backfill);
-   * users' requests are read-only. The file is readable by its owner only.
-   */
-  readonly clickhouseAdmin?: { readonly username: string; readonly password: string };
-}
 
 export interface RunningStack {
   readonly state: StackState;
@@ -179,7 +144,6 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   let sink: RunningSink | undefined;
   let demo: RunningDemo | undefined;
   let monitoring: RunningMonitoring | undefined;
-  const adminPassword = randomBytes(24).toString('hex');
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
@@ -209,6 +173,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         topic: `${config.topicPrefix}_schemas`,
         host: config.schemaRegistry.host,
         port,
+        tokens: config.auth.registry,
         logger,
       });
       await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
@@ -222,7 +187,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     if (config.clickhouse.url) {
       offline = new RemoteOfflineStore(config.clickhouse.url);
     } else {
-      const engine = new ChdbEngine(path.join(dataDir, 'clickhouse'));
+      const engine = new ChdbEngine(path.join(dataDir, 'clickhouse'), { limits: config.sql.limits });
       offline = new EmbeddedOfflineStore(engine);
       const sqlFile = path.join(dataDir, 'sql.json');
       const savedSql = await readJsonFile<{ port: number }>(sqlFile);
@@ -230,8 +195,9 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       sql = await serveSql(engine, {
         host: config.sql.host,
         port: sqlPort,
-        readonly: !config.sql.writable,
-        adminPassword,
+        readonly: true,
+        tokens: config.auth.sql,
+        metrics: metricsRegistry,
         logger: logger.child({ service: 'sql' }),
       });
       await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
@@ -283,10 +249,14 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     const online = topology.views.length > 0 ? new OnlineStore(running.stage, topology.views, config.topicPrefix) : undefined;
     const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
     const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
-    ops = await serveOps(metricsRegistry, running.health, config.metrics.host, config.metrics.port, [
-      onlineRoutes(() => online),
-      predictRoutes(running.watchers, () => online, metricsRegistry),
-    ]);
+    ops = await serveOps(
+      metricsRegistry,
+      running.health,
+      config.metrics.host,
+      config.metrics.port,
+      [onlineRoutes(() => online), predictRoutes(running.watchers, () => online, metricsRegistry)],
+      { tokens: config.auth.ops },
+    );
 
     if (stackOptions.demo) {
       const { demo: settings } = stackOptions;
@@ -343,7 +313,6 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     },
     kafkaMode: broker ? 'local' : 'external',
     ...(broker ? { kafkaPid: broker.pid } : {}),
-    ...(sql ? { clickhouseAdmin: { username: 'sluice', password: adminPassword } } : {}),
   };
   await writeJsonFile(stackFile, state);
   await fs.chmod(stackFile, 0o600);
@@ -405,4 +374,4 @@ function redactUrl(url: string): string {
   return parsed.toString();
 }
 
-export { isAlive, readStackState, STACK_FILE } from './stack-file.js';
+export { isAlive, readStackState, STACK_FILE, type StackEndpoints, type StackState } from './stack-file.js';

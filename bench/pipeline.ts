@@ -77,6 +77,8 @@ function percentile(sorted: readonly number[], p: number): number {
 
 export async function main(): Promise<void> {
   const withRss = process.argv.includes('--rss');
+  // `--backlog`: only the throughput run and its profile (a quick look while optimizing).
+  const backlogOnly = process.argv.includes('--backlog');
   const config = loadConfig();
   const logger = createLogger('warn', 'bench');
   const cluster = await startEphemeralKafka(config, logger, '1g');
@@ -163,105 +165,107 @@ export async function main(): Promise<void> {
       await printProfile(profileDir);
     }
 
-    // ---- latency at fixed rates, and the highest rate sustained ------------------------------
-    const latency = async (rate: number, seconds: number, sampleRss = false): Promise<Record<string, string | number>> => {
-      const { prefix, setup, env } = await fresh();
-      const pipeline = startPipeline(env);
-      await pipeline.ready;
-      const sent = new Map<string, number>();
-      const latencies: number[] = [];
-      const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
-      await consumer.connect();
-      await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
-      let received = 0;
-      await consumer.run({
-        eachBatch: async ({ batch }) => {
-          const now = performance.now();
-          for (const message of batch.messages) {
-            received++;
-            const id = message.headers?.['sluice.event_id']?.toString();
-            const at = id === undefined ? undefined : sent.get(id);
-            if (at !== undefined) latencies.push(now - at);
+    if (!backlogOnly) {
+      // ---- latency at fixed rates, and the highest rate sustained ------------------------------
+      const latency = async (rate: number, seconds: number, sampleRss = false): Promise<Record<string, string | number>> => {
+        const { prefix, setup, env } = await fresh();
+        const pipeline = startPipeline(env);
+        await pipeline.ready;
+        const sent = new Map<string, number>();
+        const latencies: number[] = [];
+        const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
+        await consumer.connect();
+        await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
+        let received = 0;
+        await consumer.run({
+          eachBatch: async ({ batch }) => {
+            const now = performance.now();
+            for (const message of batch.messages) {
+              received++;
+              const id = message.headers?.['sluice.event_id']?.toString();
+              const at = id === undefined ? undefined : sent.get(id);
+              if (at !== undefined) latencies.push(now - at);
+            }
+            await Promise.resolve();
+          },
+        });
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        const random = uniformRandom(rate);
+        const rss: number[] = [];
+        const cpuBefore = await pipeline.cpuSeconds();
+        const start = performance.now();
+        let count = 0;
+        let nextSample = 0;
+        while (performance.now() - start < seconds * 1000) {
+          const due = Math.floor(((performance.now() - start) / 1000) * rate);
+          const messages = [];
+          for (; count < due; count++) {
+            const id = `t${count}`;
+            const card = `card-${Math.floor(random() * 5_000)}`;
+            sent.set(`transactions:${id}`, performance.now());
+            messages.push({
+              key: card,
+              value: JSON.stringify({
+                transaction_id: id,
+                card_id: card,
+                merchant_id: `m-${Math.floor(random() * 700)}`,
+                merchant_category: '5411',
+                amount: Math.round(random() * 20_000) / 100 + 1,
+                currency: 'EUR',
+                country: 'NL',
+                channel: 'ONLINE',
+                timestamp: Date.now(),
+              }),
+            });
           }
-          await Promise.resolve();
-        },
-      });
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      const random = uniformRandom(rate);
-      const rss: number[] = [];
-      const cpuBefore = await pipeline.cpuSeconds();
-      const start = performance.now();
-      let count = 0;
-      let nextSample = 0;
-      while (performance.now() - start < seconds * 1000) {
-        const due = Math.floor(((performance.now() - start) / 1000) * rate);
-        const messages = [];
-        for (; count < due; count++) {
-          const id = `t${count}`;
-          const card = `card-${Math.floor(random() * 5_000)}`;
-          sent.set(`transactions:${id}`, performance.now());
-          messages.push({
-            key: card,
-            value: JSON.stringify({
-              transaction_id: id,
-              card_id: card,
-              merchant_id: `m-${Math.floor(random() * 700)}`,
-              merchant_category: '5411',
-              amount: Math.round(random() * 20_000) / 100 + 1,
-              currency: 'EUR',
-              country: 'NL',
-              channel: 'ONLINE',
-              timestamp: Date.now(),
-            }),
-          });
+          if (messages.length > 0) await producer.send({ topic: `${prefix}raw.transactions`, acks: -1, messages });
+          if (sampleRss && performance.now() - start >= nextSample) {
+            rss.push(await pipeline.rssBytes());
+            nextSample += 10_000;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5));
         }
-        if (messages.length > 0) await producer.send({ topic: `${prefix}raw.transactions`, acks: -1, messages });
-        if (sampleRss && performance.now() - start >= nextSample) {
-          rss.push(await pipeline.rssBytes());
-          nextSample += 10_000;
+        const sendSeconds = (performance.now() - start) / 1000;
+        const deadline = performance.now() + 30_000;
+        while (received < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+        const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
+        await consumer.disconnect();
+        await pipeline.stop();
+        await setup.registry.stop();
+        const sorted = latencies.sort((left, right) => left - right);
+        const row: Record<string, string | number> = {
+          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s`,
+          'sent/s': Math.round(count / sendSeconds),
+          predictions: `${received}/${count}`,
+          'p50 ms': Math.round(percentile(sorted, 50)),
+          'p99 ms': Math.round(percentile(sorted, 99)),
+          'max ms': Math.round(sorted.at(-1) ?? Number.NaN),
+          'CPU-s of the pipeline': cpu.toFixed(1),
+        };
+        if (rss.length > 2) {
+          const warm = rss.slice(Math.floor(rss.length / 5));
+          const low = Math.min(...warm);
+          const high = Math.max(...warm);
+          row.rss = `${(low / 2 ** 20).toFixed(0)}–${(high / 2 ** 20).toFixed(0)} MiB after warm-up (${(((high - low) / low) * 100).toFixed(1)}% spread)`;
         }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      const sendSeconds = (performance.now() - start) / 1000;
-      const deadline = performance.now() + 30_000;
-      while (received < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-      const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
-      await consumer.disconnect();
-      await pipeline.stop();
-      await setup.registry.stop();
-      const sorted = latencies.sort((left, right) => left - right);
-      const row: Record<string, string | number> = {
-        run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s`,
-        'sent/s': Math.round(count / sendSeconds),
-        predictions: `${received}/${count}`,
-        'p50 ms': Math.round(percentile(sorted, 50)),
-        'p99 ms': Math.round(percentile(sorted, 99)),
-        'max ms': Math.round(sorted.at(-1) ?? Number.NaN),
-        'CPU-s of the pipeline': cpu.toFixed(1),
+        return row;
       };
-      if (rss.length > 2) {
-        const warm = rss.slice(Math.floor(rss.length / 5));
-        const low = Math.min(...warm);
-        const high = Math.max(...warm);
-        row.rss = `${(low / 2 ** 20).toFixed(0)}–${(high / 2 ** 20).toFixed(0)} MiB after warm-up (${(((high - low) / low) * 100).toFixed(1)}% spread)`;
+      rows.push(await latency(1_000, 60));
+      rows.push(await latency(5_000, 60));
+      let best: number | undefined;
+      for (const rate of [8_000, 12_000, 16_000, 20_000]) {
+        const row = await latency(rate, 60);
+        rows.push(row);
+        const p99 = Number(row['p99 ms']);
+        const [got, wanted] = String(row.predictions).split('/').map(Number);
+        if (!(p99 < 1_000) || got !== wanted) break;
+        best = rate;
       }
-      return row;
-    };
-    rows.push(await latency(1_000, 60));
-    rows.push(await latency(5_000, 60));
-    let best: number | undefined;
-    for (const rate of [8_000, 12_000, 16_000, 20_000]) {
-      const row = await latency(rate, 60);
-      rows.push(row);
-      const p99 = Number(row['p99 ms']);
-      const [got, wanted] = String(row.predictions).split('/').map(Number);
-      if (!(p99 < 1_000) || got !== wanted) break;
-      best = rate;
+      rows.push({
+        run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 8,000' : best.toLocaleString('en')} events/s`,
+      });
+      if (withRss) rows.push(await latency(5_000, 600, true));
     }
-    rows.push({
-      run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 8,000' : best.toLocaleString('en')} events/s`,
-    });
-    if (withRss) rows.push(await latency(5_000, 600, true));
   } finally {
     await producer.disconnect();
     await admin.disconnect();
@@ -276,6 +280,8 @@ async function printProfile(dir: string): Promise<void> {
   const files = (await fs.readdir(dir).catch(() => [])).filter((file) => file.endsWith('.cpuprofile'));
   const [file] = files;
   if (!file) return;
+  // BENCH_PROFILE_OUT=<file>: keep the profile (open it in Chrome's DevTools, or read it with a script).
+  if (process.env.BENCH_PROFILE_OUT) await fs.copyFile(path.join(dir, file), process.env.BENCH_PROFILE_OUT);
   interface ProfileNode {
     readonly id: number;
     readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
@@ -297,6 +303,28 @@ async function printProfile(dir: string): Promise<void> {
   });
   const total = [...self.values()].reduce((sum, value) => sum + value, 0);
   const top = [...self].sort((left, right) => right[1] - left[1]).slice(0, 10);
+  // The same samples by package or source folder: where the time goes at a coarser grain.
+  const byModule = new Map<string, number>();
+  profile.samples.forEach((id, index) => {
+    const url = byId.get(id)?.callFrame.url ?? '';
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+    const where =
+      url === ''
+        ? '(native / gc / idle)'
+        : match
+          ? (match[1] ?? url)
+          : url.startsWith('node:')
+            ? 'node'
+            : url.replace(/^.*\/(streams|state|schemas|kafka|models|common|app)\//, '$1/').replace(/\/[^/]*$/, '');
+    byModule.set(where, (byModule.get(where) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  printTable(
+    'CPU profile of the backlog run, self time by package or folder',
+    [...byModule]
+      .sort((left, right) => right[1] - left[1])
+      .slice(0, 14)
+      .map(([where, micros]) => ({ where, share: `${((micros / total) * 100).toFixed(1)}%` })),
+  );
   printTable(
     'CPU profile of the backlog run, top 10 by self time',
     top.map(([name, micros]) => ({ function: name.slice(0, 90), share: `${((micros / total) * 100).toFixed(1)}%` })),

@@ -40,8 +40,18 @@ function wrap<C extends ConfigContext, Args extends unknown[]>(
   return async (...args: Args): Promise<void> => {
     let context: C | undefined;
     try {
-      const [{ loadConfig }, command] = await Promise.all([import('../common/config.js'), load()]);
-      context = await contextFor(loadConfig());
+      const [{ loadConfig }, { useRegistryToken }, command] = await Promise.all([
+        import('../common/config.js'),
+        import('../schemas/registry-client.js'),
+        load(),
+      ]);
+      const config = loadConfig();
+      // Every Kafka client of the command authenticates to an external cluster the same way (kafkajs
+      // loads here only when there is security to set: the light commands never need it) ...
+      if (config.kafka.security) (await import('../kafka/client.js')).useKafkaSecurity(config.kafka.security);
+      // ... and every registration sends the registry's token.
+      useRegistryToken(config.auth.registry[0]);
+      context = await contextFor(config);
       process.exitCode = await command(context, ...args);
     } catch (error) {
       process.stderr.write(`sluice: ${describeFailure(error)}\n`);

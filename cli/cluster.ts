@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import type { SluiceConfig } from '../common/config.js';
 import { runningStack } from '../app/stack-file.js';
@@ -25,14 +26,14 @@ export async function findCluster(config: SluiceConfig): Promise<Cluster> {
 
 /**
  * The offline store for a job: CLICKHOUSE_URL when set, else the running stack's embedded store
- * through its SQL endpoint with the stack's own write credentials (chDB allows one process per
- * data directory, and `sluice up` holds it). The ClickHouse client loads only when a job needs it.
+ * through its writer socket in the data directory (chDB allows one process per data directory,
+ * and `sluice up` holds it; the socket's folder admits only the directory's owner, so no
+ * credential is involved). The ClickHouse client loads only when a job needs it.
  */
 export async function offlineStoreFor(config: SluiceConfig, cluster: Cluster): Promise<OfflineStore> {
-  const { RemoteOfflineStore } = await import('../offline/index.js');
+  const { RemoteOfflineStore, writerSocketPath } = await import('../offline/index.js');
   if (config.clickhouse.url) return new RemoteOfflineStore(config.clickhouse.url);
-  const admin = cluster.stack?.clickhouseAdmin;
-  if (!cluster.stack || !admin)
+  if (!cluster.stack)
     throw new ConfigError(`no offline store: start \`sluice up\` (data directory ${config.dataDir}) or set CLICKHOUSE_URL`);
-  return new RemoteOfflineStore(cluster.stack.endpoints.clickhouse, admin);
+  return new RemoteOfflineStore('http://sluice-writer', { socketPath: writerSocketPath(path.join(config.dataDir, 'clickhouse')) });
 }

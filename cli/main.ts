@@ -40,9 +40,9 @@ program
 program
   .command('run')
   .description(
-    'run the fused pipeline (pipeline) or one stage alone (ingest, features, inference-<model>) in the foreground against the configured cluster',
+    'run the fused pipeline (pipeline), one stage alone (ingest, features, inference-<model>) or the schema registry alone (registry) in the foreground against the configured cluster',
   )
-  .argument('<stage>', 'the stage to run')
+  .argument('<stage>', 'the stage to run, or registry')
   .action(runAction(async () => (await import('./commands/run.js')).runCommand));
 
 program

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.js';
@@ -62,6 +64,72 @@ describe('loadConfig', () => {
     [{ KAFKA_BROKERS: ' , ' }, /KAFKA_BROKERS: no brokers listed/],
   ])('rejects %j with a ConfigError', (env, message) => {
     expect(() => loadConfig(env, '/x')).toThrow(ConfigError);
+    expect(() => loadConfig(env, '/x')).toThrow(message);
+  });
+});
+
+describe('security settings', () => {
+  it('has no tokens, no Kafka security and the default SQL limits by default', () => {
+    const config = loadConfig({}, '/x');
+    expect(config.auth).toEqual({ sql: [], registry: [], ops: [] });
+    expect(config.kafka.security).toBeUndefined();
+    expect(config.sql.limits).toEqual({
+      maxExecutionTimeS: 30,
+      maxResultRows: 1_000_000,
+      maxResultBytes: 256 * 1024 * 1024,
+      maxMemoryBytes: 2 * 1024 * 1024 * 1024,
+      maxConcurrentQueries: 1,
+    });
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '16' }, '/x').sql.limits.maxConcurrentQueries).toBe(13);
+  });
+
+  it('reads tokens per surface, falling back to the shared ones; a file holds one per line', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-config-'));
+    fs.writeFileSync(path.join(dir, 'tokens'), '# rotation\nshared-file-token-0123456789\n\nshared-file-token-abcdefghij\n');
+    try {
+      const config = loadConfig(
+        { SLUICE_AUTH_TOKEN_FILE: 'tokens', SLUICE_SQL_AUTH_TOKEN: 'sql-only-token-0123456789', SLUICE_SQL_MAX_EXECUTION_TIME: '5' },
+        dir,
+      );
+      expect(config.auth.sql).toEqual(['sql-only-token-0123456789']);
+      expect(config.auth.registry).toEqual(['shared-file-token-0123456789', 'shared-file-token-abcdefghij']);
+      expect(config.auth.ops).toEqual(config.auth.registry);
+      expect(config.sql.limits.maxExecutionTimeS).toBe(5);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('builds SASL and TLS settings for an external cluster', () => {
+    const config = loadConfig(
+      {
+        KAFKA_BROKERS: 'kafka:9093',
+        SLUICE_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+        SLUICE_KAFKA_SASL_USERNAME: 'sluice',
+        SLUICE_KAFKA_SASL_PASSWORD: 'pw',
+        SLUICE_KAFKA_TLS: 'true',
+      },
+      '/x',
+    );
+    expect(config.kafka.security).toEqual({
+      sasl: { mechanism: 'scram-sha-512', username: 'sluice', password: 'pw' },
+      tls: { rejectUnauthorized: true },
+    });
+  });
+
+  it.each([
+    [{ SLUICE_AUTH_TOKEN: 'short' }, /SLUICE_AUTH_TOKEN: at least 16 characters/],
+    [{ SLUICE_OPS_AUTH_TOKEN_FILE: '/no/such/file' }, /SLUICE_OPS_AUTH_TOKEN_FILE: cannot read \/no\/such\/file/],
+    [{ SLUICE_SQL_WRITABLE: 'true' }, /SLUICE_SQL_WRITABLE: users' writes through the SQL endpoint were removed/],
+    [
+      { SLUICE_SQL_MAX_CONCURRENT_QUERIES: '4' },
+      /SLUICE_SQL_MAX_CONCURRENT_QUERIES: .* 4 libuv threads .* at most 1; start the process with a larger UV_THREADPOOL_SIZE/,
+    ],
+    [{ SLUICE_KAFKA_SASL_MECHANISM: 'plain', KAFKA_BROKERS: 'k:1' }, /needs SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD/],
+    [{ SLUICE_KAFKA_SASL_MECHANISM: 'plain', SLUICE_KAFKA_SASL_USERNAME: 'u', SLUICE_KAFKA_SASL_PASSWORD: 'p' }, /set KAFKA_BROKERS too/],
+    [{ SLUICE_KAFKA_TLS_CA_FILE: '/ca.pem', KAFKA_BROKERS: 'k:1' }, /need SLUICE_KAFKA_TLS=true/],
+    [{ SLUICE_KAFKA_SASL_MECHANISM: 'gssapi' }, /SLUICE_KAFKA_SASL_MECHANISM/],
+  ])('rejects %j', (env, message) => {
     expect(() => loadConfig(env, '/x')).toThrow(message);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -19,6 +19,7 @@ function packageRoot(from: string): string {
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const flag = z.enum(['true', 'false']);
 
 /**
  * Every environment variable sluice reads, with its default. Only entry points (the CLI, jobs,
@@ -53,7 +54,29 @@ const environmentSchema = z.strictObject({
   SLUICE_METRICS_PORT: port.default(0),
   SLUICE_SQL_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SQL_PORT: port.default(0),
-  SLUICE_SQL_WRITABLE: z.enum(['true', 'false']).default('false'),
+  SLUICE_SQL_WRITABLE: flag.default('false'),
+  SLUICE_SQL_MAX_EXECUTION_TIME: positiveInt.default(30),
+  SLUICE_SQL_MAX_RESULT_ROWS: positiveInt.default(1_000_000),
+  SLUICE_SQL_MAX_RESULT_BYTES: positiveInt.default(256 * 1024 * 1024),
+  SLUICE_SQL_MAX_MEMORY: positiveInt.default(2 * 1024 * 1024 * 1024),
+  SLUICE_SQL_MAX_CONCURRENT_QUERIES: positiveInt.max(64).optional(),
+  SLUICE_AUTH_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  SLUICE_AUTH_TOKEN_FILE: z.string().min(1).optional(),
+  SLUICE_SQL_AUTH_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  SLUICE_SQL_AUTH_TOKEN_FILE: z.string().min(1).optional(),
+  SLUICE_REGISTRY_AUTH_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  SLUICE_REGISTRY_AUTH_TOKEN_FILE: z.string().min(1).optional(),
+  SLUICE_OPS_AUTH_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  SLUICE_OPS_AUTH_TOKEN_FILE: z.string().min(1).optional(),
+  SLUICE_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  SLUICE_KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  SLUICE_KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  SLUICE_KAFKA_SASL_PASSWORD_FILE: z.string().min(1).optional(),
+  SLUICE_KAFKA_TLS: flag.default('false'),
+  SLUICE_KAFKA_TLS_CA_FILE: z.string().min(1).optional(),
+  SLUICE_KAFKA_TLS_CERT_FILE: z.string().min(1).optional(),
+  SLUICE_KAFKA_TLS_KEY_FILE: z.string().min(1).optional(),
+  SLUICE_KAFKA_TLS_REJECT_UNAUTHORIZED: flag.default('true'),
   SLUICE_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   SLUICE_SCHEMA_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
@@ -61,6 +84,7 @@ const environmentSchema = z.strictObject({
   SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/ }).optional(),
   CLICKHOUSE_URL: z.url({ protocol: /^https?$/ }).optional(),
   JAVA_HOME: z.string().min(1).optional(),
+  UV_THREADPOOL_SIZE: positiveInt.max(1024).optional(),
 });
 
 export interface SluiceConfig {
@@ -81,14 +105,25 @@ export interface SluiceConfig {
     readonly startTimeoutMs: number;
     readonly stopTimeoutMs: number;
     readonly javaHome: string | undefined;
+    /** SASL and TLS for an external cluster (KAFKA_BROKERS); undefined: plaintext, no authentication. */
+    readonly security: KafkaSecurity | undefined;
   };
   readonly stages: {
     readonly guarantee: 'exactly_once' | 'at_least_once';
     readonly maxInFlight: number;
     readonly commitIntervalMs: number;
   };
-  /** The embedded ClickHouse's HTTP SQL endpoint (read-only for users unless writable). */
-  readonly sql: { readonly host: string; readonly port: number; readonly writable: boolean };
+  /**
+   * The embedded ClickHouse's HTTP SQL endpoint and the bounds of users' queries. `writable` is
+   * always false (SLUICE_SQL_WRITABLE=true is refused): users read, sluice's jobs write through
+   * the writer socket.
+   */
+  readonly sql: { readonly host: string; readonly port: number; readonly writable: boolean; readonly limits: SqlLimits };
+  /**
+   * Tokens that authenticate clients, per surface (each the surface's own setting, else
+   * SLUICE_AUTH_TOKEN[_FILE]). Empty: no authentication, which only loopback addresses allow.
+   */
+  readonly auth: { readonly sql: readonly string[]; readonly registry: readonly string[]; readonly ops: readonly string[] };
   /** Where alerts are POSTed as JSON (SLUICE_ALERT_WEBHOOK_URL); none when unset. */
   readonly alerts: { readonly webhookUrl: string | undefined };
   /** Where /metrics, /health and /ready are served (0 picks a free port). */
@@ -104,8 +139,38 @@ export interface SluiceConfig {
   };
 }
 
+/** What users' SQL may use: ClickHouse's own limits, applied to every user query and unchangeable by it. */
+export interface SqlLimits {
+  /** max_execution_time, seconds. */
+  readonly maxExecutionTimeS: number;
+  readonly maxResultRows: number;
+  readonly maxResultBytes: number;
+  /** max_memory_usage of one query, bytes. */
+  readonly maxMemoryBytes: number;
+  /**
+   * Users' queries that run at once; more wait (up to the execution time) for a free slot. Each
+   * running query holds one of Node's libuv threads, which the sink's inserts, RocksDB and
+   * onnxruntime also need: at most UV_THREADPOOL_SIZE − 3 (so 1 with Node's default of 4).
+   */
+  readonly maxConcurrentQueries: number;
+}
+
+export const DEFAULT_SQL_LIMITS: SqlLimits = Object.freeze({
+  maxExecutionTimeS: 30,
+  maxResultRows: 1_000_000,
+  maxResultBytes: 256 * 1024 * 1024,
+  maxMemoryBytes: 2 * 1024 * 1024 * 1024,
+  maxConcurrentQueries: 1,
+});
+
+/** SASL (PLAIN or SCRAM) and TLS settings every kafkajs client of an external cluster gets. */
+export interface KafkaSecurity {
+  readonly sasl?: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string };
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string; readonly rejectUnauthorized: boolean };
+}
+
 /** Variables outside sluice's namespace that it reads. */
-const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME']);
+const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME', 'UV_THREADPOOL_SIZE']);
 
 /**
  * Parses the environment into a frozen config. Unknown SLUICE_* variables are rejected, so a
@@ -125,6 +190,50 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  const problems: string[] = [];
+  const readSecret = (variable: string, file: string | undefined): string[] => {
+    if (file === undefined) return [];
+    try {
+      return readFileSync(path.resolve(cwd, file), 'utf8')
+        .split(/\r?\n/)
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#'));
+    } catch (cause) {
+      problems.push(`${variable}: cannot read ${file}: ${(cause as Error).message}`);
+      return [];
+    }
+  };
+  const sharedTokens = [
+    ...(e.SLUICE_AUTH_TOKEN === undefined ? [] : [e.SLUICE_AUTH_TOKEN]),
+    ...readSecret('SLUICE_AUTH_TOKEN_FILE', e.SLUICE_AUTH_TOKEN_FILE),
+  ];
+  const tokens = (surface: string, token: string | undefined, file: string | undefined): string[] => {
+    const own = [...(token === undefined ? [] : [token]), ...readSecret(`SLUICE_${surface}_AUTH_TOKEN_FILE`, file)];
+    const all = own.length > 0 ? own : sharedTokens;
+    if (all.some((value) => value.length < 16)) problems.push(`the ${surface.toLowerCase()} tokens must have at least 16 characters each`);
+    return all;
+  };
+  const auth = {
+    sql: tokens('SQL', e.SLUICE_SQL_AUTH_TOKEN, e.SLUICE_SQL_AUTH_TOKEN_FILE),
+    registry: tokens('REGISTRY', e.SLUICE_REGISTRY_AUTH_TOKEN, e.SLUICE_REGISTRY_AUTH_TOKEN_FILE),
+    ops: tokens('OPS', e.SLUICE_OPS_AUTH_TOKEN, e.SLUICE_OPS_AUTH_TOKEN_FILE),
+  };
+  const security = kafkaSecurity(e, cwd, readSecret, problems);
+  if (security && e.KAFKA_BROKERS === undefined)
+    problems.push('SLUICE_KAFKA_SASL_* and SLUICE_KAFKA_TLS* configure an external cluster: set KAFKA_BROKERS too');
+  // Users' queries must leave libuv threads to the sink (chDB inserts), RocksDB and onnxruntime.
+  const userQuerySlots = Math.max(1, (e.UV_THREADPOOL_SIZE ?? 4) - 3);
+  if (e.SLUICE_SQL_MAX_CONCURRENT_QUERIES !== undefined && e.SLUICE_SQL_MAX_CONCURRENT_QUERIES > userQuerySlots)
+    problems.push(
+      `SLUICE_SQL_MAX_CONCURRENT_QUERIES: each running user query holds one of Node's ${e.UV_THREADPOOL_SIZE ?? 4} libuv threads ` +
+        `(UV_THREADPOOL_SIZE), which the sink's inserts, RocksDB and onnxruntime need too: at most ${userQuerySlots}; ` +
+        `start the process with a larger UV_THREADPOOL_SIZE for more`,
+    );
+  if (e.SLUICE_SQL_WRITABLE === 'true')
+    problems.push(
+      "SLUICE_SQL_WRITABLE: users' writes through the SQL endpoint were removed; it is read-only for users, and sluice's own jobs write through the data directory's writer socket",
+    );
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
   let externalBrokers: string[] | undefined;
   if (e.KAFKA_BROKERS !== undefined) {
     try {
@@ -149,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       startTimeoutMs: e.SLUICE_KAFKA_START_TIMEOUT_MS,
       stopTimeoutMs: e.SLUICE_KAFKA_STOP_TIMEOUT_MS,
       javaHome: e.JAVA_HOME,
+      security,
     },
     stages: {
       guarantee: e.SLUICE_GUARANTEE,
@@ -156,7 +266,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
     },
     metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
-    sql: { host: e.SLUICE_SQL_HOST, port: e.SLUICE_SQL_PORT, writable: e.SLUICE_SQL_WRITABLE === 'true' },
+    sql: {
+      host: e.SLUICE_SQL_HOST,
+      port: e.SLUICE_SQL_PORT,
+      writable: false,
+      limits: {
+        maxExecutionTimeS: e.SLUICE_SQL_MAX_EXECUTION_TIME,
+        maxResultRows: e.SLUICE_SQL_MAX_RESULT_ROWS,
+        maxResultBytes: e.SLUICE_SQL_MAX_RESULT_BYTES,
+        maxMemoryBytes: e.SLUICE_SQL_MAX_MEMORY,
+        maxConcurrentQueries: e.SLUICE_SQL_MAX_CONCURRENT_QUERIES ?? userQuerySlots,
+      },
+    },
+    auth,
     alerts: { webhookUrl: e.SLUICE_ALERT_WEBHOOK_URL },
     clickhouse: { url: e.CLICKHOUSE_URL },
     schemaRegistry: {
@@ -165,6 +287,53 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       port: e.SLUICE_SCHEMA_REGISTRY_PORT,
     },
   });
+}
+
+type Environment = z.infer<typeof environmentSchema>;
+
+function kafkaSecurity(
+  e: Environment,
+  cwd: string,
+  readSecret: (variable: string, file: string | undefined) => string[],
+  problems: string[],
+): KafkaSecurity | undefined {
+  let sasl: KafkaSecurity['sasl'];
+  const password = e.SLUICE_KAFKA_SASL_PASSWORD ?? readSecret('SLUICE_KAFKA_SASL_PASSWORD_FILE', e.SLUICE_KAFKA_SASL_PASSWORD_FILE)[0];
+  if (e.SLUICE_KAFKA_SASL_MECHANISM !== undefined) {
+    if (e.SLUICE_KAFKA_SASL_USERNAME === undefined || password === undefined)
+      problems.push('SLUICE_KAFKA_SASL_MECHANISM needs SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD (or _PASSWORD_FILE)');
+    else sasl = { mechanism: e.SLUICE_KAFKA_SASL_MECHANISM, username: e.SLUICE_KAFKA_SASL_USERNAME, password };
+  } else if (e.SLUICE_KAFKA_SASL_USERNAME !== undefined || password !== undefined) {
+    problems.push('SLUICE_KAFKA_SASL_USERNAME/PASSWORD need SLUICE_KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512)');
+  }
+  const pem = (variable: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(path.resolve(cwd, file), 'utf8');
+    } catch (cause) {
+      problems.push(`${variable}: cannot read ${file}: ${(cause as Error).message}`);
+      return undefined;
+    }
+  };
+  const files = [e.SLUICE_KAFKA_TLS_CA_FILE, e.SLUICE_KAFKA_TLS_CERT_FILE, e.SLUICE_KAFKA_TLS_KEY_FILE];
+  let tls: KafkaSecurity['tls'];
+  if (e.SLUICE_KAFKA_TLS === 'true') {
+    if ((e.SLUICE_KAFKA_TLS_CERT_FILE === undefined) !== (e.SLUICE_KAFKA_TLS_KEY_FILE === undefined))
+      problems.push('SLUICE_KAFKA_TLS_CERT_FILE and SLUICE_KAFKA_TLS_KEY_FILE go together (a client certificate and its key)');
+    const ca = pem('SLUICE_KAFKA_TLS_CA_FILE', e.SLUICE_KAFKA_TLS_CA_FILE);
+    const cert = pem('SLUICE_KAFKA_TLS_CERT_FILE', e.SLUICE_KAFKA_TLS_CERT_FILE);
+    const key = pem('SLUICE_KAFKA_TLS_KEY_FILE', e.SLUICE_KAFKA_TLS_KEY_FILE);
+    tls = {
+      rejectUnauthorized: e.SLUICE_KAFKA_TLS_REJECT_UNAUTHORIZED === 'true',
+      ...(ca === undefined ? {} : { ca }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+    };
+  } else if (files.some((file) => file !== undefined)) {
+    problems.push('SLUICE_KAFKA_TLS_*_FILE need SLUICE_KAFKA_TLS=true');
+  }
+  if (!sasl && !tls) return undefined;
+  return { ...(sasl ? { sasl } : {}), ...(tls ? { tls } : {}) };
 }
 
 /** Parses `host:port,host:port`, rejecting empty or port-less entries. */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type logCreator } from 'kafkajs';
 import type { Logger } from 'pino';
+import type { KafkaSecurity } from '../common/config.js';
 import { KafkaUnreachableError } from './errors.js';
 import { sleep } from '../common/retry.js';
 
@@ -88,6 +89,19 @@ export interface KafkaClientOptions {
   readonly logger?: Logger;
   readonly connectionTimeoutMs?: number;
   readonly retries?: number;
+  /** SASL and TLS for this client; default: the process's (`useKafkaSecurity`). */
+  readonly security?: KafkaSecurity;
+}
+
+let processSecurity: KafkaSecurity | undefined;
+
+/**
+ * Sets the SASL/TLS settings every kafkajs client of this process gets (an external cluster's,
+ * from the configuration). Entry points call it once, after loading the configuration, so every
+ * producer, consumer and admin — whichever module creates it — authenticates the same way.
+ */
+export function useKafkaSecurity(security: KafkaSecurity | undefined): void {
+  processSecurity = security;
 }
 
 export function createKafka(options: KafkaClientOptions): KafkaClient {
@@ -97,9 +111,29 @@ export function createKafka(options: KafkaClientOptions): KafkaClient {
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     retry: { retries: options.retries ?? 5 },
     logLevel: options.logger ? logLevel.INFO : logLevel.NOTHING,
+    ...kafkaSecurityConfig(options.security ?? processSecurity),
   };
   if (options.logger) config.logCreator = pinoLogCreator(options.logger);
   return new Kafka(config);
+}
+
+/** kafkajs' `sasl` and `ssl` options for the settings. */
+export function kafkaSecurityConfig(security: KafkaSecurity | undefined): Pick<KafkaConfig, 'sasl' | 'ssl'> {
+  if (!security) return {};
+  const { sasl, tls } = security;
+  return {
+    ...(sasl ? { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as KafkaConfig['sasl'] } : {}),
+    ...(tls
+      ? {
+          ssl: {
+            rejectUnauthorized: tls.rejectUnauthorized,
+            ...(tls.ca === undefined ? {} : { ca: [tls.ca] }),
+            ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+            ...(tls.key === undefined ? {} : { key: tls.key }),
+          },
+        }
+      : {}),
+  };
 }
 
 export interface ClusterInfo {

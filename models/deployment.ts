@@ -3,6 +3,7 @@ import type { Consumer, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../common/errors.js';
 import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
+import { NonFiniteScoreError } from './errors.js';
 import { OnnxScorer, toBatch } from './network.js';
 import { ArtifactStore, type ModelMetadata, type ModelVersion } from './registry.js';
 
@@ -24,6 +25,7 @@ export class LoadedModel {
     private readonly onBatch?: (size: number) => void,
   ) {}
 
+  /** The row's score; rejects with NonFiniteScoreError when the network's output is NaN or infinite. */
   score(row: readonly (number | null)[]): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
@@ -54,7 +56,11 @@ export class LoadedModel {
       )
       .then(
         (scores) => {
-          batch.forEach((entry, index) => entry.resolve(scores[index] ?? Number.NaN));
+          batch.forEach((entry, index) => {
+            const score = scores[index] ?? Number.NaN;
+            if (Number.isFinite(score)) entry.resolve(score);
+            else entry.reject(new NonFiniteScoreError(this.version.name, this.version.version, score));
+          });
         },
         (error: unknown) => {
           for (const entry of batch) entry.reject(error);

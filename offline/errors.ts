@@ -14,6 +14,7 @@ export class ClickHouseError extends SluiceError {
     if ([60, 81, 36].includes(this.clickhouseCode)) return 404; // unknown table, database, bad argument
     if ([62, 47, 46, 43, 27, 6, 38, 117].includes(this.clickhouseCode)) return 400; // syntax, unknown identifier/function, type and parse errors
     if ([164, 497, 516].includes(this.clickhouseCode)) return 403; // readonly, access denied, authentication
+    if (this.clickhouseCode === 202) return 503; // too many simultaneous queries
     return 500;
   }
 }

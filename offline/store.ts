@@ -1,4 +1,5 @@
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { unixSocketAgent } from '../common/http.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { ClickHouseError } from './errors.js';
 
@@ -45,12 +46,15 @@ export class EmbeddedOfflineStore implements OfflineStore {
   }
 }
 
-/** A ClickHouse server (or a sluice SQL endpoint) over HTTP. */
+/**
+ * A ClickHouse server over HTTP, or the embedded store of another sluice process through its
+ * writer socket (`{ socketPath }`: the URL is then only a name).
+ */
 export class RemoteOfflineStore implements OfflineStore {
   readonly description: string;
   private readonly client: ClickHouseClient;
 
-  constructor(url: string, options: { readonly username?: string; readonly password?: string } = {}) {
+  constructor(url: string, options: { readonly username?: string; readonly password?: string; readonly socketPath?: string } = {}) {
     const parsed = new URL(url);
     const database = parsed.pathname.replace(/^\//, '') || 'default';
     const username = options.username ?? (decodeURIComponent(parsed.username) || 'default');
@@ -58,7 +62,7 @@ export class RemoteOfflineStore implements OfflineStore {
     parsed.username = '';
     parsed.password = '';
     parsed.pathname = '/';
-    this.description = `ClickHouse at ${parsed.origin}`;
+    this.description = options.socketPath ? `sluice's embedded ClickHouse through ${options.socketPath}` : `ClickHouse at ${parsed.origin}`;
     // Long queries (training sets) keep the connection alive with progress headers.
     this.client = createClient({
       url: parsed.origin,
@@ -67,6 +71,7 @@ export class RemoteOfflineStore implements OfflineStore {
       database,
       request_timeout: 300_000,
       clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '10000' },
+      ...(options.socketPath ? { http_agent: unixSocketAgent(options.socketPath), set_basic_auth_header: false } : {}),
     });
   }
 

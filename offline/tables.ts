@@ -1,7 +1,11 @@
+import type { Logger } from 'pino';
+import type { MetricsRegistry } from '../common/metrics.js';
 import { loadAvsc } from '../schemas/index.js';
 import { featureNames, type FeatureView } from '../topology/features.js';
 import type { SourceDefinition } from '../topology/sources.js';
 import { quoteIdentifier } from './chdb-engine.js';
+import { ClickHouseError } from './errors.js';
+import { offlineMetrics } from './metrics.js';
 import type { OfflineStore } from './store.js';
 import { quoteString } from './store.js';
 
@@ -250,12 +254,40 @@ export async function ensureTables(store: OfflineStore, tables: readonly TableSp
   }
 }
 
+/** Where `insertNew` reports a table it had to create again. */
+export interface InsertHooks {
+  readonly metrics?: MetricsRegistry;
+  readonly logger?: Logger;
+}
+
+/** Errors of a table or column that is not there (dropped): 60 UNKNOWN_TABLE, 16 NO_SUCH_COLUMN_IN_TABLE, 47 UNKNOWN_IDENTIFIER. */
+const MISSING_TABLE_OR_COLUMN = new Set([60, 16, 47]);
+
 /**
  * Inserts the rows whose key is not in the table yet (nor earlier in the batch) and returns how
  * many were new. With one writer per table (the sink, or a job of the process that owns the
- * embedded store), replays and redeliveries never double-count.
+ * embedded store), replays and redeliveries never double-count. A platform table that has gone
+ * (dropped) is created again (`ensureTables`), counted in sluice_offline_tables_recreated_total,
+ * and the insert retried once: a missing table never stops the sink.
  */
-export async function insertNew(store: OfflineStore, table: TableSpec, rows: readonly Record<string, unknown>[]): Promise<number> {
+export async function insertNew(
+  store: OfflineStore,
+  table: TableSpec,
+  rows: readonly Record<string, unknown>[],
+  hooks: InsertHooks = {},
+): Promise<number> {
+  try {
+    return await insertNewOnce(store, table, rows);
+  } catch (error) {
+    if (!(error instanceof ClickHouseError) || !MISSING_TABLE_OR_COLUMN.has(error.clickhouseCode)) throw error;
+    hooks.logger?.warn({ table: table.name, err: error }, 'offline table missing or incomplete; creating it again and retrying the insert');
+    await ensureTables(store, [table]);
+    if (hooks.metrics) offlineMetrics(hooks.metrics).tablesRecreated.inc({ table: table.name });
+    return insertNewOnce(store, table, rows);
+  }
+}
+
+async function insertNewOnce(store: OfflineStore, table: TableSpec, rows: readonly Record<string, unknown>[]): Promise<number> {
   if (rows.length === 0) return 0;
   const types = new Map(table.columns.map((column) => [column.name, column.type]));
   const keyOf = (row: Record<string, unknown>): string =>

@@ -87,13 +87,14 @@ export function predictionSubjects(prefix: string, models: readonly string[]): S
   }));
 }
 
-/**
- * Registers the project's schemas. An incompatible change fails with a message naming the
- * subject, the field and the rule, before anything is written.
- */
 /** Schema ids by subject. */
 export type SchemaIds = ReadonlyMap<string, number>;
 
+/**
+ * Registers the project's schemas. An incompatible change fails before anything is written, with
+ * a message naming the subject, the registered version it breaks, the field and the rule, and the
+ * commands that resolve it.
+ */
 export async function registerSchemas(
   registryUrl: string,
   subjects: readonly SubjectSchema[],
@@ -105,9 +106,10 @@ export async function registerSchemas(
     try {
       const { compatible, messages } = await client.testCompatibility(subject, schema);
       if (!compatible) {
-        throw new SchemaStartupError(
-          `${file} is incompatible with subject ${subject}: ${messages.join('; ') || 'the registry gave no details'}`,
-        );
+        const versions = await conflictingVersions(client, subject, messages);
+        throw new SchemaStartupError(incompatibilityMessage(registryUrl, file, subject, versions, messages), {
+          context: { subject, versions },
+        });
       }
       ids.set(subject, await client.register(subject, schema));
     } catch (error) {
@@ -118,4 +120,41 @@ export async function registerSchemas(
   }
   logger.info({ subjects: ids.size }, 'project schemas registered');
   return ids;
+}
+
+/**
+ * The registered versions a candidate conflicts with: those the registry's messages name
+ * ("... data of version 3 ..."), else the latest.
+ */
+async function conflictingVersions(client: RegistryHttpClient, subject: string, messages: readonly string[]): Promise<number[]> {
+  const named = [...new Set(messages.flatMap((message) => [...message.matchAll(/\bversion (\d+)\b/g)].map((match) => Number(match[1]))))];
+  if (named.length > 0) return named.sort((left, right) => left - right);
+  try {
+    const latest = await client.call<{ version: number }>('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`);
+    return [latest.version];
+  } catch {
+    return [];
+  }
+}
+
+/** What `sluice up` says when a registered schema blocks the topology's: what, where, and how out. */
+export function incompatibilityMessage(
+  registryUrl: string,
+  file: string,
+  subject: string,
+  versions: readonly number[],
+  messages: readonly string[],
+): string {
+  const which = versions.length === 0 ? 'one of its registered versions' : `${subject} version ${versions.join(', ')}`;
+  const rules = messages.join('; ') || 'the registry gave no details';
+  const path = `${registryUrl}/subjects/${encodeURIComponent(subject)}`;
+  const version = versions.at(-1) ?? 'latest';
+  return (
+    `${file} is incompatible with subject ${subject}: ${rules}. The conflicting registration: ${which}. ` +
+    `To resolve it, either evolve the schema compatibly (a new field needs a default), or remove the conflicting version: ` +
+    `with the stack stopped, run \`sluice run registry\` (the registry alone, on this data directory), then ` +
+    `\`curl -X DELETE '${path}/versions/${version}?force=true'\` and \`curl -X DELETE '${path}/versions/${version}?permanent=true&force=true'\` ` +
+    `(add -H "Authorization: Bearer $SLUICE_REGISTRY_AUTH_TOKEN" when the registry requires a token), and start again. ` +
+    `Or relax the rule for this subject: \`curl -X PUT -H 'Content-Type: application/json' --data '{"compatibility":"NONE"}' '${registryUrl}/config/${encodeURIComponent(subject)}'\``
+  );
 }

@@ -1,6 +1,6 @@
 export { AvroSerde, readSchemaId, avroType } from './serde.js';
 export { DecimalType, LOGICAL_TYPES } from './logical-types.js';
-export { RegistryHttpClient } from './registry-client.js';
+export { RegistryHttpClient, useRegistryToken } from './registry-client.js';
 export {
   loadAvsc,
   platformSubjects,
@@ -8,6 +8,7 @@ export {
   viewSubjects,
   predictionSubjects,
   registerSchemas,
+  incompatibilityMessage,
   AVRO_DIR,
   type SubjectSchema,
   type SchemaIds,
@@ -30,7 +31,14 @@ export {
   type Incompatibility,
 } from './compatibility.js';
 export { parseSchemaText, type SchemaNode } from './model.js';
-export { startSchemaRegistry, type RunningSchemaRegistry, type SchemaRegistryOptions } from './registry/index.js';
+export {
+  startSchemaRegistry,
+  consumerGroupUsage,
+  topicOfSubject,
+  type RunningSchemaRegistry,
+  type SchemaRegistryOptions,
+  type SubjectUsage,
+} from './registry/index.js';
 export * from './errors.js';
 export { decodeAvroOrJson, parseJsonRecord, SchemaViolationError, type SchemaViolation } from './decode.js';
 export { readRegistryTopic, publishToRegistryTopic, type RegistryTopic } from './registry-topic.js';

@@ -2,6 +2,17 @@ import { SchemaRegistryError } from './errors.js';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 
+let processToken: string | undefined;
+
+/**
+ * Sets the token sluice's own registry calls of this process send (`Authorization: Bearer`):
+ * entry points call it once with the configured SLUICE_REGISTRY_AUTH_TOKEN, so registrations from
+ * any module authenticate alike.
+ */
+export function useRegistryToken(token: string | undefined): void {
+  processToken = token;
+}
+
 /**
  * The few Confluent REST calls sluice itself makes (registration at start-up, compatibility
  * checks), over fetch. Unlike @kafkajs/confluent-schema-registry's `register`, it never writes
@@ -9,7 +20,14 @@ const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
  * registry.
  */
 export class RegistryHttpClient {
-  constructor(readonly url: string) {}
+  private readonly token: string | undefined;
+
+  constructor(
+    readonly url: string,
+    options: { readonly token?: string } = {},
+  ) {
+    this.token = options.token ?? processToken;
+  }
 
   async register(subject: string, schema: unknown): Promise<number> {
     const { id } = await this.call<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
@@ -39,7 +57,11 @@ export class RegistryHttpClient {
     try {
       response = await fetch(`${this.url}${path}`, {
         method,
-        headers: { 'Content-Type': CONTENT_TYPE, Accept: CONTENT_TYPE },
+        headers: {
+          'Content-Type': CONTENT_TYPE,
+          Accept: CONTENT_TYPE,
+          ...(this.token === undefined ? {} : { Authorization: `Bearer ${this.token}` }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (cause) {

@@ -1,7 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import avro from 'avsc';
+import { describe, expect, it, vi } from 'vitest';
 import { DeserializationError } from './errors.js';
 import { avroType } from './logical-types.js';
-import { readSchemaId } from './serde.js';
+import { AvroSerde, readSchemaId } from './serde.js';
 import { loadAvsc, platformSubjects } from './catalog.js';
 import demo from '../examples/fraud/sluice.config.js';
 
@@ -70,5 +73,39 @@ describe('the project contracts', () => {
   it('features and predictions contracts parse too', () => {
     expect(() => avroType(loadAvsc('features'))).not.toThrow();
     expect(() => avroType(loadAvsc('predictions'))).not.toThrow();
+  });
+});
+
+describe('AvroSerde schema lookups', () => {
+  it('fetches and parses a writer schema once however many records need it at once, and frames like the Confluent client', async () => {
+    const schema = { type: 'record', name: 'Point', fields: [{ name: 'x', type: 'long' }] };
+    let lookups = 0;
+    // The registry's one route the serde uses: GET /schemas/ids/<id>.
+    const server = http.createServer((request, response) => {
+      lookups++;
+      expect(request.url).toMatch(/^\/schemas\/ids\/7/);
+      setTimeout(() => {
+        response.writeHead(200, { 'Content-Type': 'application/vnd.schemaregistry.v1+json' });
+        response.end(JSON.stringify({ schema: JSON.stringify(schema) }));
+      }, 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const serde = new AvroSerde(`http://127.0.0.1:${port}`);
+      // Counts the parses of the registry's answer (the client parses a schema per waiting caller).
+      const parses = vi.spyOn(avro.Type, 'forSchema');
+      const encoded = await Promise.all(Array.from({ length: 200 }, (_, x) => serde.encode(7, { x })));
+      const decoded = await Promise.all(encoded.map((message) => serde.decode(message)));
+      expect(lookups).toBe(1);
+      expect(parses.mock.calls.filter(([parsed]) => (parsed as { name?: string }).name === 'Point')).toHaveLength(1);
+      parses.mockRestore();
+      expect(decoded.map((value) => (value as { x: number }).x)).toEqual(Array.from({ length: 200 }, (_, x) => x));
+      // Magic byte, big-endian id, then the Avro body.
+      expect(encoded[3]?.toString('hex')).toBe(`00000000070${(3 * 2).toString(16)}`);
+      await expect(serde.encode(7, { x: 'not a long' })).rejects.toThrow(/invalid "long"/);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -20,6 +20,13 @@ export class AvroSerde {
   readonly client: RegistryClient;
   /** Per writer schema id: the resolver into the reader, or null when the two are equal. */
   private readonly resolvers = new Map<number, avro.Resolver | null>();
+  /** Writer types by schema id, once fetched and parsed. */
+  private readonly writers = new Map<number, avro.Type>();
+  /**
+   * Fetches in flight by schema id: the client caches a schema only once its first fetch returns,
+   * so a chunk of records decoded at once would otherwise fetch and parse it once per record.
+   */
+  private readonly fetching = new Map<number, Promise<avro.Type>>();
 
   constructor(
     registryUrl: string,
@@ -32,13 +39,25 @@ export class AvroSerde {
   }
 
   async encode(schemaId: number, value: unknown): Promise<Buffer> {
-    return this.client.encode(schemaId, value);
+    const type = this.writers.get(schemaId) ?? (await this.writerType(schemaId));
+    let body: Buffer;
+    try {
+      body = type.toBuffer(value);
+    } catch {
+      // The client's own encode names the invalid paths in its error (schema now cached: no fetch).
+      return this.client.encode(schemaId, value);
+    }
+    const message = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    message[0] = MAGIC_BYTE;
+    message.writeInt32BE(schemaId, 1);
+    body.copy(message, HEADER_BYTES);
+    return message;
   }
 
   /** Decodes a Confluent-framed message into the reader's shape (or the writer's, without a reader). */
   async decode(message: Buffer): Promise<unknown> {
     const schemaId = readSchemaId(message);
-    const writer = await this.writerType(schemaId);
+    const writer = this.writers.get(schemaId) ?? (await this.writerType(schemaId));
     const body = message.subarray(HEADER_BYTES);
     try {
       if (!this.reader) return writer.fromBuffer(body);
@@ -52,7 +71,20 @@ export class AvroSerde {
     }
   }
 
-  private async writerType(schemaId: number): Promise<avro.Type> {
+  private writerType(schemaId: number): Promise<avro.Type> {
+    let pending = this.fetching.get(schemaId);
+    if (!pending) {
+      pending = this.fetchWriterType(schemaId);
+      this.fetching.set(schemaId, pending);
+      pending.then(
+        (type) => this.writers.set(schemaId, type),
+        () => this.fetching.delete(schemaId), // the next record asks again
+      );
+    }
+    return pending;
+  }
+
+  private async fetchWriterType(schemaId: number): Promise<avro.Type> {
     try {
       return (await this.client.getSchema(schemaId)) as unknown as avro.Type;
     } catch (cause) {

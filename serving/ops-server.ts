@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { assertBindable, authenticate, AUTH_CHALLENGE } from '../common/auth.js';
 import { listen, type ListeningServer } from '../common/http.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import { registerKafkaClientMetrics } from '../kafka/index.js';
@@ -17,9 +18,19 @@ export type OpsServer = ListeningServer;
 /** An extra handler (online features, /predict): answers the requests it owns, undefined for the rest. */
 export type OpsRoute = (request: http.IncomingMessage, url: URL) => Promise<{ status: number; body: unknown } | undefined>;
 
+export interface OpsServerOptions {
+  /**
+   * Tokens clients authenticate with (`Authorization: Bearer <token>`, or Basic with the token as
+   * the password) for everything but `/health` and `/ready`, which answer their status to anyone
+   * (and their detail only to authenticated clients). None: open, which only loopback allows.
+   */
+  readonly tokens?: readonly string[];
+}
+
 /**
  * `/metrics` (Prometheus text format), `/health` (liveness) and `/ready` (readiness) on one port,
- * loopback by default.
+ * loopback by default, and the extra routes (online features, /predict). Refuses to listen on a
+ * non-loopback address without tokens.
  */
 export async function serveOps(
   registry: MetricsRegistry,
@@ -27,16 +38,32 @@ export async function serveOps(
   host: string,
   port: number,
   routes: readonly OpsRoute[] = [],
+  options: OpsServerOptions = {},
 ): Promise<OpsServer> {
+  const tokens = options.tokens ?? [];
+  assertBindable('/metrics, /features and /predict', host, tokens, 'SLUICE_METRICS_HOST', 'SLUICE_OPS_AUTH_TOKEN');
   // Errors the Kafka client retries itself are counted there, not logged as errors.
   registerKafkaClientMetrics(registry);
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://ops');
     const path = url.pathname;
-    const reply = (status: number, type: string, body: string): void => {
-      response.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+    const reply = (status: number, type: string, body: string, headers: http.OutgoingHttpHeaders = {}): void => {
+      response.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), ...headers });
       response.end(body);
     };
+    const probe = path === '/health' || path === '/ready';
+    const outcome = authenticate(request, tokens);
+    const authenticated = outcome === 'open' || outcome === 'ok';
+    if (!authenticated && !probe) {
+      request.resume();
+      reply(
+        401,
+        'application/json',
+        JSON.stringify({ error: outcome === 'missing' ? 'authentication required: send Authorization: Bearer <token>' : 'invalid token' }),
+        { 'WWW-Authenticate': AUTH_CHALLENGE },
+      );
+      return;
+    }
     void (async () => {
       for (const route of routes) {
         const answer = await route(request, url);
@@ -48,7 +75,11 @@ export async function serveOps(
         if (answer) reply(answer.status, 'application/json', JSON.stringify(answer.body));
         else builtIn();
       },
-      (error: unknown) => reply(500, 'application/json', JSON.stringify({ error: error instanceof Error ? error.message : String(error) })),
+      (error: unknown) =>
+        // Percent-encoding that does not decode is the client's mistake.
+        error instanceof URIError
+          ? reply(400, 'application/json', JSON.stringify({ error: 'malformed percent-encoding in the path' }))
+          : reply(500, 'application/json', JSON.stringify({ error: error instanceof Error ? error.message : String(error) })),
     );
 
     function builtIn(): void {
@@ -61,7 +92,8 @@ export async function serveOps(
         );
       } else if (path === '/health' || path === '/ready') {
         const ok = path === '/health' ? health.live() : health.ready();
-        reply(ok ? 200 : 503, 'application/json', JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...health.detail() }));
+        const detail = authenticated ? health.detail() : {};
+        reply(ok ? 200 : 503, 'application/json', JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...detail }));
       } else {
         reply(404, 'application/json', JSON.stringify({ error: 'not found', paths: ['/metrics', '/health', '/ready'] }));
       }

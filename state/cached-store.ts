@@ -18,6 +18,11 @@ export interface PendingChange {
 export class CachedBytesStore {
   private dirty = new Map<string, PendingChange>();
   private frozen: Map<string, PendingChange> | undefined;
+  /**
+   * RocksDB values read ahead for a batch of records (null: absent), consulted after the pending
+   * layers. Cleared whenever RocksDB changes under it (a commit persisted, a restore, a discard).
+   */
+  private readAhead = new Map<string, Buffer | null>();
 
   constructor(readonly db: RocksDatabase) {}
 
@@ -25,7 +30,25 @@ export class CachedBytesStore {
     const hex = key.toString('hex');
     const pending = this.dirty.get(hex) ?? this.frozen?.get(hex);
     if (pending) return pending.value ?? undefined;
+    const ahead = this.readAhead.get(hex);
+    if (ahead !== undefined) return ahead ?? undefined;
     return this.db.get(key);
+  }
+
+  /** Reads keys from RocksDB in one call so that the gets of a batch that follow answer from memory. */
+  async readAheadOf(keys: readonly Buffer[]): Promise<void> {
+    const wanted = keys.filter((key) => {
+      const hex = key.toString('hex');
+      return !this.dirty.has(hex) && !this.frozen?.has(hex) && !this.readAhead.has(hex);
+    });
+    if (wanted.length === 0) return;
+    const values = await this.db.getMany(wanted);
+    wanted.forEach((key, index) => this.readAhead.set(key.toString('hex'), values[index] ?? null));
+  }
+
+  /** RocksDB changed (restored into): what was read ahead may be stale. */
+  forgetReadAhead(): void {
+    this.readAhead = new Map();
   }
 
   /** Several keys: pending writes answer first, the rest come from RocksDB in one call. */
@@ -102,6 +125,7 @@ export class CachedBytesStore {
       ),
     );
     this.frozen = undefined;
+    this.readAhead = new Map();
   }
 
   /** Freezes and persists at once: for callers without a transaction around the write (tools, benchmarks). */
@@ -124,5 +148,6 @@ export class CachedBytesStore {
   discard(): void {
     this.dirty = new Map();
     this.frozen = undefined;
+    this.readAhead = new Map();
   }
 }

@@ -94,9 +94,14 @@ export class TaskStores {
   }
 
   /** Loads keys of a key-value store into memory with one RocksDB call (the batch's reads then hit memory). */
-  async prefetch(name: string, keys: Iterable<string>): Promise<void> {
+  async prefetch(name: string, entries: readonly { readonly key: string; readonly window?: number }[]): Promise<void> {
     const store = this.stores.get(name);
-    if (store?.view instanceof KeyValueStore) await store.view.prefetch(keys);
+    if (store?.view instanceof KeyValueStore) await store.view.prefetch(entries.map((entry) => entry.key));
+    else if (store?.view instanceof WindowStore) {
+      await store.view.prefetch(
+        entries.flatMap((entry) => (entry.window === undefined ? [] : [{ key: entry.key, windowStart: entry.window }])),
+      );
+    }
   }
 
   /**
@@ -156,6 +161,7 @@ export class TaskStores {
    * commit of unknown outcome: if it did commit, its changelog records are applied here.
    */
   async restore(): Promise<void> {
+    for (const store of this.stores.values()) store.bytes.forgetReadAhead();
     for (const store of this.stores.values()) {
       let skipped = 0;
       let batch: BatchOperation[] = [];

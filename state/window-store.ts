@@ -48,6 +48,16 @@ export class WindowStore<V> {
     return true;
   }
 
+  /** Reads the given (key, window) pairs from RocksDB in one call, for the gets that follow. */
+  async prefetch(entries: Iterable<{ readonly key: string; readonly windowStart: number }>): Promise<void> {
+    const keys: Buffer[] = [];
+    for (const { key, windowStart } of entries) {
+      if (windowStart >= this.horizon() && windowStart >= 0 && Number.isSafeInteger(windowStart))
+        keys.push(encodeWindowKey(this.segmentOf(windowStart), key, windowStart));
+    }
+    await this.bytes.readAheadOf(keys);
+  }
+
   async get(key: string, windowStart: number): Promise<V | undefined> {
     if (windowStart < this.horizon()) return undefined;
     const value = await this.bytes.get(encodeWindowKey(this.segmentOf(windowStart), key, windowStart));

@@ -1,3 +1,4 @@
+import { assertConfigBindable } from '../../common/auth.js';
 import { createMetricsRegistry } from '../../common/metrics.js';
 import { serveOps } from '../../serving/ops-server.js';
 import { registerSchemas } from '../../schemas/index.js';
@@ -8,6 +9,7 @@ import { topologySubjects } from '../../app/stages.js';
 import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
+import { runRegistryCommand } from './registry.js';
 import { launchMonitoring, type MonitoringLaunchOptions } from '../../app/monitoring.js';
 import type { MonitoringPart } from '../../streams/monitoring/index.js';
 
@@ -25,7 +27,10 @@ const MONITORING: Readonly<Record<string, readonly MonitoringPart[]>> = {
  * this data directory). Several processes of one name share the work as one consumer group.
  * Ctrl-C finishes in-flight records and commits.
  */
-export async function runCommand({ config, logger }: CommandContext, name: string): Promise<number> {
+export async function runCommand(context: CommandContext, name: string): Promise<number> {
+  if (name === 'registry') return runRegistryCommand(context);
+  const { config, logger } = context;
+  assertConfigBindable(config, ['ops']);
   const topology = await commandTopology(config);
   const { brokers, registryUrl } = await findCluster(config);
   const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix, topology), logger);
@@ -36,10 +41,14 @@ export async function runCommand({ config, logger }: CommandContext, name: strin
   const launched = await launch(name, { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
   const online =
     name === 'pipeline' || name === 'features' ? new OnlineStore(launched.stage, topology.views, config.topicPrefix) : undefined;
-  const ops = await serveOps(metrics, launched.health, config.metrics.host, config.metrics.port, [
-    onlineRoutes(() => online),
-    predictRoutes(launched.watchers, () => online, metrics),
-  ]);
+  const ops = await serveOps(
+    metrics,
+    launched.health,
+    config.metrics.host,
+    config.metrics.port,
+    [onlineRoutes(() => online), predictRoutes(launched.watchers, () => online, metrics)],
+    { tokens: config.auth.ops },
+  );
   process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
 
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
@@ -72,6 +81,7 @@ async function runMonitoring(
     config.metrics.host,
     config.metrics.port,
     [],
+    { tokens: config.auth.ops },
   );
   process.stdout.write(
     `stage ${name} running (${[...monitoring.stages.keys()].join(', ') || 'nothing to monitor'}) against ${options.brokers.join(',')}; metrics at ${ops.url}/metrics\n`,

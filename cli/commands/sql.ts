@@ -16,7 +16,12 @@ export async function sqlCommand({ config }: ConfigContext, query: string, optio
   const format = options.format ?? 'PrettyCompact';
   let response: Response;
   try {
-    response = await fetch(`${url}/?default_format=${encodeURIComponent(format)}`, { method: 'POST', body: query });
+    const token = config.auth.sql[0];
+    response = await fetch(`${url}/?default_format=${encodeURIComponent(format)}`, {
+      method: 'POST',
+      body: query,
+      ...(token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } }),
+    });
   } catch (cause) {
     throw new ConfigError(`ClickHouse at ${url} does not answer: ${(cause as Error).message}`, { cause });
   }

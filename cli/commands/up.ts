@@ -1,5 +1,6 @@
 import { startStack } from '../../app/stack.js';
 import { commandTopology } from '../topology.js';
+import { assertConfigBindable } from '../../common/auth.js';
 import { ConfigError } from '../../common/errors.js';
 import type { CommandContext } from '../action.js';
 
@@ -27,6 +28,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
     options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
   if (driftFrom !== undefined && !Number.isFinite(driftFrom))
     throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
+  assertConfigBindable(config, ['sql', 'registry', 'ops']);
   const topology = await commandTopology(config);
   if (options.demo && !topology.demo) throw new ConfigError(`--demo needs a topology with a demo generator; ${topology.file} has none`);
   const stack = await startStack(

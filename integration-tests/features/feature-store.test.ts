@@ -97,7 +97,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
       logger,
     });
     store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-chdb-'))));
-    sql = await serveSql(store.engine, { host: '127.0.0.1', port: 0, readonly: true, adminPassword: 'secret', logger });
+    sql = await serveSql(store.engine, { host: '127.0.0.1', port: 0, readonly: true, logger });
     await ensureTables(store, tables);
   });
 
@@ -395,8 +395,8 @@ describe('feature store: ingest → features → sink on the real broker, replay
     expect(bySql).toEqual(byReplay);
     const present = byReplay.filter((row) => row['features']['card_txn_24h.txn_count'] !== null).length;
     expect(present).toBeGreaterThan(1_000);
-    // The same SQL through @clickhouse/client against the embedded endpoint (as with CLICKHOUSE_URL).
-    const remote = new RemoteOfflineStore(sql.url, { username: 'sluice', password: 'secret' });
+    // The same SQL through @clickhouse/client against the embedded store's writer socket (as jobs of other processes do).
+    const remote = new RemoteOfflineStore('http://sluice-writer', { socketPath: sql.writerSocket });
     try {
       expect(await pointInTimeSql(remote, labels, requests)).toEqual(byReplay);
     } finally {

@@ -164,7 +164,11 @@ describe('a topology of its own, outside the repository', () => {
     return result.stdout.trim();
   };
   const repositoryState = (): string =>
-    execFileSync('git', ['status', '--porcelain', '--ignored', '--untracked-files=all'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    execFileSync('git', ['status', '--porcelain', '--ignored', '--untracked-files=normal'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
 
   beforeAll(async () => {
     repositoryBefore = repositoryState();
@@ -197,7 +201,7 @@ describe('a topology of its own, outside the repository', () => {
   it('runs from sluice up --topology <dir> to predictions of a model trained on it, in event time', async () => {
     up = spawnSluice(['up', '--topology', dir], env, dir);
     await waitForOutput(up, /sluice is up/, 150_000);
-    expect(up.stdout()).toMatch(/stages +ingest, features, inference-complaint/);
+    expect(up.stdout()).toMatch(/pipeline +trips, complaints: ingest → features → inference-complaint, fused/);
 
     // ---- what the topology declares exists: topics, subjects, tables ----------------------------
     const status = JSON.parse((await sluice(['status', '--json'])).stdout) as Record<string, string>;

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
+import { assertBindable, authenticate, AUTH_CHALLENGE } from '../../common/auth.js';
 import { listen, type ListeningServer, readBody } from '../../common/http.js';
 import { SchemaRegistryError } from '../errors.js';
 import type { SchemaRegistryService } from './service.js';
@@ -30,12 +31,20 @@ interface Route {
   /** Path segments; `*` matches one segment, which is passed to the handler decoded. */
   readonly pattern: readonly string[];
   readonly handler: Handler;
+  /** Changes the registry (registrations, deletes, config): needs a token when tokens are set. */
+  readonly mutates: boolean;
 }
 
 const flag = (query: URLSearchParams, name: string): boolean => query.get(name) === 'true';
 
 function routes(service: SchemaRegistryService): Route[] {
-  const route = (method: string, path: string, handler: Handler): Route => ({ method, pattern: path.split('/').filter(Boolean), handler });
+  const route = (method: string, path: string, handler: Handler): Route => ({
+    method,
+    pattern: path.split('/').filter(Boolean),
+    handler,
+    // Lookups (POST /subjects/{s}) and compatibility checks (POST /compatibility/...) only read.
+    mutates: method === 'PUT' || method === 'DELETE' || (method === 'POST' && path.endsWith('/versions') && path.startsWith('/subjects/')),
+  });
   return [
     route('GET', '/', () => ({})),
     route('GET', '/schemas/types', () => ['AVRO']),
@@ -44,7 +53,9 @@ function routes(service: SchemaRegistryService): Route[] {
     route('GET', '/schemas/ids/*/versions', ({ query }, [id]) => service.subjectVersionsOfId(id, flag(query, 'deleted'))),
     route('GET', '/subjects', ({ query }) => service.subjects(flag(query, 'deleted'), query.get('subjectPrefix') ?? '')),
     route('POST', '/subjects/*', ({ query, body }, [subject]) => service.lookup(subject, asObject(body), flag(query, 'deleted'))),
-    route('DELETE', '/subjects/*', ({ query }, [subject]) => service.deleteSubject(subject, flag(query, 'permanent'))),
+    route('DELETE', '/subjects/*', ({ query }, [subject]) =>
+      service.deleteSubject(subject, flag(query, 'permanent'), flag(query, 'force')),
+    ),
     route('GET', '/subjects/*/versions', ({ query }, [subject]) => service.versions(subject, flag(query, 'deleted'))),
     route('POST', '/subjects/*/versions', ({ body }, [subject]) => service.register(subject, asObject(body))),
     route('GET', '/subjects/*/versions/*', ({ query }, [subject, version]) => service.version(subject, version, flag(query, 'deleted'))),
@@ -54,7 +65,7 @@ function routes(service: SchemaRegistryService): Route[] {
       ({ query }, [subject, version]) => JSON.parse(service.version(subject, version, flag(query, 'deleted')).schema) as unknown,
     ),
     route('DELETE', '/subjects/*/versions/*', ({ query }, [subject, version]) =>
-      service.deleteVersion(subject, version, flag(query, 'permanent')),
+      service.deleteVersion(subject, version, flag(query, 'permanent'), flag(query, 'force')),
     ),
     route('GET', '/config', () => service.globalConfig()),
     route('PUT', '/config', ({ body }) => service.setConfig(null, body)),
@@ -92,6 +103,12 @@ function asObject(body: unknown): Record<string, unknown> {
 export interface RegistryServerOptions {
   readonly host: string;
   readonly port: number;
+  /**
+   * Tokens that authorize changes (registrations, deletes, config): `Authorization: Bearer` or
+   * Basic with the token as the password, as Confluent clients send. Reads stay open. None: open,
+   * which only a loopback host allows.
+   */
+  readonly tokens?: readonly string[];
   readonly logger: Logger;
 }
 
@@ -104,9 +121,11 @@ export type RegistryServer = ListeningServer;
 export async function serveRegistry(service: SchemaRegistryService, options: RegistryServerOptions): Promise<RegistryServer> {
   const table = routes(service);
   const { logger } = options;
+  const tokens = options.tokens ?? [];
+  assertBindable('the schema registry', options.host, tokens, 'SLUICE_SCHEMA_REGISTRY_HOST', 'SLUICE_REGISTRY_AUTH_TOKEN');
   const server = http.createServer((incoming, outgoing) => {
-    handle(table, incoming, logger)
-      .then(({ status, body }) => send(outgoing, status, body))
+    handle(table, incoming, logger, tokens)
+      .then(({ status, body }) => send(outgoing, status, body, status === 401 ? { 'WWW-Authenticate': AUTH_CHALLENGE } : {}))
       .catch((error: unknown) => {
         logger.error({ err: error }, 'schema registry request failed unexpectedly');
         send(outgoing, 500, { error_code: 500, message: 'Internal Server Error' });
@@ -115,7 +134,12 @@ export async function serveRegistry(service: SchemaRegistryService, options: Reg
   return listen(server, options.host, options.port);
 }
 
-async function handle(table: readonly Route[], incoming: http.IncomingMessage, logger: Logger): Promise<{ status: number; body: unknown }> {
+async function handle(
+  table: readonly Route[],
+  incoming: http.IncomingMessage,
+  logger: Logger,
+  tokens: readonly string[],
+): Promise<{ status: number; body: unknown }> {
   try {
     const url = new URL(incoming.url ?? '/', 'http://registry');
     const segments = url.pathname
@@ -130,6 +154,22 @@ async function handle(table: readonly Route[], incoming: http.IncomingMessage, l
       return candidates.length > 0
         ? { status: 405, body: { error_code: 405, message: 'HTTP 405 Method Not Allowed' } }
         : { status: 404, body: { error_code: 404, message: 'HTTP 404 Not Found' } };
+    }
+    if (route.mutates) {
+      const outcome = authenticate(incoming, tokens);
+      if (outcome === 'missing' || outcome === 'invalid') {
+        await drain(incoming);
+        return {
+          status: 401,
+          body: {
+            error_code: 401,
+            message:
+              outcome === 'missing'
+                ? 'Unauthorized: changes to this registry need a token (Authorization: Bearer <token>, or Basic auth with the token as the password)'
+                : 'Unauthorized: the token is not valid',
+          },
+        };
+      }
     }
     const body = method === 'POST' || method === 'PUT' ? await readJsonBody(incoming) : await drain(incoming);
     const wildcards = route.pattern.flatMap((part, index) => (part === '*' ? [segments[index] ?? ''] : []));
@@ -175,9 +215,9 @@ async function readJsonBody(incoming: http.IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(outgoing: http.ServerResponse, status: number, body: unknown): void {
+function send(outgoing: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
   if (outgoing.headersSent) return;
   const payload = JSON.stringify(body);
-  outgoing.writeHead(status, { 'Content-Type': RESPONSE_TYPE, 'Content-Length': Buffer.byteLength(payload) });
+  outgoing.writeHead(status, { 'Content-Type': RESPONSE_TYPE, 'Content-Length': Buffer.byteLength(payload), ...headers });
   outgoing.end(payload);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SchemaRegistryError } from '../errors.js';
+import { topicOfSubject } from './in-use.js';
 import { encodeRecord, type RegistryKey } from './records.js';
 import { SchemaRegistryService } from './service.js';
 import { RegistryState } from './state.js';
@@ -201,5 +202,46 @@ describe('RegistryState', () => {
     ).toMatch(/unknown compatibility level/);
     expect(state.apply(encodeRecord({ keytype: 'NOOP', magic: 0 }), null, '3')).toBeUndefined();
     expect(state.subjectNames(true)).toEqual([]);
+  });
+});
+
+describe('deleting a subject in use', () => {
+  function guarded(users: string[]) {
+    const state = new RegistryState();
+    let offset = 0;
+    const service = new SchemaRegistryService(
+      state,
+      (key, value) => {
+        state.apply(encodeRecord(key), value, String(offset++));
+        return Promise.resolve();
+      },
+      (subject) => Promise.resolve(subject === 'orders-value' ? users : []),
+    );
+    return service;
+  }
+
+  it('is refused with 40901 naming who reads it, unless forced', async () => {
+    const service = guarded(['sluice-sink (1 member)']);
+    await service.register('orders-value', { schema: user() });
+    await expectCode(() => service.deleteSubject('orders-value', false), 40901);
+    await expectCode(() => service.deleteVersion('orders-value', '1', false), 40901);
+    await expect(service.deleteSubject('orders-value', false)).rejects.toThrow(
+      /topic orders is read by the consumer group\(s\) sluice-sink \(1 member\).*\?force=true/,
+    );
+    expect(await service.deleteSubject('orders-value', false, true)).toEqual([1]);
+    await expectCode(() => service.deleteSubject('orders-value', true), 40901);
+    expect(await service.deleteSubject('orders-value', true, true)).toEqual([1]);
+  });
+
+  it('is allowed when nobody reads it', async () => {
+    const service = guarded([]);
+    await service.register('orders-value', { schema: user() });
+    expect(await service.deleteSubject('orders-value', false)).toEqual([1]);
+  });
+
+  it('maps TopicNameStrategy subjects to their topic, and no other subject to any', () => {
+    expect(topicOfSubject('raw.chargebacks-value')).toBe('raw.chargebacks');
+    expect(topicOfSubject('staging.dlq-key')).toBe('staging.dlq');
+    expect(topicOfSubject('dev.sluice.Transaction')).toBeUndefined();
   });
 });

@@ -1,6 +1,8 @@
 import { checkCompatibility, isCompatibilityLevel, type CompatibilityLevel } from '../compatibility.js';
 import { IncompatibleSchemaError, SchemaRegistryError } from '../errors.js';
 import { parseSchemaText } from '../model.js';
+import type { SubjectUsage } from './in-use.js';
+import { topicOfSubject } from './in-use.js';
 import { configKey, encodeRecord, schemaKey, type RegistryKey, type SchemaValue } from './records.js';
 import type { RegistryState, VersionEntry } from './state.js';
 
@@ -36,6 +38,8 @@ export class SchemaRegistryService {
   constructor(
     private readonly state: RegistryState,
     private readonly append: AppendRecord,
+    /** Who uses a subject now; deletes of a subject in use need `force`. None: nothing is protected. */
+    private readonly inUse?: SubjectUsage,
   ) {}
 
   // ---- schemas -----------------------------------------------------------------------------
@@ -97,11 +101,15 @@ export class SchemaRegistryService {
     });
   }
 
-  /** DELETE /subjects/{subject}: soft by default; permanent only after a soft delete. */
-  deleteSubject(subject: string, permanent: boolean): Promise<number[]> {
+  /**
+   * DELETE /subjects/{subject}: soft by default; permanent only after a soft delete. A subject a
+   * running consumer uses is refused (409) unless `force`.
+   */
+  deleteSubject(subject: string, permanent: boolean, force = false): Promise<number[]> {
     return this.serialized(async () => {
       const all = this.state.versions(subject, true);
       if (all.length === 0) throw subjectNotFound(subject);
+      if (!force) await this.refuseInUse(subject);
       if (permanent) {
         if (all.some((entry) => !entry.deleted)) {
           throw new SchemaRegistryError(40405, `Subject '${subject}' was not deleted first before being permanently deleted`);
@@ -118,10 +126,11 @@ export class SchemaRegistryService {
     });
   }
 
-  /** DELETE /subjects/{subject}/versions/{version}. */
-  deleteVersion(subject: string, versionText: string, permanent: boolean): Promise<number> {
+  /** DELETE /subjects/{subject}/versions/{version}; a subject in use needs `force`, as for the whole subject. */
+  deleteVersion(subject: string, versionText: string, permanent: boolean, force = false): Promise<number> {
     return this.serialized(async () => {
       const entry = this.findVersion(subject, versionText, permanent);
+      if (!force) await this.refuseInUse(subject);
       if (permanent) {
         if (!entry.deleted) {
           throw new SchemaRegistryError(
@@ -205,6 +214,27 @@ export class SchemaRegistryService {
   }
 
   // ---- helpers -------------------------------------------------------------------------------
+
+  private async refuseInUse(subject: string): Promise<void> {
+    if (!this.inUse) return;
+    let users: readonly string[];
+    try {
+      users = await this.inUse(subject);
+    } catch (cause) {
+      throw new SchemaRegistryError(
+        50003,
+        `Cannot tell whether subject '${subject}' is in use (asking Kafka for its consumer groups failed); add ?force=true to delete it anyway`,
+        { cause, retriable: true },
+      );
+    }
+    if (users.length === 0) return;
+    throw new SchemaRegistryError(
+      40901,
+      `Subject '${subject}' is in use: topic ${topicOfSubject(subject) ?? subject} is read by the consumer group(s) ${users.join(', ')}. ` +
+        'Deleting it breaks them (the next start of their topology registers against what remains). Stop them first, or add ?force=true',
+      { context: { subject, users } },
+    );
+  }
 
   private serialized<T>(operation: () => Promise<T>): Promise<T> {
     const result = this.writes.then(operation, operation);

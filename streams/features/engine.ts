@@ -157,7 +157,6 @@ function computeRow(
   const t = current.t;
   // Events that count: on time for this view and not after the current one (by time, then arrival).
   const upTo = events.indexOf(current);
-  const eligible = events.slice(0, upTo + 1).filter((candidate) => !isLate(candidate, view));
   let windowStart: number;
   let windowEnd: number;
   let members: HistoryEvent[];
@@ -168,10 +167,22 @@ function computeRow(
       const bounds = lookBack(view.window, t);
       windowStart = bounds.start;
       windowEnd = bounds.end;
-      members = eligible.filter((candidate) => (bounds.startInclusive ? candidate.t >= bounds.start : candidate.t > bounds.start));
+      // The history is sorted by time: the window is one run of it, found from the current event back.
+      let first = upTo;
+      while (first > 0) {
+        const previous = events[first - 1];
+        if (!previous || (bounds.startInclusive ? previous.t < bounds.start : previous.t <= bounds.start)) break;
+        first--;
+      }
+      members = [];
+      for (let index = first; index <= upTo; index++) {
+        const candidate = events[index];
+        if (candidate && !isLate(candidate, view)) members.push(candidate);
+      }
       break;
     }
     case 'session': {
+      const eligible = events.slice(0, upTo + 1).filter((candidate) => !isLate(candidate, view));
       const { gapMs } = view.window;
       const { maxSpanMs } = view.window;
       let first = eligible.length - 1;
@@ -218,25 +229,40 @@ export function aggregate(spec: AggregationSpec, events: readonly HistoryEvent[]
     }
     return seen.size;
   }
-  const numbers: number[] = [];
+  // One pass, oldest first (sums in the same order as ever, so values stay bit for bit), no arrays.
+  let count = 0;
+  let total = 0;
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  let latest: number | null = null;
   for (const event of events) {
     const value = event.v[field];
-    if (typeof value === 'number' && Number.isFinite(value)) numbers.push(value);
+    if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+    count++;
+    total += value;
+    if (value < low) low = value;
+    if (value > high) high = value;
+    latest = value;
   }
-  if (spec.kind === 'sum') return numbers.reduce((total, value) => total + value, 0);
-  if (numbers.length === 0) return null;
+  if (spec.kind === 'sum') return total;
+  if (count === 0) return null;
   switch (spec.kind) {
     case 'mean':
-      return numbers.reduce((total, value) => total + value, 0) / numbers.length;
+      return total / count;
     case 'min':
-      return numbers.reduce((low, value) => Math.min(low, value));
+      return low;
     case 'max':
-      return numbers.reduce((high, value) => Math.max(high, value));
+      return high;
     case 'last':
-      return numbers[numbers.length - 1] ?? null;
+      return latest;
     case 'stddev': {
-      const average = numbers.reduce((total, value) => total + value, 0) / numbers.length;
-      return Math.sqrt(numbers.reduce((total, value) => total + (value - average) ** 2, 0) / numbers.length);
+      const average = total / count;
+      let squares = 0;
+      for (const event of events) {
+        const value = event.v[field];
+        if (typeof value === 'number' && Number.isFinite(value)) squares += (value - average) ** 2;
+      }
+      return Math.sqrt(squares / count);
     }
   }
 }

@@ -1,5 +1,6 @@
 import type avro from 'avsc';
 import { errorMessage } from '../../common/errors.js';
+import { NonFiniteScoreError } from '../../models/errors.js';
 import type { LoadedModel, ModelWatcher } from '../../models/deployment.js';
 import { rowFor } from '../../models/encoding.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
@@ -112,7 +113,7 @@ export async function predict(
     try {
       score = await served.score(rowOf(served));
     } catch (error) {
-      reason = `model_error: version ${served.version.version}: ${errorMessage(error)}`;
+      reason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${served.version.version}: ${errorMessage(error)}`;
       served = watcher.previous();
       if (served) {
         try {

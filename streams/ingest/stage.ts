@@ -211,6 +211,17 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     eventTime,
     process,
     onPartitionReset: (topic, partition) => partitions.delete(`${topic}:${partition}`),
+    // The event ids of a chunk are looked up in RocksDB in one call before it is processed.
+    prefetch: (record) => {
+      const { source } = sourceOf(record.topic);
+      return [
+        {
+          store: EVENT_IDS,
+          key: `${source.name}:${String(record.value[source.idField])}`,
+          window: Math.max(0, Math.floor(record.eventTime)),
+        },
+      ];
+    },
     stores: [
       { name: EVENT_IDS, kind: 'window', serde: int64Serde, retentionMs: Math.max(...options.sources.map((source) => source.dedupTtlMs)) },
     ],

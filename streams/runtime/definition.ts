@@ -40,8 +40,8 @@ export interface StageDefinition<V> {
    * micro-batches a whole chunk into one call this way).
    */
   readonly ordering?: 'sequential' | 'parallel';
-  /** Keys the records of a chunk will read, per key-value store: loaded in one RocksDB call first. */
-  readonly prefetch?: (record: StreamRecord<V>) => readonly { readonly store: string; readonly key: string }[];
+  /** What the records of a chunk will read, per store (a window start for window stores): loaded in one RocksDB call first. */
+  readonly prefetch?: (record: StreamRecord<V>) => readonly { readonly store: string; readonly key: string; readonly window?: number }[];
   /**
    * Called when a partition starts fresh on this instance, moves away, or drops uncommitted work
    * after a failed commit: per-partition in-memory state must be cleared, since the records

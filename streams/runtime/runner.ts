@@ -178,15 +178,29 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   done.catch(() => undefined);
 
   // ---- topic metadata (partition counts) for routing and queries ------------------------------
-  const partitionMetadata = new Map<string, { at: number; partitions: PartitionMetadata[] }>();
-  const partitionsOf = async (topic: string): Promise<PartitionMetadata[]> => {
-    let cached = partitionMetadata.get(topic);
-    if (!cached || cached.at < Date.now() - 5_000) {
-      const metadata = await retryKafka(() => admin.fetchTopicMetadata({ topics: [topic] }));
-      cached = { at: Date.now(), partitions: metadata.topics[0]?.partitions ?? [] };
-      partitionMetadata.set(topic, cached);
-    }
-    return cached.partitions;
+  // Cached a few seconds per topic (counts change rarely, and only upwards). One fetch at a time:
+  // lookups that arrive while it runs share it, so an expiry under load is not a herd of fetches.
+  interface CachedPartitions {
+    at: number;
+    readonly fetching: Promise<PartitionMetadata[]>;
+    /** The latest answer (the previous one while a refresh runs): what routing reads synchronously. */
+    partitions: PartitionMetadata[] | undefined;
+  }
+  const partitionMetadata = new Map<string, CachedPartitions>();
+  const partitionsOf = (topic: string): Promise<PartitionMetadata[]> => {
+    const cached = partitionMetadata.get(topic);
+    if (cached && cached.at >= Date.now() - 5_000) return cached.fetching;
+    const entry: CachedPartitions = {
+      at: Date.now(),
+      fetching: retryKafka(() => admin.fetchTopicMetadata({ topics: [topic] })).then((metadata) => metadata.topics[0]?.partitions ?? []),
+      partitions: cached?.partitions,
+    };
+    partitionMetadata.set(topic, entry);
+    entry.fetching.then(
+      (partitions) => (entry.partitions = partitions),
+      () => (entry.at = 0), // failed: the next lookup fetches again
+    );
+    return entry.fetching;
   };
   const partitioner = Partitioners.DefaultPartitioner();
   /** The producers' partitioner (murmur2, as Kafka's Java client) over known metadata: synchronous for the hot path. */

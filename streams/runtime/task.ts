@@ -432,16 +432,16 @@ export class Task {
     const context = this.contextFor(step);
     const decoded = await Promise.all(items.map((item) => this.decode(step, item)));
     if (stage.prefetch && this.stores) {
-      const keys = new Map<string, string[]>();
+      const wanted = new Map<string, { key: string; window?: number }[]>();
       for (const record of decoded) {
         if (!('record' in record)) continue;
-        for (const { store, key } of stage.prefetch(record.record)) {
-          const list = keys.get(store) ?? [];
-          list.push(key);
-          keys.set(store, list);
+        for (const { store, key, window } of stage.prefetch(record.record)) {
+          const list = wanted.get(store) ?? [];
+          list.push(window === undefined ? { key } : { key, window });
+          wanted.set(store, list);
         }
       }
-      for (const [store, list] of keys) await this.stores.prefetch(`${stage.name}.${store}`, list);
+      for (const [store, entries] of wanted) await this.stores.prefetch(`${stage.name}.${store}`, entries);
     }
     const run = (entry: Decoded): Promise<readonly OutputRecord[]> =>
       'record' in entry ? this.processRecord(step, entry.record, context) : Promise.resolve(entry.outputs);

@@ -70,7 +70,7 @@ export function sinkStage(options: SinkOptions, counters: { inserted: number; du
     for (const { table, row } of rows) byTable.set(table, [...(byTable.get(table) ?? []), row]);
     for (const [table, tableRows] of byTable) {
       // The store may be briefly unavailable (a ClickHouse server restarting): retried with backoff.
-      const fresh = await retry(() => insertNew(options.store, table, tableRows), {
+      const fresh = await retry(() => insertNew(options.store, table, tableRows, { metrics: options.metrics, logger }), {
         attempts: 5,
         initialDelayMs: 200,
         maxDelayMs: 5_000,
