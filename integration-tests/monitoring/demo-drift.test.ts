@@ -1,0 +1,293 @@
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Admin, Kafka } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { launch, type Launched } from '../../app/launch.js';
+import { launchMonitoring } from '../../app/monitoring.js';
+import { topologySubjects } from '../../app/stages.js';
+import { loadConfig, type SluiceConfig } from '../../common/config.js';
+import { silentLogger } from '../../common/logger.js';
+import { createMetricsRegistry, type MetricsRegistry } from '../../common/metrics.js';
+import { demoEvents, type DemoRecord } from '../../examples/fraud/generator.js';
+import demo from '../../examples/fraud/sluice.config.js';
+import { trainModel } from '../../jobs/train.js';
+import { ensureTopics, retryKafka } from '../../kafka/index.js';
+import { readModelRegistry } from '../../models/registry.js';
+import type { AlertRecord, DriftRecord } from '../../monitoring/index.js';
+import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, predictionsTable, type TableSpec } from '../../offline/index.js';
+import { AvroSerde, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
+import { publishFeatureViews } from '../../streams/features/registry.js';
+import type { RunningMonitoring } from '../../streams/monitoring/index.js';
+import { runSink, type RunningSink } from '../../streams/sink/stage.js';
+import { featureTopics, platformTopics, predictionTopics, sourceTopics } from '../../topology/topics.js';
+import { groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+
+/**
+ * The fraud demo end to end with its monitoring, in simulated (event) time: 30 hours of history
+ * (the first 24 warm up the 24-hour features; the champion is trained on the last 6), then 30
+ * monitored hours without drift, then the generator's drift (larger amounts, new merchant
+ * categories) for 6 hours. Everything runs as `sluice up` composes it: the fused pipeline,
+ * monitoring with its rules, the retrain action and the webhook, and the sink into ClickHouse.
+ */
+const HOUR = 3_600_000;
+const T0 = Math.floor(Date.UTC(2024, 4, 1) / HOUR) * HOUR;
+const TRAIN_FROM = T0 + 24 * HOUR;
+const MONITOR_FROM = T0 + 30 * HOUR;
+const DRIFT_FROM = MONITOR_FROM + 30 * HOUR;
+const END = DRIFT_FROM + 6 * HOUR;
+const DRIFT_RULES = new Set(['input_drift', 'input_drift_recent', 'dataset_drift']);
+const model = demo.models.find((candidate) => candidate.name === 'fraud')!;
+const logger = silentLogger();
+
+const generate = (seed: number, from: number, to: number, perHour: number, driftFrom?: number): DemoRecord[] => [
+  ...demoEvents({
+    seed,
+    events: Math.round(((to - from) / HOUR) * perHour),
+    end: to,
+    spanMs: to - from,
+    cards: 400,
+    users: 200,
+    fraudRate: 0.01,
+    chargebackDelayMs: 20 * 60_000,
+    ...(driftFrom !== undefined ? { driftFrom } : {}),
+  }),
+];
+
+describe('the demo with monitoring: no drift alert without drift; drift → one alert per rule, a retrained candidate, all in ClickHouse', () => {
+  const prefix = `${uniqueName('mondemo')}.`;
+  let kafka: Kafka;
+  let admin: Admin;
+  let registry: RunningSchemaRegistry;
+  let dataDir: string;
+  let config: SluiceConfig;
+  let metrics: MetricsRegistry;
+  let store: EmbeddedOfflineStore;
+  let tables: TableSpec[];
+  let pipeline: Launched | undefined;
+  let sink: RunningSink | undefined;
+  let monitoring: RunningMonitoring | undefined;
+  let webhook: http.Server;
+  const posted: Record<string, unknown>[] = [];
+
+  const produce = async (records: readonly DemoRecord[]): Promise<void> => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (let start = 0; start < records.length; start += 5_000) {
+      const slice = records.slice(start, start + 5_000);
+      const topics = [...new Set(slice.map((record) => record.topic))];
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: topics.map((topic) => ({
+          topic: `${prefix}${topic}`,
+          messages: slice
+            .filter((record) => record.topic === topic)
+            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+        })),
+      });
+    }
+    await producer.disconnect();
+  };
+  const count = async (table: string, where = '1'): Promise<number> =>
+    Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${table} WHERE ${where}`))[0]?.n);
+  const decodeAll = async <T>(topic: string): Promise<T[]> => {
+    const serde = new AvroSerde(registry.url);
+    return Promise.all((await readToEnd(kafka, `${prefix}${topic}`)).map(async (message) => (await serde.decode(message.value!)) as T));
+  };
+  const lag = async (group: string, topic: string): Promise<number> => groupLag(admin, `${prefix}sluice-${group}`, `${prefix}${topic}`);
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-mondemo-'));
+    webhook = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        posted.push(JSON.parse(body) as Record<string, unknown>);
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const layout = { prefix, partitions: 3 };
+    await retryKafka(() =>
+      ensureTopics(
+        admin,
+        [
+          ...platformTopics(layout),
+          ...demo.sources.flatMap((source) => sourceTopics(source.name, layout)),
+          ...demo.views.flatMap((view) => featureTopics(view.name, layout)),
+          ...demo.models.flatMap((definition) => predictionTopics(definition.name, layout)),
+        ],
+        logger,
+      ),
+    );
+    registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
+    config = loadConfig({
+      SLUICE_DATA_DIR: dataDir,
+      SLUICE_TOPIC_PREFIX: prefix,
+      KAFKA_BROKERS: inject('brokers').join(','),
+      SCHEMA_REGISTRY_URL: registry.url,
+      SLUICE_ALERT_WEBHOOK_URL: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`,
+    });
+    metrics = createMetricsRegistry(false);
+    store = new EmbeddedOfflineStore(new ChdbEngine(path.join(dataDir, 'clickhouse')));
+    tables = [...offlineTables({ sources: demo.sources, views: demo.views }), predictionsTable('fraud')];
+    await ensureTables(store, tables);
+  });
+
+  afterAll(async () => {
+    await monitoring?.stop();
+    await pipeline?.stop();
+    await sink?.stop();
+    await store.close();
+    await registry.stop();
+    await admin.disconnect();
+    await new Promise((resolve) => webhook.close(resolve));
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('30 monitored hours without drift raise no drift alert; drift from hour 30 is found in its first window, alerted once per rule, retrained as a candidate, and in ClickHouse', async () => {
+    const brokers = inject('brokers');
+    const schemaIds = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
+    const versions = await publishFeatureViews(demo.views, {
+      kafka,
+      topic: `${prefix}registry.features`,
+      registryUrl: registry.url,
+      schemaId: schemaIds.get(`${prefix}registry.features-value`)!,
+      logger,
+    });
+    const launchOptions = { config, topology: demo, brokers, registryUrl: registry.url, schemaIds, metrics, logger };
+    pipeline = await launch('pipeline', launchOptions);
+    sink = await runSink({
+      brokers,
+      groupId: `${prefix}sluice-sink`,
+      topicPrefix: prefix,
+      tables,
+      store,
+      registryUrl: registry.url,
+      dlqTopic: `${prefix}dlq`,
+      metrics,
+      logger,
+    });
+
+    // ---- history, and the champion trained on its last 6 hours (the drift reference) -----------
+    const history = generate(1, T0, MONITOR_FROM, 900);
+    await produce(history);
+    const historyTransactions = history.filter((record) => record.topic === 'raw.transactions').length;
+    await waitUntil(
+      async () => (await count('features_card_amount_7d')) === historyTransactions,
+      400_000,
+      'the history ingested and featurized',
+    );
+    const champion = await trainModel({
+      kafka,
+      topicPrefix: prefix,
+      registryUrl: registry.url,
+      modelsSchemaId: schemaIds.get(`${prefix}registry.models-value`)!,
+      versions,
+      artifactsDir: path.join(dataDir, 'models'),
+      model,
+      range: { eventTime: { from: TRAIN_FROM, to: MONITOR_FROM } },
+      aliases: ['champion'],
+      logger,
+    });
+    expect(champion.version.version).toBe(1);
+    await waitUntil(() => pipeline?.watchers.get('fraud')?.watcher.current()?.version.version === 1, 60_000, 'the champion in service');
+    monitoring = await launchMonitoring({ ...launchOptions, parts: ['drift', 'performance', 'alerts', 'webhook', 'actions'] });
+
+    // ---- 30 hours without drift, then drift ------------------------------------------------------
+    const monitored = generate(2, MONITOR_FROM, END, 600, DRIFT_FROM);
+    await produce(monitored);
+    const transactions = historyTransactions + monitored.filter((record) => record.topic === 'raw.transactions').length;
+    await waitUntil(async () => (await lag('pipeline', 'raw.transactions')) === 0, 600_000, 'the pipeline to score everything');
+    await waitUntil(
+      async () =>
+        (await lag('monitoring-drift', 'predictions.fraud')) === 0 &&
+        (await lag('monitoring-drift', 'sluice-monitoring-drift-partials')) === 0 &&
+        (await lag('monitoring-alerts', 'monitoring.drift')) === 0 &&
+        (await lag('monitoring-alert-actions', 'monitoring.alerts')) === 0,
+      600_000,
+      'monitoring to catch up',
+    );
+    await waitUntil(async () => (await decodeAll<{ status: string }>('monitoring.actions')).length > 0, 300_000, 'the retrain action');
+
+    // ---- drift records: quiet before the drift, the first drifted hour found --------------------
+    const drift = await decodeAll<DriftRecord>('monitoring.drift');
+    const hourly = (start: number, feature: string): DriftRecord | undefined =>
+      drift.find(
+        (record) =>
+          record.window_kind === 'TUMBLING' && record.model_version === 1 && record.window_start === start && record.feature === feature,
+      );
+    const first = (feature: string): string | undefined => hourly(DRIFT_FROM, feature)?.verdict;
+    const before = drift.filter(
+      (record) => record.window_kind === 'TUMBLING' && record.model_version === 1 && record.window_end <= DRIFT_FROM,
+    );
+    const quietHours = new Set(before.map((record) => record.window_start)).size;
+    console.log(
+      `${transactions} transactions scored; ${drift.length} drift records (${quietHours} hourly windows before the drift); first drifted hour: amount ${first('amount')} (PSI ${hourly(DRIFT_FROM, 'amount')?.psi}), merchant_category ${first('merchant_category')} (PSI ${hourly(DRIFT_FROM, 'merchant_category')?.psi}); dataset drift share before: max ${Math.max(...before.filter((record) => record.feature === '__dataset__').map((record) => record.drift_share ?? 0))}`,
+    );
+    expect(quietHours).toBeGreaterThanOrEqual(29);
+    expect(first('amount')).toBe('DRIFT');
+    expect(first('merchant_category')).toBe('DRIFT');
+
+    // ---- alerts: none about drift before it; each drift rule fires once after it, stays open ----
+    const alerts = await decodeAll<AlertRecord>('monitoring.alerts');
+    console.log(
+      alerts
+        .map((alert) => `${alert.state} ${alert.rule} ${alert.subject} at +${(alert.at - MONITOR_FROM) / HOUR} h: ${alert.message}`)
+        .join('\n'),
+    );
+    const driftAlerts = alerts.filter((alert) => DRIFT_RULES.has(alert.rule));
+    expect(driftAlerts.filter((alert) => alert.at <= DRIFT_FROM)).toEqual([]);
+    const inputDrift = driftAlerts.filter((alert) => alert.rule === 'input_drift');
+    expect(inputDrift.map((alert) => alert.state)).toEqual(['FIRING']);
+    expect(inputDrift[0]?.at).toBe(DRIFT_FROM + HOUR);
+    const recent = driftAlerts.filter((alert) => alert.rule === 'input_drift_recent');
+    expect(recent.map((alert) => alert.state)).toEqual(['FIRING']);
+    expect(recent[0]?.action).toBe('retrain');
+    // The webhook got each firing (retried until delivered; duplicates are possible, losses not).
+    await waitUntil(
+      () => driftAlerts.every((alert) => posted.some((body) => body.alert_id === alert.alert_id && body.state === alert.state)),
+      60_000,
+      'the webhook to receive every drift alert',
+    );
+
+    // ---- retraining: a candidate linked to the alert, champion unchanged -------------------------
+    const actions = await decodeAll<{
+      alert_id: string;
+      status: string;
+      model_version: number | null;
+      aliases: string[];
+      run_id: string | null;
+    }>('monitoring.actions');
+    expect(actions.map((action) => [action.alert_id, action.status, action.aliases])).toEqual([
+      [recent[0]?.alert_id, 'SUCCEEDED', ['candidate']],
+    ]);
+    const registered = await readModelRegistry({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url });
+    const candidate = registered.find((version) => version.version === actions[0]?.model_version);
+    expect(candidate?.aliases).toEqual(['candidate']);
+    expect(candidate?.params.trigger_alert).toBe(recent[0]?.alert_id);
+    expect(candidate?.run_id).toBe(actions[0]?.run_id);
+    expect(registered.find((version) => version.aliases.includes('champion'))?.version).toBe(1);
+
+    // ---- everything in ClickHouse: each monitoring topic, to its end offsets ----------------------
+    const topics = ['monitoring.drift', 'monitoring.performance', 'monitoring.alerts', 'monitoring.actions', 'registry.models'];
+    const expected = new Map<string, number>();
+    for (const topic of topics) expected.set(topic, (await readToEnd(kafka, `${prefix}${topic}`)).length);
+    expect(expected.get('monitoring.performance')).toBeGreaterThan(0);
+    await waitUntil(
+      async () => {
+        for (const topic of topics) if ((await count(topic.replaceAll('.', '_'))) !== expected.get(topic)) return false;
+        return true;
+      },
+      120_000,
+      'the monitoring topics in ClickHouse',
+    );
+    expect(await count('monitoring_alerts', `rule = 'input_drift' AND state = 'FIRING'`)).toBe(1);
+    expect(await count('monitoring_actions', `status = 'SUCCEEDED' AND model_version = ${actions[0]?.model_version}`)).toBe(1);
+  }, 1_800_000);
+});
