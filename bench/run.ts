@@ -13,6 +13,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   aggregate: () => import('./aggregate.js'),
   cli: () => import('./cli.js'),
   predict: () => import('./predict.js'),
+  monitoring: () => import('./monitoring.js'),
 };
 
 const name = process.argv[2];

@@ -24,6 +24,7 @@ import type { RunningMonitoring } from '../../streams/monitoring/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { featureTopics, platformTopics, predictionTopics, sourceTopics } from '../../topology/topics.js';
 import { groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { pendingRecords } from './pending.js';
 
 /**
  * The fraud demo end to end with its monitoring, in simulated (event) time: 30 hours of history
@@ -96,7 +97,8 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     const serde = new AvroSerde(registry.url);
     return Promise.all((await readToEnd(kafka, `${prefix}${topic}`)).map(async (message) => (await serde.decode(message.value!)) as T));
   };
-  const lag = async (group: string, topic: string): Promise<number> => groupLag(admin, `${prefix}sluice-${group}`, `${prefix}${topic}`);
+  const lag = async (group: string, topic: string): Promise<number> =>
+    pendingRecords(admin, kafka, `${prefix}sluice-${group}`, `${prefix}${topic}`);
 
   beforeAll(async () => {
     kafka = testKafka();
@@ -203,9 +205,14 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     const monitored = generate(2, MONITOR_FROM, END, 600, DRIFT_FROM);
     await produce(monitored);
     const transactions = historyTransactions + monitored.filter((record) => record.topic === 'raw.transactions').length;
-    await waitUntil(async () => (await lag('pipeline', 'raw.transactions')) === 0, 600_000, 'the pipeline to score everything');
+    await waitUntil(
+      async () => (await groupLag(admin, `${prefix}sluice-pipeline`, `${prefix}raw.transactions`)) === 0,
+      600_000,
+      'the pipeline to score everything',
+    );
     await waitUntil(
       async () =>
+        (await new Promise((resolve) => setTimeout(resolve, 2_000))) === undefined &&
         (await lag('monitoring-drift', 'predictions.fraud')) === 0 &&
         (await lag('monitoring-drift', 'sluice-monitoring-drift-partials')) === 0 &&
         (await lag('monitoring-alerts', 'monitoring.drift')) === 0 &&
