@@ -141,6 +141,26 @@ describe('alert rules', () => {
     expect(JSON.parse(out[0]?.evidence ?? '{}')).toMatchObject({ features: { amount: 0.9, merchant_category: 1.2 } });
   });
 
+  it('neither fire nor clear a feature-drift alert on a window without statistics (a version without a reference)', async () => {
+    const rule = featureDriftAlert({ name: 'psi_two_inputs', above: 0.2, clearAbove: 0.1, fireAt: 2, clearBelow: 2 });
+    const evaluator = new AlertEvaluator([rule], new MemoryStore());
+    const window = (hour: number, version: number, psis: Record<string, number>): DriftRecord[] => [
+      ...Object.entries(psis).map(([name, psi]) => ({ ...feature(hour, name, psi), model_version: version })),
+      { ...dataset(hour, version === 0 ? null : 0), model_version: version },
+    ];
+    const out = await feed(evaluator, [
+      ...window(1, 1, { amount: 0.9, merchant_category: 1.2 }),
+      ...window(1, 0, {}),
+      ...window(2, 0, {}),
+      ...window(2, 1, { amount: 0.8, merchant_category: 1.1 }),
+      ...window(3, 1, { amount: 0.01, merchant_category: 0.02 }),
+    ]);
+    expect(out.map((alert) => [alert.state, alert.at / HOUR, alert.model_version])).toEqual([
+      ['FIRING', 1, 1],
+      ['RESOLVED', 3, 1],
+    ]);
+  });
+
   it('compare final performance windows with the training metrics, and watch fallbacks, quality and lag', async () => {
     const perf = (hour: number, auc: number, stage: 'FINAL' | 'PROVISIONAL' = 'FINAL'): PerformanceRecord =>
       ({

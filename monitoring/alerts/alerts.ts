@@ -385,6 +385,10 @@ export class AlertEvaluator {
     const collected = ((await this.store.get(key)) as WindowFeatures | undefined) ?? { values: {} };
     this.store.delete(key);
     const values = Object.entries(collected.values);
+    // No input had the statistic (a version without a reference, e.g. predictions made before the
+    // first champion, or a window too small): no evidence either way, so it neither fires nor
+    // clears — otherwise such a version's records would resolve another version's open alert.
+    if (values.length === 0) return [];
     const above = values
       .filter(([, value]) => value > condition.above)
       .map(([feature]) => feature)
