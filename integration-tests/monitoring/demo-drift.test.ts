@@ -27,10 +27,10 @@ import { groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helper
 import { pendingRecords } from './pending.js';
 
 /**
- * The fraud demo end to end with its monitoring, in simulated (event) time: 30 hours of history
- * (the first 24 warm up the 24-hour features; the champion is trained on the last 6), then 30
- * monitored hours without drift, then the generator's drift (larger amounts, new merchant
- * categories) for 6 hours. Everything runs as `sluice up` composes it: the fused pipeline,
+ * The fraud demo end to end with its monitoring, in simulated (event) time, one generator stream:
+ * 30 hours of history (the first 24 warm up the 24-hour features; the champion is trained on the
+ * last 6), then 30 monitored hours without drift, then the generator's drift (larger amounts, new
+ * merchant categories) for 6 hours. Everything runs as `sluice up` composes it: the fused pipeline,
  * monitoring with its rules, the retrain action and the webhook, and the sink into ClickHouse.
  */
 const HOUR = 3_600_000;
@@ -43,19 +43,21 @@ const DRIFT_RULES = new Set(['input_drift', 'input_drift_recent', 'dataset_drift
 const model = demo.models.find((candidate) => candidate.name === 'fraud')!;
 const logger = silentLogger();
 
-const generate = (seed: number, from: number, to: number, perHour: number, driftFrom?: number): DemoRecord[] => [
+/** One seeded stream of demo events over [T0, END), drifting from DRIFT_FROM, at a steady rate. */
+const stream = (): DemoRecord[] => [
   ...demoEvents({
-    seed,
-    events: Math.round(((to - from) / HOUR) * perHour),
-    end: to,
-    spanMs: to - from,
+    seed: 7,
+    events: Math.round(((END - T0) / HOUR) * 750),
+    end: END,
+    spanMs: END - T0,
     cards: 400,
     users: 200,
     fraudRate: 0.01,
     chargebackDelayMs: 20 * 60_000,
-    ...(driftFrom !== undefined ? { driftFrom } : {}),
+    driftFrom: DRIFT_FROM,
   }),
 ];
+const timeOf = (record: DemoRecord): number => record.value.timestamp as number;
 
 describe('the demo with monitoring: no drift alert without drift; drift → one alert per rule, a retrained candidate, all in ClickHouse', () => {
   const prefix = `${uniqueName('mondemo')}.`;
@@ -177,7 +179,8 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     });
 
     // ---- history, and the champion trained on its last 6 hours (the drift reference) -----------
-    const history = generate(1, T0, MONITOR_FROM, 900);
+    const events = stream();
+    const history = events.filter((record) => timeOf(record) < MONITOR_FROM);
     await produce(history);
     const historyTransactions = history.filter((record) => record.topic === 'raw.transactions').length;
     await waitUntil(
@@ -202,7 +205,7 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     monitoring = await launchMonitoring({ ...launchOptions, parts: ['drift', 'performance', 'alerts', 'webhook', 'actions'] });
 
     // ---- 30 hours without drift, then drift ------------------------------------------------------
-    const monitored = generate(2, MONITOR_FROM, END, 600, DRIFT_FROM);
+    const monitored = events.filter((record) => timeOf(record) >= MONITOR_FROM);
     await produce(monitored);
     const transactions = historyTransactions + monitored.filter((record) => record.topic === 'raw.transactions').length;
     await waitUntil(
