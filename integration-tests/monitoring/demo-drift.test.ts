@@ -28,15 +28,17 @@ import { pendingRecords } from './pending.js';
 
 /**
  * The fraud demo end to end with its monitoring, in simulated (event) time, one generator stream:
- * 30 hours of history (the first 24 warm up the 24-hour features; the champion is trained on the
- * last 6), then 30 monitored hours without drift, then the generator's drift (larger amounts, new
+ * a week and 6 hours of history (the week warms up the 1-hour to 7-day features; the champion is
+ * trained on the last 6 hours), then 30 monitored hours without drift, then the generator's drift (larger amounts, new
  * merchant categories) for 6 hours. Everything runs as `sluice up` composes it: the fused pipeline,
  * monitoring with its rules, the retrain action and the webhook, and the sink into ClickHouse.
  */
 const HOUR = 3_600_000;
 const T0 = Math.floor(Date.UTC(2024, 4, 1) / HOUR) * HOUR;
-const TRAIN_FROM = T0 + 24 * HOUR;
-const MONITOR_FROM = T0 + 30 * HOUR;
+// A week of history first: the demo's 7-day features (amount max, mean, deviation per card) only
+// stop growing once a week of transactions is in their window.
+const TRAIN_FROM = T0 + 7 * 24 * HOUR;
+const MONITOR_FROM = TRAIN_FROM + 6 * HOUR;
 const DRIFT_FROM = MONITOR_FROM + 30 * HOUR;
 const END = DRIFT_FROM + 6 * HOUR;
 const DRIFT_RULES = new Set(['input_drift', 'input_drift_recent', 'dataset_drift']);
@@ -47,7 +49,7 @@ const logger = silentLogger();
 const stream = (): DemoRecord[] => [
   ...demoEvents({
     seed: 7,
-    events: Math.round(((END - T0) / HOUR) * 750),
+    events: Math.round(((END - T0) / HOUR) * 400),
     end: END,
     spanMs: END - T0,
     cards: 400,
@@ -239,6 +241,20 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     const quietHours = new Set(before.map((record) => record.window_start)).size;
     console.log(
       `${transactions} transactions scored; ${drift.length} drift records (${quietHours} hourly windows before the drift); first drifted hour: amount ${first('amount')} (PSI ${hourly(DRIFT_FROM, 'amount')?.psi}), merchant_category ${first('merchant_category')} (PSI ${hourly(DRIFT_FROM, 'merchant_category')?.psi}); dataset drift share before: max ${Math.max(...before.filter((record) => record.feature === '__dataset__').map((record) => record.drift_share ?? 0))}`,
+    );
+    const psiOf = (record: DriftRecord | undefined): string => (record?.psi ?? Number.NaN).toFixed(3);
+    const lastN = drift.filter((record) => record.window_kind === 'LAST_N' && record.model_version === 1);
+    console.log(
+      ['card_txn_1h.txn_count', 'card_txn_24h.txn_count', 'amount']
+        .map(
+          (feature) =>
+            `${feature}: hourly PSI ${[0, 1, 2].map((hour) => psiOf(hourly(MONITOR_FROM + hour * HOUR, feature))).join(' ')}; last-N PSI ${lastN
+              .filter((record) => record.feature === feature)
+              .slice(0, 4)
+              .map((record) => `${psiOf(record)} (+${((record.window_end - MONITOR_FROM) / HOUR).toFixed(2)} h, n ${record.sample_size})`)
+              .join(' ')}`,
+        )
+        .join('\n'),
     );
     expect(quietHours).toBeGreaterThanOrEqual(29);
     expect(first('amount')).toBe('DRIFT');
