@@ -115,6 +115,8 @@ export type AlertCondition =
       readonly statistic: DriftStatistic;
       readonly above: number;
       readonly clearAbove: number;
+      /** Firing counts an input only when its record's verdict is DRIFT too (significant after the correction). */
+      readonly significant: boolean;
     }
   | { readonly kind: 'performance'; readonly metric: PerformanceMetric; readonly minLabelled: number }
   | { readonly kind: 'quality'; readonly minRecords: number }
@@ -202,6 +204,12 @@ export function featureDriftAlert(
     readonly above: number;
     /** Clearing counts inputs above this (default `above`): fewer than clearBelow of them resolve the alert. */
     readonly clearAbove?: number;
+    /**
+     * Count an input towards firing only when its drift verdict is DRIFT as well: the effect size
+     * above `above` and the test significant after the correction for many inputs (default false:
+     * the statistic alone). In small windows an effect size alone is noisy; this asks for both.
+     */
+    readonly significant?: boolean;
   },
 ): AlertRule {
   const statistic = input.statistic ?? 'psi';
@@ -209,8 +217,15 @@ export function featureDriftAlert(
   if (clearAbove > input.above) throw new MonitoringDefinitionError(`alert rule ${input.name}: clearAbove must be at most above`);
   return rule(
     input,
-    { kind: 'feature-drift', window: input.window ?? 'tumbling', statistic, above: input.above, clearAbove },
-    `${statistic} > ${input.above} on ≥ ${input.fireAt} inputs`,
+    {
+      kind: 'feature-drift',
+      window: input.window ?? 'tumbling',
+      statistic,
+      above: input.above,
+      clearAbove,
+      significant: input.significant ?? false,
+    },
+    `${statistic} > ${input.above}${input.significant ? ' (and drifted)' : ''} on ≥ ${input.fireAt} inputs`,
   );
 }
 

@@ -161,6 +161,26 @@ describe('alert rules', () => {
     ]);
   });
 
+  it('count only inputs that also drifted (their verdict) when the rule asks for significance, and clear on the statistic alone', async () => {
+    const rule = featureDriftAlert({ name: 'psi_two_drifted', above: 0.2, clearAbove: 0.1, fireAt: 2, clearBelow: 2, significant: true });
+    const evaluator = new AlertEvaluator([rule], new MemoryStore());
+    const window = (hour: number, psis: Record<string, [number, string]>): DriftRecord[] => [
+      ...Object.entries(psis).map(([name, [psi, verdict]]) => ({ ...feature(hour, name, psi), verdict })),
+      dataset(hour, 0),
+    ];
+    const out = await feed(evaluator, [
+      ...window(1, { amount: [0.3, 'NO_DRIFT'], country: [0.35, 'DRIFT'] }),
+      ...window(2, { amount: [0.3, 'DRIFT'], country: [0.35, 'DRIFT'] }),
+      ...window(3, { amount: [0.15, 'NO_DRIFT'], country: [0.15, 'NO_DRIFT'] }),
+      ...window(4, { amount: [0.05, 'NO_DRIFT'], country: [0.15, 'NO_DRIFT'] }),
+    ]);
+    expect(out.map((alert) => [alert.state, alert.at / HOUR, alert.feature])).toEqual([
+      ['FIRING', 2, 'amount,country'],
+      ['RESOLVED', 4, null],
+    ]);
+    expect(rule.description).toContain('and drifted');
+  });
+
   it('compare final performance windows with the training metrics, and watch fallbacks, quality and lag', async () => {
     const perf = (hour: number, auc: number, stage: 'FINAL' | 'PROVISIONAL' = 'FINAL'): PerformanceRecord =>
       ({

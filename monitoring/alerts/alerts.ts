@@ -98,6 +98,8 @@ interface SubjectState {
 /** Feature records of a window, waiting for its dataset record. */
 interface WindowFeatures {
   readonly values: Record<string, number>;
+  /** Inputs whose verdict in the window is DRIFT (absent in state written before it existed). */
+  readonly drifted?: string[];
 }
 
 type Stored = SubjectState | WindowFeatures | string[] | number;
@@ -376,8 +378,9 @@ export class AlertEvaluator {
     if (record.feature_kind === 'numeric' || record.feature_kind === 'categorical') {
       const value = statistic(condition.statistic, record);
       if (value === null) return [];
-      const collected = ((await this.store.get(key)) as WindowFeatures | undefined) ?? { values: {} };
-      collected.values[record.feature] = value;
+      const stored = ((await this.store.get(key)) as WindowFeatures | undefined) ?? { values: {} };
+      const collected = { values: { ...stored.values, [record.feature]: value }, drifted: [...(stored.drifted ?? [])] };
+      if (record.verdict === 'DRIFT') collected.drifted.push(record.feature);
       this.store.put(key, collected);
       return [];
     }
@@ -389,8 +392,9 @@ export class AlertEvaluator {
     // first champion, or a window too small): no evidence either way, so it neither fires nor
     // clears — otherwise such a version's records would resolve another version's open alert.
     if (values.length === 0) return [];
+    const drifted = new Set(collected.drifted ?? []);
     const above = values
-      .filter(([, value]) => value > condition.above)
+      .filter(([feature, value]) => value > condition.above && (!condition.significant || drifted.has(feature)))
       .map(([feature]) => feature)
       .sort();
     const clearAbove = values.filter(([, value]) => value > condition.clearAbove).length;
