@@ -110,8 +110,8 @@ export async function backfillCommand(
       `backfill (${describeRange(range)}): ${report.selected} events → ${report.rows} rows (${written} new, ${report.rows - written} already there) in ${report.seconds.toFixed(1)} s; ${report.lateEvents} late events; ${report.events} records read\n`,
     );
     if (options.monitoring !== false) {
-      const { backfillMonitoring } = await import('./monitoring.js');
-      process.stdout.write(`${await backfillMonitoring(context, cluster, topology, store, range)}\n`);
+      const { backfillMonitoring, describeMonitoringBackfill } = await import('./monitoring.js');
+      process.stdout.write(`${describeMonitoringBackfill(await backfillMonitoring(context, cluster, topology, store, range))}\n`);
     }
     return 0;
   } finally {

@@ -67,10 +67,21 @@ export async function monitoringReplayOptions(
   };
 }
 
+/** What a monitoring backfill wrote: records recomputed, and how many of them the table did not have. */
+export interface MonitoringBackfill {
+  readonly drift: number;
+  readonly newDrift: number;
+  readonly performance: number;
+  readonly newPerformance: number;
+  readonly read: number;
+}
+
 /**
- * The monitoring part of `sluice backfill`: drift and performance records of the windows starting
- * in the range, recomputed by the stages' code from predictions.<model> and the label topics, into
- * the offline store. Rows the stages' sink wrote already (same natural key) are skipped.
+ * The monitoring part of `sluice backfill`: drift records and FINAL performance records of the
+ * windows starting in the range, recomputed by the stages' code from predictions.<model> and the
+ * label topics, into the offline store. Rows the stages' sink wrote already (same natural key) are
+ * skipped. PROVISIONAL performance records are not recomputed: which ones exist depends on how
+ * fast labels arrived, not on the topics. Undefined when the range is not in event time.
  */
 export async function backfillMonitoring(
   context: CommandContext,
@@ -78,10 +89,10 @@ export async function backfillMonitoring(
   topology: Topology,
   store: OfflineStore,
   range: EventRange,
-): Promise<string> {
-  if (topology.models.length === 0) return 'monitoring: no models';
+): Promise<MonitoringBackfill | undefined> {
   const windows = monitoringWindows(range);
-  if (!windows) return 'monitoring: skipped (its records are selected by event time; --record-time and offsets do not apply)';
+  if (!windows) return undefined;
+  if (topology.models.length === 0) return { drift: 0, newDrift: 0, performance: 0, newPerformance: 0, read: 0 };
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'sluice-backfill', logger: context.logger });
   const replay = await replayMonitoring(await monitoringReplayOptions(context, cluster, topology, kafka, windows));
   const tables = offlineTables({ sources: topology.sources, views: topology.views });
@@ -90,21 +101,28 @@ export async function backfillMonitoring(
     if (!found) throw new Error(`no offline table for ${topic}`);
     return found;
   };
-  const drift = table('monitoring.drift');
-  const performance = table('monitoring.performance');
-  await ensureTables(store, [drift, performance]);
+  const driftTable = table('monitoring.drift');
+  const performanceTable = table('monitoring.performance');
+  await ensureTables(store, [driftTable, performanceTable]);
   const meta = { partition: -1, offset: '-1', timestamp: 0, key: null, headers: {} };
+  const finals = replay.performance.filter((record) => record.stage === 'FINAL');
   const newDrift = await insertNew(
     store,
-    drift,
-    replay.drift.map((record) => drift.toRow(record as unknown as Record<string, unknown>, meta)),
+    driftTable,
+    replay.drift.map((record) => driftTable.toRow(record as unknown as Record<string, unknown>, meta)),
   );
   const newPerformance = await insertNew(
     store,
-    performance,
-    replay.performance.map((record) => performance.toRow(record as unknown as Record<string, unknown>, meta)),
+    performanceTable,
+    finals.map((record) => performanceTable.toRow(record as unknown as Record<string, unknown>, meta)),
   );
-  return `monitoring: ${replay.drift.length} drift records (${newDrift} new), ${replay.performance.length} performance records (${newPerformance} new) from ${replay.read} records read`;
+  return { drift: replay.drift.length, newDrift, performance: finals.length, newPerformance, read: replay.read };
+}
+
+/** One line for `sluice backfill`. */
+export function describeMonitoringBackfill(report: MonitoringBackfill | undefined): string {
+  if (!report) return 'monitoring: skipped (its records are selected by event time; --record-time and offsets do not apply)';
+  return `monitoring: ${report.drift} drift records (${report.newDrift} new), ${report.performance} final performance records (${report.newPerformance} new) from ${report.read} records read`;
 }
 
 /** `sluice monitoring check`: drift and performance records the stages wrote vs the same records recomputed by replay; exit 2 on any mismatch. */
