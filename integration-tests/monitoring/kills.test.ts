@@ -283,7 +283,9 @@ describe('the monitoring stages SIGKILLed at random points', () => {
     const driftKeys = drift.map(driftKey);
     const performanceKeys = performance.map(performanceKey);
     console.log(
-      `kills: ${kills} (${killsWithWorkPending} with work pending); ${drift.length} drift records, ${performance.length} performance records`,
+      `kills: ${kills} (${killsWithWorkPending} with work pending); ${drift.length} drift records (${drift
+        .filter((record) => record.feature === '__dataset__')
+        .reduce((sum, record) => sum + record.late_records, 0)} predictions counted late), ${performance.length} performance records`,
     );
     expect(kills).toBe(KILLS);
     expect(killsWithWorkPending).toBeGreaterThanOrEqual(KILLS - 1);
