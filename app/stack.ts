@@ -36,6 +36,8 @@ import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
+import { launchMonitoring } from './monitoring.js';
+import type { RunningMonitoring } from '../streams/monitoring/index.js';
 import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from '../common/files.js';
 import { BrokerStartError, KafkaUnreachableError } from '../kafka/errors.js';
@@ -148,6 +150,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     let sql: SqlServer | undefined;
     let sink: RunningSink | undefined;
     let demo: RunningDemo | undefined;
+    let monitoring: RunningMonitoring | undefined;
     try {
       const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
       const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
@@ -233,6 +236,22 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         metrics: metricsRegistry,
         logger,
       });
+      // Monitoring (drift, performance, alerts, actions), each stage in its own consumer group beside the pipeline.
+      monitoring = await launchMonitoring({
+        config,
+        topology,
+        brokers,
+        registryUrl: schemaRegistry,
+        schemaIds,
+        metrics: metricsRegistry,
+        logger,
+        lagGroups: [
+          {
+            group: `${config.topicPrefix}sluice-pipeline`,
+            topics: topology.sources.map((source) => `${config.topicPrefix}raw.${source.name}`),
+          },
+        ],
+      });
       const running = pipeline;
       const online = topology.views.length > 0 ? new OnlineStore(running.stage, topology.views, config.topicPrefix) : undefined;
       const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
@@ -276,6 +295,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       }
     } catch (error) {
       await demo?.stop();
+      await monitoring?.stop();
       await sink?.stop();
       await pipeline?.stop();
       await sql?.close();
@@ -316,7 +336,8 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       () => new Promise<Error>(() => undefined),
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
-    const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
+    const runningMonitoring = monitoring;
+    const failed = Promise.race([brokerFailed, running.failed, sinkFailed, runningMonitoring.failed]);
     return {
       state,
       failed: failed.then((error) => {
@@ -327,6 +348,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         stopping = true;
         await fs.rm(stackFile, { force: true });
         await demo?.stop();
+        await runningMonitoring.stop();
         await runningSink.stop();
         await running.stop();
         await ops.close();

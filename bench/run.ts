@@ -14,6 +14,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   cli: () => import('./cli.js'),
   training: () => import('./training.js'),
   predict: () => import('./predict.js'),
+  monitoring: () => import('./monitoring.js'),
 };
 
 const name = process.argv[2];

@@ -65,8 +65,11 @@ range(
   program
     .command('backfill')
     .alias('replay')
-    .description('recompute feature views from events.<source> into the offline store, with the live code (idempotent)')
-    .option('--views <names>', 'comma-separated feature views (default: all)'),
+    .description(
+      'recompute feature views from events.<source>, and drift and performance records of the windows in the range, into the offline store with the live code (idempotent)',
+    )
+    .option('--views <names>', 'comma-separated feature views (default: all)')
+    .option('--no-monitoring', 'feature views only: leave drift and performance records alone'),
 ).action(runAction(async () => (await import('./commands/features.js')).backfillCommand));
 
 const features = program.command('features').description('the feature store: registry, online lookups, consistency');
@@ -92,6 +95,24 @@ range(
     .option('--views <names>', 'comma-separated feature views (default: all)')
     .option('--json', 'print JSON'),
 ).action(runAction(async () => (await import('./commands/features.js')).checkCommand));
+
+const monitoring = program.command('monitoring').description('drift and performance records of the monitoring stages');
+range(
+  monitoring
+    .command('check')
+    .description(
+      'compare the drift and performance records the stages wrote with the same records recomputed by replay, for windows starting in the range; exit 2 on any mismatch',
+    )
+    .option('--json', 'print JSON'),
+).action(runAction(async () => (await import('./commands/monitoring.js')).monitoringCheckCommand));
+
+const alerts = program.command('alerts').description('alerts of the monitoring rules (monitoring.alerts)');
+alerts
+  .command('ls')
+  .description('open alerts: rule, subject, severity, when it fired, what it sets off')
+  .option('--all', 'every episode, resolved ones too')
+  .option('--json', 'print JSON')
+  .action(runAction(async () => (await import('./commands/monitoring.js')).listAlertsCommand));
 
 program
   .command('produce')

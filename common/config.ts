@@ -77,6 +77,7 @@ const environmentSchema = z.strictObject({
   SLUICE_KAFKA_TLS_CERT_FILE: z.string().min(1).optional(),
   SLUICE_KAFKA_TLS_KEY_FILE: z.string().min(1).optional(),
   SLUICE_KAFKA_TLS_REJECT_UNAUTHORIZED: flag.default('true'),
+  SLUICE_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   SLUICE_SCHEMA_REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SCHEMA_REGISTRY_PORT: port.default(0),
   KAFKA_BROKERS: z.string().min(1).optional(),
@@ -123,6 +124,8 @@ export interface SluiceConfig {
    * SLUICE_AUTH_TOKEN[_FILE]). Empty: no authentication, which only loopback addresses allow.
    */
   readonly auth: { readonly sql: readonly string[]; readonly registry: readonly string[]; readonly ops: readonly string[] };
+  /** Where alerts are POSTed as JSON (SLUICE_ALERT_WEBHOOK_URL); none when unset. */
+  readonly alerts: { readonly webhookUrl: string | undefined };
   /** Where /metrics, /health and /ready are served (0 picks a free port). */
   readonly metrics: { readonly host: string; readonly port: number };
   /** The offline store: a ClickHouse server (`http://user:password@host:8123/database`), else embedded chDB. */
@@ -276,6 +279,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       },
     },
     auth,
+    alerts: { webhookUrl: e.SLUICE_ALERT_WEBHOOK_URL },
     clickhouse: { url: e.CLICKHOUSE_URL },
     schemaRegistry: {
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),

@@ -17,6 +17,9 @@ import { modelInputs, type ModelDefinition } from '../topology/models.js';
 export interface TrainingSet {
   readonly inputs: readonly string[];
   readonly rows: (number | null)[][];
+  /** The model's categorical inputs (its `categorical` fields) and their values, row by row. */
+  readonly categorical: readonly string[];
+  readonly categoryRows: (string | null)[][];
   readonly labels: number[];
   readonly times: number[];
   readonly eventIds: string[];
@@ -59,6 +62,7 @@ interface ScoredEvent {
   readonly entity: string;
   readonly time: number;
   readonly fields: (number | null)[];
+  readonly categories: (string | null)[];
 }
 
 export async function buildTrainingSet(model: ModelDefinition, options: DatasetOptions): Promise<TrainingSet> {
@@ -105,6 +109,7 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
       entity: String(value[model.source.entityField]),
       time,
       fields: model.fields.map((field) => (typeof value[field] === 'number' ? value[field] : null)),
+      categories: model.categorical.map((field) => (typeof value[field] === 'string' ? value[field] : null)),
     });
   });
   record(eventsTopic, plan.read);
@@ -163,6 +168,8 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
   const set: TrainingSet = {
     inputs,
     rows: [],
+    categorical: model.categorical,
+    categoryRows: [],
     labels: [],
     times: [],
     eventIds: [],
@@ -178,6 +185,7 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     const event = byId.get(row.label_id);
     if (!event) continue;
     set.rows.push([...event.fields, ...featureInputs.map((name) => row.features[name] ?? null)]);
+    set.categoryRows.push(event.categories);
     set.labels.push(row.label);
     set.times.push(row.label_time);
     set.eventIds.push(row.label_id);

@@ -25,6 +25,7 @@ import { ArtifactStore, baselineOf, registerModelVersion, type ModelMetadata, ty
 import type { TrainerKind } from '../models/trainer.js';
 import type { ModelDefinition } from '../topology/models.js';
 import { describeRange, type EventRange } from './range.js';
+import { trainingReference, withOneHot, type EncodedTrainingSet } from './training-inputs.js';
 
 export type { TrainerEngine };
 
@@ -63,6 +64,8 @@ export interface TrainJobOptions {
   readonly params?: Partial<Pick<ModelDefinition['params'], 'learningRate' | 'batchSize' | 'hidden' | 'l2'>>;
   /** Aliases the new version takes (e.g. champion). */
   readonly aliases?: readonly string[];
+  /** Extra lineage recorded in the version's params (e.g. the alert that triggered the run). */
+  readonly lineage?: Readonly<Record<string, string>>;
   /** Fewest positive labels in the training slice to train at all. */
   readonly minPositives?: number;
   /** Why it runs: manual (default), or an alert of monitoring.alerts (`{ kind: 'alert', alertId }`), ... */
@@ -171,8 +174,9 @@ export async function loadTrainingSet(
   options: Pick<TrainJobOptions, 'kafka' | 'topicPrefix' | 'registryUrl' | 'versions' | 'range' | 'onProgress'>,
   model: ModelDefinition,
   rebuild: Rebuild | null,
-): Promise<TrainingSet> {
-  return buildTrainingSet(rebuild?.model ?? model, {
+): Promise<EncodedTrainingSet> {
+  // Categorical inputs as one-hot columns (jobs/training-inputs.ts).
+  const replayed = await buildTrainingSet(rebuild?.model ?? model, {
     kafka: options.kafka,
     topicPrefix: options.topicPrefix,
     registryUrl: options.registryUrl,
@@ -180,6 +184,7 @@ export async function loadTrainingSet(
     ...(rebuild ? { range: rebuild.range, pinned: rebuild.pinned } : options.range ? { range: options.range } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
+  return withOneHot(replayed);
 }
 
 /** Rows [from, to) of a training set. */
@@ -213,7 +218,7 @@ export interface Finished {
  */
 export async function finishModel(options: {
   readonly model: ModelDefinition;
-  readonly set: TrainingSet;
+  readonly set: EncodedTrainingSet;
   readonly training: { readonly rows: TrainingSet['rows']; readonly labels: readonly number[] };
   readonly test: { readonly rows: TrainingSet['rows']; readonly labels: readonly number[] };
   readonly network: ScoringNetwork;
@@ -272,6 +277,8 @@ export async function finishModel(options: {
     trainer: register.trainer,
     metrics,
     baseline: Object.fromEntries(set.inputs.map((input, column) => [input, baselineOf(training.rows.map((row) => row[column] ?? null))])),
+    categorical: set.encodings,
+    reference: trainingReference(set, training.rows.length, trainScores),
   };
   const sha = await new ArtifactStore(register.artifactsDir).put(onnx, metadata);
   const version = await registerModelVersion(
@@ -346,6 +353,7 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
     ...paramsOf(config),
     ...(options.range && !rebuild ? { range: describeRange(options.range) } : {}),
     ...(rebuilt ? { from_run: rebuilt.run_id } : {}),
+    ...options.lineage,
   };
   const run: ExperimentRun = {
     experiment: model.name,

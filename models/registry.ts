@@ -3,7 +3,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { SluiceError } from '../common/errors.js';
+import type { ModelReference } from '../monitoring/index.js';
 import { publishToRegistryTopic, readRegistryTopic } from '../schemas/index.js';
+import type { CategoricalEncoding } from './encoding.js';
 
 /**
  * The model registry: versions with lineage in `registry.models` (compacted, keyed
@@ -133,6 +135,10 @@ export interface ModelMetadata {
   readonly metrics: Readonly<Record<string, number>>;
   /** Training statistics of every input: the drift baseline. */
   readonly baseline: Readonly<Record<string, FeatureBaseline>>;
+  /** The one-hot vocabulary of categorical inputs (`inputs` holds their `<field>=<category>` columns); absent before categorical inputs. */
+  readonly categorical?: readonly CategoricalEncoding[];
+  /** The drift reference: mergeable summaries of the training set (monitoring/reference.ts); absent in older artifacts. */
+  readonly reference?: ModelReference;
 }
 
 export interface FeatureBaseline {

@@ -40,6 +40,8 @@ export function platformSubjects(prefix: string): SubjectSchema[] {
     'monitoring.drift',
     'monitoring.performance',
     'monitoring.alerts',
+    'monitoring.actions',
+    'monitoring.lag',
     'registry.features',
     'registry.models',
     'registry.experiments',

@@ -27,6 +27,34 @@ export {
   type AggregationSpec,
   type FeatureRow,
 } from './features.js';
-export { modelDefinition as model, modelDefinition, modelInputs, type ModelDefinition, type TrainerKind } from './models.js';
+export {
+  modelDefinition as model,
+  modelDefinition,
+  modelInputs,
+  monitoredInputs,
+  type ModelDefinition,
+  type TrainerKind,
+} from './models.js';
+export {
+  monitoring,
+  datasetDriftAlert,
+  featureDriftAlert,
+  performanceAlert,
+  qualityAlert,
+  fallbackAlert,
+  consumerLagAlert,
+  retrain,
+  MonitoringDefinitionError,
+  type MonitoringSettings,
+  type MonitoringInput,
+  type AlertRule,
+  type AlertCondition,
+  type RetrainAction,
+  type Severity,
+  type Correction,
+  type DriftWindowKind,
+  type DriftStatistic,
+  type PerformanceMetric,
+} from './monitoring.js';
 export { readAvroSchema, type AvroRecordSchema } from '../schemas/source-schemas.js';
 export { uniformRandom, seededRandom } from '../common/random.js';

@@ -18,6 +18,12 @@ export interface ModelDefinition {
   readonly source: SourceDefinition;
   /** Numeric fields of the scored event used as inputs. */
   readonly fields: readonly string[];
+  /**
+   * Categorical (string) fields of the scored event used as inputs: one-hot encoded over the
+   * categories training saw (an unseen or missing category is all zeros), and tested for drift
+   * with chi-square.
+   */
+  readonly categorical: readonly string[];
   readonly features: readonly { readonly view: FeatureView; readonly features: readonly string[] }[];
   readonly label: {
     readonly source: SourceDefinition;
@@ -40,15 +46,30 @@ export interface ModelDefinition {
   readonly fallbackScore: number;
   /** The latest share of the labelled time range held out for evaluation. */
   readonly testFraction: number;
+  /**
+   * What becomes of a version trained by an alert's action: `manual` (default) registers it as
+   * `candidate` for a person to promote; `auto` makes it champion at once.
+   */
+  readonly promotion: 'manual' | 'auto';
 }
 
-/** Input names in order: fields, then `<view>.<feature>`. */
+/** Numeric input names in order: fields, then `<view>.<feature>` (categorical inputs: `model.categorical`). */
 export function modelInputs(model: ModelDefinition): string[] {
   return [...model.fields, ...model.features.flatMap(({ view, features }) => features.map((feature) => `${view.name}.${feature}`))];
 }
 
+/** Every input a model's monitoring watches: the numeric ones, then the categorical ones. */
+export function monitoredInputs(model: ModelDefinition): { readonly name: string; readonly kind: 'numeric' | 'categorical' }[] {
+  return [
+    ...modelInputs(model).map((name) => ({ name, kind: 'numeric' as const })),
+    ...model.categorical.map((name) => ({ name, kind: 'categorical' as const })),
+  ];
+}
+
 export function modelDefinition(
-  input: Omit<ModelDefinition, 'label' | 'params' | 'testFraction' | 'fallbackScore'> & {
+  input: Omit<ModelDefinition, 'label' | 'params' | 'testFraction' | 'fallbackScore' | 'categorical' | 'promotion'> & {
+    readonly categorical?: readonly string[];
+    readonly promotion?: 'manual' | 'auto';
     readonly label: Omit<ModelDefinition['label'], 'windowMs'> & { readonly window: string | number };
     readonly params?: Partial<ModelDefinition['params']>;
     readonly testFraction?: number;
@@ -62,8 +83,14 @@ export function modelDefinition(
     for (const feature of features)
       if (!featureNames(view).includes(feature)) throw new Error(`view ${view.name} has no feature ${feature}`);
   }
+  for (const field of input.categorical ?? []) {
+    const declared = input.source.rawSchema.fields.find((candidate) => candidate.name === field);
+    if (!declared) throw new Error(`model ${input.name}: categorical input ${field} is not a field of source ${input.source.name}`);
+  }
   return Object.freeze({
     ...input,
+    categorical: Object.freeze([...(input.categorical ?? [])]),
+    promotion: input.promotion ?? 'manual',
     label: { source: input.label.source, joinField: input.label.joinField, windowMs: parseDuration(input.label.window) },
     params: { epochs: 12, learningRate: 0.01, batchSize: 256, hidden: 16, l2: 0, seed: 42, ...input.params },
     testFraction: input.testFraction ?? 0.25,

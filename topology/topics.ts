@@ -21,7 +21,7 @@ export function platformTopics(layout: TopicLayout): TopicSpec[] {
   const name = (topic: string): string => `${layout.prefix}${topic}`;
   return [
     { name: name('dlq'), partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } },
-    ...['quality', 'drift', 'performance', 'alerts'].map((kind) => ({
+    ...['quality', 'drift', 'performance', 'alerts', 'actions', 'lag'].map((kind) => ({
       name: name(`monitoring.${kind}`),
       partitions: layout.partitions,
       config: { 'retention.ms': MONTH_MS },

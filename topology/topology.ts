@@ -1,4 +1,5 @@
 import { modelInputs, type ModelDefinition } from './models.js';
+import { monitoring as monitoringSettings, type AlertRule, type MonitoringSettings } from './monitoring.js';
 import type { FeatureView } from './features.js';
 import type { SourceDefinition } from './sources.js';
 
@@ -13,6 +14,10 @@ export interface Topology {
   readonly sources: readonly SourceDefinition[];
   readonly views: readonly FeatureView[];
   readonly models: readonly ModelDefinition[];
+  /** How drift and performance are computed (defaults when not declared). */
+  readonly monitoring: MonitoringSettings;
+  /** Alert rules over the monitoring records (none when not declared). */
+  readonly alerts: readonly AlertRule[];
   /** Generated events for `sluice up --demo` and `sluice produce --demo`. */
   readonly demo?: DemoDefinition;
 }
@@ -52,6 +57,8 @@ export interface TopologyInput {
   readonly sources: readonly SourceDefinition[];
   readonly views?: readonly FeatureView[];
   readonly models?: readonly ModelDefinition[];
+  readonly monitoring?: MonitoringSettings;
+  readonly alerts?: readonly AlertRule[];
   readonly demo?: DemoDefinition;
 }
 
@@ -94,13 +101,37 @@ export function defineTopology(input: TopologyInput): Topology {
       if (!declaredViews.has(view))
         throw new TopologyError(`model ${model.name} uses feature view ${view.name}, which is not among this topology's views`);
     }
-    unique(`input of model ${model.name}`, modelInputs(model));
+    unique(`input of model ${model.name}`, [...modelInputs(model), ...model.categorical]);
+  }
+  const alerts = input.alerts ?? [];
+  unique(
+    'alert rule',
+    alerts.map((rule) => rule.name),
+  );
+  const modelNames = new Set(models.map((model) => model.name));
+  for (const rule of alerts) {
+    if (
+      rule.action?.kind === 'retrain' &&
+      !['dataset-drift', 'feature-drift', 'performance', 'fallback-rate'].includes(rule.condition.kind)
+    )
+      throw new TopologyError(`alert rule ${rule.name}: only rules about a model can retrain it`);
+    if (['dataset-drift', 'feature-drift', 'performance', 'fallback-rate'].includes(rule.condition.kind)) {
+      for (const subject of rule.subjects)
+        if (!modelNames.has(subject)) throw new TopologyError(`alert rule ${rule.name} names model ${subject}, which is not declared`);
+    }
+    if (rule.condition.kind === 'quality') {
+      for (const subject of rule.subjects)
+        if (!input.sources.some((candidate) => candidate.name === subject))
+          throw new TopologyError(`alert rule ${rule.name} names source ${subject}, which is not declared`);
+    }
   }
   return Object.freeze({
     name: input.name ?? 'topology',
     sources: Object.freeze([...input.sources]),
     views: Object.freeze([...views]),
     models: Object.freeze([...models]),
+    monitoring: input.monitoring ?? monitoringSettings(),
+    alerts: Object.freeze([...alerts]),
     ...(input.demo ? { demo: input.demo } : {}),
   });
 }

@@ -69,7 +69,10 @@ async function registeredVersions(
 }
 
 /** `sluice backfill`: recomputes views from events.<source> ranges into the offline store (idempotent). */
-export async function backfillCommand(context: CommandContext, options: RangeOptions & { readonly views?: string }): Promise<number> {
+export async function backfillCommand(
+  context: CommandContext,
+  options: RangeOptions & { readonly views?: string; readonly monitoring?: boolean },
+): Promise<number> {
   const range = rangeOf(options);
   const topology = await commandTopology(context.config);
   const cluster = await findCluster(context.config);
@@ -106,6 +109,10 @@ export async function backfillCommand(context: CommandContext, options: RangeOpt
     process.stdout.write(
       `backfill (${describeRange(range)}): ${report.selected} events → ${report.rows} rows (${written} new, ${report.rows - written} already there) in ${report.seconds.toFixed(1)} s; ${report.lateEvents} late events; ${report.events} records read\n`,
     );
+    if (options.monitoring !== false) {
+      const { backfillMonitoring, describeMonitoringBackfill } = await import('./monitoring.js');
+      process.stdout.write(`${describeMonitoringBackfill(await backfillMonitoring(context, cluster, topology, store, range))}\n`);
+    }
     return 0;
   } finally {
     bar.stop();

@@ -10,6 +10,16 @@ import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
 import { findCluster } from '../cluster.js';
 import { runRegistryCommand } from './registry.js';
+import { launchMonitoring, type MonitoringLaunchOptions } from '../../app/monitoring.js';
+import type { MonitoringPart } from '../../streams/monitoring/index.js';
+
+/** `sluice run monitoring` runs every monitoring stage; `monitoring-<part>` one of them. */
+const MONITORING: Readonly<Record<string, readonly MonitoringPart[]>> = {
+  monitoring: ['drift', 'performance', 'alerts', 'webhook', 'actions'],
+  'monitoring-drift': ['drift'],
+  'monitoring-performance': ['performance'],
+  'monitoring-alerts': ['alerts', 'webhook', 'actions'],
+};
 
 /**
  * `sluice run <stage>`: the fused pipeline (`pipeline`) or one stage alone, in the foreground,
@@ -25,6 +35,9 @@ export async function runCommand(context: CommandContext, name: string): Promise
   const { brokers, registryUrl } = await findCluster(config);
   const schemaIds = await registerSchemas(registryUrl, topologySubjects(config.topicPrefix, topology), logger);
   const metrics = createMetricsRegistry();
+  const monitoringParts = MONITORING[name];
+  if (monitoringParts)
+    return runMonitoring({ config, logger }, name, { topology, brokers, registryUrl, schemaIds, metrics, parts: monitoringParts });
   const launched = await launch(name, { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
   const online =
     name === 'pipeline' || name === 'features' ? new OnlineStore(launched.stage, topology.views, config.topicPrefix) : undefined;
@@ -46,6 +59,41 @@ export async function runCommand(context: CommandContext, name: string): Promise
   await ops.close();
   if ('error' in outcome) {
     process.stderr.write(`sluice: stage ${name} failed: ${outcome.error.message}\n`);
+    return 1;
+  }
+  process.stdout.write(`stage ${name} stopped\n`);
+  return 0;
+}
+
+async function runMonitoring(
+  { config, logger }: CommandContext,
+  name: string,
+  options: Omit<MonitoringLaunchOptions, 'config' | 'logger'>,
+): Promise<number> {
+  const monitoring = await launchMonitoring({ config, logger, ...options });
+  const ops = await serveOps(
+    options.metrics,
+    {
+      live: () => true,
+      ready: () => [...monitoring.stages.values()].every((stage) => stage.status().ready),
+      detail: () => ({ stages: [...monitoring.stages.values()].map((stage) => stage.status()) }),
+    },
+    config.metrics.host,
+    config.metrics.port,
+    [],
+    { tokens: config.auth.ops },
+  );
+  process.stdout.write(
+    `stage ${name} running (${[...monitoring.stages.keys()].join(', ') || 'nothing to monitor'}) against ${options.brokers.join(',')}; metrics at ${ops.url}/metrics\n`,
+  );
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve(signal));
+  });
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), monitoring.failed.then((error) => ({ error }))]);
+  await monitoring.stop();
+  await ops.close();
+  if ('error' in outcome) {
+    process.stderr.write(`sluice: ${outcome.error.message}\n`);
     return 1;
   }
   process.stdout.write(`stage ${name} stopped\n`);

@@ -9,7 +9,8 @@ import { uniformRandom } from 'sluice';
  * Fraud pattern: now and then a card is taken over and used in a burst — several online payments
  * within minutes, at merchants the card never used, for several times its usual amount. The demo
  * features (counts and sums per hour and day, distinct merchants, typical amount) reveal it.
- * Drift: from `driftFrom` on, ordinary amounts are larger and many merchants are new.
+ * Drift: from `driftFrom` on, ordinary amounts are larger and many merchants are new — online
+ * shops and money transfer services, merchant categories the history never had.
  */
 export interface DemoRecord {
   readonly topic: 'raw.transactions' | 'raw.clicks' | 'raw.chargebacks';
@@ -44,6 +45,8 @@ export interface DemoDataOptions {
 }
 
 const CATEGORIES = ['5411', '5812', '5999', '4111', '5732', '7011'];
+/** Categories of the merchants that appear with drift: direct marketing and money transfer. */
+const NEW_MERCHANT_CATEGORIES = ['5965', '4829'];
 const COUNTRIES = ['NL', 'DE', 'FR', 'BE', 'GB', 'ES'];
 const CHANNELS = ['ONLINE', 'IN_STORE', 'ATM'];
 const PAGES = ['/', '/search', '/product', '/cart', '/checkout', '/account'];
@@ -105,7 +108,11 @@ export function* demoEvents(options: DemoDataOptions): Generator<DemoRecord> {
         transaction_id: id,
         card_id: `card-${card}`,
         merchant_id: merchant,
-        merchant_category: fraud ? pick(['5732', '5999']) : pick(CATEGORIES),
+        merchant_category: fraud
+          ? pick(['5732', '5999'])
+          : merchant.startsWith('m-new-')
+            ? pick(NEW_MERCHANT_CATEGORIES)
+            : pick(CATEGORIES),
         amount: Math.min(999_999, Math.max(0.01, amount)),
         currency: 'EUR',
         country: fraud ? pick(['RO', 'BR', 'NG', 'US']) : pick(COUNTRIES),

@@ -9,6 +9,8 @@ export const fraud = model({
   owner: 'fraud-team',
   source: transactions,
   fields: ['amount'],
+  // One-hot encoded before the network; tested for drift with chi-square.
+  categorical: ['merchant_category', 'country', 'channel'],
   features: [
     { view: view('card_txn_1h'), features: ['txn_count', 'amount_sum'] },
     { view: view('card_txn_24h'), features: ['txn_count', 'amount_sum', 'merchant_count'] },

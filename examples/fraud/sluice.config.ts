@@ -1,6 +1,7 @@
 import { defineTopology } from 'sluice';
 import { demoEvents } from './generator.js';
 import { fraud } from './models.js';
+import { alerts, settings } from './monitoring.js';
 import { chargebacks, clicks, transactions } from './sources.js';
 import { views } from './views.js';
 
@@ -14,6 +15,8 @@ export default defineTopology({
   sources: [transactions, clicks, chargebacks],
   views,
   models: [fraud],
+  monitoring: settings,
+  alerts,
   demo: {
     *generate({ seed, events, end, spanMs, driftFrom, live }) {
       const records = demoEvents({

@@ -2,11 +2,12 @@ import type avro from 'avsc';
 import { errorMessage } from '../../common/errors.js';
 import { NonFiniteScoreError } from '../../models/errors.js';
 import type { LoadedModel, ModelWatcher } from '../../models/deployment.js';
+import { rowFor } from '../../models/encoding.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { inferenceMetrics } from './metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import { EVENT_FEATURES, type EventFeatures, type FeatureValues } from '../../topology/features.js';
-import { modelInputs, type ModelDefinition } from '../../topology/models.js';
+import type { ModelDefinition } from '../../topology/models.js';
 import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord } from '../runtime/index.js';
 
 /**
@@ -63,6 +64,8 @@ export interface Prediction {
   readonly decision: boolean;
   readonly threshold: number;
   readonly features: Record<string, number | null>;
+  /** The categorical inputs (one-hot encoded for the model). */
+  readonly categories: Record<string, string | null>;
   readonly fallback_reason: string | null;
   readonly latency_ms: number;
   readonly event_time: number;
@@ -78,9 +81,10 @@ export async function predict(
   const { model, watcher } = options;
   const now = options.now ?? Date.now;
   const metrics = inferenceMetrics(options.metrics);
-  const inputs = modelInputs(model);
   const values: Record<string, number | null> = {};
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
+  const categories: Record<string, string | null> = {};
+  for (const field of model.categorical) categories[field] = typeof event.value[field] === 'string' ? event.value[field] : null;
   const missing: string[] = [];
   const late: string[] = [];
   for (const { view, features } of model.features) {
@@ -90,7 +94,8 @@ export async function predict(
     else if (!found) missing.push(view.name);
     for (const feature of features) values[`${view.name}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
   }
-  const row = inputs.map((input) => values[input] ?? null);
+  // The row each version was trained on: its inputs by name, categorical ones one-hot over its vocabulary.
+  const rowOf = (loaded: LoadedModel): (number | null)[] => rowFor(loaded.metadata.inputs, loaded.metadata.categorical, values, categories);
 
   let served: LoadedModel | undefined = watcher.current();
   let score: number | undefined;
@@ -106,13 +111,13 @@ export async function predict(
     const loadFailure = watcher.loadFailure();
     if (loadFailure) reason = `model_load_failed: ${loadFailure}; served by version ${served.version.version}`;
     try {
-      score = await served.score(row);
+      score = await served.score(rowOf(served));
     } catch (error) {
       reason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${served.version.version}: ${errorMessage(error)}`;
       served = watcher.previous();
       if (served) {
         try {
-          score = await served.score(row);
+          score = await served.score(rowOf(served));
         } catch {
           served = undefined;
         }
@@ -136,6 +141,7 @@ export async function predict(
     decision: final >= model.threshold,
     threshold: model.threshold,
     features: values,
+    categories,
     fallback_reason: reason,
     latency_ms: latency,
     event_time: event.eventTime,

@@ -1,0 +1,44 @@
+import {
+  consumerLagAlert,
+  datasetDriftAlert,
+  fallbackAlert,
+  featureDriftAlert,
+  monitoring,
+  performanceAlert,
+  qualityAlert,
+  retrain,
+  type AlertRule,
+} from 'sluice';
+
+/**
+ * The demo's monitoring: hourly event-time windows and a view of the last 1,000 predictions,
+ * compared with the training reference of the model version that made them; alerts on input drift
+ * (retraining the model: a candidate, since the fraud model's promotion is manual), dataset drift,
+ * AUC falling below training, fallbacks, bad data and consumer lag.
+ *
+ * The input-drift rule asks for significance beside the effect size: in an hour of little traffic,
+ * card-level features (a card's country, its hourly sums) move by more than PSI 0.2 by chance.
+ * No rule watches the last-N view yet: its blocks are aligned by count per partition, so when
+ * partitions' traffic differs the view mixes old blocks of the busier partitions with new ones of
+ * the others and reports drift that is not there (the records are kept, exactly once, to study).
+ */
+export const settings = monitoring({ window: '1h', grace: '5m', lastN: { events: 1_000, blocks: 4 }, minSample: 100 });
+
+export const alerts: AlertRule[] = [
+  featureDriftAlert({
+    name: 'input_drift',
+    description: 'PSI above 0.2 and a drift verdict on two or more inputs in an hourly window',
+    above: 0.2,
+    clearAbove: 0.1,
+    fireAt: 2,
+    clearBelow: 2,
+    significant: true,
+    severity: 'CRITICAL',
+    action: retrain({ window: '6h' }),
+  }),
+  datasetDriftAlert({ name: 'dataset_drift', fireAt: 0.5, clearBelow: 0.25 }),
+  performanceAlert({ name: 'auc_drop', metric: 'auc', fireAt: 0.15, clearBelow: 0.05, forEvaluations: 2, minLabelled: 200 }),
+  fallbackAlert({ name: 'fallbacks', fireAt: 0.5, clearBelow: 0.1, minPredictions: 100 }),
+  qualityAlert({ name: 'bad_transactions', fireAt: 0.05, clearBelow: 0.01, subjects: ['transactions'] }),
+  consumerLagAlert({ name: 'pipeline_lag', fireAt: 50_000, clearBelow: 5_000 }),
+];

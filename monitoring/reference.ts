@@ -1,0 +1,153 @@
+import {
+  KllSketch,
+  addCategory,
+  addToHistogram,
+  createCategoryCounts,
+  createHistogram,
+  quantileBinEdges,
+  referenceCategories,
+  sampleQuantiles,
+  type KllSketchState,
+} from './statistics/index.js';
+
+/**
+ * A model version's drift reference: summaries of its training set, stored with the version
+ * (model.json) and compared against live windows. Per numeric input: cut points at the training
+ * quantiles (deciles by default: the fixed bins of PSI and Jensen–Shannon), the training counts in
+ * those bins, and a KLL sketch (KS and Wasserstein). Per categorical input: the training categories
+ * (most frequent first, at most maxCategories) and their counts plus an "other" bucket (chi-square,
+ * PSI, Jensen–Shannon). The score gets a numeric reference too. Everything is JSON.
+ */
+export interface NumericReference {
+  readonly kind: 'numeric';
+  /** Valid (finite) values. */
+  readonly count: number;
+  /** Null values. */
+  readonly missing: number;
+  /** NaN and ±Infinity. */
+  readonly invalid: number;
+  /** Cut points of right-closed bins (edges.length + 1 bins). */
+  readonly edges: readonly number[];
+  readonly counts: readonly number[];
+  readonly sketch: KllSketchState;
+}
+
+export interface CategoricalReference {
+  readonly kind: 'categorical';
+  readonly count: number;
+  readonly missing: number;
+  readonly invalid: number;
+  readonly categories: readonly string[];
+  readonly counts: readonly number[];
+  readonly other: number;
+}
+
+export type InputReference = NumericReference | CategoricalReference;
+
+export interface ModelReference {
+  readonly version: 1;
+  /** Inputs in the order the monitoring stages report them. */
+  readonly inputs: readonly (InputReference & { readonly name: string })[];
+  readonly score: NumericReference | undefined;
+}
+
+export interface ReferenceOptions {
+  /** Quantile bins of numeric inputs (default 10: deciles). */
+  readonly bins?: number;
+  /** Categories kept per categorical input (default 50). */
+  readonly maxCategories?: number;
+  /** KLL k of the reference sketches (default 400: rank error about 0.9%). */
+  readonly sketchK?: number;
+}
+
+/** The name monitoring records give the prediction score. */
+export const SCORE_FEATURE = '__score__';
+/** The name of the dataset-level drift record. */
+export const DATASET_FEATURE = '__dataset__';
+
+export function numericReference(values: ArrayLike<number | null | undefined>, options: ReferenceOptions = {}): NumericReference {
+  let missing = 0;
+  let invalid = 0;
+  const sketch = new KllSketch({ k: options.sketchK ?? 400 });
+  for (let index = 0; index < values.length; index++) {
+    const value = values[index];
+    if (value === null || value === undefined) missing++;
+    else if (!Number.isFinite(value)) invalid++;
+    else sketch.add(value);
+  }
+  const edges = quantileBinEdges(sampleQuantiles(values), options.bins ?? 10) ?? [];
+  const histogram = createHistogram(edges);
+  for (let index = 0; index < values.length; index++) {
+    const value = values[index];
+    if (typeof value === 'number' && Number.isFinite(value)) addToHistogram(histogram, value);
+  }
+  return { kind: 'numeric', count: sketch.count, missing, invalid, edges, counts: histogram.counts, sketch: sketch.toState() };
+}
+
+export function categoricalReference(
+  values: readonly (string | number | null | undefined)[],
+  options: ReferenceOptions = {},
+): CategoricalReference {
+  const table = createCategoryCounts(referenceCategories(values, options.maxCategories ?? 50));
+  let missing = 0;
+  for (const value of values) {
+    if (value === null || value === undefined) missing++;
+    else addCategory(table, value);
+  }
+  const count = table.counts.reduce((sum, current) => sum + current, 0) + table.other;
+  return {
+    kind: 'categorical',
+    count,
+    missing,
+    invalid: table.invalid,
+    categories: table.categories,
+    counts: table.counts,
+    other: table.other,
+  };
+}
+
+/** A version's reference from its training rows: numeric and categorical columns by input name, and the training scores. */
+export function buildReference(
+  columns: {
+    readonly numeric: readonly { readonly name: string; readonly values: ArrayLike<number | null | undefined> }[];
+    readonly categorical: readonly { readonly name: string; readonly values: readonly (string | null | undefined)[] }[];
+    readonly scores?: ArrayLike<number>;
+  },
+  options: ReferenceOptions = {},
+): ModelReference {
+  return {
+    version: 1,
+    inputs: [
+      ...columns.numeric.map(({ name, values }) => ({ name, ...numericReference(values, options) })),
+      ...columns.categorical.map(({ name, values }) => ({ name, ...categoricalReference(values, options) })),
+    ],
+    score: columns.scores ? numericReference(columns.scores, options) : undefined,
+  };
+}
+
+/** A reference read back from model.json, checked (typed unknown: artifacts are files, not trusted code). */
+export function parseReference(input: unknown): ModelReference | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const { version, inputs, score } = input as { version?: unknown; inputs?: unknown; score?: unknown };
+  if (version !== 1 || !Array.isArray(inputs)) throw new RangeError('not a version-1 model reference');
+  const checked = (inputs as unknown[]).map((entry) => {
+    const reference = entry as Partial<InputReference> & { name?: unknown };
+    if (typeof reference.name !== 'string') throw new RangeError('a reference input has no name');
+    if (reference.kind === 'numeric') {
+      KllSketch.fromState(reference.sketch);
+      if (!Array.isArray(reference.edges) || !Array.isArray(reference.counts) || reference.counts.length !== reference.edges.length + 1)
+        throw new RangeError(`reference ${reference.name}: bins and counts disagree`);
+    } else if (reference.kind === 'categorical') {
+      if (
+        !Array.isArray(reference.categories) ||
+        !Array.isArray(reference.counts) ||
+        reference.counts.length !== reference.categories.length
+      )
+        throw new RangeError(`reference ${reference.name}: categories and counts disagree`);
+    } else {
+      throw new RangeError(`reference ${reference.name}: unknown kind`);
+    }
+    return reference as InputReference & { readonly name: string };
+  });
+  return { version: 1, inputs: checked, score: score === null || score === undefined ? undefined : (score as NumericReference) };
+}
