@@ -54,6 +54,15 @@ export class AvroSerde {
     return message;
   }
 
+  /**
+   * Loads the writer schemas of these ids (from the registry, once): afterwards `encode` of them
+   * needs no registry. A stage calls it before it changes state, so that a registry outage fails
+   * the record before its state write, not between the write and the output.
+   */
+  async prepare(schemaIds: Iterable<number>): Promise<void> {
+    for (const schemaId of schemaIds) if (!this.writers.has(schemaId)) await this.writerType(schemaId);
+  }
+
   /** Decodes a Confluent-framed message into the reader's shape (or the writer's, without a reader). */
   async decode(message: Buffer): Promise<unknown> {
     const schemaId = readSchemaId(message);

@@ -19,7 +19,6 @@ export class KeyValueStore<V> {
    * get reads again).
    */
   private epoch = 0;
-  private writes = 0;
 
   constructor(
     private readonly bytes: CachedBytesStore,
@@ -60,20 +59,13 @@ export class KeyValueStore<V> {
     });
   }
 
-  /** Puts and deletes so far (a caller tells whether some work wrote state). */
-  get writeCount(): number {
-    return this.writes;
-  }
-
   put(key: string, value: V): void {
-    this.writes++;
     this.objects.delete(key); // re-insert: most recently used last
     this.objects.set(key, value);
     this.dirty.add(key);
   }
 
   delete(key: string): void {
-    this.writes++;
     this.objects.delete(key);
     this.objects.set(key, ABSENT);
     this.dirty.add(key);

@@ -88,13 +88,6 @@ export class TaskStores {
     return this.stores.has(name);
   }
 
-  /** Writes to any store so far: equal before and after some work means it wrote no state. */
-  get writeCount(): number {
-    let count = 0;
-    for (const store of this.stores.values()) count += store.view.writeCount;
-    return count;
-  }
-
   /** Every store by name (interactive queries list them). */
   get names(): string[] {
     return [...this.stores.keys()];

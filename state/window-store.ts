@@ -21,7 +21,6 @@ export class WindowStore<V> {
   private droppedBefore = 0;
   readonly segmentIntervalMs: number;
   private expiredWrites = 0;
-  private writes = 0;
 
   constructor(
     private readonly bytes: CachedBytesStore,
@@ -29,11 +28,6 @@ export class WindowStore<V> {
     readonly retentionMs: number,
   ) {
     this.segmentIntervalMs = Math.max(1, Math.floor(retentionMs / 2));
-  }
-
-  /** Puts so far, refused ones included (a caller tells whether some work wrote state). */
-  get writeCount(): number {
-    return this.writes;
   }
 
   /** Writes refused because their window had already expired. */
@@ -53,7 +47,6 @@ export class WindowStore<V> {
   async put(key: string, windowStart: number, value: V): Promise<boolean> {
     if (windowStart < 0 || !Number.isSafeInteger(windowStart))
       throw new RangeError(`window start ${windowStart} is not a non-negative integer of milliseconds`);
-    this.writes++;
     if (windowStart < this.horizon()) {
       this.expiredWrites++;
       return false;

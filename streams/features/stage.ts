@@ -84,6 +84,9 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     const entity = record.value[features.source.entityField];
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
+    // The rows' writer schemas are loaded before the entity's state changes (in place): a registry
+    // outage then fails the record with nothing changed, and its retry computes the same rows.
+    if (options.emitRows !== false) await encoder.prepare(features.views.map((view) => options.schemaIds[view.name] ?? 0));
     const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
     const state = (await store.get(entity)) ?? emptyEntityState();
     const result = features.apply(state, {

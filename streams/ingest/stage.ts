@@ -157,15 +157,12 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
       metrics.duplicates.inc({ stage, topic: record.topic });
       countProblem(record.raw, record.eventTime, source.idField, 'DUPLICATE');
     } else {
-      await seenIds.put(eventId, eventTime, ingestTime);
       const event = { ...record.value, event_id: eventId, event_time: record.eventTime, ingest_time: ingestTime };
       const key = String(record.value[source.entityField]);
-      outputs.push({
-        topic: eventsTopic,
-        key,
-        value: await encoder.encode(options.schemaIds.events[source.name] ?? 0, event),
-        headers: { ...record.headers, 'sluice.event_id': eventId },
-      });
+      // Encoded before the id is remembered: a transient failure here is retried with nothing written.
+      const value = await encoder.encode(options.schemaIds.events[source.name] ?? 0, event);
+      await seenIds.put(eventId, eventTime, ingestTime);
+      outputs.push({ topic: eventsTopic, key, value, headers: { ...record.headers, 'sluice.event_id': eventId } });
     }
 
     // ---- outputs: quality reports of windows the watermark has closed ----------------------

@@ -6,7 +6,7 @@ import type { KeyValueStore, TaskLock, TaskStores } from '../../state/index.js';
 import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch } from './committer.js';
 import { deadLetter } from './dead-letter.js';
 import { collectOutputs, type TaskContext } from './definition.js';
-import { isRetriable, reasonOf, RetryFromCommittedError, StageFailedError } from './errors.js';
+import { isRetriable, reasonOf, StageFailedError } from './errors.js';
 import type { StepSpec, SubTopologySpec } from './pipeline.js';
 import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type StreamRecord } from './record.js';
 
@@ -15,8 +15,7 @@ import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type St
  * partitions (the source's and the repartition topics'), its transactional producer, its stores
  * and its state folder. Its life is one state machine:
  *
- *   created → restoring → running ⇄ restoring (a commit failed, or a record met a transient
- *                                               failure: reopen, restore, seek back)
+ *   created → restoring → running ⇄ restoring (a commit failed: reopen, restore, seek back)
  *                         running → suspended (fenced by a new owner) → restoring (ours again)
  *   restoring | running | suspended → failed (the stage stops; nothing more is committed)
  *   any → closing → closed
@@ -31,8 +30,8 @@ import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type St
  * - Reset, suspend, fail and close first leave `running` (synchronously: no commit starts after
  *   that), then wait for the record being processed to finish, so nothing a dropped generation
  *   computed can reach the stores of the next.
- * - A record's transient failure is retried from the committed state, never in place: its failed
- *   attempt may have written state.
+ * - A record's transient failure is retried in place: stages load what they need before they
+ *   change state, so a failed attempt wrote nothing (see withRetries).
  * - A failed task drops its uncommitted work at once; a drain never commits it.
  * - Close waits for whatever is opening, reopening, suspending or committing, persists what a
  *   commit in flight committed, and only then releases the producer, the stores and the lock.
@@ -176,8 +175,6 @@ export class Task {
   private suspending: Promise<void> | undefined;
   /** Dropping the work of a failed task. */
   private failing: Promise<void> | undefined;
-  /** The record whose transient failure made the last retry from the committed state, and how often in a row. */
-  private retrying: { position: string; attempts: number } | undefined;
   private readonly fused: ReadonlySet<string>;
   private readonly inputTopics: readonly string[];
 
@@ -344,9 +341,8 @@ export class Task {
     if (this.pumping || this.state !== 'running' || this.queue.length === 0) return;
     this.pumping = this.drainQueue()
       .catch((error: unknown) => {
-        // Not awaited here: both wait for this very loop to finish.
-        if (error instanceof RetryFromCommittedError && this.isRunning()) void this.retryFromCommitted(error);
-        else this.fail(error);
+        // Not awaited: failing waits for this very loop to finish.
+        this.fail(error);
       })
       .finally(() => {
         this.pumping = undefined;
@@ -521,27 +517,18 @@ export class Task {
   }
 
   private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
-    const writesBefore = this.stores?.writeCount ?? 0;
-    // An attempt that wrote no state is retried in place; one that did, from the committed state.
-    const inPlace = (): boolean => (this.stores?.writeCount ?? 0) === writesBefore;
-    return this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), inPlace).then((result) =>
+    return this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context))).then((result) =>
       Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
     );
   }
 
   /**
-   * Runs one record's work: transient failures are retried with backoff — in place when the failed
-   * attempt wrote no state (decoding; processing that failed before its first write), else from the
-   * committed state (RetryFromCommittedError) — others
-   * make the record a dead letter, counted with its reason. Giving up on a transient failure stops
-   * the stage.
+   * Runs one record's work: transient failures are retried in place with backoff (the task waits),
+   * others make the record a dead letter, counted with its reason. Giving up on a transient failure
+   * stops the stage. A retry runs the record again over whatever its failed attempt wrote, so a
+   * stage loads what it needs (writer schemas, say) before it changes state.
    */
-  private async withRetries<T>(
-    step: StepSpec,
-    raw: RawRecord,
-    work: () => Promise<T>,
-    inPlace: () => boolean = () => true,
-  ): Promise<T | { outputs: readonly OutputRecord[] }> {
+  private async withRetries<T>(step: StepSpec, raw: RawRecord, work: () => Promise<T>): Promise<T | { outputs: readonly OutputRecord[] }> {
     const { stage } = step;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -549,14 +536,6 @@ export class Task {
       } catch (error) {
         const reason = reasonOf(error);
         if (isRetriable(error) || isRetriableKafkaError(error)) {
-          if (!inPlace()) {
-            throw new RetryFromCommittedError(
-              `stage ${stage.name} met a transient failure on ${raw.topic}/${raw.partition}@${raw.offset}: ${errorMessage(error)}`,
-              stage.name,
-              `${stage.name}:${raw.topic}/${raw.partition}@${raw.offset}:${raw.headers[SEQUENCE_HEADER] ?? ''}`,
-              { cause: error },
-            );
-          }
           if (attempt >= this.options.maxAttempts) {
             throw new StageFailedError(
               `stage ${stage.name} gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`,
@@ -736,36 +715,6 @@ export class Task {
       await this.dropUncommitted({ keepInFlightCommit: false });
       await failed.close();
       await this.reopen('resetting');
-    });
-  }
-
-  /**
-   * A record met a transient failure: leave running, let the loop and a commit in flight finish,
-   * drop everything uncommitted (the failed attempt's writes too), and read again from the
-   * committed offsets after a backoff. The same record failing maxAttempts times stops the stage.
-   */
-  private async retryFromCommitted(error: RetryFromCommittedError): Promise<void> {
-    const attempts = this.retrying?.position === error.position ? this.retrying.attempts + 1 : 1;
-    this.retrying = { position: error.position, attempts };
-    if (attempts >= this.options.maxAttempts) {
-      this.fail(new StageFailedError(`${error.message}; gave up after ${attempts} attempts`, { cause: error }));
-      return;
-    }
-    const reason = reasonOf(error.cause);
-    this.options.hooks.onRetry(error.stage, reason);
-    const delay = backoffDelay(attempts, this.options.retryInitialDelayMs, this.options.retryMaxDelayMs);
-    this.options.logger.warn(
-      { err: error.cause, task: this.options.id, attempt: attempts, delayMs: delay },
-      `${error.message}; retrying from the committed state`,
-    );
-    this.transition('restoring');
-    await this.whileTransitioning(async () => {
-      await this.pumping;
-      await this.committing;
-      await sleep(delay);
-      if (this.isClosing() || this.state === 'failed') return;
-      await this.dropUncommitted({ keepInFlightCommit: false });
-      await this.reopen('retrying');
     });
   }
 
