@@ -65,7 +65,9 @@ export function offlineTables(options: {
     avroTable('monitoring.performance', ['model_name', 'window_start', '_partition', '_offset']),
     avroTable('monitoring.alerts', ['at', 'alert_id', '_partition', '_offset']),
     avroTable('registry.features', ['name', 'version']),
-    avroTable('registry.models', ['name', 'version', 'created_at']),
+    // Every record is a row (alias moves re-publish a version's record): the latest by _offset is current.
+    avroTable('registry.models', ['name', 'version', '_partition', '_offset']),
+    avroTable('registry.deployments', ['model_name', 'deployment_id', 'sequence', '_partition', '_offset']),
     avroTable('registry.experiments', ['experiment', 'run_id', 'started_at', '_partition', '_offset']),
     dlqTable(),
   ];

@@ -6,7 +6,7 @@ import { type MetricsRegistry } from '../../common/metrics.js';
 import { inferenceMetrics } from './metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import { EVENT_FEATURES, type EventFeatures, type FeatureValues } from '../../topology/features.js';
-import { modelInputs, type ModelDefinition } from '../../topology/models.js';
+import type { ModelDefinition } from '../../topology/models.js';
 import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord } from '../runtime/index.js';
 
 /**
@@ -58,7 +58,7 @@ export interface Prediction {
   readonly entity_id: string;
   readonly model_name: string;
   readonly model_version: number;
-  readonly deployment: 'CHAMPION' | 'FALLBACK';
+  readonly deployment: 'CHAMPION' | 'CANARY' | 'SHADOW' | 'FALLBACK';
   readonly score: number;
   readonly decision: boolean;
   readonly threshold: number;
@@ -67,6 +67,7 @@ export interface Prediction {
   readonly latency_ms: number;
   readonly event_time: number;
   readonly predicted_at: number;
+  readonly deployment_id: string | null;
 }
 
 /** Scores one event's inputs with the model in service, falling back as documented. */
@@ -78,21 +79,37 @@ export async function predict(
   const { model, watcher } = options;
   const now = options.now ?? Date.now;
   const metrics = inferenceMetrics(options.metrics);
-  const inputs = modelInputs(model);
   const values: Record<string, number | null> = {};
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
+  // The views the definition names, and those a version in service was trained on (a rollback
+  // after a definition change): each version's row is built from its own recorded inputs.
+  const loaded = [watcher.current(), watcher.previous(), watcher.candidate()].filter(
+    (candidate): candidate is LoadedModel => candidate !== undefined,
+  );
+  const views = new Map<string, Set<string>>(model.features.map(({ view, features }) => [view.name, new Set(features)]));
+  for (const input of loaded.flatMap((candidate) => candidate.metadata.inputs)) {
+    const dot = input.indexOf('.');
+    if (dot < 0) continue;
+    const view = input.slice(0, dot);
+    views.set(view, (views.get(view) ?? new Set()).add(input.slice(dot + 1)));
+  }
   const missing: string[] = [];
   const late: string[] = [];
-  for (const { view, features } of model.features) {
+  for (const [view, features] of views) {
     // A failure to read is not a missing feature: it propagates (retried, then dead-lettered).
-    const found = await options.features.valuesAt(view.name, event.entity, event.eventId, event.eventTime);
-    if (found === LATE) late.push(view.name);
-    else if (!found) missing.push(view.name);
-    for (const feature of features) values[`${view.name}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
+    const found = await options.features.valuesAt(view, event.entity, event.eventId, event.eventTime);
+    if (found === LATE) late.push(view);
+    else if (!found) missing.push(view);
+    for (const feature of features) values[`${view}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
   }
-  const row = inputs.map((input) => values[input] ?? null);
+  const rowOf = (version: LoadedModel): (number | null)[] =>
+    version.metadata.inputs.map((input) =>
+      input in values ? (values[input] ?? null) : typeof event.value[input] === 'number' ? event.value[input] : null,
+    );
 
-  let served: LoadedModel | undefined = watcher.current();
+  // The running canary's hash split picks the canary for some entities, the champion for the rest.
+  const route = watcher.route(event.entity);
+  let served: LoadedModel | undefined = route.model;
   let score: number | undefined;
   let reason: string | null = null;
   if (late.length > 0) {
@@ -106,13 +123,14 @@ export async function predict(
     const loadFailure = watcher.loadFailure();
     if (loadFailure) reason = `model_load_failed: ${loadFailure}; served by version ${served.version.version}`;
     try {
-      score = await served.score(row);
+      score = await served.score(rowOf(served));
     } catch (error) {
       reason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${served.version.version}: ${errorMessage(error)}`;
-      served = watcher.previous();
+      // A failing canary falls back to the champion; a failing champion to the version before it.
+      served = route.role === 'CANARY' ? watcher.current() : watcher.previous();
       if (served) {
         try {
-          score = await served.score(row);
+          score = await served.score(rowOf(served));
         } catch {
           served = undefined;
         }
@@ -131,7 +149,7 @@ export async function predict(
     entity_id: event.entity,
     model_name: model.name,
     model_version: version,
-    deployment: fallback ? 'FALLBACK' : 'CHAMPION',
+    deployment: fallback ? 'FALLBACK' : route.role,
     score: final,
     decision: final >= model.threshold,
     threshold: model.threshold,
@@ -140,6 +158,7 @@ export async function predict(
     latency_ms: latency,
     event_time: event.eventTime,
     predicted_at: now(),
+    deployment_id: route.deploymentId,
   };
 }
 
