@@ -171,7 +171,11 @@ export class ModelWatcher {
     this.consumer = this.options.kafka.consumer({ groupId: `sluice-model-watch-${randomUUID()}`, maxWaitTimeInMs: 200 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.options.topic, fromBeginning: true });
-    if (this.options.deploymentsTopic) await this.consumer.subscribe({ topic: this.options.deploymentsTopic, fromBeginning: true });
+    if (this.options.deploymentsTopic && (await this.topicExists(this.options.deploymentsTopic)))
+      await this.consumer.subscribe({ topic: this.options.deploymentsTopic, fromBeginning: true });
+    // A cluster set up before rollouts existed has no registry.deployments: the champion alone serves.
+    else if (this.options.deploymentsTopic)
+      this.options.logger.warn({ topic: this.options.deploymentsTopic }, 'no deployments topic: rollouts are not followed');
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ topic, message }) => {
@@ -189,6 +193,16 @@ export class ModelWatcher {
         await this.switching;
       },
     });
+  }
+
+  private async topicExists(topic: string): Promise<boolean> {
+    const admin = this.options.kafka.admin();
+    await admin.connect();
+    try {
+      return (await admin.listTopics()).includes(topic);
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /** Waits until the alias's version (as far as the registry has been read) is in service or failed. */

@@ -1,4 +1,7 @@
 import { SluiceError } from '../common/errors.js';
+import { featureNames, type FeatureView } from '../topology/features.js';
+import type { ModelDefinition } from '../topology/models.js';
+import type { ModelMetadata, ModelVersion } from './registry.js';
 
 /**
  * What a version's recorded inputs are checked against: the fields of the scored events and the
@@ -51,4 +54,26 @@ export function inputProblems(inputs: readonly string[], recorded: Readonly<Reco
       problems.push(`view ${view} was at definition version ${then} when the model was trained and is at version ${now} now`);
   }
   return problems;
+}
+
+/** Today's inputs of a model's scored events: every field of its source's events, the topology's views (and their versions where known). */
+export function currentInputs(
+  model: ModelDefinition,
+  views: readonly FeatureView[],
+  versions: ReadonlyMap<string, number> = new Map(),
+): CurrentInputs {
+  return {
+    fields: model.source.eventsSchema.fields.map((field) => field.name),
+    views: new Map(
+      views.map((view) => {
+        const version = versions.get(view.name);
+        return [view.name, { features: featureNames(view), ...(version === undefined ? {} : { version }) }];
+      }),
+    ),
+  };
+}
+
+/** The problems of a registered version against today's inputs (see inputProblems). */
+export function versionProblems(version: ModelVersion, metadata: ModelMetadata, current: CurrentInputs): string[] {
+  return inputProblems(metadata.inputs, version.dataset.feature_versions, current);
 }
