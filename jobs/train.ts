@@ -1,3 +1,4 @@
+import type { DeploymentsTopic } from '../models/rollout.js';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -36,6 +37,8 @@ export interface TrainJobOptions {
   readonly seed?: number;
   /** Aliases the new version takes (e.g. champion). */
   readonly aliases?: readonly string[];
+  /** registry.deployments: a version registered as champion is also a DIRECT deployment record there. */
+  readonly deployments?: DeploymentsTopic;
   /** Fewest positive labels in the training slice to train at all. */
   readonly minPositives?: number;
   readonly logger: Logger;
@@ -152,6 +155,7 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
       topic: `${options.topicPrefix}registry.models`,
       registryUrl: options.registryUrl,
       schemaId: options.modelsSchemaId,
+      ...(options.deployments ? { deployments: options.deployments, actor: 'sluice train' } : {}),
     },
     {
       name: model.name,

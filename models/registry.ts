@@ -158,8 +158,23 @@ export class ArtifactStore {
     await fs.mkdir(staging, { recursive: true });
     await fs.writeFile(path.join(staging, 'model.onnx'), onnxBytes);
     await fs.writeFile(path.join(staging, 'model.json'), `${JSON.stringify(metadata, null, 2)}\n`);
-    await fs.rm(folder, { recursive: true, force: true });
-    await fs.rename(staging, folder);
+    try {
+      await fs.rename(staging, folder);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      // Content-addressed: another writer (a concurrent training) stored the same bytes. Keep a
+      // complete copy; replace one that no longer matches its name.
+      const intact = await this.get(sha).then(
+        () => true,
+        () => false,
+      );
+      if (!intact) {
+        await fs.rm(folder, { recursive: true, force: true });
+        await fs.rename(staging, folder);
+      }
+      await fs.rm(staging, { recursive: true, force: true });
+    }
     return sha;
   }
 
