@@ -50,8 +50,8 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
   let artifacts: ArtifactStore;
   let registry: RolloutRegistry;
   let store: EmbeddedOfflineStore;
-  let sink: RunningSink;
-  let launched: Launched;
+  let sink: RunningSink | undefined;
+  let launched: Launched | undefined;
   let produced = 0;
   const records: DeploymentRecord[] = [];
   const versions = { worse: 0, good: 0 };
@@ -143,7 +143,7 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
     return runCanary(options);
   };
 
-  const watcher = () => launched.watchers.get('fraud')!.watcher;
+  const watcher = () => launched!.watchers.get('fraud')!.watcher;
 
   beforeAll(async () => {
     kafka = testKafka();
@@ -205,8 +205,8 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
   });
 
   afterAll(async () => {
-    await launched.stop();
-    await sink.stop();
+    await launched?.stop();
+    await sink?.stop();
     await store.close();
     await setup.registry.stop();
     await admin.disconnect();
