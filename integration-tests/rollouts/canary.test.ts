@@ -152,7 +152,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-canary-'));
     artifacts = new ArtifactStore(path.join(dataDir, 'models'));
     setup = await setUpDemo({ kafka, admin, brokers: inject('brokers'), prefix, partitions: 3, modelsDir: artifacts.dir });
-    process.stdout.write(`canary setup: before ${'await createTopic(admin, ${pr'}\n`);
     await createTopic(admin, `${prefix}registry.deployments`, 1, { 'cleanup.policy': 'compact' });
     await createTopic(admin, `${prefix}monitoring.alerts`, 1);
     registry = {
@@ -170,7 +169,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       'worse',
     );
     versions.good = await register({ ...champion, layers: [{ ...layer, bias: Float32Array.from([-2.05]) }] }, 'good');
-    process.stdout.write(`canary setup: before ${'store = new EmbeddedOfflineSto'}\n`);
     store = new EmbeddedOfflineStore(new ChdbEngine(path.join(dataDir, 'chdb')));
     const tables: TableSpec[] = offlineTables({ sources: demo.sources, views: demo.views }).filter((table) =>
       table.topic.startsWith('registry.'),
@@ -187,7 +185,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       metrics: createMetricsRegistry(false),
       logger,
     });
-    process.stdout.write(`canary setup: before ${'const config = loadConfig('}\n`);
     const config = loadConfig({
       SLUICE_DATA_DIR: dataDir,
       SLUICE_TOPIC_PREFIX: prefix,
@@ -204,7 +201,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       logger,
       modelsDir: artifacts.dir,
     });
-    process.stdout.write(`canary setup: before ${'await waitUntil(() => watcher('}\n`);
     await waitUntil(() => watcher().current()?.version.version === 1, 60_000, 'version 1 in service');
   });
 

@@ -14,7 +14,9 @@ import { ValidationError, type OutputRecord, type RawRecord, type StageDefinitio
  * features stage before it in the same task computed them (handed over in the record's scratch:
  * serving sees exactly what training replays) → the champion version, micro-batched through
  * onnxruntime-node (the records of a chunk are scored in one call) → predictions.<model>, exactly
- * once. Hot reload: each prediction uses the version in service when it is scored, and carries it.
+ * once. Hot reload: each prediction uses the version in service when it is scored, and carries it,
+ * with its role (CHAMPION, CANARY, FALLBACK) and the rollout that routed it; each version's row is
+ * built from that version's own recorded inputs (a rollback after a definition change stays right).
  * Missing or late features, no model, or a failing model give a fallback prediction (the previous
  * version's score, else the model's documented fallback score) with the reason — counted, never a
  * crash. A failure to read features is an error (retried, then dead-lettered), never a fallback.
