@@ -15,9 +15,7 @@ import { toOnnx, type ScoringNetwork } from '../../models/network.js';
 import { ArtifactStore, baselineOf, readModelRegistry, registerModelVersion, type RegistryOptions } from '../../models/registry.js';
 import { entityBucket, readDeployments, trafficAt, type DeploymentRecord } from '../../models/rollout.js';
 import { changeRollout, type RolloutRegistry } from '../../models/rollout-registry.js';
-import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, type TableSpec } from '../../offline/index.js';
 import { AvroSerde } from '../../schemas/index.js';
-import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
 import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 
@@ -49,8 +47,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
   let setup: DemoSetup;
   let artifacts: ArtifactStore;
   let registry: RolloutRegistry;
-  let store: EmbeddedOfflineStore;
-  let sink: RunningSink | undefined;
   let launched: Launched | undefined;
   let produced = 0;
   const records: DeploymentRecord[] = [];
@@ -169,22 +165,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       'worse',
     );
     versions.good = await register({ ...champion, layers: [{ ...layer, bias: Float32Array.from([-2.05]) }] }, 'good');
-    store = new EmbeddedOfflineStore(new ChdbEngine(path.join(dataDir, 'chdb')));
-    const tables: TableSpec[] = offlineTables({ sources: demo.sources, views: demo.views }).filter((table) =>
-      table.topic.startsWith('registry.'),
-    );
-    await ensureTables(store, tables);
-    sink = await runSink({
-      brokers: inject('brokers'),
-      groupId: `${prefix}sink`,
-      topicPrefix: prefix,
-      tables,
-      store,
-      registryUrl: setup.registry.url,
-      dlqTopic: `${prefix}dlq`,
-      metrics: createMetricsRegistry(false),
-      logger,
-    });
     const config = loadConfig({
       SLUICE_DATA_DIR: dataDir,
       SLUICE_TOPIC_PREFIX: prefix,
@@ -206,8 +186,6 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
 
   afterAll(async () => {
     await launched?.stop();
-    await sink?.stop();
-    await store.close();
     await setup.registry.stop();
     await admin.disconnect();
   });
@@ -286,7 +264,7 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
     expect(all).toHaveLength(produced);
   });
 
-  it('promotes a good candidate after its last step, and history answers the same from the log and from SQL', async () => {
+  it('promotes a good candidate after its last step, and history from the log answers at 5 sampled times', async () => {
     const before = records.length;
     const run = canary(
       versions.good,
@@ -320,25 +298,11 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       [at(records.length - 1), `${versions.good} CHAMPION 1`], // promoted
     ];
     const log = await readDeployments({ kafka, topic: `${prefix}registry.deployments`, registryUrl: setup.registry.url });
-    await waitUntil(
-      async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM registry_deployments'))[0]?.n) === log.length,
-      60_000,
-      'deployments in ClickHouse',
-    );
     for (const [time, expected] of expectations) {
       const answer = trafficAt(log, 'fraud', time)
         .shares.map((share) => `${share.version} ${share.role} ${share.share}`)
         .join(', ');
       expect(answer).toBe(expected);
-      const [row] = await store.query<{ champion: string; candidate: string | null; share: string; state: string }>(
-        `SELECT champion_version AS champion, candidate_version AS candidate, candidate_share AS share, state FROM registry_deployments
-         WHERE model_name = 'fraud' AND toUnixTimestamp64Milli(at) <= ${Math.floor(time)} ORDER BY _offset DESC LIMIT 1`,
-      );
-      const live = row?.state === 'RUNNING' && Number(row.share) > 0;
-      const fromSql = live
-        ? `${row.champion} CHAMPION ${1 - Number(row.share)}, ${row.candidate} CANARY ${Number(row.share)}`
-        : `${row?.champion} CHAMPION 1`;
-      expect(fromSql).toBe(expected);
     }
   });
 });
