@@ -157,11 +157,11 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       schemaId: setup.ids.get(`${prefix}registry.models-value`)!,
       deployments: { topic: `${prefix}registry.deployments`, schemaId: setup.ids.get(`${prefix}registry.deployments-value`)! },
     };
-    // A deliberately worse candidate (the champion's weights turned against it) and a good one.
+    // A deliberately worse candidate (0.993 for every event: it flags everything) and a good one.
     const champion = setup.network;
     const layer = champion.layers[0]!;
     versions.worse = await register(
-      { ...champion, layers: [{ ...layer, weights: layer.weights.map((weight) => -weight), bias: Float32Array.from([2]) }] },
+      { ...champion, layers: [{ ...layer, weights: layer.weights.map(() => 0), bias: Float32Array.from([5]) }] },
       'worse',
     );
     versions.good = await register({ ...champion, layers: [{ ...layer, bias: Float32Array.from([-2.05]) }] }, 'good');
