@@ -4,6 +4,7 @@ import type { SluiceConfig } from '../common/config.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import { createKafka } from '../kafka/index.js';
 import { ModelWatcher } from '../models/deployment.js';
+import { currentInputs, versionProblems } from '../models/guards.js';
 import { ArtifactStore } from '../models/registry.js';
 import type { SchemaIds } from '../schemas/index.js';
 import type { HealthSource } from '../serving/ops-server.js';
@@ -60,6 +61,9 @@ export async function launch(name: string, options: LaunchOptions): Promise<Laun
       const watcher = new ModelWatcher({
         kafka,
         topic: `${config.topicPrefix}registry.models`,
+        deploymentsTopic: `${config.topicPrefix}registry.deployments`,
+        // A version whose recorded inputs today's events and views cannot give is refused before it serves.
+        guard: (version, metadata) => versionProblems(version, metadata, currentInputs(model, topology.views)),
         registryUrl: options.registryUrl,
         model: model.name,
         artifacts,

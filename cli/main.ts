@@ -229,9 +229,30 @@ models
   .action(runAction(async () => (await import('./commands/models.js')).promoteCommand));
 models
   .command('rollback')
-  .description('move champion back to the version before it')
+  .description('move champion back to the version before it (or --to a version); refused when its inputs no longer exist')
   .argument('<model>')
+  .option('--to <version>', 'the version to roll back to')
   .action(runAction(async () => (await import('./commands/models.js')).rollbackCommand));
+models
+  .command('deploy')
+  .description('roll a version out: --canary steps its share of entities up while its gates pass, rolls back when one fails')
+  .argument('<model>')
+  .argument('<version>')
+  .option('--canary', 'a canary by entity hash, stepped in event time')
+  .option('--steps <percents>', 'canary shares, in order', '5,25,50,100')
+  .option('--step-every <duration>', 'event time each step lasts', '10m')
+  .option(
+    '--gates <k=v,...>',
+    'gate settings over the defaults: minSample, maxFallbackIncrease, maxP99LatencyMs, maxScorePsi, minLabelled, alpha, tau',
+  )
+  .action(runAction(async () => (await import('./commands/models.js')).deployCommand));
+models
+  .command('history')
+  .description('which version served which share of traffic: at a time (--at), or at every change')
+  .argument('<model>')
+  .option('--at <time>', 'ISO 8601 time or epoch milliseconds')
+  .option('--json', 'print JSON')
+  .action(runAction(async () => (await import('./commands/models.js')).historyCommand));
 
 program
   .command('status')

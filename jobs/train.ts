@@ -1,3 +1,4 @@
+import type { DeploymentsTopic } from '../models/rollout.js';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -66,6 +67,8 @@ export interface TrainJobOptions {
   readonly aliases?: readonly string[];
   /** Extra lineage recorded in the version's params (e.g. the alert that triggered the run). */
   readonly lineage?: Readonly<Record<string, string>>;
+  /** registry.deployments: a version registered as champion is also a DIRECT deployment record there. */
+  readonly deployments?: DeploymentsTopic;
   /** Fewest positive labels in the training slice to train at all. */
   readonly minPositives?: number;
   /** Why it runs: manual (default), or an alert of monitoring.alerts (`{ kind: 'alert', alertId }`), ... */
@@ -235,6 +238,8 @@ export async function finishModel(options: {
     readonly runId: string;
     readonly aliases: readonly string[];
     readonly manifest: DatasetManifest;
+    /** registry.deployments: a version registered as champion is also a DIRECT deployment record there. */
+    readonly deployments?: DeploymentsTopic;
   };
 }): Promise<Finished> {
   const started = performance.now();
@@ -287,6 +292,7 @@ export async function finishModel(options: {
       topic: `${register.topicPrefix}registry.models`,
       registryUrl: register.registryUrl,
       schemaId: register.modelsSchemaId,
+      ...(register.deployments ? { deployments: register.deployments, actor: 'sluice train' } : {}),
     },
     {
       name: model.name,
@@ -434,6 +440,7 @@ export async function trainModel(options: TrainJobOptions): Promise<TrainReport>
         runId,
         aliases: options.aliases ?? [],
         manifest,
+        ...(options.deployments ? { deployments: options.deployments } : {}),
       },
     });
     const version = finished.version;

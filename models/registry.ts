@@ -4,13 +4,15 @@ import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { SluiceError } from '../common/errors.js';
 import type { ModelReference } from '../monitoring/index.js';
-import { publishToRegistryTopic, readRegistryTopic } from '../schemas/index.js';
+import { readRegistryTopic } from '../schemas/index.js';
 import type { CategoricalEncoding } from './encoding.js';
+import { transactOnModel, type RegistryMessage } from './registry-transaction.js';
+import { deploymentKey, directRecord, type DeploymentsTopic } from './rollout.js';
 
 /**
  * The model registry: versions with lineage in `registry.models` (compacted, keyed
  * `name:version`, one partition for one order), aliases such as `champion` moved by re-publishing
- * both versions' records, and artifacts in the data directory by content hash
+ * both versions' records (every write a transaction that fences the model's other writers), and artifacts in the data directory by content hash
  * (`<dataDir>/models/<sha256>/model.onnx` and `model.json`). Replaying the topic rebuilds it.
  */
 export interface ModelVersion {
@@ -43,6 +45,10 @@ export interface RegistryOptions {
   readonly registryUrl: string;
   /** Registered schema id of registry.models values. */
   readonly schemaId: number;
+  /** When given, every champion move also writes a DIRECT record there, in the same transaction. */
+  readonly deployments?: DeploymentsTopic;
+  /** Who moves aliases, for deployment records (a user name, `train`). */
+  readonly actor?: string;
 }
 
 export async function readModelRegistry(options: Omit<RegistryOptions, 'schemaId'>): Promise<ModelVersion[]> {
@@ -50,51 +56,96 @@ export async function readModelRegistry(options: Omit<RegistryOptions, 'schemaId
   return [...versions.values()].sort((left, right) => left.name.localeCompare(right.name) || left.version - right.version);
 }
 
-function publish(options: RegistryOptions, records: readonly ModelVersion[]): Promise<void> {
-  return publishToRegistryTopic(
-    { ...options, contract: 'registry.models' },
-    options.schemaId,
-    records.map((record) => ({ key: `${record.name}:${record.version}`, value: record })),
-  );
+function message(options: RegistryOptions, record: ModelVersion): RegistryMessage {
+  return { topic: options.topic, key: `${record.name}:${record.version}`, schemaId: options.schemaId, value: record };
 }
 
-/** Registers the next version of a model; returns it. */
+/**
+ * Registers the next version of a model with its aliases; returns it. The number is taken in a
+ * transaction that fences other writers of the model, so concurrent registrations never share one.
+ */
 export async function registerModelVersion(
   options: RegistryOptions,
   version: Omit<ModelVersion, 'version' | 'aliases'>,
   aliases: readonly string[] = [],
 ): Promise<ModelVersion> {
-  const existing = (await readModelRegistry(options)).filter((candidate) => candidate.name === version.name);
-  const record: ModelVersion = { ...version, version: Math.max(0, ...existing.map((candidate) => candidate.version)) + 1, aliases: [] };
-  await publish(options, [record]);
-  for (const alias of aliases) await setAlias(options, record.name, record.version, alias);
-  return { ...record, aliases };
+  return transactOnModel(options, version.name, async () => {
+    const existing = (await readModelRegistry(options)).filter((candidate) => candidate.name === version.name);
+    const record: ModelVersion = { ...version, version: Math.max(0, ...existing.map((candidate) => candidate.version)) + 1, aliases: [] };
+    let versions = [...existing, record];
+    const changed = new Map<number, ModelVersion>([[record.version, record]]);
+    for (const alias of aliases) {
+      for (const moved of aliasMove(versions, record.name, record.version, alias)) changed.set(moved.version, moved);
+      versions = versions.map((candidate) => changed.get(candidate.version) ?? candidate);
+    }
+    const registered = changed.get(record.version) ?? record;
+    return {
+      messages: aliasMessages(options, [...changed.values()], `version ${record.version} registered as ${aliases.join(', ')}`),
+      result: registered,
+    };
+  });
 }
 
-/** Points an alias at a version (taking it from the version that held it), in one send. */
-export async function setAlias(options: RegistryOptions, name: string, version: number, alias: string): Promise<void> {
-  const versions = (await readModelRegistry(options)).filter((candidate) => candidate.name === name);
-  const target = versions.find((candidate) => candidate.version === version);
+/**
+ * The records that point an alias at a version: the version that held it without it, the target
+ * with it (none when it already holds it). Throws when the model has no such version.
+ */
+export function aliasMove(versions: readonly ModelVersion[], name: string, version: number, alias: string): ModelVersion[] {
+  const own = versions.filter((candidate) => candidate.name === name);
+  const target = own.find((candidate) => candidate.version === version);
   if (!target)
     throw new ModelRegistryError(
       'SLUICE_UNKNOWN_MODEL_VERSION',
-      `model ${name} has no version ${version}; versions: ${versions.map((candidate) => candidate.version).join(', ') || 'none'}`,
+      `model ${name} has no version ${version}; versions: ${own.map((candidate) => candidate.version).join(', ') || 'none'}`,
     );
-  const changed: ModelVersion[] = versions
+  if (target.aliases.includes(alias)) return [];
+  const changed: ModelVersion[] = own
     .filter((candidate) => candidate.version !== version && candidate.aliases.includes(alias))
     .map((candidate) => ({ ...candidate, aliases: candidate.aliases.filter((existing) => existing !== alias) }));
-  if (!target.aliases.includes(alias)) changed.push({ ...target, aliases: [...target.aliases, alias] });
-  if (changed.length > 0) await publish(options, changed);
+  changed.push({ ...target, aliases: [...target.aliases, alias] });
+  return changed;
 }
 
-/** Moves `champion` back to the highest version below the current champion; returns it. */
-export async function rollback(options: RegistryOptions, name: string): Promise<number> {
+/** The registry.models messages of an alias move, for a transaction that writes more (a deployment record). */
+export function aliasMessages(options: RegistryOptions, records: readonly ModelVersion[], reason = 'alias moved'): RegistryMessage[] {
+  const messages = records.map((record) => message(options, record));
+  const champion = records.find((record) => record.aliases.includes('champion'));
+  if (options.deployments && champion) {
+    const record = directRecord(champion.name, champion.version, options.actor ?? 'sluice', reason, randomUUID(), Date.now());
+    messages.push({ topic: options.deployments.topic, key: deploymentKey(record), schemaId: options.deployments.schemaId, value: record });
+  }
+  return messages;
+}
+
+/** Points an alias at a version (taking it from the version that held it), in one transaction. */
+export async function setAlias(
+  options: RegistryOptions,
+  name: string,
+  version: number,
+  alias: string,
+  reason = `${alias} set to version ${version}`,
+): Promise<void> {
+  await transactOnModel(options, name, async () => ({
+    messages: aliasMessages(options, aliasMove(await readModelRegistry(options), name, version, alias), reason),
+    result: undefined,
+  }));
+}
+
+/** Moves `champion` back to `to`, or the highest version below the current champion; returns it. */
+export async function rollback(options: RegistryOptions, name: string, to?: number): Promise<number> {
   const versions = (await readModelRegistry(options)).filter((candidate) => candidate.name === name);
   const current = versions.find((candidate) => candidate.aliases.includes('champion'));
   if (!current) throw new ModelRegistryError('SLUICE_NO_CHAMPION', `model ${name} has no champion to roll back`);
-  const previous = versions.filter((candidate) => candidate.version < current.version).at(-1);
-  if (!previous) throw new ModelRegistryError('SLUICE_NO_PREVIOUS_VERSION', `model ${name} has no version before ${current.version}`);
-  await setAlias(options, name, previous.version, 'champion');
+  const previous =
+    to === undefined
+      ? versions.filter((candidate) => candidate.version < current.version).at(-1)
+      : versions.find((candidate) => candidate.version === to);
+  if (!previous)
+    throw new ModelRegistryError(
+      'SLUICE_NO_PREVIOUS_VERSION',
+      to === undefined ? `model ${name} has no version before ${current.version}` : `model ${name} has no version ${to}`,
+    );
+  await setAlias(options, name, previous.version, 'champion', `rolled back from version ${current.version}`);
   return previous.version;
 }
 
@@ -109,8 +160,23 @@ export class ArtifactStore {
     await fs.mkdir(staging, { recursive: true });
     await fs.writeFile(path.join(staging, 'model.onnx'), onnxBytes);
     await fs.writeFile(path.join(staging, 'model.json'), `${JSON.stringify(metadata, null, 2)}\n`);
-    await fs.rm(folder, { recursive: true, force: true });
-    await fs.rename(staging, folder);
+    try {
+      await fs.rename(staging, folder);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      // Content-addressed: another writer (a concurrent training) stored the same bytes. Keep a
+      // complete copy; replace one that no longer matches its name.
+      const intact = await this.get(sha).then(
+        () => true,
+        () => false,
+      );
+      if (!intact) {
+        await fs.rm(folder, { recursive: true, force: true });
+        await fs.rename(staging, folder);
+      }
+      await fs.rm(staging, { recursive: true, force: true });
+    }
     return sha;
   }
 

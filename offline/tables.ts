@@ -68,7 +68,9 @@ export function offlineTables(options: {
     avroTable('monitoring.actions', ['action_id', 'status', 'at']),
     avroTable('monitoring.lag', ['group', 'at']),
     avroTable('registry.features', ['name', 'version']),
-    avroTable('registry.models', ['name', 'version', 'created_at']),
+    // Every record is a row (alias moves re-publish a version's record): the latest by _offset is current.
+    avroTable('registry.models', ['name', 'version', '_partition', '_offset']),
+    avroTable('registry.deployments', ['model_name', 'deployment_id', 'sequence', '_partition', '_offset']),
     avroTable('registry.experiments', ['experiment', 'run_id', 'started_at', '_partition', '_offset']),
     dlqTable(),
   ];

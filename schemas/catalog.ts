@@ -45,6 +45,7 @@ export function platformSubjects(prefix: string): SubjectSchema[] {
     'registry.features',
     'registry.models',
     'registry.experiments',
+    'registry.deployments',
   ];
   return files.map((file) => ({
     subject: `${prefix}${file}-value`,

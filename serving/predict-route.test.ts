@@ -59,7 +59,13 @@ async function loaded(name: string, bias: number): Promise<LoadedModel> {
 }
 
 const watching = (model: LoadedModel): ModelWatcher =>
-  ({ current: () => model, previous: () => undefined, loadFailure: () => undefined }) as unknown as ModelWatcher;
+  ({
+    current: () => model,
+    previous: () => undefined,
+    candidate: () => undefined,
+    loadFailure: () => undefined,
+    route: () => ({ model, role: 'CHAMPION', deploymentId: null }),
+  }) as unknown as ModelWatcher;
 
 describe('POST /predict/<model>', () => {
   let good: LoadedModel;

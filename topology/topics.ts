@@ -27,7 +27,7 @@ export function platformTopics(layout: TopicLayout): TopicSpec[] {
       config: { 'retention.ms': MONTH_MS },
     })),
     // Registries are rebuilt by replaying them: compacted, one partition for one global order.
-    ...['features', 'models', 'experiments'].map((kind) => ({
+    ...['features', 'models', 'experiments', 'deployments'].map((kind) => ({
       name: name(`registry.${kind}`),
       partitions: 1,
       config: COMPACT,

@@ -1,8 +1,14 @@
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../common/errors.js';
 import { createKafka } from '../../kafka/index.js';
 import { trainModel } from '../../jobs/train.js';
-import { readModelRegistry, rollback, setAlias, type RegistryOptions } from '../../models/registry.js';
+import { runCanary } from '../../jobs/canary.js';
+import { parseGates } from '../../models/gates.js';
+import { readDeployments, trafficAt, type DeploymentsTopic } from '../../models/rollout.js';
+import { parseDuration } from '../../common/durations.js';
+import { currentInputs, IncompatibleModelVersionError, versionProblems } from '../../models/guards.js';
+import { ArtifactStore, readModelRegistry, rollback, setAlias, type RegistryOptions } from '../../models/registry.js';
 import { registerSchemas } from '../../schemas/index.js';
 import { publishFeatureViews } from '../../streams/features/registry.js';
 import type { TrainerKind } from '../../models/trainer.js';
@@ -25,18 +31,62 @@ export async function registryReader(context: CommandContext): Promise<Omit<Regi
   };
 }
 
+export type RegistryWriter = RegistryOptions & {
+  readonly schemaIds: Map<string, number>;
+  readonly deployments: DeploymentsTopic;
+  readonly actor: string;
+};
+
 /** Where registry.models is, for writing: the topology's schemas registered (idempotent), their ids. */
-export async function registryWriter(
-  context: CommandContext,
-  topology?: Topology,
-): Promise<RegistryOptions & { readonly schemaIds: Map<string, number> }> {
+export async function registryWriter(context: CommandContext, topology?: Topology): Promise<RegistryWriter> {
   const reader = await registryReader(context);
   const schemaIds = await registerSchemas(
     reader.registryUrl,
     topologySubjects(context.config.topicPrefix, topology ?? (await commandTopology(context.config))),
     context.logger,
   );
-  return { ...reader, schemaId: schemaIds.get(`${context.config.topicPrefix}registry.models-value`) ?? 0, schemaIds };
+  const prefix = context.config.topicPrefix;
+  return {
+    ...reader,
+    schemaId: schemaIds.get(`${prefix}registry.models-value`) ?? 0,
+    schemaIds,
+    // Every champion move is also a deployment record: `models history` answers from them.
+    deployments: { topic: `${prefix}registry.deployments`, schemaId: schemaIds.get(`${prefix}registry.deployments-value`) ?? 0 },
+    actor: actor(),
+  };
+}
+
+function actor(): string {
+  try {
+    return `${os.userInfo().username}@${os.hostname()}`;
+  } catch {
+    return `pid ${process.pid}@${os.hostname()}`;
+  }
+}
+
+/**
+ * Refuses a version whose recorded inputs today's events and feature views (names and definition
+ * versions) cannot give, before any traffic reaches it.
+ */
+async function guardVersion(
+  context: CommandContext,
+  registry: RegistryWriter,
+  topology: Topology,
+  name: string,
+  version: number,
+): Promise<void> {
+  const found = (await readModelRegistry(registry)).find((candidate) => candidate.name === name && candidate.version === version);
+  if (!found) throw new ConfigError(`model ${name} has no version ${version}`);
+  const { metadata } = await new ArtifactStore(path.join(context.config.dataDir, 'models')).get(found.artifact_sha256);
+  const viewVersions = await publishFeatureViews(topology.views, {
+    kafka: registry.kafka,
+    topic: `${context.config.topicPrefix}registry.features`,
+    registryUrl: registry.registryUrl,
+    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0,
+    logger: context.logger,
+  });
+  const problems = versionProblems(found, metadata, currentInputs(modelNamed(topology, name), topology.views, viewVersions));
+  if (problems.length > 0) throw new IncompatibleModelVersionError(name, version, problems);
 }
 
 const TRAINERS = ['tfjs', 'jax', 'logistic', 'mlp'] as const;
@@ -118,6 +168,7 @@ export async function trainCommand(context: CommandContext, name: string, option
     ...(alertId !== undefined ? { trigger: { kind: 'alert' as const, alertId } } : {}),
     jax: { ...(options.python ? { python: options.python } : {}), ...(device ? { device } : {}) },
     aliases: options.promote || !hasChampion ? ['champion'] : [],
+    deployments: registry.deployments,
     logger: context.logger,
     onProgress: (done, total) => bar.update(done, total),
   });
@@ -177,13 +228,115 @@ export async function promoteCommand(
   version: string,
   options: { readonly alias: string },
 ): Promise<number> {
-  await setAlias(await registryWriter(context), name, Number(version), options.alias);
+  const topology = await commandTopology(context.config);
+  const registry = await registryWriter(context, topology);
+  if (options.alias === 'champion') await guardVersion(context, registry, topology, name, Number(version));
+  await setAlias(registry, name, Number(version), options.alias);
   process.stdout.write(`${name} v${version} is now ${options.alias}\n`);
   return 0;
 }
 
-export async function rollbackCommand(context: CommandContext, name: string): Promise<number> {
-  const version = await rollback(await registryWriter(context), name);
+export async function rollbackCommand(context: CommandContext, name: string, options: { readonly to?: string }): Promise<number> {
+  const topology = await commandTopology(context.config);
+  const registry = await registryWriter(context, topology);
+  let to = options.to === undefined ? undefined : Number(options.to);
+  if (to !== undefined && (!Number.isInteger(to) || to < 1)) throw new ConfigError(`--to is a version number, got "${options.to}"`);
+  const versions = (await readModelRegistry(registry)).filter((candidate) => candidate.name === name);
+  const champion = versions.find((candidate) => candidate.aliases.includes('champion'));
+  to ??= champion ? versions.filter((candidate) => candidate.version < champion.version).at(-1)?.version : undefined;
+  if (to !== undefined) await guardVersion(context, registry, topology, name, to);
+  const version = await rollback(registry, name, to);
   process.stdout.write(`${name}: champion rolled back to v${version}\n`);
+  return 0;
+}
+
+export interface DeployOptions {
+  readonly canary?: boolean;
+  readonly steps: string;
+  readonly stepEvery: string;
+  readonly gates?: string;
+}
+
+/**
+ * `sluice models deploy <model> <version> --canary`: guards the version, starts the canary and
+ * runs its gates until they promote it or roll it back; prints the verdict.
+ */
+export async function deployCommand(context: CommandContext, name: string, version: string, options: DeployOptions): Promise<number> {
+  if (!options.canary) throw new ConfigError('choose a strategy: --canary (shadow and blue-green are not available yet)');
+  const candidate = Number(version);
+  if (!Number.isInteger(candidate) || candidate < 1) throw new ConfigError(`the version is a number, got "${version}"`);
+  const steps = options.steps.split(',').map((step) => Number(step.trim()) / 100);
+  if (steps.some((step) => !(step > 0 && step <= 1))) throw new ConfigError(`--steps are percentages in (0, 100], got "${options.steps}"`);
+  const gates = parseGates(options.gates);
+  const topology = await commandTopology(context.config);
+  const model = modelNamed(topology, name);
+  const registry = await registryWriter(context, topology);
+  await guardVersion(context, registry, topology, name, candidate);
+  const prefix = context.config.topicPrefix;
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const outcome = await runCanary({
+      kafka: registry.kafka,
+      registryUrl: registry.registryUrl,
+      topicPrefix: prefix,
+      registry,
+      alerts: { topic: `${prefix}monitoring.alerts`, schemaId: registry.schemaIds.get(`${prefix}monitoring.alerts-value`) ?? 0 },
+      model,
+      candidate,
+      steps,
+      stepEveryMs: parseDuration(options.stepEvery),
+      gates,
+      actor: registry.actor,
+      logger: context.logger,
+      signal: controller.signal,
+      onRecord: (record) =>
+        process.stdout.write(
+          `${new Date(record.at).toISOString()} ${record.action} ${record.state} canary share ${(record.candidate_share * 100).toFixed(1)}%: ${record.reason}\n`,
+        ),
+    });
+    process.stdout.write(
+      `${name} v${candidate}: ${outcome.final.state} after ${outcome.canary.predictions} canary and ${outcome.champion.predictions} champion predictions, ${outcome.labelled} labelled\n`,
+    );
+    return outcome.final.state === 'PROMOTED' ? 0 : 1;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+/** A time for --at: ISO 8601 or epoch milliseconds. */
+function parseTime(text: string): number {
+  const time = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(time)) throw new ConfigError(`--at is an ISO 8601 time or epoch milliseconds, got "${text}"`);
+  return time;
+}
+
+/** `sluice models history <model> [--at <time>]`: which version served which share of traffic, then or over time. */
+export async function historyCommand(
+  context: CommandContext,
+  name: string,
+  options: { readonly at?: string; readonly json?: boolean },
+): Promise<number> {
+  const reader = await registryReader(context);
+  const records = (await readDeployments({ ...reader, topic: `${context.config.topicPrefix}registry.deployments` })).filter(
+    (record) => record.model_name === name,
+  );
+  const times = options.at === undefined ? records.map((record) => record.at) : [parseTime(options.at)];
+  const answers = times.map((at) => trafficAt(records, name, at));
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(options.at === undefined ? answers : answers[0])}\n`);
+    return 0;
+  }
+  if (answers.length === 0) process.stdout.write(`no deployment records of ${name} yet\n`);
+  for (const answer of answers) {
+    const shares = answer.shares.map((share) => `v${share.version} ${share.role} ${(share.share * 100).toFixed(1)}%`).join(', ');
+    const record = answer.deployment;
+    process.stdout.write(
+      `${new Date(answer.at).toISOString()}  ${shares || 'no version served'}${record ? `  (${record.strategy} ${record.action} ${record.state} ${record.deployment_id}: ${record.reason})` : ''}\n`,
+    );
+  }
   return 0;
 }

@@ -15,7 +15,9 @@ import { ValidationError, type OutputRecord, type RawRecord, type StageDefinitio
  * features stage before it in the same task computed them (handed over in the record's scratch:
  * serving sees exactly what training replays) → the champion version, micro-batched through
  * onnxruntime-node (the records of a chunk are scored in one call) → predictions.<model>, exactly
- * once. Hot reload: each prediction uses the version in service when it is scored, and carries it.
+ * once. Hot reload: each prediction uses the version in service when it is scored, and carries it,
+ * with its role (CHAMPION, CANARY, FALLBACK) and the rollout that routed it; each version's row is
+ * built from that version's own recorded inputs (a rollback after a definition change stays right).
  * Missing or late features, no model, or a failing model give a fallback prediction (the previous
  * version's score, else the model's documented fallback score) with the reason — counted, never a
  * crash. A failure to read features is an error (retried, then dead-lettered), never a fallback.
@@ -59,7 +61,7 @@ export interface Prediction {
   readonly entity_id: string;
   readonly model_name: string;
   readonly model_version: number;
-  readonly deployment: 'CHAMPION' | 'FALLBACK';
+  readonly deployment: 'CHAMPION' | 'CANARY' | 'SHADOW' | 'FALLBACK';
   readonly score: number;
   readonly decision: boolean;
   readonly threshold: number;
@@ -70,6 +72,7 @@ export interface Prediction {
   readonly latency_ms: number;
   readonly event_time: number;
   readonly predicted_at: number;
+  readonly deployment_id: string | null;
 }
 
 /** Scores one event's inputs with the model in service, falling back as documented. */
@@ -85,19 +88,38 @@ export async function predict(
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
   const categories: Record<string, string | null> = {};
   for (const field of model.categorical) categories[field] = typeof event.value[field] === 'string' ? event.value[field] : null;
+  // The views the definition names, and those a version in service was trained on (a rollback
+  // after a definition change): each version's row is built from its own recorded inputs.
+  const loaded = [watcher.current(), watcher.previous(), watcher.candidate()].filter(
+    (candidate): candidate is LoadedModel => candidate !== undefined,
+  );
+  const views = new Map<string, Set<string>>(model.features.map(({ view, features }) => [view.name, new Set(features)]));
+  for (const input of loaded.flatMap((candidate) => candidate.metadata.inputs)) {
+    const dot = input.indexOf('.');
+    if (dot < 0) continue;
+    const view = input.slice(0, dot);
+    views.set(view, (views.get(view) ?? new Set()).add(input.slice(dot + 1)));
+  }
   const missing: string[] = [];
   const late: string[] = [];
-  for (const { view, features } of model.features) {
+  for (const [view, features] of views) {
     // A failure to read is not a missing feature: it propagates (retried, then dead-lettered).
-    const found = await options.features.valuesAt(view.name, event.entity, event.eventId, event.eventTime);
-    if (found === LATE) late.push(view.name);
-    else if (!found) missing.push(view.name);
-    for (const feature of features) values[`${view.name}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
+    const found = await options.features.valuesAt(view, event.entity, event.eventId, event.eventTime);
+    if (found === LATE) late.push(view);
+    else if (!found) missing.push(view);
+    for (const feature of features) values[`${view}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
   }
-  // The row each version was trained on: its inputs by name, categorical ones one-hot over its vocabulary.
-  const rowOf = (loaded: LoadedModel): (number | null)[] => rowFor(loaded.metadata.inputs, loaded.metadata.categorical, values, categories);
+  // Event fields a version in service was trained on that today's definition no longer names.
+  for (const input of loaded.flatMap((candidate) => candidate.metadata.inputs)) {
+    if (!(input in values) && typeof event.value[input] === 'number') values[input] = event.value[input];
+  }
+  // The row each version was trained on: its own inputs by name, categorical ones one-hot over its vocabulary.
+  const rowOf = (version: LoadedModel): (number | null)[] =>
+    rowFor(version.metadata.inputs, version.metadata.categorical, values, categories);
 
-  let served: LoadedModel | undefined = watcher.current();
+  // The running canary's hash split picks the canary for some entities, the champion for the rest.
+  const route = watcher.route(event.entity);
+  let served: LoadedModel | undefined = route.model;
   let score: number | undefined;
   let reason: string | null = null;
   if (late.length > 0) {
@@ -114,7 +136,8 @@ export async function predict(
       score = await served.score(rowOf(served));
     } catch (error) {
       reason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${served.version.version}: ${errorMessage(error)}`;
-      served = watcher.previous();
+      // A failing canary falls back to the champion; a failing champion to the version before it.
+      served = route.role === 'CANARY' ? watcher.current() : watcher.previous();
       if (served) {
         try {
           score = await served.score(rowOf(served));
@@ -136,7 +159,7 @@ export async function predict(
     entity_id: event.entity,
     model_name: model.name,
     model_version: version,
-    deployment: fallback ? 'FALLBACK' : 'CHAMPION',
+    deployment: fallback ? 'FALLBACK' : route.role,
     score: final,
     decision: final >= model.threshold,
     threshold: model.threshold,
@@ -146,6 +169,7 @@ export async function predict(
     latency_ms: latency,
     event_time: event.eventTime,
     predicted_at: now(),
+    deployment_id: route.deploymentId,
   };
 }
 

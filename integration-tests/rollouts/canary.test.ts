@@ -1,0 +1,308 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Admin, Kafka } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { launch, type Launched } from '../../app/launch.js';
+import { loadConfig } from '../../common/config.js';
+import { silentLogger } from '../../common/logger.js';
+import { createMetricsRegistry } from '../../common/metrics.js';
+import { demoEvents, type DemoRecord } from '../../examples/fraud/generator.js';
+import demo from '../../examples/fraud/sluice.config.js';
+import { runCanary, type CanaryOptions } from '../../jobs/canary.js';
+import { DEFAULT_GATES, parseGates } from '../../models/gates.js';
+import { toOnnx, type ScoringNetwork } from '../../models/network.js';
+import { ArtifactStore, baselineOf, readModelRegistry, registerModelVersion, type RegistryOptions } from '../../models/registry.js';
+import { entityBucket, readDeployments, trafficAt, type DeploymentRecord } from '../../models/rollout.js';
+import { changeRollout, type RolloutRegistry } from '../../models/rollout-registry.js';
+import { AvroSerde } from '../../schemas/index.js';
+import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
+import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+
+const HOUR = 3_600_000;
+const logger = silentLogger();
+const fraud = demo.models.find((candidate) => candidate.name === 'fraud')!;
+
+interface Prediction {
+  readonly event_id: string;
+  readonly entity_id: string;
+  readonly model_version: number;
+  readonly deployment: string;
+  readonly deployment_id: string | null;
+  readonly score: number;
+  readonly fallback_reason: string | null;
+}
+
+/** Two hours of demo traffic ending at `end`, over 20,000 cards (so a hash split has entities to split). */
+const batch = (seed: number, end: number, events: number): DemoRecord[] => [
+  ...demoEvents({ seed, events, end, spanMs: 2 * HOUR, cards: 20_000, users: 2_000, fraudRate: 0.02, chargebackDelayMs: 10 * 60_000 }),
+];
+
+describe('canary rollouts on the fused pipeline: hash split, gates, automatic rollback and promotion, history', () => {
+  const prefix = `${uniqueName('canary')}.`;
+  const now = Date.now();
+  const batches = [batch(31, now - 5 * HOUR, 34_000), batch(32, now - 3 * HOUR, 12_000), batch(33, now - HOUR, 12_000)];
+  let kafka: Kafka;
+  let admin: Admin;
+  let setup: DemoSetup;
+  let artifacts: ArtifactStore;
+  let registry: RolloutRegistry;
+  let launched: Launched | undefined;
+  let produced = 0;
+  const records: DeploymentRecord[] = [];
+  const versions = { worse: 0, good: 0 };
+
+  const register = async (network: ScoringNetwork, run: string): Promise<number> => {
+    const sha = await artifacts.put(toOnnx(network, 'fraud'), {
+      name: 'fraud',
+      inputs: setup.inputs,
+      fill: [...network.mean],
+      threshold: 0.5,
+      trainer: 'fixed',
+      metrics: {},
+      baseline: Object.fromEntries(setup.inputs.map((input) => [input, baselineOf([])])),
+    });
+    const registryOptions: RegistryOptions = registry;
+    return (
+      await registerModelVersion(registryOptions, {
+        name: 'fraud',
+        artifact_sha256: sha,
+        trainer: 'fixed',
+        params: {},
+        metrics: {},
+        dataset: { ranges: [], feature_versions: Object.fromEntries(setup.versions) },
+        code_commit: null,
+        run_id: run,
+        created_at: Date.now(),
+      })
+    ).version;
+  };
+
+  const produce = async (records: readonly DemoRecord[]): Promise<void> => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (let start = 0; start < records.length; start += 5_000) {
+      const slice = records.slice(start, start + 5_000);
+      const topics = [...new Set(slice.map((record) => record.topic))];
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: topics.map((topic) => ({
+          topic: `${prefix}${topic}`,
+          messages: slice
+            .filter((record) => record.topic === topic)
+            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
+        })),
+      });
+    }
+    await producer.disconnect();
+    produced += records.filter((record) => record.topic === 'raw.transactions').length;
+  };
+
+  /** Every prediction, read to the end offsets once the pipeline has consumed everything produced. */
+  const predictions = async (): Promise<Prediction[]> => {
+    await waitUntil(
+      async () =>
+        (await groupLag(admin, `${prefix}sluice-pipeline`, `${prefix}raw.transactions`)) === 0 &&
+        (await groupLag(admin, `${prefix}sluice-pipeline`, `${prefix}raw.chargebacks`)) === 0,
+      240_000,
+      'the pipeline caught up',
+    );
+    const serde = new AvroSerde(setup.registry.url);
+    return Promise.all(
+      (await readToEnd(kafka, `${prefix}predictions.fraud`)).map(async (message) => (await serde.decode(message.value!)) as Prediction),
+    );
+  };
+
+  const canary = (
+    candidate: number,
+    steps: number[],
+    stepEveryMs: number,
+    gates: string,
+    signal?: AbortSignal,
+  ): Promise<Awaited<ReturnType<typeof runCanary>>> => {
+    const options: CanaryOptions = {
+      kafka,
+      registryUrl: setup.registry.url,
+      topicPrefix: prefix,
+      registry,
+      alerts: { topic: `${prefix}monitoring.alerts`, schemaId: setup.ids.get(`${prefix}monitoring.alerts-value`)! },
+      model: fraud,
+      candidate,
+      steps,
+      stepEveryMs,
+      gates: parseGates(gates),
+      actor: 'canary test',
+      logger,
+      onRecord: (record) => records.push(record),
+      ...(signal ? { signal } : {}),
+    };
+    return runCanary(options);
+  };
+
+  const watcher = () => launched!.watchers.get('fraud')!.watcher;
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-canary-'));
+    artifacts = new ArtifactStore(path.join(dataDir, 'models'));
+    setup = await setUpDemo({ kafka, admin, brokers: inject('brokers'), prefix, partitions: 3, modelsDir: artifacts.dir });
+    await createTopic(admin, `${prefix}registry.deployments`, 1, { 'cleanup.policy': 'compact' });
+    await createTopic(admin, `${prefix}monitoring.alerts`, 1);
+    registry = {
+      kafka,
+      topic: `${prefix}registry.models`,
+      registryUrl: setup.registry.url,
+      schemaId: setup.ids.get(`${prefix}registry.models-value`)!,
+      deployments: { topic: `${prefix}registry.deployments`, schemaId: setup.ids.get(`${prefix}registry.deployments-value`)! },
+    };
+    // A deliberately worse candidate (0.993 for every event: it flags everything) and a good one.
+    const champion = setup.network;
+    const layer = champion.layers[0]!;
+    versions.worse = await register(
+      { ...champion, layers: [{ ...layer, weights: layer.weights.map(() => 0), bias: Float32Array.from([5]) }] },
+      'worse',
+    );
+    versions.good = await register({ ...champion, layers: [{ ...layer, bias: Float32Array.from([-2.05]) }] }, 'good');
+    const config = loadConfig({
+      SLUICE_DATA_DIR: dataDir,
+      SLUICE_TOPIC_PREFIX: prefix,
+      KAFKA_BROKERS: inject('brokers').join(','),
+      SLUICE_LOG_LEVEL: 'warn',
+    });
+    launched = await launch('pipeline', {
+      config,
+      topology: demo,
+      brokers: inject('brokers'),
+      registryUrl: setup.registry.url,
+      schemaIds: setup.ids,
+      metrics: createMetricsRegistry(false),
+      logger,
+      modelsDir: artifacts.dir,
+    });
+    await waitUntil(() => watcher().current()?.version.version === 1, 60_000, 'version 1 in service');
+  });
+
+  afterAll(async () => {
+    await launched?.stop();
+    await setup.registry.stop();
+    await admin.disconnect();
+  });
+
+  it('splits by entity hash: 25% of 20,000+ events to the canary within 2 points, every entity on its bucket, each event once', async () => {
+    const stop = new AbortController();
+    const run = canary(versions.good, [0.25], 1_000 * HOUR, 'minSample=1e12', stop.signal);
+    await waitUntil(() => records.length === 1 && watcher().candidate()?.version.version === versions.good, 60_000, 'the canary loaded');
+    const deployment = records[0]!.deployment_id;
+    await produce(batches[0]!);
+    const all = await predictions();
+    expect(all).toHaveLength(produced);
+    expect(new Set(all.map((prediction) => prediction.event_id)).size).toBe(produced);
+    const routed = all.filter((prediction) => prediction.deployment_id === deployment);
+    expect(routed.length).toBeGreaterThanOrEqual(20_000);
+    const share = routed.filter((prediction) => prediction.deployment === 'CANARY').length / routed.length;
+    const misrouted = routed.filter(
+      (prediction) =>
+        prediction.deployment !== 'FALLBACK' &&
+        (prediction.deployment === 'CANARY') !== entityBucket(deployment, prediction.entity_id) < 0.25,
+    );
+    const wrongVersion = routed.filter(
+      (prediction) =>
+        (prediction.deployment === 'CANARY' && prediction.model_version !== versions.good) ||
+        (prediction.deployment === 'CHAMPION' && prediction.model_version !== 1),
+    );
+    process.stdout.write(
+      `canary split: ${(share * 100).toFixed(2)}% of ${routed.length} events (configured 25%), ${misrouted.length} off their bucket\n`,
+    );
+    expect(Math.abs(share - 0.25)).toBeLessThanOrEqual(0.02);
+    expect(misrouted).toHaveLength(0);
+    expect(wrongVersion).toHaveLength(0);
+    stop.abort();
+    await expect(run).rejects.toThrow(/stopped before a verdict/);
+    records.push(
+      await changeRollout(registry, records[0]!, {
+        action: 'ABORT',
+        state: 'ABORTED',
+        share: 0,
+        actor: 'canary test',
+        reason: 'split measured',
+      }),
+    );
+    await waitUntil(() => watcher().candidate() === undefined, 30_000, 'the aborted canary unloaded');
+  });
+
+  it('rolls a worse candidate back by its label test, in one registry record, with an alert', async () => {
+    const before = records.length;
+    const run = canary(versions.worse, [0.25, 0.5, 1], 1_000 * HOUR, 'minSample=200,maxScorePsi=off,maxP99LatencyMs=5000,minLabelled=50');
+    await waitUntil(
+      () => records.length === before + 1 && watcher().candidate()?.version.version === versions.worse,
+      60_000,
+      'the canary loaded',
+    );
+    await produce(batches[1]!);
+    const outcome = await run;
+    process.stdout.write(
+      `worse candidate: ${outcome.final.state} after ${outcome.labelled} labelled outcomes (${outcome.canary.labelled} canary, ${outcome.champion.labelled} champion), ${outcome.canary.predictions} canary predictions: ${outcome.final.reason}\n`,
+    );
+    expect(outcome.final).toMatchObject({
+      action: 'ROLLBACK',
+      state: 'ROLLED_BACK',
+      candidate_share: 0,
+      champion_version: 1,
+      actor: 'gates',
+    });
+    expect(outcome.final.reason).toContain('log_loss_msprt');
+    expect(outcome.labelled).toBeLessThan(5_000);
+    expect(records.slice(before).map((record) => record.action)).toEqual(['START', 'ROLLBACK']);
+    const alerts = await readToEnd(kafka, `${prefix}monitoring.alerts`);
+    expect(alerts).toHaveLength(1);
+    expect((await readModelRegistry(registry)).find((version) => version.aliases.includes('champion'))?.version).toBe(1);
+    await waitUntil(() => watcher().candidate() === undefined, 30_000, 'the rolled-back canary unloaded');
+    const all = await predictions();
+    expect(new Set(all.map((prediction) => prediction.event_id)).size).toBe(produced);
+    expect(all).toHaveLength(produced);
+  });
+
+  it('promotes a good candidate after its last step, and history from the log answers at 5 sampled times', async () => {
+    const before = records.length;
+    const run = canary(
+      versions.good,
+      [0.5, 1],
+      HOUR / 2,
+      `minSample=200,maxP99LatencyMs=5000,minLabelled=50,maxScorePsi=${DEFAULT_GATES.maxScorePsi}`,
+    );
+    await waitUntil(
+      () => records.length === before + 1 && watcher().candidate()?.version.version === versions.good,
+      60_000,
+      'the canary loaded',
+    );
+    await produce(batches[2]!);
+    const outcome = await run;
+    process.stdout.write(`good candidate: ${outcome.final.state} after ${outcome.labelled} labelled outcomes: ${outcome.final.reason}\n`);
+    expect(records.slice(before).map((record) => record.action)).toEqual(['START', 'STEP', 'PROMOTE']);
+    expect(outcome.final).toMatchObject({ state: 'PROMOTED', champion_version: versions.good });
+    expect((await readModelRegistry(registry)).find((version) => version.aliases.includes('champion'))?.version).toBe(versions.good);
+    await waitUntil(() => watcher().current()?.version.version === versions.good, 30_000, 'the promoted version in service');
+    const all = await predictions();
+    expect(all).toHaveLength(produced);
+    expect(new Set(all.map((prediction) => prediction.event_id)).size).toBe(produced);
+
+    // ---- history at 5 sampled times across the rollouts ----------------------------------
+    const at = (index: number): number => (records[index]!.at + (records[index + 1]?.at ?? records[index]!.at + 60_000)) / 2;
+    const expectations: [number, string][] = [
+      [at(0), `1 CHAMPION 0.75, ${versions.good} CANARY 0.25`], // the split canary
+      [at(1), '1 CHAMPION 1'], // aborted
+      [at(2), `1 CHAMPION 0.75, ${versions.worse} CANARY 0.25`], // the worse canary
+      [at(3), '1 CHAMPION 1'], // rolled back
+      [at(records.length - 1), `${versions.good} CHAMPION 1`], // promoted
+    ];
+    const log = await readDeployments({ kafka, topic: `${prefix}registry.deployments`, registryUrl: setup.registry.url });
+    for (const [time, expected] of expectations) {
+      const answer = trafficAt(log, 'fraud', time)
+        .shares.map((share) => `${share.version} ${share.role} ${share.share}`)
+        .join(', ');
+      expect(answer).toBe(expected);
+    }
+  });
+});

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetricsRegistry } from '../../common/metrics.js';
+import { LoadedModel, type ModelWatcher, type Route } from '../../models/deployment.js';
+import { OnnxScorer, toOnnx } from '../../models/network.js';
+import type { ModelMetadata, ModelVersion } from '../../models/registry.js';
+import { entityBucket } from '../../models/rollout.js';
+import { modelDefinition, source, type ModelDefinition } from '../../topology/index.js';
+import { predict, type FeatureSource } from './stage.js';
+
+const payments = source({
+  name: 'payments',
+  schema: {
+    type: 'record',
+    name: 'Payment',
+    fields: [
+      { name: 'payment_id', type: 'string' },
+      { name: 'card_id', type: 'string' },
+      { name: 'amount', type: 'double' },
+      { name: 'tip', type: 'double' },
+      { name: 'timestamp', type: { type: 'long', logicalType: 'timestamp-millis' } },
+    ],
+  },
+  idField: 'payment_id',
+  eventTimeField: 'timestamp',
+  entityField: 'card_id',
+  description: 'test payments',
+});
+
+/** Today's definition lists tip before amount; version 1 was trained on [amount, tip]. */
+const definition: ModelDefinition = modelDefinition({
+  name: 'pay',
+  description: 'test',
+  owner: 'tests',
+  source: payments,
+  fields: ['tip', 'amount'],
+  features: [],
+  label: { source: payments, joinField: 'payment_id', window: '1h' },
+  trainer: 'logistic',
+  threshold: 0.5,
+});
+
+/** sigmoid(first input): the score says which input came first. */
+async function versionOn(version: number, inputs: string[]): Promise<LoadedModel> {
+  const network = {
+    features: inputs,
+    mean: Float32Array.from([0, 0]),
+    std: Float32Array.from([1, 1]),
+    layers: [{ inputs: 2, outputs: 1, weights: Float32Array.from([1, 0]), bias: Float32Array.from([0]), activation: 'sigmoid' as const }],
+  };
+  return new LoadedModel(
+    { name: 'pay', version, aliases: [] } as unknown as ModelVersion,
+    { name: 'pay', inputs, fill: [0, 0] } as unknown as ModelMetadata,
+    await OnnxScorer.load(toOnnx(network, 'pay'), 2),
+    64,
+    0,
+  );
+}
+
+const noFeatures: FeatureSource = { valuesAt: () => Promise.resolve(null) };
+const sigmoid = (value: number): number => 1 / (1 + Math.exp(-value));
+
+function watching(
+  champion: LoadedModel,
+  route: (entity: string) => Route = () => ({ model: champion, role: 'CHAMPION', deploymentId: null }),
+) {
+  return {
+    current: () => champion,
+    previous: () => undefined,
+    candidate: () => undefined,
+    loadFailure: () => undefined,
+    route,
+  } as unknown as ModelWatcher;
+}
+
+describe('predict with per-version inputs and routes', () => {
+  let v1: LoadedModel;
+  let v2: LoadedModel;
+  beforeAll(async () => {
+    v1 = await versionOn(1, ['amount', 'tip']);
+    v2 = await versionOn(2, ['tip', 'amount']);
+  });
+  afterAll(async () => {
+    await v1.close();
+    await v2.close();
+  });
+  const event = (entity: string) => ({ eventId: `e-${entity}`, entity, eventTime: 1_000, value: { amount: 3, tip: -2 } });
+
+  it('builds the row of an old version from its own recorded inputs, not from the current definition', async () => {
+    const options = { model: definition, watcher: watching(v1), metrics: createMetricsRegistry(), features: noFeatures };
+    const prediction = await predict(options, event('c1'), Date.now());
+    expect(prediction.model_version).toBe(1);
+    expect(prediction.score).toBeCloseTo(sigmoid(3), 5);
+    const current = await predict({ ...options, watcher: watching(v2) }, event('c1'), Date.now());
+    expect(current.score).toBeCloseTo(sigmoid(-2), 5);
+  });
+
+  it('records the role and deployment id of the route, and falls back from a canary to the champion', async () => {
+    const options = {
+      model: definition,
+      metrics: createMetricsRegistry(),
+      features: noFeatures,
+      watcher: watching(v1, (entity) =>
+        entity === 'canary' ? { model: v2, role: 'CANARY', deploymentId: 'd1' } : { model: v1, role: 'CHAMPION', deploymentId: 'd1' },
+      ),
+    };
+    const canary = await predict(options, event('canary'), Date.now());
+    expect([canary.model_version, canary.deployment, canary.deployment_id]).toEqual([2, 'CANARY', 'd1']);
+    const champion = await predict(options, event('other'), Date.now());
+    expect([champion.model_version, champion.deployment, champion.deployment_id]).toEqual([1, 'CHAMPION', 'd1']);
+    const broken = await versionOn(3, ['amount', 'tip']);
+    await broken.close();
+    const failing = await predict(
+      { ...options, watcher: watching(v1, () => ({ model: broken, role: 'CANARY', deploymentId: 'd1' })) },
+      event('x'),
+      Date.now(),
+    );
+    expect([failing.model_version, failing.deployment, failing.fallback_reason?.split(':')[0]]).toEqual([1, 'FALLBACK', 'model_error']);
+  });
+});
+
+describe('entityBucket', () => {
+  it('is stable per deployment and entity, and splits 20,000 entities within 1 point of the share', () => {
+    expect(entityBucket('d1', 'card-7')).toBe(entityBucket('d1', 'card-7'));
+    expect(entityBucket('d1', 'card-7')).not.toBe(entityBucket('d2', 'card-7'));
+    for (const share of [0.05, 0.25, 0.5]) {
+      let inside = 0;
+      for (let index = 0; index < 20_000; index += 1) if (entityBucket('d1', `card-${index}`) < share) inside += 1;
+      expect(Math.abs(inside / 20_000 - share)).toBeLessThan(0.01);
+    }
+  });
+});
