@@ -34,6 +34,7 @@ import { runSink, type RunningSink } from '../streams/sink/stage.js';
 import { predictionsTable } from '../offline/index.js';
 import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
+import { dashboardRoutes } from '../serving/dashboard/routes.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
 import type { TrainReport } from '../jobs/train.js';
@@ -235,7 +236,18 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       running.health,
       config.metrics.host,
       config.metrics.port,
-      [onlineRoutes(() => online), predictRoutes(running.watchers, () => online, metricsRegistry)],
+      [
+        onlineRoutes(() => online),
+        predictRoutes(running.watchers, () => online, metricsRegistry),
+        dashboardRoutes({
+          metrics: metricsRegistry,
+          store: offline,
+          topology,
+          topicPrefix: config.topicPrefix,
+          stages: () => [running.stage.status()],
+          servingVersion: (model) => running.watchers.get(model)?.watcher.current()?.version.version,
+        }),
+      ],
       { tokens: config.auth.ops },
     );
 
@@ -287,6 +299,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       kafka: brokers.join(','),
       schemaRegistry,
       metrics: `${ops.url}/metrics`,
+      dashboard: `${ops.url}/`,
       features: `${ops.url}/features`,
       predict: `${ops.url}/predict`,
       clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),

@@ -1,0 +1,142 @@
+import type { MetricsRegistry } from '../../common/metrics.js';
+import { quoteIdentifier, tableName, type OfflineStore } from '../../offline/index.js';
+import type { StageStatus } from '../../streams/runtime/index.js';
+import type { Topology } from '../../topology/index.js';
+import { summarizeMetrics, type MetricsSummary } from './metrics-summary.js';
+
+/** What the dashboard reads: the process's metrics, the offline store, the topology and what runs. */
+export interface DashboardSource {
+  readonly metrics: MetricsRegistry;
+  /** The offline store (ClickHouse); undefined where the process has none. */
+  readonly store: OfflineStore | undefined;
+  readonly topology: Pick<Topology, 'sources' | 'views' | 'models'>;
+  readonly topicPrefix: string;
+  /** The stages this process runs and their tasks' states. */
+  readonly stages: () => readonly StageStatus[];
+  /** The version each model's inference scores with now, if one is loaded. */
+  readonly servingVersion: (model: string) => number | undefined;
+}
+
+/** A box of the dataflow graph; `count` is a running total the page turns into a rate. */
+export interface GraphNode {
+  readonly id: string;
+  readonly kind: 'topic' | 'stage' | 'sink';
+  readonly label: string;
+  readonly count: number;
+}
+
+/** A section that comes from SQL: its rows, or why there are none. */
+export type SqlSection<T> = { readonly rows: readonly T[] } | { readonly error: string };
+
+export interface ModelSnapshot {
+  readonly name: string;
+  readonly servingVersion: number | null;
+  readonly versions: SqlSection<{ version: number; aliases: string; auc: number | null; trainer: string }>;
+  /** The last 1000 predictions by version and role (champion, canary, shadow, fallback). */
+  readonly traffic: SqlSection<{ model_version: number; deployment: string; n: number }>;
+  /** Predictions stored in ClickHouse. */
+  readonly stored: SqlSection<{ n: number }>;
+  /** Scores of the last 2000 model predictions, in ten bins of [0, 1]. */
+  readonly histogram: SqlSection<{ bin: number; n: number }>;
+}
+
+export interface DashboardSnapshot {
+  /** Wall-clock time of the snapshot, ms. */
+  readonly at: number;
+  /** Columns of the dataflow, left to right. */
+  readonly graph: readonly (readonly GraphNode[])[];
+  readonly metrics: MetricsSummary;
+  readonly tasks: readonly { readonly stage: string; readonly ready: boolean; readonly states: Readonly<Record<string, number>> }[];
+  readonly views: readonly { readonly name: string; readonly stats: SqlSection<{ rows: number; latest: string | null; age_s: number | null }> }[];
+  readonly models: readonly ModelSnapshot[];
+  readonly deadLettersStored: SqlSection<{ stage: string; error_code: string; n: number }>;
+  readonly drift: SqlSection<Record<string, unknown>>;
+  readonly performance: SqlSection<Record<string, unknown>>;
+  readonly alerts: SqlSection<Record<string, unknown>>;
+}
+
+/** The SQL of each section, as anyone can run it on the SQL endpoint (names without the topic prefix's dots). */
+export const dashboardSql = {
+  viewStats: (table: string) =>
+    `SELECT count() AS rows, toString(max(event_time)) AS latest, if(count() = 0, NULL, dateDiff('second', max(event_time), now64(3))) AS age_s FROM ${quoteIdentifier(table)}`,
+  modelVersions: (table: string, model: string) =>
+    `SELECT version, aliases, metrics['auc'] AS auc, trainer FROM ${quoteIdentifier(table)} FINAL WHERE name = '${model.replaceAll("'", "''")}' ORDER BY version`,
+  traffic: (table: string) =>
+    `SELECT model_version, toString(deployment) AS deployment, count() AS n FROM (SELECT model_version, deployment FROM ${quoteIdentifier(table)} ORDER BY predicted_at DESC LIMIT 1000) GROUP BY model_version, deployment ORDER BY n DESC`,
+  storedPredictions: (table: string) => `SELECT count() AS n FROM ${quoteIdentifier(table)} FINAL`,
+  histogram: (table: string) =>
+    `SELECT least(toUInt8(floor(score * 10)), 9) AS bin, count() AS n FROM (SELECT score FROM ${quoteIdentifier(table)} WHERE fallback_reason IS NULL ORDER BY predicted_at DESC LIMIT 2000) GROUP BY bin ORDER BY bin`,
+  deadLetters: (table: string) =>
+    `SELECT stage, error_code, count() AS n FROM ${quoteIdentifier(table)} FINAL GROUP BY stage, error_code ORDER BY n DESC LIMIT 20`,
+  latest: (table: string, orderBy: string) => `SELECT * FROM ${quoteIdentifier(table)} ORDER BY ${orderBy} DESC LIMIT 20`,
+};
+
+export async function dashboardSnapshot(source: DashboardSource): Promise<DashboardSnapshot> {
+  const { topology } = source;
+  const summary = summarizeMetrics(await source.metrics.getMetricsAsJSON());
+  const table = (topic: string): string => tableName(topic);
+  const sql = <T>(statement: string): Promise<SqlSection<T>> =>
+    source.store
+      ? source.store.query<T>(statement).then(
+          (rows) => ({ rows }),
+          (error: unknown) => ({ error: error instanceof Error ? error.message.split('\n')[0] ?? '' : String(error) }),
+        )
+      : Promise.resolve({ error: 'this process has no offline store' });
+
+  const views = await Promise.all(
+    topology.views.map(async (view) => ({
+      name: view.name,
+      stats: await sql<{ rows: number; latest: string | null; age_s: number | null }>(dashboardSql.viewStats(table(`features.${view.name}`))),
+    })),
+  );
+  const models: ModelSnapshot[] = [];
+  for (const model of topology.models) {
+    const predictions = table(`predictions.${model.name}`);
+    models.push({
+      name: model.name,
+      servingVersion: source.servingVersion(model.name) ?? null,
+      versions: await sql(dashboardSql.modelVersions(table('registry.models'), model.name)),
+      traffic: await sql(dashboardSql.traffic(predictions)),
+      stored: await sql(dashboardSql.storedPredictions(predictions)),
+      histogram: await sql(dashboardSql.histogram(predictions)),
+    });
+  }
+  return {
+    at: Date.now(),
+    graph: dataflow(source, summary),
+    metrics: summary,
+    tasks: source.stages().map((status) => ({
+      stage: status.stage,
+      ready: status.ready,
+      states: status.tasks.reduce<Record<string, number>>((states, task) => ({ ...states, [task.state]: (states[task.state] ?? 0) + 1 }), {}),
+    })),
+    views,
+    models,
+    deadLettersStored: await sql(dashboardSql.deadLetters(table('dlq'))),
+    drift: await sql(dashboardSql.latest(table('monitoring.drift'), 'window_end')),
+    performance: await sql(dashboardSql.latest(table('monitoring.performance'), 'window_end')),
+    alerts: await sql(dashboardSql.latest(table('monitoring.alerts'), 'at')),
+  };
+}
+
+/** sources → ingest → events → features → views → inference → predictions → sink, with running totals. */
+function dataflow(source: DashboardSource, summary: MetricsSummary): GraphNode[][] {
+  const { topology, topicPrefix: prefix } = source;
+  const out = (topic: string): number => summary.topicsOut[`${prefix}${topic}`] ?? 0;
+  const topic = (name: string, count: number): GraphNode => ({ id: `topic:${name}`, kind: 'topic', label: name, count });
+  const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
+  const events = topology.sources.map((s) => out(`events.${s.name}`));
+  const features = topology.views.map((v) => out(`features.${v.name}`));
+  const predictions = (model: string): number =>
+    sum(summary.predictions.filter((entry) => entry.labels.model === model).map((entry) => entry.count));
+  return [
+    topology.sources.map((s) => topic(`raw.${s.name}`, summary.topicsIn[`${prefix}raw.${s.name}`] ?? 0)),
+    [{ id: 'stage:ingest', kind: 'stage', label: 'ingest', count: sum(events) }],
+    [...topology.sources.map((s, i) => topic(`events.${s.name}`, events[i] ?? 0)), topic('dlq', out('dlq'))],
+    [{ id: 'stage:features', kind: 'stage', label: 'features', count: sum(features) }],
+    topology.views.map((v, i) => topic(`features.${v.name}`, features[i] ?? 0)),
+    topology.models.map((m) => ({ id: `stage:inference-${m.name}`, kind: 'stage', label: `inference-${m.name}`, count: predictions(m.name) })),
+    topology.models.map((m) => topic(`predictions.${m.name}`, out(`predictions.${m.name}`))),
+    [{ id: 'sink:clickhouse', kind: 'sink', label: 'sink → ClickHouse', count: sum(Object.values(summary.sinkRows)) }],
+  ];
+}
