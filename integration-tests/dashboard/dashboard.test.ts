@@ -98,7 +98,7 @@ describe('the dashboard page', () => {
     });
     await page.goto(stack.endpoints.dashboard ?? '', { waitUntil: 'load' });
     // Live: the page has polled twice (rates need two snapshots).
-    await page.waitForFunction(() => Number(document.body.dataset.snapshots ?? 0) >= 2, { timeout: 30_000 });
+    await page.waitForFunction('Number(document.body.dataset.snapshots ?? 0) >= 2', { timeout: 30_000 });
 
     const text = (selector: string): Promise<string> =>
       page.$eval(selector, (element) => (element.textContent ?? '').trim()).catch(() => `missing ${selector}`);
