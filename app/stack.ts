@@ -35,6 +35,8 @@ import { predictionsTable } from '../offline/index.js';
 import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
 import { dashboardRoutes } from '../serving/dashboard/routes.js';
+import { tracedRoute } from '../serving/traced-route.js';
+import { tracingFromConfig, type Tracing } from '../common/tracing-sdk.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
 import type { TrainReport } from '../jobs/train.js';
@@ -142,6 +144,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   let sql: SqlServer | undefined;
   let sink: RunningSink | undefined;
   let demo: RunningDemo | undefined;
+  let tracing: Tracing | undefined;
   try {
     const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
     const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
@@ -179,6 +182,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     }
     const schemaIds = await registerSchemas(schemaRegistry, topologySubjects(config.topicPrefix, topology), logger);
     metricsRegistry = createMetricsRegistry();
+    tracing = tracingFromConfig(config, 'sluice');
 
     // The offline store: a ClickHouse server when CLICKHOUSE_URL says so, else embedded chDB.
     // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
@@ -215,6 +219,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       schemaIds,
       metrics: metricsRegistry,
       logger,
+      ...(tracing ? { tracer: tracing.tracer } : {}),
     });
     sink = await runSink({
       brokers,
@@ -238,7 +243,9 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       config.metrics.port,
       [
         onlineRoutes(() => online),
-        predictRoutes(running.watchers, () => online, metricsRegistry),
+        tracing
+          ? tracedRoute(tracing.tracer, '/predict/', predictRoutes(running.watchers, () => online, metricsRegistry))
+          : predictRoutes(running.watchers, () => online, metricsRegistry),
         dashboardRoutes({
           metrics: metricsRegistry,
           store: offline,
@@ -287,6 +294,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     await offline?.close();
     await registry?.stop();
     await broker?.stop();
+    await tracing?.shutdown();
     throw error;
   }
 
@@ -318,6 +326,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   const runningSink = sink;
   const store = offline;
   const sqlServer = sql;
+  const tracer = tracing;
   const sinkFailed = sink.done.then(
     () => new Promise<Error>(() => undefined),
     (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
@@ -340,6 +349,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       await store.close();
       await registry?.stop();
       await broker?.stop();
+      await tracer?.shutdown();
     },
   };
 }

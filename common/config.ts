@@ -84,6 +84,11 @@ const environmentSchema = z.strictObject({
   CLICKHOUSE_URL: z.url({ protocol: /^https?$/ }).optional(),
   JAVA_HOME: z.string().min(1).optional(),
   UV_THREADPOOL_SIZE: positiveInt.max(1024).optional(),
+  OTEL_SDK_DISABLED: flag.optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'console', 'none']).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export interface SluiceConfig {
@@ -134,6 +139,12 @@ export interface SluiceConfig {
     /** 0 picks a free port (the previous one when still free). */
     readonly port: number;
   };
+  /**
+   * OpenTelemetry tracing, from the standard variables: off unless OTEL_TRACES_EXPORTER is otlp or
+   * console, or an OTLP endpoint is set (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT); OTEL_SDK_DISABLED=true
+   * turns it off. The OTLP exporter reads its own OTEL_EXPORTER_OTLP_* settings.
+   */
+  readonly tracing: { readonly exporter: 'otlp' | 'console' | 'none'; readonly serviceName: string | undefined };
 }
 
 /** What users' SQL may use: ClickHouse's own limits, applied to every user query and unchangeable by it. */
@@ -167,7 +178,18 @@ export interface KafkaSecurity {
 }
 
 /** Variables outside sluice's namespace that it reads. */
-const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME', 'UV_THREADPOOL_SIZE']);
+const FOREIGN_KEYS = new Set([
+  'KAFKA_BROKERS',
+  'SCHEMA_REGISTRY_URL',
+  'CLICKHOUSE_URL',
+  'JAVA_HOME',
+  'UV_THREADPOOL_SIZE',
+  'OTEL_SDK_DISABLED',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_SERVICE_NAME',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+]);
 
 /**
  * Parses the environment into a frozen config. Unknown SLUICE_* variables are rejected, so a
@@ -281,6 +303,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
       host: e.SLUICE_SCHEMA_REGISTRY_HOST,
       port: e.SLUICE_SCHEMA_REGISTRY_PORT,
+    },
+    tracing: {
+      exporter:
+        e.OTEL_SDK_DISABLED === 'true'
+          ? 'none'
+          : (e.OTEL_TRACES_EXPORTER ??
+            (e.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined ? 'otlp' : 'none')),
+      serviceName: e.OTEL_SERVICE_NAME,
     },
   });
 }

@@ -1,5 +1,6 @@
 import type avro from 'avsc';
 import { stageMetrics } from '../runtime/metrics.js';
+import { childSpan } from '../../common/tracing.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import type { KeyValueStore } from '../../state/index.js';
@@ -85,7 +86,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
     const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
-    const state = (await store.get(entity)) ?? emptyEntityState();
+    const state = (await childSpan('state read', () => store.get(entity), { 'sluice.store': ENTITY_STORE })) ?? emptyEntityState();
     const result = features.apply(state, {
       entity,
       eventId: String(record.value.event_id),
