@@ -36,6 +36,7 @@ import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
 import { dashboardRoutes } from '../serving/dashboard/routes.js';
 import { tracedRoute } from '../serving/traced-route.js';
+import { scrapeAddress, writeScrapeTarget } from '../serving/scrape-target.js';
 import { tracingFromConfig, type Tracing } from '../common/tracing-sdk.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
@@ -244,7 +245,11 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       [
         onlineRoutes(() => online),
         tracing
-          ? tracedRoute(tracing.tracer, '/predict/', predictRoutes(running.watchers, () => online, metricsRegistry))
+          ? tracedRoute(
+              tracing.tracer,
+              '/predict/',
+              predictRoutes(running.watchers, () => online, metricsRegistry),
+            )
           : predictRoutes(running.watchers, () => online, metricsRegistry),
         dashboardRoutes({
           metrics: metricsRegistry,
@@ -253,6 +258,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
           topicPrefix: config.topicPrefix,
           stages: () => [running.stage.status()],
           servingVersion: (model) => running.watchers.get(model)?.watcher.current()?.version.version,
+          registeredVersions: (model) => running.watchers.get(model)?.watcher.registered() ?? [],
         }),
       ],
       { tokens: config.auth.ops },
@@ -298,6 +304,8 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     throw error;
   }
 
+  // Prometheus started from deploy/prometheus/prometheus.yml finds this process here.
+  const scrapeTarget = await writeScrapeTarget(dataDir, 'up', scrapeAddress(ops.url, config.metrics.advertisedHost));
   const state: StackState = {
     pid: process.pid,
     startedAt: new Date().toISOString(),
@@ -341,6 +349,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     async stop() {
       stopping = true;
       await fs.rm(stackFile, { force: true });
+      await scrapeTarget.remove();
       await demo?.stop();
       await runningSink.stop();
       await running.stop();

@@ -52,6 +52,7 @@ const environmentSchema = z.strictObject({
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
   SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_METRICS_PORT: port.default(0),
+  SLUICE_METRICS_ADVERTISED_HOST: z.string().min(1).optional(),
   SLUICE_SQL_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SQL_PORT: port.default(0),
   SLUICE_SQL_WRITABLE: flag.default('false'),
@@ -128,8 +129,11 @@ export interface SluiceConfig {
    * SLUICE_AUTH_TOKEN[_FILE]). Empty: no authentication, which only loopback addresses allow.
    */
   readonly auth: { readonly sql: readonly string[]; readonly registry: readonly string[]; readonly ops: readonly string[] };
-  /** Where /metrics, /health and /ready are served (0 picks a free port). */
-  readonly metrics: { readonly host: string; readonly port: number };
+  /**
+   * Where /metrics, /health and /ready are served (0 picks a free port); `advertisedHost`: the
+   * host Prometheus reaches it by (written to its file-SD target), when not the bound one.
+   */
+  readonly metrics: { readonly host: string; readonly port: number; readonly advertisedHost: string | undefined };
   /** The offline store: a ClickHouse server (`http://user:password@host:8123/database`), else embedded chDB. */
   readonly clickhouse: { readonly url: string | undefined };
   readonly schemaRegistry: {
@@ -284,7 +288,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       maxInFlight: e.SLUICE_MAX_IN_FLIGHT,
       commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
     },
-    metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
+    metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT, advertisedHost: e.SLUICE_METRICS_ADVERTISED_HOST },
     sql: {
       host: e.SLUICE_SQL_HOST,
       port: e.SLUICE_SQL_PORT,

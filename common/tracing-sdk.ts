@@ -18,7 +18,11 @@ export interface Tracing {
  * context propagator, and `exporter` (batched; `simple` exports each span as it ends, for tests).
  * The resource reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, as the SDK does.
  */
-export function startTracing(options: { readonly serviceName: string; readonly exporter: SpanExporter; readonly simple?: boolean }): Tracing {
+export function startTracing(options: {
+  readonly serviceName: string;
+  readonly exporter: SpanExporter;
+  readonly simple?: boolean;
+}): Tracing {
   const resource = resourceFromAttributes({ 'service.name': options.serviceName }).merge(detectResources({ detectors: [envDetector] }));
   const processor = options.simple ? new SimpleSpanProcessor(options.exporter) : new BatchSpanProcessor(options.exporter);
   const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });

@@ -5,6 +5,7 @@ import { registerSchemas } from '../../schemas/index.js';
 import { OnlineStore, onlineRoutes } from '../../serving/online.js';
 import { predictRoutes } from '../../serving/predict-route.js';
 import { tracedRoute } from '../../serving/traced-route.js';
+import { scrapeAddress, writeScrapeTarget } from '../../serving/scrape-target.js';
 import { tracingFromConfig } from '../../common/tracing-sdk.js';
 import { launch } from '../../app/launch.js';
 import { topologySubjects } from '../../app/stages.js';
@@ -48,11 +49,16 @@ export async function runCommand(context: CommandContext, name: string): Promise
     [
       onlineRoutes(() => online),
       tracing
-        ? tracedRoute(tracing.tracer, '/predict/', predictRoutes(launched.watchers, () => online, metrics))
+        ? tracedRoute(
+            tracing.tracer,
+            '/predict/',
+            predictRoutes(launched.watchers, () => online, metrics),
+          )
         : predictRoutes(launched.watchers, () => online, metrics),
     ],
     { tokens: config.auth.ops },
   );
+  const scrapeTarget = await writeScrapeTarget(config.dataDir, name, scrapeAddress(ops.url, config.metrics.advertisedHost));
   process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
 
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
@@ -60,6 +66,7 @@ export async function runCommand(context: CommandContext, name: string): Promise
   });
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), launched.failed.then((error) => ({ error }))]);
   await launched.stop();
+  await scrapeTarget.remove();
   await ops.close();
   await tracing?.shutdown();
   if ('error' in outcome) {

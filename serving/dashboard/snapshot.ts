@@ -15,6 +15,15 @@ export interface DashboardSource {
   readonly stages: () => readonly StageStatus[];
   /** The version each model's inference scores with now, if one is loaded. */
   readonly servingVersion: (model: string) => number | undefined;
+  /** The versions of a model on the registry topic, with their aliases now (ClickHouse keeps each version's first record). */
+  readonly registeredVersions: (model: string) => readonly RegisteredVersion[];
+}
+
+export interface RegisteredVersion {
+  readonly version: number;
+  readonly aliases: readonly string[];
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly trainer: string;
 }
 
 /** A box of the dataflow graph; `count` is a running total the page turns into a rate. */
@@ -31,7 +40,8 @@ export type SqlSection<T> = { readonly rows: readonly T[] } | { readonly error: 
 export interface ModelSnapshot {
   readonly name: string;
   readonly servingVersion: number | null;
-  readonly versions: SqlSection<{ version: number; aliases: string; auc: number | null; trainer: string }>;
+  /** From the registry topic, as the model watcher follows it. */
+  readonly versions: readonly { version: number; aliases: readonly string[]; auc: number | null; trainer: string }[];
   /** The last 1000 predictions by version and role (champion, canary, shadow, fallback). */
   readonly traffic: SqlSection<{ model_version: number; deployment: string; n: number }>;
   /** Predictions stored in ClickHouse. */
@@ -47,7 +57,10 @@ export interface DashboardSnapshot {
   readonly graph: readonly (readonly GraphNode[])[];
   readonly metrics: MetricsSummary;
   readonly tasks: readonly { readonly stage: string; readonly ready: boolean; readonly states: Readonly<Record<string, number>> }[];
-  readonly views: readonly { readonly name: string; readonly stats: SqlSection<{ rows: number; latest: string | null; age_s: number | null }> }[];
+  readonly views: readonly {
+    readonly name: string;
+    readonly stats: SqlSection<{ rows: number; latest: string | null; age_s: number | null }>;
+  }[];
   readonly models: readonly ModelSnapshot[];
   readonly deadLettersStored: SqlSection<{ stage: string; error_code: string; n: number }>;
   readonly drift: SqlSection<Record<string, unknown>>;
@@ -59,8 +72,6 @@ export interface DashboardSnapshot {
 export const dashboardSql = {
   viewStats: (table: string) =>
     `SELECT count() AS rows, toString(max(event_time)) AS latest, if(count() = 0, NULL, dateDiff('second', max(event_time), now64(3))) AS age_s FROM ${quoteIdentifier(table)}`,
-  modelVersions: (table: string, model: string) =>
-    `SELECT version, aliases, metrics['auc'] AS auc, trainer FROM ${quoteIdentifier(table)} FINAL WHERE name = '${model.replaceAll("'", "''")}' ORDER BY version`,
   traffic: (table: string) =>
     `SELECT model_version, toString(deployment) AS deployment, count() AS n FROM (SELECT model_version, deployment FROM ${quoteIdentifier(table)} ORDER BY predicted_at DESC LIMIT 1000) GROUP BY model_version, deployment ORDER BY n DESC`,
   storedPredictions: (table: string) => `SELECT count() AS n FROM ${quoteIdentifier(table)} FINAL`,
@@ -79,14 +90,16 @@ export async function dashboardSnapshot(source: DashboardSource): Promise<Dashbo
     source.store
       ? source.store.query<T>(statement).then(
           (rows) => ({ rows }),
-          (error: unknown) => ({ error: error instanceof Error ? error.message.split('\n')[0] ?? '' : String(error) }),
+          (error: unknown) => ({ error: error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error) }),
         )
       : Promise.resolve({ error: 'this process has no offline store' });
 
   const views = await Promise.all(
     topology.views.map(async (view) => ({
       name: view.name,
-      stats: await sql<{ rows: number; latest: string | null; age_s: number | null }>(dashboardSql.viewStats(table(`features.${view.name}`))),
+      stats: await sql<{ rows: number; latest: string | null; age_s: number | null }>(
+        dashboardSql.viewStats(table(`features.${view.name}`)),
+      ),
     })),
   );
   const models: ModelSnapshot[] = [];
@@ -95,7 +108,12 @@ export async function dashboardSnapshot(source: DashboardSource): Promise<Dashbo
     models.push({
       name: model.name,
       servingVersion: source.servingVersion(model.name) ?? null,
-      versions: await sql(dashboardSql.modelVersions(table('registry.models'), model.name)),
+      versions: source.registeredVersions(model.name).map((version) => ({
+        version: version.version,
+        aliases: version.aliases,
+        auc: version.metrics.auc ?? null,
+        trainer: version.trainer,
+      })),
       traffic: await sql(dashboardSql.traffic(predictions)),
       stored: await sql(dashboardSql.storedPredictions(predictions)),
       histogram: await sql(dashboardSql.histogram(predictions)),
@@ -108,7 +126,10 @@ export async function dashboardSnapshot(source: DashboardSource): Promise<Dashbo
     tasks: source.stages().map((status) => ({
       stage: status.stage,
       ready: status.ready,
-      states: status.tasks.reduce<Record<string, number>>((states, task) => ({ ...states, [task.state]: (states[task.state] ?? 0) + 1 }), {}),
+      states: status.tasks.reduce<Record<string, number>>(
+        (states, task) => ({ ...states, [task.state]: (states[task.state] ?? 0) + 1 }),
+        {},
+      ),
     })),
     views,
     models,
@@ -135,7 +156,12 @@ function dataflow(source: DashboardSource, summary: MetricsSummary): GraphNode[]
     [...topology.sources.map((s, i) => topic(`events.${s.name}`, events[i] ?? 0)), topic('dlq', out('dlq'))],
     [{ id: 'stage:features', kind: 'stage', label: 'features', count: sum(features) }],
     topology.views.map((v, i) => topic(`features.${v.name}`, features[i] ?? 0)),
-    topology.models.map((m) => ({ id: `stage:inference-${m.name}`, kind: 'stage', label: `inference-${m.name}`, count: predictions(m.name) })),
+    topology.models.map((m) => ({
+      id: `stage:inference-${m.name}`,
+      kind: 'stage',
+      label: `inference-${m.name}`,
+      count: predictions(m.name),
+    })),
     topology.models.map((m) => topic(`predictions.${m.name}`, out(`predictions.${m.name}`))),
     [{ id: 'sink:clickhouse', kind: 'sink', label: 'sink → ClickHouse', count: sum(Object.values(summary.sinkRows)) }],
   ];

@@ -108,7 +108,10 @@ export async function predict(
     if (loadFailure) reason = `model_load_failed: ${loadFailure}; served by version ${served.version.version}`;
     try {
       const scoring = served;
-      score = await childSpan('score', () => scoring.score(row), { 'sluice.model': model.name, 'sluice.model_version': scoring.version.version });
+      score = await childSpan('score', () => scoring.score(row), {
+        'sluice.model': model.name,
+        'sluice.model_version': scoring.version.version,
+      });
     } catch (error) {
       reason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${served.version.version}: ${errorMessage(error)}`;
       served = watcher.previous();

@@ -41,16 +41,21 @@ export async function traceRecord(
 /** A commit of a task (outputs, changelogs and offsets in one transaction) as a span of its own. */
 export async function traceCommit<T>(tracer: Tracer, task: string, records: number, work: () => Promise<T>): Promise<T> {
   // A root span: the commit belongs to no one record.
-  return tracer.startActiveSpan('commit', { attributes: { 'sluice.task': task, 'sluice.records': records } }, ROOT_CONTEXT, async (span) => {
-    try {
-      const result = await work();
-      span.end();
-      return result;
-    } catch (error) {
-      failSpan(span, error);
-      throw error;
-    }
-  });
+  return tracer.startActiveSpan(
+    'commit',
+    { attributes: { 'sluice.task': task, 'sluice.records': records } },
+    ROOT_CONTEXT,
+    async (span) => {
+      try {
+        const result = await work();
+        span.end();
+        return result;
+      } catch (error) {
+        failSpan(span, error);
+        throw error;
+      }
+    },
+  );
 }
 
 export type { Tracer };

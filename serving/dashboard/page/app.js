@@ -71,7 +71,11 @@ function drawStages(snapshot) {
   const tasks = new Map(snapshot.tasks.map((task) => [task.stage, task]));
   const rows = snapshot.metrics.stages.map((stage) => {
     const task = tasks.get(stage.stage);
-    const states = task ? Object.entries(task.states).map(([state, n]) => `${n} ${state}`).join(', ') || 'no tasks' : '–';
+    const states = task
+      ? Object.entries(task.states)
+          .map(([state, n]) => `${n} ${state}`)
+          .join(', ') || 'no tasks'
+      : '–';
     return [
       `<span data-stage="${escapeHtml(stage.stage)}">${escapeHtml(stage.stage)}</span>`,
       `<span data-stage-field="${escapeHtml(stage.stage)}:recordsIn">${formatNumber(stage.recordsIn)}</span>`,
@@ -91,7 +95,11 @@ function drawThroughput(snapshot) {
   const stageNodes = snapshot.graph.flat().filter((node) => node.kind !== 'topic');
   series.at.push(snapshot.at / 1000);
   for (const node of stageNodes) {
-    if (!series.byNode.has(node.id)) series.byNode.set(node.id, series.at.slice(0, -1).map(() => null));
+    if (!series.byNode.has(node.id))
+      series.byNode.set(
+        node.id,
+        series.at.slice(0, -1).map(() => null),
+      );
     const rate = rateOf(node, snapshot);
     series.byNode.get(node.id).push(Number.isFinite(rate) ? rate : null);
   }
@@ -143,19 +151,18 @@ function drawModels(snapshot) {
       .filter((entry) => entry.labels.model === model.name)
       .reduce((sum, entry) => sum + entry.count, 0);
     const stored = 'rows' in model.stored ? Number(model.stored.rows[0]?.n ?? 0) : NaN;
-    const versions =
-      'rows' in model.versions && model.versions.rows.length
-        ? table(
-            ['version', 'aliases', 'AUC', 'trainer'],
-            model.versions.rows.map((v) => [
-              `<span data-model-version="${escapeHtml(model.name)}:${v.version}">v${v.version}</span>`,
-              `<span data-model-aliases="${escapeHtml(model.name)}:${v.version}">${escapeHtml(aliasesOf(v.aliases).join(', ') || '–')}</span>`,
-              v.auc === null || v.auc === undefined ? '–' : Number(v.auc).toFixed(3),
-              escapeHtml(v.trainer),
-            ]),
-            [2],
-          )
-        : sqlError(model.versions) || empty('Versions appear here once the model is trained and registered.');
+    const versions = model.versions.length
+      ? table(
+          ['version', 'aliases', 'AUC', 'trainer'],
+          model.versions.map((v) => [
+            `<span data-model-version="${escapeHtml(model.name)}:${v.version}">v${v.version}</span>`,
+            `<span data-model-aliases="${escapeHtml(model.name)}:${v.version}">${escapeHtml(v.aliases.join(', ') || '–')}</span>`,
+            v.auc === null ? '–' : Number(v.auc).toFixed(3),
+            escapeHtml(v.trainer),
+          ]),
+          [2],
+        )
+      : empty('Versions appear here once the model is trained and registered.');
     return (
       `<h3>${escapeHtml(model.name)}</h3>` +
       `<p>serving <strong data-model-field="${escapeHtml(model.name)}:serving">${model.servingVersion === null ? 'no version yet' : `v${model.servingVersion}`}</strong>` +
@@ -165,16 +172,6 @@ function drawModels(snapshot) {
     );
   });
   $('models').innerHTML = parts.join('') || empty('Models appear here when the topology declares them.');
-}
-
-function aliasesOf(value) {
-  if (Array.isArray(value)) return value;
-  try {
-    const parsed = JSON.parse(value);
-    return Array.isArray(parsed) ? parsed : [];
-  } catch {
-    return [];
-  }
 }
 
 function drawHistogram(snapshot) {
@@ -189,7 +186,10 @@ function drawHistogram(snapshot) {
         width: $('histogram').clientWidth || 400,
         height: 200,
         scales: { x: { time: false, range: [0, 1] } },
-        series: [{ label: 'score' }, { label: 'predictions', fill: 'rgba(37,99,235,0.4)', stroke: '#2563eb', paths: uPlot.paths.bars({ size: [0.9] }) }],
+        series: [
+          { label: 'score' },
+          { label: 'predictions', fill: 'rgba(37,99,235,0.4)', stroke: '#2563eb', paths: uPlot.paths.bars({ size: [0.9] }) },
+        ],
         axes: [{}, { size: 50 }],
       },
       [xs, counts],
@@ -243,8 +243,7 @@ function drawDeadLetters(snapshot) {
   $('deadletters').innerHTML =
     (rows.length
       ? table(['stage', 'topic', 'reason', 'records'], rows, [3])
-      : empty('No dead letters so far: records a stage cannot process appear here by reason.')) +
-    sqlError(snapshot.deadLettersStored);
+      : empty('No dead letters so far: records a stage cannot process appear here by reason.')) + sqlError(snapshot.deadLettersStored);
 }
 
 function drawRows(id, section, text) {
@@ -273,8 +272,16 @@ function draw(snapshot) {
   drawDeployments(snapshot);
   drawQuality(snapshot);
   drawDeadLetters(snapshot);
-  drawRows('drift', snapshot.drift, 'Drift tests (KS, chi-square, PSI per feature against the training baseline) appear here when the drift stage writes monitoring.drift.');
-  drawRows('performance', snapshot.performance, 'Rolling accuracy, precision, recall and AUC appear here when labels are joined to predictions (monitoring.performance).');
+  drawRows(
+    'drift',
+    snapshot.drift,
+    'Drift tests (KS, chi-square, PSI per feature against the training baseline) appear here when the drift stage writes monitoring.drift.',
+  );
+  drawRows(
+    'performance',
+    snapshot.performance,
+    'Rolling accuracy, precision, recall and AUC appear here when labels are joined to predictions (monitoring.performance).',
+  );
   drawRows('alerts', snapshot.alerts, 'Open alerts appear here when the alert engine raises one (monitoring.alerts).');
   previous = { at: snapshot.at, counts: new Map(snapshot.graph.flat().map((node) => [node.id, node.count])) };
   snapshots++;
