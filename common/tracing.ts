@@ -25,7 +25,11 @@ export function extractTraceContext(headers: Readonly<Carrier>, parent: Context 
 /** The `traceparent` (and `tracestate`) headers of a context's span; empty when it has none. */
 export function traceHeaders(of: Context): Record<string, string> {
   const carrier: Record<string, string> = {};
-  w3c.inject(of, carrier, { set: (target, key, value) => (target[key] = value) });
+  w3c.inject(of, carrier, {
+    set: (target: Record<string, string>, key: string, value: string) => {
+      target[key] = value;
+    },
+  });
   return carrier;
 }
 

@@ -34,7 +34,7 @@ describe.skipIf(!docker)('sluice on testcontainers (needs a Docker engine)', () 
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     const received = await new Promise<string>((resolve) => {
-      void consumer.run({ eachMessage: async ({ message }) => resolve(message.value?.toString() ?? '') });
+      void consumer.run({ eachMessage: ({ message }) => Promise.resolve(resolve(message.value?.toString() ?? '')) });
     });
     await consumer.disconnect();
     expect(received).toBe('hello from a container');

@@ -126,7 +126,9 @@ describe('the dashboard page', () => {
     await page.waitForFunction('Number(document.body.dataset.snapshots ?? 0) >= 2', { timeout: 30_000 });
 
     const text = (selector: string): Promise<string> =>
-      page.$eval(selector, (element) => (element.textContent ?? '').trim()).catch(() => `missing ${selector}`);
+      page
+        .$eval(selector, (element: { readonly textContent: string | null }) => (element.textContent ?? '').trim())
+        .catch(() => `missing ${selector}`);
     const number = async (selector: string): Promise<number> => Number((await text(selector)).replace(/[^0-9.-]/g, ''));
 
     const scrape = await metrics();

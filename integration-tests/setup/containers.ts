@@ -37,12 +37,19 @@ export async function startKafkaContainer(): Promise<RunningContainer<string[]>>
   const started = await new KafkaContainer(KAFKA_IMAGE).withKraft().start();
   return {
     value: [`${started.getHost()}:${started.getMappedPort(9093)}`],
-    stop: async () => void (await started.stop()),
+    stop: async () => {
+      await started.stop();
+    },
   };
 }
 
 /** A ClickHouse server; its URL in the form CLICKHOUSE_URL takes (`http://user:password@host:port/database`). */
 export async function startClickHouseContainer(): Promise<RunningContainer<string>> {
   const started = await new ClickHouseContainer(CLICKHOUSE_IMAGE).start();
-  return { value: started.getConnectionUrl(), stop: async () => void (await started.stop()) };
+  return {
+    value: started.getConnectionUrl(),
+    stop: async () => {
+      await started.stop();
+    },
+  };
 }

@@ -97,7 +97,7 @@ describe('tracing across topics', () => {
     consumer = kafka.consumer({ groupId: `${prefix}reader`, readUncommitted: false });
     await consumer.connect();
     await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void predictions.push(message) });
+    await consumer.run({ eachMessage: ({ message }) => Promise.resolve(void predictions.push(message)) });
     await waitUntil(() => predictions.length > 0, 60_000, 'the prediction');
 
     const prediction = predictions[0]!;

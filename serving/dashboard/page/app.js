@@ -1,6 +1,5 @@
 // The dashboard page: polls /dashboard/data (the metrics /metrics serves and the ClickHouse tables the
 // SQL endpoint serves) and draws it. Plain JavaScript, no build step; charts by uPlot (global `uPlot`).
-/* global uPlot */
 
 const POLL_MS = 2000;
 const HISTORY = 150;
