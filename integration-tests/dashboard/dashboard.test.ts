@@ -110,6 +110,7 @@ describe('the dashboard page', () => {
       'the demo history to be scored and stored',
     );
 
+    const quietAt = Date.now();
     browser = await launchChromium();
     const page = await browser.newPage();
     const problems: string[] = [];
@@ -122,8 +123,13 @@ describe('the dashboard page', () => {
       if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
     });
     await page.goto(stack.endpoints.dashboard ?? '', { waitUntil: 'load' });
-    // Live: the page has polled twice (rates need two snapshots).
-    await page.waitForFunction('Number(document.body.dataset.snapshots ?? 0) >= 2', { timeout: 30_000 });
+    // Live: the page has polled twice (rates need two snapshots), and shows SQL read after all was quiet.
+    await page.waitForFunction(
+      `Number(document.body.dataset.snapshots ?? 0) >= 2 && Number(document.body.dataset.sqlAt ?? 0) > ${quietAt}`,
+      {
+        timeout: 60_000,
+      },
+    );
 
     const text = (selector: string): Promise<string> =>
       page

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../common/config.js';
 import type { OpsRoute } from '../ops-server.js';
-import { dashboardSnapshot, type DashboardSource } from './snapshot.js';
+import { dashboardSnapshots, type DashboardSource } from './snapshot.js';
 
 const require = createRequire(import.meta.url);
 const PAGE_DIR = path.join(PROJECT_ROOT, 'serving', 'dashboard', 'page');
@@ -24,10 +24,11 @@ const ASSETS: Readonly<Record<string, { readonly file: () => string; readonly ty
  */
 export function dashboardRoutes(source: DashboardSource): OpsRoute {
   const cache = new Map<string, Buffer>();
+  const snapshot = dashboardSnapshots(source);
   return async (request, url) => {
     if (request.method !== 'GET') return undefined;
     if (url.pathname === '/dashboard/data') {
-      return { status: 200, body: await dashboardSnapshot(source), headers: { 'Cache-Control': 'no-store' } };
+      return { status: 200, body: await snapshot(), headers: { 'Cache-Control': 'no-store' } };
     }
     const asset = ASSETS[url.pathname];
     if (!asset) return undefined;
@@ -40,4 +41,4 @@ export function dashboardRoutes(source: DashboardSource): OpsRoute {
   };
 }
 
-export { dashboardSnapshot, dashboardSql, type DashboardSnapshot, type DashboardSource } from './snapshot.js';
+export { dashboardSnapshots, dashboardSql, type DashboardSnapshot, type DashboardSource } from './snapshot.js';

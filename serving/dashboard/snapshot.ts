@@ -51,8 +51,10 @@ export interface ModelSnapshot {
 }
 
 export interface DashboardSnapshot {
-  /** Wall-clock time of the snapshot, ms. */
+  /** Wall-clock time of the snapshot (and of its metrics), ms. */
   readonly at: number;
+  /** When the SQL sections were read, ms. */
+  readonly sqlAt: number;
   /** Columns of the dataflow, left to right. */
   readonly graph: readonly (readonly GraphNode[])[];
   readonly metrics: MetricsSummary;
@@ -82,10 +84,19 @@ export const dashboardSql = {
   latest: (table: string, orderBy: string) => `SELECT * FROM ${quoteIdentifier(table)} ORDER BY ${orderBy} DESC LIMIT 20`,
 };
 
-export async function dashboardSnapshot(source: DashboardSource): Promise<DashboardSnapshot> {
-  const { topology } = source;
-  const summary = summarizeMetrics(await source.metrics.getMetricsAsJSON());
-  const table = (topic: string): string => tableName(topic);
+/** What the dashboard reads with SQL, read at `at`: refreshed in the background, not on every poll. */
+interface SqlPart {
+  readonly at: number;
+  readonly views: DashboardSnapshot['views'];
+  readonly models: ReadonlyMap<string, Pick<ModelSnapshot, 'traffic' | 'stored' | 'histogram'>>;
+  readonly deadLettersStored: DashboardSnapshot['deadLettersStored'];
+  readonly drift: DashboardSnapshot['drift'];
+  readonly performance: DashboardSnapshot['performance'];
+  readonly alerts: DashboardSnapshot['alerts'];
+}
+
+async function readSql(source: DashboardSource): Promise<SqlPart> {
+  const at = Date.now();
   const sql = <T>(statement: string): Promise<SqlSection<T>> =>
     source.store
       ? source.store.query<T>(statement).then(
@@ -93,34 +104,54 @@ export async function dashboardSnapshot(source: DashboardSource): Promise<Dashbo
           (error: unknown) => ({ error: error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error) }),
         )
       : Promise.resolve({ error: 'this process has no offline store' });
-
-  const views = await Promise.all(
-    topology.views.map(async (view) => ({
-      name: view.name,
-      stats: await sql<{ rows: number; latest: string | null; age_s: number | null }>(
-        dashboardSql.viewStats(table(`features.${view.name}`)),
-      ),
-    })),
-  );
-  const models: ModelSnapshot[] = [];
-  for (const model of topology.models) {
-    const predictions = table(`predictions.${model.name}`);
-    models.push({
-      name: model.name,
-      servingVersion: source.servingVersion(model.name) ?? null,
-      versions: source.registeredVersions(model.name).map((version) => ({
-        version: version.version,
-        aliases: version.aliases,
-        auc: version.metrics.auc ?? null,
-        trainer: version.trainer,
-      })),
+  const views: { name: string; stats: SqlSection<{ rows: number; latest: string | null; age_s: number | null }> }[] = [];
+  for (const view of source.topology.views)
+    views.push({ name: view.name, stats: await sql(dashboardSql.viewStats(tableName(`features.${view.name}`))) });
+  const models = new Map<string, Pick<ModelSnapshot, 'traffic' | 'stored' | 'histogram'>>();
+  for (const model of source.topology.models) {
+    const predictions = tableName(`predictions.${model.name}`);
+    models.set(model.name, {
       traffic: await sql(dashboardSql.traffic(predictions)),
       stored: await sql(dashboardSql.storedPredictions(predictions)),
       histogram: await sql(dashboardSql.histogram(predictions)),
     });
   }
   return {
+    at,
+    views,
+    models,
+    deadLettersStored: await sql(dashboardSql.deadLetters(tableName('dlq'))),
+    drift: await sql(dashboardSql.latest(tableName('monitoring.drift'), 'window_end')),
+    performance: await sql(dashboardSql.latest(tableName('monitoring.performance'), 'window_end')),
+    alerts: await sql(dashboardSql.latest(tableName('monitoring.alerts'), 'at')),
+  };
+}
+
+/**
+ * Snapshots for the page: the metrics as they are at each call, the SQL sections as last read.
+ * SQL is read again in the background once its answer is older than `sqlRefreshMs`, so a page
+ * polling every 2 s costs the offline store one round of queries per interval at most.
+ */
+export function dashboardSnapshots(source: DashboardSource, sqlRefreshMs = 5_000): () => Promise<DashboardSnapshot> {
+  let current: SqlPart | undefined;
+  let refreshing: Promise<SqlPart> | undefined;
+  const refresh = (): Promise<SqlPart> =>
+    (refreshing ??= readSql(source)
+      .then((part) => (current = part))
+      .finally(() => (refreshing = undefined)));
+  return async () => {
+    const part = current ?? (await refresh());
+    if (Date.now() - part.at > sqlRefreshMs) refresh().catch(() => undefined);
+    return compose(source, part);
+  };
+}
+
+async function compose(source: DashboardSource, part: SqlPart): Promise<DashboardSnapshot> {
+  const summary = summarizeMetrics(await source.metrics.getMetricsAsJSON());
+  const noRows = { error: 'not read yet' };
+  return {
     at: Date.now(),
+    sqlAt: part.at,
     graph: dataflow(source, summary),
     metrics: summary,
     tasks: source.stages().map((status) => ({
@@ -131,12 +162,24 @@ export async function dashboardSnapshot(source: DashboardSource): Promise<Dashbo
         {},
       ),
     })),
-    views,
-    models,
-    deadLettersStored: await sql(dashboardSql.deadLetters(table('dlq'))),
-    drift: await sql(dashboardSql.latest(table('monitoring.drift'), 'window_end')),
-    performance: await sql(dashboardSql.latest(table('monitoring.performance'), 'window_end')),
-    alerts: await sql(dashboardSql.latest(table('monitoring.alerts'), 'at')),
+    views: part.views,
+    models: source.topology.models.map((model) => ({
+      name: model.name,
+      servingVersion: source.servingVersion(model.name) ?? null,
+      versions: source.registeredVersions(model.name).map((version) => ({
+        version: version.version,
+        aliases: version.aliases,
+        auc: version.metrics.auc ?? null,
+        trainer: version.trainer,
+      })),
+      traffic: part.models.get(model.name)?.traffic ?? noRows,
+      stored: part.models.get(model.name)?.stored ?? noRows,
+      histogram: part.models.get(model.name)?.histogram ?? noRows,
+    })),
+    deadLettersStored: part.deadLettersStored,
+    drift: part.drift,
+    performance: part.performance,
+    alerts: part.alerts,
   };
 }
 

@@ -286,6 +286,7 @@ function draw(snapshot) {
   snapshots++;
   document.body.dataset.snapshots = String(snapshots);
   document.body.dataset.snapshotAt = String(snapshot.at);
+  document.body.dataset.sqlAt = String(snapshot.sqlAt);
   $('status').textContent = `updated ${new Date(snapshot.at).toLocaleTimeString()}`;
 }
 
