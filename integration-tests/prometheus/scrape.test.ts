@@ -113,8 +113,9 @@ describe('Prometheus from the shipped config', () => {
     };
     const upSeries = await query('up{job="sluice"}');
     expect(upSeries.map((series) => series.value[1])).toEqual(['1', '1']);
-    const assigned = await query('sum by (sluice_service) (sluice_process_start_time_seconds{job="sluice"})');
-    expect(assigned.map((series) => series.metric.sluice_service).sort()).toEqual(['pipeline', 'up']);
+    const ingested = await query('count by (sluice_service) ({job="sluice", __name__=~"sluice_.+"})');
+    expect(ingested.map((series) => series.metric.sluice_service).sort()).toEqual(['pipeline', 'up']);
+    for (const series of ingested) expect(Number(series.value[1]), series.metric.sluice_service).toBeGreaterThan(10);
 
     // A process that stops takes its target away.
     run.child.kill('SIGINT');
