@@ -3,8 +3,9 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /sluice-src
 COPY . .
-# npm ci compiles dist/ (prepare) and applies patches/ (postinstall); then the dev tools go.
-RUN npm ci && npm prune --omit=dev
+# npm 11 honours package.json's allowScripts (no dependency install scripts run); npm ci compiles
+# dist/ (prepare) and applies patches/ (postinstall); then the dev tools go.
+RUN npm install -g npm@11 && npm ci && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /opt/sluice
