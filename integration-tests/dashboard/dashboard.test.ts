@@ -27,6 +27,10 @@ describe('the dashboard page', () => {
 
   afterAll(async () => {
     await browser?.close();
+    if (proc) {
+      await fs.mkdir(ARTIFACTS, { recursive: true });
+      await fs.writeFile(path.join(ARTIFACTS, 'dashboard-sluice.log'), `${proc.stdout()}\n${proc.stderr()}`);
+    }
     if (proc && proc.child.exitCode === null) {
       proc.child.kill('SIGINT');
       const timer = setTimeout(() => proc?.child.kill('SIGKILL'), 60_000);
