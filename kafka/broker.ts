@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { BrokerStartError } from './errors.js';
+import { BrokerPortTakenError, BrokerStartError } from './errors.js';
 import { choosePort, LOOPBACK } from '../common/ports.js';
 import { readJsonFile, writeJsonFile } from '../common/files.js';
 import { waitForGroupCoordinator, waitForKafka } from './client.js';
@@ -52,6 +52,19 @@ interface SavedPorts {
  * process dies (see ParentWatch.java), so it never outlives us.
  */
 export async function startLocalBroker(options: LocalBrokerOptions): Promise<LocalBroker> {
+  // A port found free can be taken by another process before the JVM binds it (other brokers
+  // start on this machine too): then choose again, unless the port was configured.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (!(error instanceof BrokerPortTakenError) || attempt >= 3 || options.port !== 0) throw error;
+      options.logger.warn({ err: error, attempt }, 'a port chosen for the local broker was taken before it bound; choosing again');
+    }
+  }
+}
+
+async function startOnce(options: LocalBrokerOptions): Promise<LocalBroker> {
   const { dir, logger } = options;
   const configDir = path.join(dir, 'config');
   const logDir = path.join(dir, 'logs');
@@ -84,13 +97,26 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
 
   const brokers = [`${LOOPBACK}:${port}`];
   try {
-    await waitForKafka(brokers, options.startTimeoutMs, () => life.running);
+    const answered = await waitForKafka(brokers, options.startTimeoutMs, () => life.running);
+    // Another process's broker on the port answers too: only our cluster id is ours.
+    if (answered.clusterId !== clusterId) {
+      throw new BrokerPortTakenError(`port ${port} is answered by another Kafka cluster (${answered.clusterId}), not ours (${clusterId})`, {
+        context: { port, controllerPort, dir },
+      });
+    }
     // Ready means consumer groups work too: a fresh broker creates __consumer_offsets on demand.
     await waitForGroupCoordinator(brokers, options.startTimeoutMs);
   } catch (cause) {
     child.kill('SIGKILL');
     await exited;
     process.removeListener('exit', killOnExit);
+    if (cause instanceof BrokerPortTakenError) throw cause;
+    if (/Address already in use/i.test(output.text())) {
+      throw new BrokerPortTakenError(`port ${port} or ${controllerPort} was taken before the local broker bound it`, {
+        cause,
+        context: { port, controllerPort, dir },
+      });
+    }
     const why = life.running ? `did not answer within ${options.startTimeoutMs} ms` : 'exited during start-up';
     throw new BrokerStartError(`the local Kafka broker ${why}; its last output: ${output.text() || '(none)'} (logs in ${logDir})`, {
       cause,

@@ -21,6 +21,13 @@ export class BrokerStartError extends SluiceError {
   }
 }
 
+/** A port chosen for the local broker was taken by another process before the broker bound it. */
+export class BrokerPortTakenError extends SluiceError {
+  constructor(message: string, options: SluiceErrorOptions = {}) {
+    super('SLUICE_BROKER_PORT_TAKEN', message, options);
+  }
+}
+
 /** A Kafka cluster did not answer. Retriable: it may come up. */
 export class KafkaUnreachableError extends SluiceError {
   /** `setting` names where the addresses came from (KAFKA_BROKERS), for the message. */

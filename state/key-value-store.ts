@@ -13,6 +13,12 @@ const ABSENT = Symbol('absent');
 export class KeyValueStore<V> {
   private readonly objects = new Map<string, V | typeof ABSENT>();
   private readonly dirty = new Set<string>();
+  /**
+   * Bumped whenever cached entries are dropped (discard, eviction): a read from RocksDB that was in
+   * flight across a bump may hold a value older than what was dropped, so it is not cached (and a
+   * get reads again).
+   */
+  private epoch = 0;
 
   constructor(
     private readonly bytes: CachedBytesStore,
@@ -22,22 +28,30 @@ export class KeyValueStore<V> {
   ) {}
 
   async get(key: string): Promise<V | undefined> {
-    const cached = this.objects.get(key);
-    if (cached !== undefined) return cached === ABSENT ? undefined : cached;
-    const stored = await this.bytes.get(Buffer.from(key));
-    // A put may have landed while the read was in flight: it wins.
-    const raced = this.objects.get(key);
-    if (raced !== undefined) return raced === ABSENT ? undefined : raced;
-    const value = stored === undefined ? undefined : this.serde.deserialize(stored);
-    this.remember(key, value ?? ABSENT);
-    return value;
+    for (;;) {
+      const cached = this.objects.get(key);
+      if (cached !== undefined) return cached === ABSENT ? undefined : cached;
+      const epoch = this.epoch;
+      const stored = await this.bytes.get(Buffer.from(key));
+      // A put may have landed while the read was in flight: it wins.
+      const raced = this.objects.get(key);
+      if (raced !== undefined) return raced === ABSENT ? undefined : raced;
+      // Entries were dropped meanwhile (a newer value of this key among them, perhaps): read again.
+      if (epoch !== this.epoch) continue;
+      const value = stored === undefined ? undefined : this.serde.deserialize(stored);
+      this.remember(key, value ?? ABSENT);
+      return value;
+    }
   }
 
   /** Loads keys that are not in memory with one RocksDB call, so the gets that follow are hits. */
   async prefetch(keys: Iterable<string>): Promise<void> {
     const missing = [...new Set(keys)].filter((key) => !this.objects.has(key));
     if (missing.length === 0) return;
+    const epoch = this.epoch;
     const values = await this.bytes.getMany(missing.map((key) => Buffer.from(key)));
+    // Entries were dropped meanwhile: these reads may be older than them; the gets will read again.
+    if (epoch !== this.epoch) return;
     missing.forEach((key, index) => {
       if (this.objects.has(key)) return;
       const stored = values[index];
@@ -82,6 +96,7 @@ export class KeyValueStore<V> {
 
   /** Forgets every cached object (after an abort the cache may hold uncommitted changes). */
   discardCache(): void {
+    this.epoch++;
     this.objects.clear();
     this.dirty.clear();
   }
@@ -98,6 +113,7 @@ export class KeyValueStore<V> {
   /** Drops the least recently inserted clean entries beyond the limit. */
   private evict(): void {
     if (this.objects.size <= this.cacheLimit) return;
+    this.epoch++;
     for (const key of this.objects.keys()) {
       if (this.objects.size <= this.cacheLimit * 0.9) break;
       if (!this.dirty.has(key)) this.objects.delete(key);

@@ -84,6 +84,22 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
   });
 });
 
+describe('KeyValueStore reads in flight across a discard', () => {
+  it('never caches a value read before the cache was dropped and RocksDB changed', async () => {
+    const db = await database();
+    const bytes = new CachedBytesStore(db);
+    const store = new KeyValueStore(bytes, int64Serde);
+    await db.write([{ type: 'put', key: Buffer.from('k'), value: int64Serde.serialize(1) }]);
+    // A lookup is in flight while the task resets and restores a newer committed value.
+    const inFlight = store.get('k');
+    store.discardCache();
+    await db.write([{ type: 'put', key: Buffer.from('k'), value: int64Serde.serialize(2) }]);
+    store.discardCache();
+    await inFlight;
+    expect(await store.get('k')).toBe(2);
+  });
+});
+
 describe('WindowStore', () => {
   it("keeps keys big-endian so one key's windows are contiguous and ordered", () => {
     const a = encodeWindowKey(1, 'k', 100);
@@ -116,15 +132,37 @@ describe('WindowStore', () => {
     await store.put('k', 600, 2);
     await bytes.persistNow();
     await store.put('k', 2_600, 3); // stream time 2,600: horizon 1,600
-    await bytes.persistNow();
     expect(await store.fetch('k', 0, 3_000)).toEqual([{ start: 2_600, value: 3 }]);
     expect(await store.get('k', 600)).toBeUndefined();
-    // The segments that held windows 0 and 600 are gone from RocksDB itself.
-    const remaining: number[] = [];
-    for await (const [key] of db.entries()) remaining.push(decodeWindowKey(key).start);
-    expect(remaining).toEqual([2_600]);
+    const startsInRocksDb = async (): Promise<number[]> => {
+      const starts: number[] = [];
+      for await (const [key] of db.entries()) starts.push(decodeWindowKey(key).start);
+      return starts;
+    };
+    // Not committed yet: RocksDB (committed state) keeps the windows an abort would need again.
+    expect(await startsInRocksDb()).toEqual([0, 600]);
+    store.onFreeze();
+    await bytes.persistNow();
+    await store.onCommitted();
+    // Committed: the segments that held windows 0 and 600 are gone from RocksDB itself.
+    expect(await startsInRocksDb()).toEqual([2_600]);
     expect(await store.put('k', 100, 4)).toBe(false);
     expect(store.expiredWriteCount).toBe(1);
+  });
+
+  it('takes the stream time back when uncommitted writes are dropped', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new WindowStore(bytes, int64Serde, 1_000);
+    await store.put('k', 500, 1);
+    store.onFreeze();
+    await bytes.persistNow();
+    await store.onCommitted();
+    await store.put('k', 5_000, 2); // an aborted batch's later event time
+    expect(await store.get('k', 500)).toBeUndefined();
+    bytes.discard();
+    store.onDiscard(false);
+    expect(store.observedStreamTime).toBe(500);
+    expect(await store.get('k', 500)).toBe(1);
   });
 
   it('learns stream time again after a restore', async () => {

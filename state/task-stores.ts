@@ -112,6 +112,7 @@ export class TaskStores {
     const records: ChangelogRecord[] = [];
     for (const store of this.stores.values()) {
       if (store.view instanceof KeyValueStore) store.view.serializeDirty();
+      else store.view.onFreeze();
       for (const change of store.bytes.freeze()) {
         const key = store.spec.kind === 'window' ? WindowStore.changelogKey(change.key) : change.key;
         records.push({ topic: store.changelog, partition: this.options.partition, key, value: change.value });
@@ -127,6 +128,7 @@ export class TaskStores {
   async commitLocal(changelogEnds: ReadonlyMap<string, bigint>): Promise<void> {
     for (const store of this.stores.values()) {
       await store.bytes.persistFrozen();
+      if (store.view instanceof WindowStore) await store.view.onCommitted();
       const end = changelogEnds.get(store.changelog);
       if (end !== undefined && end > store.checkpoint) {
         store.checkpoint = end;
@@ -137,13 +139,17 @@ export class TaskStores {
 
   /** After the frozen commit's transaction failed: its writes are forgotten. */
   abortFrozen(): void {
-    for (const store of this.stores.values()) store.bytes.dropFrozen();
+    for (const store of this.stores.values()) {
+      store.bytes.dropFrozen();
+      if (store.view instanceof WindowStore) store.view.onAbortFrozen();
+    }
   }
 
   /** Drops the writes not yet handed to a commit; a commit in flight keeps its own. */
   discardUncommitted(): void {
     for (const store of this.stores.values()) {
       if (store.view instanceof KeyValueStore) store.view.discardCache();
+      else store.view.onDiscard(true);
       store.bytes.discardUncommitted();
     }
   }
@@ -152,6 +158,7 @@ export class TaskStores {
   discard(): void {
     for (const store of this.stores.values()) {
       if (store.view instanceof KeyValueStore) store.view.discardCache();
+      else store.view.onDiscard(false);
       store.bytes.discard();
     }
   }
@@ -208,6 +215,8 @@ export class TaskStores {
       );
       // Every write is synced: what the checkpoint says is restored is on disk.
       await store.bytes.db.write(batch);
+      // RocksDB changed under the object cache: reads in flight from before are not cached.
+      if (store.view instanceof KeyValueStore) store.view.discardCache();
       if (store.view instanceof WindowStore) await store.view.afterRestore();
       store.checkpoint = BigInt(progress.endOffset);
       await writeCheckpoint(store.dir, store.checkpoint);
@@ -236,17 +245,20 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
   await fs.mkdir(dir, { recursive: true });
   let checkpoint = await readCheckpoint(dir);
   let db: RocksDatabase | undefined;
-  if (checkpoint !== undefined) {
-    try {
-      db = await RocksDatabase.open(dbDir);
-    } catch (error) {
-      // Held by someone else: never corruption. Anything else (a corrupt or half-deleted database) is wiped and restored.
-      if (isLockError(error)) throw new TaskLockedError(`RocksDB ${dbDir} is open in another process`, { cause: error });
-      options.logger.warn(
-        { err: error, store: spec.name, partition: options.partition },
-        'local state is unreadable; restoring from the changelog',
-      );
-    }
+  try {
+    db = await RocksDatabase.open(dbDir);
+  } catch (error) {
+    // Held by someone else: never corruption. Anything else (a corrupt or half-deleted database) is wiped and restored.
+    if (isLockError(error)) throw new TaskLockedError(`RocksDB ${dbDir} is open in another process`, { cause: error });
+    options.logger.warn(
+      { err: error, store: spec.name, partition: options.partition },
+      'local state is unreadable; restoring from the changelog',
+    );
+  }
+  if (db && checkpoint === undefined) {
+    // Contents of unknown state (no checkpoint says what they hold): emptied while RocksDB's own
+    // lock is held, so a database another process has open is never deleted under it.
+    await db.clear({});
   }
   if (!db) {
     checkpoint = undefined;

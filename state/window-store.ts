@@ -7,9 +7,17 @@ import type { Serde } from './serde.js';
  * key's windows in one segment are a contiguous range and whole segments drop with one range
  * delete. Windows older than observed stream time − retention are invisible at once and
  * physically dropped by segment; writes into them are counted, not thrown.
+ *
+ * Stream time follows the commits like the writes do: a put advances the working stream time
+ * (what lookups see); the commit freezes it with the writes; only a committed stream time drops
+ * segments from RocksDB (after the commit's writes are persisted), and dropping uncommitted work
+ * takes the stream time back with it — an aborted batch can neither delete committed windows nor
+ * hide them from the records processed again.
  */
 export class WindowStore<V> {
   private streamTime = Number.NEGATIVE_INFINITY;
+  private frozenStreamTime: number | undefined;
+  private committedStreamTime = Number.NEGATIVE_INFINITY;
   private droppedBefore = 0;
   readonly segmentIntervalMs: number;
   private expiredWrites = 0;
@@ -44,8 +52,32 @@ export class WindowStore<V> {
       return false;
     }
     this.bytes.put(encodeWindowKey(this.segmentOf(windowStart), key, windowStart), this.serde.serialize(value));
-    await this.advance(windowStart);
-    return true;
+    if (windowStart > this.streamTime) this.streamTime = windowStart;
+    return Promise.resolve(true);
+  }
+
+  /** A commit starts: its stream time is the one observed so far. */
+  onFreeze(): void {
+    this.frozenStreamTime = this.streamTime;
+  }
+
+  /** The frozen commit's writes are in RocksDB: its stream time is committed, and expired segments go. */
+  async onCommitted(): Promise<void> {
+    if (this.frozenStreamTime === undefined) return;
+    this.committedStreamTime = Math.max(this.committedStreamTime, this.frozenStreamTime);
+    this.frozenStreamTime = undefined;
+    await this.dropExpiredSegments();
+  }
+
+  /** The frozen commit failed. */
+  onAbortFrozen(): void {
+    this.frozenStreamTime = undefined;
+  }
+
+  /** Uncommitted writes were dropped (a commit in flight keeps its own, if asked): their stream time goes too. */
+  onDiscard(keepFrozen: boolean): void {
+    if (!keepFrozen) this.frozenStreamTime = undefined;
+    this.streamTime = this.frozenStreamTime ?? this.committedStreamTime;
   }
 
   /** Reads the given (key, window) pairs from RocksDB in one call, for the gets that follow. */
@@ -87,7 +119,7 @@ export class WindowStore<V> {
     return storeKey.subarray(8);
   }
 
-  /** After restore: learns the stream time from what was restored and drops expired segments. */
+  /** After restore: learns the (committed) stream time from what was restored and drops expired segments. */
   async afterRestore(): Promise<void> {
     let latest = Number.NEGATIVE_INFINITY;
     for await (const [rawKey] of this.bytes.db.entries({ reverse: true, limit: 1 })) latest = decodeWindowKey(rawKey).start;
@@ -97,19 +129,20 @@ export class WindowStore<V> {
       for await (const [rawKey] of this.bytes.db.entries({ gte: segmentPrefix(segment), lt: segmentPrefix(segment + 1) })) {
         latest = Math.max(latest, decodeWindowKey(rawKey).start);
       }
-      await this.advance(latest);
+      this.committedStreamTime = Math.max(this.committedStreamTime, latest);
     }
+    this.streamTime = Math.max(this.streamTime, this.committedStreamTime);
+    await this.dropExpiredSegments();
   }
 
   private segmentOf(start: number): number {
     return Math.floor(start / this.segmentIntervalMs);
   }
 
-  private async advance(time: number): Promise<void> {
-    if (time <= this.streamTime) return;
-    this.streamTime = time;
-    // Whole segments that end before the horizon hold only expired windows.
-    const firstLive = this.segmentOf(Math.max(0, this.horizon()));
+  /** Whole segments that end before the committed horizon hold only expired windows. */
+  private async dropExpiredSegments(): Promise<void> {
+    if (this.committedStreamTime === Number.NEGATIVE_INFINITY) return;
+    const firstLive = this.segmentOf(Math.max(0, this.committedStreamTime - this.retentionMs));
     if (firstLive > this.droppedBefore) {
       await this.bytes.db.clear({ gte: segmentPrefix(0), lt: segmentPrefix(firstLive) });
       this.droppedBefore = firstLive;

@@ -4,6 +4,9 @@ import { assertConfigBindable } from '../../common/auth.js';
 import { ConfigError } from '../../common/errors.js';
 import type { CommandContext } from '../action.js';
 
+/** How long stopping may take after a service of the stack failed: clients of a dead broker retry for minutes. */
+const FAILED_STOP_BOUND_MS = 20_000;
+
 /**
  * `sluice up`: starts the stack, prints where each service listens, and stays in the foreground
  * until SIGINT/SIGTERM/SIGHUP (then stops everything) or until a service dies (then exits 1).
@@ -86,6 +89,14 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
   if ('error' in outcome) {
     logger.error({ err: outcome.error }, 'a service of the stack stopped');
     process.stderr.write(`sluice: ${outcome.error.message}\n`);
+    // What is left may hang on the dead service (clients retrying a gone broker): bounded, and a
+    // signal ends it at once.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1));
+    const bound = setTimeout(() => {
+      process.stderr.write(`sluice: stopping after the failure took over ${FAILED_STOP_BOUND_MS / 1000} s; exiting\n`);
+      process.exit(1);
+    }, FAILED_STOP_BOUND_MS);
+    bound.unref();
     await stack.stop();
     return 1;
   }

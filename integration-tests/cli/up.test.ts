@@ -148,4 +148,46 @@ describe('sluice up', () => {
     await second.proc.exited;
     await expectBrokerGone(second.stack, second.ports);
   });
+
+  it('exits within 30 s with the reason when its broker is SIGKILLed, and starts again on the same data directory', async () => {
+    const dataDir = await tempDataDir();
+    const { proc, stack } = await startUp(dataDir);
+    const killedAt = Date.now();
+    process.kill(stack.kafkaPid, 'SIGKILL');
+    const { code } = await proc.exited;
+    const seconds = (Date.now() - killedAt) / 1000;
+    expect(seconds).toBeLessThan(30);
+    expect(code).toBe(1);
+    expect(proc.stderr()).toMatch(/the local Kafka broker exited unexpectedly/);
+
+    const again = await startUp(dataDir);
+    again.proc.child.kill('SIGINT');
+    expect((await again.proc.exited).code).toBe(0);
+    await expectBrokerGone(again.stack, again.ports);
+  }, 400_000);
+
+  it('ends within its stop bound on SIGINT while the broker hangs', async () => {
+    const dataDir = await tempDataDir();
+    const { proc, stack } = await startUp(dataDir);
+    process.kill(stack.kafkaPid, 'SIGSTOP');
+    try {
+      const signalledAt = Date.now();
+      proc.child.kill('SIGINT');
+      await proc.exited;
+      // The bound is 90 s; a few more for the process to exit.
+      expect((Date.now() - signalledAt) / 1000).toBeLessThan(95);
+    } finally {
+      if (processExists(stack.kafkaPid)) process.kill(stack.kafkaPid, 'SIGKILL');
+    }
+  }, 300_000);
+
+  it('comes up from fresh data directories several times in a row', async () => {
+    const starts = Number(process.env.SLUICE_FRESH_STARTS ?? 3);
+    for (let start = 0; start < starts; start++) {
+      const { proc, stack, ports } = await startUp(await tempDataDir());
+      proc.child.kill('SIGINT');
+      expect((await proc.exited).code, `start ${start + 1} of ${starts}`).toBe(0);
+      await expectBrokerGone(stack, ports);
+    }
+  }, 900_000);
 });

@@ -117,7 +117,8 @@ describe('crash recovery: a stage SIGKILLed at random points and restarted', () 
     expect(killsWithWorkPending).toBe(KILLS);
     expect(missing).toEqual([]);
     expect(unexpected).toEqual([]);
-    if (guarantee === 'at_least_once') expect(duplicated).toBeGreaterThan(0);
+    // at_least_once may duplicate (a kill between producing and committing offsets) but need not:
+    // outputs are produced at commit time, so most kills land before them. Only loss is checked.
     if (guarantee === 'exactly_once') {
       expect(duplicated).toBe(0);
       expect(messages).toHaveLength(RECORDS);

@@ -25,10 +25,37 @@ export interface ProducedBatch {
   readonly topic: string;
   readonly partition: number;
   readonly baseOffset: bigint;
+  /** Records of this produce request in this partition (known for records sent to an explicit partition). */
+  readonly records?: number;
 }
 
-function producedBatches(metadata: readonly RecordMetadata[]): ProducedBatch[] {
-  return metadata.map((entry) => ({ topic: entry.topicName, partition: entry.partition, baseOffset: BigInt(entry.baseOffset ?? '-1') }));
+/**
+ * Sends a commit's records as one or more produce requests; one entry per request and partition
+ * (a partition's records may span several requests: each has its own base offset and count).
+ */
+async function sendInChunks(
+  outputs: readonly OutputRecord[],
+  send: (messages: TopicMessages[]) => Promise<RecordMetadata[]>,
+): Promise<ProducedBatch[]> {
+  const produced: ProducedBatch[] = [];
+  for (const chunk of requestChunks(outputs)) {
+    const counts = new Map<string, number>();
+    for (const output of chunk) {
+      if (output.partition === undefined) continue;
+      const key = `${output.topic}\u0000${output.partition}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    for (const entry of await send(toTopicMessages(chunk))) {
+      const records = counts.get(`${entry.topicName}\u0000${entry.partition}`);
+      produced.push({
+        topic: entry.topicName,
+        partition: entry.partition,
+        baseOffset: BigInt(entry.baseOffset ?? '-1'),
+        ...(records === undefined ? {} : { records }),
+      });
+    }
+  }
+  return produced;
 }
 
 export interface CommitterFactory {
@@ -78,12 +105,18 @@ export class TransactionalCommitterFactory implements CommitterFactory {
       // while the coordinator writes the markers; retry within milliseconds, not kafkajs' 300.
       retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 20 },
     });
-    await producer.connect();
-    // kafkajs runs InitProducerId at the first transaction, not on connect: start (and drop) an
-    // empty one now, so the zombie is fenced and its open transaction settled before the caller
-    // restores state and reads committed offsets.
-    const probe = await producer.transaction();
-    await probe.abort();
+    try {
+      await producer.connect();
+      // kafkajs runs InitProducerId at the first transaction, not on connect: start (and drop) an
+      // empty one now, so the zombie is fenced and its open transaction settled before the caller
+      // restores state and reads committed offsets.
+      const probe = await producer.transaction();
+      await probe.abort();
+    } catch (error) {
+      // The caller retries with a new producer: this one must not stay connected.
+      await producer.disconnect().catch(() => undefined);
+      throw error;
+    }
     return new TransactionalCommitter(producer, this.groupId);
   }
 
@@ -101,12 +134,10 @@ class TransactionalCommitter implements PartitionCommitter {
   async commit(outputs: readonly OutputRecord[], offsets: readonly InputOffset[]): Promise<readonly ProducedBatch[]> {
     const transaction = await this.producer.transaction();
     try {
-      const metadata: RecordMetadata[] = [];
-      for (const chunk of requestChunks(outputs))
-        metadata.push(...(await transaction.sendBatch({ topicMessages: toTopicMessages(chunk), acks: -1 })));
+      const produced = await sendInChunks(outputs, (topicMessages) => transaction.sendBatch({ topicMessages, acks: -1 }));
       if (offsets.length > 0) await transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsetsByTopic(offsets) });
       await transaction.commit();
-      return producedBatches(metadata);
+      return produced;
     } catch (error) {
       if (transaction.isActive()) await transaction.abort().catch(() => undefined);
       throw error;
@@ -137,11 +168,9 @@ export class AtLeastOnceCommitterFactory implements CommitterFactory {
     const consumer = this.consumer;
     return {
       async commit(outputs, offsets) {
-        const metadata: RecordMetadata[] = [];
-        for (const chunk of requestChunks(outputs))
-          metadata.push(...(await producer.sendBatch({ topicMessages: toTopicMessages(chunk), acks: -1 })));
+        const produced = await sendInChunks(outputs, (topicMessages) => producer.sendBatch({ topicMessages, acks: -1 }));
         if (offsets.length > 0) await consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
-        return producedBatches(metadata);
+        return produced;
       },
       close: () => Promise.resolve(),
     };

@@ -49,3 +49,20 @@ export function reasonOf(error: unknown): string {
   if (error instanceof Error) return error.name;
   return 'UnknownError';
 }
+
+/**
+ * A record's processing met a transient failure. Its attempt may already have written state (an
+ * entity's window updated in place, a dedup id remembered), so it is not retried in place: the
+ * task drops everything uncommitted, restores its stores and reads again from its committed
+ * offsets, and the record is processed afresh.
+ */
+export class RetryFromCommittedError extends SluiceError {
+  constructor(
+    message: string,
+    readonly stage: string,
+    readonly position: string,
+    options: SluiceErrorOptions = {},
+  ) {
+    super('SLUICE_RETRY_FROM_COMMITTED', message, options);
+  }
+}

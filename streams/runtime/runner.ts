@@ -338,6 +338,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
       retryMaxDelayMs: options.retryMaxDelayMs ?? 10_000,
       suspendTimeoutMs: options.suspendTimeoutMs ?? 30_000,
+      trustStoredOffsets: guarantee === 'exactly_once',
       logger: taskLogger,
       observeEventTime: (input, eventTime) => watermarks.observe(`${id}:${input}`, eventTime),
       watermark: (input) => watermarks.partitionWatermark(`${id}:${input}`),
@@ -383,7 +384,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       const task = createTask(plan, partition);
       tasks.set(id, task);
       // The task's previous incarnation here (moved away and back) releases its state folder first.
-      void (closing.get(id) ?? Promise.resolve()).then(() => task.start());
+      void (closing.get(id) ?? Promise.resolve()).then(() => task.start()).catch(fail);
     }
     metrics.assignedPartitions.set(labels, tasks.size);
     pauseState();

@@ -9,7 +9,7 @@ import type { StageDefinition } from './definition.js';
 import { ValidationError } from './errors.js';
 import type { SubTopologySpec } from './pipeline.js';
 import { SEQUENCE_HEADER, type OutputRecord, type RawRecord } from './record.js';
-import { canTransition, RUNTIME_STORE, Task, type TaskOptions } from './task.js';
+import { canTransition, changelogEnds, RUNTIME_STORE, Task, type TaskOptions } from './task.js';
 
 const raw = (offset: number, topic = 'in', value = `v${offset}`): RawRecord => ({
   topic,
@@ -51,9 +51,10 @@ function memoryCommitters(failures: number[] = [], failure: () => Error = () => 
           if (failures.includes(attempt)) return Promise.reject(failure());
           commits.push({ outputs, offsets });
           const produced: ProducedBatch[] = [];
-          for (const topic of new Set(outputs.filter((output) => output.topic.endsWith('-changelog')).map((output) => output.topic))) {
-            produced.push({ topic, partition: 0, baseOffset: 0n });
-          }
+          const changelogs = new Map<string, number>();
+          for (const output of outputs.filter((entry) => entry.topic.endsWith('-changelog')))
+            changelogs.set(output.topic, (changelogs.get(output.topic) ?? 0) + 1);
+          for (const [topic, records] of changelogs) produced.push({ topic, partition: 0, baseOffset: 0n, records });
           return Promise.resolve(produced);
         },
         close: () => Promise.resolve(),
@@ -85,6 +86,7 @@ function task(committers: CommitterFactory, overrides: Partial<TaskOptions> = {}
     retryInitialDelayMs: 1,
     retryMaxDelayMs: 2,
     suspendTimeoutMs: 60_000,
+    trustStoredOffsets: true,
     logger: silentLogger(),
     observeEventTime: () => undefined,
     watermark: () => Number.NEGATIVE_INFINITY,
@@ -107,6 +109,18 @@ function task(committers: CommitterFactory, overrides: Partial<TaskOptions> = {}
 const settle = (ms = 40) => new Promise((resolve) => setTimeout(resolve, ms));
 const values = (commit: Commit | undefined, topic: string) =>
   (commit?.outputs ?? []).filter((output) => output.topic === topic).map((output) => output.value?.toString());
+
+describe('changelogEnds', () => {
+  it("takes the end of the last produce request when a partition's records span several", () => {
+    const changelog = Array.from({ length: 8 }, () => ({ topic: 'c', partition: 2 }));
+    const produced: ProducedBatch[] = [
+      { topic: 'c', partition: 2, baseOffset: 100n, records: 5 },
+      { topic: 'out', partition: 0, baseOffset: 7n },
+      { topic: 'c', partition: 2, baseOffset: 105n, records: 3 },
+    ];
+    expect(changelogEnds(produced, changelog)).toEqual(new Map([['c', 108n]]));
+  });
+});
 
 describe('Task state machine', () => {
   it('allows only the documented transitions', () => {
@@ -230,7 +244,7 @@ describe('Task', () => {
     expect(String(events.fatal[0])).toMatch(/5 commits of task s\.0 failed in a row/);
   });
 
-  it('dead-letters a record whose processing fails for good, and retries a transient failure', async () => {
+  it('dead-letters a record whose processing fails for good, and retries a transient failure from the committed offsets', async () => {
     const { factory, commits } = memoryCommitters();
     let transient = 1;
     const stage = mapStage({
@@ -242,13 +256,53 @@ describe('Task', () => {
     });
     const { partitionTask, events } = task(factory, {}, [{ stage, input: 'in' }]);
     await partitionTask.start();
-    partitionTask.admit('in', [raw(10, 'in', 'bad'), raw(11, 'in', 'flaky'), raw(12, 'in', 'ok')]);
+    const records = [raw(10, 'in', 'bad'), raw(11, 'in', 'flaky'), raw(12, 'in', 'ok')];
+    partitionTask.admit('in', records);
+    await settle();
+    // Back at the committed offset; the consumer fetches the records again.
+    expect(events.seeks).toEqual(['in@10', 'in@10']);
+    expect(commits).toEqual([]);
+    expect(partitionTask.accepting).toBe(true);
+    partitionTask.admit('in', records);
     await settle();
     expect(values(commits[0], 'out')).toEqual(['flaky', 'ok']);
     expect(
       commits[0]?.outputs.filter((output) => output.topic === 'dlq').map((output) => output.headers?.['sluice.dlq.error.code']),
     ).toEqual(['SLUICE_VALIDATION_RANGE']);
-    expect(events.deadLetters).toBe(1);
+    // Counted per processing attempt: the first attempt's work was dropped and done again.
+    expect(events.deadLetters).toBe(2);
+    expect(events.fatal).toEqual([]);
+  });
+
+  it('a failed task commits nothing more: a drain after the failure does not skip past the failed chunk', async () => {
+    const { factory, commits } = memoryCommitters();
+    const stage = mapStage({
+      decode: (record) => {
+        if (record.value?.toString() === 'poison') throw Object.assign(new Error('registry unreachable'), { retriable: true });
+        return record.value?.toString() ?? '';
+      },
+    });
+    const { partitionTask, events } = task(factory, { commitMaxRecords: 100, commitIntervalMs: 10_000 }, [{ stage, input: 'in' }]);
+    await partitionTask.start();
+    partitionTask.admit('in', [raw(10), raw(11)]);
+    partitionTask.admit('in', [raw(12, 'in', 'poison'), raw(13)]);
+    partitionTask.admit('in', [raw(14), raw(15)]);
+    await settle(100);
+    expect(events.fatal).toHaveLength(1);
+    expect(partitionTask.status).toBe('failed');
+    expect(await partitionTask.drain(200)).toBe(true);
+    await partitionTask.close();
+    expect(commits).toEqual([]);
+    expect(events.released).toBe(events.admitted);
+  });
+
+  it('a task closed before its deferred start never opens', async () => {
+    const { factory } = memoryCommitters();
+    const { partitionTask, events } = task(factory);
+    await partitionTask.close();
+    await partitionTask.start();
+    expect(partitionTask.status).toBe('closed');
+    expect(events.seeks).toEqual([]);
     expect(events.fatal).toEqual([]);
   });
 
@@ -369,7 +423,8 @@ describe('Task with real RocksDB stores', () => {
             started++;
             const changelog = outputs.filter((output) => output.topic === 'counts-changelog').length;
             return new Promise<readonly ProducedBatch[]>((resolve) => {
-              releaseCommit = () => resolve(changelog > 0 ? [{ topic: 'counts-changelog', partition: 0, baseOffset: 0n }] : []);
+              releaseCommit = () =>
+                resolve(changelog > 0 ? [{ topic: 'counts-changelog', partition: 0, baseOffset: 0n, records: changelog }] : []);
             });
           },
           close: () => Promise.resolve(),
@@ -400,6 +455,37 @@ describe('Task with real RocksDB stores', () => {
     await fs.rm(root, { recursive: true, force: true });
     expect(value && int64Serde.deserialize(value)).toBe(2);
     expect(checkpoint.offset).toBe('1');
+  });
+
+  it('a transient failure after a state write is retried from the committed state: the write is not applied twice', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
+    const { factory, commits } = memoryCommitters();
+    let transient = 1;
+    const stage: StageDefinition<string> = {
+      ...counter(),
+      process: async (record, context) => {
+        const counts = context.store<KeyValueStore<number>>('counts');
+        counts.put('k', ((await counts.get('k')) ?? 0) + 1);
+        // The state is written; then the output's encoding meets an unreachable registry.
+        if (record.value === 'v11' && transient-- > 0) throw Object.assign(new Error('registry unreachable'), { retriable: true });
+        return [{ topic: 'out', key: null, value: Buffer.from(record.value) }];
+      },
+    };
+    const { partitionTask, events } = task(factory, { openStores: () => storesIn(root), commitMaxRecords: 3, commitIntervalMs: 10_000 }, [
+      { stage, input: 'in' },
+    ]);
+    await partitionTask.start();
+    const records = [10, 11, 12].map((offset) => raw(offset));
+    partitionTask.admit('in', records);
+    await settle();
+    expect(events.seeks).toEqual(['in@10', 'in@10']);
+    partitionTask.admit('in', records);
+    await settle();
+    await partitionTask.close();
+    await fs.rm(root, { recursive: true, force: true });
+    expect(values(commits[0], 'out')).toEqual(['v10', 'v11', 'v12']);
+    const changelog = commits[0]?.outputs.filter((output) => output.topic === 'counts-changelog') ?? [];
+    expect(changelog.map((record) => (record.value ? int64Serde.deserialize(record.value) : null))).toEqual([3]);
   });
 
   it('never freezes state in the middle of a chunk: a commit holds the writes of exactly the records it commits', async () => {

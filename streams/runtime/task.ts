@@ -7,7 +7,7 @@ import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch }
 import { deadLetter } from './dead-letter.js';
 import { collectOutputs, type TaskContext } from './definition.js';
 import { traceCommit, traceRecord, type Tracer } from './tracing.js';
-import { isRetriable, reasonOf, StageFailedError } from './errors.js';
+import { isRetriable, reasonOf, RetryFromCommittedError, StageFailedError } from './errors.js';
 import type { StepSpec, SubTopologySpec } from './pipeline.js';
 import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type StreamRecord } from './record.js';
 
@@ -16,8 +16,10 @@ import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type St
  * partitions (the source's and the repartition topics'), its transactional producer, its stores
  * and its state folder. Its life is one state machine:
  *
- *   created → restoring → running ⇄ restoring (a commit failed: reopen, restore, seek back)
+ *   created → restoring → running ⇄ restoring (a commit failed, or a record met a transient
+ *                                               failure: reopen, restore, seek back)
  *                         running → suspended (fenced by a new owner) → restoring (ours again)
+ *   restoring | running | suspended → failed (the stage stops; nothing more is committed)
  *   any → closing → closed
  *
  * Ordering rules, enforced here and tested:
@@ -27,17 +29,23 @@ import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type St
  *   commit) → one transaction (outputs, dead letters, changelogs, input offsets) → RocksDB write
  *   (synced) → checkpoint (fsync'd). Records keep being processed into the next commit while one
  *   is in flight; only one is in flight at a time.
- * - Reset, suspend and close first wait for the record being processed to finish, so nothing a
- *   dropped generation computed can reach the stores of the next.
- * - Close waits for a commit in flight and persists what it committed before releasing the stores.
+ * - Reset, suspend, fail and close first leave `running` (synchronously: no commit starts after
+ *   that), then wait for the record being processed to finish, so nothing a dropped generation
+ *   computed can reach the stores of the next.
+ * - A record's transient failure is retried from the committed state, never in place: its failed
+ *   attempt may have written state.
+ * - A failed task drops its uncommitted work at once; a drain never commits it.
+ * - Close waits for whatever is opening, reopening, suspending or committing, persists what a
+ *   commit in flight committed, and only then releases the producer, the stores and the lock.
  */
-export type TaskState = 'created' | 'restoring' | 'running' | 'suspended' | 'closing' | 'closed';
+export type TaskState = 'created' | 'restoring' | 'running' | 'suspended' | 'failed' | 'closing' | 'closed';
 
 const TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   created: ['restoring', 'closing'],
-  restoring: ['running', 'closing'],
-  running: ['restoring', 'suspended', 'closing'],
-  suspended: ['restoring', 'closing'],
+  restoring: ['running', 'failed', 'closing'],
+  running: ['restoring', 'suspended', 'failed', 'closing'],
+  suspended: ['restoring', 'failed', 'closing'],
+  failed: ['closing'],
   closing: ['closed'],
   closed: [],
 };
@@ -83,6 +91,12 @@ export interface TaskOptions {
   readonly retryMaxDelayMs: number;
   /** How long a fenced task waits for the group's next assignment before it takes the partition back. */
   readonly suspendTimeoutMs: number;
+  /**
+   * Whether the input offsets stored with the state (written in the commit's transaction) may
+   * raise the group's committed offsets. Only under exactly_once: without a transaction the
+   * changelog can land while the outputs of the same commit did not.
+   */
+  readonly trustStoredOffsets: boolean;
   readonly logger: Logger;
   /** Watermark of an input in this task (max event time − allowed lateness). */
   readonly observeEventTime: (input: string, eventTime: number) => void;
@@ -159,6 +173,14 @@ export class Task {
   /** Per fused topic: the next arrival sequence to stamp. */
   private readonly sequences = new Map<string, bigint>();
   private opening: Promise<void> | undefined;
+  /** A reset, retry or resume in progress (reopening the producer, restoring, seeking). */
+  private transitioning: Promise<void> | undefined;
+  /** A suspension dropping its work and its fenced producer. */
+  private suspending: Promise<void> | undefined;
+  /** Dropping the work of a failed task. */
+  private failing: Promise<void> | undefined;
+  /** The record whose transient failure made the last retry from the committed state, and how often in a row. */
+  private retrying: { position: string; attempts: number } | undefined;
   private readonly fused: ReadonlySet<string>;
   private readonly inputTopics: readonly string[];
 
@@ -221,6 +243,8 @@ export class Task {
   }
 
   private async open(what: string): Promise<void> {
+    // Closed before its (deferred) start: nothing to open.
+    if (this.isClosing()) return;
     this.transition('restoring');
     this.options.hooks.onReset();
     try {
@@ -244,7 +268,7 @@ export class Task {
       this.transition('running');
       this.pump();
     } catch (error) {
-      if (!this.isClosing()) this.options.hooks.onFatal(error);
+      this.fail(error);
     }
   }
 
@@ -273,7 +297,8 @@ export class Task {
       // The offsets the last commit wrote with the state it restored: the group's answer may lag
       // behind a transaction that just completed, never ahead of it.
       const stored = await store?.get(`offset:${topic}`);
-      const committed = stored !== undefined && (fetched === '-1' || BigInt(stored) > BigInt(fetched)) ? String(stored) : fetched;
+      const trusted = this.options.trustStoredOffsets ? stored : undefined;
+      const committed = trusted !== undefined && (fetched === '-1' || BigInt(trusted) > BigInt(fetched)) ? String(trusted) : fetched;
       // Nothing committed yet: start again at the first record this task took, not where the consumer is now.
       const target = committed !== '-1' ? BigInt(committed) : this.firstAdmitted.get(topic);
       if (target !== undefined) {
@@ -322,7 +347,9 @@ export class Task {
     if (this.pumping || this.state !== 'running' || this.queue.length === 0) return;
     this.pumping = this.drainQueue()
       .catch((error: unknown) => {
-        if (!this.isClosing()) this.options.hooks.onFatal(error);
+        // Not awaited here: both wait for this very loop to finish.
+        if (error instanceof RetryFromCommittedError && this.isRunning()) void this.retryFromCommitted(error);
+        else this.fail(error);
       })
       .finally(() => {
         this.pumping = undefined;
@@ -498,18 +525,24 @@ export class Task {
 
   private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
     const work = (): Promise<readonly OutputRecord[]> =>
-      this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context))).then((result) =>
-        Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
+      this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), { inPlace: false }).then(
+        (result) => (Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs),
       );
     return this.options.tracer ? traceRecord(this.options.tracer, step.stage.name, record, work) : work();
   }
 
   /**
-   * Runs one record's work: transient failures are retried with backoff (the task waits), others
+   * Runs one record's work: transient failures are retried with backoff — in place for work that
+   * writes no state (decoding), else from the committed state (RetryFromCommittedError) — others
    * make the record a dead letter, counted with its reason. Giving up on a transient failure stops
    * the stage.
    */
-  private async withRetries<T>(step: StepSpec, raw: RawRecord, work: () => Promise<T>): Promise<T | { outputs: readonly OutputRecord[] }> {
+  private async withRetries<T>(
+    step: StepSpec,
+    raw: RawRecord,
+    work: () => Promise<T>,
+    options: { readonly inPlace: boolean } = { inPlace: true },
+  ): Promise<T | { outputs: readonly OutputRecord[] }> {
     const { stage } = step;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -517,6 +550,14 @@ export class Task {
       } catch (error) {
         const reason = reasonOf(error);
         if (isRetriable(error) || isRetriableKafkaError(error)) {
+          if (!options.inPlace) {
+            throw new RetryFromCommittedError(
+              `stage ${stage.name} met a transient failure on ${raw.topic}/${raw.partition}@${raw.offset}: ${errorMessage(error)}`,
+              stage.name,
+              `${stage.name}:${raw.topic}/${raw.partition}@${raw.offset}:${raw.headers[SEQUENCE_HEADER] ?? ''}`,
+              { cause: error },
+            );
+          }
           if (attempt >= this.options.maxAttempts) {
             throw new StageFailedError(
               `stage ${stage.name} gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`,
@@ -581,10 +622,12 @@ export class Task {
     }));
     const committer = this.committer;
     const stores = this.stores;
-    this.committing = this.commit(committer, stores, batch, changelog, offsets, generation, sideEffects).finally(() => {
-      this.committing = undefined;
-      if (this.state === 'running' && this.current.records > 0) this.commitIfDue();
-    });
+    this.committing = this.commit(committer, stores, batch, changelog, offsets, generation, sideEffects)
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => {
+        this.committing = undefined;
+        if (this.state === 'running' && this.current.records > 0) this.commitIfDue();
+      });
   }
 
   /** The runtime's state of a commit, written with it: fused topics' sequences and the input offsets it covers. */
@@ -618,15 +661,19 @@ export class Task {
     } catch (error) {
       stores?.abortFrozen();
       this.options.hooks.onCommitFailed(error);
-      if (generation !== this.generation || this.isClosing()) return;
+      if (generation !== this.generation || !this.isRunning()) {
+        // Someone else is already resetting, retrying, failing or closing the task: the producer
+        // of this unknown outcome must not be reused (the reopen opens a new one, fencing it).
+        if (this.committer === committer) this.committer = undefined;
+        await committer.close();
+        return;
+      }
       this.consecutiveFailures++;
       if (this.consecutiveFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
-        this.options.hooks.onFatal(
+        this.fail(
           new StageFailedError(
             `${this.consecutiveFailures} commits of task ${this.options.id} failed in a row; last: ${errorMessage(error)}`,
-            {
-              cause: error,
-            },
+            { cause: error },
           ),
         );
         return;
@@ -649,7 +696,17 @@ export class Task {
     }
     this.consecutiveFailures = 0;
     // Committed in Kafka: persist locally even when the task is closing meanwhile.
-    if (stores) await stores.commitLocal(changelogEnds(produced, changelog));
+    try {
+      if (stores) await stores.commitLocal(changelogEnds(produced, changelog));
+    } catch (error) {
+      // The transaction holds the state (its changelog): the next owner restores it from there.
+      this.fail(
+        new StageFailedError(`task ${this.options.id} committed but could not write its local state: ${errorMessage(error)}`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
     if (generation !== this.generation) return;
     this.release(batch.records);
     const outputsByTopic = new Map<string, number>();
@@ -680,10 +737,53 @@ export class Task {
   /** After a commit of unknown outcome: a new producer (fencing the old one), the stores brought up to their changelogs, back to the committed offsets. */
   private async reset(failed: PartitionCommitter): Promise<void> {
     this.transition('restoring');
-    await this.dropUncommitted({ keepInFlightCommit: false });
-    await failed.close();
-    this.committer = undefined;
-    await this.reopen('resetting');
+    if (this.committer === failed) this.committer = undefined;
+    await this.whileTransitioning(async () => {
+      await this.dropUncommitted({ keepInFlightCommit: false });
+      await failed.close();
+      await this.reopen('resetting');
+    });
+  }
+
+  /**
+   * A record met a transient failure: leave running, let the loop and a commit in flight finish,
+   * drop everything uncommitted (the failed attempt's writes too), and read again from the
+   * committed offsets after a backoff. The same record failing maxAttempts times stops the stage.
+   */
+  private async retryFromCommitted(error: RetryFromCommittedError): Promise<void> {
+    const attempts = this.retrying?.position === error.position ? this.retrying.attempts + 1 : 1;
+    this.retrying = { position: error.position, attempts };
+    if (attempts >= this.options.maxAttempts) {
+      this.fail(new StageFailedError(`${error.message}; gave up after ${attempts} attempts`, { cause: error }));
+      return;
+    }
+    const reason = reasonOf(error.cause);
+    this.options.hooks.onRetry(error.stage, reason);
+    const delay = backoffDelay(attempts, this.options.retryInitialDelayMs, this.options.retryMaxDelayMs);
+    this.options.logger.warn(
+      { err: error.cause, task: this.options.id, attempt: attempts, delayMs: delay },
+      `${error.message}; retrying from the committed state`,
+    );
+    this.transition('restoring');
+    await this.whileTransitioning(async () => {
+      await this.pumping;
+      await this.committing;
+      await sleep(delay);
+      if (this.isClosing() || this.state === 'failed') return;
+      await this.dropUncommitted({ keepInFlightCommit: false });
+      await this.reopen('retrying');
+    });
+  }
+
+  /** Runs a reopening path so that close() can wait for it. */
+  private async whileTransitioning(work: () => Promise<void>): Promise<void> {
+    const done = work();
+    this.transitioning = done;
+    try {
+      await done;
+    } finally {
+      if (this.transitioning === done) this.transitioning = undefined;
+    }
   }
 
   private async reopen(what: string): Promise<void> {
@@ -698,20 +798,27 @@ export class Task {
         },
         { timeoutMs: 600_000, stillWanted: () => !this.isClosing(), onRetry: (error, attempt) => this.logRetry(what, error, attempt) },
       );
-      if (this.isClosing()) return;
+      if (this.isClosing() || this.state === 'failed') return;
       this.transition('running');
       this.pump();
     } catch (error) {
-      if (!this.isClosing()) this.options.hooks.onFatal(error);
+      this.fail(error);
     }
   }
 
   /** Fenced by a new owner: drops everything uncommitted and the producer, takes no records. */
   private async suspend(fenced: PartitionCommitter): Promise<void> {
     this.transition('suspended');
-    await this.dropUncommitted({ keepInFlightCommit: false });
-    await fenced.close();
-    this.committer = undefined;
+    if (this.committer === fenced) this.committer = undefined;
+    const suspending = (async () => {
+      await this.dropUncommitted({ keepInFlightCommit: false });
+      await fenced.close();
+    })();
+    this.suspending = suspending;
+    await suspending;
+    if (this.suspending === suspending) this.suspending = undefined;
+    // Closed or failed meanwhile (a method: the state changed during the awaits).
+    if (!this.suspended) return;
     this.suspendTimer = setTimeout(() => void this.resume(), this.options.suspendTimeoutMs);
     this.suspendTimer.unref();
   }
@@ -719,10 +826,26 @@ export class Task {
   /** The group assigned the task here again after a fence (or nobody said otherwise for a while): take it back. */
   async resume(): Promise<void> {
     if (this.state !== 'suspended') return;
+    // A suspension still dropping its work finishes first, so it cannot drop the resumed task's.
+    await this.suspending;
+    if (!this.suspended) return;
     if (this.suspendTimer) clearTimeout(this.suspendTimer);
     this.suspendTimer = undefined;
     this.transition('restoring');
-    await this.reopen('resuming');
+    await this.whileTransitioning(() => this.reopen('resuming'));
+  }
+
+  /**
+   * The task cannot go on: it leaves running at once (no drain or timer commits it after this),
+   * drops its uncommitted work (a commit in flight keeps its own), and the stage is told.
+   */
+  private fail(error: unknown): void {
+    if (this.isClosing() || this.state === 'failed') return;
+    this.transition('failed');
+    if (this.suspendTimer) clearTimeout(this.suspendTimer);
+    this.suspendTimer = undefined;
+    this.failing = this.dropUncommitted({ keepInFlightCommit: true });
+    this.options.hooks.onFatal(error);
   }
 
   // ---- stopping --------------------------------------------------------------------------------
@@ -753,10 +876,14 @@ export class Task {
   async close(): Promise<void> {
     if (this.isClosing()) return;
     const wasOpen = this.state !== 'created';
+    const failed = this.state === 'failed';
     this.transition('closing');
     if (this.suspendTimer) clearTimeout(this.suspendTimer);
-    if (wasOpen) await this.dropUncommitted({ keepInFlightCommit: true });
+    if (failed) await this.failing;
+    else if (wasOpen) await this.dropUncommitted({ keepInFlightCommit: true });
     await this.opening?.catch(() => undefined);
+    await this.suspending?.catch(() => undefined);
+    await this.transitioning?.catch(() => undefined);
     await this.committing?.catch(() => undefined);
     await this.committer?.close();
     this.committer = undefined;
@@ -783,18 +910,22 @@ function withoutSequence(headers: Readonly<Record<string, string>>): Record<stri
   return rest;
 }
 
-/** The changelog offsets after a commit: each changelog partition's first offset plus its records. */
-function changelogEnds(
+/**
+ * The changelog offsets after a commit: per changelog topic (this task writes one partition of
+ * each), the highest end of the produce requests that carried its records — a commit's records of
+ * one partition may span several requests, each with its own base offset and count.
+ */
+export function changelogEnds(
   produced: readonly ProducedBatch[],
   changelog: readonly { topic: string; partition?: number }[],
 ): Map<string, bigint> {
-  const counts = new Map<string, number>();
-  for (const record of changelog)
-    counts.set(`${record.topic}:${record.partition ?? 0}`, (counts.get(`${record.topic}:${record.partition ?? 0}`) ?? 0) + 1);
+  const topics = new Set(changelog.map((record) => `${record.topic}\u0000${record.partition ?? 0}`));
   const ends = new Map<string, bigint>();
   for (const batch of produced) {
-    const count = counts.get(`${batch.topic}:${batch.partition}`);
-    if (count !== undefined && batch.baseOffset >= 0n) ends.set(batch.topic, batch.baseOffset + BigInt(count));
+    if (!topics.has(`${batch.topic}\u0000${batch.partition}`) || batch.baseOffset < 0n || batch.records === undefined) continue;
+    const end = batch.baseOffset + BigInt(batch.records);
+    const known = ends.get(batch.topic);
+    if (known === undefined || end > known) ends.set(batch.topic, end);
   }
   return ends;
 }
