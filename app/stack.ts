@@ -42,7 +42,7 @@ import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
 import type { TrainReport } from '../jobs/train.js';
 import { ensureWritableDir, readJsonFile, writeJsonFile } from '../common/files.js';
-import { KafkaUnreachableError } from '../kafka/errors.js';
+import { BrokerStartError, KafkaUnreachableError } from '../kafka/errors.js';
 import {
   checkJava,
   createKafka,
@@ -136,231 +136,244 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     brokers = broker.brokers;
   }
 
-  let registry: RunningSchemaRegistry | undefined;
-  let schemaRegistry: string;
-  let metricsRegistry: MetricsRegistry;
-  let pipeline: Launched | undefined;
-  let ops: OpsServer;
-  let offline: OfflineStore | undefined;
-  let sql: SqlServer | undefined;
-  let sink: RunningSink | undefined;
-  let demo: RunningDemo | undefined;
-  let tracing: Tracing | undefined;
-  try {
-    const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
-    const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
-    await admin.connect();
+  // A broker that dies while the rest starts would leave start-up retrying for minutes: fail now.
+  const brokerDied = broker
+    ? broker.exited.then((code): never => {
+        throw new BrokerStartError(`the local Kafka broker exited during start-up (code ${code})`);
+      })
+    : undefined;
+  const startServices = async (): Promise<RunningStack> => {
+    let registry: RunningSchemaRegistry | undefined;
+    let schemaRegistry: string;
+    let metricsRegistry: MetricsRegistry;
+    let pipeline: Launched | undefined;
+    let ops: OpsServer;
+    let offline: OfflineStore | undefined;
+    let sql: SqlServer | undefined;
+    let sink: RunningSink | undefined;
+    let demo: RunningDemo | undefined;
+    let tracing: Tracing | undefined;
     try {
-      await ensureTopics(
-        admin,
-        [
-          ...platformTopics(layout),
-          ...topology.sources.flatMap((source) => sourceTopics(source.name, layout)),
-          ...topology.views.flatMap((view) => featureTopics(view.name, layout)),
-          ...topology.models.flatMap((model) => predictionTopics(model.name, layout)),
-        ],
-        logger,
-      );
-    } finally {
-      await admin.disconnect();
-    }
-    if (config.schemaRegistry.externalUrl) {
-      schemaRegistry = config.schemaRegistry.externalUrl;
-    } else {
-      const savedFile = path.join(dataDir, 'schema-registry.json');
-      const saved = await readJsonFile<{ port: number }>(savedFile);
-      const port = await choosePort(config.schemaRegistry.port, saved?.port, 'SLUICE_SCHEMA_REGISTRY_PORT');
-      registry = await startSchemaRegistry({
-        brokers,
-        topic: `${config.topicPrefix}_schemas`,
-        host: config.schemaRegistry.host,
-        port,
-        tokens: config.auth.registry,
-        logger,
-      });
-      await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
-      schemaRegistry = registry.url;
-    }
-    const schemaIds = await registerSchemas(schemaRegistry, topologySubjects(config.topicPrefix, topology), logger);
-    metricsRegistry = createMetricsRegistry();
-    tracing = tracingFromConfig(config, 'sluice');
+      const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
+      const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
+      await admin.connect();
+      try {
+        await ensureTopics(
+          admin,
+          [
+            ...platformTopics(layout),
+            ...topology.sources.flatMap((source) => sourceTopics(source.name, layout)),
+            ...topology.views.flatMap((view) => featureTopics(view.name, layout)),
+            ...topology.models.flatMap((model) => predictionTopics(model.name, layout)),
+          ],
+          logger,
+        );
+      } finally {
+        await admin.disconnect();
+      }
+      if (config.schemaRegistry.externalUrl) {
+        schemaRegistry = config.schemaRegistry.externalUrl;
+      } else {
+        const savedFile = path.join(dataDir, 'schema-registry.json');
+        const saved = await readJsonFile<{ port: number }>(savedFile);
+        const port = await choosePort(config.schemaRegistry.port, saved?.port, 'SLUICE_SCHEMA_REGISTRY_PORT');
+        registry = await startSchemaRegistry({
+          brokers,
+          topic: `${config.topicPrefix}_schemas`,
+          host: config.schemaRegistry.host,
+          port,
+          tokens: config.auth.registry,
+          logger,
+        });
+        await writeJsonFile(savedFile, { port: Number(new URL(registry.url).port) });
+        schemaRegistry = registry.url;
+      }
+      const schemaIds = await registerSchemas(schemaRegistry, topologySubjects(config.topicPrefix, topology), logger);
+      metricsRegistry = createMetricsRegistry();
+      tracing = tracingFromConfig(config, 'sluice');
 
-    // The offline store: a ClickHouse server when CLICKHOUSE_URL says so, else embedded chDB.
-    // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
-    if (config.clickhouse.url) {
-      offline = new RemoteOfflineStore(config.clickhouse.url);
-    } else {
-      const engine = new ChdbEngine(path.join(dataDir, 'clickhouse'), { limits: config.sql.limits });
-      offline = new EmbeddedOfflineStore(engine);
-      const sqlFile = path.join(dataDir, 'sql.json');
-      const savedSql = await readJsonFile<{ port: number }>(sqlFile);
-      const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
-      sql = await serveSql(engine, {
-        host: config.sql.host,
-        port: sqlPort,
-        readonly: true,
-        tokens: config.auth.sql,
-        metrics: metricsRegistry,
-        logger: logger.child({ service: 'sql' }),
-      });
-      await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
-    }
-    const tables = [
-      ...offlineTables({ sources: topology.sources, views: topology.views }),
-      ...topology.models.map((model) => predictionsTable(model.name)),
-    ];
-    await ensureTables(offline, tables);
-
-    // Every source's ingest → features → inference, fused: one task per partition, one transaction per commit.
-    pipeline = await launch('pipeline', {
-      config,
-      topology,
-      brokers,
-      registryUrl: schemaRegistry,
-      schemaIds,
-      metrics: metricsRegistry,
-      logger,
-      ...(tracing ? { tracer: tracing.tracer } : {}),
-    });
-    sink = await runSink({
-      brokers,
-      groupId: `${config.topicPrefix}sluice-sink`,
-      topicPrefix: config.topicPrefix,
-      tables,
-      store: offline,
-      registryUrl: schemaRegistry,
-      dlqTopic: `${config.topicPrefix}dlq`,
-      metrics: metricsRegistry,
-      logger,
-    });
-    const running = pipeline;
-    const online = topology.views.length > 0 ? new OnlineStore(running.stage, topology.views, config.topicPrefix) : undefined;
-    const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
-    const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
-    ops = await serveOps(
-      metricsRegistry,
-      running.health,
-      config.metrics.host,
-      config.metrics.port,
-      [
-        onlineRoutes(() => online),
-        tracing
-          ? tracedRoute(
-              tracing.tracer,
-              '/predict/',
-              predictRoutes(running.watchers, () => online, metricsRegistry),
-            )
-          : predictRoutes(running.watchers, () => online, metricsRegistry),
-        dashboardRoutes({
+      // The offline store: a ClickHouse server when CLICKHOUSE_URL says so, else embedded chDB.
+      // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
+      if (config.clickhouse.url) {
+        offline = new RemoteOfflineStore(config.clickhouse.url);
+      } else {
+        const engine = new ChdbEngine(path.join(dataDir, 'clickhouse'), { limits: config.sql.limits });
+        offline = new EmbeddedOfflineStore(engine);
+        const sqlFile = path.join(dataDir, 'sql.json');
+        const savedSql = await readJsonFile<{ port: number }>(sqlFile);
+        const sqlPort = await choosePort(config.sql.port, savedSql?.port, 'SLUICE_SQL_PORT');
+        sql = await serveSql(engine, {
+          host: config.sql.host,
+          port: sqlPort,
+          readonly: true,
+          tokens: config.auth.sql,
           metrics: metricsRegistry,
-          store: offline,
-          topology,
-          topicPrefix: config.topicPrefix,
-          stages: () => [running.stage.status()],
-          servingVersion: (model) => running.watchers.get(model)?.watcher.current()?.version.version,
-          registeredVersions: (model) => running.watchers.get(model)?.watcher.registered() ?? [],
-        }),
-      ],
-      { tokens: config.auth.ops },
-    );
+          logger: logger.child({ service: 'sql' }),
+        });
+        await writeJsonFile(sqlFile, { port: Number(new URL(sql.url).port) });
+      }
+      const tables = [
+        ...offlineTables({ sources: topology.sources, views: topology.views }),
+        ...topology.models.map((model) => predictionsTable(model.name)),
+      ];
+      await ensureTables(offline, tables);
 
-    if (stackOptions.demo) {
-      const { demo: settings } = stackOptions;
-      const versions = await publishFeatureViews(topology.views, {
-        kafka,
-        topic: `${config.topicPrefix}registry.features`,
-        registryUrl: schemaRegistry,
-        schemaId: schemaIds.get(`${config.topicPrefix}registry.features-value`) ?? 0,
-        logger,
-      });
-      demo = startDemo({
-        kafka,
-        topicPrefix: config.topicPrefix,
-        registryUrl: schemaRegistry,
-        modelsSchemaId: schemaIds.get(`${config.topicPrefix}registry.models-value`) ?? 0,
-        versions,
-        artifactsDir: artifacts.dir,
+      // Every source's ingest → features → inference, fused: one task per partition, one transaction per commit.
+      pipeline = await launch('pipeline', {
+        config,
         topology,
-        positionFile: path.join(dataDir, 'demo.json'),
-        store: offline,
-        seed: settings.seed,
-        historyEvents: settings.historyEvents,
-        historySpanMs: settings.historySpanMs,
-        rate: settings.rate,
-        ...(settings.driftFrom !== undefined ? { driftFrom: settings.driftFrom } : {}),
+        brokers,
+        registryUrl: schemaRegistry,
+        schemaIds,
+        metrics: metricsRegistry,
         logger,
-        onTrained: (report) => settings.onTrained?.(report),
+        ...(tracing ? { tracer: tracing.tracer } : {}),
       });
-    }
-  } catch (error) {
-    await demo?.stop();
-    await sink?.stop();
-    await pipeline?.stop();
-    await sql?.close();
-    await offline?.close();
-    await registry?.stop();
-    await broker?.stop();
-    await tracing?.shutdown();
-    throw error;
-  }
+      sink = await runSink({
+        brokers,
+        groupId: `${config.topicPrefix}sluice-sink`,
+        topicPrefix: config.topicPrefix,
+        tables,
+        store: offline,
+        registryUrl: schemaRegistry,
+        dlqTopic: `${config.topicPrefix}dlq`,
+        metrics: metricsRegistry,
+        logger,
+      });
+      const running = pipeline;
+      const online = topology.views.length > 0 ? new OnlineStore(running.stage, topology.views, config.topicPrefix) : undefined;
+      const kafka = createKafka({ brokers, clientId: 'sluice-models', logger });
+      const artifacts = new ArtifactStore(path.join(dataDir, 'models'));
+      ops = await serveOps(
+        metricsRegistry,
+        running.health,
+        config.metrics.host,
+        config.metrics.port,
+        [
+          onlineRoutes(() => online),
+          tracing
+            ? tracedRoute(
+                tracing.tracer,
+                '/predict/',
+                predictRoutes(running.watchers, () => online, metricsRegistry),
+              )
+            : predictRoutes(running.watchers, () => online, metricsRegistry),
+          dashboardRoutes({
+            metrics: metricsRegistry,
+            store: offline,
+            topology,
+            topicPrefix: config.topicPrefix,
+            stages: () => [running.stage.status()],
+            servingVersion: (model) => running.watchers.get(model)?.watcher.current()?.version.version,
+            registeredVersions: (model) => running.watchers.get(model)?.watcher.registered() ?? [],
+          }),
+        ],
+        { tokens: config.auth.ops },
+      );
 
-  // Prometheus started from deploy/prometheus/prometheus.yml finds this process here.
-  const scrapeTarget = await writeScrapeTarget(dataDir, 'up', scrapeAddress(ops.url, config.metrics.advertisedHost));
-  const state: StackState = {
-    pid: process.pid,
-    startedAt: new Date().toISOString(),
-    dataDir,
-    topology: topology.file,
-    endpoints: {
-      kafka: brokers.join(','),
-      schemaRegistry,
-      metrics: `${ops.url}/metrics`,
-      dashboard: `${ops.url}/`,
-      features: `${ops.url}/features`,
-      predict: `${ops.url}/predict`,
-      clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),
-    },
-    kafkaMode: broker ? 'local' : 'external',
-    ...(broker ? { kafkaPid: broker.pid } : {}),
-  };
-  await writeJsonFile(stackFile, state);
-  await fs.chmod(stackFile, 0o600);
-
-  let stopping = false;
-  const brokerFailed = broker
-    ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
-    : new Promise<Error>(() => undefined);
-  const running = pipeline;
-  const runningSink = sink;
-  const store = offline;
-  const sqlServer = sql;
-  const tracer = tracing;
-  const sinkFailed = sink.done.then(
-    () => new Promise<Error>(() => undefined),
-    (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-  );
-  const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
-  return {
-    state,
-    failed: failed.then((error) => {
-      if (stopping) return new Promise<Error>(() => undefined);
-      return error;
-    }),
-    async stop() {
-      stopping = true;
-      await fs.rm(stackFile, { force: true });
-      await scrapeTarget.remove();
+      if (stackOptions.demo) {
+        const { demo: settings } = stackOptions;
+        const versions = await publishFeatureViews(topology.views, {
+          kafka,
+          topic: `${config.topicPrefix}registry.features`,
+          registryUrl: schemaRegistry,
+          schemaId: schemaIds.get(`${config.topicPrefix}registry.features-value`) ?? 0,
+          logger,
+        });
+        demo = startDemo({
+          kafka,
+          topicPrefix: config.topicPrefix,
+          registryUrl: schemaRegistry,
+          modelsSchemaId: schemaIds.get(`${config.topicPrefix}registry.models-value`) ?? 0,
+          versions,
+          artifactsDir: artifacts.dir,
+          topology,
+          positionFile: path.join(dataDir, 'demo.json'),
+          store: offline,
+          seed: settings.seed,
+          historyEvents: settings.historyEvents,
+          historySpanMs: settings.historySpanMs,
+          rate: settings.rate,
+          ...(settings.driftFrom !== undefined ? { driftFrom: settings.driftFrom } : {}),
+          logger,
+          onTrained: (report) => settings.onTrained?.(report),
+        });
+      }
+    } catch (error) {
       await demo?.stop();
-      await runningSink.stop();
-      await running.stop();
-      await ops.close();
-      await sqlServer?.close();
-      await store.close();
+      await sink?.stop();
+      await pipeline?.stop();
+      await sql?.close();
+      await offline?.close();
       await registry?.stop();
       await broker?.stop();
-      await tracer?.shutdown();
-    },
+      await tracing?.shutdown();
+      throw error;
+    }
+
+    // Prometheus started from deploy/prometheus/prometheus.yml finds this process here.
+    const scrapeTarget = await writeScrapeTarget(dataDir, 'up', scrapeAddress(ops.url, config.metrics.advertisedHost));
+
+    const state: StackState = {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      dataDir,
+      topology: topology.file,
+      endpoints: {
+        kafka: brokers.join(','),
+        schemaRegistry,
+        metrics: `${ops.url}/metrics`,
+        dashboard: `${ops.url}/`,
+        features: `${ops.url}/features`,
+        predict: `${ops.url}/predict`,
+        clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),
+      },
+      kafkaMode: broker ? 'local' : 'external',
+      ...(broker ? { kafkaPid: broker.pid } : {}),
+    };
+    await writeJsonFile(stackFile, state);
+    await fs.chmod(stackFile, 0o600);
+
+    let stopping = false;
+    const brokerFailed = broker
+      ? broker.exited.then((code) => new Error(`the local Kafka broker exited unexpectedly (code ${code})`))
+      : new Promise<Error>(() => undefined);
+    const running = pipeline;
+    const runningSink = sink;
+    const store = offline;
+    const sqlServer = sql;
+    const tracer = tracing;
+    const sinkFailed = sink.done.then(
+      () => new Promise<Error>(() => undefined),
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    );
+    const failed = Promise.race([brokerFailed, running.failed, sinkFailed]);
+    return {
+      state,
+      failed: failed.then((error) => {
+        if (stopping) return new Promise<Error>(() => undefined);
+        return error;
+      }),
+      async stop() {
+        stopping = true;
+        await fs.rm(stackFile, { force: true });
+        await scrapeTarget.remove();
+        await demo?.stop();
+        await runningSink.stop();
+        await running.stop();
+        await ops.close();
+        await sqlServer?.close();
+        await store.close();
+        await registry?.stop();
+        await broker?.stop();
+        await tracer?.shutdown();
+      },
+    };
   };
+  if (!brokerDied) return startServices();
+  // Settled either way once the services are up: a later exit is reported through `failed`.
+  brokerDied.catch(() => undefined);
+  return Promise.race([startServices(), brokerDied]);
 }
 
 /** Fails at once when SCHEMA_REGISTRY_URL does not answer like a Confluent registry. */

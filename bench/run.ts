@@ -12,6 +12,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   pipeline: () => import('./pipeline.js'),
   aggregate: () => import('./aggregate.js'),
   cli: () => import('./cli.js'),
+  training: () => import('./training.js'),
   predict: () => import('./predict.js'),
 };
 

@@ -118,11 +118,74 @@ range(
     .command('train')
     .description('train a model from replayed topics, evaluate it on the latest time slice, export ONNX and register a version')
     .argument('<model>', 'a model of the topology')
-    .option('--trainer <kind>', "logistic or mlp (default: the definition's)")
+    .option(
+      '--trainer <trainer>',
+      'tfjs (default) or jax (the Python trainer, GPU when its JAX has one); logistic or mlp: tfjs with that architecture',
+    )
+    .option('--kind <kind>', "the architecture: logistic or mlp (default: the definition's)")
     .option('--epochs <n>', "epochs (default: the definition's)")
     .option('--seed <n>', "seed (default: the definition's)")
+    .option(
+      '--from-run <run>',
+      "rebuild a run's training set from its manifest's offsets (the same dataset hash) and train its configuration again",
+    )
+    .option('--python <path>', 'the Python for --trainer jax (default: .venv-jax/bin/python, else python3)')
+    .option('--device <device>', 'where the JAX trainer runs: auto, cpu or gpu (default auto)')
+    .option('--alert <id>', 'the alert that triggered this run (an alert hook sets it; its experiment records it)')
     .option('--promote', 'make the new version champion (the first version always is)'),
 ).action(runAction(async () => (await import('./commands/models.js')).trainCommand));
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+range(
+  program
+    .command('tune')
+    .description(
+      'search hyperparameters: trials on one training set with successive halving on a validation split; every trial is an experiment, the best is registered as a candidate',
+    )
+    .argument('<model>', 'a model of the topology')
+    .option('--trials <n>', "trials of a random search, the baseline (the definition's configuration) included", '32')
+    .option('--search <kind>', 'random or grid', 'random')
+    .option(
+      '--param <spec>',
+      'a search dimension (repeatable): lr=1e-4..1e-1:log, hidden=8,16,32,64, l2=0..1e-3, batch=64..512:int, epochs=5,10, kind=logistic,mlp (default: lr, hidden, l2)',
+      collect,
+    )
+    .option('--trainer <trainer>', 'tfjs (worker threads, default) or jax (all trials in one vectorized program)')
+    .option('--epochs <n>', "the most epochs a trial trains (default: the definition's)")
+    .option('--min-epochs <n>', 'successive halving: the first rung', '2')
+    .option('--eta <n>', 'successive halving: keep the best 1/eta at each rung', '3')
+    .option('--no-halving', 'train every trial to its last epoch')
+    .option('--validation <share>', 'the latest share of the rows before the held-out slice used for validation', '0.2')
+    .option('--parallel <n>', 'TensorFlow.js worker threads (default: the cores)')
+    .option('--seed <n>', "the random search's seed (default: the definition's)")
+    .option('--python <path>', 'the Python for --trainer jax (default: .venv-jax/bin/python, else python3)')
+    .option('--device <device>', 'where the JAX trainer runs: auto, cpu or gpu')
+    .option('--alias <alias>', "the alias the best trial's version takes", 'candidate'),
+).action(runAction(async () => (await import('./commands/tune.js')).tuneCommand));
+
+const experiments = program
+  .command('experiments')
+  .description('training runs (registry.experiments): manual, tuning trials, alert-triggered');
+experiments
+  .command('ls')
+  .description('every run: trigger, trainer, params, validation and held-out metrics, registered version')
+  .option('--model <model>', 'only this model')
+  .option('--parent <run>', 'a tuning run and its trials')
+  .option('--json', 'print JSON')
+  .action(runAction(async () => (await import('./commands/experiments.js')).listExperimentsCommand));
+experiments
+  .command('show')
+  .description('one run in full: params, metrics per epoch and final, the dataset manifest, machine, durations')
+  .argument('<run>', 'a run id or a unique prefix')
+  .option('--json', 'print JSON')
+  .action(runAction(async () => (await import('./commands/experiments.js')).showExperimentCommand));
+experiments
+  .command('compare')
+  .description('runs side by side: the params that differ and every metric (the best marked)')
+  .argument('<runs...>', 'two or more run ids (or unique prefixes)')
+  .option('--all', 'every param, also those that are the same')
+  .option('--json', 'print JSON')
+  .action(runAction(async () => (await import('./commands/experiments.js')).compareExperimentsCommand));
 
 const models = program.command('models').description('the model registry (registry.models)');
 models

@@ -1,9 +1,9 @@
 import type { Kafka } from 'kafkajs';
 import { readRanges, resolveRanges, type PartitionRange } from '../kafka/topic-range.js';
 import { replayFeatures } from './replay.js';
-import { planRange, type EventRange } from './range.js';
+import { checkRetained, pinnedPlan, planRange, resolveToOffsets, type EventRange, type PinnedRanges } from './range.js';
 import { pointInTimeJoin, type Label } from '../offline/point-in-time.js';
-import { avroType, AvroSerde } from '../schemas/index.js';
+import { avroType, AvroSerde, readSchemaId } from '../schemas/index.js';
 import type { FeatureRow } from '../streams/features/engine.js';
 import { modelInputs, type ModelDefinition } from '../topology/models.js';
 
@@ -22,6 +22,16 @@ export interface TrainingSet {
   readonly eventIds: string[];
   /** The offsets read, per topic: the dataset's lineage. */
   readonly ranges: readonly { readonly topic: string; readonly partition: number; readonly start: string; readonly end: string }[];
+  /** The same per topic, as a rebuild pins them (DatasetOptions.pinned). */
+  readonly pinned: PinnedRanges;
+  /** Registry ids of the writer schemas of the records read, per topic. */
+  readonly schemaIds: Readonly<Record<string, readonly number[]>>;
+  /** Which scored events of the ranges read were selected: event-time bounds, record bounds as offsets. */
+  readonly selection: {
+    readonly eventTimeFrom: number | null;
+    readonly eventTimeTo: number | null;
+    readonly offsets: readonly PartitionRange[];
+  };
   readonly featureVersions: Readonly<Record<string, number>>;
   /** Scored events seen, and those left out because their label is not known yet. */
   readonly events: number;
@@ -35,6 +45,11 @@ export interface DatasetOptions {
   readonly versions: ReadonlyMap<string, number>;
   /** The scored events to train on (default: all). */
   readonly range?: EventRange;
+  /**
+   * Offsets to read per topic, fixed beforehand (a run's manifest): the same records again, also
+   * after the topics grew. The range's record bounds must then be offsets.
+   */
+  readonly pinned?: PinnedRanges;
   readonly onProgress?: (read: number, total: number) => void;
 }
 
@@ -51,17 +66,36 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
   const record = (topic: string, read: readonly PartitionRange[]): void => {
     for (const range of read) ranges.push({ topic, partition: range.partition, start: range.from.toString(), end: range.to.toString() });
   };
+  const schemaIds: Record<string, Set<number>> = {};
+  const noteSchema = (topic: string, value: Buffer): void => void (schemaIds[topic] ??= new Set()).add(readSchemaId(value));
 
   // ---- inputs: scored events, label events, and feature rows by replay ------------------------
+  // Every offset is fixed here, once (or taken from `pinned`): the replay reads the very records
+  // the events read saw, and the manifest says exactly which records those were.
   const eventsTopic = `${options.topicPrefix}events.${model.source.name}`;
-  const plan = await planRange(options.kafka, eventsTopic, options.range);
-  const eventRanges = plan.read;
+  const labelTopic = `${options.topicPrefix}events.${model.label.source.name}`;
+  const pinnedFor = (topic: string): readonly PartitionRange[] => {
+    const pinned = options.pinned?.[topic];
+    if (!pinned) throw new RangeError(`the pinned ranges name no offsets of ${topic}`);
+    return pinned;
+  };
+  const { range, offsets: selectedOffsets } = options.pinned
+    ? { range: options.range ?? {}, offsets: offsetBounds(options.range) }
+    : await resolveToOffsets(options.kafka, eventsTopic, options.range);
+  const plan = options.pinned
+    ? await pinnedPlan(options.kafka, eventsTopic, pinnedFor(eventsTopic), range)
+    : await planRange(options.kafka, eventsTopic, range);
+  const labelRanges = options.pinned ? pinnedFor(labelTopic) : await resolveRanges(options.kafka, labelTopic);
+  if (options.pinned) await checkRetained(options.kafka, labelTopic, labelRanges);
+  const pinned: PinnedRanges = { ...options.pinned, [eventsTopic]: plan.read, [labelTopic]: labelRanges };
+
   const eventSerde = new AvroSerde(options.registryUrl, avroType(model.source.eventsSchema));
   const events: ScoredEvent[] = [];
   let newest = Number.NEGATIVE_INFINITY;
-  await readRanges(options.kafka, eventsTopic, eventRanges, async (partition, message) => {
+  await readRanges(options.kafka, eventsTopic, plan.read, async (partition, message) => {
     if (!message.value) return;
     const value = (await eventSerde.decode(message.value)) as Record<string, unknown>;
+    noteSchema(eventsTopic, message.value);
     const time = Number(value.event_time);
     newest = Math.max(newest, time);
     if (!plan.selects(partition, BigInt(message.offset), time)) return;
@@ -73,15 +107,14 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
       fields: model.fields.map((field) => (typeof value[field] === 'number' ? value[field] : null)),
     });
   });
-  record(eventsTopic, eventRanges);
+  record(eventsTopic, plan.read);
 
-  const labelTopic = `${options.topicPrefix}events.${model.label.source.name}`;
-  const labelRanges = await resolveRanges(options.kafka, labelTopic);
   const labelSerde = new AvroSerde(options.registryUrl, avroType(model.label.source.eventsSchema));
   const labelTimes = new Map<string, number>();
   await readRanges(options.kafka, labelTopic, labelRanges, async (_partition, message) => {
     if (!message.value) return;
     const value = (await labelSerde.decode(message.value)) as Record<string, unknown>;
+    noteSchema(labelTopic, message.value);
     const key = String(value[model.label.joinField]);
     const time = Number(value.event_time);
     newest = Math.max(newest, time);
@@ -97,11 +130,13 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     registryUrl: options.registryUrl,
     views,
     versions: options.versions,
-    range: featureRange(views, options.range),
+    range: featureRange(views, range),
+    pinned,
     onRows: (batch) => void rows.push(...batch),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   for (const [topic, read] of Object.entries(report.ranges)) if (topic !== eventsTopic) record(topic, read);
+  for (const [topic, ids] of Object.entries(report.schemaIds)) for (const id of ids) (schemaIds[topic] ??= new Set()).add(id);
 
   // ---- transformation: labels by join window, features as of each event ---------------------
   const labels: Label[] = [];
@@ -132,6 +167,9 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     times: [],
     eventIds: [],
     ranges,
+    pinned: { ...pinned, ...report.ranges },
+    schemaIds: Object.fromEntries(Object.entries(schemaIds).map(([topic, ids]) => [topic, [...ids].sort((left, right) => left - right)])),
+    selection: { eventTimeFrom: range.eventTime?.from ?? null, eventTimeTo: range.eventTime?.to ?? null, offsets: selectedOffsets },
     featureVersions: Object.fromEntries(views.map((view) => [view.name, options.versions.get(view.name) ?? 1])),
     events: events.length,
     unlabelled,
@@ -145,6 +183,20 @@ export async function buildTrainingSet(model: ModelDefinition, options: DatasetO
     set.eventIds.push(row.label_id);
   }
   return set;
+}
+
+/** Record bounds given as offsets, as ranges (a pinned range's selection). */
+function offsetBounds(range: EventRange | undefined): PartitionRange[] {
+  const bounds = range?.record;
+  if (!bounds?.fromOffsets && !bounds?.toOffsets) return [];
+  const partitions = [...new Set([...Object.keys(bounds.fromOffsets ?? {}), ...Object.keys(bounds.toOffsets ?? {})].map(Number))].sort(
+    (a, b) => a - b,
+  );
+  return partitions.map((partition) => ({
+    partition,
+    from: BigInt(bounds.fromOffsets?.[partition] ?? 0),
+    to: BigInt(bounds.toOffsets?.[partition] ?? Number.MAX_SAFE_INTEGER),
+  }));
 }
 
 /**

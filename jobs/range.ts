@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { SluiceError } from '../common/errors.js';
 import { resolveRanges, type PartitionRange, type RangeBounds } from '../kafka/topic-range.js';
 
 /**
@@ -37,6 +38,84 @@ export async function planRange(kafka: Kafka, topic: string, range: EventRange =
   const whole = await resolveRanges(kafka, topic);
   const record = hasRecordBounds(range) && range.record ? await resolveRanges(kafka, topic, range.record) : undefined;
   return rangePlan(whole, record, range.eventTime);
+}
+
+/** Offsets read before (a training run's manifest) that the topic no longer holds. */
+export class DatasetGoneError extends SluiceError {}
+
+/** Offsets a job reads, per topic, fixed beforehand: a rebuild reads exactly what a run read. */
+export type PinnedRanges = Readonly<Record<string, readonly PartitionRange[]>>;
+
+/**
+ * A plan over offsets fixed beforehand (`read` = `pinned`), the selection as planRange makes it;
+ * record bounds must be offsets here (a manifest stores them resolved). Fails when the topic no
+ * longer holds every pinned record (retention deleted some, or the topic was recreated).
+ */
+export async function pinnedPlan(
+  kafka: Kafka,
+  topic: string,
+  pinned: readonly PartitionRange[],
+  range: EventRange = {},
+): Promise<RangePlan> {
+  await checkRetained(kafka, topic, pinned);
+  let record: PartitionRange[] | undefined;
+  const bounds = range.record;
+  if (bounds && hasRecordBounds(range)) {
+    if (bounds.fromTime !== undefined || bounds.toTime !== undefined)
+      throw new RangeError('a pinned plan takes record bounds as offsets (resolve the times first)');
+    const clamp = (value: bigint, entry: PartitionRange): bigint => (value < entry.from ? entry.from : value > entry.to ? entry.to : value);
+    record = pinned.map((entry) => {
+      const from = bounds.fromOffsets?.[entry.partition];
+      const to = bounds.toOffsets?.[entry.partition];
+      return {
+        partition: entry.partition,
+        from: clamp(from === undefined ? entry.from : BigInt(from), entry),
+        to: clamp(to === undefined ? entry.to : BigInt(to), entry),
+      };
+    });
+  }
+  return rangePlan(pinned, record, range.eventTime);
+}
+
+/** Throws DatasetGoneError unless every pinned offset range is still in the topic. */
+export async function checkRetained(kafka: Kafka, topic: string, pinned: readonly PartitionRange[]): Promise<void> {
+  let now: PartitionRange[];
+  try {
+    now = await resolveRanges(kafka, topic);
+  } catch (error) {
+    throw new DatasetGoneError('SLUICE_DATASET_GONE', `cannot read ${topic} to rebuild the dataset: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  for (const entry of pinned) {
+    if (entry.to <= entry.from) continue;
+    const current = now.find((candidate) => candidate.partition === entry.partition);
+    if (!current || current.from > entry.from || current.to < entry.to)
+      throw new DatasetGoneError(
+        'SLUICE_DATASET_GONE',
+        `${topic} partition ${entry.partition} no longer holds offsets [${entry.from}, ${entry.to}) (it holds [${current?.from ?? '-'}, ${current?.to ?? '-'})): retention deleted records the run read, so its dataset cannot be rebuilt`,
+      );
+  }
+}
+
+/** Record-time or offset bounds resolved to offsets (what a manifest stores), event-time bounds as they are. */
+export async function resolveToOffsets(
+  kafka: Kafka,
+  topic: string,
+  range: EventRange = {},
+): Promise<{ range: EventRange; offsets: PartitionRange[] }> {
+  if (!hasRecordBounds(range) || !range.record) return { range, offsets: [] };
+  const offsets = await resolveRanges(kafka, topic, range.record);
+  return {
+    range: {
+      ...(range.eventTime ? { eventTime: range.eventTime } : {}),
+      record: {
+        fromOffsets: Object.fromEntries(offsets.map((entry) => [entry.partition, entry.from.toString()])),
+        toOffsets: Object.fromEntries(offsets.map((entry) => [entry.partition, entry.to.toString()])),
+      },
+    },
+    offsets,
+  };
 }
 
 /** The plan from resolved offsets: `whole` each partition's [start, end), `record` the record-time/offset bounds. */

@@ -1,9 +1,9 @@
 import type { Kafka } from 'kafkajs';
-import { avroType, AvroSerde } from '../schemas/index.js';
+import { avroType, AvroSerde, readSchemaId } from '../schemas/index.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow, type SourceEvent } from '../streams/features/engine.js';
 import type { FeatureView } from '../topology/features.js';
 import { readRanges, type PartitionRange } from '../kafka/topic-range.js';
-import { planRange, type EventRange } from './range.js';
+import { pinnedPlan, planRange, type EventRange, type PinnedRanges } from './range.js';
 import { headersOf, sequenceOf } from '../streams/runtime/index.js';
 
 /**
@@ -21,6 +21,8 @@ export interface ReplayOptions {
   readonly versions: ReadonlyMap<string, number>;
   /** The events whose rows are emitted (default: all). */
   readonly range?: EventRange;
+  /** Offsets to read per topic, fixed beforehand (a training set's manifest); else resolved now. */
+  readonly pinned?: PinnedRanges;
   /** Called with each batch of rows in order per entity (e.g. to write them to the offline store). */
   readonly onRows: (rows: readonly FeatureRow[]) => Promise<void> | void;
   /** Called for every event in the range, whether it produced rows or came too late for every view. */
@@ -40,6 +42,8 @@ export interface ReplayReport {
   readonly seconds: number;
   /** The offsets read, per source topic: the dataset's lineage. */
   readonly ranges: Readonly<Record<string, readonly PartitionRange[]>>;
+  /** Registry ids of the writer schemas of the records read, per topic. */
+  readonly schemaIds: Readonly<Record<string, readonly number[]>>;
 }
 
 /**
@@ -83,10 +87,11 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
     const [first] = views;
     if (!first) continue;
     const topic = `${options.topicPrefix}events.${sourceName}`;
+    const pinned = options.pinned?.[topic];
     plans.push({
       topic,
       features: new SourceFeatures(first.source, views, options.versions),
-      plan: await planRange(options.kafka, topic, options.range),
+      plan: pinned ? await pinnedPlan(options.kafka, topic, pinned, options.range) : await planRange(options.kafka, topic, options.range),
     });
   }
   const total = plans.reduce((sum, { plan }) => sum + plan.read.reduce((inner, range) => inner + Number(range.to - range.from), 0), 0);
@@ -97,7 +102,9 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
   let rowsOut = 0;
   let lateEvents = 0;
   let lastProgress = 0;
+  const schemaIds: Record<string, Set<number>> = {};
   for (const { topic, features, plan } of plans) {
+    const ids = (schemaIds[topic] ??= new Set());
     const serde = new AvroSerde(options.registryUrl, avroType(features.source.eventsSchema));
     const replay = new RangeReplay(features, plan.fromEventTime);
     let pending: FeatureRow[] = [];
@@ -105,6 +112,7 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
       read++;
       if (message.value) {
         const value = (await serde.decode(message.value)) as Record<string, unknown>;
+        ids.add(readSchemaId(message.value));
         const entity = value[features.source.entityField];
         if (typeof entity === 'string' && entity !== '') {
           const eventTime = typeof value.event_time === 'number' ? value.event_time : Number(message.timestamp);
@@ -144,5 +152,6 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
     lateEvents,
     seconds: (performance.now() - started) / 1000,
     ranges: Object.fromEntries(plans.map(({ topic, plan }) => [topic, plan.read])),
+    schemaIds: Object.fromEntries(Object.entries(schemaIds).map(([topic, ids]) => [topic, [...ids].sort((left, right) => left - right)])),
   };
 }

@@ -84,3 +84,16 @@ export function evaluate(scores: readonly number[], labels: readonly number[], t
     calibration,
   };
 }
+
+/** Mean log loss of float scores against 0/1 labels, scores clipped to [1e-12, 1 − 1e-12] (as `evaluate`). */
+export function logLoss(scores: ArrayLike<number>, labels: readonly number[]): number {
+  if (scores.length === 0) return Number.NaN;
+  const epsilon = 1e-12;
+  let loss = 0;
+  for (let index = 0; index < scores.length; index++) {
+    const label = labels[index] ?? 0;
+    const clipped = Math.min(1 - epsilon, Math.max(epsilon, scores[index] ?? 0));
+    loss -= label * Math.log(clipped) + (1 - label) * Math.log(1 - clipped);
+  }
+  return loss / scores.length;
+}

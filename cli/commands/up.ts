@@ -58,7 +58,12 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
           },
         }
       : { topology },
-  );
+  ).catch((error: unknown) => {
+    // Start-up failed part-way: what did start (clients retrying, servers) must not keep the
+    // process alive; the error is printed first.
+    setTimeout(() => process.exit(1), 2_000).unref();
+    throw error;
+  });
   const { endpoints, kafkaMode } = stack.state;
   const where = kafkaMode === 'local' ? `local KRaft broker, data in ${config.dataDir}` : 'external cluster (KAFKA_BROKERS)';
   process.stdout.write(

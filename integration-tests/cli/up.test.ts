@@ -75,7 +75,8 @@ describe('sluice up', () => {
       'the ingest stage to be ready',
     );
     const metricsText = await (await fetch(metricsUrl)).text();
-    expect(metricsText).toMatch(/sluice_assigned_partitions\{stage="ingest"\} 18/);
+    // The fused pipeline owns every task: 3 sources × 6 partitions.
+    expect(metricsText).toMatch(/sluice_assigned_partitions\{stage="pipeline"\} 18/);
     // The embedded ClickHouse answers SQL over its HTTP interface, read-only for users.
     const clickhouse = (report as unknown as { clickhouse: string }).clickhouse;
     expect(await (await fetch(`${clickhouse}/?query=${encodeURIComponent('SELECT 40 + 2')}`)).text()).toBe('42\n');

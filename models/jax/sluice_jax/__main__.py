@@ -1,23 +1,41 @@
 """python -m sluice_jax --data <dir|prefix> --out <dir> [--device cpu|gpu|auto]
 
 Exit status: 0 trained (result.json written), 2 malformed input or usage, 3 device unavailable,
-1 anything else (a traceback).
+4 stdin closed under --watch-stdin (the parent is gone), 1 anything else (a traceback).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import threading
 import time
 
 from .contract import ContractError, read_dataset, read_spec, write_json_atomic, write_npy
 
 EXIT_INPUT = 2
 EXIT_DEVICE = 3
+EXIT_PARENT_GONE = 4
 
 
 def _log(message: str) -> None:
     print(f'sluice_jax: {message}', file=sys.stderr, flush=True)
+
+
+def _exit_when_stdin_closes() -> None:
+    """A parent that dies (even by SIGKILL) closes the pipe: the trainer must not outlive it."""
+
+    def watch() -> None:
+        # os.read on the descriptor, not sys.stdin: a daemon thread holding the buffered reader's
+        # lock would abort the interpreter's shutdown after a normal end
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        os._exit(EXIT_PARENT_GONE)
+
+    threading.Thread(target=watch, name='stdin-watch', daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', required=True, help='output directory (created if missing)')
     parser.add_argument('--device', choices=('cpu', 'gpu', 'auto'), help='overrides spec.json "device"')
     parser.add_argument('--quiet', action='store_true', help='no progress lines on stderr')
+    parser.add_argument('--watch-stdin', action='store_true', help='exit at once when stdin closes (the parent process is gone)')
     args = parser.parse_args(argv)
+    if args.watch_stdin:
+        _exit_when_stdin_closes()
     log = (lambda message: None) if args.quiet else _log
     started = time.perf_counter()
     try:

@@ -26,7 +26,7 @@ MAX_EPOCHS = 1_000_000
 MAX_SEED = 2**32 - 1
 # Arrays in the order they enter the dataset hash.
 ARRAY_NAMES = ('X', 'y', 'X_val', 'y_val', 'X_test', 'y_test')
-TRIAL_KEYS = {'id', 'kind', 'hidden', 'learningRate', 'batchSize', 'epochs', 'l2', 'seed'}
+TRIAL_KEYS = {'id', 'kind', 'hidden', 'learningRate', 'batchSize', 'epochs', 'l2', 'seed', 'keep'}
 SPEC_KEYS = {'version', 'features', 'trials', 'device', 'successiveHalving', 'writeScores'}
 NPY_MAGIC = b'\x93NUMPY'
 
@@ -49,6 +49,7 @@ class Trial:
     epochs: int
     l2: float
     seed: int
+    keep: bool = False  # never stopped by successive halving (a tuning run's baseline)
 
     def config(self) -> dict[str, Any]:
         """The trial as the spec would write it, defaults filled in."""
@@ -60,6 +61,7 @@ class Trial:
             'epochs': self.epochs,
             'l2': self.l2,
             'seed': self.seed,
+            'keep': self.keep,
         }
 
 
@@ -122,6 +124,9 @@ def parse_trial(index: int, raw: Any) -> Trial:
     l2 = raw.get('l2', 0)
     if not _is_number(l2) or l2 < 0:
         raise ContractError(f'{where}: l2 must be a finite number >= 0, got {json.dumps(l2)}')
+    keep = raw.get('keep', False)
+    if not isinstance(keep, bool):
+        raise ContractError(f'{where}: keep must be true or false, got {json.dumps(keep)}')
     return Trial(
         index=index,
         id=trial_id,
@@ -132,6 +137,7 @@ def parse_trial(index: int, raw: Any) -> Trial:
         epochs=_integer(f'{where}: epochs', raw['epochs'], 1, MAX_EPOCHS),
         l2=float(l2),
         seed=_integer(f'{where}: seed', raw['seed'], 0, MAX_SEED),
+        keep=keep,
     )
 
 

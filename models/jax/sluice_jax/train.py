@@ -290,9 +290,12 @@ class Trainer:
             losses = [self.logs[trial.index].val_loss[-1] for trial in alive]
             ranking = sorted(range(len(alive)), key=lambda k: (losses[k] if math.isfinite(losses[k]) else math.inf, alive[k].index))
             final = number == len(rungs) - 1
-            keep = len(alive) if final else max(1, len(alive) // halving.eta)
-            kept = sorted((alive[k] for k in ranking[:keep]), key=lambda trial: trial.index)
-            stopped = [alive[k] for k in ranking[keep:]]
+            # trials marked keep (a baseline) always go on and take no place of the others
+            contenders = [k for k in ranking if not alive[k].keep]
+            places = len(contenders) if final else max(1, len(contenders) // halving.eta)
+            going = set(contenders[:places]) | {k for k in ranking if alive[k].keep}
+            kept = sorted((alive[k] for k in going), key=lambda trial: trial.index)
+            stopped = [alive[k] for k in ranking if k not in going]
             for trial in stopped:
                 self.stopped[trial.index] = {'rung': number, 'epoch': self.logs[trial.index].epochs}
             self.rungs.append(

@@ -36,6 +36,7 @@ SPEC_CASES = [
     ({**good_spec(), 'extra': 1}, 'unknown field'),
     (tweak_trial(learning_rate=0.1), 'unknown field'),
     (tweak_trial(kind='tree'), 'kind must be one of'),
+    (tweak_trial(keep=1), 'keep must be true or false'),
     (tweak_trial(batchSize=0), 'batchSize must be in'),
     (tweak_trial(epochs=2.5), 'epochs must be an integer'),
     (tweak_trial(seed=-1), 'seed must be in'),
@@ -132,3 +133,21 @@ def test_gpu_requested_without_one(tmp_path):
     process = subprocess.run([sys.executable, '-m', 'sluice_jax', '--data', str(tmp_path / 'in'), '--out', str(tmp_path / 'out')], cwd=ROOT, capture_output=True, text=True, timeout=120, env=environment)
     assert process.returncode == 3
     assert 'device "gpu" requested' in process.stderr
+
+
+
+def test_watch_stdin_exits_when_the_parent_is_gone(tmp_path):
+    write_inputs(tmp_path / 'in', SMALL, good_spec())
+    command = [sys.executable, '-m', 'sluice_jax', '--data', str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--watch-stdin']
+    # stdin already closed: the parent is gone before training ends, so the trainer leaves at once
+    gone = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert gone.returncode == 4
+    assert not (tmp_path / 'out' / 'result.json').exists()
+    # stdin held open (a live parent): it trains as usual
+    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert process.wait(timeout=120) == 0
+    finally:
+        process.stdin.close()
+        process.kill()
+    assert (tmp_path / 'out' / 'result.json').exists()

@@ -103,6 +103,22 @@ def test_successive_halving_keeps_the_best():
     assert max_difference(stopped_early, alone['trials'][0]) <= TOLERANCE
 
 
+def test_a_kept_trial_is_never_stopped_and_takes_no_place():
+    arrays = make_arrays(rows=400, val=150, test=0, seed=5)
+    rates = [0.0001, 0.05, 0.002, 0.03, 0.0005, 0.01, 0.1]
+    # the worst learning rate, kept: it trains to the end, and the other six still keep two places
+    trials = [trial('baseline', 'logistic', learningRate=0.00001, seed=11, epochs=6, keep=True)]
+    trials += [trial(f't{index}', 'logistic', learningRate=rate, seed=11, epochs=6) for index, rate in enumerate(rates)]
+    result, _ = run_inprocess(arrays, spec_json(trials, successiveHalving={'minEpochs': 1, 'eta': 3}))
+    by_id = {entry['id']: entry for entry in result['trials']}
+    first = result['successiveHalving']['rungs'][0]
+    assert first['valLoss'] and next(iter(first['valLoss'])) != 'baseline'
+    assert list(first['valLoss'])[-1] == 'baseline'  # ranked last, yet kept
+    assert 'baseline' in first['kept'] and len(first['kept']) == 1 + 6 // 3
+    assert by_id['baseline']['status'] == 'completed' and by_id['baseline']['epochsTrained'] == 6
+    assert by_id['baseline']['config']['keep'] is True and by_id['t0']['config']['keep'] is False
+
+
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
