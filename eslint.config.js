@@ -31,6 +31,14 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
+    // The dashboard page: plain browser JavaScript, uPlot loaded beside it.
+    files: ['serving/dashboard/page/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { document: 'readonly', fetch: 'readonly', setTimeout: 'readonly', uPlot: 'readonly' },
+    },
+  },
+  {
     // Tests and benchmarks print and assert freely.
     files: ['integration-tests/**', 'bench/**', '**/*.test.ts'],
     rules: {

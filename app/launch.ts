@@ -11,6 +11,7 @@ import type { HealthSource } from '../serving/ops-server.js';
 import { inferenceMetrics } from '../streams/inference/metrics.js';
 import { runPipeline, type RunningStage, type StageOptions } from '../streams/runtime/index.js';
 import type { ModelDefinition, Topology } from '../topology/index.js';
+import type { Tracer } from '../common/tracing.js';
 import { defineStages, pipelineFor, stageNames } from './stages.js';
 
 export interface LaunchOptions {
@@ -23,6 +24,8 @@ export interface LaunchOptions {
   readonly logger: Logger;
   /** Where model artifacts are (default `<dataDir>/models`). */
   readonly modelsDir?: string;
+  /** Traces records and commits (OpenTelemetry); none: tracing off. */
+  readonly tracer?: Tracer;
   /** Runtime settings beyond the config's (tests shorten group timeouts). */
   readonly stageOverrides?: Partial<StageOptions>;
 }
@@ -87,7 +90,11 @@ export async function launch(name: string, options: LaunchOptions): Promise<Laun
     });
     const spec = pipelineFor(name, topology, stages, config.topicPrefix);
     if (!spec) throw new UnknownStageError(`unknown stage "${name}"; stages: ${names.join(', ')}`);
-    const stage = await runPipeline(spec, { ...stageOptionsFor(name, options), ...options.stageOverrides });
+    const stage = await runPipeline(spec, {
+      ...stageOptionsFor(name, options),
+      ...(options.tracer ? { tracer: options.tracer } : {}),
+      ...options.stageOverrides,
+    });
     const failed = stage.done.then(
       () => new Promise<Error>(() => undefined),
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),

@@ -9,6 +9,8 @@ export interface StackEndpoints {
   readonly schemaRegistry: string;
   /** Prometheus metrics of the stages (`/health` and `/ready` beside it). */
   readonly metrics: string;
+  /** The built-in dashboard page (on the ops port, beside /metrics). */
+  readonly dashboard?: string;
   /** The embedded ClickHouse's HTTP interface (curl, @clickhouse/client, Grafana), or CLICKHOUSE_URL without credentials. */
   readonly clickhouse: string;
   /** Online feature lookups: GET /features/<view>/<entity>, POST /features. */

@@ -34,6 +34,10 @@ import { runSink, type RunningSink } from '../streams/sink/stage.js';
 import { predictionsTable } from '../offline/index.js';
 import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
+import { dashboardRoutes } from '../serving/dashboard/routes.js';
+import { tracedRoute } from '../serving/traced-route.js';
+import { scrapeAddress, writeScrapeTarget } from '../serving/scrape-target.js';
+import { tracingFromConfig, type Tracing } from '../common/tracing-sdk.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { startDemo, type RunningDemo } from './demo.js';
 import { launchMonitoring } from './monitoring.js';
@@ -151,6 +155,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     let sink: RunningSink | undefined;
     let demo: RunningDemo | undefined;
     let monitoring: RunningMonitoring | undefined;
+    let tracing: Tracing | undefined;
     try {
       const layout = { prefix: config.topicPrefix, partitions: config.defaultPartitions };
       const admin = createKafka({ brokers, clientId: 'sluice-up', logger }).admin();
@@ -188,6 +193,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       }
       const schemaIds = await registerSchemas(schemaRegistry, topologySubjects(config.topicPrefix, topology), logger);
       metricsRegistry = createMetricsRegistry();
+      tracing = tracingFromConfig(config, 'sluice');
 
       // The offline store: a ClickHouse server when CLICKHOUSE_URL says so, else embedded chDB.
       // chDB allows one data directory per process: this process owns it and serves SQL to the rest.
@@ -224,6 +230,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         schemaIds,
         metrics: metricsRegistry,
         logger,
+        ...(tracing ? { tracer: tracing.tracer } : {}),
       });
       sink = await runSink({
         brokers,
@@ -261,7 +268,25 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         running.health,
         config.metrics.host,
         config.metrics.port,
-        [onlineRoutes(() => online), predictRoutes(running.watchers, () => online, metricsRegistry)],
+        [
+          onlineRoutes(() => online),
+          tracing
+            ? tracedRoute(
+                tracing.tracer,
+                '/predict/',
+                predictRoutes(running.watchers, () => online, metricsRegistry),
+              )
+            : predictRoutes(running.watchers, () => online, metricsRegistry),
+          dashboardRoutes({
+            metrics: metricsRegistry,
+            store: offline,
+            topology,
+            topicPrefix: config.topicPrefix,
+            stages: () => [running.stage.status()],
+            servingVersion: (model) => running.watchers.get(model)?.watcher.current()?.version.version,
+            registeredVersions: (model) => running.watchers.get(model)?.watcher.registered() ?? [],
+          }),
+        ],
         { tokens: config.auth.ops },
       );
 
@@ -302,8 +327,12 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       await offline?.close();
       await registry?.stop();
       await broker?.stop();
+      await tracing?.shutdown();
       throw error;
     }
+
+    // Prometheus started from deploy/prometheus/prometheus.yml finds this process here.
+    const scrapeTarget = await writeScrapeTarget(dataDir, 'up', scrapeAddress(ops.url, config.metrics.advertisedHost));
 
     const state: StackState = {
       pid: process.pid,
@@ -314,6 +343,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         kafka: brokers.join(','),
         schemaRegistry,
         metrics: `${ops.url}/metrics`,
+        dashboard: `${ops.url}/`,
         features: `${ops.url}/features`,
         predict: `${ops.url}/predict`,
         clickhouse: sql?.url ?? redactUrl(config.clickhouse.url ?? ''),
@@ -332,6 +362,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
     const runningSink = sink;
     const store = offline;
     const sqlServer = sql;
+    const tracer = tracing;
     const sinkFailed = sink.done.then(
       () => new Promise<Error>(() => undefined),
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
@@ -347,6 +378,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       async stop() {
         stopping = true;
         await fs.rm(stackFile, { force: true });
+        await scrapeTarget.remove();
         await demo?.stop();
         await runningMonitoring.stop();
         await runningSink.stop();
@@ -356,6 +388,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         await store.close();
         await registry?.stop();
         await broker?.stop();
+        await tracer?.shutdown();
       },
     };
   };

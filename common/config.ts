@@ -52,6 +52,7 @@ const environmentSchema = z.strictObject({
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
   SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_METRICS_PORT: port.default(0),
+  SLUICE_METRICS_ADVERTISED_HOST: z.string().min(1).optional(),
   SLUICE_SQL_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_SQL_PORT: port.default(0),
   SLUICE_SQL_WRITABLE: flag.default('false'),
@@ -85,6 +86,11 @@ const environmentSchema = z.strictObject({
   CLICKHOUSE_URL: z.url({ protocol: /^https?$/ }).optional(),
   JAVA_HOME: z.string().min(1).optional(),
   UV_THREADPOOL_SIZE: positiveInt.max(1024).optional(),
+  OTEL_SDK_DISABLED: flag.optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'console', 'none']).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export interface SluiceConfig {
@@ -126,8 +132,11 @@ export interface SluiceConfig {
   readonly auth: { readonly sql: readonly string[]; readonly registry: readonly string[]; readonly ops: readonly string[] };
   /** Where alerts are POSTed as JSON (SLUICE_ALERT_WEBHOOK_URL); none when unset. */
   readonly alerts: { readonly webhookUrl: string | undefined };
-  /** Where /metrics, /health and /ready are served (0 picks a free port). */
-  readonly metrics: { readonly host: string; readonly port: number };
+  /**
+   * Where /metrics, /health and /ready are served (0 picks a free port); `advertisedHost`: the
+   * host Prometheus reaches it by (written to its file-SD target), when not the bound one.
+   */
+  readonly metrics: { readonly host: string; readonly port: number; readonly advertisedHost: string | undefined };
   /** The offline store: a ClickHouse server (`http://user:password@host:8123/database`), else embedded chDB. */
   readonly clickhouse: { readonly url: string | undefined };
   readonly schemaRegistry: {
@@ -137,6 +146,12 @@ export interface SluiceConfig {
     /** 0 picks a free port (the previous one when still free). */
     readonly port: number;
   };
+  /**
+   * OpenTelemetry tracing, from the standard variables: off unless OTEL_TRACES_EXPORTER is otlp or
+   * console, or an OTLP endpoint is set (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT); OTEL_SDK_DISABLED=true
+   * turns it off. The OTLP exporter reads its own OTEL_EXPORTER_OTLP_* settings.
+   */
+  readonly tracing: { readonly exporter: 'otlp' | 'console' | 'none'; readonly serviceName: string | undefined };
 }
 
 /** What users' SQL may use: ClickHouse's own limits, applied to every user query and unchangeable by it. */
@@ -170,7 +185,18 @@ export interface KafkaSecurity {
 }
 
 /** Variables outside sluice's namespace that it reads. */
-const FOREIGN_KEYS = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'JAVA_HOME', 'UV_THREADPOOL_SIZE']);
+const FOREIGN_KEYS = new Set([
+  'KAFKA_BROKERS',
+  'SCHEMA_REGISTRY_URL',
+  'CLICKHOUSE_URL',
+  'JAVA_HOME',
+  'UV_THREADPOOL_SIZE',
+  'OTEL_SDK_DISABLED',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_SERVICE_NAME',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+]);
 
 /**
  * Parses the environment into a frozen config. Unknown SLUICE_* variables are rejected, so a
@@ -265,7 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       maxInFlight: e.SLUICE_MAX_IN_FLIGHT,
       commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
     },
-    metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT },
+    metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT, advertisedHost: e.SLUICE_METRICS_ADVERTISED_HOST },
     sql: {
       host: e.SLUICE_SQL_HOST,
       port: e.SLUICE_SQL_PORT,
@@ -285,6 +311,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       externalUrl: e.SCHEMA_REGISTRY_URL?.replace(/\/+$/, ''),
       host: e.SLUICE_SCHEMA_REGISTRY_HOST,
       port: e.SLUICE_SCHEMA_REGISTRY_PORT,
+    },
+    tracing: {
+      exporter:
+        e.OTEL_SDK_DISABLED === 'true'
+          ? 'none'
+          : (e.OTEL_TRACES_EXPORTER ??
+            (e.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined ? 'otlp' : 'none')),
+      serviceName: e.OTEL_SERVICE_NAME,
     },
   });
 }

@@ -127,6 +127,11 @@ export class ModelWatcher {
     return this.loaded;
   }
 
+  /** Every version of the model seen on the registry topic, with its aliases as they are now. */
+  registered(): readonly ModelVersion[] {
+    return [...this.versions.values()].sort((a, b) => a.version - b.version);
+  }
+
   /** The model served before the current one (a fallback when the current one fails). */
   previous(): LoadedModel | undefined {
     return this.previousModel;

@@ -15,8 +15,19 @@ export interface HealthSource {
 
 export type OpsServer = ListeningServer;
 
-/** An extra handler (online features, /predict): answers the requests it owns, undefined for the rest. */
-export type OpsRoute = (request: http.IncomingMessage, url: URL) => Promise<{ status: number; body: unknown } | undefined>;
+/**
+ * What a route answers: `body` as JSON, or as it is (a string or bytes) when `contentType` is
+ * given (the dashboard's page and assets); `headers` are added to the response.
+ */
+export interface OpsAnswer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly contentType?: string;
+  readonly headers?: http.OutgoingHttpHeaders;
+}
+
+/** An extra handler (online features, /predict, the dashboard): answers the requests it owns, undefined for the rest. */
+export type OpsRoute = (request: http.IncomingMessage, url: URL) => Promise<OpsAnswer | undefined>;
 
 export interface OpsServerOptions {
   /**
@@ -47,7 +58,7 @@ export async function serveOps(
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://ops');
     const path = url.pathname;
-    const reply = (status: number, type: string, body: string, headers: http.OutgoingHttpHeaders = {}): void => {
+    const reply = (status: number, type: string, body: string | Buffer, headers: http.OutgoingHttpHeaders = {}): void => {
       response.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), ...headers });
       response.end(body);
     };
@@ -72,7 +83,9 @@ export async function serveOps(
       return undefined;
     })().then(
       (answer) => {
-        if (answer) reply(answer.status, 'application/json', JSON.stringify(answer.body));
+        if (answer?.contentType !== undefined && (typeof answer.body === 'string' || Buffer.isBuffer(answer.body)))
+          reply(answer.status, answer.contentType, answer.body, answer.headers);
+        else if (answer) reply(answer.status, 'application/json', JSON.stringify(answer.body), answer.headers);
         else builtIn();
       },
       (error: unknown) =>

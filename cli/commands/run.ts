@@ -4,6 +4,9 @@ import { serveOps } from '../../serving/ops-server.js';
 import { registerSchemas } from '../../schemas/index.js';
 import { OnlineStore, onlineRoutes } from '../../serving/online.js';
 import { predictRoutes } from '../../serving/predict-route.js';
+import { tracedRoute } from '../../serving/traced-route.js';
+import { scrapeAddress, writeScrapeTarget } from '../../serving/scrape-target.js';
+import { tracingFromConfig } from '../../common/tracing-sdk.js';
 import { launch } from '../../app/launch.js';
 import { topologySubjects } from '../../app/stages.js';
 import { commandTopology } from '../topology.js';
@@ -38,7 +41,17 @@ export async function runCommand(context: CommandContext, name: string): Promise
   const monitoringParts = MONITORING[name];
   if (monitoringParts)
     return runMonitoring({ config, logger }, name, { topology, brokers, registryUrl, schemaIds, metrics, parts: monitoringParts });
-  const launched = await launch(name, { config, topology, brokers, registryUrl, schemaIds, metrics, logger });
+  const tracing = tracingFromConfig(config, `sluice-${name}`);
+  const launched = await launch(name, {
+    config,
+    topology,
+    brokers,
+    registryUrl,
+    schemaIds,
+    metrics,
+    logger,
+    ...(tracing ? { tracer: tracing.tracer } : {}),
+  });
   const online =
     name === 'pipeline' || name === 'features' ? new OnlineStore(launched.stage, topology.views, config.topicPrefix) : undefined;
   const ops = await serveOps(
@@ -46,9 +59,19 @@ export async function runCommand(context: CommandContext, name: string): Promise
     launched.health,
     config.metrics.host,
     config.metrics.port,
-    [onlineRoutes(() => online), predictRoutes(launched.watchers, () => online, metrics)],
+    [
+      onlineRoutes(() => online),
+      tracing
+        ? tracedRoute(
+            tracing.tracer,
+            '/predict/',
+            predictRoutes(launched.watchers, () => online, metrics),
+          )
+        : predictRoutes(launched.watchers, () => online, metrics),
+    ],
     { tokens: config.auth.ops },
   );
+  const scrapeTarget = await writeScrapeTarget(config.dataDir, name, scrapeAddress(ops.url, config.metrics.advertisedHost));
   process.stdout.write(`stage ${name} running (${config.stages.guarantee}) against ${brokers.join(',')}; metrics at ${ops.url}/metrics\n`);
 
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
@@ -56,7 +79,9 @@ export async function runCommand(context: CommandContext, name: string): Promise
   });
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), launched.failed.then((error) => ({ error }))]);
   await launched.stop();
+  await scrapeTarget.remove();
   await ops.close();
+  await tracing?.shutdown();
   if ('error' in outcome) {
     process.stderr.write(`sluice: stage ${name} failed: ${outcome.error.message}\n`);
     return 1;

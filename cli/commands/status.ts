@@ -47,6 +47,7 @@ export async function statusCommand({ config }: ConfigContext, options: StatusOp
           ...(running
             ? {
                 clickhouse: running.endpoints.clickhouse,
+                ...(running.endpoints.dashboard ? { dashboard: running.endpoints.dashboard } : {}),
                 metrics: running.endpoints.metrics,
                 features: running.endpoints.features,
                 predict: running.endpoints.predict,
@@ -64,6 +65,7 @@ export async function statusCommand({ config }: ConfigContext, options: StatusOp
     if (running)
       lines.push(
         `  clickhouse       ${running.endpoints.clickhouse}`,
+        ...(running.endpoints.dashboard ? [`  dashboard        ${running.endpoints.dashboard}`] : []),
         `  metrics          ${running.endpoints.metrics}`,
         `  features         ${running.endpoints.features}/<view>/<entity>   (online lookups; POST ${running.endpoints.features} for batches)`,
         `  predict          POST ${running.endpoints.predict}/<model>   (synchronous predictions)`,

@@ -71,6 +71,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
       'sluice is up',
       `  kafka            ${endpoints.kafka}   (${where})`,
       `  schema registry  ${endpoints.schemaRegistry}   (Confluent REST API${config.schemaRegistry.externalUrl ? ', SCHEMA_REGISTRY_URL' : ''})`,
+      `  dashboard        ${endpoints.dashboard ?? ''}   (live dataflow, models, quality; open it in a browser)`,
       `  metrics          ${endpoints.metrics}   (Prometheus; /health and /ready beside it)`,
       config.clickhouse.url
         ? `  clickhouse       ${endpoints.clickhouse}   (CLICKHOUSE_URL: the offline store)`

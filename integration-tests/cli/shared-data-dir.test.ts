@@ -162,7 +162,7 @@ describe('processes sharing one data directory', () => {
     expect(errorLines(last.proc)).toEqual([]);
 
     expect(new Set(eventIds).size).toBe(eventIds.length);
-    expect(eventIds.length).toBeGreaterThan(4_000);
+    expect(eventIds.length).toBeGreaterThan(2_000); // --history 4000 spans every source: most are transactions
     const counts = new Map<string, number>();
     for (const id of predicted) counts.set(id, (counts.get(id) ?? 0) + 1);
     expect([...counts].filter(([, count]) => count > 1)).toEqual([]);

@@ -1,5 +1,6 @@
 import type avro from 'avsc';
 import { stageMetrics } from '../runtime/metrics.js';
+import { childSpan } from '../../common/tracing.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import type { KeyValueStore } from '../../state/index.js';
@@ -88,7 +89,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     // outage then fails the record with nothing changed, and its retry computes the same rows.
     if (options.emitRows !== false) await encoder.prepare(features.views.map((view) => options.schemaIds[view.name] ?? 0));
     const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
-    const state = (await store.get(entity)) ?? emptyEntityState();
+    const state = (await childSpan('state read', () => store.get(entity), { 'sluice.store': ENTITY_STORE })) ?? emptyEntityState();
     const result = features.apply(state, {
       entity,
       eventId: String(record.value.event_id),

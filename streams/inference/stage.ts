@@ -1,5 +1,6 @@
 import type avro from 'avsc';
 import { errorMessage } from '../../common/errors.js';
+import { childSpan } from '../../common/tracing.js';
 import { NonFiniteScoreError } from '../../models/errors.js';
 import type { LoadedModel, ModelWatcher } from '../../models/deployment.js';
 import { rowFor } from '../../models/encoding.js';
@@ -133,7 +134,11 @@ export async function predict(
     const loadFailure = watcher.loadFailure();
     if (loadFailure) reason = `model_load_failed: ${loadFailure}; served by version ${served.version.version}`;
     try {
-      score = await served.score(rowOf(served));
+      const scoring = served;
+      score = await childSpan('score', () => scoring.score(rowOf(scoring)), {
+        'sluice.model': model.name,
+        'sluice.model_version': scoring.version.version,
+      });
     } catch (error) {
       reason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${served.version.version}: ${errorMessage(error)}`;
       // A failing canary falls back to the champion; a failing champion to the version before it.

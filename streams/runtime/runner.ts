@@ -15,6 +15,7 @@ import { fusedTopics, repartitionTopicName, validatePipeline, type PipelineSpec,
 import { headersOf, type RawRecord } from './record.js';
 import { RUNTIME_STORE, Task, type TaskHooks } from './task.js';
 import { WatermarkTracker } from './watermarks.js';
+import type { Tracer } from './tracing.js';
 
 // kafkajs is CommonJS: its values come through the default export under Node's ESM loader.
 const { Partitioners, AssignerProtocol } = kafkajs;
@@ -50,6 +51,8 @@ export interface StageOptions {
   readonly suspendTimeoutMs?: number;
   readonly metrics: MetricsRegistry;
   readonly logger: Logger;
+  /** OpenTelemetry tracing of records and commits (see tracing.ts); none: off, at no cost. */
+  readonly tracer?: Tracer;
 }
 
 export interface StageStatus {
@@ -331,6 +334,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       commitMaxRecords: options.commitMaxRecords ?? 5_000,
       commitIntervalMs: options.commitIntervalMs ?? 100,
       maxAttempts: options.maxAttempts ?? 8,
+      ...(options.tracer ? { tracer: options.tracer } : {}),
       retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
       retryMaxDelayMs: options.retryMaxDelayMs ?? 10_000,
       suspendTimeoutMs: options.suspendTimeoutMs ?? 30_000,

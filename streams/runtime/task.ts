@@ -6,6 +6,7 @@ import type { KeyValueStore, TaskLock, TaskStores } from '../../state/index.js';
 import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch } from './committer.js';
 import { deadLetter } from './dead-letter.js';
 import { collectOutputs, type TaskContext } from './definition.js';
+import { traceCommit, traceRecord, type Tracer } from './tracing.js';
 import { isRetriable, reasonOf, StageFailedError } from './errors.js';
 import type { StepSpec, SubTopologySpec } from './pipeline.js';
 import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type StreamRecord } from './record.js';
@@ -100,6 +101,8 @@ export interface TaskOptions {
   readonly observeEventTime: (input: string, eventTime: number) => void;
   readonly watermark: (input: string) => number;
   readonly hooks: TaskHooks;
+  /** Traces each record's processing (a span per stage, W3C context in output headers) and each commit; none: no tracing work. */
+  readonly tracer?: Tracer;
 }
 
 export interface TaskHooks {
@@ -517,9 +520,11 @@ export class Task {
   }
 
   private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
-    return this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context))).then((result) =>
-      Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
-    );
+    const work = (): Promise<readonly OutputRecord[]> =>
+      this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context))).then((result) =>
+        Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
+      );
+    return this.options.tracer ? traceRecord(this.options.tracer, step.stage.name, record, work) : work();
   }
 
   /**
@@ -629,8 +634,13 @@ export class Task {
     const started = performance.now();
     let produced: readonly ProducedBatch[];
     try {
-      for (const effect of sideEffects) await effect();
-      produced = await committer.commit([...batch.outputs, ...changelog], offsets);
+      const transaction = async (): Promise<readonly ProducedBatch[]> => {
+        for (const effect of sideEffects) await effect();
+        return committer.commit([...batch.outputs, ...changelog], offsets);
+      };
+      produced = this.options.tracer
+        ? await traceCommit(this.options.tracer, this.options.id, batch.records, transaction)
+        : await transaction();
     } catch (error) {
       stores?.abortFrozen();
       this.options.hooks.onCommitFailed(error);
