@@ -49,7 +49,12 @@ export function datasetHash(set: Pick<TrainingSet, 'inputs' | 'rows' | 'labels' 
   return hash.digest('hex');
 }
 
-export function manifestOf(model: ModelDefinition, set: TrainingSet, split: Split, sha256: string): DatasetManifest {
+export function manifestOf(
+  model: ModelDefinition,
+  set: TrainingSet & { readonly numericInputs?: readonly string[] },
+  split: Split,
+  sha256: string,
+): DatasetManifest {
   const offsetRange = (topic: string, range: PartitionRange) => ({
     topic,
     partition: range.partition,
@@ -67,7 +72,8 @@ export function manifestOf(model: ModelDefinition, set: TrainingSet, split: Spli
     })),
     feature_versions: set.featureVersions,
     dataset_sha256: sha256,
-    inputs: set.inputs,
+    // The definition's inputs (before categorical ones are one-hot encoded into the set's columns).
+    inputs: [...(set.numericInputs ?? set.inputs)],
     schema_ids: Object.entries(set.schemaIds).map(([topic, ids]) => ({ topic, ids })),
     feature_views: model.features.map(({ view }) => ({
       name: view.name,
