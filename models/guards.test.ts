@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { inputProblems, type CurrentInputs } from './guards.js';
+import { inputProblems, versionProblems, type CurrentInputs } from './guards.js';
+import type { ModelMetadata, ModelVersion } from './registry.js';
 
 const current: CurrentInputs = {
   fields: ['amount', 'hour'],
@@ -29,6 +30,29 @@ describe('inputProblems', () => {
   it('refuses a view whose definition version changed since training', () => {
     expect(inputProblems(['card_1h.count'], { card_1h: 1 }, current)).toEqual([
       'view card_1h was at definition version 1 when the model was trained and is at version 2 now',
+    ]);
+  });
+});
+
+describe('versionProblems', () => {
+  const version = { dataset: { ranges: [], feature_versions: { card_1h: 2 } } } as unknown as ModelVersion;
+  const metadata = (categorical: ModelMetadata['categorical']): ModelMetadata => ({
+    name: 'm',
+    inputs: ['amount', 'card_1h.count', 'channel=web', 'channel=pos'],
+    fill: [],
+    threshold: 0.5,
+    trainer: 't',
+    metrics: {},
+    baseline: {},
+    ...(categorical ? { categorical } : {}),
+  });
+
+  it('checks one-hot columns as the categorical field they come from', () => {
+    expect(
+      versionProblems(version, metadata([{ field: 'channel', categories: ['web', 'pos'] }]), { ...current, fields: ['amount', 'channel'] }),
+    ).toEqual([]);
+    expect(versionProblems(version, metadata([{ field: 'channel', categories: ['web', 'pos'] }]), current)).toEqual([
+      'input channel is not a field of the scored events',
     ]);
   });
 });

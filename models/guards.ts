@@ -1,4 +1,5 @@
 import { SluiceError } from '../common/errors.js';
+import { encodedInputs } from './encoding.js';
 import { featureNames, type FeatureView } from '../topology/features.js';
 import type { ModelDefinition } from '../topology/models.js';
 import type { ModelMetadata, ModelVersion } from './registry.js';
@@ -73,7 +74,13 @@ export function currentInputs(
   };
 }
 
-/** The problems of a registered version against today's inputs (see inputProblems). */
+/**
+ * The problems of a registered version against today's inputs (see inputProblems). Its one-hot
+ * columns (`<field>=<category>`) are checked as the categorical fields they come from.
+ */
 export function versionProblems(version: ModelVersion, metadata: ModelMetadata, current: CurrentInputs): string[] {
-  return inputProblems(metadata.inputs, version.dataset.feature_versions, current);
+  const encodings = metadata.categorical ?? [];
+  const oneHot = new Set(encodedInputs([], encodings));
+  const inputs = [...metadata.inputs.filter((input) => !oneHot.has(input)), ...encodings.map((encoding) => encoding.field)];
+  return inputProblems(inputs, version.dataset.feature_versions, current);
 }
