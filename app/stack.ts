@@ -139,8 +139,11 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   }
 
   // A broker that dies while the rest starts would leave start-up retrying for minutes: fail now.
+  // Not when start-up itself failed and stopped it: then that failure is the one to report.
+  let stoppingBroker = false;
   const brokerDied = broker
-    ? broker.exited.then((code): never => {
+    ? broker.exited.then((code): Promise<never> => {
+        if (stoppingBroker) return new Promise<never>(() => undefined);
         throw new BrokerStartError(`the local Kafka broker exited during start-up (code ${code})`);
       })
     : undefined;
@@ -326,6 +329,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       await sql?.close();
       await offline?.close();
       await registry?.stop();
+      stoppingBroker = true;
       await broker?.stop();
       await tracing?.shutdown();
       throw error;
