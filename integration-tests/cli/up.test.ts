@@ -183,7 +183,7 @@ describe('sluice up', () => {
   }, 300_000);
 
   it('comes up from fresh data directories several times in a row', async () => {
-    const starts = Number(process.env.SLUICE_FRESH_STARTS ?? 3);
+    const starts = Number(process.env.FRESH_STARTS ?? 3);
     for (let start = 0; start < starts; start++) {
       const { proc, stack, ports } = await startUp(await tempDataDir());
       proc.child.kill('SIGINT');
