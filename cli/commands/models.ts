@@ -64,6 +64,31 @@ function actor(): string {
   }
 }
 
+/** Publishes the topology's feature views to registry.features; their versions by name. */
+export function publishViews(context: CommandContext, registry: RegistryWriter, topology: Topology): Promise<Map<string, number>> {
+  return publishFeatureViews(topology.views, {
+    kafka: registry.kafka,
+    topic: `${context.config.topicPrefix}registry.features`,
+    registryUrl: registry.registryUrl,
+    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0,
+    logger: context.logger,
+  });
+}
+
+/** Where a training or tuning job reads and registers: the registry topics, the views' versions, the data directory's folders. */
+export async function trainingTarget(context: CommandContext, registry: RegistryWriter, topology: Topology) {
+  return {
+    kafka: registry.kafka,
+    topicPrefix: context.config.topicPrefix,
+    registryUrl: registry.registryUrl,
+    modelsSchemaId: registry.schemaId,
+    experimentsSchemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.experiments-value`) ?? 0,
+    versions: await publishViews(context, registry, topology),
+    artifactsDir: path.join(context.config.dataDir, 'models'),
+    runsDir: path.join(context.config.dataDir, 'runs'),
+  };
+}
+
 /**
  * Refuses a version whose recorded inputs today's events and feature views (names and definition
  * versions) cannot give, before any traffic reaches it.
@@ -78,13 +103,7 @@ async function guardVersion(
   const found = (await readModelRegistry(registry)).find((candidate) => candidate.name === name && candidate.version === version);
   if (!found) throw new ConfigError(`model ${name} has no version ${version}`);
   const { metadata } = await new ArtifactStore(path.join(context.config.dataDir, 'models')).get(found.artifact_sha256);
-  const viewVersions = await publishFeatureViews(topology.views, {
-    kafka: registry.kafka,
-    topic: `${context.config.topicPrefix}registry.features`,
-    registryUrl: registry.registryUrl,
-    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0,
-    logger: context.logger,
-  });
+  const viewVersions = await publishViews(context, registry, topology);
   const problems = versionProblems(found, metadata, currentInputs(modelNamed(topology, name), topology.views, viewVersions));
   if (problems.length > 0) throw new IncompatibleModelVersionError(name, version, problems);
 }
@@ -138,26 +157,13 @@ export async function trainCommand(context: CommandContext, name: string, option
   const alertId = options.alert?.trim();
   if (alertId === '') throw new ConfigError('--alert takes the id of the alert that triggered the run');
   const registry = await registryWriter(context, topology);
-  const versions = await publishFeatureViews(topology.views, {
-    kafka: registry.kafka,
-    topic: `${context.config.topicPrefix}registry.features`,
-    registryUrl: registry.registryUrl,
-    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0,
-    logger: context.logger,
-  });
+  const target = await trainingTarget(context, registry, topology);
   const hasChampion = (await readModelRegistry(registry)).some((version) => version.name === name && version.aliases.includes('champion'));
   const bar = progressBar('replay');
   const epochs = numberOption('--epochs', options.epochs);
   const seed = numberOption('--seed', options.seed);
   const report = await trainModel({
-    kafka: registry.kafka,
-    topicPrefix: context.config.topicPrefix,
-    registryUrl: registry.registryUrl,
-    modelsSchemaId: registry.schemaId,
-    experimentsSchemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.experiments-value`) ?? 0,
-    versions,
-    artifactsDir: path.join(context.config.dataDir, 'models'),
-    runsDir: path.join(context.config.dataDir, 'runs'),
+    ...target,
     model,
     range,
     ...(engine ? { engine } : {}),

@@ -1,17 +1,15 @@
 import os from 'node:os';
-import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../../common/errors.js';
 import { tuneModel } from '../../jobs/tune.js';
 import { defaultSpace, parseParam } from '../../models/search.js';
-import { publishFeatureViews } from '../../streams/features/registry.js';
 import { modelNamed } from '../../topology/index.js';
 import type { CommandContext } from '../action.js';
 import { progressBar } from '../progress.js';
 import { rangeOf, type RangeOptions } from '../range.js';
 import { commandTopology } from '../topology.js';
 import { cell, formatTable } from '../table.js';
-import { deviceOption, numberOption, registryWriter, trainerOption } from './models.js';
+import { deviceOption, numberOption, registryWriter, trainerOption, trainingTarget } from './models.js';
 
 export interface TuneOptions extends RangeOptions {
   readonly trials?: string;
@@ -79,24 +77,11 @@ export async function tuneCommand(context: CommandContext, name: string, options
   const searchSeed = numberOption('--seed', options.seed);
 
   const registry = await registryWriter(context, topology);
-  const versions = await publishFeatureViews(topology.views, {
-    kafka: registry.kafka,
-    topic: `${context.config.topicPrefix}registry.features`,
-    registryUrl: registry.registryUrl,
-    schemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.features-value`) ?? 0,
-    logger: context.logger,
-  });
+  const target = await trainingTarget(context, registry, topology);
   const replay = progressBar('replay');
   const bar = trialBar();
   const report = await tuneModel({
-    kafka: registry.kafka,
-    topicPrefix: context.config.topicPrefix,
-    registryUrl: registry.registryUrl,
-    modelsSchemaId: registry.schemaId,
-    experimentsSchemaId: registry.schemaIds.get(`${context.config.topicPrefix}registry.experiments-value`) ?? 0,
-    versions,
-    artifactsDir: path.join(context.config.dataDir, 'models'),
-    runsDir: path.join(context.config.dataDir, 'runs'),
+    ...target,
     model,
     range,
     ...(engine ? { engine } : {}),
