@@ -44,7 +44,7 @@ export const ENTITY_STORE = 'entities';
 export function featuresStage(options: FeaturesStageOptions): StageDefinition<Value> {
   const metrics = stageMetrics(options.metrics);
   const stage = options.name ?? 'features';
-  const bySourceTopic = new Map<string, { features: SourceFeatures; serde: AvroSerde }>();
+  const bySourceTopic = new Map<string, { features: SourceFeatures; serde: AvroSerde; rowSchemaIds: readonly number[] }>();
   for (const view of options.views) {
     if (view.entity !== view.source.entityField) {
       throw new Error(
@@ -59,11 +59,12 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     bySourceTopic.set(`${options.topicPrefix}events.${sourceName}`, {
       features: new SourceFeatures(first.source, views, options.versions),
       serde: options.serdeFor(avroType(first.source.eventsSchema)),
+      rowSchemaIds: views.map((view) => options.schemaIds[view.name] ?? 0),
     });
   }
   const encoder = options.serdeFor();
 
-  const sourceOf = (topic: string): { features: SourceFeatures; serde: AvroSerde } => {
+  const sourceOf = (topic: string): { features: SourceFeatures; serde: AvroSerde; rowSchemaIds: readonly number[] } => {
     const found = bySourceTopic.get(topic);
     if (!found) throw new Error(`features does not read ${topic}`);
     return found;
@@ -81,13 +82,13 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
   // ---- transformation ----------------------------------------------------------------------
 
   const process = async (record: StreamRecord<Value>, context: TaskContext): Promise<OutputRecord[]> => {
-    const { features } = sourceOf(record.topic);
+    const { features, rowSchemaIds } = sourceOf(record.topic);
     const entity = record.value[features.source.entityField];
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
     // The rows' writer schemas are loaded before the entity's state changes (in place): a registry
     // outage then fails the record with nothing changed, and its retry computes the same rows.
-    if (options.emitRows !== false) await encoder.prepare(features.views.map((view) => options.schemaIds[view.name] ?? 0));
+    if (options.emitRows !== false) await encoder.prepare(rowSchemaIds);
     const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
     const state = (await childSpan('state read', () => store.get(entity), { 'sluice.store': ENTITY_STORE })) ?? emptyEntityState();
     const result = features.apply(state, {
