@@ -65,6 +65,12 @@ export async function launch(name: string, options: LaunchOptions): Promise<Laun
         kafka,
         topic: `${config.topicPrefix}registry.models`,
         deploymentsTopic: `${config.topicPrefix}registry.deployments`,
+        // Candidates are warmed here and reported ready: a blue-green switch waits for every instance.
+        readiness: {
+          topic: `${config.topicPrefix}registry.readiness`,
+          schemaId: options.schemaIds.get(`${config.topicPrefix}registry.readiness-value`) ?? 0,
+        },
+        groupPrefix: config.topicPrefix,
         // A version whose recorded inputs today's events and views cannot give is refused before it serves.
         guard: (version, metadata) => versionProblems(version, metadata, currentInputs(model, topology.views)),
         registryUrl: options.registryUrl,

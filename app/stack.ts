@@ -31,7 +31,7 @@ import type { LoadedTopology } from './topology.js';
 import { featureTopics, predictionTopics } from '../topology/topics.js';
 import { OnlineStore, onlineRoutes } from '../serving/online.js';
 import { runSink, type RunningSink } from '../streams/sink/stage.js';
-import { predictionsTable } from '../offline/index.js';
+import { predictionsTable, shadowPredictionsTable } from '../offline/index.js';
 import { ArtifactStore } from '../models/registry.js';
 import { predictRoutes } from '../serving/predict-route.js';
 import { dashboardRoutes } from '../serving/dashboard/routes.js';
@@ -220,7 +220,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       }
       const tables = [
         ...offlineTables({ sources: topology.sources, views: topology.views }),
-        ...topology.models.map((model) => predictionsTable(model.name)),
+        ...topology.models.flatMap((model) => [predictionsTable(model.name), shadowPredictionsTable(model.name)]),
       ];
       await ensureTables(offline, tables);
 

@@ -95,6 +95,7 @@ export async function defineStages(environment: StageEnvironment): Promise<Topol
         topicPrefix,
         serdeFor,
         schemaId: schemaIds.get(`${topicPrefix}predictions.${model.name}-value`) ?? 0,
+        shadowSchemaId: schemaIds.get(`${topicPrefix}predictions.${model.name}.shadow-value`) ?? 0,
         metrics,
       }),
     );

@@ -235,10 +235,17 @@ models
   .action(runAction(async () => (await import('./commands/models.js')).rollbackCommand));
 models
   .command('deploy')
-  .description('roll a version out: --canary steps its share of entities up while its gates pass, rolls back when one fails')
+  .description(
+    'roll a version out: --canary steps its share of entities up while its gates pass, rolls back when one fails; --shadow scores every event beside the champion without deciding and compares them; --blue-green warms it everywhere, then switches all traffic at once',
+  )
   .argument('<model>')
   .argument('<version>')
   .option('--canary', 'a canary by entity hash, stepped in event time')
+  .option('--shadow', 'a shadow: scores every event into predictions.<model>.shadow, compared per window in monitoring.shadow')
+  .option('--blue-green', 'load and warm in every instance, then switch all traffic in one registry record')
+  .option('--window <duration>', 'shadow: the comparison window of event time', '1m')
+  .option('--for <duration>', 'shadow: how much event time to compare before it ends (default: until stopped)')
+  .option('--warm-timeout <duration>', 'blue-green: how long every instance has to load and warm the version', '2m')
   .option('--steps <percents>', 'canary shares, in order', '5,25,50,100')
   .option('--step-every <duration>', 'event time each step lasts', '10m')
   .option(
@@ -246,6 +253,11 @@ models
     'gate settings over the defaults: minSample, maxFallbackIncrease, maxP99LatencyMs, maxScorePsi, minLabelled, alpha, tau',
   )
   .action(runAction(async () => (await import('./commands/models.js')).deployCommand));
+models
+  .command('switch-back')
+  .description('undo the latest blue-green switch: the previous version (still loaded) takes all traffic again, in one registry record')
+  .argument('<model>')
+  .action(runAction(async () => (await import('./commands/models.js')).switchBackCommand));
 models
   .command('history')
   .description('which version served which share of traffic: at a time (--at), or at every change')

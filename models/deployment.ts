@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import { Partitioners, type Consumer, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../common/errors.js';
 import { avroType, AvroSerde, loadAvsc } from '../schemas/index.js';
 import { NonFiniteScoreError } from './errors.js';
 import { OnnxScorer, toBatch } from './network.js';
 import { IncompatibleModelVersionError } from './guards.js';
+import { rowFor } from './encoding.js';
 import { ArtifactStore, type ModelMetadata, type ModelVersion } from './registry.js';
 import { routesToCandidate, type DeploymentRecord } from './rollout.js';
 
@@ -94,6 +95,40 @@ export interface WatcherOptions {
    * refused before any traffic reaches it and the previous one stays in service.
    */
   readonly guard?: (version: ModelVersion, metadata: ModelMetadata) => readonly string[];
+  /**
+   * registry.readiness: when given, every rollout candidate loaded here is warmed on the latest
+   * events' inputs and this instance reports it ready (or why not) there; a blue-green switch waits
+   * for every live instance's report.
+   */
+  readonly readiness?: { readonly topic: string; readonly schemaId: number };
+  /** Prepended to this watcher's consumer group (the topic prefix): instances of one stack are found by it. */
+  readonly groupPrefix?: string;
+}
+
+/** The consumer group of a model's watcher in one instance: `<prefix>sluice-model-watch:<model>:<uuid>`. */
+export function watcherGroup(prefix: string, model: string, instance: string = randomUUID()): string {
+  return `${prefix}sluice-model-watch:${model}:${instance}`;
+}
+
+/** Whether a consumer group is the watcher of this model in some instance of the stack with this prefix. */
+export function isWatcherGroup(group: string, prefix: string, model: string): boolean {
+  const head = `${prefix}sluice-model-watch:${model}:`;
+  return group.startsWith(head) && /^[0-9a-f-]{36}$/.test(group.slice(head.length));
+}
+
+/** How many recent events' inputs a watcher keeps to warm a candidate on. */
+const WARM_ROWS = 64;
+
+/** The inputs of one event, as predictions build rows from them. */
+interface RecentInputs {
+  readonly values: Readonly<Record<string, number | null>>;
+  readonly categories: Readonly<Record<string, string | null>>;
+}
+
+/** A running shadow rollout's version, loaded here. */
+export interface Shadowing {
+  readonly model: LoadedModel;
+  readonly deploymentId: string;
 }
 
 /** Who answers for one entity: the version, its role, and the rollout that routed it. */
@@ -119,8 +154,36 @@ export class ModelWatcher {
   private consumer: Consumer | undefined;
   private switching: Promise<void> = Promise.resolve();
   private readonly versions = new Map<number, ModelVersion>();
+  private readonly recent: RecentInputs[] = [];
+  private readinessSerde: AvroSerde | undefined;
+  private reportedFor: string | undefined;
+  private producer: Producer | undefined;
+  /** This instance's consumer group: its name in readiness reports. */
+  readonly group: string;
 
-  constructor(private readonly options: WatcherOptions) {}
+  constructor(private readonly options: WatcherOptions) {
+    this.group = watcherGroup(options.groupPrefix ?? '', options.model);
+  }
+
+  /** Remembers one event's complete inputs (the latest few are kept): a candidate is warmed on them. */
+  remember(values: Readonly<Record<string, number | null>>, categories: Readonly<Record<string, string | null>>): void {
+    this.recent.push({ values, categories });
+    if (this.recent.length > WARM_ROWS) this.recent.shift();
+  }
+
+  /** The running shadow rollout's version, when one runs and its version is loaded here. */
+  shadow(): Shadowing | undefined {
+    const rollout = this.rollout;
+    const candidate = this.candidateModel;
+    if (
+      rollout?.strategy !== 'SHADOW' ||
+      (rollout.state !== 'RUNNING' && rollout.state !== 'PAUSED') ||
+      !candidate ||
+      candidate.version.version !== rollout.candidate_version
+    )
+      return undefined;
+    return { model: candidate, deploymentId: rollout.deployment_id };
+  }
 
   /** The model in service, if any. */
   current(): LoadedModel | undefined {
@@ -173,7 +236,17 @@ export class ModelWatcher {
   async start(): Promise<void> {
     const serde = new AvroSerde(this.options.registryUrl, avroType(loadAvsc('registry.models')));
     const deployments = new AvroSerde(this.options.registryUrl, avroType(loadAvsc('registry.deployments')));
-    this.consumer = this.options.kafka.consumer({ groupId: `sluice-model-watch-${randomUUID()}`, maxWaitTimeInMs: 200 });
+    this.consumer = this.options.kafka.consumer({ groupId: this.group, maxWaitTimeInMs: 200 });
+    // A cluster set up before blue-green existed has no registry.readiness: nothing is reported.
+    if (this.options.readiness && (await this.topicExists(this.options.readiness.topic))) {
+      this.producer = this.options.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      await this.producer.connect();
+    } else if (this.options.readiness)
+      this.options.logger.warn({ topic: this.options.readiness.topic }, 'no readiness topic: rollout readiness is not reported');
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.options.topic, fromBeginning: true });
     if (this.options.deploymentsTopic && (await this.topicExists(this.options.deploymentsTopic)))
@@ -235,10 +308,16 @@ export class ModelWatcher {
       .sort((left, right) => right.version - left.version)[0];
     if (!wanted || wanted.version === this.loaded?.version.version) return;
     try {
-      // A candidate becoming champion (a promotion, a blue-green switch) is already loaded and warm.
-      const next = this.candidateModel?.version.version === wanted.version ? this.candidateModel : await this.load(wanted);
+      // A candidate becoming champion (a promotion, a blue-green switch) is already loaded and warm;
+      // so is the version before (a switch back): the two swap places, nothing loads or closes.
+      const next =
+        this.candidateModel?.version.version === wanted.version
+          ? this.candidateModel
+          : this.previousModel?.version.version === wanted.version
+            ? this.previousModel
+            : await this.load(wanted);
       if (next === this.candidateModel) this.candidateModel = undefined;
-      const retired = this.previousModel;
+      const retired = next === this.previousModel ? undefined : this.previousModel;
       this.previousModel = this.loaded;
       this.loaded = next;
       this.failure = undefined;
@@ -257,7 +336,11 @@ export class ModelWatcher {
     const rollout = this.rollout;
     const candidate = rollout && (rollout.state === 'RUNNING' || rollout.state === 'PAUSED') ? rollout.candidate_version : null;
     const wanted = candidate === null ? undefined : this.versions.get(candidate);
-    if (wanted?.version === this.candidateModel?.version.version) return;
+    if (wanted?.version === this.candidateModel?.version.version) {
+      // The same version for another rollout (a shadow, then a blue-green of it): ready already.
+      if (rollout && wanted && this.reportedFor !== rollout.deployment_id) await this.report(rollout, wanted.version, 0);
+      return;
+    }
     const retired = this.candidateModel;
     this.candidateModel = undefined;
     this.candidateFailure = undefined;
@@ -267,9 +350,20 @@ export class ModelWatcher {
       if (candidate !== null) this.candidateFailure = `version ${candidate} is not in the registry (yet)`;
       return;
     }
+    let checked = 0;
     try {
-      this.candidateModel = wanted.version === this.loaded?.version.version ? this.loaded : await this.load(wanted);
-      this.options.logger.info({ model: wanted.name, version: wanted.version, strategy: rollout?.strategy }, 'rollout candidate loaded');
+      const loaded =
+        wanted.version === this.loaded?.version.version
+          ? this.loaded
+          : wanted.version === this.previousModel?.version.version
+            ? this.previousModel
+            : await this.load(wanted);
+      checked = await this.warm(loaded);
+      this.candidateModel = loaded;
+      this.options.logger.info(
+        { model: wanted.name, version: wanted.version, strategy: rollout?.strategy, warmedOn: checked },
+        'rollout candidate loaded and warmed',
+      );
     } catch (error) {
       this.candidateFailure = `candidate version ${wanted.version} failed to load: ${errorMessage(error)}`;
       this.options.logger.error(
@@ -277,11 +371,54 @@ export class ModelWatcher {
         'rollout candidate refused; the champion keeps all traffic',
       );
     }
+    if (rollout) await this.report(rollout, wanted.version, checked);
+  }
+
+  /**
+   * Warms a candidate: scores the latest events' inputs (or, before any event, one row of its
+   * training means) and requires a finite score for each. Returns the rows checked.
+   */
+  private async warm(candidate: LoadedModel): Promise<number> {
+    const rows =
+      this.recent.length > 0
+        ? this.recent.map(({ values, categories }) => rowFor(candidate.metadata.inputs, candidate.metadata.categorical, values, categories))
+        : [candidate.metadata.inputs.map(() => null)];
+    await Promise.all(rows.map((row) => candidate.score(row)));
+    return rows.length;
+  }
+
+  /** Reports this instance's readiness for the rollout's candidate to registry.readiness. */
+  private async report(rollout: DeploymentRecord, version: number, checked: number): Promise<void> {
+    const readiness = this.options.readiness;
+    if (!readiness || !this.producer) return;
+    this.reportedFor = rollout.deployment_id;
+    const record = {
+      deployment_id: rollout.deployment_id,
+      model_name: this.options.model,
+      version,
+      instance: this.group,
+      ready: this.candidateModel?.version.version === version,
+      rows_checked: checked,
+      error: this.candidateFailure ?? null,
+      at: Date.now(),
+    };
+    try {
+      this.readinessSerde ??= new AvroSerde(this.options.registryUrl, avroType(loadAvsc('registry.readiness')));
+      await this.producer.send({
+        topic: readiness.topic,
+        acks: -1,
+        messages: [{ key: `${rollout.deployment_id}:${this.group}`, value: await this.readinessSerde.encode(readiness.schemaId, record) }],
+      });
+    } catch (error) {
+      // A lost report only holds a blue-green switch back (it times out); serving goes on.
+      this.options.logger.warn({ err: error, deployment: rollout.deployment_id }, 'could not report rollout readiness');
+    }
   }
 
   async stop(): Promise<void> {
     await this.consumer?.disconnect().catch(() => undefined);
     await this.switching;
+    await this.producer?.disconnect().catch(() => undefined);
     await this.loaded?.close();
     await this.previousModel?.close();
     if (this.candidateModel !== this.loaded && this.candidateModel !== this.previousModel) await this.candidateModel?.close();

@@ -18,6 +18,7 @@ export {
   offlineTables,
   featureTable,
   predictionsTable,
+  shadowPredictionsTable,
   tableName,
   type TableSpec,
   type Column,

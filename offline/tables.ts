@@ -67,10 +67,12 @@ export function offlineTables(options: {
     avroTable('monitoring.alerts', ['alert_id', 'state']),
     avroTable('monitoring.actions', ['action_id', 'status', 'at']),
     avroTable('monitoring.lag', ['group', 'at']),
+    avroTable('monitoring.shadow', ['model_name', 'deployment_id', 'window_start']),
     avroTable('registry.features', ['name', 'version']),
     // Every record is a row (alias moves re-publish a version's record): the latest by _offset is current.
     avroTable('registry.models', ['name', 'version', '_partition', '_offset']),
     avroTable('registry.deployments', ['model_name', 'deployment_id', 'sequence', '_partition', '_offset']),
+    avroTable('registry.readiness', ['deployment_id', 'instance', '_partition', '_offset']),
     avroTable('registry.experiments', ['experiment', 'run_id', 'started_at', '_partition', '_offset']),
     dlqTable(),
   ];
@@ -79,6 +81,11 @@ export function offlineTables(options: {
 /** The table of one model's predictions (topic predictions.<model>). */
 export function predictionsTable(model: string): TableSpec {
   return avroTable(`predictions.${model}`, ['event_time', 'event_id', 'model_version', 'deployment'], 'predictions');
+}
+
+/** The table of a shadow version's predictions of one model (topic predictions.<model>.shadow). */
+export function shadowPredictionsTable(model: string): TableSpec {
+  return avroTable(`predictions.${model}.shadow`, ['event_time', 'event_id', 'model_version', 'deployment'], 'predictions');
 }
 
 export const FEATURE_BASE_COLUMNS: Column[] = [

@@ -42,10 +42,12 @@ export function platformSubjects(prefix: string): SubjectSchema[] {
     'monitoring.alerts',
     'monitoring.actions',
     'monitoring.lag',
+    'monitoring.shadow',
     'registry.features',
     'registry.models',
     'registry.experiments',
     'registry.deployments',
+    'registry.readiness',
   ];
   return files.map((file) => ({
     subject: `${prefix}${file}-value`,
@@ -78,14 +80,19 @@ export function viewSubjects(prefix: string, views: readonly string[]): SubjectS
   }));
 }
 
-/** The subjects of models' prediction topics: every predictions.<model> carries a Prediction. */
+/**
+ * The subjects of models' prediction topics: every predictions.<model> carries a Prediction, and
+ * so does predictions.<model>.shadow (a shadow version's scores, which decide nothing).
+ */
 export function predictionSubjects(prefix: string, models: readonly string[]): SubjectSchema[] {
-  return models.map((model) => ({
-    subject: `${prefix}predictions.${model}-value`,
-    topic: `${prefix}predictions.${model}`,
-    file: 'schemas/avro/predictions.avsc',
-    schema: loadAvsc('predictions'),
-  }));
+  return models.flatMap((model) =>
+    [`predictions.${model}`, `predictions.${model}.shadow`].map((topic) => ({
+      subject: `${prefix}${topic}-value`,
+      topic: `${prefix}${topic}`,
+      file: 'schemas/avro/predictions.avsc',
+      schema: loadAvsc('predictions'),
+    })),
+  );
 }
 
 /** Schema ids by subject. */

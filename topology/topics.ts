@@ -21,13 +21,13 @@ export function platformTopics(layout: TopicLayout): TopicSpec[] {
   const name = (topic: string): string => `${layout.prefix}${topic}`;
   return [
     { name: name('dlq'), partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } },
-    ...['quality', 'drift', 'performance', 'alerts', 'actions', 'lag'].map((kind) => ({
+    ...['quality', 'drift', 'performance', 'alerts', 'actions', 'lag', 'shadow'].map((kind) => ({
       name: name(`monitoring.${kind}`),
       partitions: layout.partitions,
       config: { 'retention.ms': MONTH_MS },
     })),
     // Registries are rebuilt by replaying them: compacted, one partition for one global order.
-    ...['features', 'models', 'experiments', 'deployments'].map((kind) => ({
+    ...['features', 'models', 'experiments', 'deployments', 'readiness'].map((kind) => ({
       name: name(`registry.${kind}`),
       partitions: 1,
       config: COMPACT,
@@ -49,7 +49,11 @@ export function featureTopics(view: string, layout: TopicLayout): TopicSpec[] {
   return [{ name: `${layout.prefix}features.${view}`, partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } }];
 }
 
-/** The topic of one model's predictions, keyed by entity. */
+/** The topics of one model's predictions, keyed by entity: the decisions, and a shadow version's scores. */
 export function predictionTopics(model: string, layout: TopicLayout): TopicSpec[] {
-  return [{ name: `${layout.prefix}predictions.${model}`, partitions: layout.partitions, config: { 'retention.ms': MONTH_MS } }];
+  return [`predictions.${model}`, `predictions.${model}.shadow`].map((topic) => ({
+    name: `${layout.prefix}${topic}`,
+    partitions: layout.partitions,
+    config: { 'retention.ms': MONTH_MS },
+  }));
 }

@@ -5,7 +5,9 @@ import { createKafka } from '../../kafka/index.js';
 import { trainModel } from '../../jobs/train.js';
 import { runCanary } from '../../jobs/canary.js';
 import { parseGates } from '../../models/gates.js';
-import { readDeployments, trafficAt, type DeploymentsTopic } from '../../models/rollout.js';
+import { readDeployments, trafficAt, type DeploymentRecord, type DeploymentsTopic } from '../../models/rollout.js';
+import { runShadow } from '../../jobs/shadow.js';
+import { runBlueGreen, switchBack } from '../../jobs/blue-green.js';
 import { parseDuration } from '../../common/durations.js';
 import { currentInputs, IncompatibleModelVersionError, versionProblems } from '../../models/guards.js';
 import { ArtifactStore, readModelRegistry, rollback, setAlias, type RegistryOptions } from '../../models/registry.js';
@@ -258,33 +260,102 @@ export async function rollbackCommand(context: CommandContext, name: string, opt
 
 export interface DeployOptions {
   readonly canary?: boolean;
+  readonly shadow?: boolean;
+  readonly blueGreen?: boolean;
   readonly steps: string;
   readonly stepEvery: string;
   readonly gates?: string;
+  readonly window: string;
+  readonly for?: string;
+  readonly warmTimeout: string;
 }
 
-/**
- * `sluice models deploy <model> <version> --canary`: guards the version, starts the canary and
- * runs its gates until they promote it or roll it back; prints the verdict.
- */
-export async function deployCommand(context: CommandContext, name: string, version: string, options: DeployOptions): Promise<number> {
-  if (!options.canary) throw new ConfigError('choose a strategy: --canary (shadow and blue-green are not available yet)');
-  const candidate = Number(version);
-  if (!Number.isInteger(candidate) || candidate < 1) throw new ConfigError(`the version is a number, got "${version}"`);
-  const steps = options.steps.split(',').map((step) => Number(step.trim()) / 100);
-  if (steps.some((step) => !(step > 0 && step <= 1))) throw new ConfigError(`--steps are percentages in (0, 100], got "${options.steps}"`);
-  const gates = parseGates(options.gates);
-  const topology = await commandTopology(context.config);
-  const model = modelNamed(topology, name);
-  const registry = await registryWriter(context, topology);
-  await guardVersion(context, registry, topology, name, candidate);
-  const prefix = context.config.topicPrefix;
+/** Runs a rollout until it ends; SIGINT or SIGTERM abort it (each strategy says what that means). */
+async function untilStopped<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const stop = (): void => controller.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const outcome = await runCanary({
+    return await run(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+const printRecord = (record: DeploymentRecord): void => {
+  process.stdout.write(
+    `${new Date(record.at).toISOString()} ${record.strategy} ${record.action} ${record.state} candidate share ${(record.candidate_share * 100).toFixed(1)}%: ${record.reason}\n`,
+  );
+};
+
+/**
+ * `sluice models deploy <model> <version> --canary | --shadow | --blue-green`: guards the version,
+ * then runs the rollout: a canary until its gates promote or roll it back; a shadow until `--for`
+ * of event time has been compared (or it is stopped); a blue-green until every instance has warmed
+ * the version and traffic has switched. Prints every record it writes.
+ */
+export async function deployCommand(context: CommandContext, name: string, version: string, options: DeployOptions): Promise<number> {
+  const chosen = [options.canary, options.shadow, options.blueGreen].filter(Boolean).length;
+  if (chosen !== 1) throw new ConfigError('choose one strategy: --canary, --shadow or --blue-green');
+  const candidate = Number(version);
+  if (!Number.isInteger(candidate) || candidate < 1) throw new ConfigError(`the version is a number, got "${version}"`);
+  const topology = await commandTopology(context.config);
+  const model = modelNamed(topology, name);
+  const registry = await registryWriter(context, topology);
+  await guardVersion(context, registry, topology, name, candidate);
+  const prefix = context.config.topicPrefix;
+  if (options.shadow) {
+    const windowMs = parseDuration(options.window);
+    const durationMs = options.for === undefined ? Number.POSITIVE_INFINITY : parseDuration(options.for);
+    const outcome = await untilStopped((signal) =>
+      runShadow({
+        kafka: registry.kafka,
+        registryUrl: registry.registryUrl,
+        topicPrefix: prefix,
+        registry,
+        comparisons: { topic: `${prefix}monitoring.shadow`, schemaId: registry.schemaIds.get(`${prefix}monitoring.shadow-value`) ?? 0 },
+        model: name,
+        candidate,
+        windowMs,
+        durationMs,
+        actor: registry.actor,
+        logger: context.logger,
+        signal,
+        onRecord: printRecord,
+        onWindow: (window) =>
+          process.stdout.write(
+            `${new Date(window.window_start).toISOString()} ${window.pairs} pairs: correlation ${window.score_correlation?.toFixed(4) ?? '-'}, decisions agree ${window.decision_agreement === null ? '-' : `${(window.decision_agreement * 100).toFixed(2)}%`}, p99 ${window.champion_latency_p99_ms ?? '-'} / ${window.shadow_latency_p99_ms ?? '-'} ms\n`,
+          ),
+      }),
+    );
+    process.stdout.write(`${name} v${candidate} shadow: ${outcome.final.reason}\n`);
+    return 0;
+  }
+  if (options.blueGreen) {
+    const outcome = await untilStopped((signal) =>
+      runBlueGreen({
+        kafka: registry.kafka,
+        registryUrl: registry.registryUrl,
+        topicPrefix: prefix,
+        registry,
+        model: name,
+        candidate,
+        warmTimeoutMs: parseDuration(options.warmTimeout),
+        actor: registry.actor,
+        logger: context.logger,
+        signal,
+        onRecord: printRecord,
+      }),
+    );
+    return outcome.final.action === 'SWITCH' ? 0 : 1;
+  }
+  const steps = options.steps.split(',').map((step) => Number(step.trim()) / 100);
+  if (steps.some((step) => !(step > 0 && step <= 1))) throw new ConfigError(`--steps are percentages in (0, 100], got "${options.steps}"`);
+  const gates = parseGates(options.gates);
+  const outcome = await untilStopped((signal) =>
+    runCanary({
       kafka: registry.kafka,
       registryUrl: registry.registryUrl,
       topicPrefix: prefix,
@@ -297,20 +368,31 @@ export async function deployCommand(context: CommandContext, name: string, versi
       gates,
       actor: registry.actor,
       logger: context.logger,
-      signal: controller.signal,
-      onRecord: (record) =>
-        process.stdout.write(
-          `${new Date(record.at).toISOString()} ${record.action} ${record.state} canary share ${(record.candidate_share * 100).toFixed(1)}%: ${record.reason}\n`,
-        ),
-    });
-    process.stdout.write(
-      `${name} v${candidate}: ${outcome.final.state} after ${outcome.canary.predictions} canary and ${outcome.champion.predictions} champion predictions, ${outcome.labelled} labelled\n`,
-    );
-    return outcome.final.state === 'PROMOTED' ? 0 : 1;
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
+      signal,
+      onRecord: printRecord,
+    }),
+  );
+  process.stdout.write(
+    `${name} v${candidate}: ${outcome.final.state} after ${outcome.canary.predictions} canary and ${outcome.champion.predictions} champion predictions, ${outcome.labelled} labelled\n`,
+  );
+  return outcome.final.state === 'PROMOTED' ? 0 : 1;
+}
+
+/** `sluice models switch-back <model>`: undoes the latest blue-green switch in one registry record. */
+export async function switchBackCommand(context: CommandContext, name: string): Promise<number> {
+  const topology = await commandTopology(context.config);
+  const registry = await registryWriter(context, topology);
+  const record = await switchBack({
+    kafka: registry.kafka,
+    registryUrl: registry.registryUrl,
+    registry,
+    actor: registry.actor,
+    model: name,
+    reason: `switched back by ${registry.actor}`,
+  });
+  printRecord(record);
+  process.stdout.write(`${name}: champion switched back to v${record.champion_version}\n`);
+  return 0;
 }
 
 /** A time for --at: ISO 8601 or epoch milliseconds. */

@@ -5,7 +5,7 @@ import { OnnxScorer, toOnnx } from '../../models/network.js';
 import type { ModelMetadata, ModelVersion } from '../../models/registry.js';
 import { entityBucket } from '../../models/rollout.js';
 import { modelDefinition, source, type ModelDefinition } from '../../topology/index.js';
-import { predict, type FeatureSource } from './stage.js';
+import { predict, predictWithShadow, type FeatureSource } from './stage.js';
 
 const payments = source({
   name: 'payments',
@@ -62,14 +62,19 @@ const sigmoid = (value: number): number => 1 / (1 + Math.exp(-value));
 function watching(
   champion: LoadedModel,
   route: (entity: string) => Route = () => ({ model: champion, role: 'CHAMPION', deploymentId: null }),
+  shadow?: LoadedModel,
 ) {
+  const remembered: unknown[] = [];
   return {
     current: () => champion,
     previous: () => undefined,
-    candidate: () => undefined,
+    candidate: () => shadow,
     loadFailure: () => undefined,
+    shadow: () => (shadow ? { model: shadow, deploymentId: 's1' } : undefined),
+    remember: (values: unknown) => remembered.push(values),
+    remembered,
     route,
-  } as unknown as ModelWatcher;
+  } as unknown as ModelWatcher & { remembered: unknown[] };
 }
 
 describe('predict with per-version inputs and routes', () => {
@@ -115,6 +120,35 @@ describe('predict with per-version inputs and routes', () => {
       Date.now(),
     );
     expect([failing.model_version, failing.deployment, failing.fallback_reason?.split(':')[0]]).toEqual([1, 'FALLBACK', 'model_error']);
+  });
+});
+
+describe('predict with a shadow version', () => {
+  it('scores the shadow on its own inputs beside the champion, which alone decides; a failing shadow is its own fallback', async () => {
+    const v1 = await versionOn(1, ['amount', 'tip']);
+    const v2 = await versionOn(2, ['tip', 'amount']);
+    const watcher = watching(v1, undefined, v2);
+    const options = { model: definition, watcher, metrics: createMetricsRegistry(), features: noFeatures };
+    const event = { eventId: 'e1', entity: 'c1', eventTime: 1_000, value: { amount: 3, tip: -2 } };
+    const both = await predictWithShadow(options, event, Date.now(), true);
+    expect([both.prediction.model_version, both.prediction.deployment, both.prediction.decision]).toEqual([1, 'CHAMPION', true]);
+    expect(both.prediction.score).toBeCloseTo(sigmoid(3), 5);
+    expect([both.shadow?.model_version, both.shadow?.deployment, both.shadow?.deployment_id, both.shadow?.decision]).toEqual([
+      2,
+      'SHADOW',
+      's1',
+      false,
+    ]);
+    expect(both.shadow?.score).toBeCloseTo(sigmoid(-2), 5);
+    expect(both.shadow?.event_id).toBe('e1');
+    expect(watcher.remembered).toHaveLength(1);
+    // Without asking for the shadow (the HTTP /predict route), none is scored.
+    expect((await predictWithShadow(options, event, Date.now(), false)).shadow).toBeUndefined();
+    await v2.close();
+    const failing = await predictWithShadow(options, event, Date.now(), true);
+    expect(failing.prediction.deployment).toBe('CHAMPION');
+    expect([failing.shadow?.deployment, failing.shadow?.fallback_reason?.split(':')[0]]).toEqual(['SHADOW', 'model_error']);
+    await v1.close();
   });
 });
 

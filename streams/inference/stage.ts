@@ -51,6 +51,8 @@ export interface InferenceOptions {
   readonly serdeFor: (reader?: avro.Type) => AvroSerde;
   /** Registered schema id of predictions.<model> values. */
   readonly schemaId: number;
+  /** Registered schema id of predictions.<model>.shadow values (the same contract; by default schemaId). */
+  readonly shadowSchemaId?: number;
   readonly metrics: MetricsRegistry;
   readonly now?: () => number;
 }
@@ -82,6 +84,20 @@ export async function predict(
   event: { readonly eventId: string; readonly entity: string; readonly eventTime: number; readonly value: Value },
   started: number,
 ): Promise<Prediction> {
+  return (await predictWithShadow(options, event, started, false)).prediction;
+}
+
+/**
+ * Scores one event with the model in service and, while a shadow rollout runs (and `shadow`),
+ * with the shadow version too: the same inputs, each version's row from its own recorded inputs.
+ * The shadow's prediction decides nothing; it is there for every decision the champion made.
+ */
+export async function predictWithShadow(
+  options: Pick<InferenceOptions, 'model' | 'watcher' | 'metrics' | 'now'> & { readonly features: FeatureSource },
+  event: { readonly eventId: string; readonly entity: string; readonly eventTime: number; readonly value: Value },
+  started: number,
+  shadow: boolean,
+): Promise<{ readonly prediction: Prediction; readonly shadow?: Prediction }> {
   const { model, watcher } = options;
   const now = options.now ?? Date.now;
   const metrics = inferenceMetrics(options.metrics);
@@ -89,6 +105,7 @@ export async function predict(
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
   const categories: Record<string, string | null> = {};
   for (const field of model.categorical) categories[field] = typeof event.value[field] === 'string' ? event.value[field] : null;
+  const shadowing = shadow ? watcher.shadow() : undefined;
   // The views the definition names, and those a version in service was trained on (a rollback
   // after a definition change): each version's row is built from its own recorded inputs.
   const loaded = [watcher.current(), watcher.previous(), watcher.candidate()].filter(
@@ -117,16 +134,20 @@ export async function predict(
   // The row each version was trained on: its own inputs by name, categorical ones one-hot over its vocabulary.
   const rowOf = (version: LoadedModel): (number | null)[] =>
     rowFor(version.metadata.inputs, version.metadata.categorical, values, categories);
+  // Why no version can score this event, whichever it is.
+  const inputProblem =
+    late.length > 0 ? `late_event: ${late.join(', ')}` : missing.length > 0 ? `missing_features: ${missing.join(', ')}` : null;
+  // Complete inputs are remembered: a blue-green candidate is warmed on the latest of them.
+  if (inputProblem === null) watcher.remember(values, categories);
+  const inputsReady = now();
 
   // The running canary's hash split picks the canary for some entities, the champion for the rest.
   const route = watcher.route(event.entity);
   let served: LoadedModel | undefined = route.model;
   let score: number | undefined;
-  let reason: string | null = null;
-  if (late.length > 0) {
-    reason = `late_event: ${late.join(', ')}`;
-  } else if (missing.length > 0) {
-    reason = `missing_features: ${missing.join(', ')}`;
+  let reason: string | null = inputProblem;
+  if (reason !== null) {
+    // No version scores an event without its inputs.
   } else if (!served) {
     reason = `no_model: ${watcher.loadFailure() ?? `no version of ${model.name} is champion yet`}`;
   } else {
@@ -152,14 +173,32 @@ export async function predict(
       }
     }
   }
+  const latency = now() - started;
+  // The shadow scores the same inputs; its failure is its own (a fallback on its record), never the
+  // decision's. Its latency is the inputs' plus its own scoring, comparable with the champion's.
+  let shadowScore: number | undefined;
+  let shadowReason: string | null = inputProblem;
+  const shadowStarted = now();
+  if (shadowing && shadowReason === null) {
+    try {
+      const scoring = shadowing.model;
+      shadowScore = await childSpan('score', () => scoring.score(rowOf(scoring)), {
+        'sluice.model': model.name,
+        'sluice.model_version': scoring.version.version,
+        'sluice.role': 'SHADOW',
+      });
+    } catch (error) {
+      shadowReason = `${error instanceof NonFiniteScoreError ? 'non_finite_score' : 'model_error'}: version ${shadowing.model.version.version}: ${errorMessage(error)}`;
+    }
+  }
   const fallback = reason !== null;
   const final = score ?? model.fallbackScore;
   const version = served?.version.version ?? 0;
   if (fallback) metrics.fallbacks.inc({ model: model.name, reason: reason?.split(':')[0] ?? 'unknown' });
   metrics.predictions.inc({ model: model.name, version: String(version), outcome: fallback ? 'fallback' : 'model' });
-  const latency = now() - started;
   metrics.latencySeconds.observe({ model: model.name }, latency / 1000);
-  return {
+  const predictedAt = now();
+  const prediction: Prediction = {
     event_id: event.eventId,
     entity_id: event.entity,
     model_name: model.name,
@@ -173,8 +212,29 @@ export async function predict(
     fallback_reason: reason,
     latency_ms: latency,
     event_time: event.eventTime,
-    predicted_at: now(),
+    predicted_at: predictedAt,
     deployment_id: route.deploymentId,
+  };
+  if (!shadowing) return { prediction };
+  const shadowFinal = shadowScore ?? model.fallbackScore;
+  metrics.predictions.inc({
+    model: model.name,
+    version: String(shadowing.model.version.version),
+    outcome: shadowReason === null ? 'shadow' : 'shadow_fallback',
+  });
+  return {
+    prediction,
+    shadow: {
+      ...prediction,
+      model_version: shadowing.model.version.version,
+      deployment: 'SHADOW',
+      score: shadowFinal,
+      // The threshold in force for the model, as for every version that decides.
+      decision: shadowFinal >= model.threshold,
+      fallback_reason: shadowReason,
+      latency_ms: inputsReady - started + (now() - shadowStarted),
+      deployment_id: shadowing.deploymentId,
+    },
   };
 }
 
@@ -183,6 +243,7 @@ export function inferenceStage(options: InferenceOptions): StageDefinition<Value
   const now = options.now ?? Date.now;
   const inputTopic = `${options.topicPrefix}events.${model.source.name}`;
   const outputTopic = `${options.topicPrefix}predictions.${model.name}`;
+  const shadowTopic = `${options.topicPrefix}predictions.${model.name}.shadow`;
   const serde = options.serdeFor(avroType(model.source.eventsSchema));
   const encoder = options.serdeFor();
 
@@ -198,20 +259,23 @@ export function inferenceStage(options: InferenceOptions): StageDefinition<Value
     const entity = record.value[model.source.entityField];
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', model.source.entityField, 'the event has no entity id');
-    const prediction = await predict(
+    const { prediction, shadow } = await predictWithShadow(
       { ...options, features: options.features ?? eventFeatures(record) },
       { eventId: String(record.value.event_id), entity, eventTime: record.eventTime, value: record.value },
       started,
+      true,
     );
 
-    // ---- outputs: the prediction ----------------------------------------------------------
+    // ---- outputs: the prediction, and a shadow's in the same transaction --------------------
+    const output = async (topic: string, schemaId: number, value: Prediction): Promise<OutputRecord> => ({
+      topic,
+      key: entity,
+      value: await encoder.encode(schemaId, value),
+      headers: { 'sluice.event_id': value.event_id, 'sluice.model_version': String(value.model_version) },
+    });
     return [
-      {
-        topic: outputTopic,
-        key: entity,
-        value: await encoder.encode(options.schemaId, prediction),
-        headers: { 'sluice.event_id': prediction.event_id, 'sluice.model_version': String(prediction.model_version) },
-      },
+      await output(outputTopic, options.schemaId, prediction),
+      ...(shadow ? [await output(shadowTopic, options.shadowSchemaId ?? options.schemaId, shadow)] : []),
     ];
   };
 
