@@ -10,6 +10,7 @@ import { demoEvents } from '../examples/fraud/generator.js';
 import { ModelWatcher } from '../models/deployment.js';
 import { OnnxScorer, toBatch, toOnnx } from '../models/network.js';
 import { ArtifactStore, registerModelVersion } from '../models/registry.js';
+import { changeRollout, startRollout } from '../models/rollout-registry.js';
 import { train } from '../models/trainer.js';
 import { createMetricsRegistry } from '../common/metrics.js';
 import { AvroSerde, registerSchemas, startSchemaRegistry } from '../schemas/index.js';
@@ -134,6 +135,7 @@ export async function main(): Promise<void> {
       'dlq',
       'monitoring.quality',
       'predictions.fraud',
+      'predictions.fraud.shadow',
       ...demo.views.map((view) => `features.${view.name}`),
     ];
     await retryKafka(() =>
@@ -141,7 +143,7 @@ export async function main(): Promise<void> {
         waitForLeaders: true,
         topics: [
           ...topics.map((topic) => ({ topic: `${prefix}${topic}`, numPartitions: PARTITIONS, replicationFactor: 1 })),
-          ...['registry.features', 'registry.models'].map((topic) => ({
+          ...['registry.features', 'registry.models', 'registry.deployments'].map((topic) => ({
             topic: `${prefix}${topic}`,
             numPartitions: 1,
             replicationFactor: 1,
@@ -168,21 +170,32 @@ export async function main(): Promise<void> {
       metrics: {},
       baseline: {},
     });
-    await registerModelVersion(
-      { kafka, topic: `${prefix}registry.models`, registryUrl: registry.url, schemaId: ids.get(`${prefix}registry.models-value`) ?? 0 },
-      {
-        name: 'fraud',
-        artifact_sha256: sha,
-        trainer: 'tfjs-mlp',
-        params: {},
-        metrics: {},
-        dataset: { ranges: [], feature_versions: {} },
-        code_commit: null,
-        run_id: null,
-        created_at: Date.now(),
-      },
-      ['champion'],
-    );
+    const registryOptions = {
+      kafka,
+      topic: `${prefix}registry.models`,
+      registryUrl: registry.url,
+      schemaId: ids.get(`${prefix}registry.models-value`) ?? 0,
+      deployments: { topic: `${prefix}registry.deployments`, schemaId: ids.get(`${prefix}registry.deployments-value`) ?? 0 },
+    };
+    const version = (aliases: string[]) =>
+      registerModelVersion(
+        registryOptions,
+        {
+          name: 'fraud',
+          artifact_sha256: sha,
+          trainer: 'tfjs-mlp',
+          params: {},
+          metrics: {},
+          dataset: { ranges: [], feature_versions: {} },
+          code_commit: null,
+          run_id: null,
+          created_at: Date.now(),
+        },
+        aliases,
+      );
+    await version(['champion']);
+    // The same network as a second version: the shadow of the shadow measurement.
+    const shadowVersion = (await version([])).version;
     const metrics = createMetricsRegistry(false);
     const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-inference-'));
     const options = (group: string) => ({
@@ -226,6 +239,7 @@ export async function main(): Promise<void> {
     watcher = new ModelWatcher({
       kafka,
       topic: `${prefix}registry.models`,
+      deploymentsTopic: `${prefix}registry.deployments`,
       registryUrl: registry.url,
       model: 'fraud',
       artifacts,
@@ -235,8 +249,9 @@ export async function main(): Promise<void> {
     await watcher.start();
     while (!watcher.current()) await new Promise((resolve) => setTimeout(resolve, 50));
     const online = new OnlineStore(features, demo.views, prefix);
-    const predictionsOf = async (): Promise<number> =>
-      ((await metrics.getSingleMetric('sluice_predictions_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+    const counted = async (metric: string): Promise<number> =>
+      ((await metrics.getSingleMetric(metric)?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+    const predictionsOf = (): Promise<number> => counted('sluice_predictions_total');
     const featureRowsOf = async (): Promise<number> =>
       ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? [])
         .filter((value) => value.labels.stage === 'features')
@@ -248,27 +263,55 @@ export async function main(): Promise<void> {
     ].filter((record) => record.topic === 'raw.transactions');
     await produceJson(kafka, prefix, backlog);
     while ((await featureRowsOf()) < backlog.length) await new Promise((resolve) => setTimeout(resolve, 100));
-    const started = performance.now();
-    stages.push(
-      await runStage(
+    const inference = (group: string): Promise<RunningStage> =>
+      runStage(
         inferenceStage({
           model,
-          watcher,
+          watcher: watcher!,
           features: featuresAsOfEvent(online),
           topicPrefix: prefix,
           serdeFor,
           schemaId: ids.get(`${prefix}predictions.fraud-value`) ?? 0,
+          shadowSchemaId: ids.get(`${prefix}predictions.fraud.shadow-value`) ?? 0,
           metrics,
         }),
-        options('inference'),
-      ),
-    );
+        options(group),
+      );
+    const started = performance.now();
+    const alone = await inference('inference');
+    stages.push(alone);
     while ((await predictionsOf()) < backlog.length) await new Promise((resolve) => setTimeout(resolve, 50));
     const stageSeconds = (performance.now() - started) / 1000;
     rows.push({
       measure: 'inference stage alone (exactly-once, 6 partitions, features ready)',
       value: `${Math.round(backlog.length / stageSeconds)} predictions/s (${backlog.length} in ${stageSeconds.toFixed(1)} s)`,
     });
+    await alone.stop();
+    stages.splice(stages.indexOf(alone), 1);
+
+    // The same backlog again (another group) while a shadow runs: each event scored twice, two outputs.
+    const shadow = await startRollout(registryOptions, {
+      model: 'fraud',
+      strategy: 'SHADOW',
+      candidate: shadowVersion,
+      share: 0,
+      actor: 'bench',
+      reason: 'shadow cost',
+    });
+    while (!watcher.shadow()) await new Promise((resolve) => setTimeout(resolve, 50));
+    const shadowStarted = performance.now();
+    stages.push(await inference('inference-shadow'));
+    while ((await predictionsOf()) < 2 * backlog.length || (await counted('sluice_shadow_predictions_total')) < backlog.length)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const shadowSeconds = (performance.now() - shadowStarted) / 1000;
+    rows.push({
+      measure: 'inference stage alone with a shadow version (the shadow fused in the same task and transaction)',
+      value: `${Math.round(backlog.length / shadowSeconds)} predictions/s, each with its shadow prediction (${backlog.length} in ${shadowSeconds.toFixed(1)} s; ${((shadowSeconds / stageSeconds - 1) * 100).toFixed(0)}% more time than without)`,
+    });
+
+    // The latency measurements below are of the champion alone.
+    await changeRollout(registryOptions, shadow, { action: 'ABORT', state: 'ABORTED', share: 0, actor: 'bench', reason: 'measured' });
+    while (watcher.shadow()) await new Promise((resolve) => setTimeout(resolve, 50));
 
     // End to end at a fixed rate: event produced → prediction committed.
     for (const rate of [1_000, 5_000]) {

@@ -3,6 +3,7 @@ import type { MetricsRegistry } from '../../common/metrics.js';
 
 export interface InferenceMetrics {
   readonly predictions: client.Counter<'model' | 'version' | 'outcome'>;
+  readonly shadowPredictions: client.Counter<'model' | 'version' | 'outcome'>;
   readonly fallbacks: client.Counter<'model' | 'reason'>;
   readonly latencySeconds: client.Histogram<'model'>;
   readonly batchSize: client.Histogram<'model'>;
@@ -19,6 +20,12 @@ export function inferenceMetrics(registry: MetricsRegistry): InferenceMetrics {
     predictions: new client.Counter({
       name: 'sluice_predictions_total',
       help: 'Predictions made, per model, version and outcome (model or fallback).',
+      labelNames: ['model', 'version', 'outcome'],
+      registers,
+    }),
+    shadowPredictions: new client.Counter({
+      name: 'sluice_shadow_predictions_total',
+      help: 'Predictions of a shadow version (they decide nothing), per model, version and outcome (model or fallback).',
       labelNames: ['model', 'version', 'outcome'],
       registers,
     }),

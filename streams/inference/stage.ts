@@ -217,10 +217,10 @@ export async function predictWithShadow(
   };
   if (!shadowing) return { prediction };
   const shadowFinal = shadowScore ?? model.fallbackScore;
-  metrics.predictions.inc({
+  metrics.shadowPredictions.inc({
     model: model.name,
     version: String(shadowing.model.version.version),
-    outcome: shadowReason === null ? 'shadow' : 'shadow_fallback',
+    outcome: shadowReason === null ? 'model' : 'fallback',
   });
   return {
     prediction,
