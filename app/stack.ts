@@ -104,6 +104,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   if (config.schemaRegistry.externalUrl) await checkRegistry(config.schemaRegistry.externalUrl);
 
   let broker: LocalBroker | undefined;
+  let kafkaLogDir: string | undefined;
   let brokers: readonly string[];
   if (config.kafka.externalBrokers) {
     brokers = config.kafka.externalBrokers;
@@ -118,6 +119,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
   } else {
     await checkJava(config.kafka.javaHome);
     const kafkaDir = await ensureWritableDir(path.join(dataDir, 'kafka'));
+    kafkaLogDir = path.join(kafkaDir, 'logs');
     const distribution = await ensureKafkaDistribution({
       cacheDir: config.cacheDir,
       version: config.kafka.version,
@@ -322,6 +324,8 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         });
       }
     } catch (error) {
+      // What the local broker last said, when start-up failed talking to it: the reason is often there.
+      if (broker && kafkaLogDir) await reportBrokerLog(kafkaLogDir, logger);
       await demo?.stop();
       await monitoring?.stop();
       await sink?.stop();
@@ -424,3 +428,10 @@ function redactUrl(url: string): string {
 }
 
 export { isAlive, readStackState, STACK_FILE, type StackEndpoints, type StackState } from './stack-file.js';
+
+/** Logs the local broker's last warnings and errors (from its server.log), or that it wrote none. */
+async function reportBrokerLog(logDir: string, logger: Logger): Promise<void> {
+  const text = await fs.readFile(path.join(logDir, 'server.log'), 'utf8').catch(() => '');
+  const lines = text.split('\n').filter((line) => / (WARN|ERROR|FATAL) |shut ?down|Shutting down/i.test(line));
+  logger.error({ brokerLog: lines.slice(-15), logDir }, "start-up failed: the local broker's last warnings and errors");
+}
