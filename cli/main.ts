@@ -254,6 +254,11 @@ models
   )
   .action(runAction(async () => (await import('./commands/models.js')).deployCommand));
 models
+  .command('abort')
+  .description('end the running rollout (canary, shadow, blue-green) in one registry record; the champion keeps all traffic')
+  .argument('<model>')
+  .action(runAction(async () => (await import('./commands/models.js')).abortRolloutCommand));
+models
   .command('switch-back')
   .description('undo the latest blue-green switch: the previous version (still loaded) takes all traffic again, in one registry record')
   .argument('<model>')

@@ -4,6 +4,7 @@ import { isWatcherGroup } from '../models/deployment.js';
 import { readDeployments, type DeploymentRecord } from '../models/rollout.js';
 import { changeRollout, RolloutError, startRollout, type RolloutRegistry } from '../models/rollout-registry.js';
 import { readRegistryTopic } from '../schemas/index.js';
+import { errorMessage } from '../common/errors.js';
 
 /**
  * Blue-green: one START record makes every serving instance load the new version beside the
@@ -74,58 +75,74 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
     options.onRecord?.(record);
     return record;
   };
-  const deadline = Date.now() + options.warmTimeoutMs;
-  for (;;) {
-    const live = await liveInstances(options.kafka, options.topicPrefix, model);
-    const reports = [
-      ...(
-        await readRegistryTopic<Readiness>({
-          kafka: options.kafka,
-          topic: `${options.topicPrefix}registry.readiness`,
-          registryUrl: options.registryUrl,
-          contract: 'registry.readiness',
-        })
-      ).values(),
-    ].filter((report) => report.deployment_id === record.deployment_id);
-    const byInstance = new Map(reports.map((report) => [report.instance, report]));
-    const instances = live.flatMap((instance) => byInstance.get(instance) ?? []);
-    const failed = instances.find((report) => !report.ready);
-    if (failed) {
-      const final = await change({
-        action: 'ABORT',
-        state: 'ABORTED',
-        share: 0,
-        actor: options.actor,
-        reason: `version ${options.candidate} failed to warm in ${failed.instance}: ${failed.error ?? 'not ready'}`,
-      });
-      return { final, instances };
+  try {
+    return await waitAndSwitch();
+  } catch (error) {
+    // A failure while waiting leaves nothing half done: the candidate is unloaded everywhere (best effort).
+    await changeRollout(options.registry, record, {
+      action: 'ABORT',
+      state: 'ABORTED',
+      share: 0,
+      actor: options.actor,
+      reason: `the blue-green run failed: ${errorMessage(error)}`,
+    }).catch(() => undefined);
+    throw error;
+  }
+
+  async function waitAndSwitch(): Promise<BlueGreenOutcome> {
+    const deadline = Date.now() + options.warmTimeoutMs;
+    for (;;) {
+      const live = await liveInstances(options.kafka, options.topicPrefix, model);
+      const reports = [
+        ...(
+          await readRegistryTopic<Readiness>({
+            kafka: options.kafka,
+            topic: `${options.topicPrefix}registry.readiness`,
+            registryUrl: options.registryUrl,
+            contract: 'registry.readiness',
+          })
+        ).values(),
+      ].filter((report) => report.deployment_id === record.deployment_id);
+      const byInstance = new Map(reports.map((report) => [report.instance, report]));
+      const instances = live.flatMap((instance) => byInstance.get(instance) ?? []);
+      const failed = instances.find((report) => !report.ready);
+      if (failed) {
+        const final = await change({
+          action: 'ABORT',
+          state: 'ABORTED',
+          share: 0,
+          actor: options.actor,
+          reason: `version ${options.candidate} failed to warm in ${failed.instance}: ${failed.error ?? 'not ready'}`,
+        });
+        return { final, instances };
+      }
+      if (live.length > 0 && instances.length === live.length) {
+        const rows = instances.reduce((sum, report) => sum + report.rows_checked, 0);
+        const final = await change({
+          action: 'SWITCH',
+          state: 'PROMOTED',
+          share: 1,
+          champion: options.candidate,
+          actor: options.actor,
+          reason: `loaded and warmed in ${live.length} instance${live.length === 1 ? '' : 's'} (${rows} recent rows scored): all traffic switched`,
+        });
+        options.logger.info({ model, deployment: final.deployment_id, instances: live.length }, 'blue-green switched');
+        return { final, instances };
+      }
+      if (options.signal?.aborted || Date.now() > deadline) {
+        const final = await change({
+          action: 'ABORT',
+          state: 'ABORTED',
+          share: 0,
+          actor: options.actor,
+          reason: options.signal?.aborted
+            ? 'stopped before every instance was ready'
+            : `${instances.length} of ${live.length} live instances ready after ${Math.round(options.warmTimeoutMs / 1000)} s`,
+        });
+        return { final, instances };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    if (live.length > 0 && instances.length === live.length) {
-      const rows = instances.reduce((sum, report) => sum + report.rows_checked, 0);
-      const final = await change({
-        action: 'SWITCH',
-        state: 'PROMOTED',
-        share: 1,
-        champion: options.candidate,
-        actor: options.actor,
-        reason: `loaded and warmed in ${live.length} instance${live.length === 1 ? '' : 's'} (${rows} recent rows scored): all traffic switched`,
-      });
-      options.logger.info({ model, deployment: final.deployment_id, instances: live.length }, 'blue-green switched');
-      return { final, instances };
-    }
-    if (options.signal?.aborted || Date.now() > deadline) {
-      const final = await change({
-        action: 'ABORT',
-        state: 'ABORTED',
-        share: 0,
-        actor: options.actor,
-        reason: options.signal?.aborted
-          ? 'stopped before every instance was ready'
-          : `${instances.length} of ${live.length} live instances ready after ${Math.round(options.warmTimeoutMs / 1000)} s`,
-      });
-      return { final, instances };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 

@@ -3,7 +3,8 @@ import { Partitioners } from 'kafkajs';
 import type { Logger } from 'pino';
 import { ShadowComparison, type ScoredEvent, type ShadowWindow } from '../models/shadow-compare.js';
 import type { DeploymentRecord } from '../models/rollout.js';
-import { changeRollout, startRollout, type RolloutRegistry } from '../models/rollout-registry.js';
+import { changeRollout, RolloutError, startRollout, type RolloutRegistry } from '../models/rollout-registry.js';
+import { errorMessage } from '../common/errors.js';
 import { AvroSerde } from '../schemas/index.js';
 
 /**
@@ -31,6 +32,8 @@ export interface ShadowOptions {
   readonly signal?: AbortSignal;
   readonly onRecord?: (record: DeploymentRecord) => void;
   readonly onWindow?: (window: ShadowWindow) => void;
+  /** Wall-clock time after which a partition without records of the rollout stops holding windows (default 10 s). */
+  readonly idleMs?: number;
 }
 
 export interface ShadowOutcome {
@@ -86,11 +89,20 @@ export async function runShadow(options: ShadowOptions): Promise<ShadowOutcome> 
   });
   const windows: ShadowWindow[] = [];
   // Each partition's latest event time (of both topics); a window closes when every partition has
-  // passed it: the pipeline's tasks run at their own pace, and pairs arrive by topic. (A partition
-  // that carries nothing holds windows open until the run ends, when every window is reported.)
+  // passed it: the pipeline's tasks run at their own pace, and pairs arrive by topic. A partition
+  // that has carried nothing of this rollout for `idleMs` of wall-clock time (no traffic there, or
+  // an instance that could not load the shadow) no longer holds windows open.
   const partitions = [...starts.values()].reduce((sum, offsets) => sum + offsets.length, 0);
+  const idleMs = options.idleMs ?? 10_000;
+  const startedAt = Date.now();
   const latest = new Map<string, number>();
-  const watermarkOf = (): number => (latest.size < partitions ? Number.NEGATIVE_INFINITY : Math.min(...latest.values()));
+  const seenAt = new Map<string, number>();
+  const watermarkOf = (now = Date.now()): number => {
+    if (latest.size < partitions && now - startedAt < idleMs) return Number.NEGATIVE_INFINITY;
+    const active = [...latest].filter(([key]) => now - (seenAt.get(key) ?? 0) < idleMs).map(([, time]) => time);
+    if (active.length > 0) return Math.min(...active);
+    return latest.size > 0 ? Math.max(...latest.values()) : Number.NEGATIVE_INFINITY;
+  };
   let firstEventTime: number | undefined;
   const serde = new AvroSerde(options.registryUrl);
 
@@ -122,46 +134,80 @@ export async function runShadow(options: ShadowOptions): Promise<ShadowOutcome> 
     finish = resolve;
     fail = reject;
   });
-  options.signal?.addEventListener('abort', () => finish(), { once: true });
+  const stop = (): void => finish();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  if (options.signal?.aborted) finish();
+  // Batches and the idle tick take turns: windows close in order, once each.
+  let turn = Promise.resolve();
+  const advance = (work: () => Promise<void>): Promise<void> => {
+    turn = turn.then(work).catch((error: unknown) => fail(error));
+    return turn;
+  };
+  const closeDue = async (): Promise<void> => {
+    const watermark = watermarkOf();
+    await publish(comparison.close(watermark));
+    if (firstEventTime !== undefined && watermark - firstEventTime >= options.durationMs) finish();
+  };
   let ended = false;
+  const tick = setInterval(() => void advance(closeDue), 1_000);
   try {
     await producer.connect();
     await consumer.connect();
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) fail(payload.error);
+    });
     await consumer.subscribe({ topics: [championTopic, shadowTopic] });
     await consumer.run({
-      autoCommit: false,
+      // Offsets are committed: a rejoin goes on from where it was, not from the topics' ends.
       eachBatch: async ({ batch }) => {
         if (ended) return;
-        try {
+        await advance(async () => {
           for (const message of batch.messages) await handle(batch.topic, batch.partition, message);
-          const watermark = watermarkOf();
-          await publish(comparison.close(watermark));
-          if (firstEventTime !== undefined && watermark - firstEventTime >= options.durationMs) finish();
-        } catch (error) {
-          fail(error);
-        }
+          await closeDue();
+        });
       },
     });
     for (const [topic, offsets] of starts) for (const { partition, offset } of offsets) consumer.seek({ topic, partition, offset });
     await done;
     ended = true;
+    clearInterval(tick);
     await consumer.stop();
+    await turn;
     await publish(comparison.flush());
+  } catch (error) {
+    // Whatever stopped the run, the shadow does not go on scoring everything twice: best effort.
+    await changeRollout(options.registry, record, {
+      action: 'ABORT',
+      state: 'ABORTED',
+      share: 0,
+      actor: options.actor,
+      reason: `the shadow run failed: ${errorMessage(error)}`,
+    }).catch(() => undefined);
+    throw error;
   } finally {
+    clearInterval(tick);
+    options.signal?.removeEventListener('abort', stop);
     await consumer.disconnect().catch(() => undefined);
     await producer.disconnect().catch(() => undefined);
   }
   const pairs = windows.reduce((sum, window) => sum + window.pairs, 0);
   const agreement = windows.reduce((sum, window) => sum + (window.decision_agreement ?? 0) * window.pairs, 0) / Math.max(1, pairs);
-  record = await changeRollout(options.registry, record, {
-    action: 'ABORT',
-    state: 'ABORTED',
-    share: 0,
-    actor: options.actor,
-    reason: `shadow ended${options.signal?.aborted ? ' (stopped)' : ''}: ${pairs} pairs in ${windows.length} windows, decisions agreed on ${(agreement * 100).toFixed(2)}%${comparison.late > 0 ? `, ${comparison.late} predictions too late for their window` : ''}`,
-    ...(Number.isFinite(watermarkOf()) ? { eventTime: watermarkOf() } : {}),
-  });
-  options.onRecord?.(record);
+  const summary = `${pairs} pairs in ${windows.length} windows, decisions agreed on ${(agreement * 100).toFixed(2)}%${comparison.late > 0 ? `, ${comparison.late} predictions too late for their window` : ''}`;
+  try {
+    record = await changeRollout(options.registry, record, {
+      action: 'ABORT',
+      state: 'ABORTED',
+      share: 0,
+      actor: options.actor,
+      reason: `shadow ended${options.signal?.aborted ? ' (stopped)' : ''}: ${summary}`,
+      ...(Number.isFinite(watermarkOf()) ? { eventTime: watermarkOf() } : {}),
+    });
+    options.onRecord?.(record);
+  } catch (error) {
+    // Another change ended the rollout first (a promotion, an abort): the comparison still stands.
+    if (!(error instanceof RolloutError)) throw error;
+    options.logger.warn({ err: error, model: options.model }, `the shadow had already ended: ${summary}`);
+  }
   return { final: record, windows, pairs, late: comparison.late };
 
   async function handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
@@ -170,6 +216,7 @@ export async function runShadow(options: ShadowOptions): Promise<ShadowOutcome> 
     if (prediction.deployment_id !== record.deployment_id) return;
     const key = `${topic}:${partition}`;
     latest.set(key, Math.max(latest.get(key) ?? Number.NEGATIVE_INFINITY, prediction.event_time));
+    seenAt.set(key, Date.now());
     firstEventTime ??= prediction.event_time;
     comparison.add(topic === shadowTopic ? 'shadow' : 'champion', prediction);
   }

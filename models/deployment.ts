@@ -18,6 +18,9 @@ export class LoadedModel {
   private queue: { row: readonly (number | null)[]; resolve: (score: number) => void; reject: (error: unknown) => void }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
+  /** onnxruntime calls under way: closing waits for them (a retired version finishes what it was given). */
+  private readonly inflight = new Set<Promise<void>>();
+  private closing: Promise<void> | undefined;
 
   constructor(
     readonly version: ModelVersion,
@@ -30,6 +33,7 @@ export class LoadedModel {
 
   /** The row's score; rejects with NonFiniteScoreError when the network's output is NaN or infinite. */
   score(row: readonly (number | null)[]): Promise<number> {
+    if (this.closing) return Promise.reject(new Error(`version ${this.version.version} of ${this.version.name} was retired`));
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
       if (this.queue.length >= this.maxBatch) this.runBatch();
@@ -50,7 +54,7 @@ export class LoadedModel {
     if (batch.length === 0) return;
     this.onBatch?.(batch.length);
     const network = { features: this.metadata.inputs, mean: Float32Array.from(this.metadata.fill), std: new Float32Array(0), layers: [] };
-    this.scorer
+    const call = this.scorer
       .score(
         toBatch(
           network,
@@ -69,11 +73,18 @@ export class LoadedModel {
           for (const entry of batch) entry.reject(error);
         },
       );
+    this.inflight.add(call);
+    void call.finally(() => this.inflight.delete(call));
   }
 
-  async close(): Promise<void> {
-    this.runBatch();
-    await this.scorer.close();
+  /** Scores what is queued, waits for the calls under way, then releases the session; once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.runBatch();
+      await Promise.allSettled([...this.inflight]);
+      await this.scorer.close();
+    })();
+    return this.closing;
   }
 }
 
@@ -157,6 +168,8 @@ export class ModelWatcher {
   private readonly recent: RecentInputs[] = [];
   private readinessSerde: AvroSerde | undefined;
   private reportedFor: string | undefined;
+  private failedAttempt: string | undefined;
+  private lastCandidateFailure: string | undefined;
   private producer: Producer | undefined;
   /** This instance's consumer group: its name in readiness reports. */
   readonly group: string;
@@ -256,19 +269,31 @@ export class ModelWatcher {
       this.options.logger.warn({ topic: this.options.deploymentsTopic }, 'no deployments topic: rollouts are not followed');
     await this.consumer.run({
       autoCommit: false,
-      eachMessage: async ({ topic, message }) => {
-        if (!message.value) return;
-        if (topic === this.options.deploymentsTopic) {
-          const record = (await deployments.decode(message.value)) as DeploymentRecord;
-          if (record.model_name !== this.options.model) return;
-          this.rollout = record;
-        } else {
-          const version = (await serde.decode(message.value)) as ModelVersion;
-          if (version.name !== this.options.model) return;
-          this.versions.set(version.version, version);
+      // A batch's records are taken in, then followed once: replaying the registries at start-up
+      // loads today's champion and rollout, not every one the log has seen.
+      eachBatch: async (payload) => {
+        const { batch } = payload;
+        let changed = false;
+        for (const message of batch.messages) {
+          if (!message.value) continue;
+          if (batch.topic === this.options.deploymentsTopic) {
+            const record = (await deployments.decode(message.value)) as DeploymentRecord;
+            if (record.model_name !== this.options.model) continue;
+            this.rollout = record;
+          } else {
+            const version = (await serde.decode(message.value)) as ModelVersion;
+            if (version.name !== this.options.model) continue;
+            this.versions.set(version.version, version);
+          }
+          changed = true;
         }
-        this.switching = this.switching.then(() => this.follow());
+        if (!changed) return;
+        // A failed follow is logged and the next batch follows again: the chain never stays rejected.
+        this.switching = this.switching
+          .then(() => this.follow())
+          .catch((error: unknown) => this.options.logger.error({ err: error, model: this.options.model }, 'following the registry failed'));
         await this.switching;
+        await payload.heartbeat();
       },
     });
   }
@@ -301,58 +326,85 @@ export class ModelWatcher {
     await this.followCandidate();
   }
 
+  /** Closes a version no slot holds any more (a version can sit in two: champion and candidate). */
+  private async retire(model: LoadedModel | undefined): Promise<void> {
+    if (!model || model === this.loaded || model === this.previousModel || model === this.candidateModel) return;
+    await model.close().catch((error: unknown) =>
+      this.options.logger.warn({ err: error, model: this.options.model, version: model.version.version }, 'closing a retired version failed'),
+    );
+  }
+
   private async followChampion(): Promise<void> {
     const alias = this.options.alias ?? 'champion';
     const wanted = [...this.versions.values()]
       .filter((version) => version.aliases.includes(alias))
       .sort((left, right) => right.version - left.version)[0];
     if (!wanted || wanted.version === this.loaded?.version.version) return;
+    let next: LoadedModel;
     try {
       // A candidate becoming champion (a promotion, a blue-green switch) is already loaded and warm;
       // so is the version before (a switch back): the two swap places, nothing loads or closes.
-      const next =
+      next =
         this.candidateModel?.version.version === wanted.version
           ? this.candidateModel
           : this.previousModel?.version.version === wanted.version
             ? this.previousModel
             : await this.load(wanted);
-      if (next === this.candidateModel) this.candidateModel = undefined;
-      const retired = next === this.previousModel ? undefined : this.previousModel;
-      this.previousModel = this.loaded;
-      this.loaded = next;
-      this.failure = undefined;
-      this.options.logger.info({ model: wanted.name, version: wanted.version }, 'model version in service');
-      await retired?.close();
     } catch (error) {
       this.failure = `version ${wanted.version} failed to load: ${errorMessage(error)}`;
       this.options.logger.error(
         { err: error, model: wanted.name, version: wanted.version },
         'model version failed to load; keeping the previous one',
       );
+      return;
     }
+    if (next === this.candidateModel) this.candidateModel = undefined;
+    const retired = this.previousModel;
+    this.previousModel = this.loaded;
+    this.loaded = next;
+    this.failure = undefined;
+    this.options.logger.info({ model: wanted.name, version: wanted.version }, 'model version in service');
+    await this.retire(retired);
   }
 
   private async followCandidate(): Promise<void> {
     const rollout = this.rollout;
-    const candidate = rollout && (rollout.state === 'RUNNING' || rollout.state === 'PAUSED') ? rollout.candidate_version : null;
+    const live = rollout?.state === 'RUNNING' || rollout?.state === 'PAUSED';
+    const candidate = live ? rollout.candidate_version : null;
+    // A rollout that ended promoting its candidate (a canary's PROMOTE, a blue-green SWITCH) can be
+    // read before the alias records of its transaction: the warm candidate waits for them.
+    if (
+      !live &&
+      rollout?.state === 'PROMOTED' &&
+      this.candidateModel !== undefined &&
+      this.candidateModel.version.version === rollout.champion_version &&
+      this.loaded?.version.version !== rollout.champion_version
+    )
+      return;
     const wanted = candidate === null ? undefined : this.versions.get(candidate);
     if (wanted?.version === this.candidateModel?.version.version) {
-      // The same version for another rollout (a shadow, then a blue-green of it): ready already.
-      if (rollout && wanted && this.reportedFor !== rollout.deployment_id) await this.report(rollout, wanted.version, 0);
+      if (rollout && wanted && live && this.reportedFor !== rollout.deployment_id) await this.report(rollout, wanted.version, 0);
       return;
     }
     const retired = this.candidateModel;
     this.candidateModel = undefined;
     this.candidateFailure = undefined;
-    // The retired candidate may be the version just rolled back from: close it unless it serves.
-    if (retired && retired !== this.loaded && retired !== this.previousModel) await retired.close();
-    if (!wanted) {
+    // The retired candidate may be the version just rolled back from: closed unless it serves.
+    await this.retire(retired);
+    if (!wanted || !rollout) {
       if (candidate !== null) this.candidateFailure = `version ${candidate} is not in the registry (yet)`;
       return;
     }
+    // A candidate that failed here is not tried again for the same rollout on every later record.
+    const attempt = `${rollout.deployment_id}:${wanted.version}`;
+    if (this.failedAttempt === attempt) {
+      this.candidateFailure = this.lastCandidateFailure;
+      return;
+    }
     let checked = 0;
+    let loaded: LoadedModel | undefined;
     try {
-      const loaded =
+      loaded =
         wanted.version === this.loaded?.version.version
           ? this.loaded
           : wanted.version === this.previousModel?.version.version
@@ -361,17 +413,20 @@ export class ModelWatcher {
       checked = await this.warm(loaded);
       this.candidateModel = loaded;
       this.options.logger.info(
-        { model: wanted.name, version: wanted.version, strategy: rollout?.strategy, warmedOn: checked },
+        { model: wanted.name, version: wanted.version, strategy: rollout.strategy, warmedOn: checked },
         'rollout candidate loaded and warmed',
       );
     } catch (error) {
-      this.candidateFailure = `candidate version ${wanted.version} failed to load: ${errorMessage(error)}`;
+      this.candidateFailure = `candidate version ${wanted.version} failed to load or warm: ${errorMessage(error)}`;
+      this.failedAttempt = attempt;
+      this.lastCandidateFailure = this.candidateFailure;
+      await this.retire(loaded);
       this.options.logger.error(
         { err: error, model: wanted.name, version: wanted.version },
         'rollout candidate refused; the champion keeps all traffic',
       );
     }
-    if (rollout) await this.report(rollout, wanted.version, checked);
+    await this.report(rollout, wanted.version, checked);
   }
 
   /**
@@ -391,7 +446,6 @@ export class ModelWatcher {
   private async report(rollout: DeploymentRecord, version: number, checked: number): Promise<void> {
     const readiness = this.options.readiness;
     if (!readiness || !this.producer) return;
-    this.reportedFor = rollout.deployment_id;
     const record = {
       deployment_id: rollout.deployment_id,
       model_name: this.options.model,
@@ -409,8 +463,9 @@ export class ModelWatcher {
         acks: -1,
         messages: [{ key: `${rollout.deployment_id}:${this.group}`, value: await this.readinessSerde.encode(readiness.schemaId, record) }],
       });
+      this.reportedFor = rollout.deployment_id;
     } catch (error) {
-      // A lost report only holds a blue-green switch back (it times out); serving goes on.
+      // Serving goes on; the next record of the rollout reports again (a blue-green waits, or times out).
       this.options.logger.warn({ err: error, deployment: rollout.deployment_id }, 'could not report rollout readiness');
     }
   }
@@ -419,8 +474,7 @@ export class ModelWatcher {
     await this.consumer?.disconnect().catch(() => undefined);
     await this.switching;
     await this.producer?.disconnect().catch(() => undefined);
-    await this.loaded?.close();
-    await this.previousModel?.close();
-    if (this.candidateModel !== this.loaded && this.candidateModel !== this.previousModel) await this.candidateModel?.close();
+    const held = new Set([this.loaded, this.previousModel, this.candidateModel].filter((model) => model !== undefined));
+    await Promise.allSettled([...held].map((model) => model.close()));
   }
 }

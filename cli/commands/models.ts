@@ -5,7 +5,8 @@ import { createKafka } from '../../kafka/index.js';
 import { trainModel } from '../../jobs/train.js';
 import { runCanary } from '../../jobs/canary.js';
 import { parseGates } from '../../models/gates.js';
-import { readDeployments, trafficAt, type DeploymentRecord, type DeploymentsTopic } from '../../models/rollout.js';
+import { latestDeployment, readDeployments, trafficAt, type DeploymentRecord, type DeploymentsTopic } from '../../models/rollout.js';
+import { changeRollout } from '../../models/rollout-registry.js';
 import { runShadow } from '../../jobs/shadow.js';
 import { runBlueGreen, switchBack } from '../../jobs/blue-green.js';
 import { parseDuration } from '../../common/durations.js';
@@ -376,6 +377,24 @@ export async function deployCommand(context: CommandContext, name: string, versi
     `${name} v${candidate}: ${outcome.final.state} after ${outcome.canary.predictions} canary and ${outcome.champion.predictions} champion predictions, ${outcome.labelled} labelled\n`,
   );
   return outcome.final.state === 'PROMOTED' ? 0 : 1;
+}
+
+/** `sluice models abort <model>`: ends the model's running rollout in one ABORT record; the champion keeps all traffic. */
+export async function abortRolloutCommand(context: CommandContext, name: string): Promise<number> {
+  const topology = await commandTopology(context.config);
+  const registry = await registryWriter(context, topology);
+  const latest = latestDeployment(await readDeployments({ ...registry, topic: registry.deployments.topic }), name);
+  if (latest?.state !== 'RUNNING' && latest?.state !== 'PAUSED')
+    throw new ConfigError(`model ${name} has no running rollout (latest: ${latest ? `${latest.strategy} ${latest.state}` : 'none'})`);
+  const record = await changeRollout(registry, latest, {
+    action: 'ABORT',
+    state: 'ABORTED',
+    share: 0,
+    actor: registry.actor,
+    reason: `aborted by ${registry.actor}`,
+  });
+  printRecord(record);
+  return 0;
 }
 
 /** `sluice models switch-back <model>`: undoes the latest blue-green switch in one registry record. */

@@ -11,6 +11,7 @@ import { demoEvents, type DemoRecord } from '../../examples/fraud/generator.js';
 import demo from '../../examples/fraud/sluice.config.js';
 import { runBlueGreen, switchBack, type Readiness } from '../../jobs/blue-green.js';
 import { runShadow } from '../../jobs/shadow.js';
+import type { LoadedModel } from '../../models/deployment.js';
 import { toOnnx, type ScoringNetwork } from '../../models/network.js';
 import { ArtifactStore, baselineOf, readModelRegistry, registerModelVersion } from '../../models/registry.js';
 import { readDeployments, type DeploymentRecord } from '../../models/rollout.js';
@@ -271,12 +272,13 @@ describe('shadow and blue-green rollouts on the fused pipeline', () => {
       ),
     ).toBe(pairs);
     await waitUntil(async () => (await count('predictions_fraud_shadow')) === shadows.length, 120_000, 'shadow predictions in ClickHouse');
-    await waitUntil(() => watcher().shadow() === undefined, 30_000, 'the ended shadow unloaded');
+    await waitUntil(() => watcher().shadow() === undefined && watcher().candidate() === undefined, 30_000, 'the ended shadow unloaded');
   });
 
   it('blue-green: warmed in every instance, one record switches all traffic and one switches it back, no event scored without a loaded version', async () => {
     const before = produced;
     const records: DeploymentRecord[] = [];
+    let warmed: LoadedModel | undefined;
     const traffic = produce(batch(42, now - HOUR, 24_000), 400, 150);
     // Traffic is flowing (and recent events' inputs are there to warm on) before the rollout starts.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
@@ -290,12 +292,18 @@ describe('shadow and blue-green rollouts on the fused pipeline', () => {
       warmTimeoutMs: 60_000,
       actor: 'blue-green test',
       logger,
-      onRecord: (record) => records.push(record),
+      onRecord: (record) => {
+        records.push(record);
+        // The version every instance warmed: the switch must serve this very one, not load it again.
+        if (record.action === 'SWITCH') warmed = watcher().candidate() ?? watcher().current();
+      },
     });
+    expect(warmed?.version.version).toBe(candidate);
     expect(outcome.final).toMatchObject({ action: 'SWITCH', state: 'PROMOTED', champion_version: candidate });
     expect(outcome.instances.map((report) => report.instance)).toEqual([watcher().group]);
     expect(outcome.instances[0]?.rows_checked).toBeGreaterThan(1);
     await waitUntil(() => watcher().current()?.version.version === candidate, 30_000, 'the switch reached the instance');
+    expect(watcher().current()).toBe(warmed);
     // The version switched from stays loaded: switching back loads nothing.
     expect(watcher().previous()?.version.version).toBe(1);
     const switchedAt = Date.now();

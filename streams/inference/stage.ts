@@ -105,7 +105,6 @@ export async function predictWithShadow(
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
   const categories: Record<string, string | null> = {};
   for (const field of model.categorical) categories[field] = typeof event.value[field] === 'string' ? event.value[field] : null;
-  const shadowing = shadow ? watcher.shadow() : undefined;
   // The views the definition names, and those a version in service was trained on (a rollback
   // after a definition change): each version's row is built from its own recorded inputs.
   const loaded = [watcher.current(), watcher.previous(), watcher.candidate()].filter(
@@ -143,6 +142,8 @@ export async function predictWithShadow(
 
   // The running canary's hash split picks the canary for some entities, the champion for the rest.
   const route = watcher.route(event.entity);
+  // Taken with the route, after the inputs were read: both from one state of the watcher.
+  const shadowing = shadow ? watcher.shadow() : undefined;
   let served: LoadedModel | undefined = route.model;
   let score: number | undefined;
   let reason: string | null = inputProblem;
