@@ -214,7 +214,8 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
 
   it('splits by entity hash: 25% of 20,000+ events to the canary within 2 points, every entity on its bucket, each event once', async () => {
     const stop = new AbortController();
-    const run = canary(versions.good, [0.25], 1_000 * HOUR, 'minSample=1e12', stop.signal);
+    // No gate may judge while the split is measured: neither the sample gates nor the label test.
+    const run = canary(versions.good, [0.25], 1_000 * HOUR, 'minSample=1e12,minLabelled=1e12', stop.signal);
     await waitUntil(() => records.length === 1 && watcher().candidate()?.version.version === versions.good, 60_000, 'the canary loaded');
     const deployment = records[0]!.deployment_id;
     await produce(batches[0]!);
