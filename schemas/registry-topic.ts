@@ -1,5 +1,5 @@
 import kafkajs, { type Kafka } from 'kafkajs';
-import { readRanges, resolveRanges } from '../kafka/index.js';
+import { readRanges, resolveRanges, retryKafka } from '../kafka/index.js';
 import { loadAvsc } from './catalog.js';
 import { AvroSerde, avroType } from './serde.js';
 
@@ -32,7 +32,11 @@ export async function readRegistryTopic<T>(registry: RegistryTopic): Promise<Map
   return records;
 }
 
-/** Publishes records (acks=all, idempotent producer) with the registered schema id of the topic's values. */
+/**
+ * Publishes records (acks=all, idempotent producer) with the registered schema id of the topic's
+ * values. Retriable failures (a fresh topic's leader not ready, a leader move) are sent again with
+ * backoff: the topic is keyed and read back by key, so a record that landed twice reads once.
+ */
 export async function publishToRegistryTopic(
   registry: RegistryTopic,
   schemaId: number,
@@ -46,7 +50,7 @@ export async function publishToRegistryTopic(
   const producer = registry.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
-    await producer.send({ topic: registry.topic, acks: -1, messages });
+    await retryKafka(() => producer.send({ topic: registry.topic, acks: -1, messages }));
   } finally {
     await producer.disconnect();
   }

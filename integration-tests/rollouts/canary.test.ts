@@ -15,9 +15,12 @@ import { toOnnx, type ScoringNetwork } from '../../models/network.js';
 import { ArtifactStore, baselineOf, readModelRegistry, registerModelVersion, type RegistryOptions } from '../../models/registry.js';
 import { entityBucket, readDeployments, trafficAt, type DeploymentRecord } from '../../models/rollout.js';
 import { changeRollout, type RolloutRegistry } from '../../models/rollout-registry.js';
+import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables } from '../../offline/index.js';
 import { AvroSerde } from '../../schemas/index.js';
+import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
 import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { historyFromSql, trafficLine } from './readme-history.js';
 
 const HOUR = 3_600_000;
 const logger = silentLogger();
@@ -47,6 +50,8 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
   let setup: DemoSetup;
   let artifacts: ArtifactStore;
   let registry: RolloutRegistry;
+  let store: EmbeddedOfflineStore;
+  let sink: RunningSink | undefined;
   let launched: Launched | undefined;
   let produced = 0;
   const records: DeploymentRecord[] = [];
@@ -165,6 +170,21 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       'worse',
     );
     versions.good = await register({ ...champion, layers: [{ ...layer, bias: Float32Array.from([-2.05]) }] }, 'good');
+    // registry.deployments into ClickHouse, for the README's history query.
+    store = new EmbeddedOfflineStore(new ChdbEngine(path.join(dataDir, 'chdb')));
+    const tables = offlineTables({ sources: demo.sources, views: demo.views }).filter((table) => table.topic === 'registry.deployments');
+    await ensureTables(store, tables);
+    sink = await runSink({
+      brokers: inject('brokers'),
+      groupId: `${prefix}sink`,
+      topicPrefix: prefix,
+      tables,
+      store,
+      registryUrl: setup.registry.url,
+      dlqTopic: `${prefix}dlq`,
+      metrics: createMetricsRegistry(false),
+      logger,
+    });
     const config = loadConfig({
       SLUICE_DATA_DIR: dataDir,
       SLUICE_TOPIC_PREFIX: prefix,
@@ -186,13 +206,16 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
 
   afterAll(async () => {
     await launched?.stop();
+    await sink?.stop();
+    await store.close();
     await setup.registry.stop();
     await admin.disconnect();
   });
 
   it('splits by entity hash: 25% of 20,000+ events to the canary within 2 points, every entity on its bucket, each event once', async () => {
     const stop = new AbortController();
-    const run = canary(versions.good, [0.25], 1_000 * HOUR, 'minSample=1e12', stop.signal);
+    // No gate may judge while the split is measured: neither the sample gates nor the label test.
+    const run = canary(versions.good, [0.25], 1_000 * HOUR, 'minSample=1e12,minLabelled=1e12', stop.signal);
     await waitUntil(() => records.length === 1 && watcher().candidate()?.version.version === versions.good, 60_000, 'the canary loaded');
     const deployment = records[0]!.deployment_id;
     await produce(batches[0]!);
@@ -264,7 +287,7 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
     expect(all).toHaveLength(produced);
   });
 
-  it('promotes a good candidate after its last step, and history from the log answers at 5 sampled times', async () => {
+  it('promotes a good candidate after its last step, and history from the log and the README SQL answers at 5 sampled times', async () => {
     const before = records.length;
     const run = canary(
       versions.good,
@@ -298,11 +321,15 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
       [at(records.length - 1), `${versions.good} CHAMPION 1`], // promoted
     ];
     const log = await readDeployments({ kafka, topic: `${prefix}registry.deployments`, registryUrl: setup.registry.url });
+    await waitUntil(
+      async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM registry_deployments'))[0]?.n) === log.length,
+      60_000,
+      `${log.length} rows in registry_deployments`,
+    );
     for (const [time, expected] of expectations) {
-      const answer = trafficAt(log, 'fraud', time)
-        .shares.map((share) => `${share.version} ${share.role} ${share.share}`)
-        .join(', ');
-      expect(answer).toBe(expected);
+      const fromLog = trafficLine(trafficAt(log, 'fraud', time).shares);
+      const fromSql = await historyFromSql(store, new Date(Math.floor(time)));
+      expect({ fromLog, fromSql }).toEqual({ fromLog: expected, fromSql: expected });
     }
   });
 });

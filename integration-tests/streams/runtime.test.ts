@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
 import { createMetricsRegistry } from '../../common/metrics.js';
-import { runStage, type StageDefinition } from '../../streams/runtime/index.js';
+import { runStage, StageFailedError, type StageDefinition } from '../../streams/runtime/index.js';
 import { createTopic, testKafka, uniqueName } from '../helpers.js';
 import { produceNumbered, readTopic } from './helpers.js';
 
@@ -55,5 +55,76 @@ describe('a stage on the real broker', () => {
     } finally {
       await stage.stop();
     }
+  });
+
+  const mapper = (input: string, output: string): StageDefinition<string> => ({
+    name: 'mapper',
+    inputs: [input],
+    decode: (raw) => raw.value?.toString('utf8') ?? '',
+    process: (record) => [{ topic: output, key: record.key, value: Buffer.from(`${record.value}:mapped`) }],
+  });
+
+  it('starts before its input topic exists: waits for the cluster to host it (retrying), then processes it', async () => {
+    const input = uniqueName('late-in');
+    const output = uniqueName('late-out');
+    const dlq = uniqueName('dlq');
+    await createTopic(admin, output, 1);
+    await createTopic(admin, dlq, 1);
+    let settled = false;
+    const starting = runStage(mapper(input, output), {
+      brokers: inject('brokers'),
+      groupId: uniqueName('late'),
+      dlqTopic: dlq,
+      guarantee: 'at_least_once',
+      metrics: createMetricsRegistry(false),
+      logger: silentLogger(),
+    }).finally(() => (settled = true));
+    // The input appears two seconds later: until then the broker answers "does not host this topic-partition".
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(settled).toBe(false);
+    await createTopic(admin, input, 2);
+    await produceNumbered(kafka, input, 1_000);
+    const stage = await starting;
+    try {
+      const messages = await readTopic(kafka, output, (seen) => seen.length >= 1_000, 60_000);
+      expect(messages).toHaveLength(1_000);
+      expect(stage.status()).toMatchObject({ failed: false });
+    } finally {
+      await stage.stop();
+    }
+  });
+
+  it('fails naming an input topic that never appears, after its wait, not with the bare broker error', async () => {
+    const present = uniqueName('present');
+    const missing = uniqueName('missing');
+    const dlq = uniqueName('dlq');
+    await createTopic(admin, present, 1);
+    await createTopic(admin, dlq, 1);
+    const started = Date.now();
+    const starting = runStage(
+      { ...mapper(present, present), inputs: [present, missing] },
+      {
+        brokers: inject('brokers'),
+        groupId: uniqueName('missing'),
+        dlqTopic: dlq,
+        guarantee: 'at_least_once',
+        sourceTopicTimeoutMs: 3_000,
+        metrics: createMetricsRegistry(false),
+        logger: silentLogger(),
+      },
+    );
+    const error: unknown = await starting.then(
+      async (stage) => {
+        await stage.stop();
+        return undefined;
+      },
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(StageFailedError);
+    expect((error as Error).message).toBe(`the input topic ${missing} of mapper does not exist (waited 3 s for the cluster to host it)`);
+    expect(((error as Error).cause as { type?: string } | undefined)?.type).toBe('UNKNOWN_TOPIC_OR_PARTITION');
+    // It waited (retrying with backoff) rather than failing at the first answer, and no longer than asked.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
+    expect(Date.now() - started).toBeLessThan(20_000);
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { ensureTopics } from '../../kafka/index.js';
+import { ensureTopics, retryKafka } from '../../kafka/index.js';
 import { SchemaRegistryError } from '../errors.js';
 import { encodeRecord, type RegistryKey } from './records.js';
 
@@ -45,31 +45,51 @@ export class KafkaLog {
     } finally {
       await admin.disconnect();
     }
-    await this.producer.connect();
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic, fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ message }) => {
-        this.options.onRecord(message.key, message.value, message.offset);
-        this.advance(BigInt(message.offset));
-        await Promise.resolve();
-      },
-    });
-    // Like Confluent: write a no-op and read up to it, which proves the whole log before it has
-    // been applied (the high watermark alone is not enough: compaction may remove its record).
     const started = Date.now();
-    await this.append({ keytype: 'NOOP', magic: 0 }, null, 120_000);
+    try {
+      await retryKafka(() => this.producer.connect());
+      await retryKafka(() => this.consumer.connect());
+      // A topic created a moment ago may be unknown to the metadata kafkajs fetches: retried.
+      await retryKafka(() => this.consumer.subscribe({ topic, fromBeginning: true }));
+      await this.consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ message }) => {
+          this.options.onRecord(message.key, message.value, message.offset);
+          this.advance(BigInt(message.offset));
+          await Promise.resolve();
+        },
+      });
+      // Like Confluent: write a no-op and read up to it, which proves the whole log before it has
+      // been applied (the high watermark alone is not enough: compaction may remove its record).
+      await this.append({ keytype: 'NOOP', magic: 0 }, null, 120_000);
+    } catch (error) {
+      // Nothing of a failed start keeps running (its consumer would retry against a stopped broker).
+      await this.stop().catch(() => undefined);
+      throw error;
+    }
     logger.info({ topic, offset: this.applied.toString(), ms: Date.now() - started }, 'schema registry state restored from its topic');
   }
 
-  /** Writes one record and resolves once it has been read back and applied. */
+  /**
+   * Writes one record and resolves once it has been read back and applied. A retriable failure
+   * (the partition's leader not ready on a fresh topic: NOT_LEADER_FOR_PARTITION after kafkajs'
+   * own few retries, a leader move) is sent again with backoff within the timeout: a record that
+   * landed twice applies the same state twice.
+   */
   async append(key: RegistryKey, value: Buffer | null, timeoutMs = this.options.writeTimeoutMs ?? 30_000): Promise<void> {
-    const [metadata] = await this.producer.send({
-      topic: this.options.topic,
-      acks: -1,
-      messages: [{ key: encodeRecord(key), value }],
-    });
+    const [metadata] = await retryKafka(
+      () =>
+        this.producer.send({
+          topic: this.options.topic,
+          acks: -1,
+          messages: [{ key: encodeRecord(key), value }],
+        }),
+      {
+        timeoutMs,
+        onRetry: (error, attempt, delayMs) =>
+          this.options.logger.warn({ err: error, topic: this.options.topic, attempt, delayMs }, 'schema storage write failed; retrying'),
+      },
+    );
     const offset = BigInt(metadata?.baseOffset ?? '-1');
     await this.waitFor(offset, timeoutMs);
   }

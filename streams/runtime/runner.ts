@@ -49,6 +49,11 @@ export interface StageOptions {
   readonly topicPrefix?: string;
   /** How long a fenced task waits for the group before it takes its partition back. */
   readonly suspendTimeoutMs?: number;
+  /**
+   * How long start-up waits for a source topic the cluster does not host (yet), retrying with
+   * backoff, before the stage fails naming it (default 120 s).
+   */
+  readonly sourceTopicTimeoutMs?: number;
   readonly metrics: MetricsRegistry;
   readonly logger: Logger;
   /** OpenTelemetry tracing of records and commits (see tracing.ts); none: off, at no cost. */
@@ -190,12 +195,14 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     partitions: PartitionMetadata[] | undefined;
   }
   const partitionMetadata = new Map<string, CachedPartitions>();
-  const partitionsOf = (topic: string): Promise<PartitionMetadata[]> => {
+  const partitionsOf = (topic: string, timeoutMs?: number): Promise<PartitionMetadata[]> => {
     const cached = partitionMetadata.get(topic);
     if (cached && cached.at >= Date.now() - 5_000) return cached.fetching;
     const entry: CachedPartitions = {
       at: Date.now(),
-      fetching: retryKafka(() => admin.fetchTopicMetadata({ topics: [topic] })).then((metadata) => metadata.topics[0]?.partitions ?? []),
+      fetching: retryKafka(() => admin.fetchTopicMetadata({ topics: [topic] }), timeoutMs === undefined ? {} : { timeoutMs }).then(
+        (metadata) => metadata.topics[0]?.partitions ?? [],
+      ),
       partitions: cached?.partitions,
     };
     partitionMetadata.set(topic, entry);
@@ -460,34 +467,69 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     await admin.disconnect().catch(() => undefined);
   }
 
-  await retryKafka(() => admin.connect());
-  // Internal topics: changelogs (compacted) and repartition topics, partitioned like their source.
-  const internal: TopicSpec[] = [];
-  for (const plan of plans.values()) {
-    const partitions = (await partitionsOf(plan.spec.source)).length;
-    if (partitions === 0) throw new StageFailedError(`the source topic ${plan.spec.source} of ${spec.name} does not exist`);
-    for (const store of plan.stores) {
-      internal.push({
-        name: changelogTopicName('', options.groupId, store.name, plan.spec.name),
-        partitions,
-        config: changelogConfig(store),
-      });
+  /**
+   * A source topic's partitions at start-up. A topic created a moment ago may not be hosted by its
+   * leader yet ("does not host this topic-partition", retriable): retried with backoff. One that
+   * stays unknown fails the stage with its name, not with the bare broker error.
+   */
+  const sourcePartitions = async (topic: string): Promise<PartitionMetadata[]> => {
+    const timeoutMs = options.sourceTopicTimeoutMs ?? 120_000;
+    let partitions: PartitionMetadata[] = [];
+    let unknown: unknown;
+    try {
+      partitions = await partitionsOf(topic, timeoutMs);
+    } catch (error) {
+      if (!isUnknownTopic(error)) throw error;
+      unknown = error;
     }
-    for (const [fused, repartition] of plan.repartition) {
-      const fusedPartitions = (await partitionsOf(fused)).length;
-      if (fusedPartitions !== partitions) {
-        throw new StageFailedError(
-          `${fused} has ${fusedPartitions} partitions but ${plan.spec.source} has ${partitions}: a fused pipeline needs co-partitioned topics`,
-        );
+    if (partitions.length === 0)
+      throw new StageFailedError(
+        `the input topic ${topic} of ${spec.name} does not exist (waited ${Math.round(timeoutMs / 1000)} s for the cluster to host it)`,
+        { context: { topic, stage: spec.name }, ...(unknown === undefined ? {} : { cause: unknown }) },
+      );
+    return partitions;
+  };
+
+  /** Connects, creates the internal topics and joins the group; a failure leaves no client connected. */
+  const start = async (): Promise<void> => {
+    await retryKafka(() => admin.connect());
+    // Internal topics: changelogs (compacted) and repartition topics, partitioned like their source.
+    const internal: TopicSpec[] = [];
+    for (const plan of plans.values()) {
+      const partitions = (await sourcePartitions(plan.spec.source)).length;
+      for (const store of plan.stores) {
+        internal.push({
+          name: changelogTopicName('', options.groupId, store.name, plan.spec.name),
+          partitions,
+          config: changelogConfig(store),
+        });
       }
-      internal.push({ name: repartition, partitions, config: { 'retention.ms': String(7 * 86_400_000) } });
+      for (const [fused, repartition] of plan.repartition) {
+        const fusedPartitions = (await sourcePartitions(fused)).length;
+        if (fusedPartitions !== partitions) {
+          throw new StageFailedError(
+            `${fused} has ${fusedPartitions} partitions but ${plan.spec.source} has ${partitions}: a fused pipeline needs co-partitioned topics`,
+          );
+        }
+        internal.push({ name: repartition, partitions, config: { 'retention.ms': String(7 * 86_400_000) } });
+      }
     }
+    if (internal.length > 0) await retryKafka(() => ensureTopics(admin, internal, logger));
+    for (const topic of inputTopics) await sourcePartitions(topic);
+    await retryKafka(() => consumer.connect());
+    // kafkajs gives up on a subscription at once when the metadata it fetches does not know the
+    // topic yet (UNKNOWN_TOPIC_OR_PARTITION: on a cluster of several brokers, one that has not
+    // caught up with a fresh topic's creation): retriable, so retried; a failed subscribe adds nothing.
+    for (const topic of inputTopics) await retryKafka(() => consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true }));
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+  };
+  try {
+    await start();
+  } catch (error) {
+    await consumer.disconnect().catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+    throw error;
   }
-  if (internal.length > 0) await retryKafka(() => ensureTopics(admin, internal, logger));
-  for (const topic of inputTopics) await partitionsOf(topic);
-  await retryKafka(() => consumer.connect());
-  for (const topic of inputTopics) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
-  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
   logger.info({ inputs: inputTopics, guarantee, groupId: options.groupId, maxInFlight }, 'stage started');
 
   // ---- interactive queries --------------------------------------------------------------------
@@ -573,6 +615,15 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       return undefined;
     },
   };
+}
+
+/** Whether a Kafka failure (or the one it wraps) says the cluster does not host the topic. */
+function isUnknownTopic(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; typeof current === 'object' && current !== null && depth < 8; depth++) {
+    if ('type' in current && current.type === 'UNKNOWN_TOPIC_OR_PARTITION') return true;
+    current = ('originalError' in current && current.originalError) || ('cause' in current && current.cause) || undefined;
+  }
+  return false;
 }
 
 /** Key-value changelogs are compacted; window changelogs also expire after the store's retention. */
