@@ -329,9 +329,14 @@ export class ModelWatcher {
   /** Closes a version no slot holds any more (a version can sit in two: champion and candidate). */
   private async retire(model: LoadedModel | undefined): Promise<void> {
     if (!model || model === this.loaded || model === this.previousModel || model === this.candidateModel) return;
-    await model.close().catch((error: unknown) =>
-      this.options.logger.warn({ err: error, model: this.options.model, version: model.version.version }, 'closing a retired version failed'),
-    );
+    await model
+      .close()
+      .catch((error: unknown) =>
+        this.options.logger.warn(
+          { err: error, model: this.options.model, version: model.version.version },
+          'closing a retired version failed',
+        ),
+      );
   }
 
   private async followChampion(): Promise<void> {
