@@ -223,6 +223,8 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryOutcome> 
   const abort = (): void => fail(new Error('the canary run was stopped before a verdict; the rollout stays as it is'));
   options.signal?.addEventListener('abort', abort, { once: true });
   let decided = false;
+  // Read through a function: `judge` changes it across awaits, which narrowing cannot see.
+  const over = (): boolean => decided;
   let deciding = Promise.resolve();
   try {
     await consumer.connect();
@@ -231,13 +233,22 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryOutcome> 
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         if (decided) return;
-        for (const message of batch.messages) await handle(batch.topic, message);
-        deciding = deciding.then(async () => {
-          if (decided) return;
-          decided = await decide();
-          if (decided) finish();
-        });
-        await deciding.catch((error: unknown) => fail(error));
+        const judge = async (): Promise<void> => {
+          deciding = deciding.then(async () => {
+            if (decided) return;
+            decided = await decide();
+            if (decided) finish();
+          });
+          await deciding.catch((error: unknown) => fail(error));
+        };
+        for (const message of batch.messages) {
+          await handle(batch.topic, message);
+          // A step is judged when its event time has passed, not when the batch ends: a batch
+          // that spans hours of event time (a canary catching up) still steps at the right time.
+          if (stepStart !== undefined && watermark - stepStart >= options.stepEveryMs) await judge();
+          if (over()) return;
+        }
+        await judge();
       },
     });
     await done;

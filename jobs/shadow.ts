@@ -32,7 +32,7 @@ export interface ShadowOptions {
   readonly signal?: AbortSignal;
   readonly onRecord?: (record: DeploymentRecord) => void;
   readonly onWindow?: (window: ShadowWindow) => void;
-  /** Wall-clock time after which a partition without records of the rollout stops holding windows (default 10 s). */
+  /** Wall-clock time after which a partition without records of the rollout stops holding windows (default 30 s). */
   readonly idleMs?: number;
 }
 
@@ -93,12 +93,13 @@ export async function runShadow(options: ShadowOptions): Promise<ShadowOutcome> 
   // that has carried nothing of this rollout for `idleMs` of wall-clock time (no traffic there, or
   // an instance that could not load the shadow) no longer holds windows open.
   const partitions = [...starts.values()].reduce((sum, offsets) => sum + offsets.length, 0);
-  const idleMs = options.idleMs ?? 10_000;
-  const startedAt = Date.now();
+  const idleMs = options.idleMs ?? 30_000;
   const latest = new Map<string, number>();
   const seenAt = new Map<string, number>();
+  let firstSeenAt: number | undefined;
   const watermarkOf = (now = Date.now()): number => {
-    if (latest.size < partitions && now - startedAt < idleMs) return Number.NEGATIVE_INFINITY;
+    // Until every partition has spoken, or idleMs has passed since the first record of the rollout.
+    if (latest.size < partitions && (firstSeenAt === undefined || now - firstSeenAt < idleMs)) return Number.NEGATIVE_INFINITY;
     const active = [...latest].filter(([key]) => now - (seenAt.get(key) ?? 0) < idleMs).map(([, time]) => time);
     if (active.length > 0) return Math.min(...active);
     return latest.size > 0 ? Math.max(...latest.values()) : Number.NEGATIVE_INFINITY;
@@ -216,7 +217,9 @@ export async function runShadow(options: ShadowOptions): Promise<ShadowOutcome> 
     if (prediction.deployment_id !== record.deployment_id) return;
     const key = `${topic}:${partition}`;
     latest.set(key, Math.max(latest.get(key) ?? Number.NEGATIVE_INFINITY, prediction.event_time));
-    seenAt.set(key, Date.now());
+    const now = Date.now();
+    seenAt.set(key, now);
+    firstSeenAt ??= now;
     firstEventTime ??= prediction.event_time;
     comparison.add(topic === shadowTopic ? 'shadow' : 'champion', prediction);
   }

@@ -20,13 +20,24 @@ describe('gates', () => {
     expect(verdict.verdict).toBe('wait');
   });
 
-  it('passes a canary that behaves like the champion', () => {
-    const verdict = evaluateGates(
-      arm(5_000, spread),
-      arm(600, (index) => spread(index + 3)),
-      DEFAULT_GATES,
-    );
-    expect(verdict.verdict).toBe('pass');
+  it('passes a canary that behaves like the champion, once the label test has its minimum too', () => {
+    const champion = arm(5_000, spread);
+    const canary = arm(600, (index) => spread(index + 3));
+    // Enough predictions, no labels yet: no gate failed, but the label test has not judged.
+    expect(evaluateGates(champion, canary, DEFAULT_GATES).verdict).toBe('wait');
+    for (let index = 0; index < DEFAULT_GATES.minLabelled; index += 1) {
+      champion.labelledOutcome(spread(index), index % 10 === 0);
+      canary.labelledOutcome(spread(index + 3), index % 10 === 0);
+    }
+    expect(evaluateGates(champion, canary, DEFAULT_GATES).verdict).toBe('pass');
+    // With the label test off, predictions alone decide.
+    expect(
+      evaluateGates(
+        arm(5_000, spread),
+        arm(600, (index) => spread(index + 3)),
+        parseGates('minLabelled=off'),
+      ).verdict,
+    ).toBe('pass');
   });
 
   it('fails on a fallback rate 3 points above the champion', () => {

@@ -151,7 +151,12 @@ export const GATES: readonly Gate[] = [
 export function evaluateGates(champion: ArmStats, canary: ArmStats, config: GateConfig): GateVerdict {
   const readings = GATES.map((gate) => gate(champion, canary, config));
   if (readings.some((reading) => reading.failed === true)) return { verdict: 'fail', readings };
-  return { verdict: enough(config, canary) ? 'pass' : 'wait', readings };
+  // A pass is a reading from every gate that is on, the label test included (off: minLabelled=off),
+  // not just no failure yet: no promotion before the minimum sample of each.
+  const required = (reading: GateReading): boolean =>
+    reading.limit !== Number.POSITIVE_INFINITY && (reading.gate !== 'log_loss_msprt' || Number.isFinite(config.minLabelled));
+  const judged = readings.every((reading) => !required(reading) || reading.failed === false);
+  return { verdict: enough(config, canary) && judged ? 'pass' : 'wait', readings };
 }
 
 /** The gates as the strings a deployment record stores. */
