@@ -174,6 +174,8 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   let inFlight = 0;
   let backpressurePaused = false;
   let joined = false;
+  /** Between a consumer crash and kafkajs' restart of it: no group to pause in (the next join sets pauses again). */
+  let consumerStopped = false;
   let rebalances = 0;
   let stopping = false;
   let failure: unknown;
@@ -236,8 +238,9 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
   /** Pauses input partitions under backpressure or of tasks not running, resumes the others. */
   const pauseState = (): void => {
-    // Shutting down: the consumer is leaving (or gone); nothing to pause or resume.
-    if (stopping) return;
+    // Shutting down, or kafkajs restarting the consumer after a crash: nothing to pause or resume
+    // (kafkajs throws), and reconcile sets the pauses again when the group is joined.
+    if (stopping || consumerStopped) return;
     let paused = 0;
     const pausedNow = consumer.paused();
     for (const task of tasks.values()) {
@@ -443,6 +446,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     joined = true;
+    consumerStopped = false;
     rebalances++;
     if (rebalances > 1) metrics.rebalances.inc(labels);
     logger.info({ assignment: payload.memberAssignment, generation: rebalances }, 'joined the consumer group');
@@ -450,6 +454,9 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   });
   consumer.on(consumer.events.REBALANCING, () => {
     joined = false;
+  });
+  consumer.on(consumer.events.STOP, () => {
+    consumerStopped = true;
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) fail(new StageFailedError(`the consumer crashed: ${errorMessage(payload.error)}`, { cause: payload.error }));
