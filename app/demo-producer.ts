@@ -69,6 +69,9 @@ export async function runDemoProducer(options: DemoProducerOptions): Promise<voi
     position = next;
     if (options.positionFile) await writeJsonFile(options.positionFile, position);
   };
+  // The start is kept before anything is sent: a run interrupted inside the history burst re-sends
+  // it with the same event times (so ingest's dedup by event id and time drops the repeats).
+  if (position !== saved) await save(position);
   try {
     const drift = options.driftFrom !== undefined ? { driftFrom: options.driftFrom } : {};
     if (!position.historySent) {
