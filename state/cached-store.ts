@@ -82,10 +82,14 @@ export class CachedBytesStore {
 
   /** Entries with keys in [gte, lt), committed and pending merged, in key order. */
   async range(gte: Buffer, lt: Buffer): Promise<[Buffer, Buffer][]> {
+    // The pending layers as they are when the scan begins, not when it ends: the commit in flight
+    // may persist its writes and drop the frozen layer while RocksDB is read (processing overlaps
+    // commits), and the iterator reads a snapshot taken before those writes landed.
+    const layers = [this.frozen, this.dirty];
     const merged = new Map<string, [Buffer, Buffer] | null>();
     const options: RangeOptions = { gte, lt };
     for await (const [key, value] of this.db.entries(options)) merged.set(key.toString('hex'), [key, value]);
-    for (const layer of [this.frozen, this.dirty]) {
+    for (const layer of layers) {
       if (!layer) continue;
       for (const [hex, change] of layer) {
         if (Buffer.compare(change.key, gte) < 0 || Buffer.compare(change.key, lt) >= 0) continue;

@@ -84,6 +84,73 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
   });
 });
 
+describe('range scans while a commit in flight lands', () => {
+  /**
+   * The database with its scans held after their first read (so their RocksDB snapshot is taken)
+   * until `release`: the task's processing scans a store while its previous commit persists the
+   * frozen writes and drops that layer (the runtime overlaps the two).
+   */
+  function heldScans(db: RocksDatabase): { db: RocksDatabase; started: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let markStarted!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (markStarted = resolve));
+    const held = Object.create(db) as RocksDatabase;
+    held.entries = async function* (range) {
+      const inner = db.entries(range);
+      const first = await inner.next();
+      markStarted();
+      await released;
+      if (first.done) return;
+      yield first.value;
+      yield* inner;
+    };
+    return { db: held, started, release };
+  }
+
+  it('sees the frozen writes that were persisted after its snapshot (the performance join lost a window’s newest predictions)', async () => {
+    const { db, started, release } = heldScans(await database());
+    const bytes = new CachedBytesStore(db);
+    const store = new KeyValueStore(bytes, int64Serde);
+    // A window's predictions: most committed long ago, the newest ones in the commit now in flight.
+    for (let id = 0; id < 226; id++) store.put(`p:fraud:0001715166000000:${String(id).padStart(4, '0')}`, id);
+    store.serializeDirty();
+    await bytes.persistNow();
+    for (let id = 226; id < 231; id++) store.put(`p:fraud:0001715166000000:${String(id).padStart(4, '0')}`, id);
+    store.serializeDirty();
+    bytes.freeze();
+    store.put('p:fraud:0001715166000000:0231', 231); // processed after the commit began
+    // The window is made FINAL: its predictions are scanned while the commit in flight persists.
+    const scan = store.range('p:fraud:0001715166000000:');
+    await started;
+    await bytes.persistFrozen();
+    release();
+    const entries = await scan;
+    expect(entries.length).toBe(232);
+    expect(entries.map(([, value]) => value)).toEqual(Array.from({ length: 232 }, (_, id) => id));
+  });
+
+  it('overlays the writes of the frozen commit on its snapshot, deletes included', async () => {
+    const { db, started, release } = heldScans(await database());
+    const bytes = new CachedBytesStore(db);
+    bytes.put(Buffer.from('k:1'), Buffer.from('a'));
+    bytes.put(Buffer.from('k:2'), Buffer.from('b'));
+    await bytes.persistNow();
+    bytes.put(Buffer.from('k:1'), Buffer.from('c'));
+    bytes.delete(Buffer.from('k:2'));
+    bytes.put(Buffer.from('k:3'), Buffer.from('d'));
+    bytes.freeze();
+    const scan = bytes.range(Buffer.from('k:'), Buffer.from('k;'));
+    await started;
+    await bytes.persistFrozen();
+    release();
+    expect((await scan).map(([key, value]) => [key.toString(), value.toString()])).toEqual([
+      ['k:1', 'c'],
+      ['k:3', 'd'],
+    ]);
+  });
+});
+
 describe('KeyValueStore reads in flight across a discard', () => {
   it('never caches a value read before the cache was dropped and RocksDB changed', async () => {
     const db = await database();
