@@ -64,6 +64,8 @@ const watching = (model: LoadedModel): ModelWatcher =>
     previous: () => undefined,
     candidate: () => undefined,
     loadFailure: () => undefined,
+    shadow: () => undefined,
+    remember: () => undefined,
     route: () => ({ model, role: 'CHAMPION', deploymentId: null }),
   }) as unknown as ModelWatcher;
 
