@@ -12,14 +12,15 @@ import demo from '../../examples/fraud/sluice.config.js';
 import { runCanary, type CanaryOptions } from '../../jobs/canary.js';
 import { parseGates } from '../../models/gates.js';
 import { train } from '../../models/trainer.js';
-import { toOnnx, type ScoringNetwork } from '../../models/network.js';
-import { ArtifactStore, baselineOf, readModelRegistry, registerModelVersion, type RegistryOptions } from '../../models/registry.js';
+import type { ScoringNetwork } from '../../models/network.js';
+import { ArtifactStore, readModelRegistry } from '../../models/registry.js';
 import { entityBucket, readDeployments, trafficAt, type DeploymentRecord } from '../../models/rollout.js';
 import { changeRollout, type RolloutRegistry } from '../../models/rollout-registry.js';
 import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables } from '../../offline/index.js';
 import { AvroSerde } from '../../schemas/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
+import { produceDemo, registerNetwork } from './fixtures.js';
 import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { historyFromSql, trafficLine } from './readme-history.js';
 
@@ -67,50 +68,10 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
   const records: DeploymentRecord[] = [];
   const versions = { worse: 0, good: 0, trained: 0 };
 
-  const register = async (network: ScoringNetwork, run: string): Promise<number> => {
-    const sha = await artifacts.put(toOnnx(network, 'fraud'), {
-      name: 'fraud',
-      inputs: setup.inputs,
-      fill: [...network.mean],
-      threshold: 0.5,
-      trainer: 'fixed',
-      metrics: {},
-      baseline: Object.fromEntries(setup.inputs.map((input) => [input, baselineOf([])])),
-    });
-    const registryOptions: RegistryOptions = registry;
-    return (
-      await registerModelVersion(registryOptions, {
-        name: 'fraud',
-        artifact_sha256: sha,
-        trainer: 'fixed',
-        params: {},
-        metrics: {},
-        dataset: { ranges: [], feature_versions: Object.fromEntries(setup.versions) },
-        code_commit: null,
-        run_id: run,
-        created_at: Date.now(),
-      })
-    ).version;
-  };
+  const register = (network: ScoringNetwork, run: string): Promise<number> => registerNetwork(setup, artifacts, registry, network, run);
 
   const produce = async (records: readonly DemoRecord[]): Promise<void> => {
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    for (let start = 0; start < records.length; start += 5_000) {
-      const slice = records.slice(start, start + 5_000);
-      const topics = [...new Set(slice.map((record) => record.topic))];
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: topics.map((topic) => ({
-          topic: `${prefix}${topic}`,
-          messages: slice
-            .filter((record) => record.topic === topic)
-            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
-        })),
-      });
-    }
-    await producer.disconnect();
-    produced += records.filter((record) => record.topic === 'raw.transactions').length;
+    produced += await produceDemo(kafka, prefix, records);
   };
 
   /** Every prediction, read to the end offsets once the pipeline has consumed everything produced. */

@@ -12,8 +12,8 @@ import demo from '../../examples/fraud/sluice.config.js';
 import { runBlueGreen, switchBack, type Readiness } from '../../jobs/blue-green.js';
 import { runShadow } from '../../jobs/shadow.js';
 import type { LoadedModel } from '../../models/deployment.js';
-import { toOnnx, type ScoringNetwork } from '../../models/network.js';
-import { ArtifactStore, baselineOf, readModelRegistry, registerModelVersion } from '../../models/registry.js';
+import type { ScoringNetwork } from '../../models/network.js';
+import { ArtifactStore, readModelRegistry } from '../../models/registry.js';
 import { readDeployments, type DeploymentRecord } from '../../models/rollout.js';
 import type { RolloutRegistry } from '../../models/rollout-registry.js';
 import type { ShadowWindow } from '../../models/shadow-compare.js';
@@ -28,6 +28,7 @@ import {
 import { AvroSerde, readRegistryTopic } from '../../schemas/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
+import { produceDemo, registerNetwork } from './fixtures.js';
 import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 
 const HOUR = 3_600_000;
@@ -63,51 +64,11 @@ describe('shadow and blue-green rollouts on the fused pipeline', () => {
   let produced = 0;
   let candidate = 0;
 
-  const register = async (network: ScoringNetwork, run: string): Promise<number> => {
-    const sha = await artifacts.put(toOnnx(network, 'fraud'), {
-      name: 'fraud',
-      inputs: setup.inputs,
-      fill: [...network.mean],
-      threshold: 0.5,
-      trainer: 'fixed',
-      metrics: {},
-      baseline: Object.fromEntries(setup.inputs.map((input) => [input, baselineOf([])])),
-    });
-    return (
-      await registerModelVersion(registry, {
-        name: 'fraud',
-        artifact_sha256: sha,
-        trainer: 'fixed',
-        params: {},
-        metrics: {},
-        dataset: { ranges: [], feature_versions: Object.fromEntries(setup.versions) },
-        code_commit: null,
-        run_id: run,
-        created_at: Date.now(),
-      })
-    ).version;
-  };
+  const register = (network: ScoringNetwork, run: string): Promise<number> => registerNetwork(setup, artifacts, registry, network, run);
 
   /** Produces the records in slices, `pauseMs` apart: traffic keeps flowing while a rollout changes. */
-  const produce = async (records: readonly DemoRecord[], slice = 5_000, pauseMs = 0): Promise<void> => {
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    for (let start = 0; start < records.length; start += slice) {
-      const part = records.slice(start, start + slice);
-      const topics = [...new Set(part.map((record) => record.topic))];
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: topics.map((topic) => ({
-          topic: `${prefix}${topic}`,
-          messages: part
-            .filter((record) => record.topic === topic)
-            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
-        })),
-      });
-      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
-    }
-    await producer.disconnect();
-    produced += records.filter((record) => record.topic === 'raw.transactions').length;
+  const produce = async (records: readonly DemoRecord[], slice?: number, pauseMs?: number): Promise<void> => {
+    produced += await produceDemo(kafka, prefix, records, slice, pauseMs);
   };
 
   const caughtUp = (): Promise<void> =>
