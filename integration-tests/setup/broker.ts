@@ -33,7 +33,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Crash tests kill group members; a short minimum session lets the group notice in ~2 s
   // instead of Kafka's default 6 s floor. Only this throw-away broker is configured so.
   const minSessionTimeoutMs = config.kafka.externalBrokers ? 6_000 : 1_000;
-  const kafka = await startEphemeralKafka(config, logger, '768m', { 'group.min.session.timeout.ms': minSessionTimeoutMs });
+  const kafka = await startEphemeralKafka(config, logger, '768m', {
+    'group.min.session.timeout.ms': minSessionTimeoutMs,
+    // Time retention runs every 5 minutes (the first time 30 s after start) by default, so records
+    // stamped with an old time vanished from a test only when a check happened to fall inside it.
+    // Checking every 2 s from the start makes such a loss show on every run.
+    'log.initial.task.delay.ms': 1_000,
+    'log.retention.check.interval.ms': 2_000,
+  });
   project.provide('brokers', [...kafka.brokers]);
   project.provide('minSessionTimeoutMs', minSessionTimeoutMs);
   return () => kafka.stop();

@@ -161,8 +161,9 @@ export function driftMergeStage(options: DriftStageOptions): StageDefinition<Dri
           topic: outputTopic,
           key: drift.model_name,
           value: await encoder.encode(options.schemaId, drift),
-          // Event time of the window evaluated: replays and ClickHouse order by it.
-          timestamp: drift.window_end,
+          // The Kafka timestamp stays the time of evaluation, never the window's event time: the
+          // broker's time retention deletes records whose timestamp is older than retention.ms at its
+          // next check, so a replay of last year's predictions would lose its own results.
         });
       }
       return outputs;

@@ -218,7 +218,9 @@ export function performanceMergeStage(options: PerformanceStageOptions): StageDe
           topic: outputTopic,
           key: report.model_name,
           value: await encoder.encode(options.schemaId, report),
-          timestamp: report.window_end,
+          // The Kafka timestamp stays the time of evaluation, never the window's event time: the
+          // broker's time retention deletes records whose timestamp is older than retention.ms at its
+          // next check, so a replay of last year's predictions would lose its own results.
         });
       }
       return outputs;
