@@ -6,7 +6,15 @@ import { createKafka } from '../../kafka/index.js';
 import { AvroSerde } from '../../schemas/index.js';
 import type { StackState } from '../../app/stack.js';
 import { readToEnd, waitUntil } from '../helpers.js';
-import { cleanEnv, DEMO_TOPOLOGY, processExists, spawnSluice, waitForOutput, type SluiceProcess } from './sluice-process.js';
+import {
+  cleanEnv,
+  DEMO_TOPOLOGY,
+  exitedOrDiagnosed,
+  processExists,
+  spawnSluice,
+  waitForOutput,
+  type SluiceProcess,
+} from './sluice-process.js';
 
 /**
  * The demo's broker SIGKILLed while events flow: sluice exits within 30 s with the reason, starts
@@ -79,7 +87,7 @@ describe('sluice up --demo, its broker SIGKILLed', () => {
     );
     const killedAt = Date.now();
     process.kill(kafkaPid!, 'SIGKILL');
-    const { code } = await first.proc.exited;
+    const { code } = await exitedOrDiagnosed(first.proc, 40_000);
     const stderr = first.proc.stderr();
     expect((Date.now() - killedAt) / 1000, stderr.slice(-3_000)).toBeLessThan(30);
     expect(code).toBe(1);

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../common/config.js';
 import { waitUntil } from '../helpers.js';
@@ -83,4 +83,43 @@ export function processExists(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The exit of a process, waited for; when it has not come after `diagnoseAfterMs`, what its threads
+ * are doing (state and kernel wait channel per thread, and gdb's native backtraces where gdb is
+ * installed) is printed once, so that a slow exit in CI leaves evidence.
+ */
+export async function exitedOrDiagnosed(
+  proc: SluiceProcess,
+  diagnoseAfterMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const timer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), diagnoseAfterMs).unref());
+  const early = await Promise.race([proc.exited, timer]);
+  if (early) return early;
+  const pid = proc.child.pid;
+  if (pid !== undefined) console.log(`sluice (pid ${pid}) has not exited after ${diagnoseAfterMs} ms:\n${threadReport(pid)}`);
+  return proc.exited;
+}
+
+function threadReport(pid: number): string {
+  const lines: string[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const read = (file: string): string => {
+        try {
+          return readFileSync(`/proc/${pid}/task/${task}/${file}`, 'utf8').trim();
+        } catch {
+          return '?';
+        }
+      };
+      const state = /^State:\s+(.*)$/m.exec(read('status'))?.[1] ?? '?';
+      lines.push(`thread ${task} ${read('comm')}: ${state}, waiting in ${read('wchan')}`);
+    }
+  } catch (error) {
+    lines.push(`no /proc/${pid}/task: ${String(error)}`);
+  }
+  const gdb = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'thread apply all bt 25'], { encoding: 'utf8', timeout: 60_000 });
+  lines.push(gdb.error ? `gdb: ${gdb.error.message}` : `${gdb.stdout}\n${gdb.stderr}`);
+  return lines.join('\n');
 }

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createKafka } from '../../kafka/index.js';
 import { isPortFree } from '../../common/ports.js';
 import { waitUntil } from '../helpers.js';
-import { cleanEnv, processExists, runSluice, spawnSluice, waitForOutput, type SluiceProcess } from './sluice-process.js';
+import { cleanEnv, exitedOrDiagnosed, processExists, runSluice, spawnSluice, waitForOutput, type SluiceProcess } from './sluice-process.js';
 import { retryKafka } from '../../kafka/index.js';
 
 interface StackFile {
@@ -155,7 +155,7 @@ describe('sluice up', () => {
     const { proc, stack } = await startUp(dataDir);
     const killedAt = Date.now();
     process.kill(stack.kafkaPid, 'SIGKILL');
-    const { code } = await proc.exited;
+    const { code } = await exitedOrDiagnosed(proc, 40_000);
     const seconds = (Date.now() - killedAt) / 1000;
     expect(seconds).toBeLessThan(30);
     expect(code).toBe(1);

@@ -1,240 +1,35 @@
-import fs from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import type { Admin, Kafka } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { launch, type Launched } from '../../app/launch.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backfillMonitoring, monitoringReplayOptions } from '../../cli/commands/monitoring.js';
-import { checkMonitoring } from '../../jobs/monitoring.js';
-import { launchMonitoring } from '../../app/monitoring.js';
-import { topologySubjects } from '../../app/stages.js';
-import { loadConfig, type SluiceConfig } from '../../common/config.js';
-import { silentLogger } from '../../common/logger.js';
-import { createMetricsRegistry, type MetricsRegistry } from '../../common/metrics.js';
-import { demoEvents, type DemoRecord } from '../../examples/fraud/generator.js';
 import demo from '../../examples/fraud/sluice.config.js';
-import { trainModel } from '../../jobs/train.js';
-import { ensureTopics, retryKafka } from '../../kafka/index.js';
+import { checkMonitoring } from '../../jobs/monitoring.js';
 import { readModelRegistry } from '../../models/registry.js';
 import type { AlertRecord, DriftRecord } from '../../monitoring/index.js';
-import { ChdbEngine, EmbeddedOfflineStore, ensureTables, offlineTables, predictionsTable, type TableSpec } from '../../offline/index.js';
-import { AvroSerde, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
-import { publishFeatureViews } from '../../streams/features/registry.js';
-import type { RunningMonitoring } from '../../streams/monitoring/index.js';
-import { runSink, type RunningSink } from '../../streams/sink/stage.js';
-import { featureTopics, platformTopics, predictionTopics, sourceTopics } from '../../topology/topics.js';
-import { groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
-import { pendingRecords } from './pending.js';
+import { waitUntil } from '../helpers.js';
+import { DemoRun, HOUR, MONITOR_FROM } from './demo-run.js';
 
 /**
- * The fraud demo end to end with its monitoring, in simulated (event) time, one generator stream:
- * a week and 6 hours of history (the week warms up the 1-hour to 7-day features; the champion is
- * trained on the last 6 hours), then 30 monitored hours without drift, then the generator's drift (larger amounts, new
- * merchant categories) for 6 hours. Everything runs as `sluice up` composes it: the fused pipeline,
- * monitoring with its rules, the retrain action and the webhook, and the sink into ClickHouse.
+ * The demo with drift from monitored hour 12 (larger amounts, new merchant categories) for 6 hours,
+ * through the whole stack (see DemoRun): found in its first hourly window, one alert per rule that
+ * stays open, a retrained candidate, everything in ClickHouse and equal to a replay. The demo
+ * without drift is demo-quiet.test.ts.
  */
-const HOUR = 3_600_000;
-const T0 = Math.floor(Date.UTC(2024, 4, 1) / HOUR) * HOUR;
-// A week of history first: the demo's 7-day features (amount max, mean, deviation per card) only
-// stop growing once a week of transactions is in their window.
-const TRAIN_FROM = T0 + 7 * 24 * HOUR;
-const MONITOR_FROM = TRAIN_FROM + 6 * HOUR;
-const DRIFT_FROM = MONITOR_FROM + 30 * HOUR;
-const END = DRIFT_FROM + 6 * HOUR;
+const DRIFT_AT_HOUR = 12;
+const MONITORED_HOURS = DRIFT_AT_HOUR + 6;
+const DRIFT_FROM = MONITOR_FROM + DRIFT_AT_HOUR * HOUR;
 const DRIFT_RULES = new Set(['input_drift', 'dataset_drift']);
-const model = demo.models.find((candidate) => candidate.name === 'fraud')!;
-const logger = silentLogger();
 
-/** One seeded stream of demo events over [T0, END), drifting from DRIFT_FROM, at a steady rate. */
-const stream = (): DemoRecord[] => [
-  ...demoEvents({
-    seed: 7,
-    events: Math.round(((END - T0) / HOUR) * 400),
-    end: END,
-    spanMs: END - T0,
-    cards: 400,
-    users: 200,
-    fraudRate: 0.01,
-    chargebackDelayMs: 20 * 60_000,
-    driftFrom: DRIFT_FROM,
-  }),
-];
-const timeOf = (record: DemoRecord): number => record.value.timestamp as number;
+describe('the demo with monitoring: drift → found in its first window, one alert per rule, a retrained candidate, all in ClickHouse', () => {
+  const run = new DemoRun({ monitoredHours: MONITORED_HOURS, driftAtHour: DRIFT_AT_HOUR });
 
-describe('the demo with monitoring: no drift alert without drift; drift → one alert per rule, a retrained candidate, all in ClickHouse', () => {
-  const prefix = `${uniqueName('mondemo')}.`;
-  let kafka: Kafka;
-  let admin: Admin;
-  let registry: RunningSchemaRegistry;
-  let dataDir: string;
-  let config: SluiceConfig;
-  let metrics: MetricsRegistry;
-  let store: EmbeddedOfflineStore;
-  let tables: TableSpec[];
-  let pipeline: Launched | undefined;
-  let sink: RunningSink | undefined;
-  let monitoring: RunningMonitoring | undefined;
-  let webhook: http.Server;
-  const posted: Record<string, unknown>[] = [];
+  beforeAll(() => run.setUp());
+  afterAll(() => run.tearDown());
 
-  const produce = async (records: readonly DemoRecord[]): Promise<void> => {
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    for (let start = 0; start < records.length; start += 5_000) {
-      const slice = records.slice(start, start + 5_000);
-      const topics = [...new Set(slice.map((record) => record.topic))];
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: topics.map((topic) => ({
-          topic: `${prefix}${topic}`,
-          messages: slice
-            .filter((record) => record.topic === topic)
-            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
-        })),
-      });
-    }
-    await producer.disconnect();
-  };
-  const count = async (table: string, where = '1'): Promise<number> =>
-    Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${table} WHERE ${where}`))[0]?.n);
-  const decodeAll = async <T>(topic: string): Promise<T[]> => {
-    const serde = new AvroSerde(registry.url);
-    return Promise.all((await readToEnd(kafka, `${prefix}${topic}`)).map(async (message) => (await serde.decode(message.value!)) as T));
-  };
-  const lag = async (group: string, topic: string): Promise<number> =>
-    pendingRecords(admin, kafka, `${prefix}sluice-${group}`, `${prefix}${topic}`);
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-mondemo-'));
-    webhook = http.createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      request.on('end', () => {
-        posted.push(JSON.parse(body) as Record<string, unknown>);
-        response.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
-    const layout = { prefix, partitions: 3 };
-    await retryKafka(() =>
-      ensureTopics(
-        admin,
-        [
-          ...platformTopics(layout),
-          ...demo.sources.flatMap((source) => sourceTopics(source.name, layout)),
-          ...demo.views.flatMap((view) => featureTopics(view.name, layout)),
-          ...demo.models.flatMap((definition) => predictionTopics(definition.name, layout)),
-        ],
-        logger,
-      ),
-    );
-    registry = await startSchemaRegistry({ brokers: inject('brokers'), topic: `${prefix}_schemas`, host: '127.0.0.1', port: 0, logger });
-    config = loadConfig({
-      SLUICE_DATA_DIR: dataDir,
-      SLUICE_TOPIC_PREFIX: prefix,
-      KAFKA_BROKERS: inject('brokers').join(','),
-      SCHEMA_REGISTRY_URL: registry.url,
-      SLUICE_ALERT_WEBHOOK_URL: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`,
-    });
-    metrics = createMetricsRegistry(false);
-    store = new EmbeddedOfflineStore(new ChdbEngine(path.join(dataDir, 'clickhouse')));
-    tables = [...offlineTables({ sources: demo.sources, views: demo.views }), predictionsTable('fraud')];
-    await ensureTables(store, tables);
-  });
-
-  afterAll(async () => {
-    await monitoring?.stop();
-    await pipeline?.stop();
-    await sink?.stop();
-    await store.close();
-    await registry.stop();
-    await admin.disconnect();
-    await new Promise((resolve) => webhook.close(resolve));
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
-
-  it('30 monitored hours without drift raise no drift alert; drift from hour 30 is found in its first window, alerted once per rule, retrained as a candidate, and in ClickHouse', async () => {
-    const brokers = inject('brokers');
-    const schemaIds = await registerSchemas(registry.url, topologySubjects(prefix, demo), logger);
-    const versions = await publishFeatureViews(demo.views, {
-      kafka,
-      topic: `${prefix}registry.features`,
-      registryUrl: registry.url,
-      schemaId: schemaIds.get(`${prefix}registry.features-value`)!,
-      logger,
-    });
-    const launchOptions = { config, topology: demo, brokers, registryUrl: registry.url, schemaIds, metrics, logger };
-    pipeline = await launch('pipeline', launchOptions);
-    sink = await runSink({
-      brokers,
-      groupId: `${prefix}sluice-sink`,
-      topicPrefix: prefix,
-      tables,
-      store,
-      registryUrl: registry.url,
-      dlqTopic: `${prefix}dlq`,
-      metrics,
-      logger,
-    });
-
-    // ---- history, and the champion trained on its last 6 hours (the drift reference) -----------
-    const events = stream();
-    const history = events.filter((record) => timeOf(record) < MONITOR_FROM);
-    await produce(history);
-    const historyTransactions = history.filter((record) => record.topic === 'raw.transactions').length;
-    await waitUntil(
-      async () => (await count('features_card_amount_7d')) === historyTransactions,
-      400_000,
-      'the history ingested and featurized',
-    );
-    const champion = await trainModel({
-      kafka,
-      topicPrefix: prefix,
-      registryUrl: registry.url,
-      modelsSchemaId: schemaIds.get(`${prefix}registry.models-value`)!,
-      versions,
-      artifactsDir: path.join(dataDir, 'models'),
-      model,
-      range: { eventTime: { from: TRAIN_FROM, to: MONITOR_FROM } },
-      aliases: ['champion'],
-      logger,
-    });
-    expect(champion.version.version).toBe(1);
-    await waitUntil(() => pipeline?.watchers.get('fraud')?.watcher.current()?.version.version === 1, 60_000, 'the champion in service');
-    monitoring = await launchMonitoring({ ...launchOptions, parts: ['drift', 'performance', 'alerts', 'webhook', 'actions'] });
-
-    // ---- 30 hours without drift, then drift ------------------------------------------------------
-    const monitored = events.filter((record) => timeOf(record) >= MONITOR_FROM);
-    await produce(monitored);
-    const transactions = historyTransactions + monitored.filter((record) => record.topic === 'raw.transactions').length;
-    await waitUntil(
-      async () => (await groupLag(admin, `${prefix}sluice-pipeline`, `${prefix}raw.transactions`)) === 0,
-      600_000,
-      'the pipeline to score everything',
-    );
-    await waitUntil(
-      async () =>
-        (await new Promise((resolve) => setTimeout(resolve, 2_000))) === undefined &&
-        (await lag('monitoring-drift', 'predictions.fraud')) === 0 &&
-        (await lag('monitoring-drift', 'sluice-monitoring-drift-partials')) === 0 &&
-        (await lag('monitoring-alerts', 'monitoring.drift')) === 0 &&
-        (await lag('monitoring-alert-actions', 'monitoring.alerts')) === 0 &&
-        (await lag('monitoring-performance', 'predictions.fraud')) === 0 &&
-        (await lag('monitoring-performance', 'events.chargebacks')) === 0 &&
-        (await lag('monitoring-performance', 'sluice-monitoring-performance-outcomes')) === 0 &&
-        (await lag('monitoring-performance', 'sluice-monitoring-performance-partials')) === 0,
-      600_000,
-      'monitoring to catch up',
-    );
-    await waitUntil(async () => (await decodeAll<{ status: string }>('monitoring.actions')).length > 0, 300_000, 'the retrain action');
+  it(`drift from hour ${DRIFT_AT_HOUR} is found in its first window, alerted once per rule, retrained as a candidate, in ClickHouse and equal to a replay`, async () => {
+    const { transactions } = await run.run();
+    await waitUntil(async () => (await run.decodeAll('monitoring.actions')).length > 0, 300_000, 'the retrain action');
 
     // ---- drift records: quiet before the drift, the first drifted hour found --------------------
-    const drift = await decodeAll<DriftRecord>('monitoring.drift');
+    const drift = await run.decodeAll<DriftRecord>('monitoring.drift');
     const hourly = (start: number, feature: string): DriftRecord | undefined =>
       drift.find(
         (record) =>
@@ -262,12 +57,12 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
         )
         .join('\n'),
     );
-    expect(quietHours).toBeGreaterThanOrEqual(29);
+    expect(quietHours).toBe(DRIFT_AT_HOUR);
     expect(first('amount')).toBe('DRIFT');
     expect(first('merchant_category')).toBe('DRIFT');
 
     // ---- alerts: none about drift before it; each drift rule fires once after it, stays open ----
-    const alerts = await decodeAll<AlertRecord>('monitoring.alerts');
+    const alerts = await run.decodeAll<AlertRecord>('monitoring.alerts');
     console.log(
       alerts
         .map((alert) => `${alert.state} ${alert.rule} ${alert.subject} at +${(alert.at - MONITOR_FROM) / HOUR} h: ${alert.message}`)
@@ -280,13 +75,13 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     expect(inputDrift[0]?.feature?.split(',')).toEqual(expect.arrayContaining(['amount', 'merchant_category']));
     // The webhook got each firing (retried until delivered; duplicates are possible, losses not).
     await waitUntil(
-      () => driftAlerts.every((alert) => posted.some((body) => body.alert_id === alert.alert_id && body.state === alert.state)),
+      () => driftAlerts.every((alert) => run.posted.some((body) => body.alert_id === alert.alert_id && body.state === alert.state)),
       60_000,
       'the webhook to receive every drift alert',
     );
 
     // ---- retraining: a candidate linked to the alert, champion unchanged -------------------------
-    const actions = await decodeAll<{
+    const actions = await run.decodeAll<{
       alert_id: string;
       status: string;
       model_version: number | null;
@@ -296,7 +91,7 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     expect(actions.map((action) => [action.alert_id, action.status, action.aliases])).toEqual([
       [inputDrift[0]?.alert_id, 'SUCCEEDED', ['candidate']],
     ]);
-    const registered = await readModelRegistry({ kafka, topic: `${prefix}registry.models`, registryUrl: registry.url });
+    const registered = await readModelRegistry({ kafka: run.kafka, topic: `${run.prefix}registry.models`, registryUrl: run.registry.url });
     const candidate = registered.find((version) => version.version === actions[0]?.model_version);
     expect(candidate?.aliases).toEqual(['candidate']);
     expect(candidate?.params.trigger_alert).toBe(inputDrift[0]?.alert_id);
@@ -309,9 +104,9 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     const topics = ['monitoring.drift', 'monitoring.performance', 'monitoring.alerts', 'monitoring.actions', 'registry.models'];
     const expected: Record<string, number> = {};
     for (const topic of topics) {
-      const spec = tables.find((table) => table.topic === topic)!;
+      const spec = run.tables.find((table) => table.topic === topic)!;
       const byKey = new Map<string, Record<string, unknown>[]>();
-      for (const record of await decodeAll<Record<string, unknown>>(topic)) {
+      for (const record of await run.decodeAll<Record<string, unknown>>(topic)) {
         const key = spec.key.map((column) => JSON.stringify(record[column] ?? null)).join('|');
         byKey.set(key, [...(byKey.get(key) ?? []), record]);
       }
@@ -324,7 +119,7 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
     }
     expect(expected['monitoring.performance']).toBeGreaterThan(0);
     const counts = async (): Promise<Record<string, number>> =>
-      Object.fromEntries(await Promise.all(topics.map(async (topic) => [topic, await count(topic.replaceAll('.', '_'))] as const)));
+      Object.fromEntries(await Promise.all(topics.map(async (topic) => [topic, await run.count(topic.replaceAll('.', '_'))] as const)));
     const deadline = Date.now() + 120_000;
     let stored = await counts();
     while (JSON.stringify(stored) !== JSON.stringify(expected) && Date.now() < deadline) {
@@ -332,16 +127,16 @@ describe('the demo with monitoring: no drift alert without drift; drift → one 
       stored = await counts();
     }
     expect(stored).toEqual(expected);
-    expect(await count('monitoring_alerts', `rule = 'input_drift' AND state = 'FIRING'`)).toBe(1);
-    expect(await count('monitoring_actions', `status = 'SUCCEEDED' AND model_version = ${actions[0]?.model_version}`)).toBe(1);
+    expect(await run.count('monitoring_alerts', `rule = 'input_drift' AND state = 'FIRING'`)).toBe(1);
+    expect(await run.count('monitoring_actions', `status = 'SUCCEEDED' AND model_version = ${actions[0]?.model_version}`)).toBe(1);
 
     // ---- replay: a backfill recomputes every record the stages wrote (none new), bit for bit --------
-    const context = { config, logger };
-    const cluster = { brokers, registryUrl: registry.url, stack: undefined };
-    const backfill = await backfillMonitoring(context, cluster, demo, store, {});
+    const context = { config: run.config, logger: run.launchOptions.logger };
+    const cluster = { brokers: run.brokers, registryUrl: run.registry.url, stack: undefined };
+    const backfill = await backfillMonitoring(context, cluster, demo, run.store, {});
     expect(backfill?.drift).toBe(drift.length);
     expect(backfill).toMatchObject({ newDrift: 0, newPerformance: 0 });
-    const reports = await checkMonitoring(await monitoringReplayOptions(context, cluster, demo, kafka, {}));
+    const reports = await checkMonitoring(await monitoringReplayOptions(context, cluster, demo, run.kafka, {}));
     console.log(JSON.stringify(reports.map(({ examples, ...report }) => ({ ...report, example: examples[0] }))));
     for (const report of reports) {
       expect(report.compared).toBeGreaterThan(0);
