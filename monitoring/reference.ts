@@ -1,12 +1,11 @@
 import {
   KllSketch,
   addCategory,
-  addToHistogram,
   createCategoryCounts,
-  createHistogram,
   quantileBinEdges,
   referenceCategories,
-  sampleQuantiles,
+  sortedBinCounts,
+  sortedQuantiles,
   type KllSketchState,
 } from './statistics/index.js';
 
@@ -69,19 +68,29 @@ export function numericReference(values: ArrayLike<number | null | undefined>, o
   let missing = 0;
   let invalid = 0;
   const sketch = new KllSketch({ k: options.sketchK ?? 400 });
+  const finite = new Float64Array(values.length);
+  let count = 0;
   for (let index = 0; index < values.length; index++) {
     const value = values[index];
     if (value === null || value === undefined) missing++;
     else if (!Number.isFinite(value)) invalid++;
-    else sketch.add(value);
+    else {
+      sketch.add(value);
+      finite[count++] = value === 0 ? 0 : value;
+    }
   }
-  const edges = quantileBinEdges(sampleQuantiles(values), options.bins ?? 10) ?? [];
-  const histogram = createHistogram(edges);
-  for (let index = 0; index < values.length; index++) {
-    const value = values[index];
-    if (typeof value === 'number' && Number.isFinite(value)) addToHistogram(histogram, value);
-  }
-  return { kind: 'numeric', count: sketch.count, missing, invalid, edges, counts: histogram.counts, sketch: sketch.toState() };
+  // One sort gives both the exact quantile cuts and the counts in their bins.
+  const sorted = finite.subarray(0, count).sort();
+  const edges = quantileBinEdges(sortedQuantiles(sorted), options.bins ?? 10) ?? [];
+  return {
+    kind: 'numeric',
+    count: sketch.count,
+    missing,
+    invalid,
+    edges,
+    counts: sortedBinCounts(sorted, edges),
+    sketch: sketch.toState(),
+  };
 }
 
 export function categoricalReference(

@@ -12,6 +12,7 @@ import {
   quantileBinEdges,
   referenceCategories,
   sampleQuantiles,
+  sortedBinCounts,
   type CategoryCounts,
   type Histogram,
 } from './bins.js';
@@ -97,6 +98,18 @@ describe('histogram', () => {
     const right = histogramOf(edges, [3, 4, 1.5, null]);
     expect(mergeHistograms(left, right)).toEqual(histogramOf(edges, [0, 1, 2, 2.5, Number.NaN, 3, 4, 1.5, null]));
     expect(left.counts).toEqual([2, 1, 1, 0]);
+  });
+
+  it('counts sorted values in their bins as addToHistogram does, values on the edges and ties included', () => {
+    let state = 11;
+    const random = (): number => (state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const values = Float64Array.from({ length: 5_000 }, () => Math.floor(random() * 40) / 4 - 3).sort();
+    for (const edges of [[], [0], [-3, -1.25, 0, 0.5, 6.75], [-10], [20], [-2.5, 1e-9, 2.25]]) {
+      const histogram = createHistogram(edges);
+      for (const value of values) addToHistogram(histogram, value);
+      expect(sortedBinCounts(values, edges)).toEqual(histogram.counts);
+    }
+    expect(sortedBinCounts(new Float64Array(0), [1, 2])).toEqual([0, 0, 0]);
   });
 
   it('refuses to merge histograms over different bins', () => {

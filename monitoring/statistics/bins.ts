@@ -22,7 +22,11 @@ export function sampleQuantiles(sample: ArrayLike<number | null | undefined>): Q
     const value = sample[index];
     if (typeof value === 'number' && Number.isFinite(value)) values.push(value === 0 ? 0 : value);
   }
-  const sorted = Float64Array.from(values).sort();
+  return sortedQuantiles(Float64Array.from(values).sort());
+}
+
+/** The quantiles of finite values already in ascending order, as sampleQuantiles gives them (O(1) each). */
+export function sortedQuantiles(sorted: Float64Array): QuantileSource & { readonly count: number } {
   return {
     count: sorted.length,
     quantile(q: number): number | undefined {
@@ -31,6 +35,29 @@ export function sampleQuantiles(sample: ArrayLike<number | null | undefined>): Q
       return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
     },
   };
+}
+
+/**
+ * The counts addToHistogram would give over the bins cut at edges, for finite values in ascending
+ * order: O(bins · log n) by binary search instead of O(n · log bins).
+ */
+export function sortedBinCounts(sorted: Float64Array, edges: readonly number[]): number[] {
+  const counts: number[] = [];
+  let below = 0;
+  for (const edge of edges) {
+    // The values ≤ edge: the first position holding a larger value.
+    let low = below;
+    let high = sorted.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((sorted[middle] ?? Infinity) <= edge) low = middle + 1;
+      else high = middle;
+    }
+    counts.push(low - below);
+    below = low;
+  }
+  counts.push(sorted.length - below);
+  return counts;
 }
 
 /**

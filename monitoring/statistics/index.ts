@@ -27,6 +27,8 @@ export {
   quantileBinEdges,
   referenceCategories,
   sampleQuantiles,
+  sortedBinCounts,
+  sortedQuantiles,
   type CategoryCounts,
   type CategoryValue,
   type Histogram,
