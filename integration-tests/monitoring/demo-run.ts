@@ -22,6 +22,7 @@ import type { RunningMonitoring } from '../../streams/monitoring/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { featureTopics, platformTopics, predictionTopics, sourceTopics } from '../../topology/topics.js';
 import { groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { produceDemo } from '../rollouts/fixtures.js';
 import { pendingRecords } from './pending.js';
 
 /**
@@ -243,22 +244,7 @@ export class DemoRun {
   }
 
   async produce(records: readonly DemoRecord[]): Promise<void> {
-    const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    for (let start = 0; start < records.length; start += 5_000) {
-      const slice = records.slice(start, start + 5_000);
-      const topics = [...new Set(slice.map((record) => record.topic))];
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: topics.map((topic) => ({
-          topic: `${this.prefix}${topic}`,
-          messages: slice
-            .filter((record) => record.topic === topic)
-            .map((record) => ({ key: record.key, value: JSON.stringify(record.value) })),
-        })),
-      });
-    }
-    await producer.disconnect();
+    await produceDemo(this.kafka, this.prefix, records);
   }
 
   async count(table: string, where = '1'): Promise<number> {
