@@ -2,6 +2,7 @@ import {
   KllSketch,
   addCategory,
   createCategoryCounts,
+  finiteSorted,
   quantileBinEdges,
   referenceCategories,
   sortedBinCounts,
@@ -68,19 +69,14 @@ export function numericReference(values: ArrayLike<number | null | undefined>, o
   let missing = 0;
   let invalid = 0;
   const sketch = new KllSketch({ k: options.sketchK ?? 400 });
-  const finite = new Float64Array(values.length);
-  let count = 0;
   for (let index = 0; index < values.length; index++) {
     const value = values[index];
     if (value === null || value === undefined) missing++;
     else if (!Number.isFinite(value)) invalid++;
-    else {
-      sketch.add(value);
-      finite[count++] = value === 0 ? 0 : value;
-    }
+    else sketch.add(value);
   }
   // One sort gives both the exact quantile cuts and the counts in their bins.
-  const sorted = finite.subarray(0, count).sort();
+  const sorted = finiteSorted(values).values;
   const edges = quantileBinEdges(sortedQuantiles(sorted), options.bins ?? 10) ?? [];
   return {
     kind: 'numeric',

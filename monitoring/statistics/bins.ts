@@ -1,3 +1,5 @@
+import { finiteSorted } from './samples.js';
+
 /**
  * Fixed bins for binned drift measures (PSI, chi-square, Jensen–Shannon): numeric bins cut at the
  * reference's quantiles, a mergeable histogram over them, and mergeable categorical frequency
@@ -17,12 +19,7 @@ export interface QuantileSource {
  * valid value is left. Sorts a copy once, O(n log n); each quantile is then O(1).
  */
 export function sampleQuantiles(sample: ArrayLike<number | null | undefined>): QuantileSource & { readonly count: number } {
-  const values: number[] = [];
-  for (let index = 0; index < sample.length; index++) {
-    const value = sample[index];
-    if (typeof value === 'number' && Number.isFinite(value)) values.push(value === 0 ? 0 : value);
-  }
-  return sortedQuantiles(Float64Array.from(values).sort());
+  return sortedQuantiles(finiteSorted(sample).values);
 }
 
 /** The quantiles of finite values already in ascending order, as sampleQuantiles gives them (O(1) each). */

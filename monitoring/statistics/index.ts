@@ -39,3 +39,4 @@ export { chiSquare, type ChiSquareResult } from './chi-square.js';
 export { jensenShannon, type JensenShannonResult } from './jensen-shannon.js';
 export { benjaminiHochberg, bonferroni } from './multiple-testing.js';
 export { randomState, randomStep, seededRandom, type SeededRandom } from '../../common/random.js';
+export { finiteSorted } from './samples.js';
