@@ -167,6 +167,11 @@ export function referenceCategories(values: Iterable<CategoryValue>, maxCategori
     const key = categoryKey(value);
     if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
   }
+  return mostFrequent(counts, maxCategories);
+}
+
+/** The categories of a count table, most frequent first (ties by name), at most maxCategories. */
+export function mostFrequent(counts: ReadonlyMap<string, number>, maxCategories = Infinity): string[] {
   return [...counts.entries()]
     .sort(
       ([leftName, leftCount], [rightName, rightCount]) =>
@@ -231,7 +236,8 @@ export function categoryVector(table: CategoryCounts): number[] {
   return [...table.counts, table.other];
 }
 
-function categoryKey(value: CategoryValue): string | undefined {
+/** A value's category: its string form; undefined for null, undefined, NaN and ±Infinity (invalid). */
+export function categoryKey(value: CategoryValue): string | undefined {
   if (value === null || value === undefined) return undefined;
   if (typeof value === 'number' && !Number.isFinite(value)) return undefined;
   return String(value);

@@ -26,6 +26,8 @@ export {
   mergeHistograms,
   quantileBinEdges,
   referenceCategories,
+  mostFrequent,
+  categoryKey,
   sampleQuantiles,
   sortedBinCounts,
   sortedQuantiles,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { sampleQuantiles } from './bins.js';
 import { normalSample, uniformSample } from './fixtures/generate.js';
@@ -242,5 +243,74 @@ describe('KllSketch determinism and serialization', () => {
     const bytes = sketchOf([1, 2, 3]).toBuffer();
     expect(() => KllSketch.fromBuffer(bytes.subarray(0, bytes.length - 1))).toThrow(RangeError);
     expect(() => KllSketch.fromBuffer(Buffer.from('not a sketch at all, no, not at all, really not'))).toThrow(RangeError);
+  });
+});
+
+describe('KllSketch stored sketches stay compatible', () => {
+  // Digests of sketches as the implementation before typed-array levels built them: a sketch stored
+  // in a changelog by one version continues bit-identically under the next, so replays agree.
+  const digest = (sketch: KllSketch): string => createHash('sha256').update(sketch.toBuffer()).digest('hex');
+  it.each([
+    [200, '842f2283343bfbc99c5cd24f08f8138bf552d1f9c63cdef20f3e1c01c49edc70'],
+    [400, 'f1fc08ff14e898ea507d76ca5ef9e75d6dcd9750edba8f9ad071994b2d93eb4e'],
+    [64, '5960d05bb6b5af5e0ee1a22d3fe07e8679e2e7f9f585d0c2f93461c6835e11e4'],
+  ])('gives the same bytes as before for k = %i', (k, expected) => {
+    expect(digest(sketchOf(uniformSample(2024, 100_000), { k, seed: 11 }))).toBe(expected);
+  });
+});
+
+describe('KllSketch.fromSorted', () => {
+  const data = uniformSample(2024, 100_000);
+  const sorted = Float64Array.from(data).sort();
+
+  it.each([400, 200, 64])('stays within 1/(k+1) of every true rank (k = %i), well inside the streamed bound', (k) => {
+    const sketch = KllSketch.fromSorted(sorted, { k });
+    expect(sketch.count).toBe(100_000);
+    expect(sketch.min).toBe(sorted[0]);
+    expect(sketch.max).toBe(sorted[sorted.length - 1]);
+    expect(sketch.isExact).toBe(false);
+    expect(sketch.retainedCount).toBeLessThanOrEqual(k + 20);
+    expect(maxRankError(sketch, data)).toBeLessThanOrEqual(1 / (k + 1));
+    expect(1 / (k + 1)).toBeLessThan(kllRankErrorBound(k));
+  });
+
+  it('keeps every value, exactly, up to k values', () => {
+    const small = Float64Array.from([-2, -0.5, 0, 0, 1, 3.5, 9]);
+    const sketch = KllSketch.fromSorted(small, { k: 8 });
+    expect(sketch.isExact).toBe(true);
+    expect(maxRankError(sketch, small)).toBe(0);
+    expect(sketch.quantile(0.5)).toBe(0);
+  });
+
+  it('keeps heavily tied data within the bound', () => {
+    const tied = Float64Array.from(sorted, (value) => Math.floor(value * 20));
+    expect(maxRankError(KllSketch.fromSorted(tied, { k: 200 }), tied)).toBeLessThanOrEqual(1 / 201);
+  });
+
+  it('is an ordinary sketch afterwards: it takes values and merges within the streamed bound', () => {
+    const sketch = KllSketch.fromSorted(sorted.subarray(0, 50_000).slice().sort(), { k: 200 });
+    const half = Float64Array.from(data.subarray(0, 50_000)).sort();
+    const rebuilt = KllSketch.fromSorted(half, { k: 200, seed: 4 });
+    for (const value of data.subarray(50_000)) rebuilt.add(value);
+    expect(rebuilt.count).toBe(100_000);
+    expect(maxRankError(rebuilt, data)).toBeLessThan(kllRankErrorBound(200));
+    expect(sketch.merge(sketchOf(data.subarray(50_000), { seed: 2 })).count).toBe(100_000);
+    expect(
+      KllSketch.fromState(JSON.parse(JSON.stringify(rebuilt.toState())))
+        .toBuffer()
+        .equals(rebuilt.toBuffer()),
+    ).toBe(true);
+  });
+
+  it('is deterministic, gives an empty sketch for no values, and refuses unsorted or non-finite input', () => {
+    expect(
+      KllSketch.fromSorted(sorted, { k: 200 })
+        .toBuffer()
+        .equals(KllSketch.fromSorted(sorted, { k: 200 }).toBuffer()),
+    ).toBe(true);
+    expect(KllSketch.fromSorted(new Float64Array(0)).count).toBe(0);
+    expect(() => KllSketch.fromSorted(Float64Array.from([2, 1]))).toThrow(RangeError);
+    expect(() => KllSketch.fromSorted(Float64Array.from([1, Number.NaN]))).toThrow(RangeError);
+    expect(() => KllSketch.fromSorted(Float64Array.from([1, Number.POSITIVE_INFINITY]))).toThrow(RangeError);
   });
 });
