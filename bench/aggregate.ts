@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { loadConfig, PROJECT_ROOT } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../kafka/index.js';
+import { printProfile } from './profile.js';
 import { printTable } from './report.js';
 
 const run = promisify(execFile);
@@ -19,6 +20,7 @@ const run = promisify(execFile);
  * transactions) as the client's ceiling. Each processor runs as its own process; its CPU-seconds
  * come from /proc, counted from its first committed offset to the end of the input (start-up and
  * JIT warm-up excluded for both). Rounds alternate the three; the table shows medians.
+ * `--profile` adds one sluice run under the CPU profiler and prints where its time goes.
  */
 const RECORDS = 1_000_000;
 const KEYS = 10_000;
@@ -67,6 +69,7 @@ export async function main(): Promise<void> {
   await admin.connect();
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-aggregate-'));
   const results = new Map<string, Measured[]>();
+  const profileDir = process.argv.includes('--profile') ? path.join(root, 'profile') : undefined;
   try {
     const classpath = await kafkaStreamsClasspath(config.cacheDir, config.kafka.version);
     const input = 'aggregate-in';
@@ -89,6 +92,7 @@ export async function main(): Promise<void> {
       round: number,
       command: string,
       args: (output: string, group: string, state: string) => string[],
+      recorded = true,
     ): Promise<void> => {
       const output = `aggregate-out-${name}-${round}`;
       const group = `aggregate-${name}-${round}`;
@@ -125,10 +129,20 @@ export async function main(): Promise<void> {
         seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * RECORDS,
         cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * RECORDS,
       };
-      results.set(name, [...(results.get(name) ?? []), measured]);
+      if (recorded) results.set(name, [...(results.get(name) ?? []), measured]);
     };
 
     const node = process.execPath;
+    const sluiceArgs = (output: string, group: string, state: string): string[] => [
+      '--import',
+      'tsx',
+      path.join(PROJECT_ROOT, 'bench', 'fixtures', 'aggregate-stage.ts'),
+      cluster.brokers.join(','),
+      group,
+      input,
+      output,
+      state,
+    ];
     for (let round = 0; round < ROUNDS; round++) {
       await measure('kafka-streams', round, 'java', (output, group, state) => [
         '-Xmx1g',
@@ -141,16 +155,7 @@ export async function main(): Promise<void> {
         output,
         state,
       ]);
-      await measure('sluice', round, node, (output, group, state) => [
-        '--import',
-        'tsx',
-        path.join(PROJECT_ROOT, 'bench', 'fixtures', 'aggregate-stage.ts'),
-        cluster.brokers.join(','),
-        group,
-        input,
-        output,
-        state,
-      ]);
+      await measure('sluice', round, node, sluiceArgs);
       await measure('kafkajs', round, node, (output, group) => [
         '--import',
         'tsx',
@@ -160,6 +165,11 @@ export async function main(): Promise<void> {
         input,
         output,
       ]);
+    }
+    // `--profile`: one more sluice run under the CPU profiler, not counted in the table.
+    if (profileDir !== undefined) {
+      await measure('sluice', ROUNDS, node, (...args) => ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, ...sluiceArgs(...args)], false);
+      await printProfile(profileDir, 'the sluice aggregate (an extra run, not in the table)');
     }
   } finally {
     await admin.disconnect();

@@ -8,6 +8,7 @@ import { uniformRandom } from '../common/random.js';
 import { demoEvents } from '../examples/fraud/generator.js';
 import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
 import { createKafka, startEphemeralKafka } from '../kafka/index.js';
+import { printProfile } from './profile.js';
 import { printTable } from './report.js';
 
 /**
@@ -19,7 +20,9 @@ import { printTable } from './report.js';
  *   received by a read_committed consumer, p50/p99;
  * - the highest rate sustained for 60 s with p99 under 1 s (a search);
  * - the CPU profile's top functions (self time) of the backlog run.
- * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory.
+ * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory
+ * (`--rss=<rate>` at another rate; with `--only-rss`, only that run). `--live-profile` runs only
+ * the live run at 1,000 events/s, under the CPU profiler, and prints where its time goes.
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
@@ -76,7 +79,14 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 export async function main(): Promise<void> {
-  const withRss = process.argv.includes('--rss');
+  // `--rss[=rate]`: the 10-minute memory run (at 5,000 events/s unless a rate is given);
+  // with `--only-rss`, nothing else.
+  const rssArgument = process.argv.find((argument) => argument === '--rss' || argument.startsWith('--rss='));
+  const withRss = rssArgument !== undefined;
+  const rssOnly = withRss && process.argv.includes('--only-rss');
+  // `--live-profile`: only the live run at 1,000 events/s, under the CPU profiler.
+  const liveProfile = process.argv.includes('--live-profile');
+  const rssRate = rssArgument?.startsWith('--rss=') ? Number(rssArgument.slice('--rss='.length)) : 5_000;
   // `--backlog`: only the throughput run and its profile (a quick look while optimizing).
   const backlogOnly = process.argv.includes('--backlog');
   const config = loadConfig();
@@ -113,7 +123,7 @@ export async function main(): Promise<void> {
   await producer.connect();
   try {
     // ---- throughput over a backlog, with a CPU profile --------------------------------------
-    {
+    if (!rssOnly && !liveProfile) {
       const { prefix, setup, env } = await fresh();
       const events = [
         ...demoEvents({ seed: 9, events: 100_000, end: Date.now(), spanMs: 86_400_000, cards: 5_000, users: 2_000, fraudRate: 0.008 }),
@@ -162,14 +172,19 @@ export async function main(): Promise<void> {
         'events per CPU-s': Math.round(events.length / cpu),
       });
       await setup.registry.stop();
-      await printProfile(profileDir);
+      await printProfile(profileDir, 'the backlog run');
     }
 
     if (!backlogOnly) {
       // ---- latency at fixed rates, and the highest rate sustained ------------------------------
-      const latency = async (rate: number, seconds: number, sampleRss = false): Promise<Record<string, string | number>> => {
+      const latency = async (
+        rate: number,
+        seconds: number,
+        sampleRss = false,
+        profileDir?: string,
+      ): Promise<Record<string, string | number>> => {
         const { prefix, setup, env } = await fresh();
-        const pipeline = startPipeline(env);
+        const pipeline = startPipeline(env, profileDir);
         await pipeline.ready;
         const sent = new Map<string, number>();
         const latencies: number[] = [];
@@ -232,6 +247,7 @@ export async function main(): Promise<void> {
         await consumer.disconnect();
         await pipeline.stop();
         await setup.registry.stop();
+        if (profileDir !== undefined) await printProfile(profileDir, `the live run at ${rate.toLocaleString('en')} events/s`);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {
           run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s`,
@@ -246,25 +262,29 @@ export async function main(): Promise<void> {
           const warm = rss.slice(Math.floor(rss.length / 5));
           const low = Math.min(...warm);
           const high = Math.max(...warm);
-          row.rss = `${(low / 2 ** 20).toFixed(0)}–${(high / 2 ** 20).toFixed(0)} MiB after warm-up (${(((high - low) / low) * 100).toFixed(1)}% spread)`;
+          const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
+          row.rss = `${mib(low)}–${mib(high)} MiB after warm-up (${(((high - low) / low) * 100).toFixed(1)}% spread; ${mib(warm[0] ?? 0)} → ${mib(warm.at(-1) ?? 0)})`;
         }
         return row;
       };
-      rows.push(await latency(1_000, 60));
-      rows.push(await latency(5_000, 60));
-      let best: number | undefined;
-      for (const rate of [8_000, 12_000, 16_000, 20_000]) {
-        const row = await latency(rate, 60);
-        rows.push(row);
-        const p99 = Number(row['p99 ms']);
-        const [got, wanted] = String(row.predictions).split('/').map(Number);
-        if (!(p99 < 1_000) || got !== wanted) break;
-        best = rate;
+      if (liveProfile) rows.push(await latency(1_000, 60, false, path.join(root, 'live-profile')));
+      else if (!rssOnly) {
+        rows.push(await latency(1_000, 60));
+        rows.push(await latency(5_000, 60));
+        let best: number | undefined;
+        for (const rate of [8_000, 12_000, 16_000, 20_000]) {
+          const row = await latency(rate, 60);
+          rows.push(row);
+          const p99 = Number(row['p99 ms']);
+          const [got, wanted] = String(row.predictions).split('/').map(Number);
+          if (!(p99 < 1_000) || got !== wanted) break;
+          best = rate;
+        }
+        rows.push({
+          run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 8,000' : best.toLocaleString('en')} events/s`,
+        });
       }
-      rows.push({
-        run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 8,000' : best.toLocaleString('en')} events/s`,
-      });
-      if (withRss) rows.push(await latency(5_000, 600, true));
+      if (withRss) rows.push(await latency(rssRate, 600, true));
     }
   } finally {
     await producer.disconnect();
@@ -273,60 +293,4 @@ export async function main(): Promise<void> {
     await fs.rm(root, { recursive: true, force: true });
   }
   printTable('fused pipeline (ingest → features → inference), one process, 6 partitions, exactly-once, commit interval 100 ms', rows);
-}
-
-/** The top 10 functions by self time in the CPU profile the pipeline wrote on exit. */
-async function printProfile(dir: string): Promise<void> {
-  const files = (await fs.readdir(dir).catch(() => [])).filter((file) => file.endsWith('.cpuprofile'));
-  const [file] = files;
-  if (!file) return;
-  // BENCH_PROFILE_OUT=<file>: keep the profile (open it in Chrome's DevTools, or read it with a script).
-  if (process.env.BENCH_PROFILE_OUT) await fs.copyFile(path.join(dir, file), process.env.BENCH_PROFILE_OUT);
-  interface ProfileNode {
-    readonly id: number;
-    readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
-  }
-  const profile = JSON.parse(await fs.readFile(path.join(dir, file), 'utf8')) as {
-    nodes: ProfileNode[];
-    samples: number[];
-    timeDeltas: number[];
-  };
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const self = new Map<string, number>();
-  profile.samples.forEach((id, index) => {
-    const node = byId.get(id);
-    if (!node) return;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
-    const name = `${functionName || '(anonymous)'}${where}`;
-    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0));
-  });
-  const total = [...self.values()].reduce((sum, value) => sum + value, 0);
-  const top = [...self].sort((left, right) => right[1] - left[1]).slice(0, 10);
-  // The same samples by package or source folder: where the time goes at a coarser grain.
-  const byModule = new Map<string, number>();
-  profile.samples.forEach((id, index) => {
-    const url = byId.get(id)?.callFrame.url ?? '';
-    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-    const where =
-      url === ''
-        ? '(native / gc / idle)'
-        : match
-          ? (match[1] ?? url)
-          : url.startsWith('node:')
-            ? 'node'
-            : url.replace(/^.*\/(streams|state|schemas|kafka|models|common|app)\//, '$1/').replace(/\/[^/]*$/, '');
-    byModule.set(where, (byModule.get(where) ?? 0) + (profile.timeDeltas[index] ?? 0));
-  });
-  printTable(
-    'CPU profile of the backlog run, self time by package or folder',
-    [...byModule]
-      .sort((left, right) => right[1] - left[1])
-      .slice(0, 14)
-      .map(([where, micros]) => ({ where, share: `${((micros / total) * 100).toFixed(1)}%` })),
-  );
-  printTable(
-    'CPU profile of the backlog run, top 10 by self time',
-    top.map(([name, micros]) => ({ function: name.slice(0, 90), share: `${((micros / total) * 100).toFixed(1)}%` })),
-  );
 }

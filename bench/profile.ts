@@ -1,0 +1,62 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { printTable } from './report.js';
+
+/**
+ * The top 10 functions by self time, and the time by package or source folder, of the CPU profile
+ * (`node --cpu-prof`) a benchmarked process wrote into dir on exit.
+ */
+export async function printProfile(dir: string, what: string): Promise<void> {
+  const files = (await fs.readdir(dir).catch(() => [])).filter((file) => file.endsWith('.cpuprofile'));
+  const [file] = files;
+  if (!file) return;
+  // BENCH_PROFILE_OUT=<file>: keep the profile (open it in Chrome's DevTools, or read it with a script).
+  if (process.env.BENCH_PROFILE_OUT) await fs.copyFile(path.join(dir, file), process.env.BENCH_PROFILE_OUT);
+  interface ProfileNode {
+    readonly id: number;
+    readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  }
+  const profile = JSON.parse(await fs.readFile(path.join(dir, file), 'utf8')) as {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<string, number>();
+  profile.samples.forEach((id, index) => {
+    const node = byId.get(id);
+    if (!node) return;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
+    const name = `${functionName || '(anonymous)'}${where}`;
+    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  const total = [...self.values()].reduce((sum, value) => sum + value, 0);
+  const top = [...self].sort((left, right) => right[1] - left[1]).slice(0, 10);
+  // The same samples by package or source folder: where the time goes at a coarser grain.
+  const byModule = new Map<string, number>();
+  profile.samples.forEach((id, index) => {
+    const url = byId.get(id)?.callFrame.url ?? '';
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+    const where =
+      url === ''
+        ? '(native / gc / idle)'
+        : match
+          ? (match[1] ?? url)
+          : url.startsWith('node:')
+            ? 'node'
+            : url.replace(/^.*\/(streams|state|schemas|kafka|models|common|app)\//, '$1/').replace(/\/[^/]*$/, '');
+    byModule.set(where, (byModule.get(where) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  printTable(
+    `CPU profile of ${what}, self time by package or folder`,
+    [...byModule]
+      .sort((left, right) => right[1] - left[1])
+      .slice(0, 14)
+      .map(([where, micros]) => ({ where, share: `${((micros / total) * 100).toFixed(1)}%` })),
+  );
+  printTable(
+    `CPU profile of ${what}, top 10 by self time`,
+    top.map(([name, micros]) => ({ function: name.slice(0, 90), share: `${((micros / total) * 100).toFixed(1)}%` })),
+  );
+}
