@@ -48,7 +48,7 @@ const environmentSchema = z.strictObject({
   SLUICE_KAFKA_START_TIMEOUT_MS: positiveInt.default(90_000),
   SLUICE_KAFKA_STOP_TIMEOUT_MS: positiveInt.default(20_000),
   SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
-  SLUICE_MAX_IN_FLIGHT: positiveInt.default(100_000),
+  SLUICE_MAX_IN_FLIGHT: positiveInt.default(10_000),
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
   SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_METRICS_PORT: port.default(0),
