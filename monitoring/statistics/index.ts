@@ -36,7 +36,7 @@ export {
   type Histogram,
   type QuantileSource,
 } from './bins.js';
-export { PSI_EPSILON, psi, type PsiOptions, type PsiResult } from './psi.js';
+export { PSI_EPSILON, psi, type PsiOptions, type PsiResult, type PsiZeroFill } from './psi.js';
 export { chiSquare, type ChiSquareResult } from './chi-square.js';
 export { jensenShannon, type JensenShannonResult } from './jensen-shannon.js';
 export { benjaminiHochberg, bonferroni } from './multiple-testing.js';

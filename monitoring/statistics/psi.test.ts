@@ -40,6 +40,17 @@ describe('psi', () => {
     expect(value(psi([5, 5], [4, 0], { epsilon: 1e-6 }))).toBeGreaterThan(value(psi([5, 5], [4, 0])));
   });
 
+  it('replaces 0 proportions as Evidently does with zeroFill evidently', () => {
+    // Evidently 0.7.23's own PSI (evidently.legacy.calculations.stattests.psi._psi) on categorical
+    // data: reference a×50,000 b×49,999 c×1, current a×30 b×60 d×10. The reference's smallest
+    // proportion is 1e-5, so its empty bin (d) gets 1e-11; the current side's is 0.1, so its empty
+    // bin (c) gets 0.0001.
+    const reference = [50_000, 49_999, 1, 0];
+    const current = [30, 60, 0, 10];
+    expect(closeTo(value(psi(reference, current, { zeroFill: 'evidently' })), 2.4231934292903206, 1e-12, 0)).toBe(true);
+    expect(value(psi(reference, current))).toBeLessThan(2.4231934292903206 - 0.5);
+  });
+
   it('reports per-bin contributions that sum to the value', () => {
     const result = psi([30, 50, 20], [20, 50, 30]);
     if (result.status !== 'ok') throw new Error('expected a verdict');

@@ -7,15 +7,25 @@ import { checkSameLength, checkSampleSizes, countsTotal, type Insufficient, type
  */
 
 /**
- * Replaces a 0 proportion, where ln(r/c) would be infinite. Evidently's psi (get_binned_data with
- * feel_zeroes) replaces 0 proportions by 0.0001 on both sides and does not renormalize; so does
- * this module, so values agree with Evidently's and with the plain numpy formula.
+ * Replaces a 0 proportion, where ln(r/c) would be infinite, without renormalizing (the plain numpy
+ * formula with a constant stand-in).
  */
 export const PSI_EPSILON = 0.0001;
 
+/**
+ * How a 0 proportion is replaced:
+ * - 'constant' (default): by `epsilon` on both sides.
+ * - 'evidently': as Evidently's PSI does (get_binned_data with feel_zeroes, Evidently 0.4 to 0.7):
+ *   on each side apart, by that side's smallest non-zero proportion divided by 10⁶ when that
+ *   proportion is at most 0.0001, else by 0.0001. With large samples a single value in a bin is
+ *   ≤ 0.0001, so empty bins get a far smaller stand-in than 'constant' gives them, and weigh more.
+ */
+export type PsiZeroFill = 'constant' | 'evidently';
+
 export interface PsiOptions extends SampleSizeOptions {
-  /** Stand-in for a 0 proportion; default PSI_EPSILON (0.0001). */
+  /** Stand-in for a 0 proportion with zeroFill 'constant'; default PSI_EPSILON (0.0001). */
   readonly epsilon?: number;
+  readonly zeroFill?: PsiZeroFill;
 }
 
 export interface PsiResult {
@@ -30,7 +40,7 @@ export interface PsiResult {
 /**
  * PSI of current bin counts against reference bin counts over the same bins (e.g. Histogram.counts
  * or categoryVector of both tables). Proportions are counts over each side's total; a 0 proportion
- * becomes options.epsilon. Agrees with numpy's evaluation of the same formula to about 1e-15
+ * is replaced as options.zeroFill says. Agrees with numpy's evaluation of the same formula to about 1e-15
  * relative. Insufficient when a side's total is 0 (empty window) or below options.minCount;
  * RangeError for vectors of different lengths or negative/non-finite counts.
  */
@@ -46,9 +56,12 @@ export function psi(
   if (insufficient) return insufficient;
   const epsilon = options.epsilon ?? PSI_EPSILON;
   if (!(epsilon > 0)) throw new RangeError(`psi epsilon must be > 0, got ${epsilon}`);
+  const evidently = options.zeroFill === 'evidently';
+  const referenceZero = evidently ? evidentlyStandIn(referenceCounts, referenceTotal) : epsilon;
+  const currentZero = evidently ? evidentlyStandIn(currentCounts, currentTotal) : epsilon;
   const contributions = referenceCounts.map((referenceCount, index) => {
-    const reference = referenceCount / referenceTotal || epsilon;
-    const current = (currentCounts[index] ?? 0) / currentTotal || epsilon;
+    const reference = referenceCount / referenceTotal || referenceZero;
+    const current = (currentCounts[index] ?? 0) / currentTotal || currentZero;
     return (reference - current) * Math.log(reference / current);
   });
   return {
@@ -58,4 +71,11 @@ export function psi(
     referenceCount: referenceTotal,
     currentCount: currentTotal,
   };
+}
+
+/** Evidently's stand-in for a side's 0 proportions (see PsiZeroFill); the total is > 0. */
+function evidentlyStandIn(counts: readonly number[], total: number): number {
+  let smallest = Number.POSITIVE_INFINITY;
+  for (const count of counts) if (count > 0 && count / total < smallest) smallest = count / total;
+  return smallest <= 0.0001 ? smallest / 1e6 : 0.0001;
 }
