@@ -109,14 +109,14 @@ async function driftStage(
       partitions: 1,
       windowMs: settings.windowMs,
       graceMs: settings.graceMs,
-      blockSize: undefined,
+      blocks: undefined,
       layout: () => Promise.resolve(layout),
     },
     summaries,
     new MemoryStore<PartitionProgress>(),
   );
   const merger = new DriftMerger(
-    { settings, blocks: undefined, reference: () => Promise.resolve(reference), layout: () => Promise.resolve(layout) },
+    { settings, lastN: undefined, reference: () => Promise.resolve(reference), layout: () => Promise.resolve(layout) },
     new MemoryStore<DriftSummary>(),
     new MemoryStore(),
   );

@@ -85,7 +85,7 @@ export async function replayMonitoring(options: MonitoringReplayOptions): Promis
     const merger = new DriftMerger(
       {
         settings,
-        blocks: settings.lastN?.blocks,
+        lastN: settings.lastN,
         reference: (name, version) => catalog.reference(name, version),
         layout: (name, version) => catalog.layout(name, version),
       },
@@ -100,7 +100,7 @@ export async function replayMonitoring(options: MonitoringReplayOptions): Promis
           partitions,
           windowMs: settings.windowMs,
           graceMs: settings.graceMs,
-          blockSize: blockSizeOf(settings, partitions),
+          blocks: blockSizeOf(settings, partitions),
           layout: (version) => catalog.layout(model.name, version),
         },
         new MemoryStore<DriftSummary>(),
@@ -237,7 +237,7 @@ export function driftKey(
     record.model_name,
     record.model_version,
     record.window_kind,
-    record.window_kind === 'LAST_N' ? `round ${record.last_n_round ?? ''}` : record.window_start,
+    record.window_kind === 'LAST_N' ? `tick ${record.last_n_round ?? ''}` : record.window_start,
     record.window_end,
     record.feature,
   ].join('|');

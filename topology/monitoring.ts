@@ -17,11 +17,12 @@ export interface MonitoringSettings {
   /** How far event time may go back before a record is late (its window has been evaluated). */
   readonly graceMs: number;
   /**
-   * The sliding "last N events" view: every input partition seals a block of
-   * ⌈events / (blocks · partitions)⌉ predictions; the view is the latest `blocks` blocks of every
-   * partition (about `events` predictions), evaluated each time all partitions have sealed one.
+   * The sliding "last N events" view, per model version: the latest `events` predictions by event
+   * time, evaluated each time a tick of `tickMs` of event time closes with new predictions. Every
+   * input partition seals blocks of at most ⌈events / (blocks · partitions)⌉ predictions within a
+   * tick; the view holds between `events` and `events` plus one bucket of blocks.
    */
-  readonly lastN: { readonly events: number; readonly blocks: number } | undefined;
+  readonly lastN: { readonly events: number; readonly blocks: number; readonly tickMs: number } | undefined;
   /** Fewest valid values on each side for a verdict (below it: INSUFFICIENT). */
   readonly minSample: number;
   /** Significance level after correction. */
@@ -42,7 +43,7 @@ export interface MonitoringInput {
   readonly window?: Duration;
   readonly grace?: Duration;
   /** `false` turns the last-N view off. */
-  readonly lastN?: { readonly events: number; readonly blocks?: number } | false;
+  readonly lastN?: { readonly events: number; readonly blocks?: number; readonly every?: Duration } | false;
   readonly minSample?: number;
   readonly alpha?: number;
   readonly correction?: Correction;
@@ -57,13 +58,17 @@ export class MonitoringDefinitionError extends Error {
   override readonly name = 'MonitoringDefinitionError';
 }
 
-/** Monitoring settings with every default filled in (1 h windows, last 1,000 events, min sample 100, BH at 0.05, PSI 0.2). */
+/** Monitoring settings with every default filled in (1 h windows, last 1,000 events every minute, min sample 100, BH at 0.05, PSI 0.2). */
 export function monitoring(input: MonitoringInput = {}): MonitoringSettings {
   const windowMs = parseDuration(input.window ?? '1h');
   if (windowMs <= 0) throw new MonitoringDefinitionError('the monitoring window must be positive');
-  const lastN = input.lastN === false ? undefined : { events: input.lastN?.events ?? 1_000, blocks: input.lastN?.blocks ?? 4 };
+  const lastN =
+    input.lastN === false
+      ? undefined
+      : { events: input.lastN?.events ?? 1_000, blocks: input.lastN?.blocks ?? 4, tickMs: parseDuration(input.lastN?.every ?? '1m') };
   if (lastN && (!Number.isInteger(lastN.events) || lastN.events < 1 || !Number.isInteger(lastN.blocks) || lastN.blocks < 1))
     throw new MonitoringDefinitionError('lastN needs positive integers events and blocks');
+  if (lastN && !(lastN.tickMs > 0)) throw new MonitoringDefinitionError('lastN.every must be a positive duration');
   const settings: MonitoringSettings = {
     windowMs,
     graceMs: parseDuration(input.grace ?? '5m'),

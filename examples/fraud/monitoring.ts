@@ -18,11 +18,11 @@ import {
  *
  * The input-drift rule asks for significance beside the effect size: in an hour of little traffic,
  * card-level features (a card's country, its hourly sums) move by more than PSI 0.2 by chance.
- * No rule watches the last-N view yet: its blocks are aligned by count per partition, so when
- * partitions' traffic differs the view mixes old blocks of the busier partitions with new ones of
- * the others and reports drift that is not there (the records are kept, exactly once, to study).
+ * The last-N view (the latest 1,000 predictions, at the close of each minute of event time once a
+ * quarter of it is new) is recorded for every version; the demo's rules watch the hourly windows,
+ * which they are tuned on (a rule can watch the view: `window: 'last_n'`).
  */
-export const settings = monitoring({ window: '1h', grace: '5m', lastN: { events: 1_000, blocks: 4 }, minSample: 100 });
+export const settings = monitoring({ window: '1h', grace: '5m', lastN: { events: 1_000, blocks: 4, every: '1m' }, minSample: 100 });
 
 export const alerts: AlertRule[] = [
   featureDriftAlert({

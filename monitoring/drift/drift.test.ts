@@ -3,7 +3,7 @@ import { uniformRandom } from '../../common/random.js';
 import { buildReference, type ModelReference } from '../reference.js';
 import { MemoryStore } from '../state.js';
 import { evaluateDrift, type DriftSettings } from './evaluate.js';
-import { DriftMerger } from './merger.js';
+import { DriftMerger, type MergerState } from './merger.js';
 import { decodeDriftPartial, DriftPartition, encodeDriftPartial, type DriftPartial, type PartitionProgress } from './partition.js';
 import type { DriftRecord } from './records.js';
 import { DriftSummary, layoutOf, type PredictionInput } from './summary.js';
@@ -215,21 +215,32 @@ describe('partitions and the merger', () => {
   const ref = reference();
   const layout = layoutOf(ref, 200);
   const start = 100 * HOUR;
+  const TICK = 10 * 60_000;
+  const EVENTS = 800;
+  const lastN = { events: EVENTS, blocks: 4, tickMs: TICK };
 
-  /** Predictions of one model over 4 partitions, 6 hours, drift from hour 3. */
-  function traffic(seed: number): { partition: number; input: PredictionInput & { version: number } }[] {
+  type Traffic = { partition: number; input: PredictionInput & { version: number } }[];
+
+  /** Predictions of one model over 4 partitions, 6 hours, drift from hour 3; `weights` skews the partitions' traffic. */
+  function traffic(seed: number, weights: readonly number[] = [1, 1, 1, 1]): Traffic {
     const random = uniformRandom(seed);
+    const total = weights.reduce((sum, weight) => sum + weight, 0);
+    const partitionOf = (draw: number): number => {
+      let left = draw * total;
+      for (const [partition, weight] of weights.entries()) if ((left -= weight) < 0) return partition;
+      return weights.length - 1;
+    };
     return Array.from({ length: 4_000 }, (_, index) => {
       const time = start + Math.floor((index / 4_000) * 6 * HOUR) - Math.floor(random() * 120_000);
-      return { partition: Math.floor(random() * 4), input: { ...prediction(random, time, time >= start + 3 * HOUR ? 2 : 1), version: 1 } };
+      return { partition: partitionOf(random()), input: { ...prediction(random, time, time >= start + 3 * HOUR ? 2 : 1), version: 1 } };
     });
   }
 
-  async function partialsOf(records: ReturnType<typeof traffic>, blockSize: number | undefined): Promise<DriftPartial[][]> {
+  async function partialsOf(records: Traffic, blocks: { size: number; tickMs: number } | undefined): Promise<DriftPartial[][]> {
     const result: DriftPartial[][] = [];
     for (let partition = 0; partition < 4; partition++) {
       const processor = new DriftPartition(
-        { model: 'fraud', partition, partitions: 4, windowMs: HOUR, graceMs: 5 * 60_000, blockSize, layout: () => Promise.resolve(layout) },
+        { model: 'fraud', partition, partitions: 4, windowMs: HOUR, graceMs: 5 * 60_000, blocks, layout: () => Promise.resolve(layout) },
         new MemoryStore<DriftSummary>(),
         new MemoryStore<PartitionProgress>(),
       );
@@ -244,7 +255,7 @@ describe('partitions and the merger', () => {
 
   async function merge(streams: DriftPartial[][], interleave: () => number): Promise<DriftRecord[]> {
     const merger = new DriftMerger(
-      { settings, blocks: 4, reference: () => Promise.resolve(ref), layout: () => Promise.resolve(layout) },
+      { settings, lastN, reference: () => Promise.resolve(ref), layout: () => Promise.resolve(layout) },
       new MemoryStore<DriftSummary>(),
       new MemoryStore(),
     );
@@ -260,13 +271,33 @@ describe('partitions and the merger', () => {
     return records;
   }
 
+  const sorted = (records: DriftRecord[]): string[] => records.map((record) => JSON.stringify(record)).sort();
+
+  /**
+   * Each view against the predictions themselves: at least EVENTS and at most a quarter more; it
+   * ends with the latest prediction of the ticks closed so far; it reaches back no further than
+   * the tick before the one holding the 1.25·EVENTS-th latest prediction (the view is the latest
+   * predictions of every partition, whatever their traffic).
+   */
+  function checkViews(records: Traffic, views: DriftRecord[]): void {
+    const times = records.map((record) => record.input.eventTime).sort((left, right) => left - right);
+    for (const view of views) {
+      const tickEnd = ((view.last_n_round ?? 0) + 1) * TICK;
+      const seen = times.filter((time) => time < tickEnd);
+      expect(view.predictions).toBeGreaterThanOrEqual(EVENTS);
+      expect(view.predictions).toBeLessThanOrEqual(EVENTS * 1.25);
+      expect(view.window_end - 1).toBe(seen.at(-1));
+      const reach = seen.at(-Math.ceil(EVENTS * 1.25)) ?? Number.NEGATIVE_INFINITY;
+      expect(view.window_start).toBeGreaterThanOrEqual(Math.floor(reach / TICK) * TICK - TICK);
+    }
+  }
+
   it('evaluate each window once, after every partition is done with it, whatever the order partials arrive in', async () => {
     const records = traffic(21);
-    const streams = await partialsOf(records, 100);
+    const streams = await partialsOf(records, { size: 20, tickMs: TICK });
     const first = await merge(streams, uniformRandom(1));
     const second = await merge(streams, uniformRandom(99));
-    // The same records (their order in the topic may differ: tumbling windows and last-N rounds complete independently).
-    const sorted = (records: DriftRecord[]): string[] => records.map((record) => JSON.stringify(record)).sort();
+    // The same records (their order in the topic may differ: tumbling windows and last-N views complete independently).
     expect(second.length).toBe(first.length);
     expect(sorted(second).every((record, index) => record === sorted(first)[index])).toBe(true);
     const tumbling = first.filter((record) => record.window_kind === 'TUMBLING' && record.feature === '__dataset__');
@@ -280,17 +311,66 @@ describe('partitions and the merger', () => {
       (record) => record.window_kind === 'TUMBLING' && record.feature === 'amount' && record.window_start === start + 3 * HOUR,
     );
     expect(amount).toMatchObject({ verdict: 'DRIFT', test: 'KS' });
-    // The last-N view: every complete round from the 4th evaluates the latest 400 predictions.
+    // The last-N view: once EVENTS predictions are in, at a tick's close.
     const views = first.filter((record) => record.window_kind === 'LAST_N' && record.feature === '__dataset__');
-    // Each partition seals a block per 100 of its predictions (plus the one that moves it on).
-    const rounds = Math.min(
-      ...[0, 1, 2, 3].map((partition) => Math.floor((records.filter((record) => record.partition === partition).length + 1) / 100)),
-    );
-    expect(views.length).toBe(rounds - 3);
-    expect(views.length).toBeGreaterThan(4);
-    expect(views.every((view) => view.predictions === 1_600)).toBe(true);
+    // Full, then again once EVENTS / 4 predictions are new, at a tick's close.
+    const perTick = new Map<number, number>();
+    for (const record of records) {
+      const tick = Math.floor(record.input.eventTime / TICK);
+      perTick.set(tick, (perTick.get(tick) ?? 0) + 1);
+    }
+    const filled: number[] = [];
+    let seen = 0;
+    let fresh = 0;
+    for (const [tick, count] of [...perTick].sort(([left], [right]) => left - right)) {
+      seen += count;
+      fresh += count;
+      if (seen >= EVENTS && fresh >= EVENTS / 4) {
+        filled.push(tick);
+        fresh = 0;
+      }
+    }
+    expect(views.map((view) => view.last_n_round)).toEqual(filled);
+    checkViews(records, views);
     expect(views.at(-1)?.drifted_features).toBe(1);
     expect(views[0]?.drifted_features).toBe(0);
+  });
+
+  it('keep the view on the latest predictions of every partition when their traffic differs', async () => {
+    // Partition 0 gets 12 times the traffic of each other one: counting blocks alike in every
+    // partition would leave its part of the view hours behind (and its blocks piling up).
+    const records = traffic(23, [12, 1, 1, 1]);
+    const streams = await partialsOf(records, { size: 20, tickMs: TICK });
+    const first = await merge(streams, uniformRandom(5));
+    const second = await merge(streams, uniformRandom(6));
+    expect(sorted(second)).toEqual(sorted(first));
+    const views = first.filter((record) => record.window_kind === 'LAST_N' && record.feature === '__dataset__');
+    expect(views.length).toBeGreaterThan(10);
+    checkViews(records, views);
+  });
+
+  it('bound the view’s buckets when quiet ticks make them many', async () => {
+    // 4,000 predictions over 6 hours in 1-minute ticks: about 11 per tick, so EVENTS need some 70 ticks of blocks.
+    const records = traffic(24);
+    const meta = new MemoryStore<MergerState>();
+    const bounded = new DriftMerger(
+      { settings, lastN: { ...lastN, tickMs: 60_000 }, reference: () => Promise.resolve(ref), layout: () => Promise.resolve(layout) },
+      new MemoryStore<DriftSummary>(),
+      meta,
+    );
+    const streams = await partialsOf(records, { size: 20, tickMs: 60_000 });
+    let most = 0;
+    let views = 0;
+    for (const stream of streams)
+      for (const partial of stream) {
+        views += (await bounded.add(partial)).filter(
+          (record) => record.window_kind === 'LAST_N' && record.feature === '__dataset__',
+        ).length;
+        most = Math.max(most, meta.entries.get('m:fraud')?.views?.[0]?.buckets.length ?? 0);
+      }
+    expect(views).toBeGreaterThan(10);
+    // At most 2 · blocks · partitions buckets.
+    expect(most).toBe(32);
   });
 
   it('count predictions whose window had closed as late, in the next evaluated window, never in a summary', async () => {
@@ -302,5 +382,19 @@ describe('partitions and the merger', () => {
     const datasets = out.filter((record) => record.feature === '__dataset__');
     expect(datasets.reduce((sum, record) => sum + record.late_records, 0)).toBe(1);
     expect(datasets.reduce((sum, record) => sum + record.predictions, 0)).toBe(4_000);
+  });
+
+  it('count predictions whose tick had closed as late for the view, and keep them in their window', async () => {
+    const records = traffic(25);
+    // A straggler 30 minutes behind its partition: its tick has closed, its hour has not.
+    const index = records.findIndex((record) => record.partition === 1 && record.input.eventTime > start + 2 * HOUR + 40 * 60_000);
+    const time = start + 2 * HOUR + 5 * 60_000;
+    records.splice(index, 0, { partition: 1, input: { ...prediction(uniformRandom(6), time), version: 1 } });
+    const out = await merge(await partialsOf(records, { size: 20, tickMs: TICK }), uniformRandom(4));
+    const datasets = (kind: string): DriftRecord[] =>
+      out.filter((record) => record.feature === '__dataset__' && record.window_kind === kind);
+    expect(datasets('TUMBLING').reduce((sum, record) => sum + record.late_records, 0)).toBe(0);
+    expect(datasets('TUMBLING').reduce((sum, record) => sum + record.predictions, 0)).toBe(4_001);
+    expect(datasets('LAST_N').reduce((sum, record) => sum + record.late_records, 0)).toBe(1);
   });
 });

@@ -73,9 +73,11 @@ export function predictionInput(value: Readonly<Record<string, unknown>>): Decod
   };
 }
 
-/** Records per partition per last-N block: ⌈events / (blocks · partitions)⌉. */
-export function blockSizeOf(settings: MonitoringSettings, partitions: number): number | undefined {
-  return settings.lastN ? Math.max(1, Math.ceil(settings.lastN.events / (settings.lastN.blocks * partitions))) : undefined;
+/** A partition's last-N blocks: at most ⌈events / (blocks · partitions)⌉ predictions, within one tick. */
+export function blockSizeOf(settings: MonitoringSettings, partitions: number): { size: number; tickMs: number } | undefined {
+  return settings.lastN
+    ? { size: Math.max(1, Math.ceil(settings.lastN.events / (settings.lastN.blocks * partitions))), tickMs: settings.lastN.tickMs }
+    : undefined;
 }
 
 export function driftStage(options: DriftStageOptions): StageDefinition<DecodedPrediction> {
@@ -108,7 +110,7 @@ export function driftStage(options: DriftStageOptions): StageDefinition<DecodedP
           partitions: options.partitions.get(model) ?? 1,
           windowMs: settings.windowMs,
           graceMs: settings.graceMs,
-          blockSize: blockSizeOf(settings, options.partitions.get(model) ?? 1),
+          blocks: blockSizeOf(settings, options.partitions.get(model) ?? 1),
           layout: (version) => options.catalog.layout(model, version),
         },
         context.store<KeyValueStore<DriftSummary>>('summaries'),
@@ -139,7 +141,7 @@ export function driftMergeStage(options: DriftStageOptions): StageDefinition<Dri
       const merger = new DriftMerger(
         {
           settings: options.settings,
-          blocks: options.settings.lastN?.blocks,
+          lastN: options.settings.lastN,
           reference: (model, version) => options.catalog.reference(model, version),
           layout: (model, version) => options.catalog.layout(model, version),
         },
