@@ -18,9 +18,9 @@ export interface MonitoringSettings {
   readonly graceMs: number;
   /**
    * The sliding "last N events" view, per model version: the latest `events` predictions by event
-   * time, evaluated each time a tick of `tickMs` of event time closes with new predictions. Every
-   * input partition seals blocks of at most ⌈events / (blocks · partitions)⌉ predictions within a
-   * tick; the view holds between `events` and `events` plus one bucket of blocks.
+   * time, evaluated when a tick of `tickMs` of event time closes and at least events / blocks of
+   * them are new. Every input partition seals blocks of at most ⌈events / (blocks · partitions)⌉
+   * predictions within a tick; the view holds between `events` and `events` plus its oldest bucket.
    */
   readonly lastN: { readonly events: number; readonly blocks: number; readonly tickMs: number } | undefined;
   /** Fewest valid values on each side for a verdict (below it: INSUFFICIENT). */

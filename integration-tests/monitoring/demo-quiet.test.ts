@@ -7,7 +7,7 @@ import { DemoRun, HOUR, MONITOR_FROM } from './demo-run.js';
  * stack (see DemoRun) raise no drift alert and retrain nothing, while every hour is evaluated.
  */
 const MONITORED_HOURS = 30;
-const DRIFT_RULES = new Set(['input_drift', 'dataset_drift']);
+const DRIFT_RULES = new Set(['input_drift', 'input_drift_hourly', 'dataset_drift']);
 
 describe('the demo with monitoring, without drift', () => {
   const run = new DemoRun({ monitoredHours: MONITORED_HOURS });

@@ -373,6 +373,87 @@ describe('partitions and the merger', () => {
     expect(most).toBe(32);
   });
 
+  it('delete the view of a version without predictions for VIEW_IDLE_TICKS ticks', async () => {
+    // Ticks of 10 s: version 1 for the first hour, version 2 after it; 1,440 ticks are 4 hours.
+    const records = traffic(26).map((record) => ({
+      ...record,
+      input: { ...record.input, version: record.input.eventTime < start + HOUR ? 1 : 2 },
+    }));
+    const parts = new MemoryStore<DriftSummary>();
+    const meta = new MemoryStore<MergerState>();
+    const merger = new DriftMerger(
+      {
+        settings,
+        lastN: { events: 200, blocks: 4, tickMs: 10_000 },
+        reference: () => Promise.resolve(ref),
+        layout: () => Promise.resolve(layout),
+      },
+      parts,
+      meta,
+    );
+    const versionsSeen = new Set<number>();
+    for (const stream of await partialsOf(records, { size: 20, tickMs: 10_000 }))
+      for (const partial of stream)
+        for (const record of await merger.add(partial)) if (record.window_kind === 'LAST_N') versionsSeen.add(record.model_version);
+    expect([...versionsSeen].sort()).toEqual([1, 2]);
+    expect(meta.entries.get('m:fraud')?.views?.map((view) => view.version)).toEqual([2]);
+    expect([...parts.entries.keys()].filter((key) => key.startsWith('v:fraud:1:'))).toEqual([]);
+    expect([...parts.entries.keys()].filter((key) => key.startsWith('v:fraud:2:')).length).toBeGreaterThan(0);
+  });
+
+  it('delete the state of the round-aligned view that versions before ticks kept', async () => {
+    const summary = DriftSummary.empty(layout, 1);
+    const progress = new MemoryStore<PartitionProgress>();
+    const summaries = new MemoryStore<DriftSummary>();
+    progress.put('progress', {
+      maxTime: null,
+      through: null,
+      open: [],
+      late: {},
+      round: 3,
+      blockCount: 7,
+      blockVersions: [1],
+    } as PartitionProgress);
+    summaries.put('b:1', summary);
+    const partition = new DriftPartition(
+      {
+        model: 'fraud',
+        partition: 0,
+        partitions: 1,
+        windowMs: HOUR,
+        graceMs: 0,
+        blocks: { size: 20, tickMs: TICK },
+        layout: () => Promise.resolve(layout),
+      },
+      summaries,
+      progress,
+    );
+    await partition.add({ ...prediction(uniformRandom(1), start), version: 1 });
+    expect(summaries.entries.has('b:1')).toBe(false);
+    expect(Object.keys(progress.entries.get('progress') ?? {}).sort()).toEqual(['late', 'maxTime', 'open', 'through', 'ticks']);
+
+    const parts = new MemoryStore<DriftSummary>();
+    const meta = new MemoryStore<MergerState>();
+    parts.put('b:fraud:4:0:1', summary);
+    parts.put('r:fraud:2:1', summary);
+    meta.put('m:fraud', {
+      partitions: 1,
+      through: [null],
+      pending: [],
+      late: [],
+      collecting: [{ round: 4, from: [0], versions: [1] }],
+      rounds: [{ round: 2, versions: [1] }],
+    } as MergerState);
+    const merger = new DriftMerger(
+      { settings, lastN, reference: () => Promise.resolve(ref), layout: () => Promise.resolve(layout) },
+      parts,
+      meta,
+    );
+    await merger.add({ kind: 'progress', model: 'fraud', partition: 0, partitions: 1, through: start, late: {} });
+    expect([...parts.entries.keys()]).toEqual([]);
+    expect(Object.keys(meta.entries.get('m:fraud') ?? {}).sort()).toEqual(['late', 'partitions', 'pending', 'through']);
+  });
+
   it('count predictions whose window had closed as late, in the next evaluated window, never in a summary', async () => {
     const records = traffic(22);
     // One straggler from hour 0 arrives in partition 0 after hour 2's events.

@@ -15,12 +15,14 @@ import { DriftSummary, type SummaryLayout } from './summary.js';
  * Last-N view, per version: once every partition is done with a tick, that tick's blocks (from all
  * partitions, by their latest event time) join the version's buckets, the oldest buckets leave
  * while the rest still hold `events` predictions, and the view — all buckets — is evaluated when it
- * holds at least `events` of which at least events / blocks are new since its last evaluation (it
- * slides by about a quarter of itself with the default 4 blocks, at most once per tick). So each view holds the latest `events` predictions of the version by
- * event time, at the granularity of a block: between `events` and `events` plus its oldest bucket.
- * Every partition's latest ticks are in it, whatever the partitions' traffic. When quiet ticks
- * make the buckets many, the adjacent pair with the fewest predictions is merged (at most
- * 2 · blocks · partitions buckets), so the state stays bounded.
+ * holds at least `events`, of which at least events / blocks are new since its last evaluation (it
+ * slides by about a quarter of itself with the default 4 blocks, at most once per tick). So each
+ * view holds the latest `events` predictions of the version by event time, at the granularity of a
+ * bucket: between `events` and `events` plus its oldest bucket. Every partition's latest ticks are
+ * in it, whatever the partitions' traffic. When quiet ticks make the buckets many, the adjacent pair
+ * with the fewest predictions is merged (at most max(8, 2 · blocks · partitions) buckets; merged
+ * buckets are larger, so the view's excess can be too). A version without predictions for
+ * VIEW_IDLE_TICKS ticks leaves. Like windows, blocks of ticks wait for the slowest partition.
  *
  * Summaries are merged in a fixed order (partition order; blocks by latest event time, partition,
  * number) into fresh summaries seeded by their key — so the result does not depend on the order in
@@ -70,6 +72,7 @@ export class DriftMerger {
     const key = `m:${partial.model}`;
     const partitions = partial.kind === 'window' ? undefined : partial.partitions;
     const state: MergerState = (await this.meta.get(key)) ?? { partitions: partitions ?? 0, through: [], pending: [], late: [] };
+    this.dropRoundState(partial.model, state);
     if (partitions !== undefined && partitions !== state.partitions) {
       // More partitions than before (the topic grew): wait for the new ones too.
       state.partitions = Math.max(state.partitions, partitions);
@@ -176,6 +179,7 @@ export class DriftMerger {
           .sort((left, right) => left.maxTime - right.maxTime || left.partition - right.partition || left.sequence - right.sequence);
         records.push(...(await this.advanceView(model, version, tick, ordered, state)));
       }
+      this.retireIdleViews(model, tick, state);
     }
     // Marks at or before `done` are read by the next view of their version, whatever comes: one entry per version is enough.
     if (state.lateView && state.lateView.length > 0) {
@@ -266,6 +270,38 @@ export class DriftMerger {
     );
   }
 
+  /**
+   * A version without predictions for VIEW_IDLE_TICKS ticks (replaced, rolled back) leaves: its
+   * buckets are deleted, so retired versions hold no state. Should it get predictions again, its view
+   * starts anew and is evaluated once it holds `events` again. Judged by the tick being closed, so
+   * the same in a replay.
+   */
+  private retireIdleViews(model: string, tick: number, state: MergerState): void {
+    const lastN = this.options.lastN;
+    if (!lastN || !state.views) return;
+    const horizon = tick - VIEW_IDLE_TICKS * lastN.tickMs;
+    for (const view of state.views.filter((entry) => (entry.buckets.at(-1)?.maxTime ?? Number.NEGATIVE_INFINITY) < horizon)) {
+      for (const bucket of view.buckets) this.parts.delete(bucketKey(model, view.version, bucket.id));
+      view.buckets = [];
+    }
+    state.views = state.views.filter((view) => view.buckets.length > 0);
+  }
+
+  /** State of the round-aligned last-N view of versions before ticks: deleted once, when first seen. */
+  private dropRoundState(model: string, state: MergerState): void {
+    const legacy = state as MergerState & {
+      collecting?: { round: number; from: number[]; versions: number[] }[];
+      rounds?: { round: number; versions: number[] }[];
+    };
+    for (const round of legacy.collecting ?? [])
+      for (const partition of round.from)
+        for (const version of round.versions) this.parts.delete(`b:${model}:${round.round}:${partition}:${version}`);
+    for (const round of legacy.rounds ?? [])
+      for (const version of round.versions) this.parts.delete(`r:${model}:${round.round}:${version}`);
+    delete legacy.collecting;
+    delete legacy.rounds;
+  }
+
   private async evaluate(model: string, version: number, window: WindowOf, summary: DriftSummary, late: number): Promise<DriftRecord[]> {
     const reference = await this.options.reference(model, version);
     const evaluation = evaluateDrift(reference, summary, this.options.settings);
@@ -278,3 +314,6 @@ const windowPartKey = (model: string, start: number, version: number, partition:
 const blockPartKey = (model: string, tick: number, version: number, partition: number, sequence: number): string =>
   `k:${model}:${tick}:${version}:${partition}:${sequence}`;
 const bucketKey = (model: string, version: number, id: number): string => `v:${model}:${version}:${id}`;
+
+/** Ticks without predictions after which a version's view is deleted (a day at the default tick of a minute). */
+export const VIEW_IDLE_TICKS = 1_440;

@@ -94,6 +94,7 @@ export class DriftPartition {
     const { windowMs, graceMs, model, partition, blocks } = this.options;
     const layout = await this.options.layout(prediction.version);
     const state = (await this.progress.get(PROGRESS)) ?? { maxTime: null, through: null, open: [], late: {} };
+    this.dropRoundState(state);
     const ticks = (state.ticks ??= []);
     const outputs: DriftPartial[] = [];
     const time = prediction.eventTime;
@@ -194,6 +195,16 @@ export class DriftPartition {
     }
     this.progress.put(PROGRESS, state);
     return outputs;
+  }
+
+  /** The open blocks of versions before ticks (count-aligned rounds): deleted once, when first seen. */
+  private dropRoundState(state: PartitionProgress): void {
+    const legacy = state as PartitionProgress & { round?: number; blockCount?: number; blockVersions?: number[] };
+    if (legacy.blockVersions === undefined && legacy.round === undefined) return;
+    for (const version of legacy.blockVersions ?? []) this.summaries.delete(`b:${version}`);
+    delete legacy.round;
+    delete legacy.blockCount;
+    delete legacy.blockVersions;
   }
 
   private block(version: number, tick: number, sequence: number, summary: DriftSummary): DriftPartial {
