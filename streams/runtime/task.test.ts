@@ -229,6 +229,34 @@ describe('Task', () => {
     expect(events.fatal).toEqual([]);
   });
 
+  it('does not count fences as failed commits: fenced again after every resume, the stage goes on', async () => {
+    const fenced = () =>
+      Object.assign(new Error('Producer attempted an operation with an old epoch'), { type: 'INVALID_PRODUCER_EPOCH', retriable: false });
+    // The partition moves back and forth (a thawed zombie, members dropping out under load): every
+    // time the group gives it back, the task is fenced again before it commits.
+    const { factory, commits } = memoryCommitters([1, 2, 3, 4, 5, 6], fenced);
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    for (let round = 0; round < 6; round++) {
+      partitionTask.admit(
+        'in',
+        [10, 11, 12].map((offset) => raw(offset)),
+      );
+      await settle();
+      expect(partitionTask.suspended).toBe(true);
+      await partitionTask.resume();
+    }
+    expect(events.fatal).toEqual([]);
+    partitionTask.admit(
+      'in',
+      [10, 11, 12].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(events.fatal).toEqual([]);
+    expect(commits).toHaveLength(1);
+    expect(partitionTask.inFlight).toBe(0);
+  });
+
   it('stops the stage when commits keep failing', async () => {
     const { factory } = memoryCommitters([1, 2, 3, 4, 5]);
     const { partitionTask, events } = task(factory);

@@ -58,7 +58,7 @@ export function canTransition(from: TaskState, to: TaskState): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
-/** A commit that fails this many times in a row (after resets) stops the stage. */
+/** A commit that fails this many times in a row (after resets) stops the stage; a fence (a new owner) is no such failure. */
 const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
 /** The runtime's own store in every stateful task: arrival sequences of fused topics. */
 export const RUNTIME_STORE = '__runtime';
@@ -651,6 +651,19 @@ export class Task {
         await committer.close();
         return;
       }
+      if (isFenced(error)) {
+        // Not a failure of this task's commits but a change of owner: it does not count towards
+        // MAX_CONSECUTIVE_COMMIT_FAILURES. The same Task object is fenced again each time the
+        // group hands its partition back and forth (a zombie thawed, members dropping out under
+        // load), and counting those fences stopped a healthy stage that had lost nothing.
+        // Reopening now would fence the new owner in turn: wait for the group to say who owns it.
+        this.options.logger.warn(
+          { task: this.options.id },
+          'fenced: another instance took this task over; its uncommitted work is dropped',
+        );
+        await this.suspend(committer);
+        return;
+      }
       this.consecutiveFailures++;
       if (this.consecutiveFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
         this.fail(
@@ -661,20 +674,11 @@ export class Task {
         );
         return;
       }
-      if (isFenced(error)) {
-        // Reopening now would fence the new owner in turn: wait for the group to say who owns it.
-        this.options.logger.warn(
-          { task: this.options.id },
-          'fenced: another instance took this task over; its uncommitted work is dropped',
-        );
-        await this.suspend(committer);
-      } else {
-        this.options.logger.warn(
-          { err: error, task: this.options.id },
-          `commit failed (${errorMessage(error)}); resetting the task to its committed offsets`,
-        );
-        await this.reset(committer);
-      }
+      this.options.logger.warn(
+        { err: error, task: this.options.id },
+        `commit failed (${errorMessage(error)}); resetting the task to its committed offsets`,
+      );
+      await this.reset(committer);
       return;
     }
     this.consecutiveFailures = 0;
