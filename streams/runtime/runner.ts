@@ -398,7 +398,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       if (existing) {
         // Fenced earlier, and the group still says it is ours: take it back.
         if (existing.suspended) {
-          void existing.resume();
+          void existing.resume('group');
           continue;
         }
         // The group re-read committed offsets; continue after what we already admitted.

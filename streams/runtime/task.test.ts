@@ -244,7 +244,7 @@ describe('Task', () => {
       );
       await settle();
       expect(partitionTask.suspended).toBe(true);
-      await partitionTask.resume();
+      await partitionTask.resume('group');
     }
     expect(events.fatal).toEqual([]);
     partitionTask.admit(
@@ -255,6 +255,32 @@ describe('Task', () => {
     expect(events.fatal).toEqual([]);
     expect(commits).toHaveLength(1);
     expect(partitionTask.inFlight).toBe(0);
+  });
+
+  it('stops the stage after 5 fences the group never follows with an assignment (an expiring transaction)', async () => {
+    const fenced = () =>
+      Object.assign(new Error('Producer attempted an operation with an old epoch'), { type: 'INVALID_PRODUCER_EPOCH', retriable: false });
+    // The broker expires every transaction: fenced, resumed by the suspension's timer, fenced again.
+    const { factory } = memoryCommitters([1, 2, 3, 4, 5, 6], fenced);
+    const { partitionTask, events } = task(factory);
+    await partitionTask.start();
+    for (let round = 0; round < 4; round++) {
+      partitionTask.admit(
+        'in',
+        [10, 11, 12].map((offset) => raw(offset)),
+      );
+      await settle();
+      expect(partitionTask.suspended).toBe(true);
+      await partitionTask.resume('timer');
+    }
+    expect(events.fatal).toEqual([]);
+    partitionTask.admit(
+      'in',
+      [10, 11, 12].map((offset) => raw(offset)),
+    );
+    await settle();
+    expect(events.fatal).toHaveLength(1);
+    expect(String(events.fatal[0])).toContain('fenced 5 times without the group assigning it here again');
   });
 
   it('stops the stage when commits keep failing', async () => {

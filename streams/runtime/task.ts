@@ -60,6 +60,8 @@ export function canTransition(from: TaskState, to: TaskState): boolean {
 
 /** A commit that fails this many times in a row (after resets) stops the stage; a fence (a new owner) is no such failure. */
 const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
+/** Fences that the group never follows with an assignment of the task here (see commit): this many stop the stage. */
+const MAX_UNCONFIRMED_FENCES = 5;
 /** The runtime's own store in every stateful task: arrival sequences of fused topics. */
 export const RUNTIME_STORE = '__runtime';
 
@@ -162,6 +164,8 @@ export class Task {
   private commitTimer: NodeJS.Timeout | undefined;
   private suspendTimer: NodeJS.Timeout | undefined;
   private consecutiveFailures = 0;
+  /** Fences since the group last assigned this task here (or since its last commit). */
+  private unconfirmedFences = 0;
   /** Records admitted and not yet committed or dropped. */
   private admitted = 0;
   private idleWaiters: (() => void)[] = [];
@@ -652,14 +656,27 @@ export class Task {
         return;
       }
       if (isFenced(error)) {
-        // Not a failure of this task's commits but a change of owner: it does not count towards
-        // MAX_CONSECUTIVE_COMMIT_FAILURES. The same Task object is fenced again each time the
-        // group hands its partition back and forth (a zombie thawed, members dropping out under
-        // load), and counting those fences stopped a healthy stage that had lost nothing.
+        // A fence is no failure of this task's commits but (usually) a change of owner: it does not
+        // count towards MAX_CONSECUTIVE_COMMIT_FAILURES. The same Task object is fenced again each
+        // time the group hands its partition back and forth (a zombie thawed, members dropping out
+        // under load); counting those fences stopped a healthy stage that had lost nothing. Fences
+        // the group never follows with an assignment are counted apart: the broker also answers so
+        // when it expired the transaction (transaction timeout), and two instances that both claim
+        // the task fence each other; neither is a change of owner, and both would loop forever.
+        this.unconfirmedFences++;
+        if (this.unconfirmedFences >= MAX_UNCONFIRMED_FENCES) {
+          this.fail(
+            new StageFailedError(
+              `task ${this.options.id} was fenced ${this.unconfirmedFences} times without the group assigning it here again: the broker may be expiring its transactions (transaction timeout), or another instance claims it; last: ${errorMessage(error)}`,
+              { cause: error },
+            ),
+          );
+          return;
+        }
         // Reopening now would fence the new owner in turn: wait for the group to say who owns it.
         this.options.logger.warn(
-          { task: this.options.id },
-          'fenced: another instance took this task over; its uncommitted work is dropped',
+          { err: error, task: this.options.id },
+          'fenced (another instance took this task over, or the broker expired its transaction); its uncommitted work is dropped',
         );
         await this.suspend(committer);
         return;
@@ -682,6 +699,7 @@ export class Task {
       return;
     }
     this.consecutiveFailures = 0;
+    this.unconfirmedFences = 0;
     // Committed in Kafka: persist locally even when the task is closing meanwhile.
     try {
       if (stores) await stores.commitLocal(changelogEnds(produced, changelog));
@@ -776,13 +794,17 @@ export class Task {
     if (this.suspending === suspending) this.suspending = undefined;
     // Closed or failed meanwhile (a method: the state changed during the awaits).
     if (!this.suspended) return;
-    this.suspendTimer = setTimeout(() => void this.resume(), this.options.suspendTimeoutMs);
+    this.suspendTimer = setTimeout(() => void this.resume('timer'), this.options.suspendTimeoutMs);
     this.suspendTimer.unref();
   }
 
-  /** The group assigned the task here again after a fence (or nobody said otherwise for a while): take it back. */
-  async resume(): Promise<void> {
+  /**
+   * The group assigned the task here again after a fence ('group'), or nobody said otherwise for
+   * suspendTimeoutMs ('timer'): take it back. Only the group's word clears the count of fences.
+   */
+  async resume(by: 'group' | 'timer' = 'group'): Promise<void> {
     if (this.state !== 'suspended') return;
+    if (by === 'group') this.unconfirmedFences = 0;
     // A suspension still dropping its work finishes first, so it cannot drop the resumed task's.
     await this.suspending;
     if (!this.suspended) return;
