@@ -25,8 +25,7 @@ export interface DemoProducerOptions {
   readonly driftFrom?: number;
   readonly signal: AbortSignal;
   readonly logger: Logger;
-  /** Called once the history is in Kafka, with its counts per source and its end (event time: live begins there). */
-  readonly onHistorySent?: (counts: Readonly<Record<string, number>>, end: number) => void;
+  readonly onHistorySent?: (counts: Readonly<Record<string, number>>) => void;
   /** A JSON file keeping the producer's position across restarts (in the data directory). */
   readonly positionFile?: string;
 }
@@ -104,7 +103,7 @@ export async function runDemoProducer(options: DemoProducerOptions): Promise<voi
         'demo history was sent before; continuing the live events',
       );
     }
-    options.onHistorySent?.(position.historyCounts, position.start);
+    options.onHistorySent?.(position.historyCounts);
     if (options.rate <= 0) return;
 
     // Live: a day's worth of events at the rate, each sent when its event time comes.

@@ -38,12 +38,9 @@ export interface RunningDemo {
   stop(): Promise<void>;
 }
 
-/** The demo's first models train on the history's last 6 hours. */
-export const TRAIN_SPAN_MS = 6 * 3_600_000;
-
 export function startDemo(options: DemoOptions): RunningDemo {
   const abort = new AbortController();
-  const progress: { historySent?: Readonly<Record<string, number>>; historyEnd?: number } = {};
+  const progress: { historySent?: Readonly<Record<string, number>> } = {};
   const producing = runDemoProducer({
     kafka: options.kafka,
     topicPrefix: options.topicPrefix,
@@ -56,9 +53,8 @@ export function startDemo(options: DemoOptions): RunningDemo {
     ...(options.driftFrom !== undefined ? { driftFrom: options.driftFrom } : {}),
     signal: abort.signal,
     logger: options.logger,
-    onHistorySent: (counts, end) => {
+    onHistorySent: (counts) => {
       progress.historySent = counts;
-      progress.historyEnd = end;
     },
   }).catch((error: unknown) => {
     if (!abort.signal.aborted) options.logger.error({ err: error }, `the demo generator stopped: ${errorMessage(error)}`);
@@ -93,11 +89,6 @@ export function startDemo(options: DemoOptions): RunningDemo {
               model,
               aliases: ['champion'],
               logger: options.logger,
-              // The history's last TRAIN_SPAN_MS: its earlier part warms up the day-long features, so
-              // the training set (and the drift reference) looks like the live traffic that follows.
-              ...(progress.historyEnd !== undefined && options.historySpanMs > TRAIN_SPAN_MS
-                ? { range: { eventTime: { from: progress.historyEnd - TRAIN_SPAN_MS, to: progress.historyEnd } } }
-                : {}),
             }),
           );
           pending--;

@@ -32,8 +32,8 @@ program
   .description('start the local stack (Kafka broker, registry, ClickHouse, every stage) in the foreground; Ctrl-C stops it')
   .option('--demo', 'also run the demo: generated history and live events, and the first model trained and deployed')
   .option('--seed <n>', 'demo generator seed', '42')
-  .option('--history <events>', 'demo events of history over the past 6 hours (default: 30 hours of history at the live rate)')
-  .option('--rate <events/s>', 'live demo events per second (default: 5)')
+  .option('--history <events>', 'demo events of history (the past six hours)', '20000')
+  .option('--rate <events/s>', 'live demo events per second', '20')
   .option('--drift-at <time>', 'demo drift (larger amounts, new merchants) from this event time: epoch ms or ISO')
   .action(runAction(async () => (await import('./commands/up.js')).upCommand));
 

@@ -19,9 +19,6 @@ export interface UpOptions {
   readonly driftAt?: string;
 }
 
-/** The demo history's event-time span. */
-const DEMO_HISTORY_MS = 30 * 3_600_000;
-
 function positiveNumber(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
   const value = Number(text);
@@ -35,7 +32,6 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
   if (driftFrom !== undefined && !Number.isFinite(driftFrom))
     throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
   assertConfigBindable(config, ['sql', 'registry', 'ops']);
-  const rate = positiveNumber(options.rate, 5, '--rate');
   const topology = await commandTopology(config);
   if (options.demo && !topology.demo) throw new ConfigError(`--demo needs a topology with a demo generator; ${topology.file} has none`);
   const stack = await startStack(
@@ -46,14 +42,9 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
           topology,
           demo: {
             seed: positiveNumber(options.seed, 42, '--seed'),
-            // By default a day and 6 hours of history at the live rate: the day warms up the hour- and
-            // day-long features, the model trains on the last 6 hours, and live traffic then looks
-            // like the training set until the drift switch (no drift alert without drift). With
-            // --history N: N events over the past 6 hours, all of them trained on (denser or sparser
-            // than the live traffic, whose features then differ from the training set's).
-            historyEvents: positiveNumber(options.history, Math.round(rate * (DEMO_HISTORY_MS / 1000)), '--history'),
-            historySpanMs: options.history === undefined ? DEMO_HISTORY_MS : 6 * 3_600_000,
-            rate,
+            historyEvents: positiveNumber(options.history, 20_000, '--history'),
+            historySpanMs: 6 * 3_600_000,
+            rate: positiveNumber(options.rate, 20, '--rate'),
             ...(driftFrom !== undefined ? { driftFrom } : {}),
             onTrained: (report) => {
               process.stdout.write(

@@ -19,16 +19,12 @@ import {
  * The input-drift rule asks for significance beside the effect size: in an hour of little traffic,
  * card-level features (a card's country, its hourly sums) move by more than PSI 0.2 by chance.
  * Input drift is watched twice. `input_drift` watches the last-N view (the latest 1,000
- * predictions, evaluated at the close of each minute of event time once a quarter of it is new, 2
- * minutes of grace for late events): at the demo's default 5 events/s (3 predictions/s) the view
- * spans under 6 minutes, so drift is alerted minutes after it starts, and the model retrained. At low
- * traffic the view spans hours and reacts later. A smaller view reacts faster but raises false
- * alerts: fraud bursts (several foreign payments of one card within minutes) move a few hundred
- * predictions' country and hourly sums by more than PSI 0.2, and the tests' p-values assume
- * independent predictions. `input_drift_hourly` watches the hourly windows, as does the
- * dataset-drift rule.
+ * predictions, evaluated at the close of each minute of event time once a quarter of it is new): at
+ * the demo's 20 events/s the view spans under a minute, so drift is alerted minutes after it starts
+ * (a minute's tick plus the 5-minute grace) and retrains. At low traffic the view spans hours and
+ * reacts later. `input_drift_hourly` watches the hourly windows, as does the dataset-drift rule.
  */
-export const settings = monitoring({ window: '1h', grace: '2m', lastN: { events: 1_000, blocks: 4, every: '1m' }, minSample: 100 });
+export const settings = monitoring({ window: '1h', grace: '5m', lastN: { events: 1_000, blocks: 4, every: '1m' }, minSample: 100 });
 
 export const alerts: AlertRule[] = [
   featureDriftAlert({
