@@ -25,7 +25,8 @@ export interface DemoProducerOptions {
   readonly driftFrom?: number;
   readonly signal: AbortSignal;
   readonly logger: Logger;
-  readonly onHistorySent?: (counts: Readonly<Record<string, number>>) => void;
+  /** Called once the history is in Kafka, with its counts per source and its end (event time: live begins there). */
+  readonly onHistorySent?: (counts: Readonly<Record<string, number>>, end: number) => void;
   /** A JSON file keeping the producer's position across restarts (in the data directory). */
   readonly positionFile?: string;
 }
@@ -103,7 +104,7 @@ export async function runDemoProducer(options: DemoProducerOptions): Promise<voi
         'demo history was sent before; continuing the live events',
       );
     }
-    options.onHistorySent?.(position.historyCounts);
+    options.onHistorySent?.(position.historyCounts, position.start);
     if (options.rate <= 0) return;
 
     // Live: a day's worth of events at the rate, each sent when its event time comes.

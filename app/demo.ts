@@ -38,9 +38,36 @@ export interface RunningDemo {
   stop(): Promise<void>;
 }
 
+/** The demo's first models train on the history's last 6 hours. */
+export const TRAIN_SPAN_MS = 6 * 3_600_000;
+
+/** Live demo events per second unless told otherwise (`--rate`). */
+export const DEMO_RATE = 3;
+
+/**
+ * The demo's history unless its size is given: 30 hours at the live rate. The first day warms up
+ * the hour- and day-long features, the first model trains on the last 6 hours, and live traffic
+ * then looks like that training set (the drift reference) until the drift switch, so no drift
+ * alert fires without drift. Kept small by the rate: at 3 events/s it is 324,000 events, and the
+ * first model is trained about 5 minutes after start on a 2-core machine.
+ */
+const DEFAULT_HISTORY_MS = 30 * 3_600_000;
+/** A history of a given size (`--history N`) covers the past 6 hours, all of it trained on. */
+const SIZED_HISTORY_MS = TRAIN_SPAN_MS;
+
+/**
+ * How much history the demo sends: `events` over the past 6 hours when given (denser or sparser than
+ * live traffic, whose features then differ from the training set's), else 30 hours at the live rate
+ * (at the default rate when the live rate is 0).
+ */
+export function demoHistory(rate: number, events?: number): { historyEvents: number; historySpanMs: number } {
+  if (events !== undefined) return { historyEvents: events, historySpanMs: SIZED_HISTORY_MS };
+  return { historyEvents: Math.round((rate > 0 ? rate : DEMO_RATE) * (DEFAULT_HISTORY_MS / 1_000)), historySpanMs: DEFAULT_HISTORY_MS };
+}
+
 export function startDemo(options: DemoOptions): RunningDemo {
   const abort = new AbortController();
-  const progress: { historySent?: Readonly<Record<string, number>> } = {};
+  const progress: { historySent?: Readonly<Record<string, number>>; historyEnd?: number } = {};
   const producing = runDemoProducer({
     kafka: options.kafka,
     topicPrefix: options.topicPrefix,
@@ -53,8 +80,9 @@ export function startDemo(options: DemoOptions): RunningDemo {
     ...(options.driftFrom !== undefined ? { driftFrom: options.driftFrom } : {}),
     signal: abort.signal,
     logger: options.logger,
-    onHistorySent: (counts) => {
+    onHistorySent: (counts, end) => {
       progress.historySent = counts;
+      progress.historyEnd = end;
     },
   }).catch((error: unknown) => {
     if (!abort.signal.aborted) options.logger.error({ err: error }, `the demo generator stopped: ${errorMessage(error)}`);
@@ -89,6 +117,11 @@ export function startDemo(options: DemoOptions): RunningDemo {
               model,
               aliases: ['champion'],
               logger: options.logger,
+              // The history's last TRAIN_SPAN_MS: its earlier part warms up the day-long features, so
+              // the training set (and the drift reference) looks like the live traffic that follows.
+              ...(progress.historyEnd !== undefined && options.historySpanMs > TRAIN_SPAN_MS
+                ? { range: { eventTime: { from: progress.historyEnd - TRAIN_SPAN_MS, to: progress.historyEnd } } }
+                : {}),
             }),
           );
           pending--;

@@ -59,6 +59,12 @@ export interface RunningStack {
   readonly state: StackState;
   /** Settles when a service of the stack stops by itself (the broker crashed, say). */
   readonly failed: Promise<Error>;
+  /**
+   * Closes the SQL endpoint and the embedded ClickHouse (idempotent; `stop` does it too). After a
+   * failure, call it before `stop`: stopping the Kafka-bound services may outlast the exit bound,
+   * and an exit with the embedded engine open can hang in its exit handlers.
+   */
+  closeEmbedded(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -376,6 +382,12 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
     const runningMonitoring = monitoring;
+    let embeddedClosed: Promise<void> | undefined;
+    const closeEmbedded = (): Promise<void> =>
+      (embeddedClosed ??= (async () => {
+        await sqlServer?.close();
+        await store.close();
+      })());
     const failed = Promise.race([brokerFailed, running.failed, sinkFailed, runningMonitoring.failed]);
     return {
       state,
@@ -383,6 +395,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         if (stopping) return new Promise<Error>(() => undefined);
         return error;
       }),
+      closeEmbedded,
       async stop() {
         stopping = true;
         await fs.rm(stackFile, { force: true });
@@ -392,8 +405,7 @@ export async function startStack(config: SluiceConfig, logger: Logger, stackOpti
         await runningSink.stop();
         await running.stop();
         await ops.close();
-        await sqlServer?.close();
-        await store.close();
+        await closeEmbedded();
         await registry?.stop();
         await broker?.stop();
         await tracer?.shutdown();

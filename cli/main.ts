@@ -32,8 +32,8 @@ program
   .description('start the local stack (Kafka broker, registry, ClickHouse, every stage) in the foreground; Ctrl-C stops it')
   .option('--demo', 'also run the demo: generated history and live events, and the first model trained and deployed')
   .option('--seed <n>', 'demo generator seed', '42')
-  .option('--history <events>', 'demo events of history (the past six hours)', '20000')
-  .option('--rate <events/s>', 'live demo events per second', '20')
+  .option('--history <events>', 'demo events of history over the past 6 hours (default: 30 hours of history at the live rate)')
+  .option('--rate <events/s>', 'live demo events per second (default: 3)')
   .option('--drift-at <time>', 'demo drift (larger amounts, new merchants) from this event time: epoch ms or ISO')
   .action(runAction(async () => (await import('./commands/up.js')).upCommand));
 
@@ -121,8 +121,8 @@ program
   .argument('[file]', 'a .ndjson or .csv file')
   .option('--demo', 'generate demo events: history, then live events with late chargebacks')
   .option('--seed <n>', 'generator seed', '42')
-  .option('--history <events>', 'events of history (the past six hours)', '20000')
-  .option('--rate <events/s>', 'live events per second (0: history only)', '20')
+  .option('--history <events>', 'events of history over the past 6 hours (default: 30 hours of history at the live rate)')
+  .option('--rate <events/s>', 'live events per second (0: history only; default: 3)')
   .option('--drift-at <time>', 'drift (larger amounts, new merchants) from this event time')
   .action(runAction(async () => (await import('./commands/produce.js')).produceCommand));
 

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import kafkajs from 'kafkajs';
 import { ConfigError } from '../../common/errors.js';
 import { createKafka } from '../../kafka/index.js';
+import { DEMO_RATE, demoHistory } from '../../app/demo.js';
 import { runDemoProducer } from '../../app/demo-producer.js';
 import { commandTopology } from '../topology.js';
 import type { CommandContext } from '../action.js';
@@ -12,8 +13,8 @@ const { Partitioners } = kafkajs;
 export interface ProduceOptions {
   readonly demo?: boolean;
   readonly seed: string;
-  readonly history: string;
-  readonly rate: string;
+  readonly history?: string;
+  readonly rate?: string;
   readonly driftAt?: string;
 }
 
@@ -35,15 +36,20 @@ export async function produceCommand(
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => abort.abort());
     const driftFrom =
       options.driftAt === undefined ? undefined : /^\d+$/.test(options.driftAt) ? Number(options.driftAt) : Date.parse(options.driftAt);
-    process.stdout.write(`producing demo events (history ${options.history}, then ${options.rate}/s; Ctrl-C stops)\n`);
+    const rate = options.rate === undefined ? DEMO_RATE : Number(options.rate);
+    const history = demoHistory(rate, options.history === undefined ? undefined : Number(options.history));
+    if (!Number.isFinite(rate) || rate < 0 || !Number.isFinite(history.historyEvents) || history.historyEvents < 0)
+      throw new ConfigError(`--rate and --history take non-negative numbers, got "${options.rate ?? ''}" and "${options.history ?? ''}"`);
+    process.stdout.write(
+      `producing demo events (history ${history.historyEvents} over ${history.historySpanMs / 3_600_000} h, then ${rate}/s; Ctrl-C stops)\n`,
+    );
     await runDemoProducer({
       kafka,
       topicPrefix: context.config.topicPrefix,
       topology,
       seed: Number(options.seed),
-      historyEvents: Number(options.history),
-      historySpanMs: 6 * 3_600_000,
-      rate: Number(options.rate),
+      ...history,
+      rate,
       ...(driftFrom !== undefined && Number.isFinite(driftFrom) ? { driftFrom } : {}),
       signal: abort.signal,
       logger: context.logger,

@@ -1,3 +1,4 @@
+import { DEMO_RATE, demoHistory } from '../../app/demo.js';
 import { startStack } from '../../app/stack.js';
 import { commandTopology } from '../topology.js';
 import { assertConfigBindable } from '../../common/auth.js';
@@ -32,6 +33,7 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
   if (driftFrom !== undefined && !Number.isFinite(driftFrom))
     throw new ConfigError(`--drift-at takes epoch milliseconds or an ISO time, got "${options.driftAt ?? ''}"`);
   assertConfigBindable(config, ['sql', 'registry', 'ops']);
+  const rate = positiveNumber(options.rate, DEMO_RATE, '--rate');
   const topology = await commandTopology(config);
   if (options.demo && !topology.demo) throw new ConfigError(`--demo needs a topology with a demo generator; ${topology.file} has none`);
   const stack = await startStack(
@@ -42,9 +44,8 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
           topology,
           demo: {
             seed: positiveNumber(options.seed, 42, '--seed'),
-            historyEvents: positiveNumber(options.history, 20_000, '--history'),
-            historySpanMs: 6 * 3_600_000,
-            rate: positiveNumber(options.rate, 20, '--rate'),
+            ...demoHistory(rate, options.history === undefined ? undefined : positiveNumber(options.history, 0, '--history')),
+            rate,
             ...(driftFrom !== undefined ? { driftFrom } : {}),
             onTrained: (report) => {
               process.stdout.write(
@@ -102,6 +103,9 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
       process.exit(1);
     }, FAILED_STOP_BOUND_MS);
     bound.unref();
+    // The embedded ClickHouse first, bounded: the exit may come before the Kafka-bound services
+    // stop, and an exit with the engine open can hang in its exit handlers.
+    await Promise.race([stack.closeEmbedded(), new Promise((resolve) => setTimeout(resolve, FAILED_STOP_BOUND_MS / 2).unref())]);
     await stack.stop();
     return 1;
   }

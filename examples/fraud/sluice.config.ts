@@ -24,6 +24,11 @@ export default defineTopology({
         events,
         end,
         spanMs,
+        // 5,000 cards: at the demo's 3 events/s most cards make tens of payments a day (500 cards
+        // made hundreds, and the busiest card's 7-day history, re-aggregated on each of its
+        // payments, slowed ingesting the history).
+        cards: 5_000,
+        users: 3_000,
         chargebackDelayMs: 10 * 60_000,
         fraudRate: 0.008,
         includeFutureChargebacks: live,

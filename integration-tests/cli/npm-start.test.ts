@@ -53,7 +53,8 @@ describe('npm start', () => {
         ).catch(() => undefined);
         return response?.ok ? Number((await response.text()).trim()) : 0;
       };
-      await waitUntil(async () => (await championPredictions()) > 0, 300_000, 'predictions of a trained model in ClickHouse');
+      // The demo ingests 30 hours of history first (about 5 minutes on 2 cores).
+      await waitUntil(async () => (await championPredictions()) > 0, 540_000, 'predictions of a trained model in ClickHouse');
       expect(out).toMatch(/model fraud v1 trained from replayed topics \(AUC [\d.]+/);
     } finally {
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the exit listener
@@ -71,5 +72,5 @@ describe('npm start', () => {
     );
     expect(() => process.kill(-group, 0)).toThrow();
     await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  }, 900_000);
 });

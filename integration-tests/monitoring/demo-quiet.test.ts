@@ -28,6 +28,18 @@ describe('the demo with monitoring, without drift', () => {
         `dataset drift share: max ${Math.max(...dataset.map((record) => record.drift_share ?? 0))}; ` +
         `single-input drift verdicts: ${drifted.map((record) => `${record.feature} +${(record.window_start - MONITOR_FROM) / HOUR} h`).join(', ') || 'none'}`,
     );
+    // The last-N view's single-input verdicts and its largest PSI per input, for the record.
+    const lastN = drift.filter((record) => record.window_kind === 'LAST_N' && record.model_version === 1);
+    const largest = new Map<string, number>();
+    for (const record of lastN) largest.set(record.feature, Math.max(largest.get(record.feature) ?? 0, record.psi ?? 0));
+    console.log(
+      `last-N: ${new Set(lastN.map((record) => record.window_end)).size} views; drift verdicts: ${
+        lastN
+          .filter((record) => record.verdict === 'DRIFT' && record.feature !== '__dataset__')
+          .map((record) => `${record.feature} (PSI ${record.psi?.toFixed(3)}) +${((record.window_end - MONITOR_FROM) / HOUR).toFixed(2)} h`)
+          .join(', ') || 'none'
+      }; largest PSI: ${[...largest].map(([feature, psi]) => `${feature} ${psi.toFixed(3)}`).join(', ')}`,
+    );
     // Every monitored hour but the last (its window closes with traffic after it) was evaluated.
     for (let hour = 0; hour < MONITORED_HOURS - 1; hour++) expect(hours.has(hour), `hour ${hour} evaluated`).toBe(true);
     expect(dataset.every((record) => record.verdict !== 'DRIFT')).toBe(true);
