@@ -49,7 +49,7 @@ export const DEMO_RATE = 3;
  * the hour- and day-long features, the first model trains on the last 6 hours, and live traffic
  * then looks like that training set (the drift reference) until the drift switch, so no drift
  * alert fires without drift. Kept small by the rate: at 3 events/s it is 324,000 events, and the
- * first model is trained about 5 minutes after start on a 2-core machine.
+ * first model is in service about 4 minutes after start on a 2-core machine.
  */
 const DEFAULT_HISTORY_MS = 30 * 3_600_000;
 /** A history of a given size (`--history N`) covers the past 6 hours, all of it trained on. */

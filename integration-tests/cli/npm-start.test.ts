@@ -53,7 +53,7 @@ describe('npm start', () => {
         ).catch(() => undefined);
         return response?.ok ? Number((await response.text()).trim()) : 0;
       };
-      // The demo ingests 30 hours of history first (about 5 minutes on 2 cores).
+      // The demo ingests 30 hours of history first (about 4 minutes on 2 cores).
       await waitUntil(async () => (await championPredictions()) > 0, 540_000, 'predictions of a trained model in ClickHouse');
       expect(out).toMatch(/model fraud v1 trained from replayed topics \(AUC [\d.]+/);
     } finally {
