@@ -108,4 +108,26 @@ describe('AvroSerde schema lookups', () => {
       server.close();
     }
   });
+
+  it('frames values larger than its scratch buffer, and small ones after them, byte for byte as avsc encodes them', async () => {
+    const schema = { type: 'record', name: 'Blob', fields: [{ name: 'text', type: 'string' }] };
+    const server = http.createServer((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/vnd.schemaregistry.v1+json' });
+      response.end(JSON.stringify({ schema: JSON.stringify(schema) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const serde = new AvroSerde(`http://127.0.0.1:${port}`);
+      const type = avro.Type.forSchema(schema as avro.Schema);
+      for (const length of [10, 65_530, 70_000, 300_000, 3, 131_072]) {
+        const value = { text: 'é'.repeat(length) };
+        const framed = await serde.encode(9, value);
+        expect(framed.subarray(0, 5).toString('hex')).toBe('0000000009');
+        expect(framed.subarray(5).equals(type.toBuffer(value)), String(length)).toBe(true);
+      }
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -9,6 +9,8 @@ type RegistryClient = InstanceType<typeof SchemaRegistry>;
 
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
+/** Where values are encoded before they are copied out (used synchronously: no await in between). */
+let scratch = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro body) through
@@ -40,17 +42,24 @@ export class AvroSerde {
 
   async encode(schemaId: number, value: unknown): Promise<Buffer> {
     const type = this.writers.get(schemaId) ?? (await this.writerType(schemaId));
-    let body: Buffer;
+    let end: number;
     try {
-      body = type.toBuffer(value);
+      // Into the shared scratch buffer after the header, then one copy of the exact size (avsc's
+      // toBuffer allocates a zeroed buffer per value, which was then copied behind the header).
+      end = type.encode(value, scratch, HEADER_BYTES);
+      if (end < 0) {
+        // Too small: encode returned the bytes missing.
+        scratch = Buffer.allocUnsafe(Math.max(2 * scratch.length, scratch.length - end));
+        end = type.encode(value, scratch, HEADER_BYTES);
+      }
     } catch {
       // The client's own encode names the invalid paths in its error (schema now cached: no fetch).
       return this.client.encode(schemaId, value);
     }
-    const message = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-    message[0] = MAGIC_BYTE;
-    message.writeInt32BE(schemaId, 1);
-    body.copy(message, HEADER_BYTES);
+    scratch[0] = MAGIC_BYTE;
+    scratch.writeInt32BE(schemaId, 1);
+    const message = Buffer.allocUnsafe(end);
+    scratch.copy(message, 0, 0, end);
     return message;
   }
 

@@ -96,9 +96,18 @@ describe('backpressure: a slow downstream step against a deep backlog', () => {
       const status = stage.status();
       const rebalances =
         (await metrics.getSingleMetric('sluice_rebalances_total')?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
+      const total = async (name: string) =>
+        (await metrics.getSingleMetric(name)?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
+      const admitted = await total('sluice_records_in_total');
+      const fetched = await total('sluice_records_fetched_total');
       console.log(
-        `processed ${processed} in ${CONSUME_SECONDS} s; max in flight ${maxInFlight}/${BOUND}; heap growth ${((peakHeap - baselineHeap) / 1e6).toFixed(1)} MB`,
+        `processed ${processed} in ${CONSUME_SECONDS} s; max in flight ${maxInFlight}/${BOUND}; heap growth ${((peakHeap - baselineHeap) / 1e6).toFixed(1)} MB; fetched ${fetched}, admitted ${admitted}`,
       );
+      // What a fetch brings beyond the bound is held, not fetched again: at most one fetch per
+      // partition (1 MiB, about 9,000 of these records) above what was admitted. Fetched again,
+      // each fetch of about 9,000 would admit a few hundred.
+      expect(admitted).toBeGreaterThanOrEqual(processed);
+      expect(fetched - admitted).toBeLessThanOrEqual(6 * 12_000);
 
       expect(maxInFlight).toBeLessThanOrEqual(BOUND);
       expect(maxInFlight).toBeGreaterThan(BOUND / 2);

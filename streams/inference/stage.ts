@@ -105,29 +105,18 @@ export async function predictWithShadow(
   for (const field of model.fields) values[field] = typeof event.value[field] === 'number' ? event.value[field] : null;
   const categories: Record<string, string | null> = {};
   for (const field of model.categorical) categories[field] = typeof event.value[field] === 'string' ? event.value[field] : null;
-  // The views the definition names, and those a version in service was trained on (a rollback
-  // after a definition change): each version's row is built from its own recorded inputs.
-  const loaded = [watcher.current(), watcher.previous(), watcher.candidate()].filter(
-    (candidate): candidate is LoadedModel => candidate !== undefined,
-  );
-  const views = new Map<string, Set<string>>(model.features.map(({ view, features }) => [view.name, new Set(features)]));
-  for (const input of loaded.flatMap((candidate) => candidate.metadata.inputs)) {
-    const dot = input.indexOf('.');
-    if (dot < 0) continue;
-    const view = input.slice(0, dot);
-    views.set(view, (views.get(view) ?? new Set()).add(input.slice(dot + 1)));
-  }
+  const plan = inputPlan(model, watcher);
   const missing: string[] = [];
   const late: string[] = [];
-  for (const [view, features] of views) {
+  for (const { view, features } of plan.views) {
     // A failure to read is not a missing feature: it propagates (retried, then dead-lettered).
     const found = await options.features.valuesAt(view, event.entity, event.eventId, event.eventTime);
     if (found === LATE) late.push(view);
     else if (!found) missing.push(view);
-    for (const feature of features) values[`${view}.${feature}`] = found === LATE ? null : (found?.[feature] ?? null);
+    for (const { feature, input } of features) values[input] = found === LATE ? null : (found?.[feature] ?? null);
   }
   // Event fields a version in service was trained on that today's definition no longer names.
-  for (const input of loaded.flatMap((candidate) => candidate.metadata.inputs)) {
+  for (const input of plan.inputs) {
     if (!(input in values) && typeof event.value[input] === 'number') values[input] = event.value[input];
   }
   // The row each version was trained on: its own inputs by name, categorical ones one-hot over its vocabulary.
@@ -237,6 +226,48 @@ export async function predictWithShadow(
       deployment_id: shadowing.deploymentId,
     },
   };
+}
+
+/** What an event's inputs are read from, for the versions loaded now. */
+interface InputPlan {
+  readonly model: InferenceOptions['model'];
+  readonly loaded: readonly (LoadedModel | undefined)[];
+  /** Each view to read, with its features and their input names (`view.feature`). */
+  readonly views: readonly { readonly view: string; readonly features: readonly { readonly feature: string; readonly input: string }[] }[];
+  /** Every input of the loaded versions. */
+  readonly inputs: readonly string[];
+}
+
+const plans = new WeakMap<ModelWatcher, InputPlan>();
+
+/**
+ * The views the definition names, and those a version in service was trained on (a rollback
+ * after a definition change): each version's row is built from its own recorded inputs. Built
+ * once per set of loaded versions, not per event.
+ */
+function inputPlan(model: InferenceOptions['model'], watcher: ModelWatcher): InputPlan {
+  const loaded = [watcher.current(), watcher.previous(), watcher.candidate()];
+  const cached = plans.get(watcher);
+  if (cached?.model === model && cached.loaded.every((version, index) => version === loaded[index])) return cached;
+  const inputs = loaded.flatMap((candidate) => candidate?.metadata.inputs ?? []);
+  const views = new Map<string, Set<string>>(model.features.map(({ view, features }) => [view.name, new Set(features)]));
+  for (const input of inputs) {
+    const dot = input.indexOf('.');
+    if (dot < 0) continue;
+    const view = input.slice(0, dot);
+    views.set(view, (views.get(view) ?? new Set()).add(input.slice(dot + 1)));
+  }
+  const plan: InputPlan = {
+    model,
+    loaded,
+    views: [...views].map(([view, features]) => ({
+      view,
+      features: [...features].map((feature) => ({ feature, input: `${view}.${feature}` })),
+    })),
+    inputs,
+  };
+  plans.set(watcher, plan);
+  return plan;
 }
 
 export function inferenceStage(options: InferenceOptions): StageDefinition<Value> {

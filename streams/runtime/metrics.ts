@@ -4,6 +4,7 @@ import type { MetricsRegistry } from '../../common/metrics.js';
 /** The metrics every stage exports (labels carry the stage name), created once per registry. */
 export interface StageMetrics {
   readonly recordsIn: client.Counter<'stage' | 'topic'>;
+  readonly recordsFetched: client.Counter<'stage' | 'topic'>;
   readonly recordsOut: client.Counter<'stage' | 'topic'>;
   readonly errors: client.Counter<'stage' | 'reason'>;
   readonly deadLetters: client.Counter<'stage' | 'topic' | 'reason'>;
@@ -38,6 +39,12 @@ export function stageMetrics(registry: MetricsRegistry): StageMetrics {
     recordsIn: new client.Counter({
       name: 'sluice_records_in_total',
       help: 'Records consumed, per input topic.',
+      labelNames: ['stage', 'topic'],
+      registers,
+    }),
+    recordsFetched: new client.Counter({
+      name: 'sluice_records_fetched_total',
+      help: 'Records the consumer handed over, per input topic: above records in by what was fetched again (after a seek or a rebalance).',
       labelNames: ['stage', 'topic'],
       registers,
     }),

@@ -27,9 +27,9 @@ export interface StageOptions {
   readonly guarantee?: Guarantee;
   /**
    * Records admitted and not yet committed, at most (default DEFAULT_MAX_IN_FLIGHT); input
-   * partitions pause at the bound. A fetched batch's records beyond the free capacity are dropped
-   * and fetched again later, so the bound should exceed what one fetch brings (see
-   * DEFAULT_MAX_BYTES_PER_PARTITION).
+   * partitions pause at the bound. A fetched batch's records beyond the free capacity are held
+   * (its partition paused; so at most one fetch per partition is held besides) and admitted as
+   * commits free capacity, in turns over the partitions, not fetched again.
    */
   readonly maxInFlight?: number;
   readonly commitMaxRecords?: number;
@@ -121,15 +121,14 @@ interface SubTopologyPlan {
 }
 
 /**
- * The admission bound and the fetch size, chosen together. kafkajs decodes every record of a fetch
- * response; what the runner cannot admit (the bound is reached) is fetched and decoded again
- * later. With 10,000 records in flight, a fetch of small records (about 30,000 per partition at
- * 1 MiB) is mostly thrown away: the keyed-aggregate benchmark runs at 13,900 records per
- * CPU-second, and at 42,700 with SLUICE_MAX_IN_FLIGHT=100000. That is not the default yet: with it,
- * the zombie test's thawed instance once exited 1 on SIGTERM (its outputs were exactly once). The
- * fetch size cannot shrink instead: it must hold the largest record batch the broker accepts
- * (message.max.bytes, 1 MiB by default), or a partition holding a larger batch can stall, as Kafka
- * documents for max.partition.fetch.bytes. At 256 KiB the feature-store test stalled.
+ * The admission bound and the fetch size. A fetch of small records brings more than the bound
+ * (about 30,000 records per partition at 1 MiB): what cannot be admitted is held, with its
+ * partition paused, and admitted as capacity frees (as the Java consumer buffers a fetch), so no
+ * record is fetched and decoded twice. Before the hold, the remainder was fetched again: the
+ * keyed-aggregate benchmark ran at 13,900 records per CPU-second with this bound, and at 42,700
+ * with 100,000. The fetch size cannot shrink instead: it must hold the largest record batch the
+ * broker accepts (message.max.bytes, 1 MiB by default), or a partition holding a larger batch can
+ * stall, as Kafka documents for max.partition.fetch.bytes. At 256 KiB the feature-store test stalled.
  */
 export const DEFAULT_MAX_IN_FLIGHT = 10_000;
 export const DEFAULT_MAX_BYTES_PER_PARTITION = 1024 * 1024;
@@ -192,6 +191,18 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   const closing = new Map<string, Promise<void>>();
   let inFlight = 0;
   let backpressurePaused = false;
+  /**
+   * Per input partition (`topic:partition`): the rest of a fetched batch beyond the bound, for its
+   * task. `expected` is where the task continues when the held records are next (undefined: before
+   * its first record): they are admitted only while it still is (anything that repositions the
+   * task drops them, and the consumer, which has moved past them, is sent back to where the task
+   * continues).
+   */
+  const held = new Map<
+    string,
+    { readonly task: Task; readonly topic: string; readonly partition: number; expected: string | undefined; records: RawRecord[] }
+  >();
+  let drainScheduled = false;
   let joined = false;
   /** Between a consumer crash and kafkajs' restart of it: no group to pause in (the next join sets pauses again). */
   let consumerStopped = false;
@@ -243,6 +254,70 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
   // ---- inputs: the consumer group -------------------------------------------------------------
 
+  const heldKey = (topic: string, partition: number): string => `${topic}:${partition}`;
+
+  /**
+   * Forgets held records; `reseek`: the task is still ours and has not moved, so its input goes
+   * back to where it continues (or, before its first record, to the first held one).
+   */
+  const dropHeld = (key: string, reseek: boolean): void => {
+    const entry = held.get(key);
+    if (!entry) return;
+    held.delete(key);
+    const resume = entry.task.resumeOffset(entry.topic) ?? entry.records[0]?.offset;
+    if (reseek && resume !== undefined && !stopping && !consumerStopped)
+      consumer.seek({ topic: entry.topic, partition: entry.partition, offset: resume });
+  };
+
+  /** Admits held records while there is capacity (after the current call stack: hooks call it). */
+  const scheduleDrain = (): void => {
+    if (drainScheduled || held.size === 0) return;
+    drainScheduled = true;
+    setImmediate(() => {
+      drainScheduled = false;
+      drainHeld();
+    });
+  };
+
+  /**
+   * Admits held records while there is capacity, in turns over the held partitions (each gets a
+   * share, so every task keeps working). Not while the group rebalances or the consumer restarts:
+   * the join that follows repositions every task, which drops what they held.
+   */
+  const drainHeld = (): void => {
+    if (stopping || !joined || consumerStopped) return;
+    let resumed = false;
+    for (const [key, entry] of held) {
+      // Closed or replaced: its partition was revoked, or a new task repositions it.
+      if (tasks.get(entry.task.id) !== entry.task) held.delete(key);
+      else if (entry.task.accepting && entry.task.resumeOffset(entry.topic) !== entry.expected) {
+        dropHeld(key, true);
+        resumed = true;
+      }
+    }
+    // A task restoring, suspended or failing keeps its records until what it does next repositions it.
+    let ready = [...held].filter(([, entry]) => entry.task.accepting);
+    while (ready.length > 0 && inFlight < maxInFlight) {
+      const share = Math.max(1, Math.floor((maxInFlight - inFlight) / ready.length));
+      for (const [key, entry] of ready) {
+        const free = maxInFlight - inFlight;
+        if (free <= 0) break;
+        // Nothing admitted changes a task's state at once, but a task not running would drop them.
+        if (!entry.task.accepting) continue;
+        const admitted = entry.records.splice(0, Math.min(share, free));
+        entry.task.admit(entry.topic, admitted);
+        metrics.recordsIn.inc({ ...labels, topic: entry.topic }, admitted.length);
+        entry.expected = entry.task.resumeOffset(entry.topic) ?? entry.expected;
+        if (entry.records.length === 0) {
+          held.delete(key);
+          resumed = true;
+        }
+      }
+      ready = ready.filter(([key]) => held.has(key));
+    }
+    if (resumed) pauseState();
+  };
+
   const updateBackpressure = (): void => {
     metrics.inFlight.set(labels, inFlight);
     // Pause everything at the bound; resume once half drained (hysteresis avoids flapping).
@@ -264,8 +339,8 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     const pausedNow = consumer.paused();
     for (const task of tasks.values()) {
       const partition = Number(task.id.slice(task.id.lastIndexOf('.') + 1));
-      const shouldPause = backpressurePaused || !task.accepting;
       for (const topic of task.inputs) {
+        const shouldPause = backpressurePaused || !task.accepting || held.has(heldKey(topic, partition));
         const isPaused = pausedNow.some((entry) => entry.topic === topic && entry.partitions.includes(partition));
         if (shouldPause && !isPaused) consumer.pause([{ topic, partitions: [partition] }]);
         if (!shouldPause && isPaused) consumer.resume([{ topic, partitions: [partition] }]);
@@ -308,6 +383,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       onReleased: (count) => {
         inFlight -= count;
         updateBackpressure();
+        scheduleDrain();
       },
       onCommitted: (summary) => {
         metrics.transactions.inc({ ...labels, outcome: 'commit' });
@@ -321,7 +397,10 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       },
       onRetry: (stage, reason) => metrics.retries.inc({ stage, reason }),
       onFatal: fail,
-      onStateChange: pauseState,
+      onStateChange: () => {
+        pauseState();
+        scheduleDrain();
+      },
       onReset: () => {
         for (const step of plan.spec.steps) for (const input of task.inputs) step.stage.onPartitionReset?.(input, partition);
         for (const input of task.inputs) watermarks.remove(`${id}:${input}`);
@@ -357,7 +436,11 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
         const offsets = await admin.fetchTopicOffsets(topic);
         return BigInt(offsets.find((entry) => entry.partition === partition)?.high ?? '0');
       },
-      seek: (topic, offset) => consumer.seek({ topic, partition, offset }),
+      seek: (topic, offset) => {
+        // The task moves: what was held for it no longer follows on.
+        dropHeld(heldKey(topic, partition), false);
+        consumer.seek({ topic, partition, offset });
+      },
       partitionOf: partitionOfKey,
       dlqTopic: options.dlqTopic,
       commitMaxRecords: options.commitMaxRecords ?? 5_000,
@@ -378,6 +461,10 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
   /** Moves tasks to the new assignment: closes lost ones, starts new ones, resumes kept ones. */
   const reconcile = (assignment: Record<string, number[]>): void => {
+    // A join restarts every partition's position at the group's committed offset (kafkajs starts
+    // a new offset manager): nothing held follows on any more. Kept tasks are re-seeked below;
+    // the others reposition when they open.
+    held.clear();
     const wanted = new Map<string, { plan: SubTopologyPlan; partition: number }>();
     for (const [topic, partitions] of Object.entries(assignment)) {
       const plan = subOfTopic.get(topic);
@@ -422,7 +509,11 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
     const { batch } = payload;
     const task = tasks.get(taskOfInput(batch.topic, batch.partition));
+    metrics.recordsFetched.inc({ ...labels, topic: batch.topic }, batch.messages.length);
     if (!task?.accepting || payload.isStale() || stopping) return;
+    // Records are held for this partition (it is paused; this batch came from a fetch already under
+    // way, from after them): left unresolved, it is fetched again once they are admitted.
+    if (held.has(heldKey(batch.topic, batch.partition))) return;
     // A batch fetched from beyond where the task continues was fetched before the task's seek back
     // (a reset): kafkajs may still hand it over. Admitting it would skip the records in between.
     const expected = task.resumeOffset(batch.topic);
@@ -434,15 +525,16 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     }
     metrics.consumerLag.set({ ...labels, topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     let capacity = maxInFlight - inFlight;
-    let consumedUpTo: string | undefined;
+    /** The last record taken: admitted, or skipped as a refetch. */
+    let takenUpTo: string | undefined;
     const admitted: RawRecord[] = [];
+    const rest: RawRecord[] = [];
     for (const message of batch.messages) {
       if (task.isDuplicate(batch.topic, message.offset)) {
-        consumedUpTo = message.offset;
+        takenUpTo = message.offset;
         continue;
       }
-      if (capacity <= 0) break;
-      admitted.push({
+      const record: RawRecord = {
         topic: batch.topic,
         partition: batch.partition,
         offset: message.offset,
@@ -450,13 +542,31 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
         value: message.value,
         headers: headersOf(message.headers),
         timestamp: Number(message.timestamp),
-      });
-      capacity--;
-      consumedUpTo = message.offset;
+      };
+      if (capacity > 0) {
+        admitted.push(record);
+        capacity--;
+        takenUpTo = message.offset;
+      } else {
+        rest.push(record);
+      }
     }
     task.admit(batch.topic, admitted);
     if (admitted.length > 0) metrics.recordsIn.inc({ ...labels, topic: batch.topic }, admitted.length);
-    // The rest of the batch (beyond capacity) is fetched again once partitions resume.
+    // What the bound leaves over is held, its partition paused, and admitted as commits free
+    // capacity: the consumer moves past it.
+    let consumedUpTo = takenUpTo;
+    if (rest.length > 0) {
+      held.set(heldKey(batch.topic, batch.partition), {
+        task,
+        topic: batch.topic,
+        partition: batch.partition,
+        expected: task.resumeOffset(batch.topic),
+        records: rest,
+      });
+      consumedUpTo = rest.at(-1)?.offset;
+      pauseState();
+    }
     if (consumedUpTo !== undefined) payload.resolveOffset(consumedUpTo);
     await Promise.resolve();
   };
@@ -483,6 +593,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
   async function shutdown(): Promise<void> {
     stopping = true;
+    held.clear();
     const drained = await Promise.all([...tasks.values()].map((task) => task.drain(10_000)));
     if (drained.some((ok) => !ok)) logger.warn('some in-flight records were not committed before stopping; they will be processed again');
     await consumer.disconnect().catch(() => undefined);

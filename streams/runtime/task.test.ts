@@ -147,7 +147,7 @@ describe('Task', () => {
     expect(partitionTask.isDuplicate('in', '10')).toBe(false);
   });
 
-  it('commits whole chunks by count and by time, with the offset after the last record', async () => {
+  it('commits whole chunks (at most a commit of records each) by count and by time, with the offset after the last record', async () => {
     const { factory, commits } = memoryCommitters();
     const { partitionTask, events } = task(factory);
     await partitionTask.start();
@@ -160,11 +160,13 @@ describe('Task', () => {
       [14].map((offset) => raw(offset)),
     );
     await settle();
+    // The batch of four is two chunks (commitMaxRecords 3): the first is a commit by count, the rest follows by time.
     expect(commits.map((commit) => commit.offsets)).toEqual([
-      [{ topic: 'in', partition: 0, offset: '14' }],
+      [{ topic: 'in', partition: 0, offset: '13' }],
       [{ topic: 'in', partition: 0, offset: '15' }],
     ]);
-    expect(values(commits[0], 'out')).toEqual(['v10:mapped', 'v11:mapped', 'v12:mapped', 'v13:mapped']);
+    expect(values(commits[0], 'out')).toEqual(['v10:mapped', 'v11:mapped', 'v12:mapped']);
+    expect(values(commits[1], 'out')).toEqual(['v13:mapped', 'v14:mapped']);
     expect(events.released).toBe(5);
     expect(partitionTask.inFlight).toBe(0);
   });

@@ -1,0 +1,204 @@
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * Our patch of kafkajs' produce path (patches/kafkajs+2.2.4.patch: varints written in place,
+ * one buffer per record, timestamps in one pass, murmur2 in 32-bit integers). The wire bytes must stay what Kafka expects:
+ * varints are checked against an independent BigInt encoder, and records and whole produce
+ * requests are read back with kafkajs' own decoders. (The broker checks the rest: every
+ * integration test produces through this code.)
+ */
+const require = createRequire(import.meta.url);
+
+interface EncoderInstance {
+  buffer: Buffer;
+  size(): number;
+  writeVarInt(value: number): EncoderInstance;
+  writeUVarInt(value: number): EncoderInstance;
+  writeVarLong(value: number | string | bigint): EncoderInstance;
+}
+interface EncoderClass {
+  new (initialSize?: number): EncoderInstance;
+  sizeOfVarLong(value: number): number;
+}
+interface DecoderInstance {
+  readVarLong(): { toString(): string };
+  readInt32(): number;
+  readInt64(): { toString(): string };
+  readInt16(): number;
+  readString(): string;
+  readArray<T>(reader: (decoder: DecoderInstance) => T): T[];
+  readBytes(): Buffer;
+  canReadBytes(length: number): boolean;
+}
+interface DecodedRecord {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Record<string, Buffer | Buffer[]>;
+  readonly offset: string;
+  readonly timestamp: string;
+}
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- kafkajs' internals have no types; the interfaces above say what is used
+const Encoder: EncoderClass = require('kafkajs/src/protocol/encoder');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const Decoder: new (buffer: Buffer) => DecoderInstance = require('kafkajs/src/protocol/decoder');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const Record: (record: object) => EncoderInstance = require('kafkajs/src/protocol/recordBatch/record/v0');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const decodeRecord: (
+  decoder: DecoderInstance,
+  context: object,
+) => DecodedRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const decodeRecordBatch: (decoder: DecoderInstance) => Promise<{
+  firstTimestamp: string;
+  maxTimestamp: string;
+  records: DecodedRecord[];
+}> = require('kafkajs/src/protocol/recordBatch/v0/decoder');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const produceV3: (request: object) => { encode(): Promise<EncoderInstance> } = require('kafkajs/src/protocol/requests/produce/v3/request');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const murmur2: (key: string | Buffer) => number = require('kafkajs/src/producer/partitioners/default/murmur2');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const defaultPartitioner: () => (args: {
+  topic: string;
+  partitionMetadata: { partitionId: number; leader: number }[];
+  message: object;
+}) => number = require('kafkajs/src/producer/partitioners/default');
+
+/** Zig-zag LEB128 of a signed 64-bit value, written out with BigInt (the reference). */
+function referenceVarLong(value: bigint): Buffer {
+  let zigZag = BigInt.asUintN(64, (value << 1n) ^ (value >> 63n));
+  const bytes: number[] = [];
+  while (zigZag >= 128n) {
+    bytes.push(Number(zigZag & 127n) | 128);
+    zigZag >>= 7n;
+  }
+  bytes.push(Number(zigZag));
+  return Buffer.from(bytes);
+}
+
+function samples(): number[] {
+  const values = [0, 1, -1, 63, 64, -64, -65, 127, 128, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 35, -(2 ** 40), 2 ** 52, -(2 ** 52)];
+  let seed = 7;
+  for (let index = 0; index < 2_000; index++) {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    const magnitude = 2 ** (seed % 53);
+    values.push(Math.round(((seed / 2 ** 31) * 2 - 1) * magnitude));
+  }
+  return values;
+}
+
+describe('the patched kafkajs produce encoding', () => {
+  it('writes varlongs as the reference does, with the Long path beyond ±2^52', () => {
+    for (const value of [...samples(), 2 ** 53, -(2 ** 53), Number.MAX_SAFE_INTEGER]) {
+      const encoded = new Encoder().writeVarLong(value).buffer;
+      expect(encoded.toString('hex'), String(value)).toBe(referenceVarLong(BigInt(value)).toString('hex'));
+      expect(Encoder.sizeOfVarLong(value), String(value)).toBe(encoded.length);
+    }
+    expect(new Encoder().writeVarLong('-9223372036854775808').buffer.toString('hex')).toBe(
+      referenceVarLong(-9223372036854775808n).toString('hex'),
+    );
+  });
+
+  it('writes varints as the reference does, several into one buffer', () => {
+    const values = samples().filter((value) => value >= -(2 ** 31) && value < 2 ** 31);
+    const encoder = new Encoder(1);
+    for (const value of values) encoder.writeVarInt(value);
+    expect(encoder.buffer.toString('hex')).toBe(Buffer.concat(values.map((value) => referenceVarLong(BigInt(value)))).toString('hex'));
+  });
+
+  it('encodes records that kafkajs decodes back: keys, values, headers (repeated, string and bytes)', () => {
+    const cases = [
+      {
+        key: Buffer.from('card-1'),
+        value: Buffer.from('{"amount":12.5}'),
+        headers: { 'sluice.event_id': 'e-1', trace: Buffer.from([0, 255]) },
+      },
+      { key: null, value: null, headers: {} },
+      { key: 'ключ', value: 'значение'.repeat(300), headers: { multi: ['a', 'b', 'c'] } },
+      { key: Buffer.alloc(0), value: Buffer.alloc(70_000, 7) },
+    ];
+    for (const [index, record] of cases.entries()) {
+      const encoded = Record({ ...record, offsetDelta: index * 1_000, timestampDelta: index * -123_456_789 }).buffer;
+      const decoder = new Decoder(encoded);
+      decoder.readVarLong(); // the record's length (the batch decoder reads it likewise)
+      const decoded = decodeRecord(decoder, { firstOffset: '100', firstTimestamp: '1700000000000', magicByte: 2 });
+      expect(decoded.offset).toBe(String(100 + index * 1_000));
+      expect(decoded.timestamp).toBe(String(1_700_000_000_000 - index * 123_456_789));
+      const asBuffer = (value: Buffer | string | null) => (value === null ? null : Buffer.from(value));
+      expect(decoded.key).toEqual(asBuffer(record.key));
+      expect(decoded.value).toEqual(asBuffer(record.value));
+      const expected = Object.fromEntries(
+        Object.entries(record.headers ?? {}).map(([name, value]) => [
+          name,
+          Array.isArray(value) ? value.map((item) => Buffer.from(item)) : Buffer.from(value),
+        ]),
+      );
+      expect(decoded.headers).toEqual(expected);
+    }
+  });
+
+  it('encodes a produce request whose batch holds every record, with the first and largest timestamps', async () => {
+    const timestamps = ['1700000000500', undefined, '1700000000100', '1700000009000', '1700000000300'];
+    const messages = timestamps.map((timestamp, index) => ({
+      key: `k${index}`,
+      value: `v${index}`,
+      headers: { n: String(index) },
+      ...(timestamp === undefined ? {} : { timestamp }),
+    }));
+    const before = Date.now();
+    const request = await produceV3({
+      acks: -1,
+      timeout: 1_000,
+      transactionalId: 'tx',
+      topicData: [{ topic: 'events', partitions: [{ partition: 3, firstSequence: 0, messages }] }],
+    }).encode();
+    const after = Date.now();
+    const decoder = new Decoder(request.buffer);
+    expect(decoder.readString()).toBe('tx');
+    expect(decoder.readInt16()).toBe(-1);
+    expect(decoder.readInt32()).toBe(1_000);
+    const [topic] = decoder.readArray((topicDecoder) => {
+      const name = topicDecoder.readString();
+      const partitions = topicDecoder.readArray((partitionDecoder) => ({
+        partition: partitionDecoder.readInt32(),
+        batch: partitionDecoder.readBytes(),
+      }));
+      return { name, partitions };
+    });
+    expect(topic?.name).toBe('events');
+    expect(topic?.partitions.map(({ partition }) => partition)).toEqual([3]);
+    const batch = await decodeRecordBatch(new Decoder(topic?.partitions[0]?.batch ?? Buffer.alloc(0)));
+    expect([batch.firstTimestamp, batch.maxTimestamp]).toEqual(['1700000000100', '1700000009000']);
+    expect(batch.records.map((record) => record.value?.toString())).toEqual(messages.map((message) => message.value));
+    expect(batch.records.map((record) => record.headers.n?.toString())).toEqual(messages.map((_, index) => String(index)));
+    expect(batch.records.map((record) => record.offset)).toEqual(['0', '1', '2', '3', '4']);
+    const [first, second, third] = batch.records;
+    expect(first?.timestamp).toBe('1700000000500');
+    expect(third?.timestamp).toBe('1700000000100');
+    // A message without a timestamp gets the time of encoding.
+    expect(Number(second?.timestamp)).toBeGreaterThanOrEqual(before);
+    expect(Number(second?.timestamp)).toBeLessThanOrEqual(after);
+  });
+
+  it("hashes keys as Kafka's Java client does (its own murmur2 test vectors), so partitions agree with every other client", () => {
+    const vectors: [string | Buffer, number][] = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      [Buffer.from('abc'), 479470107],
+    ];
+    for (const [key, hash] of vectors) expect(murmur2(key), String(key)).toBe(hash);
+    const partitionMetadata = [0, 1, 2, 3, 4, 5].map((partitionId) => ({ partitionId, leader: partitionId === 2 ? -1 : 0 }));
+    const partition = defaultPartitioner();
+    // An explicit partition wins; a key picks (positive hash) mod partitions, leaderless ones included.
+    expect(partition({ topic: 't', partitionMetadata, message: { key: 'foobar', partition: 4 } })).toBe(4);
+    expect(partition({ topic: 't', partitionMetadata, message: { key: 'foobar' } })).toBe((-790332482 & 0x7fffffff) % 6);
+    // No key: round robin over the partitions with a leader.
+    const unkeyed = Array.from({ length: 12 }, () => partition({ topic: 't', partitionMetadata, message: {} }));
+    expect(new Set(unkeyed)).toEqual(new Set([0, 1, 3, 4, 5]));
+  });
+});
