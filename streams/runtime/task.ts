@@ -63,8 +63,6 @@ export function canTransition(from: TaskState, to: TaskState): boolean {
 const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
 /** Fences that the group never follows with an assignment of the task here (see commit): this many stop the stage. */
 const MAX_UNCONFIRMED_FENCES = 5;
-/** Most records processed as one chunk (one batched state read, one pass of each step). */
-const MAX_CHUNK = 1_000;
 /** The runtime's own store in every stateful task: arrival sequences of fused topics. */
 export const RUNTIME_STORE = '__runtime';
 
@@ -340,9 +338,9 @@ export class Task {
     if (!this.firstAdmitted.has(topic)) this.firstAdmitted.set(topic, BigInt(first.offset));
     this.admitted += records.length;
     this.options.hooks.onAdmitted(records.length);
-    // In chunks of at most a commit's records (and MAX_CHUNK): commits start between chunks, and
-    // timers and fetches run between them.
-    const size = Math.max(1, Math.min(MAX_CHUNK, this.options.commitMaxRecords));
+    // In chunks of at most a commit's records: commits start between chunks, and timers and
+    // fetches run between them.
+    const size = Math.max(1, this.options.commitMaxRecords);
     if (records.length <= size) this.queue.push({ topic, records });
     else for (let start = 0; start < records.length; start += size) this.queue.push({ topic, records: records.slice(start, start + size) });
     this.pump();
