@@ -51,10 +51,13 @@ interface OpenStore {
 }
 
 /**
- * Changelog records between two checkpoint files, as Kafka Streams' 10,000. RocksDB is written
- * (synced) at every commit; the file only says where a restore starts, and a restore from an older
- * offset replays more of the changelog over newer state, which ends in the same state. Writing it
- * at every commit cost a file write, a rename and two fsyncs per store per commit.
+ * Changelog records between two checkpoint files, as Kafka Streams' 10,000 under at-least-once.
+ * RocksDB is written (synced) at every commit; the file only says where a restore starts, and a
+ * restore from an older offset replays more of the changelog over newer state, which ends in the
+ * same state. That holds only because RocksDB gets a commit's writes after its transaction
+ * succeeded (never uncommitted ones): Kafka Streams, whose stores take writes before the commit,
+ * drops the file while running under exactly-once instead. Writing it at every commit cost a file
+ * write, a rename and two fsyncs per store per commit.
  */
 export const CHECKPOINT_INTERVAL_RECORDS = 10_000n;
 

@@ -257,15 +257,15 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   const heldKey = (topic: string, partition: number): string => `${topic}:${partition}`;
 
   /**
-   * Forgets held records; `reseek`: the task is still ours and has not moved, so its input goes
-   * back to where it continues (or, before its first record, to the first held one).
+   * Forgets held records of a task that is still ours and has not moved: its input goes back to
+   * where it continues (or, before its first record, to the first held one).
    */
-  const dropHeld = (key: string, reseek: boolean): void => {
+  const dropHeld = (key: string): void => {
     const entry = held.get(key);
     if (!entry) return;
     held.delete(key);
     const resume = entry.task.resumeOffset(entry.topic) ?? entry.records[0]?.offset;
-    if (reseek && resume !== undefined && !stopping && !consumerStopped)
+    if (resume !== undefined && !stopping && !consumerStopped)
       consumer.seek({ topic: entry.topic, partition: entry.partition, offset: resume });
   };
 
@@ -291,7 +291,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       // Closed or replaced: its partition was revoked, or a new task repositions it.
       if (tasks.get(entry.task.id) !== entry.task) held.delete(key);
       else if (entry.task.accepting && entry.task.resumeOffset(entry.topic) !== entry.expected) {
-        dropHeld(key, true);
+        dropHeld(key);
         resumed = true;
       }
     }
@@ -302,8 +302,6 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       for (const [key, entry] of ready) {
         const free = maxInFlight - inFlight;
         if (free <= 0) break;
-        // Nothing admitted changes a task's state at once, but a task not running would drop them.
-        if (!entry.task.accepting) continue;
         const admitted = entry.records.splice(0, Math.min(share, free));
         entry.task.admit(entry.topic, admitted);
         metrics.recordsIn.inc({ ...labels, topic: entry.topic }, admitted.length);
@@ -438,7 +436,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       },
       seek: (topic, offset) => {
         // The task moves: what was held for it no longer follows on.
-        dropHeld(heldKey(topic, partition), false);
+        held.delete(heldKey(topic, partition));
         consumer.seek({ topic, partition, offset });
       },
       partitionOf: partitionOfKey,
