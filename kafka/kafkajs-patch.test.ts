@@ -226,7 +226,7 @@ describe('the patched kafkajs transaction manager', () => {
     sendOffsets(options: { consumerGroupId: string; topics: unknown[] }): Promise<void>;
     commit(): Promise<void>;
   };
-  const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode(code: number): ProtocolError };
+  const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode: (code: number) => ProtocolError };
   const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
   /** A broker that records its requests; `failNext` makes its next request of a kind answer with that error code. */
