@@ -50,7 +50,8 @@ const environmentSchema = z.strictObject({
   SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
   SLUICE_MAX_IN_FLIGHT: positiveInt.default(10_000),
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
-  SLUICE_FETCH_MAX_WAIT_MS: positiveInt.default(50),
+  // Below kafkajs' request timeout (30 s), which a fetch does not extend: an idle fetch would time out.
+  SLUICE_FETCH_MAX_WAIT_MS: positiveInt.max(10_000).default(50),
   SLUICE_FETCH_MIN_BYTES: positiveInt.default(1024 * 1024),
   SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_METRICS_PORT: port.default(0),

@@ -305,6 +305,12 @@ describe('the patched kafkajs transaction manager', () => {
     await transaction();
     expect(log).toEqual(['lookup:1', 'c:AddPartitionsToTxn', 'c:AddOffsetsToTxn', 'lookup:0', 'c:TxnOffsetCommit', 'c:EndTxn']);
 
+    // A group coordinator still loading (GROUP_LOAD_IN_PROGRESS, 14): asked again, same coordinator.
+    log.length = 0;
+    third.failNext.set('TxnOffsetCommit', 14);
+    await transaction();
+    expect(log).toEqual(['c:AddPartitionsToTxn', 'c:AddOffsetsToTxn', 'c:TxnOffsetCommit', 'c:TxnOffsetCommit', 'c:EndTxn']);
+
     // Another error (the coordinator's own answer) is the caller's, and keeps the coordinator.
     log.length = 0;
     third.failNext.set('EndTxn', 51); // CONCURRENT_TRANSACTIONS
