@@ -136,6 +136,8 @@ export function stageOptionsFor(name: string, options: Pick<LaunchOptions, 'conf
     guarantee: config.stages.guarantee,
     maxInFlight: config.stages.maxInFlight,
     commitIntervalMs: config.stages.commitIntervalMs,
+    fetchMinBytes: config.stages.fetchMinBytes,
+    fetchMaxWaitMs: config.stages.fetchMaxWaitMs,
     transactionalIdPrefix: `${config.topicPrefix}sluice-`,
     stateDir: path.join(config.dataDir, 'state'),
     topicPrefix: config.topicPrefix,

@@ -13,6 +13,13 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('info');
     expect(config.topicPrefix).toBe('');
     expect(config.defaultPartitions).toBe(6);
+    expect(config.stages).toEqual({
+      guarantee: 'exactly_once',
+      maxInFlight: 10_000,
+      commitIntervalMs: 100,
+      fetchMinBytes: 1024 * 1024,
+      fetchMaxWaitMs: 50,
+    });
     expect(config.kafka).toEqual({
       externalBrokers: undefined,
       version: '4.4.0',
@@ -62,6 +69,8 @@ describe('loadConfig', () => {
     [{ SLUICE_TOPIC_PREFIX: 'bad prefix' }, /SLUICE_TOPIC_PREFIX/],
     [{ KAFKA_BROKERS: 'localhost' }, /KAFKA_BROKERS: "localhost" is not host:port/],
     [{ KAFKA_BROKERS: ' , ' }, /KAFKA_BROKERS: no brokers listed/],
+    [{ SLUICE_FETCH_MAX_WAIT_MS: '30000' }, /SLUICE_FETCH_MAX_WAIT_MS/],
+    [{ SLUICE_FETCH_MIN_BYTES: '0' }, /SLUICE_FETCH_MIN_BYTES/],
   ])('rejects %j with a ConfigError', (env, message) => {
     expect(() => loadConfig(env, '/x')).toThrow(ConfigError);
     expect(() => loadConfig(env, '/x')).toThrow(message);

@@ -50,6 +50,9 @@ const environmentSchema = z.strictObject({
   SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
   SLUICE_MAX_IN_FLIGHT: positiveInt.default(10_000),
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
+  // Below kafkajs' request timeout (30 s), which a fetch does not extend: an idle fetch would time out.
+  SLUICE_FETCH_MAX_WAIT_MS: positiveInt.max(10_000).default(50),
+  SLUICE_FETCH_MIN_BYTES: positiveInt.default(1024 * 1024),
   SLUICE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLUICE_METRICS_PORT: port.default(0),
   SLUICE_METRICS_ADVERTISED_HOST: z.string().min(1).optional(),
@@ -118,6 +121,9 @@ export interface SluiceConfig {
     readonly guarantee: 'exactly_once' | 'at_least_once';
     readonly maxInFlight: number;
     readonly commitIntervalMs: number;
+    /** A fetch returns once it has fetchMinBytes or has waited fetchMaxWaitMs (fetch.min.bytes, fetch.max.wait.ms). */
+    readonly fetchMinBytes: number;
+    readonly fetchMaxWaitMs: number;
   };
   /**
    * The embedded ClickHouse's HTTP SQL endpoint and the bounds of users' queries. `writable` is
@@ -290,6 +296,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       guarantee: e.SLUICE_GUARANTEE,
       maxInFlight: e.SLUICE_MAX_IN_FLIGHT,
       commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
+      fetchMinBytes: e.SLUICE_FETCH_MIN_BYTES,
+      fetchMaxWaitMs: e.SLUICE_FETCH_MAX_WAIT_MS,
     },
     metrics: { host: e.SLUICE_METRICS_HOST, port: e.SLUICE_METRICS_PORT, advertisedHost: e.SLUICE_METRICS_ADVERTISED_HOST },
     sql: {

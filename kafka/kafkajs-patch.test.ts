@@ -202,3 +202,119 @@ describe('the patched kafkajs produce encoding', () => {
     expect(new Set(unkeyed)).toEqual(new Set([0, 1, 3, 4, 5]));
   });
 });
+
+/**
+ * The transaction manager keeps the coordinators it found (the patch). A multi-broker cluster
+ * whose coordinator moves cannot run here, so this drives kafkajs' own transaction manager over
+ * a scripted cluster: which broker answers, and when one says it is no longer the coordinator.
+ * (integration-tests/kafka/transactions.test.ts runs it against the real broker.)
+ */
+describe('the patched kafkajs transaction manager', () => {
+  interface ProtocolError extends Error {
+    readonly type: string;
+  }
+  type Request = (payload: unknown) => Promise<unknown>;
+  const createEosManager = require('kafkajs/src/producer/eosManager/index.js') as (options: {
+    logger: unknown;
+    cluster: unknown;
+    transactional: boolean;
+    transactionalId: string;
+  }) => {
+    initProducerId(): Promise<void>;
+    beginTransaction(): void;
+    addPartitionsToTransaction(topics: { topic: string; partitions: { partition: number }[] }[]): Promise<void>;
+    sendOffsets(options: { consumerGroupId: string; topics: unknown[] }): Promise<void>;
+    commit(): Promise<void>;
+  };
+  const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode: (code: number) => ProtocolError };
+  const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+  /** A broker that records its requests; `failNext` makes its next request of a kind answer with that error code. */
+  const broker = (name: string, log: string[]) => {
+    const failNext = new Map<string, number>();
+    let connected = true;
+    const request =
+      (api: string): Request =>
+      () => {
+        log.push(`${name}:${api}`);
+        const code = failNext.get(api);
+        failNext.delete(api);
+        return code === undefined ? Promise.resolve({ producerId: 7, producerEpoch: 1 }) : Promise.reject(createErrorFromCode(code));
+      };
+    return {
+      failNext,
+      disconnect: () => (connected = false),
+      isConnected: () => connected,
+      initProducerId: request('InitProducerId'),
+      addPartitionsToTxn: request('AddPartitionsToTxn'),
+      addOffsetsToTxn: request('AddOffsetsToTxn'),
+      txnOffsetCommit: request('TxnOffsetCommit'),
+      endTxn: request('EndTxn'),
+    };
+  };
+
+  it('looks a coordinator up once, again after "not the coordinator" (resending that request) or a closed connection', async () => {
+    const log: string[] = [];
+    const first = broker('a', log);
+    const second = broker('b', log);
+    let coordinator = first;
+    const cluster = {
+      retry: { retries: 2, initialRetryTime: 1 },
+      refreshMetadataIfNecessary: () => Promise.resolve(),
+      findGroupCoordinator: ({ coordinatorType }: { coordinatorType: number }) => {
+        log.push(`lookup:${coordinatorType}`);
+        return Promise.resolve(coordinator);
+      },
+    };
+    const manager = createEosManager({ logger: quiet, cluster, transactional: true, transactionalId: 'tx' });
+    const transaction = async (): Promise<void> => {
+      manager.beginTransaction();
+      await manager.addPartitionsToTransaction([{ topic: 't', partitions: [{ partition: 0 }] }]);
+      await manager.sendOffsets({ consumerGroupId: 'g', topics: [{ topic: 'in', partitions: [{ partition: 0, offset: '1' }] }] });
+      await manager.commit();
+    };
+    await manager.initProducerId();
+    await transaction();
+    await transaction();
+    // 1 = the transaction coordinator, 0 = the group's: each found once for both transactions.
+    expect(log.filter((entry) => entry.startsWith('lookup'))).toEqual(['lookup:1', 'lookup:0']);
+    expect(log.filter((entry) => entry === 'a:EndTxn')).toHaveLength(2);
+
+    // The coordinators move to b; a answers NOT_COORDINATOR (16) to the commit: resent to b at once.
+    log.length = 0;
+    coordinator = second;
+    first.failNext.set('EndTxn', 16);
+    first.failNext.set('TxnOffsetCommit', 16);
+    await transaction();
+    expect(log).toEqual([
+      'a:AddPartitionsToTxn',
+      'a:AddOffsetsToTxn',
+      'a:TxnOffsetCommit',
+      'lookup:0',
+      'b:TxnOffsetCommit',
+      'a:EndTxn',
+      'lookup:1',
+      'b:EndTxn',
+    ]);
+
+    // A closed connection: found again before the request, not after a failure.
+    log.length = 0;
+    second.disconnect();
+    const third = broker('c', log);
+    coordinator = third;
+    await transaction();
+    expect(log).toEqual(['lookup:1', 'c:AddPartitionsToTxn', 'c:AddOffsetsToTxn', 'lookup:0', 'c:TxnOffsetCommit', 'c:EndTxn']);
+
+    // A group coordinator still loading (GROUP_LOAD_IN_PROGRESS, 14): asked again, same coordinator.
+    log.length = 0;
+    third.failNext.set('TxnOffsetCommit', 14);
+    await transaction();
+    expect(log).toEqual(['c:AddPartitionsToTxn', 'c:AddOffsetsToTxn', 'c:TxnOffsetCommit', 'c:TxnOffsetCommit', 'c:EndTxn']);
+
+    // Another error (the coordinator's own answer) is the caller's, and keeps the coordinator.
+    log.length = 0;
+    third.failNext.set('EndTxn', 51); // CONCURRENT_TRANSACTIONS
+    await expect(transaction()).rejects.toMatchObject({ type: 'CONCURRENT_TRANSACTIONS' });
+    expect(log.filter((entry) => entry.startsWith('lookup'))).toEqual([]);
+  });
+});

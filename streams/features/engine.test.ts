@@ -17,7 +17,8 @@ import {
   type FeatureWindow,
 } from '../../topology/features.js';
 import { source } from '../../topology/sources.js';
-import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
+import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
+import { entityStateSerde } from './entity-state-serde.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

@@ -9,7 +9,6 @@ import {
 
 export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
-import type { Serde } from '../../state/index.js';
 import { lookBack } from '../runtime/windows/window.js';
 
 /**
@@ -93,50 +92,6 @@ export class SourceFeatures {
     }
     return { rows, late, duplicate: false };
   }
-}
-
-interface StoredEntityState {
-  /** The newest event time. */
-  readonly n: number | null;
-  /** The field names of the value arrays below. */
-  readonly f: readonly string[];
-  /** Events as [time, sequence, newest-at-arrival, ...values in field order]. */
-  readonly e: readonly (readonly (number | string | null)[])[];
-  readonly l: Record<string, FeatureRow>;
-}
-
-/**
- * The stored form of an entity's state: events as arrays under one field list, which keeps the
- * RocksDB values and changelog records a third of the size of plain objects.
- */
-export function entityStateSerde(): Serde<EntityState> {
-  return {
-    serialize(state) {
-      const fields = [...new Set(state.events.flatMap((event) => Object.keys(event.v)))];
-      const stored: StoredEntityState = {
-        n: state.newest,
-        f: fields,
-        e: state.events.map((event) => [event.t, event.seq, event.newest, ...fields.map((field) => event.v[field] ?? null)]),
-        l: state.latest,
-      };
-      return Buffer.from(JSON.stringify(stored));
-    },
-    deserialize(bytes) {
-      const stored = JSON.parse(bytes.toString('utf8')) as StoredEntityState;
-      const entries: unknown = stored.e;
-      if (!Array.isArray(entries) || !Array.isArray(stored.f)) throw new Error('not a stored entity state');
-      return {
-        newest: stored.n,
-        events: (entries as StoredEntityState['e']).map((entry) => ({
-          t: Number(entry[0]),
-          seq: Number(entry[1]),
-          newest: entry[2] === null ? null : Number(entry[2]),
-          v: Object.fromEntries(stored.f.map((field, index) => [field, entry[index + 3] ?? null])),
-        })),
-        latest: stored.l,
-      };
-    },
-  };
 }
 
 export function emptyEntityState(): EntityState {

@@ -13,7 +13,8 @@ import {
   type StreamRecord,
   type TaskContext,
 } from '../runtime/index.js';
-import { emptyEntityState, entityStateSerde, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
+import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
+import { entityStateSerde } from './entity-state-serde.js';
 
 /**
  * The features stage: events.<source> → every feature view of that source, computed per entity

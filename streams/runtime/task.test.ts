@@ -303,8 +303,10 @@ describe('Task', () => {
   it('dead-letters a record whose processing fails for good, and retries a transient failure in place', async () => {
     const { factory, commits } = memoryCommitters();
     let transient = 1;
+    const calls = new Map<string, number>();
     const stage = mapStage({
       process: (record) => {
+        calls.set(record.value, (calls.get(record.value) ?? 0) + 1);
         if (record.value === 'bad') throw new ValidationError('RANGE', 'amount', 'amount out of range');
         if (record.value === 'flaky' && transient-- > 0) throw Object.assign(new Error('leader moved'), { retriable: true });
         return [{ topic: 'out', key: record.key, value: Buffer.from(record.value) }];
@@ -319,6 +321,36 @@ describe('Task', () => {
     expect(
       commits[0]?.outputs.filter((output) => output.topic === 'dlq').map((output) => output.headers?.['sluice.dlq.error.code']),
     ).toEqual(['SLUICE_VALIDATION_RANGE']);
+    expect(events.deadLetters).toBe(1);
+    expect(events.fatal).toEqual([]);
+    // Each attempt runs once.
+    expect(Object.fromEntries(calls)).toEqual({ bad: 1, flaky: 2, ok: 1 });
+  });
+
+  it('dead-letters an undecodable record (attempt 1) and retries a transient decode failure in place', async () => {
+    const { factory, commits } = memoryCommitters();
+    let transient = 2;
+    const calls = new Map<string, number>();
+    const stage = mapStage({
+      decode: (record) => {
+        const value = record.value?.toString() ?? '';
+        calls.set(value, (calls.get(value) ?? 0) + 1);
+        if (value === 'garbage') throw new ValidationError('SCHEMA_VIOLATION', undefined, 'not a record');
+        if (value === 'flaky' && transient-- > 0) throw Object.assign(new Error('registry unreachable'), { retriable: true });
+        return value;
+      },
+    });
+    const { partitionTask, events } = task(factory, {}, [{ stage, input: 'in' }]);
+    await partitionTask.start();
+    partitionTask.admit('in', [raw(10, 'in', 'garbage'), raw(11, 'in', 'flaky'), raw(12, 'in', 'ok')]);
+    await settle();
+    expect(values(commits[0], 'out')).toEqual(['flaky:mapped', 'ok:mapped']);
+    const dlq = commits[0]?.outputs.filter((output) => output.topic === 'dlq') ?? [];
+    expect(dlq.map((output) => [output.headers?.['sluice.dlq.error.code'], output.headers?.['sluice.dlq.attempts']])).toEqual([
+      ['SLUICE_VALIDATION_SCHEMA_VIOLATION', '1'],
+    ]);
+    // Each attempt runs once: the undecodable record once, the flaky one failed twice and decoded at the third.
+    expect(Object.fromEntries(calls)).toEqual({ garbage: 1, flaky: 3, ok: 1 });
     expect(events.deadLetters).toBe(1);
     expect(events.fatal).toEqual([]);
   });

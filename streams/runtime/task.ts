@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isObservable } from 'rxjs';
 import { errorMessage } from '../../common/errors.js';
 import { backoffDelay, sleep } from '../../common/retry.js';
 import { isRetriableKafkaError, retryKafka } from '../../kafka/index.js';
@@ -503,75 +504,104 @@ export class Task {
     };
   }
 
-  /** Decodes a record (retrying transient failures); an undecodable one becomes its dead letter. */
+  /**
+   * Decodes a record (retrying transient failures); an undecodable one becomes its dead letter.
+   * The first attempt runs outside the retry loop, whose closures and promises cost every record
+   * otherwise; a failure continues there as its attempt 1.
+   */
   private async decode(step: StepSpec, item: Item): Promise<Decoded> {
-    const { stage } = step;
+    try {
+      return this.decoded(step, item, await step.stage.decode(item.raw));
+    } catch (error) {
+      return this.withRetries(step, item.raw, async () => this.decoded(step, item, await step.stage.decode(item.raw)), { error });
+    }
+  }
+
+  private decoded(step: StepSpec, item: Item, value: unknown): Decoded {
     const { raw } = item;
-    return this.withRetries(step, raw, async () => {
-      const value: unknown = await stage.decode(raw);
-      const eventTime = stage.eventTime ? stage.eventTime(value, raw) : raw.timestamp;
-      this.options.observeEventTime(step.input, eventTime);
-      const record: StreamRecord<unknown> = {
-        topic: raw.topic,
-        partition: raw.partition,
-        offset: raw.offset,
-        key: raw.key?.toString('utf8') ?? null,
-        value,
-        headers: raw.headers,
-        timestamp: raw.timestamp,
-        eventTime,
-        sequence: sequenceOf(raw),
-        scratch: item.scratch,
-        raw,
-      };
-      return { record };
-    });
+    const eventTime = step.stage.eventTime ? step.stage.eventTime(value, raw) : raw.timestamp;
+    this.options.observeEventTime(step.input, eventTime);
+    const record: StreamRecord<unknown> = {
+      topic: raw.topic,
+      partition: raw.partition,
+      offset: raw.offset,
+      key: raw.key?.toString('utf8') ?? null,
+      value,
+      headers: raw.headers,
+      timestamp: raw.timestamp,
+      eventTime,
+      sequence: sequenceOf(raw),
+      scratch: item.scratch,
+      raw,
+    };
+    return { record };
   }
 
   private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
-    const work = (): Promise<readonly OutputRecord[]> =>
-      this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context))).then((result) =>
-        Array.isArray(result) ? result : (result as { outputs: readonly OutputRecord[] }).outputs,
-      );
-    return this.options.tracer ? traceRecord(this.options.tracer, step.stage.name, record, work) : work();
+    return this.options.tracer
+      ? traceRecord(this.options.tracer, step.stage.name, record, () => this.process(step, record, context))
+      : this.process(step, record, context);
+  }
+
+  /** The stage's function over one record; as in decode, the first attempt runs outside the retry loop. */
+  private async process(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
+    try {
+      const result = step.stage.process(record, context);
+      return isObservable(result) ? await collectOutputs(result) : await result;
+    } catch (error) {
+      const retried = await this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), { error });
+      return Array.isArray(retried) ? retried : (retried as { outputs: readonly OutputRecord[] }).outputs;
+    }
   }
 
   /**
    * Runs one record's work: transient failures are retried in place with backoff (the task waits),
    * others make the record a dead letter, counted with its reason. Giving up on a transient failure
    * stops the stage. A retry runs the record again over whatever its failed attempt wrote, so a
-   * stage loads what it needs (writer schemas, say) before it changes state.
+   * stage loads what it needs (writer schemas, say) before it changes state. `failed`: the first
+   * attempt already ran and failed with this error.
    */
-  private async withRetries<T>(step: StepSpec, raw: RawRecord, work: () => Promise<T>): Promise<T | { outputs: readonly OutputRecord[] }> {
+  private async withRetries<T>(
+    step: StepSpec,
+    raw: RawRecord,
+    work: () => Promise<T>,
+    failed?: { readonly error: unknown },
+  ): Promise<T | { outputs: readonly OutputRecord[] }> {
     const { stage } = step;
     for (let attempt = 1; ; attempt++) {
-      try {
-        return await work();
-      } catch (error) {
-        const reason = reasonOf(error);
-        if (isRetriable(error) || isRetriableKafkaError(error)) {
-          if (attempt >= this.options.maxAttempts) {
-            throw new StageFailedError(
-              `stage ${stage.name} gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`,
-              { cause: error },
-            );
-          }
-          this.options.hooks.onRetry(stage.name, reason);
-          const delay = backoffDelay(attempt, this.options.retryInitialDelayMs, this.options.retryMaxDelayMs);
-          this.options.logger.warn(
-            { err: error, stage: stage.name, offset: raw.offset, attempt, delayMs: delay },
-            'transient failure; retrying',
-          );
-          await sleep(delay);
-          continue;
+      let error: unknown;
+      if (attempt === 1 && failed) {
+        error = failed.error;
+      } else {
+        try {
+          return await work();
+        } catch (caught) {
+          error = caught;
         }
-        this.options.hooks.onRecordFailed(stage.name, raw.topic, reason, true);
-        this.options.logger.warn(
-          { stage: stage.name, topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(error) },
-          'record dead-lettered',
-        );
-        return { outputs: [deadLetter(this.options.dlqTopic, stage.name, raw, error, attempt)] };
       }
+      const reason = reasonOf(error);
+      if (isRetriable(error) || isRetriableKafkaError(error)) {
+        if (attempt >= this.options.maxAttempts) {
+          throw new StageFailedError(
+            `stage ${stage.name} gave up on ${raw.topic}/${raw.partition}@${raw.offset} after ${attempt} attempts: ${errorMessage(error)}`,
+            { cause: error },
+          );
+        }
+        this.options.hooks.onRetry(stage.name, reason);
+        const delay = backoffDelay(attempt, this.options.retryInitialDelayMs, this.options.retryMaxDelayMs);
+        this.options.logger.warn(
+          { err: error, stage: stage.name, offset: raw.offset, attempt, delayMs: delay },
+          'transient failure; retrying',
+        );
+        await sleep(delay);
+        continue;
+      }
+      this.options.hooks.onRecordFailed(stage.name, raw.topic, reason, true);
+      this.options.logger.warn(
+        { stage: stage.name, topic: raw.topic, partition: raw.partition, offset: raw.offset, reason, error: errorMessage(error) },
+        'record dead-lettered',
+      );
+      return { outputs: [deadLetter(this.options.dlqTopic, stage.name, raw, error, attempt)] };
     }
   }
 
