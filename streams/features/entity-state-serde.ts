@@ -1,3 +1,4 @@
+import { BinaryReader } from '../../monitoring/codec.js';
 import type { FeatureRow } from '../../topology/features.js';
 import type { Serde } from '../../state/index.js';
 import type { EntityState, HistoryEvent } from './engine.js';
@@ -144,73 +145,43 @@ function encodeEntityState(state: EntityState): Buffer {
 
 // ---- reading ---------------------------------------------------------------------------------
 
-class Reader {
-  private at = 1;
-  constructor(private readonly bytes: Buffer) {}
+function numberOrNull(reader: BinaryReader): number | null {
+  const tag = reader.u8();
+  if (tag === NULL) return null;
+  if (tag === NUMBER) return reader.f64();
+  throw new EntityStateFormatError(`bad number tag ${tag}`);
+}
 
-  private need(count: number): void {
-    if (this.at + count > this.bytes.length) throw new EntityStateFormatError(`entity state truncated at byte ${this.at}`);
-  }
-
-  u32(): number {
-    this.need(4);
-    const value = this.bytes.readUInt32LE(this.at);
-    this.at += 4;
-    return value;
-  }
-
-  f64(): number {
-    this.need(8);
-    const value = this.bytes.readDoubleLE(this.at);
-    this.at += 8;
-    return value;
-  }
-
-  tag(): number {
-    this.need(1);
-    return this.bytes[this.at++] as number;
-  }
-
-  string(): string {
-    const length = this.u32();
-    this.need(length);
-    const value = this.bytes.toString('utf8', this.at, this.at + length);
-    this.at += length;
-    return value;
-  }
-
-  numberOrNull(): number | null {
-    const tag = this.tag();
-    if (tag === NULL) return null;
-    if (tag === NUMBER) return this.f64();
-    throw new EntityStateFormatError(`bad number tag ${tag} at byte ${this.at - 1}`);
-  }
-
-  value(): number | string | null {
-    const tag = this.tag();
-    if (tag === NULL) return null;
-    if (tag === NUMBER) return this.f64();
-    if (tag === STRING) return this.string();
-    throw new EntityStateFormatError(`bad value tag ${tag} at byte ${this.at - 1}`);
-  }
-
-  end(): void {
-    if (this.at !== this.bytes.length) throw new EntityStateFormatError(`${this.bytes.length - this.at} bytes after the entity state`);
-  }
+function value(reader: BinaryReader): number | string | null {
+  const tag = reader.u8();
+  if (tag === NULL) return null;
+  if (tag === NUMBER) return reader.f64();
+  if (tag === STRING) return reader.string();
+  throw new EntityStateFormatError(`bad value tag ${tag}`);
 }
 
 function decodeEntityState(bytes: Buffer): EntityState {
-  const reader = new Reader(bytes);
-  const newest = reader.numberOrNull();
+  try {
+    return readEntityState(new BinaryReader(bytes));
+  } catch (error) {
+    // monitoring/codec's reader throws RangeError on truncated input.
+    if (error instanceof RangeError) throw new EntityStateFormatError(`entity state ${error.message}`);
+    throw error;
+  }
+}
+
+function readEntityState(reader: BinaryReader): EntityState {
+  reader.u8(); // the version byte, checked by deserialize
+  const newest = numberOrNull(reader);
   const fields: string[] = [];
   for (let count = reader.u32(); count > 0; count--) fields.push(reader.string());
   const events: HistoryEvent[] = [];
   for (let count = reader.u32(); count > 0; count--) {
     const t = reader.f64();
     const seq = reader.f64();
-    const eventNewest = reader.numberOrNull();
+    const eventNewest = numberOrNull(reader);
     const v: Record<string, number | string | null> = {};
-    for (const field of fields) v[field] = reader.value();
+    for (const field of fields) v[field] = value(reader);
     events.push({ t, seq, newest: eventNewest, v });
   }
   const latest: Record<string, FeatureRow> = {};
@@ -227,11 +198,11 @@ function decodeEntityState(bytes: Buffer): EntityState {
     const values: Record<string, number | null> = {};
     for (let features = reader.u32(); features > 0; features--) {
       const feature = reader.string();
-      values[feature] = reader.numberOrNull();
+      values[feature] = numberOrNull(reader);
     }
     latest[name] = { view, version, entity, eventId, eventTime, sequence, windowStart, windowEnd, values };
   }
-  reader.end();
+  if (!reader.done) throw new EntityStateFormatError('bytes after the entity state');
   return { newest, events, latest };
 }
 
