@@ -318,3 +318,81 @@ describe('the patched kafkajs transaction manager', () => {
     expect(log.filter((entry) => entry.startsWith('lookup'))).toEqual([]);
   });
 });
+
+describe("the patched kafkajs read_committed filter (Kafka's Java consumer's rule)", () => {
+  interface FilterMessage {
+    readonly offset: string;
+    readonly key: Buffer | null;
+    readonly isControlRecord: boolean;
+    readonly batchContext: { readonly producerId: string; readonly inTransaction: boolean };
+  }
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- kafkajs' internal module has no types
+  const filterAborted: (input: {
+    messages: FilterMessage[];
+    abortedTransactions?: { firstOffset: string; producerId: string }[];
+  }) => FilterMessage[] = require('kafkajs/src/consumer/filterAbortedMessages');
+
+  const data = (offset: number, producerId: string, inTransaction = true): FilterMessage => ({
+    offset: String(offset),
+    key: Buffer.from('k'),
+    isControlRecord: false,
+    batchContext: { producerId, inTransaction },
+  });
+  const marker = (offset: number, producerId: string, kind: 'abort' | 'commit'): FilterMessage => ({
+    offset: String(offset),
+    key: Buffer.from([0, 0, 0, kind === 'abort' ? 0 : 1]),
+    isControlRecord: true,
+    batchContext: { producerId, inTransaction: true },
+  });
+  const kept = (messages: FilterMessage[], abortedTransactions: { firstOffset: string; producerId: string }[]): string[] =>
+    filterAborted({ messages, abortedTransactions })
+      .filter((message) => !message.isControlRecord)
+      .map((message) => message.offset);
+
+  // Producers 1, 2 and 3 interleave: 1 and 2 abort (offsets 0–5 and their markers at 9 and 10), 3 commits.
+  const log = [data(0, '1'), data(1, '2'), data(2, '3'), data(3, '1'), data(4, '2'), data(5, '3')];
+  const markers = [marker(9, '1', 'abort'), marker(10, '2', 'abort'), marker(11, '3', 'commit')];
+  const aborted = [
+    { firstOffset: '0', producerId: '1' },
+    { firstOffset: '1', producerId: '2' },
+  ];
+
+  it('drops every aborted record of a fetch that starts inside two aborted transactions (kafkajs kept producer 2 records)', () => {
+    // The fetch starts at offset 4 (producer 2's): both aborted transactions began before its first record.
+    expect(kept([...log.slice(4), ...markers], aborted)).toEqual(['5']);
+  });
+
+  it('takes the aborted transactions in the order of their first offsets, whatever order the broker lists them in', () => {
+    expect(kept([...log, ...markers], [...aborted].reverse())).toEqual(['2', '5']);
+  });
+
+  it("keeps a producer's records after its abort marker, and records outside transactions", () => {
+    const later = [data(12, '1'), data(13, '7', false), marker(14, '1', 'commit')];
+    expect(kept([...log, ...markers, ...later], aborted)).toEqual(['2', '5', '12', '13']);
+  });
+
+  it('never takes a data record for an abort marker, even with the key of one (four zero bytes)', () => {
+    const zeroKey = { ...data(11, '5'), key: Buffer.from([0, 0, 0, 0]) };
+    expect(kept([data(10, '5'), zeroKey, data(12, '5'), marker(13, '5', 'abort')], [{ firstOffset: '10', producerId: '5' }])).toEqual([]);
+  });
+
+  it('follows one producer through an abort, a commit and another abort, whatever the list order', () => {
+    const sequence = [data(10, '1'), marker(11, '1', 'abort'), data(12, '1'), marker(13, '1', 'commit')];
+    const again = [data(14, '1'), marker(15, '1', 'abort'), data(16, '1', false)];
+    const listed = [
+      { firstOffset: '14', producerId: '1' },
+      { firstOffset: '10', producerId: '1' },
+    ];
+    expect(kept([...sequence, ...again], listed)).toEqual(['12', '16']);
+    // A fetch that starts on the first abort marker: the producer's committed records after it are kept.
+    expect(kept([...sequence.slice(1), ...again], listed)).toEqual(['12', '16']);
+  });
+
+  it("does not end a producer's aborted transaction at a commit marker", () => {
+    expect(kept([data(10, '1'), marker(11, '1', 'commit'), data(12, '1')], [{ firstOffset: '10', producerId: '1' }])).toEqual([]);
+  });
+
+  it('keeps everything when the broker lists no aborted transaction', () => {
+    expect(kept([...log, ...markers], [])).toEqual(['0', '1', '2', '3', '4', '5']);
+  });
+});
