@@ -61,7 +61,11 @@ export interface TopicMessage {
  * end, never "until N records look like enough"): waits for open transactions to settle first.
  * With `uncommitted`, aborted records are read too (evidence that work was interrupted).
  */
-export async function readToEnd(kafka: Kafka, topic: string, options: { readonly uncommitted?: boolean } = {}): Promise<TopicMessage[]> {
+export async function readToEnd(
+  kafka: Kafka,
+  topic: string,
+  options: { readonly uncommitted?: boolean; readonly maxBytesPerPartition?: number } = {},
+): Promise<TopicMessage[]> {
   const { resolveRanges, readRanges } = await import('../kafka/index.js');
   const ranges = await resolveRanges(kafka, topic);
   const messages: TopicMessage[] = [];
@@ -78,7 +82,7 @@ export async function readToEnd(kafka: Kafka, topic: string, options: { readonly
     messages.push({ key: message.key?.toString() ?? '', value: message.value, headers, partition, offset: message.offset });
   };
   if (!options.uncommitted) {
-    await readRanges(kafka, topic, ranges, collect, 180_000);
+    await readRanges(kafka, topic, ranges, collect, 180_000, options.maxBytesPerPartition);
     return messages;
   }
   const consumer = kafka.consumer({ groupId: uniqueName('raw-reader'), readUncommitted: true, maxWaitTimeInMs: 100 });

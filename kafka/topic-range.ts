@@ -73,6 +73,8 @@ export async function readRanges(
   ranges: readonly PartitionRange[],
   onMessage: (partition: number, message: KafkaMessage) => Promise<void> | void,
   timeoutMs = 3_600_000,
+  /** Largest fetch per partition (records larger than it still come, one batch per fetch). */
+  maxBytesPerPartition = 4 * 1024 * 1024,
 ): Promise<{ records: number }> {
   const pending = new Map(ranges.filter((range) => range.to > range.from).map((range) => [range.partition, range]));
   if (pending.size === 0) return { records: 0 };
@@ -80,7 +82,7 @@ export async function readRanges(
     groupId: `sluice-replay-${randomUUID()}`,
     readUncommitted: false,
     maxWaitTimeInMs: 100,
-    maxBytesPerPartition: 4 * 1024 * 1024,
+    maxBytesPerPartition,
   });
   let records = 0;
   /** Per partition, the offset after the last record handed to onMessage. */

@@ -13,7 +13,13 @@ import { checkMonitoring, driftKey, performanceKey } from '../../jobs/monitoring
 import { ensureTopics, retryKafka } from '../../kafka/index.js';
 import { toOnnx } from '../../models/network.js';
 import { ArtifactStore, baselineOf, registerModelVersion } from '../../models/registry.js';
-import { buildReference, type DriftRecord, type PerformanceRecord } from '../../monitoring/index.js';
+import {
+  buildReference,
+  decodeDriftPartial,
+  decodePerformancePartial,
+  type DriftRecord,
+  type PerformanceRecord,
+} from '../../monitoring/index.js';
 import { AvroSerde, registerSchemas, startSchemaRegistry, type RunningSchemaRegistry } from '../../schemas/index.js';
 import { ModelCatalog, monitoringTopics } from '../../streams/monitoring/index.js';
 import { modelInputs } from '../../topology/index.js';
@@ -270,6 +276,32 @@ describe('the monitoring stages SIGKILLed at random points', () => {
     );
     final.child.kill('SIGTERM');
     expect(await final.exited).toBe(0);
+
+    // Each partial is in the internal topics once. Read one record batch per fetch: fetches then
+    // begin inside the killed instances' aborted transactions (kafkajs' own read_committed filter
+    // let records of those through).
+    const internal = monitoringTopics((name) => `${prefix}sluice-${name}`);
+    const repeated = async (topic: string, identify: (value: Buffer) => string): Promise<string[]> => {
+      const seen = new Map<string, number>();
+      for (const message of await readToEnd(kafka, topic, { maxBytesPerPartition: 1 })) {
+        const id = identify(message.value!);
+        seen.set(id, (seen.get(id) ?? 0) + 1);
+      }
+      expect(seen.size).toBeGreaterThan(0);
+      return [...seen].filter(([, count]) => count > 1).map(([id, count]) => `${id} ×${count}`);
+    };
+    const driftPartials = await repeated(internal.drift.partials, (value) => {
+      const partial = decodeDriftPartial(value);
+      if (partial.kind === 'window') return `window ${partial.version} ${partial.start} ${partial.partition}`;
+      if (partial.kind === 'block') return `block ${partial.version} ${partial.tick} ${partial.partition} ${partial.sequence}`;
+      return `progress ${partial.partition} ${partial.through}`;
+    });
+    const performancePartials = await repeated(internal.performance.partials, (value) => {
+      const partial = decodePerformancePartial(value);
+      if (partial.kind === 'window') return `window ${partial.stage} ${partial.version} ${partial.start} ${partial.partition}`;
+      return `progress ${partial.partition} ${partial.provisionalThrough} ${partial.finalThrough}`;
+    });
+    expect({ driftPartials, performancePartials }).toEqual({ driftPartials: [], performancePartials: [] });
 
     const serde = new AvroSerde(registry.url);
     const drift = await Promise.all(
