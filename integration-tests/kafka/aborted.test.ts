@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
-import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, readToEnd, testKafka, uniqueName } from '../helpers.js';
 
 /**
  * read_committed through the patched kafkajs (patches/kafkajs+2.2.4.patch, filterAbortedMessages)
@@ -46,22 +46,7 @@ describe('read_committed over interleaved aborted transactions, against the real
 
     // 1 byte: one record batch per fetch, each fetch starting after the previous; 200: a few; 1 MiB: all at once.
     for (const maxBytesPerPartition of [1, 200, 1024 * 1024]) {
-      const values: string[] = [];
-      const consumer = kafka.consumer({ groupId: uniqueName('aborted-reader'), maxBytesPerPartition, maxWaitTimeInMs: 50 });
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({
-        eachBatch: async ({ batch }) => {
-          for (const message of batch.messages) values.push(message.value?.toString() ?? '');
-          await Promise.resolve();
-        },
-      });
-      try {
-        // The committed records come after every aborted one: once all 12 are in, every aborted record was passed.
-        await waitUntil(() => values.filter((value) => value.startsWith('commit')).length >= 12, 60_000, 'the committed records');
-      } finally {
-        await consumer.disconnect();
-      }
+      const values = (await readToEnd(kafka, topic, { maxBytesPerPartition })).map((message) => message.value?.toString() ?? '');
       expect({ maxBytesPerPartition, aborted: values.filter((value) => value.startsWith('abort')) }).toEqual({
         maxBytesPerPartition,
         aborted: [],
