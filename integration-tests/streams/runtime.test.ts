@@ -94,6 +94,48 @@ describe('a stage on the real broker', () => {
     }
   });
 
+  it('moves past aborted transactions larger than one fetch (kafkajs skips them without handing them over)', async () => {
+    const input = uniqueName('aborted-in');
+    const output = uniqueName('aborted-out');
+    const dlq = uniqueName('dlq');
+    await createTopic(admin, input, 1);
+    await createTopic(admin, output, 1);
+    await createTopic(admin, dlq, 1);
+    const stage = await runStage(mapper(input, output), {
+      brokers: inject('brokers'),
+      groupId: uniqueName('aborted'),
+      dlqTopic: dlq,
+      guarantee: 'exactly_once',
+      // Small fetches: the aborted transaction below spans several of them.
+      maxBytesPerPartition: 16 * 1024,
+      metrics: createMetricsRegistry(false),
+      logger: silentLogger(),
+    });
+    try {
+      await produceNumbered(kafka, input, 100);
+      await readTopic(kafka, output, (seen) => seen.length >= 100, 60_000, 0);
+      // 200 KiB in a transaction that aborts, then more records: the task continues at the first
+      // aborted record, which no fetch hands over.
+      const producer = kafka.producer({ transactionalId: uniqueName('aborter'), idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      const transaction = await producer.transaction();
+      for (let batch = 0; batch < 10; batch++)
+        await transaction.send({
+          topic: input,
+          messages: Array.from({ length: 20 }, (_, index) => ({ key: `aborted-${batch}-${index}`, value: Buffer.alloc(1_024, 97) })),
+        });
+      await transaction.abort();
+      await producer.disconnect();
+      await produceNumbered(kafka, input, 100);
+      const messages = await readTopic(kafka, output, (seen) => seen.length >= 200, 60_000);
+      expect(messages).toHaveLength(200);
+      expect(messages.filter((message) => message.value.startsWith('a'))).toEqual([]);
+      expect(stage.status()).toMatchObject({ failed: false });
+    } finally {
+      await stage.stop();
+    }
+  });
+
   it('fails naming an input topic that never appears, after its wait, not with the bare broker error', async () => {
     const present = uniqueName('present');
     const missing = uniqueName('missing');

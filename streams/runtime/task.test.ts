@@ -147,6 +147,24 @@ describe('Task', () => {
     expect(partitionTask.isDuplicate('in', '10')).toBe(false);
   });
 
+  it('continues after records no fetch delivers only when the fetch began where it continues', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask } = task(factory);
+    // Not running yet: its position is about to be set.
+    expect(partitionTask.skipUnfetched('in', '10', '13')).toBe(false);
+    await partitionTask.start();
+    // A fetch from elsewhere (before a seek), or one that ends where the task already is: no move.
+    expect(partitionTask.skipUnfetched('in', '11', '13')).toBe(false);
+    expect(partitionTask.skipUnfetched('in', '10', '10')).toBe(false);
+    expect(partitionTask.resumeOffset('in')).toBe('10');
+    expect(partitionTask.skipUnfetched('in', '10', '13')).toBe(true);
+    expect(partitionTask.resumeOffset('in')).toBe('13');
+    expect(partitionTask.isDuplicate('in', '12')).toBe(true);
+    partitionTask.admit('in', [raw(13)]);
+    await settle();
+    expect(commits.map((commit) => commit.offsets)).toEqual([[{ topic: 'in', partition: 0, offset: '14' }]]);
+  });
+
   it('commits whole chunks (at most a commit of records each) by count and by time, with the offset after the last record', async () => {
     const { factory, commits } = memoryCommitters();
     const { partitionTask, events } = task(factory);

@@ -330,6 +330,18 @@ export class Task {
     return this.nextOffsets.get(topic)?.toString();
   }
 
+  /**
+   * The consumer read from where this task continues on an input and found only records no fetch
+   * delivers (aborted transactions, transaction markers) up to `next`: the task continues there.
+   * Only while running and still at `from`; true when it moved.
+   */
+  skipUnfetched(topic: string, from: string, next: string): boolean {
+    const current = this.nextOffsets.get(topic);
+    if (this.state !== 'running' || current === undefined || current.toString() !== from || BigInt(next) <= current) return false;
+    this.nextOffsets.set(topic, BigInt(next));
+    return true;
+  }
+
   /** Takes records of one input partition in offset order (the caller has skipped duplicates). */
   admit(topic: string, records: readonly RawRecord[]): void {
     const first = records[0];
