@@ -104,7 +104,8 @@ describe('the monitoring stages SIGKILLed at random points', () => {
       err += chunk.toString();
       log?.write(chunk);
     });
-    child.once('exit', () => log?.end());
+    log?.on('error', () => undefined);
+    child.once('close', () => log?.end());
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const ready = waitUntil(
       () => {
@@ -285,8 +286,11 @@ describe('the monitoring stages SIGKILLed at random points', () => {
       300_000,
       'the monitoring stages to catch up',
     ).catch(async (error: unknown) => {
-      const pending = [...(await lagByTopic())].filter(([, count]) => count > 0);
-      throw new Error(`${String(error)}; still pending: ${JSON.stringify(pending)}; last log: ${final.errors()}`);
+      const pending = await lagByTopic().then(
+        (byTopic) => JSON.stringify([...byTopic].filter(([, count]) => count > 0)),
+        (failure: unknown) => `unknown (${String(failure)})`,
+      );
+      throw new Error(`${String(error)}; still pending: ${pending}; last log: ${final.errors()}`);
     });
     final.child.kill('SIGTERM');
     expect(await final.exited).toBe(0);

@@ -585,6 +585,14 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       pauseState();
     }
     if (consumedUpTo !== undefined) payload.resolveOffset(consumedUpTo);
+    // Resolving a batch's last record, kafkajs resolves what follows it in the fetch too (a
+    // transaction's marker, aborted records: nothing it delivers) and fetches on after that: the
+    // task continues there as well, or its next batch would read as fetched beyond it and be
+    // fetched again (once per transaction on a transactional input).
+    const lastDelivered = batch.messages.at(-1)?.offset;
+    const resume = task.resumeOffset(batch.topic);
+    if (rest.length === 0 && lastDelivered !== undefined && consumedUpTo === lastDelivered && resume !== undefined)
+      task.skipUnfetched(batch.topic, resume, (BigInt(batch.lastOffset()) + 1n).toString());
     await Promise.resolve();
   };
 
