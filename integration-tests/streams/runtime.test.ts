@@ -136,52 +136,59 @@ describe('a stage on the real broker', () => {
     }
   });
 
-  it('reads a transactional input live without fetching a batch twice (kafkajs resolves the marker after a batch)', async () => {
-    const input = uniqueName('txn-in');
-    const output = uniqueName('txn-out');
-    const dlq = uniqueName('dlq');
-    await createTopic(admin, input, 1);
-    await createTopic(admin, output, 1);
-    await createTopic(admin, dlq, 1);
-    const metrics = createMetricsRegistry(false);
-    const stage = await runStage(mapper(input, output), {
-      brokers: inject('brokers'),
-      groupId: uniqueName('txn'),
-      dlqTopic: dlq,
-      guarantee: 'exactly_once',
-      fetchMinBytes: 1,
-      metrics,
-      logger: silentLogger(),
-    });
-    try {
-      await waitUntil(() => stage.status().ready, 60_000, 'the stage to be ready');
-      // 40 transactions of 25 records while the stage reads: its fetches end on their markers.
-      const producer = kafka.producer({ transactionalId: uniqueName('writer'), idempotent: true, maxInFlightRequests: 1 });
-      await producer.connect();
-      for (let round = 0; round < 40; round++) {
-        const transaction = await producer.transaction();
-        await transaction.send({
-          topic: input,
-          messages: Array.from({ length: 25 }, (_, index) => ({ key: `k${index}`, value: `value-${round * 25 + index}` })),
-        });
-        await transaction.commit();
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await producer.disconnect();
-      const messages = await readTopic(kafka, output, (seen) => seen.length >= 1_000, 60_000);
-      expect(messages).toHaveLength(1_000);
-      const total = async (name: string): Promise<number> =>
-        (await metrics.getSingleMetric(name)?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
-      // Every record fetched once: a batch fetched from beyond where the task continued was fetched
-      // again (and counted again).
-      expect({ fetched: await total('sluice_records_fetched_total'), admitted: await total('sluice_records_in_total') }).toEqual({
-        fetched: 1_000,
-        admitted: 1_000,
+  it.each([
+    ['admitted at once', 10_000],
+    ['held beyond an in-flight bound of 10', 10],
+  ])(
+    'reads a transactional input live without fetching a batch twice (kafkajs resolves the marker after a batch): %s',
+    async (_, maxInFlight) => {
+      const input = uniqueName('txn-in');
+      const output = uniqueName('txn-out');
+      const dlq = uniqueName('dlq');
+      await createTopic(admin, input, 1);
+      await createTopic(admin, output, 1);
+      await createTopic(admin, dlq, 1);
+      const metrics = createMetricsRegistry(false);
+      const stage = await runStage(mapper(input, output), {
+        brokers: inject('brokers'),
+        groupId: uniqueName('txn'),
+        dlqTopic: dlq,
+        guarantee: 'exactly_once',
+        fetchMinBytes: 1,
+        maxInFlight,
+        metrics,
+        logger: silentLogger(),
       });
-    } finally {
-      await stage.stop();
-    }
-  });
+      try {
+        await waitUntil(() => stage.status().ready, 60_000, 'the stage to be ready');
+        // 40 transactions of 25 records while the stage reads: its fetches end on their markers.
+        const producer = kafka.producer({ transactionalId: uniqueName('writer'), idempotent: true, maxInFlightRequests: 1 });
+        await producer.connect();
+        for (let round = 0; round < 40; round++) {
+          const transaction = await producer.transaction();
+          await transaction.send({
+            topic: input,
+            messages: Array.from({ length: 25 }, (_, index) => ({ key: `k${index}`, value: `value-${round * 25 + index}` })),
+          });
+          await transaction.commit();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await producer.disconnect();
+        const messages = await readTopic(kafka, output, (seen) => seen.length >= 1_000, 60_000);
+        expect(messages).toHaveLength(1_000);
+        const total = async (name: string): Promise<number> =>
+          (await metrics.getSingleMetric(name)?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
+        // Every record fetched once: a batch fetched from beyond where the task continued was fetched
+        // again (and counted again).
+        expect({ fetched: await total('sluice_records_fetched_total'), admitted: await total('sluice_records_in_total') }).toEqual({
+          fetched: 1_000,
+          admitted: 1_000,
+        });
+      } finally {
+        await stage.stop();
+      }
+    },
+  );
 
   it('fails naming an input topic that never appears, after its wait, not with the bare broker error', async () => {
     const present = uniqueName('present');

@@ -219,7 +219,15 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
    */
   const held = new Map<
     string,
-    { readonly task: Task; readonly topic: string; readonly partition: number; expected: string | undefined; records: RawRecord[] }
+    {
+      readonly task: Task;
+      readonly topic: string;
+      readonly partition: number;
+      expected: string | undefined;
+      records: RawRecord[];
+      /** Where the consumer continues after them (past the fetch's trailing markers: see eachBatch). */
+      readonly fetchedUpTo: string;
+    }
   >();
   let drainScheduled = false;
   let joined = false;
@@ -326,6 +334,8 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
         metrics.recordsIn.inc({ ...labels, topic: entry.topic }, admitted.length);
         entry.expected = entry.task.resumeOffset(entry.topic) ?? entry.expected;
         if (entry.records.length === 0) {
+          // All taken: continue where the consumer does, past the fetch's trailing markers.
+          if (entry.expected !== undefined) entry.task.skipUnfetched(entry.topic, entry.expected, entry.fetchedUpTo);
           held.delete(key);
           resumed = true;
         }
@@ -580,6 +590,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
         partition: batch.partition,
         expected: task.resumeOffset(batch.topic),
         records: rest,
+        fetchedUpTo: (BigInt(batch.lastOffset()) + 1n).toString(),
       });
       consumedUpTo = rest.at(-1)?.offset;
       pauseState();
@@ -588,7 +599,8 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     // Resolving a batch's last record, kafkajs resolves what follows it in the fetch too (a
     // transaction's marker, aborted records: nothing it delivers) and fetches on after that: the
     // task continues there as well, or its next batch would read as fetched beyond it and be
-    // fetched again (once per transaction on a transactional input).
+    // fetched again (once per transaction on a transactional input). Held records do so once
+    // they are all admitted (drainHeld).
     const lastDelivered = batch.messages.at(-1)?.offset;
     const resume = task.resumeOffset(batch.topic);
     if (rest.length === 0 && lastDelivered !== undefined && consumedUpTo === lastDelivered && resume !== undefined)
