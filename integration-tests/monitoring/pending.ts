@@ -3,9 +3,9 @@ import { readToEnd } from '../helpers.js';
 
 /**
  * Records of a topic that a group's committed offsets do not cover yet. A topic written in
- * transactions ends in commit markers that no consumer commits past, so its end offsets overstate
- * the lag: the records themselves (read_committed, to the end offsets) are compared with the
- * committed offsets instead.
+ * transactions ends in commit markers (and may hold aborted records) that the end offsets count:
+ * the records themselves (read_committed, to the end offsets) are compared with the committed
+ * offsets instead.
  */
 export async function pendingRecords(admin: Admin, kafka: Kafka, group: string, topic: string): Promise<number> {
   const committed = await admin.fetchOffsets({ groupId: group, topics: [topic] });

@@ -3,7 +3,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
 import { createMetricsRegistry } from '../../common/metrics.js';
 import { runStage, StageFailedError, type StageDefinition } from '../../streams/runtime/index.js';
-import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, groupLag, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { produceNumbered, readTopic } from './helpers.js';
 
 describe('a stage on the real broker', () => {
@@ -149,9 +149,10 @@ describe('a stage on the real broker', () => {
       await createTopic(admin, output, 1);
       await createTopic(admin, dlq, 1);
       const metrics = createMetricsRegistry(false);
+      const groupId = uniqueName('txn');
       const stage = await runStage(mapper(input, output), {
         brokers: inject('brokers'),
-        groupId: uniqueName('txn'),
+        groupId,
         dlqTopic: dlq,
         guarantee: 'exactly_once',
         fetchMinBytes: 1,
@@ -183,6 +184,18 @@ describe('a stage on the real broker', () => {
         expect({ fetched: await total('sluice_records_fetched_total'), admitted: await total('sluice_records_in_total') }).toEqual({
           fetched: 1_000,
           admitted: 1_000,
+        });
+        // The group commits the position past the last transaction's marker, as Kafka Streams does:
+        // no lag at the end of the input (the offset after the last record left a lag of 1).
+        const [end] = await admin.fetchTopicOffsets(input);
+        expect(end?.high).toBe('1040');
+        let lag = Number.NaN;
+        await waitUntil(
+          async () => (lag = await groupLag(admin, groupId, input)) === 0,
+          15_000,
+          'the group to commit the end of its input',
+        ).catch((error: unknown) => {
+          throw new Error(`lag ${lag} at the end of the input`, { cause: error });
         });
       } finally {
         await stage.stop();

@@ -160,9 +160,40 @@ describe('Task', () => {
     expect(partitionTask.skipUnfetched('in', '10', '13')).toBe(true);
     expect(partitionTask.resumeOffset('in')).toBe('13');
     expect(partitionTask.isDuplicate('in', '12')).toBe(true);
+    // An idle task commits the position it moved to (no records): its group shows no lag there.
+    await settle();
+    expect(commits).toEqual([{ outputs: [], offsets: [{ topic: 'in', partition: 0, offset: '13' }] }]);
     partitionTask.admit('in', [raw(13)]);
     await settle();
-    expect(commits.map((commit) => commit.offsets)).toEqual([[{ topic: 'in', partition: 0, offset: '14' }]]);
+    expect(commits.map((commit) => commit.offsets)).toEqual([
+      [{ topic: 'in', partition: 0, offset: '13' }],
+      [{ topic: 'in', partition: 0, offset: '14' }],
+    ]);
+  });
+
+  it('commits a position past skipped records only with the records before them, in the commit after the chunk they follow', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask } = task(factory, { commitMaxRecords: 100, commitIntervalMs: 20 });
+    await partitionTask.start();
+    // 10–12 are taken at once; 13–14 wait in the queue, and the markers at 15–16 after them ride on their chunk.
+    partitionTask.admit('in', [raw(10), raw(11), raw(12)]);
+    partitionTask.admit('in', [raw(13), raw(14)]);
+    expect(partitionTask.skipUnfetched('in', '15', '17')).toBe(true);
+    await settle(100);
+    const offsets = commits.map((commit) => commit.offsets.map((offset) => offset.offset));
+    expect(offsets.at(-1)).toEqual(['17']);
+    expect(offsets.flat()).not.toContain('15');
+    // No commit carries the position before the records it follows.
+    const withLast = commits.findIndex((commit) => values(commit, 'out').includes('v14:mapped'));
+    expect(withLast).toBeGreaterThanOrEqual(0);
+    expect(offsets.findIndex((entry) => entry.includes('17'))).toBe(withLast);
+    expect(commits.flatMap((commit) => values(commit, 'out'))).toEqual([
+      'v10:mapped',
+      'v11:mapped',
+      'v12:mapped',
+      'v13:mapped',
+      'v14:mapped',
+    ]);
   });
 
   it('commits whole chunks (at most a commit of records each) by count and by time, with the offset after the last record', async () => {

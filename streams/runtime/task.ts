@@ -146,6 +146,11 @@ interface Item {
   readonly scratch: Map<string, unknown>;
 }
 
+/** Nothing to commit: no records, and no input position moved past records never handed over. */
+function isEmpty(commit: OpenCommit): boolean {
+  return commit.records === 0 && commit.offsets.size === 0;
+}
+
 function openCommit(): OpenCommit {
   return { outputs: [], records: 0, offsets: new Map(), inputs: new Map(), startedAt: performance.now() };
 }
@@ -157,7 +162,12 @@ export class Task {
   private stores: TaskStores | undefined;
   /** Bumped whenever uncommitted work is dropped: results of an older generation are ignored. */
   private generation = 0;
-  private readonly queue: { readonly topic: string; readonly records: readonly RawRecord[] }[] = [];
+  /**
+   * Admitted chunks in order, and where the consumer moved past records it never hands over
+   * (transaction markers, aborted records): `continueAt`, the offset the commit after the chunk
+   * records (an empty chunk only moves the position).
+   */
+  private readonly queue: { readonly topic: string; readonly records: readonly RawRecord[]; continueAt?: bigint }[] = [];
   private pumping: Promise<void> | undefined;
   /** A chunk is between its first step and its last: its state writes are not yet matched by outputs and offsets. */
   private inChunk = false;
@@ -338,7 +348,15 @@ export class Task {
   skipUnfetched(topic: string, from: string, next: string): boolean {
     const current = this.nextOffsets.get(topic);
     if (this.state !== 'running' || current === undefined || current.toString() !== from || BigInt(next) <= current) return false;
-    this.nextOffsets.set(topic, BigInt(next));
+    const position = BigInt(next);
+    this.nextOffsets.set(topic, position);
+    // The commit after the records before the skipped ones carries the new position, as Kafka
+    // Streams commits the consumer's position: a group at the end of a transactional input shows
+    // no lag for its last marker. In queue order, so that no commit carries it before those records.
+    const last = this.queue.at(-1);
+    if (last?.topic === topic) last.continueAt = position;
+    else this.queue.push({ topic, records: [], continueAt: position });
+    this.pump();
     return true;
   }
 
@@ -384,7 +402,7 @@ export class Task {
       this.inChunk = true;
       let outputs: OutputRecord[];
       try {
-        outputs = await this.processChunk(chunk.topic, chunk.records);
+        outputs = chunk.records.length === 0 ? [] : await this.processChunk(chunk.topic, chunk.records);
       } finally {
         this.inChunk = false;
       }
@@ -392,8 +410,9 @@ export class Task {
       const last = chunk.records.at(-1);
       this.current.outputs.push(...outputs);
       this.current.records += chunk.records.length;
-      this.current.inputs.set(chunk.topic, (this.current.inputs.get(chunk.topic) ?? 0) + chunk.records.length);
-      if (last) this.current.offsets.set(chunk.topic, BigInt(last.offset) + 1n);
+      if (last) this.current.inputs.set(chunk.topic, (this.current.inputs.get(chunk.topic) ?? 0) + chunk.records.length);
+      const next = chunk.continueAt ?? (last ? BigInt(last.offset) + 1n : undefined);
+      if (next !== undefined) this.current.offsets.set(chunk.topic, next);
       this.commitIfDue();
       // Let fetches, commits and timers run between chunks.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -620,7 +639,7 @@ export class Task {
   // ---- committing ------------------------------------------------------------------------------
 
   private commitIfDue(): void {
-    if (this.current.records === 0) return;
+    if (isEmpty(this.current)) return;
     const due =
       this.current.records >= this.options.commitMaxRecords || performance.now() - this.current.startedAt >= this.options.commitIntervalMs;
     if (due) this.startCommit();
@@ -642,7 +661,7 @@ export class Task {
     if (this.commitTimer) clearTimeout(this.commitTimer);
     this.commitTimer = undefined;
     // A commit holds whole chunks only: freezing mid-chunk would commit state without its offsets.
-    if (this.inChunk || this.committing || this.state !== 'running' || this.current.records === 0 || !this.committer) return;
+    if (this.inChunk || this.committing || this.state !== 'running' || isEmpty(this.current) || !this.committer) return;
     const batch = this.current;
     this.current = openCommit();
     const generation = this.generation;
@@ -660,7 +679,7 @@ export class Task {
       .catch((error: unknown) => this.fail(error))
       .finally(() => {
         this.committing = undefined;
-        if (this.state === 'running' && this.current.records > 0) this.commitIfDue();
+        if (this.state === 'running' && !isEmpty(this.current)) this.commitIfDue();
       });
   }
 
