@@ -171,6 +171,22 @@ describe('Task', () => {
     ]);
   });
 
+  it('a drain commits a position past skipped records that waits for its commit interval', async () => {
+    const { factory, commits } = memoryCommitters();
+    const { partitionTask } = task(factory, { commitMaxRecords: 100, commitIntervalMs: 10_000 });
+    await partitionTask.start();
+    expect(partitionTask.skipUnfetched('in', '10', '12')).toBe(true);
+    await settle();
+    expect(commits).toEqual([]);
+    expect(partitionTask.inFlight).toBe(0);
+    expect(await partitionTask.drain(1_000)).toBe(true);
+    expect(commits.map((commit) => commit.offsets)).toEqual([[{ topic: 'in', partition: 0, offset: '12' }]]);
+    // Nothing left: a second drain commits nothing.
+    expect(await partitionTask.drain(1_000)).toBe(true);
+    await partitionTask.close();
+    expect(commits).toHaveLength(1);
+  });
+
   it('commits a position past skipped records only with the records before them, in the commit after the chunk they follow', async () => {
     const { factory, commits } = memoryCommitters();
     const { partitionTask } = task(factory, { commitMaxRecords: 100, commitIntervalMs: 20 });
