@@ -4,7 +4,7 @@ import { decodePathSegment, readBody } from '../common/http.js';
 import { SluiceError } from '../common/errors.js';
 import type { FeatureValues, FeatureView } from '../topology/features.js';
 import type { QueryResult, RunningStage } from '../streams/runtime/index.js';
-import type { EntityState } from '../streams/features/engine.js';
+import type { StoredEntity } from '../streams/features/entity-history.js';
 import { ENTITY_STORE } from '../streams/features/stage.js';
 
 /**
@@ -30,7 +30,7 @@ export interface OnlineValue {
   readonly as_of: number;
 }
 
-type QueryAnswer = QueryResult<EntityState>;
+type QueryAnswer = QueryResult<StoredEntity>;
 
 export class UnknownViewError extends SluiceError {
   constructor(view: string, known: readonly string[]) {
@@ -87,7 +87,7 @@ export class OnlineStore {
     const key = `${source}\u0000${entity}`;
     let pending = this.reading.get(key);
     if (!pending) {
-      pending = this.stage.query<EntityState>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
+      pending = this.stage.query<StoredEntity>(ENTITY_STORE, entity, `${this.topicPrefix}events.${source}`);
       this.reading.set(key, pending);
       const done = (): void => {
         this.reading.delete(key);
@@ -97,7 +97,9 @@ export class OnlineStore {
     return pending;
   }
 
-  private answer(view: FeatureView, entity: string, state: EntityState | undefined, at: number | undefined): OnlineValue {
+  private answer(view: FeatureView, entity: string, stored: StoredEntity | undefined, at: number | undefined): OnlineValue {
+    // An entity's key holds its head (a segment's key is no entity id the stage accepts).
+    const state = stored?.kind === 'segment' ? undefined : stored;
     const row = state?.latest[view.name];
     const asOf = at ?? (view.ttlClock === 'event' ? (state?.newest ?? row?.eventTime ?? Date.now()) : Date.now());
     if (!row)
@@ -144,7 +146,7 @@ export class OnlineStore {
     const sources = [...new Set(wanted.map((view) => view.source.name))];
     return Promise.all(
       entities.map(async (entity) => {
-        const states = new Map<string, EntityState | undefined>();
+        const states = new Map<string, StoredEntity | undefined>();
         for (const source of sources) {
           const result = await this.read(source, entity);
           if (!result.owned) throw new EntityElsewhereError(source, entity, result.partition, result.owner?.clientId);

@@ -18,7 +18,8 @@ import {
 } from '../../topology/features.js';
 import { source } from '../../topology/sources.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
-import { entityStateSerde } from './entity-state-serde.js';
+import type { EntityHead } from './entity-history.js';
+import { entityStoreSerde } from './entity-state-serde.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -211,9 +212,12 @@ describe('feature computation', () => {
       ],
       { grace: '1h' },
     );
-    const serde = entityStateSerde();
-    const bytes = serde.serialize(state);
-    expect(serde.deserialize(bytes)).toEqual(state);
+    const serde = entityStoreSerde();
+    const segment = { kind: 'segment', events: state.events } as const;
+    const head: EntityHead = { kind: 'head', newest: state.newest, latest: state.latest, segments: [0], nextSegment: 1, trim: 0 };
+    const bytes = Buffer.concat([serde.serialize(segment), serde.serialize(head)]);
+    expect(serde.deserialize(serde.serialize(segment))).toEqual(segment);
+    expect(serde.deserialize(serde.serialize(head))).toEqual(head);
     expect(bytes.length).toBeLessThan(Buffer.byteLength(JSON.stringify(state)));
     expect(() => serde.deserialize(Buffer.from('{"x":1}'))).toThrow();
   });

@@ -48,6 +48,8 @@ export interface ApplyResult {
   readonly late: string[];
   /** Whether the event was already in the history (a replayed duplicate): no rows then. */
   readonly duplicate: boolean;
+  /** The event as the history remembers it (none for a duplicate); it may have left at once, expired. */
+  readonly inserted?: HistoryEvent;
 }
 
 /** The views of one source, computed together over one history per entity. */
@@ -90,7 +92,7 @@ export class SourceFeatures {
       const previous = state.latest[view.name];
       if (!previous || row.eventTime >= previous.eventTime) state.latest[view.name] = row;
     }
-    return { rows, late, duplicate: false };
+    return { rows, late, duplicate: false, inserted: remembered };
   }
 }
 

@@ -1,32 +1,39 @@
 import { BinaryReader } from '../../monitoring/codec.js';
 import type { FeatureRow } from '../../topology/features.js';
 import type { Serde } from '../../state/index.js';
-import type { EntityState, HistoryEvent } from './engine.js';
+import type { HistoryEvent } from './engine.js';
+import type { EntityHead, HistorySegment, StoredEntity } from './entity-history.js';
 
 /**
- * The stored form of an entity's state (RocksDB values and changelog records), written at every
- * commit for each entity the commit changed. Binary, because JSON spent most of its time turning
- * doubles into text and back: one version byte, then
+ * The stored form of the features store's values (RocksDB values and changelog records): an
+ * entity's head, or one segment of its history (entity-history.ts). Binary, because JSON spent
+ * most of its time turning doubles into text and back. A tag byte, then
  *
- *   newest: number-or-null
- *   fields: u32 count, then each name as a string
- *   events: u32 count, then each as t: f64, seq: f64, newest: number-or-null, then one value per field
- *   latest: u32 count, then each row as view, version: f64, entity, eventId, eventTime: f64,
- *           sequence: f64, windowStart: f64, windowEnd: f64, u32 count, then (name, number-or-null)
+ *   head (2):    newest: number-or-null, nextSegment: f64, trim: f64, u32 count, then each
+ *                segment id as f64, then the latest rows
+ *   segment (3): fields: u32 count, then each name as a string;
+ *                events: u32 count, then each as t: f64, seq: f64, newest: number-or-null, then
+ *                one value per field
  *
- * where a string is u32 byte length then UTF-8, number-or-null is a tag byte (0 null, 1 number)
- * then an f64 for numbers, and a value is a tag byte (0 null, 1 number + f64, 2 string). Numbers
- * keep every bit (NaN and -0 included, which JSON did not). Little-endian throughout.
+ * where the latest rows are u32 count, then each as name, view, version: f64, entity, eventId,
+ * eventTime: f64, sequence: f64, windowStart: f64, windowEnd: f64, u32 count, then (name,
+ * number-or-null); a string is u32 byte length then UTF-8, number-or-null is a tag byte (0 null,
+ * 1 number) then an f64 for numbers, and a value is a tag byte (0 null, 1 number + f64, 2 string).
+ * Numbers keep every bit (NaN and -0 included, which JSON did not). Little-endian throughout.
  *
- * States written as JSON by earlier versions (they start with `{`) are still read.
+ * Whole states written by earlier versions are still read, as heads whose history is inline (the
+ * stage splits it into segments at the entity's next event): tag 1 (newest, then the fields and
+ * events as in a segment, then the latest rows), and JSON (it starts with `{`).
  */
-export function entityStateSerde(): Serde<EntityState> {
+export function entityStoreSerde(): Serde<StoredEntity> {
   return {
-    serialize: encodeEntityState,
+    serialize: (value) => (value.kind === 'head' ? encodeHead(value) : encodeSegment(value)),
     deserialize(bytes) {
       if (bytes[0] === JSON_START) return fromJson(bytes);
-      if (bytes[0] !== VERSION) throw new EntityStateFormatError(`unknown entity state format ${String(bytes[0])}`);
-      return decodeEntityState(bytes);
+      const tag = bytes[0];
+      if (tag !== WHOLE_STATE && tag !== HEAD && tag !== SEGMENT)
+        throw new EntityStateFormatError(`unknown entity state format ${String(tag)}`);
+      return decode(bytes, tag);
     },
   };
 }
@@ -38,7 +45,9 @@ export class EntityStateFormatError extends Error {
   }
 }
 
-const VERSION = 1;
+const WHOLE_STATE = 1;
+const HEAD = 2;
+const SEGMENT = 3;
 const JSON_START = 0x7b;
 const NULL = 0;
 const NUMBER = 1;
@@ -95,15 +104,38 @@ function writeValue(value: number | string | null | undefined): void {
   }
 }
 
-function encodeEntityState(state: EntityState): Buffer {
+function encodeHead(head: EntityHead): Buffer {
   at = 0;
   room(1);
-  scratch[at++] = VERSION;
-  writeNumberOrNull(state.newest);
+  scratch[at++] = HEAD;
+  writeNumberOrNull(head.newest);
+  writeF64(head.nextSegment);
+  writeF64(head.trim);
+  writeU32(head.segments.length);
+  for (const id of head.segments) writeF64(id);
+  writeLatest(head.latest);
+  return copyOut();
+}
+
+function encodeSegment(segment: HistorySegment): Buffer {
+  at = 0;
+  room(1);
+  scratch[at++] = SEGMENT;
+  writeEvents(segment.events);
+  return copyOut();
+}
+
+function copyOut(): Buffer {
+  const bytes = Buffer.allocUnsafe(at);
+  scratch.copy(bytes, 0, 0, at);
+  return bytes;
+}
+
+function writeEvents(events: readonly HistoryEvent[]): void {
   // Every event of an entity carries the same fields (the views' fields); collect them anyway.
   const fields: string[] = [];
   const known = new Set<string>();
-  for (const event of state.events)
+  for (const event of events)
     for (const field in event.v)
       if (!known.has(field)) {
         known.add(field);
@@ -111,17 +143,20 @@ function encodeEntityState(state: EntityState): Buffer {
       }
   writeU32(fields.length);
   for (const field of fields) writeString(field);
-  writeU32(state.events.length);
-  for (const event of state.events) {
+  writeU32(events.length);
+  for (const event of events) {
     writeF64(event.t);
     writeF64(event.seq);
     writeNumberOrNull(event.newest);
     for (const field of fields) writeValue(event.v[field]);
   }
-  const views = Object.keys(state.latest);
+}
+
+function writeLatest(latest: Readonly<Record<string, FeatureRow>>): void {
+  const views = Object.keys(latest);
   writeU32(views.length);
   for (const name of views) {
-    const row = state.latest[name] as FeatureRow;
+    const row = latest[name] as FeatureRow;
     writeString(name);
     writeString(row.view);
     writeF64(row.version);
@@ -138,9 +173,6 @@ function encodeEntityState(state: EntityState): Buffer {
       writeNumberOrNull(row.values[feature]);
     }
   }
-  const bytes = Buffer.allocUnsafe(at);
-  scratch.copy(bytes, 0, 0, at);
-  return bytes;
 }
 
 // ---- reading ---------------------------------------------------------------------------------
@@ -160,9 +192,13 @@ function value(reader: BinaryReader): number | string | null {
   throw new EntityStateFormatError(`bad value tag ${tag}`);
 }
 
-function decodeEntityState(bytes: Buffer): EntityState {
+function decode(bytes: Buffer, tag: number): StoredEntity {
   try {
-    return readEntityState(new BinaryReader(bytes));
+    const reader = new BinaryReader(bytes);
+    reader.u8(); // the tag, checked by deserialize
+    const value = tag === SEGMENT ? readSegment(reader) : tag === HEAD ? readHead(reader) : readWholeState(reader);
+    if (!reader.done) throw new EntityStateFormatError('bytes after the entity state');
+    return value;
   } catch (error) {
     // monitoring/codec's reader throws RangeError on truncated input.
     if (error instanceof RangeError) throw new EntityStateFormatError(`entity state ${error.message}`);
@@ -170,9 +206,27 @@ function decodeEntityState(bytes: Buffer): EntityState {
   }
 }
 
-function readEntityState(reader: BinaryReader): EntityState {
-  reader.u8(); // the version byte, checked by deserialize
+function readHead(reader: BinaryReader): EntityHead {
   const newest = numberOrNull(reader);
+  const nextSegment = reader.f64();
+  const trim = reader.f64();
+  const segments: number[] = [];
+  for (let count = reader.u32(); count > 0; count--) segments.push(reader.f64());
+  return { kind: 'head', newest, latest: readLatest(reader), segments, nextSegment, trim };
+}
+
+function readSegment(reader: BinaryReader): HistorySegment {
+  return { kind: 'segment', events: readEvents(reader) };
+}
+
+/** A whole state of an earlier version: a head with its history inline. */
+function readWholeState(reader: BinaryReader): EntityHead {
+  const newest = numberOrNull(reader);
+  const inline = readEvents(reader);
+  return { kind: 'head', newest, latest: readLatest(reader), segments: [], nextSegment: 0, trim: 0, inline };
+}
+
+function readEvents(reader: BinaryReader): HistoryEvent[] {
   const fields: string[] = [];
   for (let count = reader.u32(); count > 0; count--) fields.push(reader.string());
   const events: HistoryEvent[] = [];
@@ -184,6 +238,10 @@ function readEntityState(reader: BinaryReader): EntityState {
     for (const field of fields) v[field] = value(reader);
     events.push({ t, seq, newest: eventNewest, v });
   }
+  return events;
+}
+
+function readLatest(reader: BinaryReader): Record<string, FeatureRow> {
   const latest: Record<string, FeatureRow> = {};
   for (let count = reader.u32(); count > 0; count--) {
     const name = reader.string();
@@ -202,8 +260,7 @@ function readEntityState(reader: BinaryReader): EntityState {
     }
     latest[name] = { view, version, entity, eventId, eventTime, sequence, windowStart, windowEnd, values };
   }
-  if (!reader.done) throw new EntityStateFormatError('bytes after the entity state');
-  return { newest, events, latest };
+  return latest;
 }
 
 // ---- the JSON form of earlier versions --------------------------------------------------------
@@ -216,13 +273,17 @@ interface JsonEntityState {
   readonly l: Record<string, FeatureRow>;
 }
 
-function fromJson(bytes: Buffer): EntityState {
+function fromJson(bytes: Buffer): EntityHead {
   const stored = JSON.parse(bytes.toString('utf8')) as JsonEntityState;
   const entries: unknown = stored.e;
   if (!Array.isArray(entries) || !Array.isArray(stored.f)) throw new EntityStateFormatError('not a stored entity state');
   return {
+    kind: 'head',
     newest: stored.n,
-    events: (entries as JsonEntityState['e']).map((entry) => ({
+    segments: [],
+    nextSegment: 0,
+    trim: 0,
+    inline: (entries as JsonEntityState['e']).map((entry) => ({
       t: Number(entry[0]),
       seq: Number(entry[1]),
       newest: entry[2] === null ? null : Number(entry[2]),

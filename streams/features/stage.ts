@@ -13,8 +13,9 @@ import {
   type StreamRecord,
   type TaskContext,
 } from '../runtime/index.js';
-import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
-import { entityStateSerde } from './entity-state-serde.js';
+import { SourceFeatures, type FeatureRow } from './engine.js';
+import { isValidEntity, loadEntity, saveEntity, type StoredEntity } from './entity-history.js';
+import { entityStoreSerde } from './entity-state-serde.js';
 
 /**
  * The features stage: events.<source> → every feature view of that source, computed per entity
@@ -39,7 +40,7 @@ export interface FeaturesStageOptions {
 
 type Value = Record<string, unknown>;
 
-/** The store of entity histories and latest rows, one per input partition. */
+/** The store of entity histories and latest rows, one per input partition (entity-history.ts). */
 export const ENTITY_STORE = 'entities';
 
 export function featuresStage(options: FeaturesStageOptions): StageDefinition<Value> {
@@ -87,11 +88,14 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     const entity = record.value[features.source.entityField];
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', features.source.entityField, 'the event has no entity id');
+    if (!isValidEntity(entity))
+      throw new ValidationError('INVALID', features.source.entityField, 'an entity id must not start with a NUL character');
     // The rows' writer schemas are loaded before the entity's state changes (in place): a registry
     // outage then fails the record with nothing changed, and its retry computes the same rows.
     if (options.emitRows !== false) await encoder.prepare(rowSchemaIds);
-    const store = context.store<KeyValueStore<EntityState>>(ENTITY_STORE);
-    const state = (await childSpan('state read', () => store.get(entity), { 'sluice.store': ENTITY_STORE })) ?? emptyEntityState();
+    const store = context.store<KeyValueStore<StoredEntity>>(ENTITY_STORE);
+    const loaded = await childSpan('state read', () => loadEntity(store, entity), { 'sluice.store': ENTITY_STORE });
+    const { state } = loaded;
     const result = features.apply(state, {
       entity,
       eventId: String(record.value.event_id),
@@ -99,8 +103,8 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
       sequence: record.sequence,
       value: record.value,
     });
-    if (result.duplicate) return [];
-    store.put(entity, state);
+    if (result.duplicate || !result.inserted) return [];
+    saveEntity(store, entity, loaded, result.inserted);
     for (const view of result.late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
     // For the stages after this one in the task: the features of this very event.
     const computed: EventFeatures = { rows: new Map(result.rows.map((row) => [row.view, row])), late: new Set(result.late) };
@@ -129,7 +133,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
       const entity = record.value[sourceOf(record.topic).features.source.entityField];
       return typeof entity === 'string' ? [{ store: ENTITY_STORE, key: entity }] : [];
     },
-    stores: [{ name: ENTITY_STORE, kind: 'key-value', serde: entityStateSerde() }],
+    stores: [{ name: ENTITY_STORE, kind: 'key-value', serde: entityStoreSerde() }],
   };
 }
 
