@@ -5,31 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emptyEntityState, SourceFeatures, type FeatureRow } from '../streams/features/engine.js';
 import { featureVector } from '../streams/features/stage.js';
 import { count, featureView, last, slidingWindow, sum } from '../topology/features.js';
-import { source } from '../topology/sources.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { pointInTimeJoin, pointInTimeSql, type Label } from './point-in-time.js';
 import { EmbeddedOfflineStore } from './store.js';
 import { ensureTables, featureTable, insertNew } from './tables.js';
+import { payments } from '../topology/fixtures/payments.js';
 
 const MIN = 60_000;
-const payments = source({
-  name: 'payments',
-  idField: 'id',
-  eventTimeField: 'ts',
-  entityField: 'card',
-  description: 'test',
-  schema: {
-    type: 'record',
-    name: 'Payment',
-    fields: [
-      { name: 'id', type: 'string' },
-      { name: 'ts', type: 'long' },
-      { name: 'card', type: 'string' },
-      { name: 'amount', type: ['null', 'double'] },
-      { name: 'merchant', type: ['null', 'string'] },
-    ],
-  },
-});
 const spend = featureView({
   name: 'spend_1h',
   source: payments,

@@ -16,31 +16,13 @@ import {
   type FeatureViewInput,
   type FeatureWindow,
 } from '../../topology/features.js';
-import { source } from '../../topology/sources.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
 import type { EntityHead } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
+import { payments } from '../../topology/fixtures/payments.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
-const payments = source({
-  name: 'payments',
-  idField: 'id',
-  eventTimeField: 'ts',
-  entityField: 'card',
-  description: 'test',
-  schema: {
-    type: 'record',
-    name: 'Payment',
-    fields: [
-      { name: 'id', type: 'string' },
-      { name: 'ts', type: 'long' },
-      { name: 'card', type: 'string' },
-      { name: 'amount', type: ['null', 'double'] },
-      { name: 'merchant', type: ['null', 'string'] },
-    ],
-  },
-});
 
 function view(window: FeatureWindow, extra: Partial<FeatureViewInput> = {}) {
   return featureView({

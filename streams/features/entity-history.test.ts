@@ -7,30 +7,12 @@ import { KeyValueStore } from '../../state/key-value-store.js';
 import { RocksDatabase } from '../../state/rocksdb.js';
 import { uniformRandom } from '../../common/random.js';
 import { count, distinctCount, featureView, sessionWindow, slidingWindow, sum } from '../../topology/features.js';
-import { source } from '../../topology/sources.js';
 import { emptyEntityState, SourceFeatures, type SourceEvent } from './engine.js';
 import { loadEntity, saveEntity, SEGMENT_EVENTS, segmentKey, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
+import { payments } from '../../topology/fixtures/payments.js';
 
 const MIN = 60_000;
-const payments = source({
-  name: 'payments',
-  idField: 'id',
-  eventTimeField: 'ts',
-  entityField: 'card',
-  description: 'test',
-  schema: {
-    type: 'record',
-    name: 'Payment',
-    fields: [
-      { name: 'id', type: 'string' },
-      { name: 'ts', type: 'long' },
-      { name: 'card', type: 'string' },
-      { name: 'amount', type: ['null', 'double'] },
-      { name: 'merchant', type: ['null', 'string'] },
-    ],
-  },
-});
 
 const views = [
   featureView({
