@@ -97,6 +97,8 @@ export async function main(): Promise<void> {
     };
     let transactions = 0;
     for (const record of demoEvents({ seed: 1, events: EVENTS, end, spanMs: 7 * DAY, cards: 5_000, users: 3_000 })) {
+      // Chargebacks are labels, not a source of these views.
+      if (record.topic === 'raw.chargebacks') continue;
       const source = record.topic === 'raw.transactions' ? 'transactions' : 'clicks';
       if (source === 'transactions') transactions++;
       const idField = source === 'transactions' ? 'transaction_id' : 'click_id';
