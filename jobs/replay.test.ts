@@ -3,7 +3,7 @@ import { uniformRandom } from '../common/random.js';
 import { count, featureView, max, sessionWindow, slidingWindow, sum, tumblingWindow } from '../topology/features.js';
 import { source } from '../topology/sources.js';
 import { SourceFeatures, type FeatureRow, type SourceEvent } from '../streams/features/engine.js';
-import { RangeReplay } from './replay.js';
+import { RangeReplay, replayedEntity } from './replay.js';
 import { rangePlan } from './range.js';
 
 const MIN = 60_000;
@@ -150,5 +150,16 @@ describe('range plans', () => {
     expect([39n, 40n, 59n, 60n].map((offset) => plan.selects(0, offset, 0))).toEqual([false, true, true, false]);
     expect(plan.selects(1, 49n, 0)).toBe(false);
     expect(plan.fromEventTime).toBe(Number.NEGATIVE_INFINITY);
+  });
+});
+
+describe('replayedEntity', () => {
+  it('keeps the events the live stage computes rows for and skips the ones it dead-letters', () => {
+    expect(replayedEntity({ driver_id: 'd-1' }, 'driver_id')).toBe('d-1');
+    expect(replayedEntity({ driver_id: 'a\u0000b' }, 'driver_id')).toBe('a\u0000b');
+    expect(replayedEntity({ driver_id: '\u0000d-1\u00003' }, 'driver_id')).toBeUndefined();
+    expect(replayedEntity({ driver_id: '' }, 'driver_id')).toBeUndefined();
+    expect(replayedEntity({ driver_id: 7 }, 'driver_id')).toBeUndefined();
+    expect(replayedEntity({}, 'driver_id')).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import type { FeatureView } from '../topology/features.js';
 import { readRanges, type PartitionRange } from '../kafka/topic-range.js';
 import { pinnedPlan, planRange, type EventRange, type PinnedRanges } from './range.js';
 import { headersOf, sequenceOf } from '../streams/runtime/index.js';
+import { isValidEntity } from '../streams/features/entity-history.js';
 
 /**
  * Replay of feature views: reads events.<source> and runs it through the same SourceFeatures code
@@ -76,6 +77,15 @@ export class RangeReplay {
   }
 }
 
+/**
+ * The event's entity id when the live features stage computes rows for it; undefined for the
+ * events it dead-letters (no id, an empty one, or one starting with NUL), which replay skips too.
+ */
+export function replayedEntity(value: Readonly<Record<string, unknown>>, entityField: string): string | undefined {
+  const entity = value[entityField];
+  return typeof entity === 'string' && isValidEntity(entity) ? entity : undefined;
+}
+
 export async function replayFeatures(options: ReplayOptions): Promise<ReplayReport> {
   const started = performance.now();
   const sources = new Map<string, FeatureView[]>();
@@ -113,8 +123,8 @@ export async function replayFeatures(options: ReplayOptions): Promise<ReplayRepo
       if (message.value) {
         const value = (await serde.decode(message.value)) as Record<string, unknown>;
         ids.add(readSchemaId(message.value));
-        const entity = value[features.source.entityField];
-        if (typeof entity === 'string' && entity !== '') {
+        const entity = replayedEntity(value, features.source.entityField);
+        if (entity !== undefined) {
           const eventTime = typeof value.event_time === 'number' ? value.event_time : Number(message.timestamp);
           const inRange = plan.selects(partition, BigInt(message.offset), eventTime);
           const eventId = String(value.event_id);
