@@ -12,8 +12,9 @@ export interface InputOffset {
 }
 
 /**
- * Makes one task's results durable: produces the outputs, then records that its inputs are
- * consumed up to the given offsets. Under exactly_once both happen in one Kafka transaction.
+ * Makes one task's results durable: produces the outputs and records that its inputs are consumed
+ * up to the given offsets. Under exactly_once both happen in one Kafka transaction (sent side by
+ * side, committed together); under at_least_once the offsets follow the outputs.
  */
 export interface PartitionCommitter {
   /** Resolves with where each produced batch landed (topic, partition, first offset). */
@@ -82,7 +83,8 @@ export function toTopicMessages(outputs: readonly OutputRecord[]): TopicMessages
  * exactly_once: one transactional producer per input partition, with a stable transactional id
  * (`<prefix><group>-<topic>-<partition>`). Opening it on assignment runs InitProducerId, which
  * bumps the epoch and aborts whatever transaction a zombie owner left open, and fences that
- * zombie. Each commit is one transaction: the outputs plus the input offset (sendOffsets).
+ * zombie. Each commit is one transaction: the outputs plus the input offset (sendOffsets), sent
+ * side by side, then EndTxn once both are in.
  * kafkajs lacks KIP-447's generation-aware offset commits, so this per-partition id is what
  * fences. A commit that fails leaves an unknown outcome: the caller drops the producer and
  * opens a new one.
@@ -99,7 +101,10 @@ export class TransactionalCommitterFactory implements CommitterFactory {
     const producer = this.kafka.producer({
       transactionalId: `${this.transactionalIdPrefix}${this.groupId}-${task}`,
       idempotent: true,
-      maxInFlightRequests: 1,
+      // Two: a commit's records and its offsets go out side by side (see commit), and often to one
+      // broker. Never two produce requests: a commit sends its requests one after the other, and
+      // commits of a task never overlap, so the idempotent sequence numbers stay in order.
+      maxInFlightRequests: 2,
       transactionTimeout: this.transactionTimeoutMs,
       // A transaction begun right after the previous commit often meets CONCURRENT_TRANSACTIONS
       // while the coordinator writes the markers; retry within milliseconds, not kafkajs' 300.
@@ -134,10 +139,22 @@ class TransactionalCommitter implements PartitionCommitter {
   async commit(outputs: readonly OutputRecord[], offsets: readonly InputOffset[]): Promise<readonly ProducedBatch[]> {
     const transaction = await this.producer.transaction();
     try {
-      const produced = await sendInChunks(outputs, (topicMessages) => transaction.sendBatch({ topicMessages, acks: -1 }));
-      if (offsets.length > 0) await transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsetsByTopic(offsets) });
-      await transaction.commit();
-      return produced;
+      // The records and the input offsets travel side by side: AddPartitionsToTxn then Produce
+      // beside AddOffsetsToTxn then TxnOffsetCommit (two round trips, not four, before EndTxn).
+      // Their order within the transaction does not matter: EndTxn commits or aborts both. Both
+      // settle before the transaction ends or aborts, so no request of it is left in flight.
+      const [records, positions] = await Promise.allSettled([
+        sendInChunks(outputs, (topicMessages) => transaction.sendBatch({ topicMessages, acks: -1 })),
+        offsets.length > 0 ? transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsetsByTopic(offsets) }) : undefined,
+      ]);
+      if (records.status === 'fulfilled' && positions.status === 'fulfilled') {
+        await transaction.commit();
+        return records.value;
+      }
+      // A fence on either side is the one to report: it tells the task that another owner has
+      // taken over (it must not reopen and fence that owner in turn).
+      const failures = [records, positions].flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
+      throw failures.find(isFenced) ?? failures[0];
     } catch (error) {
       if (transaction.isActive()) await transaction.abort().catch(() => undefined);
       throw error;
@@ -232,4 +249,16 @@ export function requestChunks(outputs: readonly OutputRecord[], maxBytes = REQUE
 function sizeOf(value: string | Buffer | null): number {
   if (value === null) return 0;
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+/** A commit refused because a newer producer with the same transactional id exists (a new owner fenced this one). */
+export function isFenced(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
+    seen.add(current);
+    if ('type' in current && (current.type === 'INVALID_PRODUCER_EPOCH' || current.type === 'PRODUCER_FENCED')) return true;
+    const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
+    current = next || undefined;
+  }
+  return false;
 }

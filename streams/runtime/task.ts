@@ -4,7 +4,7 @@ import { errorMessage } from '../../common/errors.js';
 import { backoffDelay, sleep } from '../../common/retry.js';
 import { isRetriableKafkaError, retryKafka } from '../../kafka/index.js';
 import type { KeyValueStore, TaskLock, TaskStores } from '../../state/index.js';
-import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch } from './committer.js';
+import { isFenced, type CommitterFactory, type InputOffset, type PartitionCommitter, type ProducedBatch } from './committer.js';
 import { deadLetter } from './dead-letter.js';
 import { collectOutputs, type TaskContext } from './definition.js';
 import { traceCommit, traceRecord, type Tracer } from './tracing.js';
@@ -984,16 +984,4 @@ export function changelogEnds(
     if (known === undefined || end > known) ends.set(batch.topic, end);
   }
   return ends;
-}
-
-/** A commit refused because a newer producer with the same transactional id exists (a new owner fenced this one). */
-export function isFenced(error: unknown): boolean {
-  const seen = new Set<unknown>();
-  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
-    seen.add(current);
-    if ('type' in current && (current.type === 'INVALID_PRODUCER_EPOCH' || current.type === 'PRODUCER_FENCED')) return true;
-    const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
-    current = next || undefined;
-  }
-  return false;
 }
