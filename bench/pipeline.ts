@@ -23,7 +23,9 @@ import { printTable } from './report.js';
  * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory
  * (`--rss=<rate>` at another rate; with `--only-rss`, only that run). `--live-profile` runs only
  * the live run at 1,000 events/s, under the CPU profiler, and prints where its time goes;
- * `--live=<rate>` runs only the live run at that rate, without the profiler.
+ * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
+ * broker, without the profiler. `--timeline` adds each
+ * live run's latency by 10 s of sending.
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
@@ -75,6 +77,40 @@ function startPipeline(env: Record<string, string>, profileDir?: string): Pipeli
   };
 }
 
+/** `--timeline`: p50, p99 and max latency of the events sent in each 10 s of a live run. */
+function printTimeline(rate: number, timeline: readonly (readonly [number, number, number])[]): void {
+  const buckets = new Map<number, number[]>();
+  const parts = new Map<number, number[]>();
+  for (const [second, latency, produced] of timeline) {
+    const bucket = Math.floor(second / 10) * 10;
+    const values = buckets.get(bucket) ?? [];
+    values.push(latency);
+    buckets.set(bucket, values);
+    const toProduce = parts.get(bucket) ?? [];
+    toProduce.push(produced);
+    parts.set(bucket, toProduce);
+  }
+  printTable(
+    `latency over time, live ${rate.toLocaleString('en')} events/s (by the second the event was sent)`,
+    [...buckets]
+      .sort((left, right) => left[0] - right[0])
+      .map(([bucket, values]) => {
+        const sorted = [...values].sort((left, right) => left - right);
+        return {
+          sent: `${bucket}–${bucket + 10} s`,
+          predictions: sorted.length,
+          'p50 ms': Math.round(percentile(sorted, 50)),
+          'p99 ms': Math.round(percentile(sorted, 99)),
+          'max ms': Math.round(sorted.at(-1) ?? Number.NaN),
+          // Sent → the prediction's produce (its record timestamp): fetch, processing, waiting for the commit.
+          'to produce p50/p99 ms': ((values) => `${Math.round(percentile(values, 50))} / ${Math.round(percentile(values, 99))}`)(
+            [...(parts.get(bucket) ?? [])].sort((left, right) => left - right),
+          ),
+        };
+      }),
+  );
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
@@ -89,8 +125,9 @@ export async function main(): Promise<void> {
   const liveProfile = process.argv.includes('--live-profile');
   // `--live=<rate>`: only one live run at that rate, without the profiler.
   const liveArgument = process.argv.find((argument) => argument.startsWith('--live='));
-  const liveOnly = liveArgument === undefined ? undefined : Number(liveArgument.slice('--live='.length));
-  if (liveOnly !== undefined && !(liveOnly > 0)) throw new Error(`--live wants a rate in events/s, not ${liveArgument}`);
+  const liveOnly = liveArgument === undefined ? undefined : liveArgument.slice('--live='.length).split(',').map(Number);
+  if (liveOnly !== undefined && !liveOnly.every((rate) => rate > 0))
+    throw new Error(`--live wants rates in events/s, separated by commas, not ${liveArgument}`);
   const rssRate = rssArgument?.startsWith('--rss=') ? Number(rssArgument.slice('--rss='.length)) : 5_000;
   // `--backlog`: only the throughput run and its profile (a quick look while optimizing).
   const backlogOnly = process.argv.includes('--backlog');
@@ -193,6 +230,11 @@ export async function main(): Promise<void> {
         await pipeline.ready;
         const sent = new Map<string, number>();
         const latencies: number[] = [];
+        // [seconds since the first send, latency ms, ms from sent to the prediction's record timestamp].
+        const timeline: [number, number, number][] = [];
+        let sendStart = Number.NaN;
+        // performance.now() → wall-clock ms (record timestamps are wall-clock).
+        const wallAt = (monotonic: number): number => performance.timeOrigin + monotonic;
         const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
         await consumer.connect();
         await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
@@ -207,7 +249,11 @@ export async function main(): Promise<void> {
               received++;
               const id = message.headers?.['sluice.event_id']?.toString();
               const at = id === undefined ? undefined : sent.get(id);
-              if (at !== undefined) latencies.push(now - at);
+              if (at !== undefined) {
+                latencies.push(now - at);
+                const sentWall = wallAt(at);
+                timeline.push([(at - sendStart) / 1000, now - at, Number(message.timestamp) - sentWall]);
+              }
             }
             await Promise.resolve();
           },
@@ -217,6 +263,7 @@ export async function main(): Promise<void> {
         const rss: number[] = [];
         const cpuBefore = await pipeline.cpuSeconds();
         const start = performance.now();
+        sendStart = start;
         let count = 0;
         let nextSample = 0;
         while (performance.now() - start < seconds * 1000) {
@@ -256,6 +303,7 @@ export async function main(): Promise<void> {
         await pipeline.stop();
         await setup.registry.stop();
         if (profileDir !== undefined) await printProfile(profileDir, `the live run at ${rate.toLocaleString('en')} events/s`);
+        if (process.argv.includes('--timeline')) printTimeline(rate, timeline);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {
           run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s`,
@@ -276,7 +324,7 @@ export async function main(): Promise<void> {
         return row;
       };
       if (liveProfile) rows.push(await latency(1_000, 60, false, path.join(root, 'live-profile')));
-      else if (liveOnly !== undefined) rows.push(await latency(liveOnly, 60));
+      else if (liveOnly !== undefined) for (const rate of liveOnly) rows.push(await latency(rate, 60));
       else if (!rssOnly) {
         rows.push(await latency(1_000, 60));
         rows.push(await latency(5_000, 60));
