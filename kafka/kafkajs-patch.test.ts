@@ -219,6 +219,7 @@ describe('the patched kafkajs transaction manager', () => {
     cluster: unknown;
     transactional: boolean;
     transactionalId: string;
+    retry?: unknown;
   }) => {
     initProducerId(): Promise<void>;
     beginTransaction(): void;
@@ -316,6 +317,125 @@ describe('the patched kafkajs transaction manager', () => {
     third.failNext.set('EndTxn', 51); // CONCURRENT_TRANSACTIONS
     await expect(transaction()).rejects.toMatchObject({ type: 'CONCURRENT_TRANSACTIONS' });
     expect(log.filter((entry) => entry.startsWith('lookup'))).toEqual([]);
+  });
+
+  it("retries AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS, with the producer's retry settings", async () => {
+    const log: string[] = [];
+    const coordinator = broker('a', log);
+    const cluster = {
+      // The cluster's settings would give up at once; the producer's (passed as retry) allow it.
+      retry: { retries: 0, initialRetryTime: 1 },
+      refreshMetadataIfNecessary: () => Promise.resolve(),
+      findGroupCoordinator: () => Promise.resolve(coordinator),
+    };
+    const manager = createEosManager({
+      logger: quiet,
+      cluster,
+      transactional: true,
+      transactionalId: 'tx',
+      retry: { retries: 3, initialRetryTime: 1 },
+    });
+    await manager.initProducerId();
+    manager.beginTransaction();
+    // The coordinator still writes the previous transaction's markers (51 = CONCURRENT_TRANSACTIONS).
+    coordinator.failNext.set('AddOffsetsToTxn', 51);
+    await manager.sendOffsets({ consumerGroupId: 'g', topics: [{ topic: 'in', partitions: [{ partition: 0, offset: '1' }] }] });
+    await manager.commit();
+    expect(log).toEqual(['a:InitProducerId', 'a:AddOffsetsToTxn', 'a:AddOffsetsToTxn', 'a:TxnOffsetCommit', 'a:EndTxn']);
+
+    // Any other answer is the caller's at once (47 = INVALID_PRODUCER_EPOCH: fenced), not retried.
+    log.length = 0;
+    manager.beginTransaction();
+    coordinator.failNext.set('AddOffsetsToTxn', 47);
+    await expect(
+      manager.sendOffsets({ consumerGroupId: 'g', topics: [{ topic: 'in', partitions: [{ partition: 0, offset: '2' }] }] }),
+    ).rejects.toMatchObject({ type: 'INVALID_PRODUCER_EPOCH' });
+    expect(log).toEqual(['a:AddOffsetsToTxn']);
+  });
+});
+
+describe('the patched kafkajs produce retries', () => {
+  const createSendMessages = require('kafkajs/src/producer/sendMessages.js') as (
+    options: unknown,
+  ) => (request: {
+    acks: number;
+    timeout: number;
+    topicMessages: { topic: string; messages: { key: string; value: string; partition: number }[] }[];
+  }) => Promise<unknown[]>;
+  const createRetry = require('kafkajs/src/retry/index.js') as (options: unknown) => unknown;
+  const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode: (code: number) => Error };
+  const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+  it("waits for every broker's produce before retrying one that failed: none is sent twice", async () => {
+    const sent: string[] = [];
+    /** Partition p's leader is broker p + 1; broker 1 answers slowly, broker 2 fails its first produce (retriable). */
+    let failures = 1;
+    const leader = (nodeId: number) => ({
+      nodeId,
+      produce: async ({ topicData }: { topicData: { topic: string; partitions: { partition: number }[] }[] }) => {
+        sent.push(`${nodeId}`);
+        if (nodeId === 1) await new Promise((resolve) => setTimeout(resolve, 100));
+        if (nodeId === 2 && failures-- > 0) throw createErrorFromCode(7); // REQUEST_TIMED_OUT
+        return {
+          topics: topicData.map(({ topic, partitions }) => ({
+            topicName: topic,
+            partitions: partitions.map(({ partition }) => ({ partition, errorCode: 0, baseOffset: '0' })),
+          })),
+        };
+      },
+    });
+    const brokers = new Map([1, 2].map((nodeId) => [nodeId, leader(nodeId)]));
+    const cluster = {
+      targetTopics: new Set<string>(),
+      isConnected: () => true,
+      addMultipleTargetTopics: () => Promise.resolve(),
+      refreshMetadata: () => Promise.resolve(),
+      refreshMetadataIfNecessary: () => Promise.resolve(),
+      findTopicPartitionMetadata: () => [
+        { partitionId: 0, leader: 1 },
+        { partitionId: 1, leader: 2 },
+      ],
+      findLeaderForPartitions: (_topic: string, partitions: string[]) =>
+        Object.fromEntries(
+          [1, 2].map((nodeId) => [nodeId, partitions.filter((partition) => Number(partition) === nodeId - 1).map(Number)]),
+        ),
+      findBroker: ({ nodeId }: { nodeId: number | string }) => Promise.resolve(brokers.get(Number(nodeId))), // the keys of partitionsPerLeader: strings
+      removeBroker: () => undefined,
+    };
+    const eosManager = {
+      acquireBrokerLock: () => Promise.resolve(),
+      releaseBrokerLock: () => Promise.resolve(),
+      isTransactional: () => false,
+      getSequence: () => 0,
+      updateSequence: () => undefined,
+      getProducerId: () => -1,
+      getProducerEpoch: () => 0,
+      getTransactionalId: () => undefined,
+    };
+    const send = createSendMessages({
+      logger: quiet,
+      cluster,
+      partitioner: ({ message }: { message: { partition: number } }) => message.partition,
+      eosManager,
+      retrier: createRetry({ retries: 3, initialRetryTime: 1 }),
+    });
+    const responses = await send({
+      acks: -1,
+      timeout: 1_000,
+      topicMessages: [
+        {
+          topic: 't',
+          messages: [
+            { key: 'a', value: 'x', partition: 0 },
+            { key: 'b', value: 'y', partition: 1 },
+          ],
+        },
+      ],
+    });
+    // Broker 1 once, broker 2 twice (its retry). Unpatched, broker 1 was sent to again by the retry
+    // that began while its first produce was still in flight.
+    expect(sent.sort()).toEqual(['1', '2', '2']);
+    expect(responses).toHaveLength(2);
   });
 });
 
