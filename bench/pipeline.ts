@@ -24,8 +24,7 @@ import { printTable } from './report.js';
  * (`--rss=<rate>` at another rate; with `--only-rss`, only that run). `--live-profile` runs only
  * the live run at 1,000 events/s, under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
- * broker, without the profiler. `--timeline` adds each
- * live run's latency by 10 s of sending.
+ * broker, without the profiler. `--timeline` adds each live run's latency by 10 s of sending.
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
@@ -79,33 +78,30 @@ function startPipeline(env: Record<string, string>, profileDir?: string): Pipeli
 
 /** `--timeline`: p50, p99 and max latency of the events sent in each 10 s of a live run. */
 function printTimeline(rate: number, timeline: readonly (readonly [number, number, number])[]): void {
-  const buckets = new Map<number, number[]>();
-  const parts = new Map<number, number[]>();
-  for (const [second, latency, produced] of timeline) {
+  const buckets = new Map<number, { latencies: number[]; toProduce: number[] }>();
+  for (const [second, latency, toProduce] of timeline) {
     const bucket = Math.floor(second / 10) * 10;
-    const values = buckets.get(bucket) ?? [];
-    values.push(latency);
+    const values = buckets.get(bucket) ?? { latencies: [], toProduce: [] };
+    values.latencies.push(latency);
+    values.toProduce.push(toProduce);
     buckets.set(bucket, values);
-    const toProduce = parts.get(bucket) ?? [];
-    toProduce.push(produced);
-    parts.set(bucket, toProduce);
   }
+  const byValue = (left: number, right: number): number => left - right;
   printTable(
     `latency over time, live ${rate.toLocaleString('en')} events/s (by the second the event was sent)`,
     [...buckets]
       .sort((left, right) => left[0] - right[0])
       .map(([bucket, values]) => {
-        const sorted = [...values].sort((left, right) => left - right);
+        const latencies = values.latencies.sort(byValue);
+        // Sent → the prediction's produce (its record timestamp): fetch, processing, waiting for the commit.
+        const toProduce = values.toProduce.sort(byValue);
         return {
           sent: `${bucket}–${bucket + 10} s`,
-          predictions: sorted.length,
-          'p50 ms': Math.round(percentile(sorted, 50)),
-          'p99 ms': Math.round(percentile(sorted, 99)),
-          'max ms': Math.round(sorted.at(-1) ?? Number.NaN),
-          // Sent → the prediction's produce (its record timestamp): fetch, processing, waiting for the commit.
-          'to produce p50/p99 ms': ((values) => `${Math.round(percentile(values, 50))} / ${Math.round(percentile(values, 99))}`)(
-            [...(parts.get(bucket) ?? [])].sort((left, right) => left - right),
-          ),
+          predictions: latencies.length,
+          'p50 ms': Math.round(percentile(latencies, 50)),
+          'p99 ms': Math.round(percentile(latencies, 99)),
+          'max ms': Math.round(latencies.at(-1) ?? Number.NaN),
+          'to produce p50/p99 ms': `${Math.round(percentile(toProduce, 50))} / ${Math.round(percentile(toProduce, 99))}`,
         };
       }),
   );
@@ -123,7 +119,7 @@ export async function main(): Promise<void> {
   const rssOnly = withRss && process.argv.includes('--only-rss');
   // `--live-profile`: only the live run at 1,000 events/s, under the CPU profiler.
   const liveProfile = process.argv.includes('--live-profile');
-  // `--live=<rate>`: only one live run at that rate, without the profiler.
+  // `--live=<rate>[,<rate>...]`: only live runs at those rates, without the profiler.
   const liveArgument = process.argv.find((argument) => argument.startsWith('--live='));
   const liveOnly = liveArgument === undefined ? undefined : liveArgument.slice('--live='.length).split(',').map(Number);
   if (liveOnly !== undefined && !liveOnly.every((rate) => rate > 0))
@@ -233,8 +229,6 @@ export async function main(): Promise<void> {
         // [seconds since the first send, latency ms, ms from sent to the prediction's record timestamp].
         const timeline: [number, number, number][] = [];
         let sendStart = Number.NaN;
-        // performance.now() → wall-clock ms (record timestamps are wall-clock).
-        const wallAt = (monotonic: number): number => performance.timeOrigin + monotonic;
         const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
         await consumer.connect();
         await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
@@ -251,8 +245,8 @@ export async function main(): Promise<void> {
               const at = id === undefined ? undefined : sent.get(id);
               if (at !== undefined) {
                 latencies.push(now - at);
-                const sentWall = wallAt(at);
-                timeline.push([(at - sendStart) / 1000, now - at, Number(message.timestamp) - sentWall]);
+                // Record timestamps are wall-clock ms; `at` is performance.now().
+                timeline.push([(at - sendStart) / 1000, now - at, Number(message.timestamp) - (performance.timeOrigin + at)]);
               }
             }
             await Promise.resolve();

@@ -6,5 +6,5 @@ export { ensureTopics, validateTopicSpecs, waitForTopics, type TopicSpec, type E
 export { checkJava, checkMaven, parseJavaMajor } from './prerequisites.js';
 export { startEphemeralKafka, type EphemeralKafka } from './ephemeral.js';
 export { readRanges, resolveRanges, TopicRangeError, type PartitionRange, type RangeBounds } from './topic-range.js';
-export { isRetriableKafkaError, retryKafka, type KafkaRetryOptions } from './retriable.js';
+export { errorChain, hasKafkaErrorType, isRetriableKafkaError, retryKafka, type KafkaRetryOptions } from './retriable.js';
 export * from './errors.js';

@@ -8,17 +8,33 @@ import { SluiceError } from '../common/errors.js';
  * retriable error as `originalError`; our own errors keep theirs as `cause`).
  */
 export function isRetriableKafkaError(error: unknown): boolean {
-  const seen = new Set<unknown>();
-  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
-    seen.add(current);
+  for (const current of errorChain(error)) {
     if (current instanceof SluiceError && current.retriable) return true;
     if ('retriable' in current && current.retriable === true) return true;
     // kafkajs gives up on these after its own few retries, but they pass: a coordinator being
     // elected (a fresh broker creates __transaction_state on first use), a broker restarting.
     if ('name' in current && typeof current.name === 'string' && TRANSIENT_KAFKAJS_ERRORS.has(current.name)) return true;
-    const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
-    current = next || undefined;
   }
+  return false;
+}
+
+/**
+ * An error, then each error it wraps: kafkajs keeps the one it gave up on as `originalError`, our
+ * own errors keep theirs as `cause` (a cycle ends the walk).
+ */
+export function* errorChain(error: unknown): Generator<object> {
+  const seen = new Set<unknown>();
+  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
+    seen.add(current);
+    yield current;
+    current = ('originalError' in current && current.originalError) || ('cause' in current && current.cause) || undefined;
+  }
+}
+
+/** Whether the error, or one it wraps, is a broker's answer of one of these kinds (`UNKNOWN_TOPIC_OR_PARTITION`, …). */
+export function hasKafkaErrorType(error: unknown, ...types: readonly string[]): boolean {
+  for (const current of errorChain(error))
+    if ('type' in current && typeof current.type === 'string' && types.includes(current.type)) return true;
   return false;
 }
 

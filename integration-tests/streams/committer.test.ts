@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { TransactionalCommitterFactory } from '../../streams/runtime/committer.js';
+import { errorChain } from '../../kafka/index.js';
 import { createTopic, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 
 /**
@@ -31,14 +32,7 @@ describe('the transactional committer on the real broker', () => {
     waitUntil(async () => (await committedOffset(groupId, topic)) === offset, 10_000, `${groupId} at ${offset}`);
 
   /** The `type`s of an error and of the errors it wraps (kafkajs wraps protocol errors). */
-  const errorTypes = (error: unknown): string[] => {
-    const types: string[] = [];
-    for (let current: unknown = error, depth = 0; typeof current === 'object' && current !== null && depth < 10; depth++) {
-      if ('type' in current && typeof current.type === 'string') types.push(current.type);
-      current = ('originalError' in current && current.originalError) || ('cause' in current && current.cause) || undefined;
-    }
-    return types;
-  };
+  const errorTypes = (error: unknown): unknown[] => [...errorChain(error)].map((current) => ('type' in current ? current.type : undefined));
 
   it('commits records and offsets together, and neither when the records are refused', async () => {
     const input = uniqueName('committer-in');

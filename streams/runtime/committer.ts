@@ -1,5 +1,6 @@
 import type { Consumer, Kafka, Message, Producer, RecordMetadata, TopicMessages } from 'kafkajs';
 import type { OutputRecord } from './record.js';
+import { hasKafkaErrorType } from '../../kafka/index.js';
 
 /** Processing guarantees a stage can run under. */
 export type Guarantee = 'exactly_once' | 'at_least_once';
@@ -253,12 +254,5 @@ function sizeOf(value: string | Buffer | null): number {
 
 /** A commit refused because a newer producer with the same transactional id exists (a new owner fenced this one). */
 export function isFenced(error: unknown): boolean {
-  const seen = new Set<unknown>();
-  for (let current: unknown = error; typeof current === 'object' && current !== null && !seen.has(current);) {
-    seen.add(current);
-    if ('type' in current && (current.type === 'INVALID_PRODUCER_EPOCH' || current.type === 'PRODUCER_FENCED')) return true;
-    const next = ('originalError' in current && current.originalError) || ('cause' in current && current.cause);
-    current = next || undefined;
-  }
-  return false;
+  return hasKafkaErrorType(error, 'INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED');
 }

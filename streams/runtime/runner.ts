@@ -5,7 +5,7 @@ import kafkajs from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
-import { createKafka, ensureTopics, retryKafka, type TopicSpec } from '../../kafka/index.js';
+import { createKafka, ensureTopics, hasKafkaErrorType, retryKafka, type TopicSpec } from '../../kafka/index.js';
 import { changelogTopicName, int64Serde, KeyValueStore, TaskLock, TaskStores, WindowStore, type StoreSpec } from '../../state/index.js';
 import { copartitionedAssigner } from './assignor.js';
 import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
@@ -806,11 +806,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
 
 /** Whether a Kafka failure (or the one it wraps) says the cluster does not host the topic. */
 function isUnknownTopic(error: unknown): boolean {
-  for (let current: unknown = error, depth = 0; typeof current === 'object' && current !== null && depth < 8; depth++) {
-    if ('type' in current && current.type === 'UNKNOWN_TOPIC_OR_PARTITION') return true;
-    current = ('originalError' in current && current.originalError) || ('cause' in current && current.cause) || undefined;
-  }
-  return false;
+  return hasKafkaErrorType(error, 'UNKNOWN_TOPIC_OR_PARTITION');
 }
 
 /** Key-value changelogs are compacted; window changelogs also expire after the store's retention. */
