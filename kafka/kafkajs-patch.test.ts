@@ -23,7 +23,9 @@ interface EncoderClass {
 }
 interface DecoderInstance {
   readVarLong(): { toString(): string };
+  readSafeVarLong(): number | { toString(): string };
   readInt32(): number;
+  readInt8(): number;
   readInt64(): { toString(): string };
   readInt16(): number;
   readString(): string;
@@ -136,6 +138,28 @@ describe('the patched kafkajs produce encoding', () => {
         ]),
       );
       expect(decoded.headers).toEqual(expected);
+    }
+  });
+
+  it('reads varlongs back as numbers while exact and as Longs beyond, so offsets and timestamps near 2^53 stay exact', () => {
+    const large = ['9007199254740993', '-9007199254740993', '9223372036854775807', '-9223372036854775808'];
+    for (const value of [...samples(), 2 ** 53, -(2 ** 53), Number.MAX_SAFE_INTEGER, ...large]) {
+      const encoded = referenceVarLong(BigInt(value));
+      const decoder = new Decoder(Buffer.concat([encoded, Buffer.from([1])]));
+      expect(String(decoder.readSafeVarLong()), String(value)).toBe(BigInt(value).toString());
+      expect(decoder.readInt8(), String(value)).toBe(1); // read exactly the varlong's bytes
+    }
+    const record = Record({ key: 'k', value: 'v', offsetDelta: 5, timestampDelta: 7 }).buffer;
+    for (const [firstOffset, offset] of [
+      ['9007199254740990', '9007199254740995'],
+      ['9223372036854775800', '9223372036854775805'],
+      ['-1', '4'],
+    ] as const) {
+      const decoder = new Decoder(record);
+      decoder.readVarLong();
+      const decoded = decodeRecord(decoder, { firstOffset, firstTimestamp: '9007199254740990', magicByte: 2 });
+      expect(decoded.offset).toBe(offset);
+      expect(decoded.timestamp).toBe('9007199254740997');
     }
   });
 

@@ -46,8 +46,11 @@ export class KeyValueStore<V> {
 
   /** Loads keys that are not in memory with one RocksDB call, so the gets that follow are hits. */
   async prefetch(keys: Iterable<string>): Promise<void> {
-    const missing = [...new Set(keys)].filter((key) => !this.objects.has(key));
-    if (missing.length === 0) return;
+    // Most keys of a busy store are in memory: only the others are collected (and deduplicated).
+    const absent = new Set<string>();
+    for (const key of keys) if (!this.objects.has(key)) absent.add(key);
+    if (absent.size === 0) return;
+    const missing = [...absent];
     const epoch = this.epoch;
     const values = await this.bytes.getMany(missing.map((key) => Buffer.from(key)));
     // Entries were dropped meanwhile: these reads may be older than them; the gets will read again.

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CachedBytesStore } from './cached-store.js';
 import { KeyValueStore } from './key-value-store.js';
+import { StateStoreError } from './errors.js';
 import { RocksDatabase } from './rocksdb.js';
 import { int64Serde, jsonSerde } from './serde.js';
 import { WindowStore, decodeWindowKey, encodeWindowKey } from './window-store.js';
@@ -22,6 +23,32 @@ async function database(): Promise<RocksDatabase> {
 afterEach(async () => {
   for (const db of opened.splice(0)) await db.close();
   for (const dir of dirs.splice(0)) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('RocksDatabase', () => {
+  it('writes a batch of puts and deletes atomically, and refuses an empty key with a typed error, writing nothing', async () => {
+    const db = await database();
+    await db.write([
+      { type: 'put', key: Buffer.from('a'), value: Buffer.from('1') },
+      { type: 'put', key: Buffer.from('b'), value: Buffer.from('2') },
+    ]);
+    await db.write([
+      { type: 'del', key: Buffer.from('a') },
+      { type: 'put', key: Buffer.from('c'), value: Buffer.from('3') },
+    ]);
+    expect((await db.getMany([Buffer.from('a'), Buffer.from('b'), Buffer.from('c')])).map((value) => value?.toString())).toEqual([
+      undefined,
+      '2',
+      '3',
+    ]);
+    const refused = db.write([
+      { type: 'put', key: Buffer.from('d'), value: Buffer.from('4') },
+      { type: 'put', key: Buffer.alloc(0), value: Buffer.from('5') },
+    ]);
+    await expect(refused).rejects.toBeInstanceOf(StateStoreError);
+    await expect(refused).rejects.toThrow(/empty/);
+    expect(await db.get(Buffer.from('d'))).toBeUndefined();
+  });
 });
 
 describe('KeyValueStore over RocksDB with the write cache', () => {

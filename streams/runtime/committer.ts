@@ -41,14 +41,19 @@ async function sendInChunks(
 ): Promise<ProducedBatch[]> {
   const produced: ProducedBatch[] = [];
   for (const chunk of requestChunks(outputs)) {
-    const counts = new Map<string, number>();
+    // Per topic, records per partition (no key string per record).
+    const counts = new Map<string, number[]>();
     for (const output of chunk) {
       if (output.partition === undefined) continue;
-      const key = `${output.topic}\u0000${output.partition}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
+      let perPartition = counts.get(output.topic);
+      if (!perPartition) {
+        perPartition = [];
+        counts.set(output.topic, perPartition);
+      }
+      perPartition[output.partition] = (perPartition[output.partition] ?? 0) + 1;
     }
     for (const entry of await send(toTopicMessages(chunk))) {
-      const records = counts.get(`${entry.topicName}\u0000${entry.partition}`);
+      const records = counts.get(entry.topicName)?.[entry.partition];
       produced.push({
         topic: entry.topicName,
         partition: entry.partition,

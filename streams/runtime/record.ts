@@ -34,7 +34,8 @@ export interface StreamRecord<V> {
   readonly sequence: number;
   /**
    * Shared by the stages of one task that read this same record, in pipeline order: an upstream
-   * stage leaves what it computed (the features of this very event) for a downstream one.
+   * stage leaves what it computed (the features of this very event) for a downstream one. Made on
+   * first use (a getter): a copy of the record made with spread does not carry it.
    */
   readonly scratch: Map<string, unknown>;
   /** The bytes as they arrived, for dead letters and pass-through. */
@@ -65,7 +66,11 @@ export interface OutputRecord {
 /** Flattens kafkajs headers (values may be Buffers or arrays of them) into strings. */
 export function headersOf(raw: Readonly<Record<string, unknown>> | undefined): Headers {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw ?? {})) {
+  if (raw === undefined) return headers;
+  // for...in over an own-keys object: no entries array per record (most records have no headers).
+  for (const name in raw) {
+    if (!Object.hasOwn(raw, name)) continue;
+    const value = raw[name];
     if (value === undefined || value === null) continue;
     const first: unknown = Array.isArray(value) ? value[0] : value;
     headers[name] = Buffer.isBuffer(first) ? first.toString('utf8') : String(first);

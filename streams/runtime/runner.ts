@@ -224,7 +224,9 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       readonly topic: string;
       readonly partition: number;
       expected: string | undefined;
-      records: RawRecord[];
+      readonly records: readonly RawRecord[];
+      /** How many of them were admitted so far (an index, not a splice: fetches hold tens of thousands). */
+      taken: number;
       /** Where the consumer continues after them (past the fetch's trailing markers: see eachBatch). */
       readonly fetchedUpTo: string;
     }
@@ -291,7 +293,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     const entry = held.get(key);
     if (!entry) return;
     held.delete(key);
-    const resume = entry.task.resumeOffset(entry.topic) ?? entry.records[0]?.offset;
+    const resume = entry.task.resumeOffset(entry.topic) ?? entry.records[entry.taken]?.offset;
     if (resume !== undefined && !stopping && !consumerStopped)
       consumer.seek({ topic: entry.topic, partition: entry.partition, offset: resume });
   };
@@ -329,11 +331,12 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       for (const [key, entry] of ready) {
         const free = maxInFlight - inFlight;
         if (free <= 0) break;
-        const admitted = entry.records.splice(0, Math.min(share, free));
+        const admitted = entry.records.slice(entry.taken, entry.taken + Math.min(share, free));
+        entry.taken += admitted.length;
         entry.task.admit(entry.topic, admitted);
         metrics.recordsIn.inc({ ...labels, topic: entry.topic }, admitted.length);
         entry.expected = entry.task.resumeOffset(entry.topic) ?? entry.expected;
-        if (entry.records.length === 0) {
+        if (entry.taken >= entry.records.length) {
           // All taken: continue where the consumer does, past the fetch's trailing markers.
           if (entry.expected !== undefined) entry.task.skipUnfetched(entry.topic, entry.expected, entry.fetchedUpTo);
           held.delete(key);
@@ -401,6 +404,16 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     const id = taskId(plan.spec.name, partition);
     const taskLogger = logger.child({ task: id });
     const stateful = plan.stores.length > 0;
+    // The watermark tracker's partition names, made once per input (event times are seen per record).
+    const watermarkKeys = new Map<string, string>();
+    const watermarkKey = (input: string): string => {
+      let key = watermarkKeys.get(input);
+      if (key === undefined) {
+        key = `${id}:${input}`;
+        watermarkKeys.set(input, key);
+      }
+      return key;
+    };
     const dir = stateful ? path.join(requireStateDir(), options.groupId, id) : '';
     const hooks: TaskHooks = {
       onAdmitted: (count) => {
@@ -479,8 +492,8 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
       suspendTimeoutMs: options.suspendTimeoutMs ?? 30_000,
       trustStoredOffsets: guarantee === 'exactly_once',
       logger: taskLogger,
-      observeEventTime: (input, eventTime) => watermarks.observe(`${id}:${input}`, eventTime),
-      watermark: (input) => watermarks.partitionWatermark(`${id}:${input}`),
+      observeEventTime: (input, eventTime) => watermarks.see(watermarkKey(input), eventTime),
+      watermark: (input) => watermarks.partitionWatermark(watermarkKey(input)),
       hooks,
     });
     return task;
@@ -590,6 +603,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
         partition: batch.partition,
         expected: task.resumeOffset(batch.topic),
         records: rest,
+        taken: 0,
         fetchedUpTo: (BigInt(batch.lastOffset()) + 1n).toString(),
       });
       consumedUpTo = rest.at(-1)?.offset;

@@ -420,6 +420,60 @@ describe('Task', () => {
     expect(events.fatal).toEqual([]);
   });
 
+  it('treats promised decodes and outputs as answered ones: retried in place or dead-lettered, outputs in record order', async () => {
+    const { factory, commits } = memoryCommitters();
+    let transientDecode = 1;
+    let transientProcess = 1;
+    const retriable = (message: string) => Object.assign(new Error(message), { retriable: true });
+    const stage = mapStage({
+      // Some records decode at once, others later; failures come as rejections.
+      decode: (record) => {
+        const value = record.value?.toString() ?? '';
+        if (value === 'garbage') return Promise.reject(new ValidationError('SCHEMA_VIOLATION', undefined, 'not a record'));
+        if (value === 'flaky-decode' && transientDecode-- > 0) return Promise.reject(retriable('registry unreachable'));
+        if (Number(record.offset) % 2 === 0) return value;
+        return new Promise<string>((resolve) => setTimeout(() => resolve(value), 2));
+      },
+      eventTime: (value, record) => {
+        if (value === 'no-time') throw new ValidationError('REQUIRED', 'event_time', 'no event time');
+        return record.timestamp;
+      },
+      process: async (record) => {
+        await Promise.resolve();
+        if (record.value === 'bad') throw new ValidationError('RANGE', 'amount', 'amount out of range');
+        if (record.value === 'flaky-process' && transientProcess-- > 0) throw retriable('leader moved');
+        return [{ topic: 'out', key: record.key, value: Buffer.from(record.value) }];
+      },
+    });
+    const { partitionTask, events } = task(factory, {}, [{ stage, input: 'in' }]);
+    await partitionTask.start();
+    // Offsets 10 to 18: odd ones decode later. 'no-time' has no event time: once decoded later, once at once.
+    const inputs = ['garbage', 'flaky-decode', 'ok-1', 'bad', 'flaky-process', 'ok-2', 'ok-3', 'no-time', 'no-time'];
+    partitionTask.admit(
+      'in',
+      inputs.map((value, index) => raw(10 + index, 'in', value)),
+    );
+    await settle(100);
+    const outputs = commits.flatMap((commit) => commit.outputs);
+    expect(
+      outputs.map((output) =>
+        output.topic === 'dlq' ? `dlq:${String(output.headers?.['sluice.dlq.error.code'])}` : output.value?.toString(),
+      ),
+    ).toEqual([
+      'dlq:SLUICE_VALIDATION_SCHEMA_VIOLATION',
+      'flaky-decode',
+      'ok-1',
+      'dlq:SLUICE_VALIDATION_RANGE',
+      'flaky-process',
+      'ok-2',
+      'ok-3',
+      'dlq:SLUICE_VALIDATION_REQUIRED',
+      'dlq:SLUICE_VALIDATION_REQUIRED',
+    ]);
+    expect(events.deadLetters).toBe(4);
+    expect(events.fatal).toEqual([]);
+  });
+
   it('a failed task commits nothing more: a drain after the failure does not skip past the failed chunk', async () => {
     const { factory, commits } = memoryCommitters();
     const stage = mapStage({

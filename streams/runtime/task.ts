@@ -143,7 +143,33 @@ interface OpenCommit {
 /** A record on its way through the steps, with the scratch shared by the steps that read it. */
 interface Item {
   readonly raw: RawRecord;
-  readonly scratch: Map<string, unknown>;
+  /** Made when a step first touches it (most records never do). */
+  scratch?: Map<string, unknown>;
+}
+
+/** A record as a step sees it; its scratch is the item's, shared by every step that reads the item. */
+class ItemRecord implements StreamRecord<unknown> {
+  readonly #item: Item;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly offset: string,
+    readonly key: string | null,
+    readonly value: unknown,
+    readonly headers: Readonly<Record<string, string>>,
+    readonly timestamp: number,
+    readonly eventTime: number,
+    readonly sequence: number,
+    readonly raw: RawRecord,
+    item: Item,
+  ) {
+    this.#item = item;
+  }
+
+  get scratch(): Map<string, unknown> {
+    return (this.#item.scratch ??= new Map());
+  }
 }
 
 /** Nothing to commit: no records, and no input position moved past records never handed over. */
@@ -432,13 +458,13 @@ export class Task {
       for (const raw of records) {
         const stamped = this.stamp({ topic: fusedTopic, key: raw.key, value: raw.value, headers: withoutSequence(raw.headers) });
         outputs.push(stamped.output);
-        items.push({ raw: stamped.raw, scratch: new Map() });
+        items.push({ raw: stamped.raw });
       }
       streams.set(fusedTopic, items);
     } else {
       streams.set(
         topic,
-        records.map((raw) => ({ raw, scratch: new Map() })),
+        records.map((raw) => ({ raw })),
       );
     }
     for (const step of subtopology.steps) {
@@ -464,7 +490,7 @@ export class Task {
             stream = [];
             streams.set(output.topic, stream);
           }
-          stream.push({ raw: stamped.raw, scratch: new Map() });
+          stream.push({ raw: stamped.raw });
         }
       }
     }
@@ -497,7 +523,9 @@ export class Task {
   private async runStep(step: StepSpec, items: readonly Item[]): Promise<(readonly OutputRecord[])[]> {
     const { stage } = step;
     const context = this.contextFor(step);
-    const decoded = await Promise.all(items.map((item) => this.decode(step, item)));
+    // Decoders that answer with values (not promises) cost no promise per record.
+    const maybe = items.map((item) => this.decode(step, item));
+    const decoded = maybe.some(isPromiseLike) ? await Promise.all(maybe.map(async (entry) => entry)) : (maybe as Decoded[]);
     if (stage.prefetch && this.stores) {
       const wanted = new Map<string, { key: string; window?: number }[]>();
       for (const record of decoded) {
@@ -510,16 +538,20 @@ export class Task {
       }
       for (const [store, entries] of wanted) await this.stores.prefetch(`${stage.name}.${store}`, entries);
     }
-    const run = (entry: Decoded): Promise<readonly OutputRecord[]> =>
-      'record' in entry ? this.processRecord(step, entry.record, context) : Promise.resolve(entry.outputs);
-    if (stage.ordering === 'parallel') return Promise.all(decoded.map(run));
-    const results: (readonly OutputRecord[])[] = [];
-    for (const entry of decoded) results.push(await run(entry));
+    const run = (entry: Decoded): Outputs | Promise<Outputs> =>
+      'record' in entry ? this.processRecord(step, entry.record, context) : entry.outputs;
+    if (stage.ordering === 'parallel') return Promise.all(decoded.map(async (entry) => run(entry)));
+    const results: Outputs[] = [];
+    for (const entry of decoded) {
+      const outputs = run(entry);
+      results.push(isPromiseLike(outputs) ? await outputs : outputs);
+    }
     return results;
   }
 
   private contextFor(step: StepSpec): TaskContext {
     const { stage, input } = step;
+    const stores = new Map<string, { readonly of: TaskStores; readonly store: unknown }>();
     return {
       stage: stage.name,
       task: this.options.id,
@@ -529,7 +561,13 @@ export class Task {
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- see TaskContext.store
       store: <S>(name: string): S => {
         if (!this.stores) throw new StageFailedError(`store ${name} of task ${this.options.id} is not open`);
-        return this.stores.store<S>(`${stage.name}.${name}`);
+        // Looked up once per chunk (stages ask for a store per record).
+        let found = stores.get(name);
+        if (found === undefined || found.of !== this.stores) {
+          found = { of: this.stores, store: this.stores.store(`${stage.name}.${name}`) };
+          stores.set(name, found);
+        }
+        return found.store as S;
       },
       logger: this.options.logger,
     };
@@ -538,51 +576,70 @@ export class Task {
   /**
    * Decodes a record (retrying transient failures); an undecodable one becomes its dead letter.
    * The first attempt runs outside the retry loop, whose closures and promises cost every record
-   * otherwise; a failure continues there as its attempt 1.
+   * otherwise; a failure continues there as its attempt 1. A decoder that answers with a value
+   * gets its answer without a promise.
    */
-  private async decode(step: StepSpec, item: Item): Promise<Decoded> {
+  private decode(step: StepSpec, item: Item): Decoded | Promise<Decoded> {
     try {
-      return this.decoded(step, item, await step.stage.decode(item.raw));
+      const value: unknown = step.stage.decode(item.raw);
+      if (!isPromiseLike(value)) return this.decoded(step, item, value);
+      // decoded (the stage's eventTime) may throw too: caught like a failed decode.
+      return Promise.resolve(value)
+        .then((resolved) => this.decoded(step, item, resolved))
+        .catch((error: unknown) => this.retryDecode(step, item, error));
     } catch (error) {
-      return this.withRetries(step, item.raw, async () => this.decoded(step, item, await step.stage.decode(item.raw)), { error });
+      return this.retryDecode(step, item, error);
     }
+  }
+
+  private retryDecode(step: StepSpec, item: Item, error: unknown): Promise<Decoded> {
+    return this.withRetries(step, item.raw, async () => this.decoded(step, item, await step.stage.decode(item.raw)), { error });
   }
 
   private decoded(step: StepSpec, item: Item, value: unknown): Decoded {
     const { raw } = item;
     const eventTime = step.stage.eventTime ? step.stage.eventTime(value, raw) : raw.timestamp;
     this.options.observeEventTime(step.input, eventTime);
-    const record: StreamRecord<unknown> = {
-      topic: raw.topic,
-      partition: raw.partition,
-      offset: raw.offset,
-      key: raw.key?.toString('utf8') ?? null,
+    const record = new ItemRecord(
+      raw.topic,
+      raw.partition,
+      raw.offset,
+      raw.key?.toString('utf8') ?? null,
       value,
-      headers: raw.headers,
-      timestamp: raw.timestamp,
+      raw.headers,
+      raw.timestamp,
       eventTime,
-      sequence: sequenceOf(raw),
-      scratch: item.scratch,
+      sequenceOf(raw),
       raw,
-    };
+      item,
+    );
     return { record };
   }
 
-  private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
+  private processRecord(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Outputs | Promise<Outputs> {
     return this.options.tracer
-      ? traceRecord(this.options.tracer, step.stage.name, record, () => this.process(step, record, context))
+      ? traceRecord(this.options.tracer, step.stage.name, record, async () => this.process(step, record, context))
       : this.process(step, record, context);
   }
 
-  /** The stage's function over one record; as in decode, the first attempt runs outside the retry loop. */
-  private async process(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Promise<readonly OutputRecord[]> {
+  /**
+   * The stage's function over one record; as in decode, the first attempt runs outside the retry
+   * loop, and a function that answers with an array gets its answer without a promise.
+   */
+  private process(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext): Outputs | Promise<Outputs> {
     try {
       const result = step.stage.process(record, context);
-      return isObservable(result) ? await collectOutputs(result) : await result;
+      if (isObservable(result)) return collectOutputs(result).catch((error: unknown) => this.retryProcess(step, record, context, error));
+      if (isPromiseLike(result)) return Promise.resolve(result).catch((error: unknown) => this.retryProcess(step, record, context, error));
+      return result;
     } catch (error) {
-      const retried = await this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), { error });
-      return Array.isArray(retried) ? retried : (retried as { outputs: readonly OutputRecord[] }).outputs;
+      return this.retryProcess(step, record, context, error);
     }
+  }
+
+  private async retryProcess(step: StepSpec, record: StreamRecord<unknown>, context: TaskContext, error: unknown): Promise<Outputs> {
+    const retried = await this.withRetries(step, record.raw, async () => collectOutputs(step.stage.process(record, context)), { error });
+    return Array.isArray(retried) ? retried : (retried as { outputs: Outputs }).outputs;
   }
 
   /**
@@ -959,6 +1016,12 @@ export class Task {
 }
 
 type Decoded = { readonly record: StreamRecord<unknown> } | { readonly outputs: readonly OutputRecord[] };
+type Outputs = readonly OutputRecord[];
+
+/** A promise or another thenable (what `await` would wait for). */
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+}
 
 function withoutSequence(headers: Readonly<Record<string, string>>): Record<string, string> {
   const rest: Record<string, string> = { ...headers };
@@ -975,7 +1038,14 @@ export function changelogEnds(
   produced: readonly ProducedBatch[],
   changelog: readonly { topic: string; partition?: number }[],
 ): Map<string, bigint> {
-  const topics = new Set(changelog.map((record) => `${record.topic}\u0000${record.partition ?? 0}`));
+  const topics = new Set<string>();
+  let previous: { topic: string; partition?: number } | undefined;
+  for (const record of changelog) {
+    // A store's records come one after the other: one key string per run, not per record.
+    if (previous?.topic === record.topic && previous.partition === record.partition) continue;
+    previous = record;
+    topics.add(`${record.topic}\u0000${record.partition ?? 0}`);
+  }
   const ends = new Map<string, bigint>();
   for (const batch of produced) {
     if (!topics.has(`${batch.topic}\u0000${batch.partition}`) || batch.baseOffset < 0n || batch.records === undefined) continue;

@@ -12,9 +12,14 @@ export class WatermarkTracker {
 
   /** Records an event time seen on a partition; returns the combined watermark after it. */
   observe(partition: string, eventTime: number): number {
+    this.see(partition, eventTime);
+    return this.watermark();
+  }
+
+  /** Records an event time seen on a partition (per record: without the combined watermark). */
+  see(partition: string, eventTime: number): void {
     const previous = this.maxEventTime.get(partition);
     if (previous === undefined || eventTime > previous) this.maxEventTime.set(partition, eventTime);
-    return this.watermark();
   }
 
   /** The watermark of one partition (−∞ before it has seen anything). */
