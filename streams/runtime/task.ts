@@ -527,13 +527,13 @@ export class Task {
     const maybe = items.map((item) => this.decode(step, item));
     const decoded = maybe.some(isPromiseLike) ? await Promise.all(maybe.map(async (entry) => entry)) : (maybe as Decoded[]);
     if (stage.prefetch && this.stores) {
-      const wanted = new Map<string, { key: string; window?: number }[]>();
+      const wanted = new Map<string, { readonly key: string; readonly window?: number }[]>();
       for (const record of decoded) {
         if (!('record' in record)) continue;
-        for (const { store, key, window } of stage.prefetch(record.record)) {
-          const list = wanted.get(store) ?? [];
-          list.push(window === undefined ? { key } : { key, window });
-          wanted.set(store, list);
+        for (const entry of stage.prefetch(record.record)) {
+          const list = wanted.get(entry.store);
+          if (list) list.push(entry);
+          else wanted.set(entry.store, [entry]);
         }
       }
       for (const [store, entries] of wanted) await this.stores.prefetch(`${stage.name}.${store}`, entries);
