@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { inject } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { createKafka } from '../kafka/index.js';
@@ -103,4 +106,18 @@ export async function readToEnd(
     await consumer.disconnect();
   }
   return messages;
+}
+
+const madeDirs: string[] = [];
+
+/** A folder under the system's temp folder for a test file's data; `removeTempDirs` deletes it. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
+/** Deletes the folders `tempDir` made: last in `afterAll`, once nothing uses them any more. */
+export async function removeTempDirs(): Promise<void> {
+  for (const dir of madeDirs.splice(0)) await fs.rm(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../common/logger.js';
@@ -16,7 +13,7 @@ import { ingestStage } from '../../streams/ingest/stage.js';
 import { runStage, type RunningStage } from '../../streams/runtime/index.js';
 import { publishFeatureViews } from '../../streams/features/registry.js';
 import { count, featureView, max, slidingWindow, source, sum, tumblingWindow } from '../../topology/index.js';
-import { createTopic, groupLag, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, groupLag, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 
 /**
  * Ranges in event time over history: taxi trips of January 2001 produced today (so every Kafka
@@ -136,7 +133,7 @@ describe('event-time ranges over history: backfill and consistency check', () =>
     await producer.disconnect();
 
     const metrics = createMetricsRegistry(false);
-    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-range-state-'));
+    const stateDir = await tempDir('sluice-range-state-');
     const common = { brokers: inject('brokers'), dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix };
     stages.push(
       await runStage(
@@ -185,6 +182,7 @@ describe('event-time ranges over history: backfill and consistency check', () =>
     for (const stage of stages) await stage.stop();
     await registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   const replay = async (range: Parameters<typeof replayFeatures>[0]['range']) => {

@@ -1,6 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, silentLogger } from '../../common/logger.js';
@@ -38,7 +35,7 @@ import { ingestStage } from '../../streams/ingest/stage.js';
 import { runStage, type RunningStage } from '../../streams/runtime/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { publishFeatureViews } from '../../streams/features/registry.js';
-import { createTopic, groupLag, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, groupLag, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { uniformRandom } from '../../common/random.js';
 import demo from '../../examples/fraud/sluice.config.js';
 
@@ -96,7 +93,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
       schemaId: ids.get(`${prefix}registry.features-value`)!,
       logger,
     });
-    store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-chdb-'))));
+    store = new EmbeddedOfflineStore(new ChdbEngine(await tempDir('sluice-fs-chdb-')));
     sql = await serveSql(store.engine, { host: '127.0.0.1', port: 0, readonly: true, logger });
     await ensureTables(store, tables);
   });
@@ -109,6 +106,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
     await store.close();
     await registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   const count = async (table: string, where = '1'): Promise<number> =>
@@ -166,7 +164,7 @@ describe('feature store: ingest → features → sink on the real broker, replay
     await producer.disconnect();
 
     const metrics = createMetricsRegistry(false);
-    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-fs-state-'));
+    const stateDir = await tempDir('sluice-fs-state-');
     const common = { brokers: inject('brokers'), dlqTopic: `${prefix}dlq`, metrics, logger, stateDir, topicPrefix: prefix };
     stages.push(
       await runStage(

@@ -1,6 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../common/logger.js';
@@ -16,7 +13,7 @@ import { ingestStage } from '../../streams/ingest/stage.js';
 import { runPipeline, runStage, type RunningStage, type StageOptions } from '../../streams/runtime/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { publishFeatureViews } from '../../streams/features/registry.js';
-import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import type { ConsumedMessage } from '../streams/helpers.js';
 import { defineStages, pipelineFor, topologySubjects } from '../../app/stages.js';
 import demo from '../../examples/fraud/sluice.config.js';
@@ -146,11 +143,11 @@ describe('models end to end: generator → ingest → features → sink → trai
       schemaId: ids.get(`${prefix}registry.features-value`)!,
       logger,
     });
-    store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-chdb-'))));
+    store = new EmbeddedOfflineStore(new ChdbEngine(await tempDir('sluice-e2e-chdb-')));
     await ensureTables(store, tables);
-    artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-models-')));
+    artifacts = new ArtifactStore(await tempDir('sluice-e2e-models-'));
     metrics = createMetricsRegistry(false);
-    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-e2e-state-'));
+    const stateDir = await tempDir('sluice-e2e-state-');
     stageOptions = (group) => ({
       brokers: inject('brokers'),
       groupId: `${prefix}${group}`,
@@ -168,6 +165,7 @@ describe('models end to end: generator → ingest → features → sink → trai
     await store.close();
     await registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   it('trains a model from replayed topics with AUC above 0.8 on the held-out time slice', async () => {

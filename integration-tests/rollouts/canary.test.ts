@@ -1,5 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -21,7 +19,7 @@ import { AvroSerde } from '../../schemas/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
 import { produceDemo, registerNetwork } from './fixtures.js';
-import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, groupLag, readToEnd, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { historyFromSql, trafficLine } from './readme-history.js';
 
 const HOUR = 3_600_000;
@@ -121,7 +119,7 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
     kafka = testKafka();
     admin = kafka.admin();
     await admin.connect();
-    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-canary-'));
+    const dataDir = await tempDir('sluice-canary-');
     artifacts = new ArtifactStore(path.join(dataDir, 'models'));
     setup = await setUpDemo({ kafka, admin, brokers: inject('brokers'), prefix, partitions: 3, modelsDir: artifacts.dir });
     await createTopic(admin, `${prefix}registry.deployments`, 1, { 'cleanup.policy': 'compact' });
@@ -181,6 +179,7 @@ describe('canary rollouts on the fused pipeline: hash split, gates, automatic ro
     await store.close();
     await setup.registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   it('splits by entity hash: 25% of 20,000+ events to the canary within 2 points, every entity on its bucket, each event once', async () => {

@@ -1,6 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMetricsRegistry } from '../../common/metrics.js';
@@ -23,7 +20,7 @@ import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { predict } from '../../streams/inference/stage.js';
 import { modelDefinition, modelInputs, type ModelDefinition } from '../../topology/index.js';
 import { fixedNetwork, setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
-import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 
 const logger = silentLogger();
 const fraud = demo.models.find((candidate) => candidate.name === 'fraud')!;
@@ -82,7 +79,7 @@ describe('rollout guards: version numbers, alias history in ClickHouse, per-vers
     kafka = testKafka();
     admin = kafka.admin();
     await admin.connect();
-    artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-guards-models-')));
+    artifacts = new ArtifactStore(await tempDir('sluice-guards-models-'));
     setup = await setUpDemo({ kafka, admin, brokers: inject('brokers'), prefix, partitions: 2, modelsDir: artifacts.dir });
     registry = {
       kafka,
@@ -91,7 +88,7 @@ describe('rollout guards: version numbers, alias history in ClickHouse, per-vers
       schemaId: setup.ids.get(`${prefix}registry.models-value`)!,
     };
     await createTopic(admin, `${prefix}registry.deployments`, 1, { 'cleanup.policy': 'compact' });
-    store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-guards-chdb-'))));
+    store = new EmbeddedOfflineStore(new ChdbEngine(await tempDir('sluice-guards-chdb-')));
     const tables: TableSpec[] = offlineTables({ sources: demo.sources, views: demo.views }).filter(
       (table) => table.topic === 'registry.models',
     );
@@ -115,6 +112,7 @@ describe('rollout guards: version numbers, alias history in ClickHouse, per-vers
     await store.close();
     await setup.registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   it('gives concurrent registrations distinct version numbers, each with its lineage, and one champion', async () => {

@@ -1,5 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -29,7 +27,7 @@ import { AvroSerde, readRegistryTopic } from '../../schemas/index.js';
 import { runSink, type RunningSink } from '../../streams/sink/stage.js';
 import { setUpDemo, type DemoSetup } from '../pipeline/demo-setup.js';
 import { produceDemo, registerNetwork } from './fixtures.js';
-import { createTopic, groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, groupLag, readToEnd, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 
 const HOUR = 3_600_000;
 const logger = silentLogger();
@@ -100,7 +98,7 @@ describe('shadow and blue-green rollouts on the fused pipeline', () => {
     kafka = testKafka();
     admin = kafka.admin();
     await admin.connect();
-    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-shadowbg-'));
+    const dataDir = await tempDir('sluice-shadowbg-');
     artifacts = new ArtifactStore(path.join(dataDir, 'models'));
     setup = await setUpDemo({ kafka, admin, brokers: inject('brokers'), prefix, partitions: 3, modelsDir: artifacts.dir });
     await createTopic(admin, `${prefix}registry.deployments`, 1, { 'cleanup.policy': 'compact' });
@@ -140,7 +138,7 @@ describe('shadow and blue-green rollouts on the fused pipeline', () => {
       ...offlineTables({ sources: [], views: [] }).filter((table) => table.topic === 'monitoring.shadow'),
       shadowPredictionsTable('fraud'),
     ];
-    store = new EmbeddedOfflineStore(new ChdbEngine(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-shadowbg-chdb-'))));
+    store = new EmbeddedOfflineStore(new ChdbEngine(await tempDir('sluice-shadowbg-chdb-')));
     await ensureTables(store, tables);
     sink = await runSink({
       brokers: inject('brokers'),
@@ -160,6 +158,7 @@ describe('shadow and blue-green rollouts on the fused pipeline', () => {
     await launched?.stop();
     await setup.registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   it('shadow: the champion alone decides, the shadow scores every event it decides, comparisons reach ClickHouse', async () => {

@@ -1,6 +1,3 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { silentLogger } from '../../common/logger.js';
@@ -15,7 +12,7 @@ import {
 } from '../../schemas/index.js';
 import { ingestStage } from '../../streams/ingest/stage.js';
 import { DLQ_HEADERS, runStage, type RunningStage } from '../../streams/runtime/index.js';
-import { createTopic, testKafka, uniqueName, waitUntil } from '../helpers.js';
+import { createTopic, removeTempDirs, tempDir, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { readTopic } from './helpers.js';
 import demo from '../../examples/fraud/sluice.config.js';
 import { transactions } from '../../examples/fraud/sources.js';
@@ -57,6 +54,7 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
     await stage.stop();
     await registry.stop();
     await admin.disconnect();
+    await removeTempDirs();
   });
 
   const metricTotal = async (name: string): Promise<number> => {
@@ -142,7 +140,7 @@ describe('ingest: poison pills, quality problems and duplicates on the real brok
         dlqTopic: `${prefix}dlq`,
         metrics,
         logger: silentLogger(),
-        stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-ingest-state-')),
+        stateDir: await tempDir('sluice-ingest-state-'),
         topicPrefix: prefix,
       },
     );
