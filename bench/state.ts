@@ -70,7 +70,7 @@ export async function main(): Promise<void> {
     const windowCache = new CachedBytesStore(windowDb);
     const windows = new WindowStore(windowCache, int64Serde, 7 * 86_400_000);
     for (let key = 0; key < 1_000; key++) {
-      for (let hour = 0; hour < 100; hour++) await windows.put(`card-${key}`, hour * 3_600_000, hour);
+      for (let hour = 0; hour < 100; hour++) windows.put(`card-${key}`, hour * 3_600_000, hour);
       await windowCache.persistNow();
     }
     started = performance.now();

@@ -38,8 +38,20 @@ interface RecordSchemaField {
  * the fields. Every failure is a DeserializationError with a stable code, for the dead-letter topic.
  */
 export async function decodeAvroOrJson(bytes: Buffer | null, serde: AvroSerde, reader: avro.Type): Promise<Record<string, unknown>> {
+  return await decodeAvroOrJsonNow(bytes, serde, reader);
+}
+
+/**
+ * `decodeAvroOrJson` without a promise where none is needed (JSON, or Avro of a writer schema
+ * already loaded); a promise while the writer schema is fetched. Failures are thrown or rejected.
+ */
+export function decodeAvroOrJsonNow(
+  bytes: Buffer | null,
+  serde: AvroSerde,
+  reader: avro.Type,
+): Record<string, unknown> | Promise<Record<string, unknown>> {
   if (bytes === null || bytes.length === 0) throw new DeserializationError('SLUICE_EMPTY_VALUE', 'the message has no value');
-  if (bytes[0] === 0) return (await serde.decode(bytes)) as Record<string, unknown>;
+  if (bytes[0] === 0) return serde.decodeNow(bytes) as Record<string, unknown> | Promise<Record<string, unknown>>;
   return parseJsonRecord(bytes, reader);
 }
 

@@ -40,5 +40,5 @@ export {
   type SubjectUsage,
 } from './registry/index.js';
 export * from './errors.js';
-export { decodeAvroOrJson, parseJsonRecord, SchemaViolationError, type SchemaViolation } from './decode.js';
+export { decodeAvroOrJson, decodeAvroOrJsonNow, parseJsonRecord, SchemaViolationError, type SchemaViolation } from './decode.js';
 export { readRegistryTopic, publishToRegistryTopic, type RegistryTopic } from './registry-topic.js';

@@ -93,6 +93,10 @@ describe('AvroSerde schema lookups', () => {
     try {
       const { port } = server.address() as AddressInfo;
       const serde = new AvroSerde(`http://127.0.0.1:${port}`);
+      // Before the schema is loaded, the promise-free forms answer with promises (they wait for it).
+      expect(serde.isPrepared([7])).toBe(false);
+      const first = serde.encodeNow(7, { x: 5 });
+      expect(first).toBeInstanceOf(Promise);
       // Counts the parses of the registry's answer (the client parses a schema per waiting caller).
       const parses = vi.spyOn(avro.Type, 'forSchema');
       const encoded = await Promise.all(Array.from({ length: 200 }, (_, x) => serde.encode(7, { x })));
@@ -104,6 +108,16 @@ describe('AvroSerde schema lookups', () => {
       // Magic byte, big-endian id, then the Avro body.
       expect(encoded[3]?.toString('hex')).toBe(`00000000070${(3 * 2).toString(16)}`);
       await expect(serde.encode(7, { x: 'not a long' })).rejects.toThrow(/invalid "long"/);
+      // Once loaded: the same bytes and values without a promise, and the same error for a bad value.
+      expect(serde.isPrepared([7])).toBe(true);
+      expect(serde.isPrepared([7, 8])).toBe(false);
+      expect(await first).toEqual(encoded[5]);
+      const now = serde.encodeNow(7, { x: 3 });
+      expect(now).toBeInstanceOf(Buffer);
+      expect(now).toEqual(encoded[3]);
+      expect(serde.decodeNow(now as Buffer)).toEqual({ x: 3 });
+      await expect(serde.encodeNow(7, { x: 'not a long' })).rejects.toThrow(/invalid "long"/);
+      expect(() => serde.decodeNow(Buffer.from([1, 0, 0, 0, 7]))).toThrow(DeserializationError);
     } finally {
       server.close();
     }

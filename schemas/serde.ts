@@ -41,7 +41,20 @@ export class AvroSerde {
   }
 
   async encode(schemaId: number, value: unknown): Promise<Buffer> {
-    const type = this.writers.get(schemaId) ?? (await this.writerType(schemaId));
+    return this.encodeNow(schemaId, value);
+  }
+
+  /**
+   * `encode` without a promise once the writer schema is loaded (`prepare`): the bytes at once,
+   * or a promise while the schema is fetched (or the client builds the error of an invalid value).
+   */
+  encodeNow(schemaId: number, value: unknown): Buffer | Promise<Buffer> {
+    const type = this.writers.get(schemaId);
+    if (type === undefined) return this.writerType(schemaId).then((fetched) => this.encodeWith(fetched, schemaId, value));
+    return this.encodeWith(type, schemaId, value);
+  }
+
+  private encodeWith(type: avro.Type, schemaId: number, value: unknown): Buffer | Promise<Buffer> {
     let end: number;
     try {
       // Into the shared scratch buffer after the header, then one copy of the exact size (avsc's
@@ -72,10 +85,26 @@ export class AvroSerde {
     for (const schemaId of schemaIds) if (!this.writers.has(schemaId)) await this.writerType(schemaId);
   }
 
+  /** Whether the writer schemas of these ids are loaded (`prepare` would not wait). */
+  isPrepared(schemaIds: Iterable<number>): boolean {
+    for (const schemaId of schemaIds) if (!this.writers.has(schemaId)) return false;
+    return true;
+  }
+
   /** Decodes a Confluent-framed message into the reader's shape (or the writer's, without a reader). */
   async decode(message: Buffer): Promise<unknown> {
+    return await this.decodeNow(message);
+  }
+
+  /** `decode` without a promise once the writer schema is loaded; a promise while it is fetched. */
+  decodeNow(message: Buffer): unknown {
     const schemaId = readSchemaId(message);
-    const writer = this.writers.get(schemaId) ?? (await this.writerType(schemaId));
+    const writer = this.writers.get(schemaId);
+    if (writer === undefined) return this.writerType(schemaId).then((fetched) => this.decodeWith(fetched, schemaId, message));
+    return this.decodeWith(writer, schemaId, message);
+  }
+
+  private decodeWith(writer: avro.Type, schemaId: number, message: Buffer): unknown {
     const body = message.subarray(HEADER_BYTES);
     try {
       if (!this.reader) return writer.fromBuffer(body);

@@ -1,5 +1,8 @@
 import type { RangeOptions, RocksDatabase } from './rocksdb.js';
 
+/** A `peek`'s answer for a key that is not in memory: only a read of RocksDB can tell. */
+export const NOT_LOADED: unique symbol = Symbol('not loaded');
+
 /** One uncommitted write: a value, or null for a delete. */
 export interface PendingChange {
   readonly key: Buffer;
@@ -33,6 +36,19 @@ export class CachedBytesStore {
     const ahead = this.readAhead.get(hex);
     if (ahead !== undefined) return ahead ?? undefined;
     return this.db.get(key);
+  }
+
+  /**
+   * `get` without a promise: the value (undefined: none) where the pending writes or the read-ahead
+   * know it, NOT_LOADED where only RocksDB can tell.
+   */
+  peek(key: Buffer): Buffer | undefined | typeof NOT_LOADED {
+    const hex = key.toString('hex');
+    const pending = this.dirty.get(hex) ?? this.frozen?.get(hex);
+    if (pending) return pending.value ?? undefined;
+    const ahead = this.readAhead.get(hex);
+    if (ahead !== undefined) return ahead ?? undefined;
+    return NOT_LOADED;
   }
 
   /** Reads keys from RocksDB in one call so that the gets of a batch that follow answer from memory. */

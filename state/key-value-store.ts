@@ -1,4 +1,4 @@
-import type { CachedBytesStore } from './cached-store.js';
+import { NOT_LOADED, type CachedBytesStore } from './cached-store.js';
 import type { Serde } from './serde.js';
 
 /** Marks a key known to have no value (absent or deleted) in the object cache. */
@@ -42,6 +42,16 @@ export class KeyValueStore<V> {
       this.remember(key, value ?? ABSENT);
       return value;
     }
+  }
+
+  /**
+   * The value of a key in memory, without a promise: undefined for a key known to have none,
+   * NOT_LOADED when only `get` can tell. After `prefetch`, the keys it loaded answer here.
+   */
+  peek(key: string): V | undefined | typeof NOT_LOADED {
+    const cached = this.objects.get(key);
+    if (cached === undefined) return NOT_LOADED;
+    return cached === ABSENT ? undefined : cached;
   }
 
   /** Loads keys that are not in memory with one RocksDB call, so the gets that follow are hits. */

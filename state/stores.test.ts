@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CachedBytesStore } from './cached-store.js';
+import { CachedBytesStore, NOT_LOADED } from './cached-store.js';
 import { KeyValueStore } from './key-value-store.js';
 import { StateStoreError } from './errors.js';
 import { RocksDatabase } from './rocksdb.js';
@@ -207,8 +207,8 @@ describe('WindowStore', () => {
   it("fetches a key's windows in a time range across segments", async () => {
     const bytes = new CachedBytesStore(await database());
     const store = new WindowStore(bytes, int64Serde, 1_000);
-    for (const start of [0, 400, 800, 900]) await store.put('k', start, start / 100);
-    await store.put('other', 400, 99);
+    for (const start of [0, 400, 800, 900]) store.put('k', start, start / 100);
+    store.put('other', 400, 99);
     await bytes.persistNow();
     expect(await store.fetch('k', 0, 850)).toEqual([
       { start: 0, value: 0 },
@@ -218,14 +218,35 @@ describe('WindowStore', () => {
     expect(await store.get('other', 400)).toBe(99);
   });
 
+  it('answers a peek from memory only: pending writes and what a prefetch read, NOT_LOADED otherwise', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new WindowStore(bytes, int64Serde, 10_000);
+    store.put('a', 100, 1);
+    expect(store.peek('a', 100)).toBe(1);
+    await bytes.persistNow();
+    // Persisted and no longer pending: only RocksDB knows it now.
+    expect(store.peek('a', 100)).toBe(NOT_LOADED);
+    expect(store.peek('b', 100)).toBe(NOT_LOADED);
+    await store.prefetch([
+      { key: 'a', windowStart: 100 },
+      { key: 'b', windowStart: 100 },
+    ]);
+    expect(store.peek('a', 100)).toBe(1);
+    expect(store.peek('b', 100)).toBeUndefined();
+    expect(await store.get('a', 100)).toBe(1);
+    // A window before the horizon is gone without a read.
+    store.put('a', 20_000, 2);
+    expect(store.peek('a', 100)).toBeUndefined();
+  });
+
   it('drops windows older than retention from lookups and from RocksDB, and counts writes into them', async () => {
     const db = await database();
     const bytes = new CachedBytesStore(db);
     const store = new WindowStore(bytes, int64Serde, 1_000);
-    await store.put('k', 0, 1);
-    await store.put('k', 600, 2);
+    store.put('k', 0, 1);
+    store.put('k', 600, 2);
     await bytes.persistNow();
-    await store.put('k', 2_600, 3); // stream time 2,600: horizon 1,600
+    store.put('k', 2_600, 3); // stream time 2,600: horizon 1,600
     expect(await store.fetch('k', 0, 3_000)).toEqual([{ start: 2_600, value: 3 }]);
     expect(await store.get('k', 600)).toBeUndefined();
     const startsInRocksDb = async (): Promise<number[]> => {
@@ -240,18 +261,18 @@ describe('WindowStore', () => {
     await store.onCommitted();
     // Committed: the segments that held windows 0 and 600 are gone from RocksDB itself.
     expect(await startsInRocksDb()).toEqual([2_600]);
-    expect(await store.put('k', 100, 4)).toBe(false);
+    expect(store.put('k', 100, 4)).toBe(false);
     expect(store.expiredWriteCount).toBe(1);
   });
 
   it('takes the stream time back when uncommitted writes are dropped', async () => {
     const bytes = new CachedBytesStore(await database());
     const store = new WindowStore(bytes, int64Serde, 1_000);
-    await store.put('k', 500, 1);
+    store.put('k', 500, 1);
     store.onFreeze();
     await bytes.persistNow();
     await store.onCommitted();
-    await store.put('k', 5_000, 2); // an aborted batch's later event time
+    store.put('k', 5_000, 2); // an aborted batch's later event time
     expect(await store.get('k', 500)).toBeUndefined();
     bytes.discard();
     store.onDiscard(false);
@@ -263,12 +284,12 @@ describe('WindowStore', () => {
     const db = await database();
     const first = new CachedBytesStore(db);
     const store = new WindowStore(first, int64Serde, 1_000);
-    await store.put('a', 5_000, 1);
-    await store.put('b', 5_500, 2);
+    store.put('a', 5_000, 1);
+    store.put('b', 5_500, 2);
     await first.persistNow();
     const reopened = new WindowStore(new CachedBytesStore(db), int64Serde, 1_000);
     await reopened.afterRestore();
     expect(reopened.observedStreamTime).toBe(5_500);
-    expect(await reopened.put('a', 4_000, 3)).toBe(false);
+    expect(reopened.put('a', 4_000, 3)).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import type { CachedBytesStore } from './cached-store.js';
+import { NOT_LOADED, type CachedBytesStore } from './cached-store.js';
 import type { Serde } from './serde.js';
 
 /**
@@ -44,7 +44,8 @@ export class WindowStore<V> {
     return this.streamTime - this.retentionMs;
   }
 
-  async put(key: string, windowStart: number, value: V): Promise<boolean> {
+  /** Writes a window's value; false (and counted) where the window has already expired. */
+  put(key: string, windowStart: number, value: V): boolean {
     if (windowStart < 0 || !Number.isSafeInteger(windowStart))
       throw new RangeError(`window start ${windowStart} is not a non-negative integer of milliseconds`);
     if (windowStart < this.horizon()) {
@@ -53,7 +54,7 @@ export class WindowStore<V> {
     }
     this.bytes.put(encodeWindowKey(this.segmentOf(windowStart), key, windowStart), this.serde.serialize(value));
     if (windowStart > this.streamTime) this.streamTime = windowStart;
-    return Promise.resolve(true);
+    return true;
   }
 
   /** A commit starts: its stream time is the one observed so far. */
@@ -88,6 +89,13 @@ export class WindowStore<V> {
         keys.push(encodeWindowKey(this.segmentOf(windowStart), key, windowStart));
     }
     await this.bytes.readAheadOf(keys);
+  }
+
+  /** `get` without a promise where the value is in memory (a prefetch read it); NOT_LOADED otherwise. */
+  peek(key: string, windowStart: number): V | undefined | typeof NOT_LOADED {
+    if (windowStart < this.horizon()) return undefined;
+    const value = this.bytes.peek(encodeWindowKey(this.segmentOf(windowStart), key, windowStart));
+    return value === undefined || value === NOT_LOADED ? value : this.serde.deserialize(value);
   }
 
   async get(key: string, windowStart: number): Promise<V | undefined> {

@@ -1,11 +1,4 @@
-import {
-  featureNames,
-  fieldsOf,
-  type AggregationSpec,
-  type FeatureRow,
-  type FeatureValues,
-  type FeatureView,
-} from '../../topology/features.js';
+import { fieldsOf, type AggregationSpec, type FeatureRow, type FeatureView } from '../../topology/features.js';
 
 export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
@@ -155,8 +148,9 @@ function computeRow(
       break;
     }
   }
+  // In the order of featureNames (aggregations, then derived features, whose names differ).
   const values: Record<string, number | null> = {};
-  for (const [name, spec] of Object.entries(view.features)) values[name] = aggregate(spec, members);
+  for (const [name, spec] of aggregationsOf(view)) values[name] = aggregate(spec, members);
   if (view.derive) {
     const derived = view.derive(values);
     for (const name of view.derived) values[name] = finiteOrNull(derived[name]);
@@ -170,7 +164,7 @@ function computeRow(
     sequence: current.seq,
     windowStart,
     windowEnd,
-    values: orderValues(view, values),
+    values,
   };
 }
 
@@ -224,8 +218,16 @@ export function aggregate(spec: AggregationSpec, events: readonly HistoryEvent[]
   }
 }
 
-function orderValues(view: FeatureView, values: Record<string, number | null>): FeatureValues {
-  return Object.fromEntries(featureNames(view).map((name) => [name, values[name] ?? null]));
+const aggregations = new WeakMap<FeatureView, readonly (readonly [string, AggregationSpec])[]>();
+
+/** A view's aggregations as [name, spec], in order (computed once per view). */
+function aggregationsOf(view: FeatureView): readonly (readonly [string, AggregationSpec])[] {
+  let entries = aggregations.get(view);
+  if (!entries) {
+    entries = Object.entries(view.features);
+    aggregations.set(view, entries);
+  }
+  return entries;
 }
 
 function finiteOrNull(value: number | null | undefined): number | null {

@@ -8,7 +8,8 @@ import { RocksDatabase } from '../../state/rocksdb.js';
 import { uniformRandom } from '../../common/random.js';
 import { count, distinctCount, featureView, sessionWindow, slidingWindow, sum } from '../../topology/features.js';
 import { emptyEntityState, SourceFeatures, type SourceEvent } from './engine.js';
-import { loadEntity, saveEntity, SEGMENT_EVENTS, segmentKey, type StoredEntity } from './entity-history.js';
+import { loadEntity, loadEntityNow, saveEntity, SEGMENT_EVENTS, segmentKey, type StoredEntity } from './entity-history.js';
+import { NOT_LOADED } from '../../state/cached-store.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 import { payments } from '../../topology/fixtures/payments.js';
 
@@ -140,6 +141,33 @@ describe('entity history in segments', () => {
     expect(saved).toBeGreaterThan(2_500);
     expect(late).toBeGreaterThan(100);
     expect(trimmed).toBeGreaterThan(1_000);
+  });
+
+  it('loads without a promise only when the head and every segment it names are in memory', async () => {
+    const { store: kv } = await store();
+    const features = new SourceFeatures(payments, views, new Map());
+    for (const event of events(11, 400)) {
+      const loaded = await loadEntity(kv, event.entity);
+      const result = features.apply(loaded.state, event);
+      if (result.inserted && !result.duplicate) saveEntity(kv, event.entity, loaded, result.inserted);
+    }
+    kv.serializeDirty();
+    kv.discardCache();
+    expect(loadEntityNow(kv, 'card-0')).toBe(NOT_LOADED);
+    // The head alone (what a chunk's prefetch reads) is not enough: its segments are not in memory.
+    await kv.prefetch(['card-0']);
+    const head = kv.peek('card-0');
+    expect(head).toMatchObject({ kind: 'head' });
+    expect(head !== NOT_LOADED && head?.kind === 'head' && head.segments.length).toBeGreaterThan(1);
+    expect(loadEntityNow(kv, 'card-0')).toBe(NOT_LOADED);
+    const read = await loadEntity(kv, 'card-0');
+    const now = loadEntityNow(kv, 'card-0');
+    expect(now).not.toBe(NOT_LOADED);
+    expect(now).toEqual(read);
+    // An entity with no state at all is known absent once read: an empty state, no promise.
+    expect(loadEntityNow(kv, 'card-9')).toBe(NOT_LOADED);
+    await kv.prefetch(['card-9']);
+    expect(loadEntityNow(kv, 'card-9')).toEqual({ state: { newest: null, events: [], latest: {} }, head: undefined, segments: [] });
   });
 
   it('splits a segment that takes many late events, keeping the history in order', async () => {

@@ -1,4 +1,4 @@
-import type { KeyValueStore } from '../../state/index.js';
+import { NOT_LOADED, type KeyValueStore } from '../../state/index.js';
 import type { FeatureRow } from '../../topology/features.js';
 import type { EntityState, HistoryEvent } from './engine.js';
 
@@ -65,17 +65,46 @@ export interface LoadedEntity {
 /** Reads an entity's head and segments (one RocksDB read for the segments not in memory). */
 export async function loadEntity(store: KeyValueStore<StoredEntity>, entity: string): Promise<LoadedEntity> {
   const stored = await store.get(entity);
+  if (stored?.kind === 'head' && !stored.inline) await store.prefetch(stored.segments.map((id) => segmentKey(entity, id)));
+  const loaded = loadedEntityNow(store, entity, stored);
+  if (loaded !== NOT_LOADED) return loaded;
+  // The segments left memory between the prefetch and here (an eviction): read them one by one.
+  const segments = new Map<number, StoredEntity | undefined>();
+  if (stored?.kind === 'head') for (const id of stored.segments) segments.set(id, await store.get(segmentKey(entity, id)));
+  return assemble(entity, stored, (id) => segments.get(id));
+}
+
+/**
+ * `loadEntity` without a promise when the head and every segment it names are in memory (a chunk's
+ * prefetch loaded them); NOT_LOADED when RocksDB must be read.
+ */
+export function loadEntityNow(store: KeyValueStore<StoredEntity>, entity: string): LoadedEntity | typeof NOT_LOADED {
+  const stored = store.peek(entity);
+  return stored === NOT_LOADED ? NOT_LOADED : loadedEntityNow(store, entity, stored);
+}
+
+function loadedEntityNow(
+  store: KeyValueStore<StoredEntity>,
+  entity: string,
+  stored: StoredEntity | undefined,
+): LoadedEntity | typeof NOT_LOADED {
+  if (stored?.kind === 'head' && !stored.inline)
+    for (const id of stored.segments) if (store.peek(segmentKey(entity, id)) === NOT_LOADED) return NOT_LOADED;
+  return assemble(entity, stored, (id) => {
+    const segment = store.peek(segmentKey(entity, id));
+    return segment === NOT_LOADED ? undefined : segment;
+  });
+}
+
+function assemble(entity: string, stored: StoredEntity | undefined, segmentOf: (id: number) => StoredEntity | undefined): LoadedEntity {
   if (stored?.kind !== 'head') return { state: { newest: null, events: [], latest: {} }, head: undefined, segments: [] };
   const segments: LoadedSegment[] = [];
   if (stored.inline) {
     for (let start = 0; start < stored.inline.length; start += SEGMENT_EVENTS)
       segments.push({ id: undefined, events: stored.inline.slice(start, start + SEGMENT_EVENTS), skip: 0 });
   } else {
-    const keys = stored.segments.map((id) => segmentKey(entity, id));
-    await store.prefetch(keys);
-    for (const [index, key] of keys.entries()) {
-      const id = stored.segments[index] ?? -1;
-      const segment = await store.get(key);
+    for (const [index, id] of stored.segments.entries()) {
+      const segment = segmentOf(id);
       if (segment?.kind !== 'segment') throw new DamagedHistoryError(entity, `segment ${id} is missing`);
       const skip = index === 0 ? stored.trim : 0;
       if (skip >= segment.events.length) throw new DamagedHistoryError(entity, `segment ${id} has no event after the ${skip} trimmed`);

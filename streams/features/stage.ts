@@ -3,7 +3,7 @@ import { stageMetrics } from '../runtime/metrics.js';
 import { childSpan } from '../../common/tracing.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
-import type { KeyValueStore } from '../../state/index.js';
+import { NOT_LOADED, type KeyValueStore } from '../../state/index.js';
 import { EVENT_FEATURES, type EventFeatures, type FeatureView } from '../../topology/features.js';
 import {
   ValidationError,
@@ -14,7 +14,7 @@ import {
   type TaskContext,
 } from '../runtime/index.js';
 import { SourceFeatures, type FeatureRow } from './engine.js';
-import { isValidEntity, loadEntity, saveEntity, type StoredEntity } from './entity-history.js';
+import { isValidEntity, loadEntity, loadEntityNow, saveEntity, type LoadedEntity, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 
 /**
@@ -65,6 +65,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     });
   }
   const encoder = options.serdeFor();
+  const rowTopics = new Map(options.views.map((view) => [view.name, `${options.topicPrefix}features.${view.name}`]));
 
   const sourceOf = (topic: string): { features: SourceFeatures; serde: AvroSerde; rowSchemaIds: readonly number[] } => {
     const found = bySourceTopic.get(topic);
@@ -74,16 +75,18 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
 
   // ---- inputs ------------------------------------------------------------------------------
 
-  const decode = async (raw: RawRecord): Promise<Value> => {
+  // A record whose schemas and entity are in memory (the common case: a chunk's prefetch loads its
+  // entities) is taken without a promise; the others wait for the registry or RocksDB.
+  const decode = (raw: RawRecord): Value | Promise<Value> => {
     if (!raw.value) throw new ValidationError('SCHEMA_VIOLATION', undefined, 'an events record without a value');
-    return (await sourceOf(raw.topic).serde.decode(raw.value)) as Value;
+    return sourceOf(raw.topic).serde.decodeNow(raw.value) as Value | Promise<Value>;
   };
 
   const eventTime = (value: Value, raw: RawRecord): number => (typeof value.event_time === 'number' ? value.event_time : raw.timestamp);
 
   // ---- transformation ----------------------------------------------------------------------
 
-  const process = async (record: StreamRecord<Value>, context: TaskContext): Promise<OutputRecord[]> => {
+  const process = (record: StreamRecord<Value>, context: TaskContext): OutputRecord[] | Promise<OutputRecord[]> => {
     const { features, rowSchemaIds } = sourceOf(record.topic);
     const entity = record.value[features.source.entityField];
     if (typeof entity !== 'string' || entity === '')
@@ -92,11 +95,26 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
       throw new ValidationError('INVALID', features.source.entityField, 'an entity id must not start with a NUL character');
     // The rows' writer schemas are loaded before the entity's state changes (in place): a registry
     // outage then fails the record with nothing changed, and its retry computes the same rows.
-    if (options.emitRows !== false) await encoder.prepare(rowSchemaIds);
+    if (options.emitRows !== false && !encoder.isPrepared(rowSchemaIds))
+      return encoder.prepare(rowSchemaIds).then(() => process(record, context));
     const store = context.store<KeyValueStore<StoredEntity>>(ENTITY_STORE);
-    const loaded = await childSpan('state read', () => loadEntity(store, entity), { 'sluice.store': ENTITY_STORE });
-    const { state } = loaded;
-    const result = features.apply(state, {
+    const loaded = childSpan('state read', () => loadEntityNow(store, entity), { 'sluice.store': ENTITY_STORE });
+    if (loaded === NOT_LOADED)
+      return childSpan('state read', () => loadEntity(store, entity), { 'sluice.store': ENTITY_STORE }).then((read) =>
+        computeFor(record, features, rowSchemaIds, entity, store, read),
+      );
+    return computeFor(record, features, rowSchemaIds, entity, store, loaded);
+  };
+
+  const computeFor = (
+    record: StreamRecord<Value>,
+    features: SourceFeatures,
+    rowSchemaIds: readonly number[],
+    entity: string,
+    store: KeyValueStore<StoredEntity>,
+    loaded: LoadedEntity,
+  ): OutputRecord[] | Promise<OutputRecord[]> => {
+    const result = features.apply(loaded.state, {
       entity,
       eventId: String(record.value.event_id),
       eventTime: record.eventTime,
@@ -112,14 +130,22 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
 
     // ---- outputs: one row per view --------------------------------------------------------
     if (options.emitRows === false) return [];
-    return Promise.all(
-      result.rows.map(async (row) => ({
-        topic: `${options.topicPrefix}features.${row.view}`,
+    const encoded: (Buffer | Promise<Buffer>)[] = [];
+    let pending = false;
+    for (const row of result.rows) {
+      const value = encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row));
+      if (!(value instanceof Buffer)) pending = true;
+      encoded.push(value);
+    }
+    const outputs = (values: readonly Buffer[]): OutputRecord[] =>
+      result.rows.map((row, index) => ({
+        topic: rowTopics.get(row.view) ?? `${options.topicPrefix}features.${row.view}`,
         key: entity,
-        value: await encoder.encode(options.schemaIds[row.view] ?? 0, featureVector(row)),
+        value: values[index] as Buffer,
         headers: { 'sluice.event_id': row.eventId, 'sluice.view_version': String(row.version) },
-      })),
-    );
+      }));
+    // Encoding waits only where avsc refused a value (the client then builds the error).
+    return pending ? Promise.all(encoded.map((value) => Promise.resolve(value))).then(outputs) : outputs(encoded as Buffer[]);
   };
 
   return {

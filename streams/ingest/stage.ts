@@ -2,9 +2,9 @@ import type avro from 'avsc';
 import { stageMetrics } from '../runtime/metrics.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { checkQuality, type QualityCheck } from './quality.js';
-import { avroType, decodeAvroOrJson, loadAvsc, SchemaViolationError, type AvroSerde } from '../../schemas/index.js';
+import { avroType, decodeAvroOrJsonNow, loadAvsc, SchemaViolationError, type AvroSerde } from '../../schemas/index.js';
 import { DeserializationError } from '../../schemas/errors.js';
-import { int64Serde, type WindowStore } from '../../state/index.js';
+import { int64Serde, NOT_LOADED, type WindowStore } from '../../state/index.js';
 import type { SourceDefinition } from '../../topology/sources.js';
 import {
   ValidationError,
@@ -106,21 +106,29 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
 
   // ---- inputs ------------------------------------------------------------------------------
 
-  const decode = async (raw: RawRecord): Promise<Value> => {
+  // A record is taken without a promise where none is needed (JSON, or Avro of a loaded writer
+  // schema, and an event id the chunk's prefetch read); the others wait for the registry or RocksDB.
+  const decode = (raw: RawRecord): Value | Promise<Value> => {
     const runtime = sourceOf(raw.topic);
     try {
-      return await decodeAvroOrJson(raw.value, runtime.serde, runtime.rawType);
+      const decoded = decodeAvroOrJsonNow(raw.value, runtime.serde, runtime.rawType);
+      return decoded instanceof Promise ? decoded.catch((error: unknown) => countUndecodable(raw, error)) : decoded;
     } catch (error) {
-      if (error instanceof DeserializationError && !error.retriable) {
-        countRecord(raw, raw.timestamp);
-        if (error instanceof SchemaViolationError) {
-          for (const violation of error.violations) countProblem(raw, raw.timestamp, violation.field, 'SCHEMA_VIOLATION');
-        } else {
-          countProblem(raw, raw.timestamp, null, 'UNDECODABLE');
-        }
-      }
-      throw error;
+      return countUndecodable(raw, error);
     }
+  };
+
+  /** Counts a record that does not decode (a retriable failure is not the record's fault) and throws its error on. */
+  const countUndecodable = (raw: RawRecord, error: unknown): never => {
+    if (error instanceof DeserializationError && !error.retriable) {
+      countRecord(raw, raw.timestamp);
+      if (error instanceof SchemaViolationError) {
+        for (const violation of error.violations) countProblem(raw, raw.timestamp, violation.field, 'SCHEMA_VIOLATION');
+      } else {
+        countProblem(raw, raw.timestamp, null, 'UNDECODABLE');
+      }
+    }
+    throw error;
   };
 
   const eventTime = (value: Value, raw: RawRecord): number => {
@@ -130,9 +138,8 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
 
   // ---- transformation ----------------------------------------------------------------------
 
-  const process = async (record: StreamRecord<Value>, context: TaskContext): Promise<OutputRecord[]> => {
-    const { source, eventsTopic } = sourceOf(record.topic);
-    const state = stateOf(record.topic, record.partition);
+  const process = (record: StreamRecord<Value>, context: TaskContext): OutputRecord[] | Promise<OutputRecord[]> => {
+    const { source } = sourceOf(record.topic);
     const ingestTime = now();
     countRecord(record.raw, record.eventTime);
 
@@ -147,41 +154,69 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
       );
     }
 
-    const outputs: OutputRecord[] = [];
     const eventId = `${source.name}:${String(record.value[source.idField])}`;
     // Seen ids live in a RocksDB window store by event time: a re-sent event (same id, same
     // time) is found by a point lookup, and ids older than the TTL drop out by segment.
     const seenIds = context.store<WindowStore<number>>(EVENT_IDS);
     const eventTime = Math.max(0, Math.floor(record.eventTime));
-    if ((await seenIds.get(eventId, eventTime)) !== undefined) {
-      metrics.duplicates.inc({ stage, topic: record.topic });
-      countProblem(record.raw, record.eventTime, source.idField, 'DUPLICATE');
-    } else {
-      const event = { ...record.value, event_id: eventId, event_time: record.eventTime, ingest_time: ingestTime };
-      const key = String(record.value[source.entityField]);
-      // Encoded before the id is remembered: a transient failure here is retried with nothing written.
-      const value = await encoder.encode(options.schemaIds.events[source.name] ?? 0, event);
-      await seenIds.put(eventId, eventTime, ingestTime);
-      outputs.push({ topic: eventsTopic, key, value, headers: { ...record.headers, 'sluice.event_id': eventId } });
-    }
-
-    // ---- outputs: quality reports of windows the watermark has closed ----------------------
-    const watermark = context.watermark();
-    outputs.push(...(await qualityReports(source.name, state.quality, watermark)));
-    return outputs;
+    const seen = seenIds.peek(eventId, eventTime);
+    if (seen === NOT_LOADED)
+      return seenIds.get(eventId, eventTime).then((found) => deduplicated(record, context, eventId, eventTime, ingestTime, found));
+    return deduplicated(record, context, eventId, eventTime, ingestTime, seen);
   };
 
-  const qualityReports = async (
+  const deduplicated = (
+    record: StreamRecord<Value>,
+    context: TaskContext,
+    eventId: string,
+    eventTime: number,
+    ingestTime: number,
+    seen: number | undefined,
+  ): OutputRecord[] | Promise<OutputRecord[]> => {
+    const { source, eventsTopic } = sourceOf(record.topic);
+    if (seen !== undefined) {
+      metrics.duplicates.inc({ stage, topic: record.topic });
+      countProblem(record.raw, record.eventTime, source.idField, 'DUPLICATE');
+      return withReports(record, context, []);
+    }
+    const event = { ...record.value, event_id: eventId, event_time: record.eventTime, ingest_time: ingestTime };
+    const key = String(record.value[source.entityField]);
+    const seenIds = context.store<WindowStore<number>>(EVENT_IDS);
+    // Encoded before the id is remembered: a transient failure here is retried with nothing written.
+    const emit = (value: Buffer): OutputRecord[] | Promise<OutputRecord[]> => {
+      seenIds.put(eventId, eventTime, ingestTime);
+      return withReports(record, context, [{ topic: eventsTopic, key, value, headers: { ...record.headers, 'sluice.event_id': eventId } }]);
+    };
+    const value = encoder.encodeNow(options.schemaIds.events[source.name] ?? 0, event);
+    return value instanceof Promise ? value.then(emit) : emit(value);
+  };
+
+  // ---- outputs: quality reports of windows the watermark has closed ----------------------
+
+  const withReports = (
+    record: StreamRecord<Value>,
+    context: TaskContext,
+    outputs: OutputRecord[],
+  ): OutputRecord[] | Promise<OutputRecord[]> => {
+    const { source } = sourceOf(record.topic);
+    const reports = qualityReports(source.name, stateOf(record.topic, record.partition).quality, context.watermark());
+    if (reports.length === 0) return outputs;
+    if (reports.some((report) => report.value instanceof Promise))
+      return Promise.all(reports.map(async (report) => ({ ...report, value: await report.value }))).then((done) => [...outputs, ...done]);
+    return [...outputs, ...(reports as OutputRecord[])];
+  };
+
+  const qualityReports = (
     sourceName: string,
     quality: WindowedAggregator<number, number>,
     watermark: number,
-  ): Promise<OutputRecord[]> => {
+  ): (Omit<OutputRecord, 'value'> & { value: Buffer | Promise<Buffer> })[] => {
     const closed = quality.advance(watermark);
     if (closed.length === 0) return [];
     const recordsPerWindow = new Map(
       closed.filter((result) => result.key === RECORDS).map((result) => [result.window.start, result.value]),
     );
-    const reports: OutputRecord[] = [];
+    const reports: (Omit<OutputRecord, 'value'> & { value: Buffer | Promise<Buffer> })[] = [];
     for (const result of closed) {
       if (result.key === RECORDS) continue;
       const separator = result.key.lastIndexOf('|');
@@ -196,7 +231,7 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
         records: recordsPerWindow.get(result.window.start) ?? result.value,
         violations: result.value,
       };
-      reports.push({ topic: qualityTopic, key: sourceName, value: await encoder.encode(options.schemaIds.quality, report) });
+      reports.push({ topic: qualityTopic, key: sourceName, value: encoder.encodeNow(options.schemaIds.quality, report) });
     }
     return reports;
   };
