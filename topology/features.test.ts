@@ -31,6 +31,14 @@ const definition: FeatureViewInput = {
   description: 'd',
 };
 
+describe('feature view definitions', () => {
+  it('refuse an aggregation kind they do not know (a JavaScript topology is not type-checked)', () => {
+    const features = { ...definition.features, typo: { kind: 'median', field: 'fare' } } as unknown as FeatureViewInput['features'];
+    expect(() => featureView({ ...definition, features })).toThrow(/driver_trips_1h.typo has an unknown aggregation "median"/);
+    expect(() => featureView(definition)).not.toThrow();
+  });
+});
+
 describe('feature view TTL clock', () => {
   it("defaults to the wall clock, and takes 'event'", () => {
     expect(featureView(definition).ttlClock).toBe('wall');

@@ -124,6 +124,16 @@ export class FeatureDefinitionError extends Error {
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
+const AGGREGATION_KINDS: ReadonlySet<string> = new Set<AggregationKind>([
+  'count',
+  'sum',
+  'mean',
+  'min',
+  'max',
+  'last',
+  'distinct_count',
+  'stddev',
+]);
 
 export function featureView(input: FeatureViewInput): FeatureView {
   if (!NAME.test(input.name))
@@ -133,6 +143,9 @@ export function featureView(input: FeatureViewInput): FeatureView {
   for (const [feature, spec] of Object.entries(input.features)) {
     if (!NAME.test(feature))
       throw new FeatureDefinitionError(`feature "${feature}" of ${input.name} must be lower-case letters, digits and _`);
+    // Checked for topologies written in JavaScript: an unknown kind would compute no value.
+    if (!AGGREGATION_KINDS.has(spec.kind))
+      throw new FeatureDefinitionError(`feature ${input.name}.${feature} has an unknown aggregation "${spec.kind}"`);
     if (spec.kind !== 'count' && !spec.field)
       throw new FeatureDefinitionError(`feature ${input.name}.${feature} (${spec.kind}) needs a field`);
   }

@@ -140,6 +140,11 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
 
   const process = (record: StreamRecord<Value>, context: TaskContext): OutputRecord[] | Promise<OutputRecord[]> => {
     const { source } = sourceOf(record.topic);
+    // The output schemas are loaded before anything is counted or remembered: a registry outage
+    // then fails the record with nothing changed (its retry is not taken for a duplicate, and the
+    // quality windows it closes are not lost).
+    const outputSchemas = [options.schemaIds.events[source.name] ?? 0, options.schemaIds.quality];
+    if (!encoder.isPrepared(outputSchemas)) return encoder.prepare(outputSchemas).then(() => process(record, context));
     const ingestTime = now();
     countRecord(record.raw, record.eventTime);
 
