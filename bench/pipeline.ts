@@ -25,6 +25,8 @@ import { printTable } from './report.js';
  * the live run at 1,000 events/s, under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
  * broker, without the profiler. `--timeline` adds each live run's latency by 10 s of sending.
+ * `--warmup=<s>` sends each live run's load for that long before its measured 60 s (steady state:
+ * the fresh process's JIT and the broker warmed up); without it, a run is measured from a cold start.
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
@@ -125,6 +127,10 @@ export async function main(): Promise<void> {
   if (liveOnly !== undefined && !liveOnly.every((rate) => rate > 0))
     throw new Error(`--live wants rates in events/s, separated by commas, not ${liveArgument}`);
   const rssRate = rssArgument?.startsWith('--rss=') ? Number(rssArgument.slice('--rss='.length)) : 5_000;
+  // `--warmup=<s>`: each live run sends at its rate for that long before the measured 60 s.
+  const warmupArgument = process.argv.find((argument) => argument.startsWith('--warmup='));
+  const warmupSeconds = warmupArgument === undefined ? 0 : Number(warmupArgument.slice('--warmup='.length));
+  if (!(warmupSeconds >= 0)) throw new Error(`--warmup wants seconds, not ${warmupArgument}`);
   // `--backlog`: only the throughput run and its profile (a quick look while optimizing).
   const backlogOnly = process.argv.includes('--backlog');
   const config = loadConfig();
@@ -232,7 +238,8 @@ export async function main(): Promise<void> {
         const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
         await consumer.connect();
         await consumer.subscribe({ topic: `${prefix}predictions.fraud`, fromBeginning: true });
-        let received = 0;
+        // Predictions of the measured events (not of the warm-up's).
+        let measuredReceived = 0;
         await consumer.run({
           // Nothing reads this group's offsets: committing them after every batch (kafkajs' default,
           // about 50 a second here) only loaded the broker the pipeline shares.
@@ -240,10 +247,10 @@ export async function main(): Promise<void> {
           eachBatch: async ({ batch }) => {
             const now = performance.now();
             for (const message of batch.messages) {
-              received++;
               const id = message.headers?.['sluice.event_id']?.toString();
               const at = id === undefined ? undefined : sent.get(id);
               if (at !== undefined) {
+                measuredReceived++;
                 latencies.push(now - at);
                 // Record timestamps are wall-clock ms; `at` is performance.now().
                 timeline.push([(at - sendStart) / 1000, now - at, Number(message.timestamp) - (performance.timeOrigin + at)]);
@@ -255,43 +262,49 @@ export async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 2_000));
         const random = uniformRandom(rate);
         const rss: number[] = [];
+        /** Sends at `rate` for `duration` s; only measured events are remembered (their predictions counted). */
+        const sendFor = async (duration: number, measured: boolean): Promise<{ sent: number; seconds: number }> => {
+          const began = performance.now();
+          if (measured) sendStart = began;
+          let sentHere = 0;
+          let nextSample = 0;
+          while (performance.now() - began < duration * 1000) {
+            const due = Math.floor(((performance.now() - began) / 1000) * rate);
+            const messages = [];
+            for (; sentHere < due; sentHere++) {
+              const id = measured ? `t${sentHere}` : `w${sentHere}`;
+              const card = `card-${Math.floor(random() * 5_000)}`;
+              if (measured) sent.set(`transactions:${id}`, performance.now());
+              messages.push({
+                key: card,
+                value: JSON.stringify({
+                  transaction_id: id,
+                  card_id: card,
+                  merchant_id: `m-${Math.floor(random() * 700)}`,
+                  merchant_category: '5411',
+                  amount: Math.round(random() * 20_000) / 100 + 1,
+                  currency: 'EUR',
+                  country: 'NL',
+                  channel: 'ONLINE',
+                  timestamp: Date.now(),
+                }),
+              });
+            }
+            if (messages.length > 0) await producer.send({ topic: `${prefix}raw.transactions`, acks: -1, messages });
+            if (measured && sampleRss && performance.now() - began >= nextSample) {
+              rss.push(await pipeline.rssBytes());
+              nextSample += 10_000;
+            }
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+          return { sent: sentHere, seconds: (performance.now() - began) / 1000 };
+        };
+        // `--warmup=<s>`: the same load for that long first, not measured (the JIT's and the broker's warm-up).
+        if (warmupSeconds > 0) await sendFor(warmupSeconds, false);
         const cpuBefore = await pipeline.cpuSeconds();
-        const start = performance.now();
-        sendStart = start;
-        let count = 0;
-        let nextSample = 0;
-        while (performance.now() - start < seconds * 1000) {
-          const due = Math.floor(((performance.now() - start) / 1000) * rate);
-          const messages = [];
-          for (; count < due; count++) {
-            const id = `t${count}`;
-            const card = `card-${Math.floor(random() * 5_000)}`;
-            sent.set(`transactions:${id}`, performance.now());
-            messages.push({
-              key: card,
-              value: JSON.stringify({
-                transaction_id: id,
-                card_id: card,
-                merchant_id: `m-${Math.floor(random() * 700)}`,
-                merchant_category: '5411',
-                amount: Math.round(random() * 20_000) / 100 + 1,
-                currency: 'EUR',
-                country: 'NL',
-                channel: 'ONLINE',
-                timestamp: Date.now(),
-              }),
-            });
-          }
-          if (messages.length > 0) await producer.send({ topic: `${prefix}raw.transactions`, acks: -1, messages });
-          if (sampleRss && performance.now() - start >= nextSample) {
-            rss.push(await pipeline.rssBytes());
-            nextSample += 10_000;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-        const sendSeconds = (performance.now() - start) / 1000;
+        const { sent: count, seconds: sendSeconds } = await sendFor(seconds, true);
         const deadline = performance.now() + 30_000;
-        while (received < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+        while (measuredReceived < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
         const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
         await consumer.disconnect();
         await pipeline.stop();
@@ -300,9 +313,9 @@ export async function main(): Promise<void> {
         if (process.argv.includes('--timeline')) printTimeline(rate, timeline);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {
-          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s`,
+          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ''}`,
           'sent/s': Math.round(count / sendSeconds),
-          predictions: `${received}/${count}`,
+          predictions: `${measuredReceived}/${count}`,
           'p50 ms': Math.round(percentile(sorted, 50)),
           'p99 ms': Math.round(percentile(sorted, 99)),
           'max ms': Math.round(sorted.at(-1) ?? Number.NaN),

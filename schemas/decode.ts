@@ -74,6 +74,9 @@ export function parseJsonRecord(bytes: Buffer, reader: avro.Type): Record<string
     );
   }
   const value = withDefaults(parsed as Record<string, unknown>, reader);
+  // Most records are valid: checked without the hook first (no closure, no path per value); an
+  // invalid one is checked again to name its violations.
+  if (reader.isValid(value)) return value;
   const fields = recordFields(reader);
   const violations: SchemaViolation[] = [];
   const valid = reader.isValid(value, {
