@@ -52,12 +52,12 @@ export async function readTopic(
 }
 
 /** Produces `count` keyed records `value-<i>` in batches. */
-export async function produceNumbered(kafka: Kafka, topic: string, count: number, keys = 100, batch = 5_000): Promise<void> {
+export async function produceNumbered(kafka: Kafka, topic: string, count: number, keys = 100, batch = 5_000, first = 0): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  for (let start = 0; start < count; start += batch) {
+  for (let start = first; start < first + count; start += batch) {
     const messages = [];
-    for (let i = start; i < Math.min(count, start + batch); i++) messages.push({ key: `k${i % keys}`, value: `value-${i}` });
+    for (let i = start; i < Math.min(first + count, start + batch); i++) messages.push({ key: `k${i % keys}`, value: `value-${i}` });
     await producer.send({ topic, acks: -1, messages });
   }
   await producer.disconnect();
