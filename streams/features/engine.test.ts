@@ -13,9 +13,11 @@ import {
   stddev,
   sum,
   tumblingWindow,
+  type FeatureView,
   type FeatureViewInput,
   type FeatureWindow,
 } from '../../topology/features.js';
+import { lookBack } from '../runtime/windows/window.js';
 import { emptyEntityState, SourceFeatures, type EntityState, type FeatureRow } from './engine.js';
 import type { EntityHead } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
@@ -247,4 +249,152 @@ describe('feature computation', () => {
     expect(() => hoppingWindow('1h', '2h')).toThrow(/exceeds/);
     expect(() => slidingWindow(0)).toThrow(/positive/);
   });
+});
+
+/**
+ * The plain algorithm the engine's fast paths must equal, bit for bit: every window's members
+ * filtered into an array, each aggregation one pass over them oldest first.
+ */
+function referenceRows(views: readonly FeatureView[], arrivals: readonly ReferenceArrival[]): (Record<string, number | null> | null)[][] {
+  const retentionMs = Math.max(0, ...views.map((candidate) => candidate.retentionMs));
+  const history: { t: number; seq: number; newest: number | null; amount: unknown; merchant: unknown }[] = [];
+  let newest: number | null = null;
+  return arrivals.map(({ t, seq, amount, merchant }) => {
+    if (history.some((existing) => existing.seq === seq && existing.t === t)) return [];
+    const current = { t, seq, newest, amount, merchant };
+    let at = history.length;
+    while (at > 0 && (history[at - 1]?.t ?? 0) > t) at--;
+    history.splice(at, 0, current);
+    if (newest === null || t > newest) newest = t;
+    const horizon = newest - retentionMs;
+    while (history.length > 0 && (history[0]?.t ?? 0) <= horizon) history.shift();
+    return views.map((candidate) => {
+      const late = (event: { t: number; newest: number | null }) => event.newest !== null && event.t < event.newest - candidate.graceMs;
+      if (late(current)) return null;
+      const past = history.slice(0, history.indexOf(current) + 1);
+      let members: typeof past;
+      if (candidate.window.kind === 'session') {
+        const eligible = past.filter((event) => !late(event));
+        let first = eligible.length - 1;
+        while (first > 0) {
+          const previous = eligible[first - 1];
+          const next = eligible[first];
+          if (!previous || !next || next.t - previous.t > candidate.window.gapMs || t - previous.t >= candidate.window.maxSpanMs) break;
+          first--;
+        }
+        members = eligible.slice(Math.max(first, 0));
+      } else {
+        const { start, startInclusive } = lookBack(candidate.window, t);
+        members = past.filter(
+          (event, index) => (index === past.length - 1 || (startInclusive ? event.t >= start : event.t > start)) && !late(event),
+        );
+      }
+      const values: Record<string, number | null> = {};
+      for (const [name, spec] of Object.entries(candidate.features)) {
+        const numbers = members
+          .map((event) => (spec.field === 'merchant' ? event.merchant : event.amount))
+          .filter((value): value is number => typeof value === 'number' && Number.isFinite(value));
+        const total = numbers.reduce((sum, value) => sum + value, 0);
+        if (spec.kind === 'count') values[name] = members.length;
+        else if (spec.kind === 'distinct_count')
+          values[name] = new Set(
+            members
+              .map((event) => event.merchant)
+              .filter((value) => value !== null && value !== undefined)
+              .map(String),
+          ).size;
+        else if (spec.kind === 'sum') values[name] = total;
+        else if (numbers.length === 0) values[name] = null;
+        else if (spec.kind === 'mean') values[name] = total / numbers.length;
+        else if (spec.kind === 'min') values[name] = numbers.reduce((low, value) => (value < low ? value : low), Number.POSITIVE_INFINITY);
+        else if (spec.kind === 'max')
+          values[name] = numbers.reduce((high, value) => (value > high ? value : high), Number.NEGATIVE_INFINITY);
+        else if (spec.kind === 'last') values[name] = numbers.at(-1) ?? null;
+        else {
+          const average = total / numbers.length;
+          values[name] = Math.sqrt(numbers.reduce((squares, value) => squares + (value - average) ** 2, 0) / numbers.length);
+        }
+      }
+      return values;
+    });
+  });
+}
+
+interface ReferenceArrival {
+  readonly t: number;
+  readonly seq: number;
+  readonly amount: unknown;
+  readonly merchant: unknown;
+}
+
+describe('feature computation against the plain algorithm', () => {
+  /** A small deterministic generator (mulberry32), so that a failure can be replayed from its seed. */
+  function random(seed: number): () => number {
+    let state = seed >>> 0;
+    return () => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
+      mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
+      return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
+    };
+  }
+
+  const windows: [string, FeatureWindow][] = [
+    ['sliding', slidingWindow('30m')],
+    ['tumbling', tumblingWindow('20m')],
+    ['hopping', hoppingWindow('30m', '10m')],
+    ['session', sessionWindow('5m', '40m')],
+  ];
+
+  for (const [kind, window] of windows) {
+    it(`${kind} windows: the same rows, bit for bit, with late, early, equal-time, replayed and odd values`, () => {
+      const views = [
+        view(window, { name: 'tight', grace: '2m' }),
+        view(window, { name: 'loose', grace: '15m' }),
+        view(window, { name: 'none', grace: '0s' }),
+      ];
+      const features = new SourceFeatures(payments, views, new Map());
+      for (let seed = 1; seed <= 20; seed++) {
+        const next = random(seed * 7919);
+        const state = emptyEntityState();
+        const arrivals: ReferenceArrival[] = [];
+        let clock = 0;
+        for (let index = 0; index < 400; index++) {
+          const roll = next();
+          if (roll < 0.05 && arrivals.length > 0) {
+            // A replayed duplicate of an earlier arrival.
+            arrivals.push(arrivals[Math.floor(next() * arrivals.length)] as ReferenceArrival);
+            continue;
+          }
+          clock += Math.floor(next() * 3 * MIN);
+          const t = roll < 0.2 ? clock - Math.floor(next() * 20 * MIN) : roll < 0.25 ? clock : clock;
+          const amountRoll = next();
+          const amount =
+            amountRoll < 0.05
+              ? null
+              : amountRoll < 0.08
+                ? Number.NaN
+                : amountRoll < 0.1
+                  ? Number.POSITIVE_INFINITY
+                  : (next() - 0.3) * 1000 + 0.1;
+          const merchantRoll = next();
+          const merchant = merchantRoll < 0.1 ? null : merchantRoll < 0.2 ? Math.floor(next() * 3) : `m${Math.floor(next() * 5)}`;
+          arrivals.push({ t, seq: index, amount, merchant });
+        }
+        const expected = referenceRows(views, arrivals);
+        const actual = arrivals.map(({ t, seq, amount, merchant }) => {
+          const result = features.apply(state, {
+            entity: 'c',
+            eventId: `e${seq}`,
+            eventTime: t,
+            sequence: seq,
+            value: { amount, merchant },
+          });
+          if (result.duplicate) return [];
+          return views.map((candidate) => result.rows.find((row) => row.view === candidate.name)?.values ?? null);
+        });
+        expect(actual, `seed ${seed * 7919}`).toEqual(expected);
+      }
+    });
+  }
 });

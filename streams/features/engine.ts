@@ -64,23 +64,31 @@ export class SourceFeatures {
   /** Folds one event into its entity's state (mutated in place) and returns the rows it produces. */
   apply(state: EntityState, event: SourceEvent): ApplyResult {
     const t = event.eventTime;
-    if (state.events.some((existing) => existing.seq === event.sequence && existing.t === t))
-      return { rows: [], late: [], duplicate: true };
+    const { events } = state;
+    // The history is sorted by time: a replayed duplicate sits among the events of its time.
+    for (let index = firstAtOrAfter(events, t, events.length); index < events.length; index++) {
+      const existing = events[index] as HistoryEvent;
+      if (existing.t !== t) break;
+      if (existing.seq === event.sequence) return { rows: [], late: [], duplicate: true };
+    }
     const remembered: HistoryEvent = { t, seq: event.sequence, newest: state.newest, v: pick(event.value, this.fields) };
-    insertSorted(state.events, remembered);
+    let position = insertSorted(events, remembered);
     if (state.newest === null || t > state.newest) state.newest = t;
     const horizon = state.newest - this.retentionMs;
-    const firstKept = state.events.findIndex((existing) => existing.t > horizon);
-    if (firstKept !== 0) state.events.splice(0, firstKept === -1 ? state.events.length : firstKept);
+    const firstKept = events.findIndex((existing) => existing.t > horizon);
+    const dropped = firstKept === -1 ? events.length : firstKept;
+    if (dropped !== 0) events.splice(0, dropped);
+    // Where the new event now is; -1 when it left at once, expired (its rows then have no events).
+    position = position >= dropped ? position - dropped : -1;
 
     const rows: FeatureRow[] = [];
     const late: string[] = [];
     for (const view of this.views) {
-      if (isLate(remembered, view)) {
+      if (isLate(remembered, view.graceMs)) {
         late.push(view.name);
         continue;
       }
-      const row = computeRow(view, this.versions.get(view.name) ?? 1, state.events, remembered, event);
+      const row = computeRow(view, this.versions.get(view.name) ?? 1, events, position, remembered, event);
       rows.push(row);
       const previous = state.latest[view.name];
       if (!previous || row.eventTime >= previous.eventTime) state.latest[view.name] = row;
@@ -93,23 +101,28 @@ export function emptyEntityState(): EntityState {
   return { newest: null, events: [], latest: {} };
 }
 
-function isLate(event: HistoryEvent, view: FeatureView): boolean {
-  return event.newest !== null && event.t < event.newest - view.graceMs;
+function isLate(event: HistoryEvent, graceMs: number): boolean {
+  return event.newest !== null && event.t < event.newest - graceMs;
 }
 
+/**
+ * One view's row for the event at `upTo` in the history. The window is one run of the sorted
+ * history, found by binary search; its members are the events of that run that were on time for
+ * the view. Each aggregation goes over them oldest first, so sums are added in the same order as
+ * ever and the values stay bit for bit the same.
+ */
 function computeRow(
   view: FeatureView,
   version: number,
   events: readonly HistoryEvent[],
+  upTo: number,
   current: HistoryEvent,
   event: SourceEvent,
 ): FeatureRow {
   const t = current.t;
-  // Events that count: on time for this view and not after the current one (by time, then arrival).
-  const upTo = events.indexOf(current);
   let windowStart: number;
   let windowEnd: number;
-  let members: HistoryEvent[];
+  let values: Record<string, number | null>;
   switch (view.window.kind) {
     case 'sliding':
     case 'tumbling':
@@ -117,22 +130,14 @@ function computeRow(
       const bounds = lookBack(view.window, t);
       windowStart = bounds.start;
       windowEnd = bounds.end;
-      // The history is sorted by time: the window is one run of it, found from the current event back.
-      let first = upTo;
-      while (first > 0) {
-        const previous = events[first - 1];
-        if (!previous || (bounds.startInclusive ? previous.t < bounds.start : previous.t <= bounds.start)) break;
-        first--;
-      }
-      members = [];
-      for (let index = first; index <= upTo; index++) {
-        const candidate = events[index];
-        if (candidate && !isLate(candidate, view)) members.push(candidate);
-      }
+      // Events before the current one count from the first inside the window's start; the current one always does.
+      const first =
+        upTo < 0 ? 0 : bounds.startInclusive ? firstAtOrAfter(events, bounds.start, upTo) : firstAfter(events, bounds.start, upTo);
+      values = aggregateAll(view, { events, first, last: upTo, graceMs: view.graceMs });
       break;
     }
     case 'session': {
-      const eligible = events.slice(0, upTo + 1).filter((candidate) => !isLate(candidate, view));
+      const eligible = events.slice(0, upTo + 1).filter((candidate) => !isLate(candidate, view.graceMs));
       const { gapMs } = view.window;
       const { maxSpanMs } = view.window;
       let first = eligible.length - 1;
@@ -142,15 +147,18 @@ function computeRow(
         if (!previous || !next || next.t - previous.t > gapMs || t - previous.t >= maxSpanMs) break;
         first--;
       }
-      members = eligible.slice(first);
-      windowStart = members[0]?.t ?? t;
+      windowStart = eligible[Math.max(first, 0)]?.t ?? t;
       windowEnd = t;
+      // The eligible events are on time already: nothing more to leave out.
+      values = aggregateAll(view, {
+        events: eligible,
+        first: Math.max(first, 0),
+        last: eligible.length - 1,
+        graceMs: Number.POSITIVE_INFINITY,
+      });
       break;
     }
   }
-  // In the order of featureNames (aggregations, then derived features, whose names differ).
-  const values: Record<string, number | null> = {};
-  for (const [name, spec] of aggregationsOf(view)) values[name] = aggregate(spec, members);
   if (view.derive) {
     const derived = view.derive(values);
     for (const name of view.derived) values[name] = finiteOrNull(derived[name]);
@@ -168,54 +176,144 @@ function computeRow(
   };
 }
 
-/** One aggregation over the window's events, oldest first; null where it is undefined. */
-export function aggregate(spec: AggregationSpec, events: readonly HistoryEvent[]): number | null {
-  if (spec.kind === 'count') return events.length;
-  const field = spec.field ?? '';
-  if (spec.kind === 'distinct_count') {
-    const seen = new Set<string>();
-    for (const event of events) {
-      const value = event.v[field];
-      if (value !== null && value !== undefined) seen.add(String(value));
+/** A window's events: those of `events[first..last]` that were on time for a view with this grace. */
+interface Members {
+  readonly events: readonly HistoryEvent[];
+  readonly first: number;
+  readonly last: number;
+  readonly graceMs: number;
+}
+
+/** What one pass over a numeric field's finite values gives (the sums oldest first). */
+interface FieldStats {
+  count: number;
+  total: number;
+  low: number;
+  high: number;
+  latest: number | null;
+  /** Σ (value − mean)², added oldest first; computed on the first stddev that needs it. */
+  squares?: number;
+}
+
+/**
+ * Every aggregation of a view, in the order of its features (then derived features follow): one
+ * pass per numeric field that any of them reads, shared by its sum, mean, min, max, last and stddev.
+ */
+function aggregateAll(view: FeatureView, members: Members): Record<string, number | null> {
+  const values: Record<string, number | null> = {};
+  let stats: Map<string, FieldStats> | undefined;
+  let count: number | undefined;
+  for (const [name, spec] of aggregationsOf(view)) {
+    if (spec.kind === 'count') {
+      count ??= countMembers(members);
+      values[name] = count;
+      continue;
     }
-    return seen.size;
+    const field = spec.field ?? '';
+    if (spec.kind === 'distinct_count') {
+      values[name] = distinctCount(members, field);
+      continue;
+    }
+    stats ??= new Map();
+    let fieldStats = stats.get(field);
+    if (!fieldStats) {
+      fieldStats = numericStats(members, field);
+      stats.set(field, fieldStats);
+    }
+    values[name] = fromStats(spec, fieldStats, members, field);
   }
-  // One pass, oldest first (sums in the same order as ever, so values stay bit for bit), no arrays.
+  return values;
+}
+
+function countMembers({ events, first, last, graceMs }: Members): number {
   let count = 0;
-  let total = 0;
-  let low = Number.POSITIVE_INFINITY;
-  let high = Number.NEGATIVE_INFINITY;
-  let latest: number | null = null;
-  for (const event of events) {
+  for (let index = first; index <= last; index++) if (!isLate(events[index] as HistoryEvent, graceMs)) count++;
+  return count;
+}
+
+function distinctCount({ events, first, last, graceMs }: Members, field: string): number {
+  const seen = new Set<string>();
+  for (let index = first; index <= last; index++) {
+    const event = events[index] as HistoryEvent;
+    if (isLate(event, graceMs)) continue;
+    const value = event.v[field];
+    if (value !== null && value !== undefined) seen.add(String(value));
+  }
+  return seen.size;
+}
+
+function numericStats({ events, first, last, graceMs }: Members, field: string): FieldStats {
+  const stats: FieldStats = { count: 0, total: 0, low: Number.POSITIVE_INFINITY, high: Number.NEGATIVE_INFINITY, latest: null };
+  for (let index = first; index <= last; index++) {
+    const event = events[index] as HistoryEvent;
+    if (isLate(event, graceMs)) continue;
     const value = event.v[field];
     if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-    count++;
-    total += value;
-    if (value < low) low = value;
-    if (value > high) high = value;
-    latest = value;
+    stats.count++;
+    stats.total += value;
+    if (value < stats.low) stats.low = value;
+    if (value > stats.high) stats.high = value;
+    stats.latest = value;
   }
-  if (spec.kind === 'sum') return total;
-  if (count === 0) return null;
+  return stats;
+}
+
+/** A numeric aggregation from its field's pass; null where it is undefined (no finite value). */
+function fromStats(spec: AggregationSpec, stats: FieldStats, members: Members, field: string): number | null {
+  if (spec.kind === 'sum') return stats.total;
+  if (stats.count === 0) return null;
   switch (spec.kind) {
     case 'mean':
-      return total / count;
+      return stats.total / stats.count;
     case 'min':
-      return low;
+      return stats.low;
     case 'max':
-      return high;
+      return stats.high;
     case 'last':
-      return latest;
+      return stats.latest;
     case 'stddev': {
-      const average = total / count;
-      let squares = 0;
-      for (const event of events) {
-        const value = event.v[field];
-        if (typeof value === 'number' && Number.isFinite(value)) squares += (value - average) ** 2;
+      if (stats.squares === undefined) {
+        const average = stats.total / stats.count;
+        let squares = 0;
+        const { events, first, last, graceMs } = members;
+        for (let index = first; index <= last; index++) {
+          const event = events[index] as HistoryEvent;
+          if (isLate(event, graceMs)) continue;
+          const value = event.v[field];
+          if (typeof value === 'number' && Number.isFinite(value)) squares += (value - average) ** 2;
+        }
+        stats.squares = squares;
       }
-      return Math.sqrt(squares / count);
+      return Math.sqrt(stats.squares / stats.count);
     }
+    case 'count':
+    case 'distinct_count':
+      throw new Error(`${spec.kind} is not a numeric field's aggregation`);
   }
+}
+
+/** The first index below `end` whose time is at or after `t` (`end` if none); the history is sorted by time. */
+function firstAtOrAfter(events: readonly HistoryEvent[], t: number, end: number): number {
+  let low = 0;
+  let high = end;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((events[middle] as HistoryEvent).t < t) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The first index below `end` whose time is after `t` (`end` if none). */
+function firstAfter(events: readonly HistoryEvent[], t: number, end: number): number {
+  let low = 0;
+  let high = end;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((events[middle] as HistoryEvent).t <= t) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 const aggregations = new WeakMap<FeatureView, readonly (readonly [string, AggregationSpec])[]>();
@@ -243,8 +341,8 @@ function pick(value: Readonly<Record<string, unknown>>, fields: readonly string[
   return picked;
 }
 
-/** Inserts by (time, arrival): after every event with an earlier or equal time. */
-function insertSorted(events: HistoryEvent[], event: HistoryEvent): void {
+/** Inserts by (time, arrival): after every event with an earlier or equal time. Returns where. */
+function insertSorted(events: HistoryEvent[], event: HistoryEvent): number {
   let index = events.length;
   while (index > 0) {
     const previous = events[index - 1];
@@ -252,4 +350,5 @@ function insertSorted(events: HistoryEvent[], event: HistoryEvent): void {
     index--;
   }
   events.splice(index, 0, event);
+  return index;
 }

@@ -1,6 +1,7 @@
 import type avro from 'avsc';
 import { stageMetrics } from '../runtime/metrics.js';
 import { childSpan } from '../../common/tracing.js';
+import { settleAll } from '../../common/settle.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
 import { NOT_LOADED, type KeyValueStore } from '../../state/index.js';
@@ -98,12 +99,18 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     if (options.emitRows !== false && !encoder.isPrepared(rowSchemaIds))
       return encoder.prepare(rowSchemaIds).then(() => process(record, context));
     const store = context.store<KeyValueStore<StoredEntity>>(ENTITY_STORE);
-    const loaded = childSpan('state read', () => loadEntityNow(store, entity), { 'sluice.store': ENTITY_STORE });
-    if (loaded === NOT_LOADED)
-      return childSpan('state read', () => loadEntity(store, entity), { 'sluice.store': ENTITY_STORE }).then((read) =>
-        computeFor(record, features, rowSchemaIds, entity, store, read),
-      );
-    return computeFor(record, features, rowSchemaIds, entity, store, loaded);
+    // One "state read" span: from memory at once, or (NOT_LOADED) from RocksDB, ending when read.
+    const loaded = childSpan(
+      'state read',
+      (): LoadedEntity | Promise<LoadedEntity> => {
+        const inMemory = loadEntityNow(store, entity);
+        return inMemory === NOT_LOADED ? loadEntity(store, entity) : inMemory;
+      },
+      { 'sluice.store': ENTITY_STORE },
+    );
+    return loaded instanceof Promise
+      ? loaded.then((read) => computeFor(record, features, rowSchemaIds, entity, store, read))
+      : computeFor(record, features, rowSchemaIds, entity, store, loaded);
   };
 
   const computeFor = (
@@ -130,13 +137,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
 
     // ---- outputs: one row per view --------------------------------------------------------
     if (options.emitRows === false) return [];
-    const encoded: (Buffer | Promise<Buffer>)[] = [];
-    let pending = false;
-    for (const row of result.rows) {
-      const value = encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row));
-      if (!(value instanceof Buffer)) pending = true;
-      encoded.push(value);
-    }
+    const encoded = settleAll(result.rows.map((row) => encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row))));
     const outputs = (values: readonly Buffer[]): OutputRecord[] =>
       result.rows.map((row, index) => ({
         topic: rowTopics.get(row.view) ?? `${options.topicPrefix}features.${row.view}`,
@@ -145,7 +146,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
         headers: { 'sluice.event_id': row.eventId, 'sluice.view_version': String(row.version) },
       }));
     // Encoding waits only where avsc refused a value (the client then builds the error).
-    return pending ? Promise.all(encoded.map((value) => Promise.resolve(value))).then(outputs) : outputs(encoded as Buffer[]);
+    return encoded instanceof Promise ? encoded.then(outputs) : outputs(encoded);
   };
 
   return {

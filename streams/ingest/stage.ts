@@ -1,6 +1,7 @@
 import type avro from 'avsc';
 import { stageMetrics } from '../runtime/metrics.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
+import { settleAll } from '../../common/settle.js';
 import { checkQuality, type QualityCheck } from './quality.js';
 import { avroType, decodeAvroOrJsonNow, loadAvsc, SchemaViolationError, type AvroSerde } from '../../schemas/index.js';
 import { DeserializationError } from '../../schemas/errors.js';
@@ -44,6 +45,8 @@ interface SourceRuntime {
   readonly serde: AvroSerde;
   readonly rawType: avro.Type;
   readonly eventsTopic: string;
+  /** The schemas of what a record of the source becomes: its events topic's and the quality reports'. */
+  readonly outputSchemas: readonly number[];
 }
 
 interface PartitionState {
@@ -68,6 +71,7 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
       rawType,
       serde: options.serdeFor(rawType),
       eventsTopic: `${options.topicPrefix}events.${source.name}`,
+      outputSchemas: [options.schemaIds.events[source.name] ?? 0, options.schemaIds.quality],
     });
   }
   const encoder = options.serdeFor(avroType(loadAvsc('monitoring.quality')));
@@ -139,11 +143,10 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
   // ---- transformation ----------------------------------------------------------------------
 
   const process = (record: StreamRecord<Value>, context: TaskContext): OutputRecord[] | Promise<OutputRecord[]> => {
-    const { source } = sourceOf(record.topic);
+    const { source, outputSchemas } = sourceOf(record.topic);
     // The output schemas are loaded before anything is counted or remembered: a registry outage
     // then fails the record with nothing changed (its retry is not taken for a duplicate, and the
     // quality windows it closes are not lost).
-    const outputSchemas = [options.schemaIds.events[source.name] ?? 0, options.schemaIds.quality];
     if (!encoder.isPrepared(outputSchemas)) return encoder.prepare(outputSchemas).then(() => process(record, context));
     const ingestTime = now();
     countRecord(record.raw, record.eventTime);
@@ -206,9 +209,12 @@ export function ingestStage(options: IngestOptions): StageDefinition<Value> {
     const { source } = sourceOf(record.topic);
     const reports = qualityReports(source.name, stateOf(record.topic, record.partition).quality, context.watermark());
     if (reports.length === 0) return outputs;
-    if (reports.some((report) => report.value instanceof Promise))
-      return Promise.all(reports.map(async (report) => ({ ...report, value: await report.value }))).then((done) => [...outputs, ...done]);
-    return [...outputs, ...(reports as OutputRecord[])];
+    const values = settleAll(reports.map((report) => report.value));
+    const withValues = (settled: readonly Buffer[]): OutputRecord[] => [
+      ...outputs,
+      ...reports.map((report, index) => ({ ...report, value: settled[index] as Buffer })),
+    ];
+    return values instanceof Promise ? values.then(withValues) : withValues(values);
   };
 
   const qualityReports = (
