@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { SluiceConfig } from '../common/config.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import { createKafka } from '../kafka/index.js';
+import { CacheBudget } from '../state/index.js';
 import { ModelWatcher } from '../models/deployment.js';
 import { currentInputs, versionProblems } from '../models/guards.js';
 import { ArtifactStore } from '../models/registry.js';
@@ -126,6 +127,18 @@ export async function launch(name: string, options: LaunchOptions): Promise<Laun
   }
 }
 
+const stateCaches = new WeakMap<MetricsRegistry, CacheBudget>();
+
+/** The process's state cache budget, shared by its stages (a process has one metrics registry). */
+function stateCacheOf(metrics: MetricsRegistry, maxBytes: number): CacheBudget {
+  let budget = stateCaches.get(metrics);
+  if (!budget) {
+    budget = new CacheBudget(maxBytes);
+    stateCaches.set(metrics, budget);
+  }
+  return budget;
+}
+
 /** How a pipeline of this deployment runs: its group, guarantees, bounds and state folder. */
 export function stageOptionsFor(name: string, options: Pick<LaunchOptions, 'config' | 'brokers' | 'metrics' | 'logger'>): StageOptions {
   const { config } = options;
@@ -136,6 +149,7 @@ export function stageOptionsFor(name: string, options: Pick<LaunchOptions, 'conf
     guarantee: config.stages.guarantee,
     maxInFlight: config.stages.maxInFlight,
     commitIntervalMs: config.stages.commitIntervalMs,
+    stateCache: stateCacheOf(options.metrics, config.stages.stateCacheMaxBytes),
     fetchMinBytes: config.stages.fetchMinBytes,
     fetchMaxWaitMs: config.stages.fetchMaxWaitMs,
     transactionalIdPrefix: `${config.topicPrefix}sluice-`,

@@ -27,6 +27,7 @@ import { printTable } from './report.js';
  * broker, without the profiler. `--timeline` adds each live run's latency by 10 s of sending.
  * `--warmup=<s>` sends each live run's load for that long before its measured 60 s (steady state:
  * the fresh process's JIT and the broker warmed up); without it, a run is measured from a cold start.
+ * The pipeline process takes SLUICE_STATE_CACHE_MB from the environment (the runs name it).
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
@@ -313,7 +314,9 @@ export async function main(): Promise<void> {
         if (process.argv.includes('--timeline')) printTimeline(rate, timeline);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {
-          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ''}`,
+          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ''}${
+            process.env.SLUICE_STATE_CACHE_MB ? `, state cache ${process.env.SLUICE_STATE_CACHE_MB} MiB` : ''
+          }`,
           'sent/s': Math.round(count / sendSeconds),
           predictions: `${measuredReceived}/${count}`,
           'p50 ms': Math.round(percentile(sorted, 50)),

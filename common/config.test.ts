@@ -17,6 +17,7 @@ describe('loadConfig', () => {
       guarantee: 'exactly_once',
       maxInFlight: 10_000,
       commitIntervalMs: 100,
+      stateCacheMaxBytes: 64 * 1024 * 1024,
       fetchMinBytes: 1024 * 1024,
       fetchMaxWaitMs: 50,
     });

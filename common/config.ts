@@ -50,6 +50,7 @@ const environmentSchema = z.strictObject({
   SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
   SLUICE_MAX_IN_FLIGHT: positiveInt.default(10_000),
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
+  SLUICE_STATE_CACHE_MB: positiveInt.default(64),
   // Below kafkajs' request timeout (30 s), which a fetch does not extend: an idle fetch would time out.
   SLUICE_FETCH_MAX_WAIT_MS: positiveInt.max(10_000).default(50),
   SLUICE_FETCH_MIN_BYTES: positiveInt.default(1024 * 1024),
@@ -121,6 +122,8 @@ export interface SluiceConfig {
     readonly guarantee: 'exactly_once' | 'at_least_once';
     readonly maxInFlight: number;
     readonly commitIntervalMs: number;
+    /** The bytes (serialized) the stores' object caches of one process may hold, all tasks together. */
+    readonly stateCacheMaxBytes: number;
     /** A fetch returns once it has fetchMinBytes or has waited fetchMaxWaitMs (fetch.min.bytes, fetch.max.wait.ms). */
     readonly fetchMinBytes: number;
     readonly fetchMaxWaitMs: number;
@@ -296,6 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       guarantee: e.SLUICE_GUARANTEE,
       maxInFlight: e.SLUICE_MAX_IN_FLIGHT,
       commitIntervalMs: e.SLUICE_COMMIT_INTERVAL_MS,
+      stateCacheMaxBytes: e.SLUICE_STATE_CACHE_MB * 1024 * 1024,
       fetchMinBytes: e.SLUICE_FETCH_MIN_BYTES,
       fetchMaxWaitMs: e.SLUICE_FETCH_MAX_WAIT_MS,
     },

@@ -1,5 +1,6 @@
 export { TaskStores, type StoreSpec, type ChangelogRecord, type TaskStoresOptions } from './task-stores.js';
 export { KeyValueStore } from './key-value-store.js';
+export { CacheBudget } from './cache-budget.js';
 export { NOT_LOADED } from './cached-store.js';
 export { WindowStore } from './window-store.js';
 export { changelogTopicName } from './changelog.js';

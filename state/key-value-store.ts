@@ -1,18 +1,32 @@
+import type { CacheBudget, CacheMember } from './cache-budget.js';
 import { NOT_LOADED, type CachedBytesStore } from './cached-store.js';
 import type { Serde } from './serde.js';
 
 /** Marks a key known to have no value (absent or deleted) in the object cache. */
 const ABSENT = Symbol('absent');
 
+/** The bytes an entry known to be absent is counted as (its key's, and a little). */
+const ABSENT_BYTES = 16;
+
 /**
  * A key-value store of one partition: string keys, typed values, over the write cache and
  * RocksDB. Values are kept deserialized in a bounded object cache, so a hot key costs one
  * deserialization per load and one serialization per commit (not per record). Values returned by
  * `get` are the cached objects: change one only to `put` it back.
+ *
+ * The cache is bounded by entries and, given a budget, by bytes (the entries' serialized size, as
+ * last read or written). With a budget, a hit makes the entry the most recently used, and the
+ * least recently used clean entries go first.
  */
-export class KeyValueStore<V> {
+export class KeyValueStore<V> implements CacheMember {
   private readonly objects = new Map<string, V | typeof ABSENT>();
   private readonly dirty = new Set<string>();
+  /** Each cached entry's serialized size, counted in the budget (only with a budget). */
+  private readonly sizes = new Map<string, number>();
+  /** The budget's clock at the last use (a hit, a load, a write). */
+  lastUsed = 0;
+  /** Closed (its task closed): reads still answer, but nothing is cached or counted any more. */
+  private closed = false;
   /**
    * Bumped whenever cached entries are dropped (discard, eviction): a read from RocksDB that was in
    * flight across a bump may hold a value older than what was dropped, so it is not cached (and a
@@ -25,21 +39,25 @@ export class KeyValueStore<V> {
     private readonly serde: Serde<V>,
     /** Clean entries kept in memory at most (dirty ones always stay until their commit starts). */
     private readonly cacheLimit = 100_000,
-  ) {}
+    /** The bytes this store's cache may take, shared with the process's other stores; none: no byte bound. */
+    private readonly budget?: CacheBudget,
+  ) {
+    budget?.join(this);
+  }
 
   async get(key: string): Promise<V | undefined> {
     for (;;) {
       const cached = this.objects.get(key);
-      if (cached !== undefined) return cached === ABSENT ? undefined : cached;
+      if (cached !== undefined) return this.hit(key, cached);
       const epoch = this.epoch;
       const stored = await this.bytes.get(Buffer.from(key));
       // A put may have landed while the read was in flight: it wins.
       const raced = this.objects.get(key);
-      if (raced !== undefined) return raced === ABSENT ? undefined : raced;
+      if (raced !== undefined) return this.hit(key, raced);
       // Entries were dropped meanwhile (a newer value of this key among them, perhaps): read again.
       if (epoch !== this.epoch) continue;
       const value = stored === undefined ? undefined : this.serde.deserialize(stored);
-      this.remember(key, value ?? ABSENT);
+      this.remember(key, value ?? ABSENT, stored === undefined ? ABSENT_BYTES : key.length + stored.length);
       return value;
     }
   }
@@ -51,7 +69,7 @@ export class KeyValueStore<V> {
   peek(key: string): V | undefined | typeof NOT_LOADED {
     const cached = this.objects.get(key);
     if (cached === undefined) return NOT_LOADED;
-    return cached === ABSENT ? undefined : cached;
+    return this.hit(key, cached);
   }
 
   /** Loads keys that are not in memory with one RocksDB call, so the gets that follow are hits. */
@@ -65,17 +83,24 @@ export class KeyValueStore<V> {
     const values = await this.bytes.getMany(missing.map((key) => Buffer.from(key)));
     // Entries were dropped meanwhile: these reads may be older than them; the gets will read again.
     if (epoch !== this.epoch) return;
+    if (this.closed) return;
+    // All of them first, then one eviction: an eviction in between could drop a newer value of a
+    // later key, which the loop would then replace with this older read.
     missing.forEach((key, index) => {
       if (this.objects.has(key)) return;
       const stored = values[index];
-      this.remember(key, stored === undefined ? ABSENT : this.serde.deserialize(stored));
+      this.objects.set(key, stored === undefined ? ABSENT : this.serde.deserialize(stored));
+      this.resize(key, stored === undefined ? ABSENT_BYTES : key.length + stored.length);
     });
+    this.touch();
+    this.evict();
   }
 
   put(key: string, value: V): void {
     this.objects.delete(key); // re-insert: most recently used last
     this.objects.set(key, value);
     this.dirty.add(key);
+    this.touch();
   }
 
   delete(key: string): void {
@@ -100,8 +125,14 @@ export class KeyValueStore<V> {
   serializeDirty(): void {
     for (const key of this.dirty) {
       const value = this.objects.get(key);
-      if (value === undefined || value === ABSENT) this.bytes.delete(Buffer.from(key));
-      else this.bytes.put(Buffer.from(key), this.serde.serialize(value));
+      if (value === undefined || value === ABSENT) {
+        this.bytes.delete(Buffer.from(key));
+        this.resize(key, ABSENT_BYTES);
+      } else {
+        const serialized = this.serde.serialize(value);
+        this.bytes.put(Buffer.from(key), serialized);
+        this.resize(key, key.length + serialized.length);
+      }
     }
     this.dirty.clear();
     this.evict();
@@ -112,24 +143,88 @@ export class KeyValueStore<V> {
     this.epoch++;
     this.objects.clear();
     this.dirty.clear();
+    this.releaseAll();
+  }
+
+  /** Its task closed: the cache is emptied and leaves the budget; reads in flight cache nothing. */
+  close(): void {
+    this.closed = true;
+    this.discardCache();
+    this.budget?.leave(this);
   }
 
   get cachedCount(): number {
     return this.objects.size;
   }
 
-  private remember(key: string, value: V | typeof ABSENT): void {
-    this.objects.set(key, value);
-    if (this.objects.size > this.cacheLimit) this.evict();
+  /** The bytes this store's cache holds, as counted in its budget (0 without one). */
+  get cachedBytes(): number {
+    let total = 0;
+    for (const size of this.sizes.values()) total += size;
+    return total;
   }
 
-  /** Drops the least recently inserted clean entries beyond the limit. */
-  private evict(): void {
-    if (this.objects.size <= this.cacheLimit) return;
-    this.epoch++;
-    for (const key of this.objects.keys()) {
-      if (this.objects.size <= this.cacheLimit * 0.9) break;
-      if (!this.dirty.has(key)) this.objects.delete(key);
+  private hit(key: string, cached: V | typeof ABSENT): V | undefined {
+    if (this.budget) {
+      // Most recently used last: eviction takes the entries not used for longest.
+      this.objects.delete(key);
+      this.objects.set(key, cached);
+      this.lastUsed = this.budget.tick();
     }
+    return cached === ABSENT ? undefined : cached;
+  }
+
+  private touch(): void {
+    if (this.budget) this.lastUsed = this.budget.tick();
+  }
+
+  private remember(key: string, value: V | typeof ABSENT, size: number): void {
+    if (this.closed) return;
+    this.objects.set(key, value);
+    this.resize(key, size);
+    this.touch();
+    this.evict();
+  }
+
+  private resize(key: string, size: number): void {
+    if (!this.budget) return;
+    this.budget.adjust(size - (this.sizes.get(key) ?? 0));
+    this.sizes.set(key, size);
+  }
+
+  private releaseAll(): void {
+    if (!this.budget) return;
+    this.budget.adjust(-this.cachedBytes);
+    this.sizes.clear();
+  }
+
+  /** Beyond the entry limit, this store drops entries; beyond the byte budget, the stores used least recently do. */
+  private evict(): void {
+    if (this.objects.size > this.cacheLimit) this.dropClean(() => this.objects.size <= this.cacheLimit * 0.9);
+    this.budget?.reclaim();
+  }
+
+  evictClean(): void {
+    const budget = this.budget;
+    if (budget) this.dropClean(() => budget.atTarget);
+  }
+
+  /** Drops the least recently used clean entries until `enough` (or none is left). */
+  private dropClean(enough: () => boolean): void {
+    // Every dirty key is cached too: none clean when the counts are equal.
+    if (this.objects.size === this.dirty.size || enough()) return;
+    let dropped = false;
+    for (const key of this.objects.keys()) {
+      if (enough()) break;
+      if (this.dirty.has(key)) continue;
+      this.objects.delete(key);
+      dropped = true;
+      if (this.budget) {
+        this.budget.adjust(-(this.sizes.get(key) ?? 0));
+        this.sizes.delete(key);
+      }
+    }
+    // Reads in flight may hold values older than what was dropped: they are not cached.
+    if (dropped) this.epoch++;
   }
 }

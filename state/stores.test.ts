@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CacheBudget } from './cache-budget.js';
 import { CachedBytesStore, NOT_LOADED } from './cached-store.js';
 import { KeyValueStore } from './key-value-store.js';
 import { StateStoreError } from './errors.js';
@@ -52,6 +53,107 @@ describe('RocksDatabase', () => {
 });
 
 describe('KeyValueStore over RocksDB with the write cache', () => {
+  it('keeps its object cache within a byte budget shared by stores: least recently used clean entries go first', async () => {
+    const budget = new CacheBudget(1_000);
+    const bytesA = new CachedBytesStore(await database());
+    const bytesB = new CachedBytesStore(await database());
+    const a = new KeyValueStore(bytesA, jsonSerde<string>(), undefined, budget);
+    const b = new KeyValueStore(bytesB, jsonSerde<string>(), undefined, budget);
+    const value = 'v'.repeat(98); // 100 bytes serialized (with its quotes), plus the key's
+    // Written (dirty) entries stay until their commit begins, whatever the budget.
+    for (let index = 0; index < 12; index++) a.put(`k${index}`, value);
+    expect(a.cachedCount).toBe(12);
+    expect(budget.usedBytes).toBe(0);
+    a.serializeDirty(); // sizes known now: 12 × 102–103 bytes > 1,000, so the oldest go
+    await bytesA.persistNow();
+    // 10 × 102 + 2 × 103 bytes: k0–k3 go (down to 90% of the budget), k4–k11 stay.
+    expect(budget.usedBytes).toBe(818);
+    expect(a.cachedBytes).toBe(budget.usedBytes);
+    const cached = (): string[] => [...Array(12).keys()].map((index) => `k${index}`).filter((key) => a.peek(key) !== NOT_LOADED);
+    expect(cached()).toEqual(['k4', 'k5', 'k6', 'k7', 'k8', 'k9', 'k10', 'k11']);
+    // A hit makes k4 the most recently used (cached() peeked them all in order: k11 is last now).
+    a.peek('k4');
+    // Evicted entries read back from RocksDB; taking them beyond the budget evicts k5 and k6, not k4.
+    expect(await a.get('k0')).toBe(value);
+    expect(await a.get('k1')).toBe(value);
+    expect(cached()).toEqual(['k0', 'k1', 'k4', 'k7', 'k8', 'k9', 'k10', 'k11']);
+    // The other store's reads share the budget: taking entries evicts its own least recently used.
+    await bytesB.persistNow();
+    for (let index = 0; index < 5; index++) b.put(`b${index}`, value);
+    b.serializeDirty();
+    await bytesB.persistNow();
+    expect(budget.usedBytes).toBeLessThanOrEqual(1_000);
+    expect(a.cachedBytes + b.cachedBytes).toBe(budget.usedBytes);
+    // Discarding a store's cache (an abort, a closed task) gives its bytes back.
+    a.discardCache();
+    expect(budget.usedBytes).toBe(b.cachedBytes);
+    b.discardCache();
+    expect(budget.usedBytes).toBe(0);
+  });
+
+  it('over the budget, the stores used least recently give first: an idle store does not starve a busy one', async () => {
+    const budget = new CacheBudget(1_000);
+    const idle = new KeyValueStore(new CachedBytesStore(await database()), jsonSerde<string>(), undefined, budget);
+    const bytes = new CachedBytesStore(await database());
+    const busy = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget);
+    const value = 'v'.repeat(98);
+    for (let index = 0; index < 8; index++) idle.put(`i${index}`, value);
+    idle.serializeDirty();
+    expect(idle.cachedBytes).toBe(816);
+    for (let index = 0; index < 6; index++) busy.put(`b${index}`, value);
+    busy.serializeDirty();
+    await bytes.persistNow();
+    // The idle store's entries went (down to 90% of the budget); the busy one keeps all of its own.
+    expect(busy.cachedBytes).toBe(612);
+    expect(idle.cachedBytes).toBeLessThanOrEqual(900 - 612);
+    expect(budget.usedBytes).toBe(idle.cachedBytes + busy.cachedBytes);
+    for (let index = 0; index < 6; index++) expect(busy.peek(`b${index}`)).toBe(value);
+  });
+
+  it('a prefetch that lands after a newer write was committed never caches the older value', async () => {
+    const budget = new CacheBudget(250);
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget);
+    store.put('a', 'a'.repeat(300)); // beyond the budget alone: its load evicts
+    store.put('j', 'old');
+    store.serializeDirty();
+    await bytes.persistNow();
+    store.discardCache();
+    const prefetched = store.prefetch(['a', 'j']);
+    // While RocksDB is read: j is written and handed to a commit (clean in the cache, newer than RocksDB's).
+    store.put('j', 'new');
+    store.serializeDirty();
+    await prefetched;
+    expect(await store.get('j')).toBe('new');
+  });
+
+  it('a closed store caches nothing more and gives its bytes back, even for a read in flight', async () => {
+    const budget = new CacheBudget(10_000);
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget);
+    store.put('a', 'x');
+    store.serializeDirty();
+    await bytes.persistNow();
+    store.discardCache();
+    const reading = store.get('a');
+    store.close();
+    expect(await reading).toBe('x');
+    await store.prefetch(['a']);
+    expect(store.peek('a')).toBe(NOT_LOADED);
+    expect(budget.usedBytes).toBe(0);
+  });
+
+  it('without a budget, keeps every entry up to its entry limit', async () => {
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), 10);
+    for (let index = 0; index < 12; index++) store.put(`k${index}`, 'v'.repeat(1_000));
+    store.serializeDirty();
+    await bytes.persistNow();
+    expect(store.cachedCount).toBe(9);
+    expect(store.cachedBytes).toBe(0);
+    expect(await store.get('k0')).toBe('v'.repeat(1_000));
+  });
+
   it('reads its own uncommitted writes, and RocksDB only gets them on flush', async () => {
     const db = await database();
     const bytes = new CachedBytesStore(db);

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { CachedBytesStore } from './cached-store.js';
 import { readChangelogPartition } from './changelog.js';
 import { ChangelogDecodeError, TaskLockedError } from './errors.js';
+import type { CacheBudget } from './cache-budget.js';
 import { KeyValueStore } from './key-value-store.js';
 import { RocksDatabase, type BatchOperation } from './rocksdb.js';
 import type { Serde } from './serde.js';
@@ -36,6 +37,8 @@ export interface TaskStoresOptions {
   readonly logger: Logger;
   readonly onRestored?: (store: string, records: number, seconds: number) => void;
   readonly onSkipped?: (store: string) => void;
+  /** The bound on the bytes the key-value stores' object caches hold, shared by the process's stores. */
+  readonly cacheBudget?: CacheBudget;
 }
 
 interface OpenStore {
@@ -85,7 +88,10 @@ export class TaskStores {
       await taskStores.restore();
       return taskStores;
     } catch (error) {
-      for (const store of stores.values()) await store.bytes.db.close().catch(() => undefined);
+      for (const store of stores.values()) {
+        if (store.view instanceof KeyValueStore) store.view.close();
+        await store.bytes.db.close().catch(() => undefined);
+      }
       throw error;
     }
   }
@@ -247,7 +253,7 @@ export class TaskStores {
   /** Writes each checkpoint file that lags behind what RocksDB holds, then closes the stores. */
   async close(): Promise<void> {
     for (const store of this.stores.values()) {
-      if (store.view instanceof KeyValueStore) store.view.discardCache();
+      if (store.view instanceof KeyValueStore) store.view.close();
       store.bytes.discard();
       if (store.checkpoint > store.written) {
         // Not written: the next open restores from the older checkpoint, which is safe, only longer.
@@ -294,7 +300,10 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
     }
   }
   const bytes = new CachedBytesStore(db);
-  const view = spec.kind === 'window' ? new WindowStore(bytes, spec.serde, spec.retentionMs) : new KeyValueStore(bytes, spec.serde);
+  const view =
+    spec.kind === 'window'
+      ? new WindowStore(bytes, spec.serde, spec.retentionMs)
+      : new KeyValueStore(bytes, spec.serde, undefined, options.cacheBudget);
   return { spec, dir, changelog: options.changelogTopic(spec.name), bytes, view, checkpoint: checkpoint ?? 0n, written: checkpoint ?? 0n };
 }
 

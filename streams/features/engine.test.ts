@@ -255,11 +255,14 @@ describe('feature computation', () => {
  * The plain algorithm the engine's fast paths must equal, bit for bit: every window's members
  * filtered into an array, each aggregation one pass over them oldest first.
  */
-function referenceRows(views: readonly FeatureView[], arrivals: readonly ReferenceArrival[]): (Record<string, number | null> | null)[][] {
+function referenceRows(
+  views: readonly FeatureView[],
+  arrivals: readonly ReferenceArrival[],
+): { rows: (ReferenceRow | null)[][]; history: { t: number; seq: number }[] } {
   const retentionMs = Math.max(0, ...views.map((candidate) => candidate.retentionMs));
   const history: { t: number; seq: number; newest: number | null; amount: unknown; merchant: unknown }[] = [];
   let newest: number | null = null;
-  return arrivals.map(({ t, seq, amount, merchant }) => {
+  const rows = arrivals.map(({ t, seq, amount, merchant }) => {
     if (history.some((existing) => existing.seq === seq && existing.t === t)) return [];
     const current = { t, seq, newest, amount, merchant };
     let at = history.length;
@@ -273,6 +276,8 @@ function referenceRows(views: readonly FeatureView[], arrivals: readonly Referen
       if (late(current)) return null;
       const past = history.slice(0, history.indexOf(current) + 1);
       let members: typeof past;
+      let windowStart: number;
+      let windowEnd: number;
       if (candidate.window.kind === 'session') {
         const eligible = past.filter((event) => !late(event));
         let first = eligible.length - 1;
@@ -283,8 +288,12 @@ function referenceRows(views: readonly FeatureView[], arrivals: readonly Referen
           first--;
         }
         members = eligible.slice(Math.max(first, 0));
+        windowStart = members[0]?.t ?? t;
+        windowEnd = t;
       } else {
-        const { start, startInclusive } = lookBack(candidate.window, t);
+        const { start, end, startInclusive } = lookBack(candidate.window, t);
+        windowStart = start;
+        windowEnd = end;
         members = past.filter(
           (event, index) => (index === past.length - 1 || (startInclusive ? event.t >= start : event.t > start)) && !late(event),
         );
@@ -315,9 +324,16 @@ function referenceRows(views: readonly FeatureView[], arrivals: readonly Referen
           values[name] = Math.sqrt(numbers.reduce((squares, value) => squares + (value - average) ** 2, 0) / numbers.length);
         }
       }
-      return values;
+      return { windowStart, windowEnd, values };
     });
   });
+  return { rows, history: history.map(({ t, seq }) => ({ t, seq })) };
+}
+
+interface ReferenceRow {
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly values: Record<string, number | null>;
 }
 
 interface ReferenceArrival {
@@ -366,8 +382,9 @@ describe('feature computation against the plain algorithm', () => {
             arrivals.push(arrivals[Math.floor(next() * arrivals.length)] as ReferenceArrival);
             continue;
           }
-          clock += Math.floor(next() * 3 * MIN);
-          const t = roll < 0.2 ? clock - Math.floor(next() * 20 * MIN) : roll < 0.25 ? clock : clock;
+          // Whole minutes: many events share a time (in arrival order), some come up to 20 minutes late.
+          clock += Math.floor(next() * 3) * MIN;
+          const t = roll < 0.2 ? clock - Math.floor(next() * 20) * MIN : clock;
           const amountRoll = next();
           const amount =
             amountRoll < 0.05
@@ -391,9 +408,18 @@ describe('feature computation against the plain algorithm', () => {
             value: { amount, merchant },
           });
           if (result.duplicate) return [];
-          return views.map((candidate) => result.rows.find((row) => row.view === candidate.name)?.values ?? null);
+          expect(result.late).toEqual(
+            views.filter((candidate) => !result.rows.some((row) => row.view === candidate.name)).map(({ name }) => name),
+          );
+          return views.map((candidate) => {
+            const row = result.rows.find((found) => found.view === candidate.name);
+            return row ? { windowStart: row.windowStart, windowEnd: row.windowEnd, values: row.values } : null;
+          });
         });
-        expect(actual, `seed ${seed * 7919}`).toEqual(expected);
+        expect(actual, `seed ${seed * 7919}`).toEqual(expected.rows);
+        expect(state.events.map(({ t, seq }) => ({ t, seq }))).toEqual(expected.history);
+        const equalTimes = arrivals.filter((arrival, index) => arrivals.findIndex((other) => other.t === arrival.t) !== index);
+        expect(equalTimes.length).toBeGreaterThan(20);
       }
     });
   }

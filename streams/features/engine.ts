@@ -61,7 +61,11 @@ export class SourceFeatures {
     this.retentionMs = Math.max(0, ...views.map((view) => view.retentionMs));
   }
 
-  /** Folds one event into its entity's state (mutated in place) and returns the rows it produces. */
+  /**
+   * Folds one event into its entity's state (mutated in place) and returns the rows it produces.
+   * The history must be sorted by (time, arrival), as this keeps it and every stored form reads it
+   * back: duplicates and window starts are found by binary search.
+   */
   apply(state: EntityState, event: SourceEvent): ApplyResult {
     const t = event.eventTime;
     const { events } = state;

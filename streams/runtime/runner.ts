@@ -6,7 +6,16 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
 import { createKafka, ensureTopics, hasKafkaErrorType, retryKafka, type TopicSpec } from '../../kafka/index.js';
-import { changelogTopicName, int64Serde, KeyValueStore, TaskLock, TaskStores, WindowStore, type StoreSpec } from '../../state/index.js';
+import {
+  CacheBudget,
+  changelogTopicName,
+  int64Serde,
+  KeyValueStore,
+  TaskLock,
+  TaskStores,
+  WindowStore,
+  type StoreSpec,
+} from '../../state/index.js';
 import { copartitionedAssigner } from './assignor.js';
 import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
 import { StageFailedError } from './errors.js';
@@ -54,6 +63,12 @@ export interface StageOptions {
   readonly fromBeginning?: boolean;
   /** Where tasks keep their state folders (required when a stage has stores). */
   readonly stateDir?: string;
+  /**
+   * The bound on the bytes (serialized) that the key-value stores' object caches hold, shared by
+   * every stage given the same budget (a process's stages share one); by default the stage's own,
+   * of DEFAULT_STATE_CACHE_MAX_BYTES.
+   */
+  readonly stateCache?: CacheBudget;
   /** The topology's topic prefix (internal topics are named after the group id, which carries it). */
   readonly topicPrefix?: string;
   /** How long a fenced task waits for the group before it takes its partition back. */
@@ -149,6 +164,13 @@ export const DEFAULT_MAX_BYTES_PER_PARTITION = 1024 * 1024;
  * neither setting slows it.
  */
 export const DEFAULT_FETCH_MAX_WAIT_MS = 50;
+
+/**
+ * The state cache of a process: 64 MiB of serialized entries (the objects take a few times that in
+ * the heap). Kafka Streams' default is 10 MiB of bytes, re-read and deserialized per access; this
+ * cache holds objects, so a larger one saves the deserialization of hot entities' histories.
+ */
+export const DEFAULT_STATE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_FETCH_MIN_BYTES = 1024 * 1024;
 
 /** Starts a pipeline: joins its consumer group and processes until stopped or failed. */
@@ -157,6 +179,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   const guarantee = options.guarantee ?? 'exactly_once';
   const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
   const instanceId = randomUUID();
+  const cacheBudget = options.stateCache ?? new CacheBudget(DEFAULT_STATE_CACHE_MAX_BYTES);
   const logger = options.logger.child({ stage: spec.name });
   const metrics = stageMetrics(options.metrics);
   const labels = { stage: spec.name };
@@ -468,6 +491,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
                   metrics.restoreSeconds.observe({ ...labels, store }, seconds);
                 },
                 onSkipped: (store) => metrics.changelogSkipped.inc({ ...labels, store }),
+                cacheBudget,
               }),
           }
         : {}),
