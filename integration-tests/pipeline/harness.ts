@@ -63,7 +63,15 @@ export interface Verification {
   readonly duplicateEventSample: readonly string[];
 }
 
-export async function setUpPipeline(name: string, options: { readonly events: number; readonly partitions?: number }): Promise<Harness> {
+export async function setUpPipeline(
+  name: string,
+  options: {
+    readonly events: number;
+    readonly partitions?: number;
+    /** The instances' state cache (SLUICE_STATE_CACHE_MB); their default when absent. */
+    readonly stateCacheMb?: number;
+  },
+): Promise<Harness> {
   const prefix = `${uniqueName(name)}.`;
   const kafka = testKafka();
   const admin = kafka.admin();
@@ -111,6 +119,7 @@ export async function setUpPipeline(name: string, options: { readonly events: nu
           PIPE_MODELS_DIR: path.join(dataDir, 'models'),
           PIPE_SESSION_TIMEOUT_MS: String(Math.max(2_000, inject('minSessionTimeoutMs'))),
           ...(process.env.PIPELINE_TEST_LOGS ? { PIPE_LOG_LEVEL: 'info' } : {}),
+          ...(options.stateCacheMb === undefined ? {} : { SLUICE_STATE_CACHE_MB: String(options.stateCacheMb) }),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
         cwd: PROJECT_ROOT,

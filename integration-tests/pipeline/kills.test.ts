@@ -9,7 +9,9 @@ describe('the fused pipeline (ingest → features → inference) SIGKILLed at ra
   let harness: Harness;
 
   beforeAll(async () => {
-    harness = await setUpPipeline('kills', { events: EVENTS });
+    // A state cache of 1 MiB: the entities' histories (about 7 MiB serialized) are evicted and read
+    // back from RocksDB all along, so the kills also land between evictions and reloads.
+    harness = await setUpPipeline('kills', { events: EVENTS, stateCacheMb: 1 });
     await harness.produce(harness.records);
   });
 
