@@ -127,6 +127,18 @@ export async function main(): Promise<void> {
     const metrics = createMetricsRegistry(false);
     const recordsIn = async (): Promise<number> =>
       ((await metrics.getSingleMetric('sluice_records_in_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+    // The run ends when the group's committed offsets reach the input's end: the offsets commit in
+    // the transactions that write the rows, so then every row is committed. Set up before the timing.
+    const inputTopics = ['transactions', 'clicks'].map((source) => `${prefix}events.${source}`);
+    const watcher = kafka.admin();
+    await watcher.connect();
+    const inputEnd = (await Promise.all(inputTopics.map(async (topic) => await retryKafka(() => watcher.fetchTopicOffsets(topic)))))
+      .flat()
+      .reduce((sum, partition) => sum + Number(partition.high), 0);
+    const committedIn = async (): Promise<number> =>
+      (await retryKafka(() => watcher.fetchOffsets({ groupId: 'bench-features', topics: inputTopics })))
+        .flatMap((topic) => topic.partitions)
+        .reduce((sum, partition) => sum + Math.max(0, Number(partition.offset)), 0);
     const profiler = process.argv.includes('--profile') ? new Session() : undefined;
     if (profiler) {
       profiler.connect();
@@ -155,27 +167,16 @@ export async function main(): Promise<void> {
       },
     );
     // The first record taken ends the start (group join, producers, restore): reported apart. The
-    // run ends when the group's committed offsets reach the input's end: the offsets commit in the
-    // transactions that write the rows, so then every row is committed.
-    const inputTopics = ['transactions', 'clicks'].map((source) => `${prefix}events.${source}`);
-    const watcher = kafka.admin();
-    await watcher.connect();
-    const inputEnd = (await Promise.all(inputTopics.map(async (topic) => await retryKafka(() => watcher.fetchTopicOffsets(topic)))))
-      .flat()
-      .reduce((sum, partition) => sum + Number(partition.high), 0);
-    const committedIn = async (): Promise<number> =>
-      (await retryKafka(() => watcher.fetchOffsets({ groupId: 'bench-features', topics: inputTopics })))
-        .flatMap((topic) => topic.partitions)
-        .reduce((sum, partition) => sum + Math.max(0, Number(partition.offset)), 0);
+    // run ends when the group's committed offsets reach the input's end (see above).
     let firstIn: number | undefined;
     for (;;) {
       if (firstIn === undefined && (await recordsIn()) > 0) firstIn = performance.now();
       if ((await committedIn()) >= inputEnd) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await watcher.disconnect();
     const stageSeconds = (performance.now() - started) / 1000;
     const startSeconds = ((firstIn ?? performance.now()) - started) / 1000;
+    await watcher.disconnect();
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       profiler.disconnect();

@@ -82,8 +82,8 @@ export class KeyValueStore<V> implements CacheMember {
     const epoch = this.epoch;
     const values = await this.bytes.getMany(missing.map((key) => Buffer.from(key)));
     // Entries were dropped meanwhile: these reads may be older than them; the gets will read again.
-    if (epoch !== this.epoch) return;
-    if (this.closed) return;
+    // A closed store caches nothing.
+    if (epoch !== this.epoch || this.closed) return;
     // All of them first, then one eviction: an eviction in between could drop a newer value of a
     // later key, which the loop would then replace with this older read.
     missing.forEach((key, index) => {

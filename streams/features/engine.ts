@@ -70,7 +70,7 @@ export class SourceFeatures {
     const t = event.eventTime;
     const { events } = state;
     // The history is sorted by time: a replayed duplicate sits among the events of its time.
-    for (let index = firstAtOrAfter(events, t, events.length); index < events.length; index++) {
+    for (let index = firstFrom(events, t, events.length, true); index < events.length; index++) {
       const existing = events[index] as HistoryEvent;
       if (existing.t !== t) break;
       if (existing.seq === event.sequence) return { rows: [], late: [], duplicate: true };
@@ -135,8 +135,7 @@ function computeRow(
       windowStart = bounds.start;
       windowEnd = bounds.end;
       // Events before the current one count from the first inside the window's start; the current one always does.
-      const first =
-        upTo < 0 ? 0 : bounds.startInclusive ? firstAtOrAfter(events, bounds.start, upTo) : firstAfter(events, bounds.start, upTo);
+      const first = upTo < 0 ? 0 : firstFrom(events, bounds.start, upTo, bounds.startInclusive);
       values = aggregateAll(view, { events, first, last: upTo, graceMs: view.graceMs });
       break;
     }
@@ -296,25 +295,17 @@ function fromStats(spec: AggregationSpec, stats: FieldStats, members: Members, f
   }
 }
 
-/** The first index below `end` whose time is at or after `t` (`end` if none); the history is sorted by time. */
-function firstAtOrAfter(events: readonly HistoryEvent[], t: number, end: number): number {
+/**
+ * The first index below `end` whose time is at or after `t` (`inclusive`) or after it (`end` if
+ * none); the history is sorted by time.
+ */
+function firstFrom(events: readonly HistoryEvent[], t: number, end: number, inclusive: boolean): number {
   let low = 0;
   let high = end;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if ((events[middle] as HistoryEvent).t < t) low = middle + 1;
-    else high = middle;
-  }
-  return low;
-}
-
-/** The first index below `end` whose time is after `t` (`end` if none). */
-function firstAfter(events: readonly HistoryEvent[], t: number, end: number): number {
-  let low = 0;
-  let high = end;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if ((events[middle] as HistoryEvent).t <= t) low = middle + 1;
+    const time = (events[middle] as HistoryEvent).t;
+    if (inclusive ? time < t : time <= t) low = middle + 1;
     else high = middle;
   }
   return low;

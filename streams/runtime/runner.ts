@@ -164,6 +164,7 @@ export const DEFAULT_MAX_BYTES_PER_PARTITION = 1024 * 1024;
  * neither setting slows it.
  */
 export const DEFAULT_FETCH_MAX_WAIT_MS = 50;
+export const DEFAULT_FETCH_MIN_BYTES = 1024 * 1024;
 
 /**
  * The state cache of a process: 64 MiB of serialized entries (the objects take a few times that in
@@ -171,7 +172,6 @@ export const DEFAULT_FETCH_MAX_WAIT_MS = 50;
  * cache holds objects, so a larger one saves the deserialization of hot entities' histories.
  */
 export const DEFAULT_STATE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_FETCH_MIN_BYTES = 1024 * 1024;
 
 /** Starts a pipeline: joins its consumer group and processes until stopped or failed. */
 export async function runPipeline(spec: PipelineSpec, options: StageOptions): Promise<RunningStage> {
