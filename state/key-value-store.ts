@@ -99,14 +99,13 @@ export class KeyValueStore<V> implements CacheMember {
   put(key: string, value: V): void {
     this.objects.delete(key); // re-insert: most recently used last
     this.objects.set(key, value);
-    this.dirty.add(key);
-    this.touch();
+    this.written(key);
   }
 
   delete(key: string): void {
     this.objects.delete(key);
     this.objects.set(key, ABSENT);
-    this.dirty.add(key);
+    this.written(key);
   }
 
   /** Entries whose keys start with `prefix` (all entries for ''), in key order. */
@@ -174,6 +173,17 @@ export class KeyValueStore<V> implements CacheMember {
     return cached === ABSENT ? undefined : cached;
   }
 
+  /**
+   * A written entry is dirty: it cannot be evicted before its commit's freeze, so it does not count
+   * in the budget until `serializeDirty` gives it its new size (else dirty bytes could hold the
+   * budget above its target, and every read would evict every clean entry).
+   */
+  private written(key: string): void {
+    this.dirty.add(key);
+    this.resize(key, 0);
+    this.touch();
+  }
+
   private touch(): void {
     if (this.budget) this.lastUsed = this.budget.tick();
   }
@@ -187,7 +197,8 @@ export class KeyValueStore<V> implements CacheMember {
   }
 
   private resize(key: string, size: number): void {
-    if (!this.budget) return;
+    // A closed store has left its budget: nothing it holds is counted any more.
+    if (!this.budget || this.closed) return;
     this.budget.adjust(size - (this.sizes.get(key) ?? 0));
     this.sizes.set(key, size);
   }
