@@ -42,7 +42,14 @@ interface Pipeline {
 }
 
 function startPipeline(env: Record<string, string>, profileDir?: string): Pipeline {
-  const args = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', FIXTURE];
+  // The young generation the `sluice` command gives Node (bin/sluice.js): the fixture stands in for `sluice run pipeline`.
+  const args = [
+    '--max-semi-space-size=64',
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    '--import',
+    'tsx',
+    FIXTURE,
+  ];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
   let out = '';
   let err = '';

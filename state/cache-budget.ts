@@ -16,6 +16,7 @@ export interface CacheMember {
 export class CacheBudget {
   private used = 0;
   private clock = 0;
+  private evicted = 0;
   private readonly members = new Set<CacheMember>();
 
   constructor(readonly maxBytes: number) {
@@ -25,6 +26,11 @@ export class CacheBudget {
   /** The bytes held now, by every store together. */
   get usedBytes(): number {
     return this.used;
+  }
+
+  /** Clean entries its stores dropped to stay within their bounds, since the budget began. */
+  get evictedEntries(): number {
+    return this.evicted;
   }
 
   get exceeded(): boolean {
@@ -52,6 +58,11 @@ export class CacheBudget {
   /** A store's entries changed size by `delta` bytes (negative: released). */
   adjust(delta: number): void {
     this.used += delta;
+  }
+
+  /** A store dropped `count` clean entries. */
+  noteEvicted(count: number): void {
+    this.evicted += count;
   }
 
   /** Over the bound: evicts from the least recently used stores first, until back at the target. */

@@ -76,7 +76,11 @@ export class KeyValueStore<V> implements CacheMember {
   async prefetch(keys: Iterable<string>): Promise<void> {
     // Most keys of a busy store are in memory: only the others are collected (and deduplicated).
     const absent = new Set<string>();
-    for (const key of keys) if (!this.objects.has(key)) absent.add(key);
+    const present: string[] = [];
+    for (const key of keys) {
+      if (!this.objects.has(key)) absent.add(key);
+      else if (this.budget) present.push(key);
+    }
     if (absent.size === 0) return;
     const missing = [...absent];
     const epoch = this.epoch;
@@ -92,6 +96,14 @@ export class KeyValueStore<V> implements CacheMember {
       this.objects.set(key, stored === undefined ? ABSENT : this.serde.deserialize(stored));
       this.resize(key, stored === undefined ? ABSENT_BYTES : key.length + stored.length);
     });
+    // The batch's keys that were cached already become the most recently used too: the eviction
+    // below must not drop what the batch is about to read.
+    for (const key of present) {
+      const cached = this.objects.get(key);
+      if (cached === undefined) continue;
+      this.objects.delete(key);
+      this.objects.set(key, cached);
+    }
     this.touch();
     this.evict();
   }
@@ -224,18 +236,21 @@ export class KeyValueStore<V> implements CacheMember {
   private dropClean(enough: () => boolean): void {
     // Every dirty key is cached too: none clean when the counts are equal.
     if (this.objects.size === this.dirty.size || enough()) return;
-    let dropped = false;
+    let dropped = 0;
     for (const key of this.objects.keys()) {
       if (enough()) break;
       if (this.dirty.has(key)) continue;
       this.objects.delete(key);
-      dropped = true;
+      dropped++;
       if (this.budget) {
         this.budget.adjust(-(this.sizes.get(key) ?? 0));
         this.sizes.delete(key);
       }
     }
     // Reads in flight may hold values older than what was dropped: they are not cached.
-    if (dropped) this.epoch++;
+    if (dropped > 0) {
+      this.epoch++;
+      this.budget?.noteEvicted(dropped);
+    }
   }
 }

@@ -71,12 +71,14 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     expect(a.cachedBytes).toBe(budget.usedBytes);
     const cached = (): string[] => [...Array(12).keys()].map((index) => `k${index}`).filter((key) => a.peek(key) !== NOT_LOADED);
     expect(cached()).toEqual(['k4', 'k5', 'k6', 'k7', 'k8', 'k9', 'k10', 'k11']);
+    expect(budget.evictedEntries).toBe(4);
     // A hit makes k4 the most recently used (cached() peeked them all in order: k11 is last now).
     a.peek('k4');
     // Evicted entries read back from RocksDB; taking them beyond the budget evicts k5 and k6, not k4.
     expect(await a.get('k0')).toBe(value);
     expect(await a.get('k1')).toBe(value);
     expect(cached()).toEqual(['k0', 'k1', 'k4', 'k7', 'k8', 'k9', 'k10', 'k11']);
+    expect(budget.evictedEntries).toBe(6);
     // The other store's reads share the budget: taking entries evicts its own least recently used.
     await bytesB.persistNow();
     for (let index = 0; index < 5; index++) b.put(`b${index}`, value);
@@ -108,6 +110,21 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     expect(idle.cachedBytes).toBeLessThanOrEqual(900 - 612);
     expect(budget.usedBytes).toBe(idle.cachedBytes + busy.cachedBytes);
     for (let index = 0; index < 6; index++) expect(busy.peek(`b${index}`)).toBe(value);
+  });
+
+  it("a prefetch's eviction spares the batch's keys that were cached already", async () => {
+    const budget = new CacheBudget(350);
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget);
+    const value = 'v'.repeat(98); // 102 bytes with the key
+    for (const key of ['k1', 'k2', 'k3', 'k4']) store.put(key, value);
+    store.serializeDirty();
+    await bytes.persistNow();
+    store.discardCache();
+    for (const key of ['k1', 'k2', 'k3']) await store.get(key); // k1 is the least recently used
+    await store.prefetch(['k1', 'k4']); // k4's load goes beyond the budget: one entry must go
+    const cached = ['k1', 'k2', 'k3', 'k4'].filter((key) => store.peek(key) !== NOT_LOADED);
+    expect(cached).toEqual(['k1', 'k3', 'k4']);
   });
 
   it('a prefetch that lands after a newer write was committed never caches the older value', async () => {
@@ -326,6 +343,20 @@ describe('WindowStore', () => {
     expect(Buffer.compare(a, b)).toBeLessThan(0);
     expect(Buffer.compare(b, c)).toBeLessThan(0);
     expect(decodeWindowKey(b)).toEqual({ segment: 1, key: 'k', start: 200 });
+  });
+
+  it('encodes times past 32 bits and multi-byte keys exactly, and refuses a time that is not a non-negative integer', () => {
+    const time = Date.UTC(2026, 11, 2, 15, 59, 1, 123); // above 2^32 ms: both halves matter
+    const key = 'carte-é-💳';
+    const bytes = encodeWindowKey(40_000, key, time);
+    expect(bytes.length).toBe(20 + Buffer.byteLength(key));
+    expect(bytes.readBigUInt64BE(0)).toBe(40_000n);
+    expect(bytes.readBigUInt64BE(12 + Buffer.byteLength(key))).toBe(BigInt(time));
+    expect(decodeWindowKey(bytes)).toEqual({ segment: 40_000, key, start: time });
+    expect(decodeWindowKey(encodeWindowKey(0, '', Number.MAX_SAFE_INTEGER)).start).toBe(Number.MAX_SAFE_INTEGER);
+    // Order across the 32-bit boundary of the low half.
+    expect(Buffer.compare(encodeWindowKey(1, 'k', 2 ** 32 - 1), encodeWindowKey(1, 'k', 2 ** 32))).toBeLessThan(0);
+    for (const bad of [-1, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 1]) expect(() => encodeWindowKey(1, 'k', bad)).toThrow(RangeError);
   });
 
   it("fetches a key's windows in a time range across segments", async () => {

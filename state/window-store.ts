@@ -165,13 +165,20 @@ function segmentPrefix(segment: number): Buffer {
 }
 
 export function encodeWindowKey(segment: number, key: string, start: number): Buffer {
-  const keyBytes = Buffer.from(key);
-  const bytes = Buffer.alloc(8 + 4 + keyBytes.length + 8);
-  bytes.writeBigUInt64BE(BigInt(segment), 0);
-  bytes.writeUInt32BE(keyBytes.length, 8);
-  keyBytes.copy(bytes, 12);
-  bytes.writeBigUInt64BE(BigInt(start), 12 + keyBytes.length);
+  const keyLength = Buffer.byteLength(key);
+  const bytes = Buffer.allocUnsafe(8 + 4 + keyLength + 8);
+  writeUint64(bytes, segment, 0);
+  bytes.writeUInt32BE(keyLength, 8);
+  bytes.write(key, 12);
+  writeUint64(bytes, start, 12 + keyLength);
   return bytes;
+}
+
+/** A safe non-negative integer as 8 big-endian bytes (two 32-bit halves: no BigInt per key). */
+function writeUint64(bytes: Buffer, value: number, offset: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${value} is not a non-negative safe integer`);
+  bytes.writeUInt32BE(Math.floor(value / 0x1_0000_0000), offset);
+  bytes.writeUInt32BE(value >>> 0, offset + 4);
 }
 
 export function decodeWindowKey(bytes: Buffer): { segment: number; key: string; start: number } {

@@ -10,6 +10,19 @@ export interface QualityViolation {
   readonly message: string;
 }
 
+type Rules = SourceDefinition['rules'];
+const ruleLists = new WeakMap<Rules, [string, Rules[string]][]>();
+
+/** A source's rules as a list, made once per definition (not per record). */
+function rulesOf(source: SourceDefinition): readonly [string, Rules[string]][] {
+  let list = ruleLists.get(source.rules);
+  if (!list) {
+    list = Object.entries(source.rules);
+    ruleLists.set(source.rules, list);
+  }
+  return list;
+}
+
 /**
  * Applies a source's rules to a decoded value: required fields, numeric ranges, string patterns,
  * and an event time that is a sane number not too far in the future. Plain code: returns every
@@ -17,7 +30,7 @@ export interface QualityViolation {
  */
 export function checkQuality(source: SourceDefinition, value: Readonly<Record<string, unknown>>, now: number): QualityViolation[] {
   const violations: QualityViolation[] = [];
-  for (const [field, rule] of Object.entries(source.rules)) {
+  for (const [field, rule] of rulesOf(source)) {
     const fieldValue = value[field];
     if (fieldValue === undefined || fieldValue === null || (typeof fieldValue === 'string' && fieldValue.trim() === '')) {
       if (rule.required) violations.push({ field, check: 'MISSING', message: `${field} is required` });

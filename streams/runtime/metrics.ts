@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { MetricsRegistry } from '../../common/metrics.js';
+import type { CacheBudget } from '../../state/index.js';
 
 /** The metrics every stage exports (labels carry the stage name), created once per registry. */
 export interface StageMetrics {
@@ -180,4 +181,61 @@ export function stageMetrics(registry: MetricsRegistry): StageMetrics {
   };
   cache.set(registry, metrics);
   return metrics;
+}
+
+interface WatchedCaches {
+  readonly budgets: Set<CacheBudget>;
+  /** Evictions of budgets no longer watched: the counter keeps them. */
+  retiredEvictions: number;
+}
+
+const watchedCaches = new WeakMap<MetricsRegistry, WatchedCaches>();
+
+/**
+ * Exports a state cache budget's use (bytes held, its bound, entries evicted), read when the
+ * registry is scraped: nothing is counted per record. A registry sums the budgets it watches (a
+ * process normally has one); the function returned stops watching this one.
+ */
+export function watchStateCache(registry: MetricsRegistry, budget: CacheBudget): () => void {
+  const unwatch = (): void => {
+    const watched = watchedCaches.get(registry);
+    if (watched?.budgets.delete(budget)) watched.retiredEvictions += budget.evictedEntries;
+  };
+  const known = watchedCaches.get(registry);
+  if (known) {
+    known.budgets.add(budget);
+    return unwatch;
+  }
+  const watched: WatchedCaches = { budgets: new Set([budget]), retiredEvictions: 0 };
+  watchedCaches.set(registry, watched);
+  const sum = (of: (budget: CacheBudget) => number): number => [...watched.budgets].reduce((total, each) => total + of(each), 0);
+  const registers = [registry];
+  new client.Gauge({
+    name: 'sluice_state_cache_bytes',
+    help: "Serialized bytes of the state stores' cached entries (the objects take a few times that in the heap).",
+    registers,
+    collect() {
+      this.set(sum((each) => each.usedBytes));
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_state_cache_max_bytes',
+    help: 'The bound on the state cache (SLUICE_STATE_CACHE_MB).',
+    registers,
+    collect() {
+      this.set(sum((each) => each.maxBytes));
+    },
+  });
+  let reported = 0;
+  new client.Counter({
+    name: 'sluice_state_cache_evicted_total',
+    help: 'Clean entries the state stores dropped from their cache to stay within its bounds (read again from RocksDB when used).',
+    registers,
+    collect() {
+      const total = watched.retiredEvictions + sum((each) => each.evictedEntries);
+      if (total > reported) this.inc(total - reported);
+      reported = total;
+    },
+  });
+  return unwatch;
 }

@@ -19,7 +19,7 @@ import {
 import { copartitionedAssigner } from './assignor.js';
 import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
 import { StageFailedError } from './errors.js';
-import { stageMetrics } from './metrics.js';
+import { stageMetrics, watchStateCache } from './metrics.js';
 import { fusedTopics, repartitionTopicName, validatePipeline, type PipelineSpec, type SubTopologySpec } from './pipeline.js';
 import { headersOf, type RawRecord } from './record.js';
 import { RUNTIME_STORE, Task, type TaskHooks } from './task.js';
@@ -268,6 +268,9 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
     rejectDone = reject;
   });
   done.catch(() => undefined);
+  // The process's budget stays watched; a budget of this pipeline's own goes with it.
+  const unwatchCache = watchStateCache(options.metrics, cacheBudget);
+  if (!options.stateCache) void done.then(unwatchCache, unwatchCache);
 
   // ---- topic metadata (partition counts) for routing and queries ------------------------------
   // Cached a few seconds per topic (counts change rarely, and only upwards). One fetch at a time:

@@ -67,6 +67,13 @@ export class WindowedAggregator<V, A> {
   /** Sliding windows keep the events themselves (sorted by time) and each event's window state. */
   private readonly events = new Map<string, TimedValue<V>[]>();
   private readonly slidingFinal = new Map<string, Set<number>>();
+  /**
+   * Fixed and session windows: no window closes or expires before this watermark (a lower bound,
+   * never above the true one), so `advance` below it returns at once instead of visiting them all.
+   */
+  private nextDue = Number.POSITIVE_INFINITY;
+  /** Keys that got a map of windows but may have stored none (a dropped late record): `advance` removes them if so. */
+  private readonly maybeEmpty = new Set<string>();
   private lateCount = 0;
 
   constructor(options: WindowedAggregatorOptions<V, A>) {
@@ -125,6 +132,14 @@ export class WindowedAggregator<V, A> {
       }
       return finals;
     }
+    if (watermark < this.nextDue) {
+      // What a scan would find: only keys that were given a map and got no window.
+      for (const key of this.maybeEmpty) if (this.windows.get(key)?.size === 0) this.windows.delete(key);
+      this.maybeEmpty.clear();
+      return finals;
+    }
+    this.maybeEmpty.clear();
+    let nextDue = Number.POSITIVE_INFINITY;
     for (const [key, byStart] of this.windows) {
       for (const [start, stored] of byStart) {
         const closesAt = closeTime(this.spec, stored.window, this.graceMs);
@@ -132,14 +147,44 @@ export class WindowedAggregator<V, A> {
           stored.finalEmitted = true;
           finals.push({ key, window: stored.window, value: stored.value, final: true });
         }
-        // A closed session is kept one more gap: an event that would have joined it is then
-        // recognised as late instead of starting a new session.
-        const keptFor = this.retentionMs + (this.spec.kind === 'session' ? this.spec.gapMs : 0);
-        if (closesAt + keptFor <= watermark) byStart.delete(start);
+        if (closesAt + this.keptAfterClose() <= watermark) byStart.delete(start);
+        else nextDue = Math.min(nextDue, this.dueOf(stored));
       }
       if (byStart.size === 0) this.windows.delete(key);
     }
+    this.nextDue = nextDue;
     return finals;
+  }
+
+  /**
+   * How long a closed fixed or session window is kept: for late updates; a closed session one gap
+   * more, so that an event that would have joined it is recognised as late instead of starting a
+   * new session.
+   */
+  private keptAfterClose(): number {
+    return this.retentionMs + (this.spec.kind === 'session' ? this.spec.gapMs : 0);
+  }
+
+  /**
+   * A key's fixed or session windows. A key seen for the first time gets its map at once (its place
+   * in the order of finals); `advance` removes it again if no window was stored.
+   */
+  private windowsFor(key: string): Map<number, StoredWindow<A>> {
+    let byStart = this.windows.get(key);
+    if (!byStart) {
+      byStart = new Map<number, StoredWindow<A>>();
+      this.windows.set(key, byStart);
+      this.maybeEmpty.add(key);
+    }
+    return byStart;
+  }
+
+  /** The watermark at which a stored window next changes: it closes, or (closed) it expires. */
+  private dueOf(stored: StoredWindow<A>): number {
+    const closesAt = closeTime(this.spec, stored.window, this.graceMs);
+    const expiresAt = closesAt + this.keptAfterClose();
+    // A negative retention can expire a window before it closes: whichever comes first.
+    return stored.finalEmitted ? expiresAt : Math.min(closesAt, expiresAt);
   }
 
   /** The current value of every window of a key that is still held, oldest first. */
@@ -167,8 +212,7 @@ export class WindowedAggregator<V, A> {
     value: V,
     watermark: number,
   ): AddOutcome<A> {
-    const byStart = this.windows.get(key) ?? new Map<number, StoredWindow<A>>();
-    this.windows.set(key, byStart);
+    const byStart = this.windowsFor(key);
     const updates: WindowResult<A>[] = [];
     let late = false;
     let updatedLate = false;
@@ -186,6 +230,7 @@ export class WindowedAggregator<V, A> {
       const stored = byStart.get(window.start) ?? { window, value: this.aggregation.init(), finalEmitted: false };
       stored.value = this.aggregation.add(stored.value, value);
       byStart.set(window.start, stored);
+      this.nextDue = Math.min(this.nextDue, this.dueOf(stored));
       updates.push({ key, window, value: stored.value, final: false });
     }
     return { updates, removed: [], lateness: this.lateness(late, updatedLate, updates.length > 0) };
@@ -249,8 +294,7 @@ export class WindowedAggregator<V, A> {
   private addSession(gapMs: number, key: string, time: number, value: V, watermark: number): AddOutcome<A> {
     const aggregation = this.aggregation;
     const merge = (left: A, right: A): A => (aggregation.merge ? aggregation.merge(left, right) : right);
-    const byStart = this.windows.get(key) ?? new Map<number, StoredWindow<A>>();
-    this.windows.set(key, byStart);
+    const byStart = this.windowsFor(key);
     // Sessions the event touches: those it falls within a gap of.
     const touched = [...byStart.values()].filter((stored) => time >= stored.window.start - gapMs && time <= stored.window.end + gapMs);
     const closedTouched = touched.filter((stored) => closeTime(this.spec, stored.window, this.graceMs) <= watermark);
@@ -273,6 +317,7 @@ export class WindowedAggregator<V, A> {
       };
     }
     byStart.set(merged.window.start, merged);
+    this.nextDue = Math.min(this.nextDue, this.dueOf(merged));
     // Sessions absorbed into the merged one are gone; one that only grew is updated in place.
     const removed = touched
       .filter((stored) => stored.window.start !== merged.window.start || stored.window.end !== merged.window.end)

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { createMetricsRegistry } from '../../common/metrics.js';
+import { CacheBudget } from '../../state/index.js';
+import { watchStateCache } from './metrics.js';
+
+/** A metric's value in the registry's exposition text. */
+async function valueOf(text: Promise<string>, name: string): Promise<number> {
+  const line = (await text).split('\n').find((entry) => entry.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no ${name}`);
+  return Number(line.slice(name.length + 1));
+}
+
+describe('watchStateCache', () => {
+  it("exports the budgets' bytes, bounds and evictions as they are at the scrape", async () => {
+    const registry = createMetricsRegistry(false);
+    const first = new CacheBudget(1_000);
+    const second = new CacheBudget(500);
+    watchStateCache(registry, first);
+    watchStateCache(registry, second);
+    watchStateCache(registry, first); // watched once, counted once
+    first.adjust(300);
+    second.adjust(20);
+    first.noteEvicted(7);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_bytes')).toBe(320);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_max_bytes')).toBe(1_500);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_evicted_total')).toBe(7);
+    first.adjust(-300);
+    second.noteEvicted(5);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_bytes')).toBe(20);
+    // A counter: each scrape adds what was evicted since the last one.
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_evicted_total')).toBe(12);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_evicted_total')).toBe(12);
+    // A budget no longer watched leaves the gauges; the counter keeps its evictions.
+    const third = new CacheBudget(100);
+    const unwatch = watchStateCache(registry, third);
+    third.adjust(40);
+    third.noteEvicted(3);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_evicted_total')).toBe(15);
+    unwatch();
+    unwatch();
+    second.noteEvicted(1);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_bytes')).toBe(20);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_max_bytes')).toBe(1_500);
+    expect(await valueOf(registry.metrics(), 'sluice_state_cache_evicted_total')).toBe(16);
+  });
+});
