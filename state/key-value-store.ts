@@ -100,23 +100,19 @@ export class KeyValueStore<V> implements CacheMember {
     // below must not drop what the batch is about to read.
     for (const key of present) {
       const cached = this.objects.get(key);
-      if (cached === undefined) continue;
-      this.objects.delete(key);
-      this.objects.set(key, cached);
+      if (cached !== undefined) this.setRecent(key, cached);
     }
     this.touch();
     this.evict();
   }
 
   put(key: string, value: V): void {
-    this.objects.delete(key); // re-insert: most recently used last
-    this.objects.set(key, value);
+    this.setRecent(key, value);
     this.written(key);
   }
 
   delete(key: string): void {
-    this.objects.delete(key);
-    this.objects.set(key, ABSENT);
+    this.setRecent(key, ABSENT);
     this.written(key);
   }
 
@@ -177,12 +173,16 @@ export class KeyValueStore<V> implements CacheMember {
 
   private hit(key: string, cached: V | typeof ABSENT): V | undefined {
     if (this.budget) {
-      // Most recently used last: eviction takes the entries not used for longest.
-      this.objects.delete(key);
-      this.objects.set(key, cached);
+      this.setRecent(key, cached);
       this.lastUsed = this.budget.tick();
     }
     return cached === ABSENT ? undefined : cached;
+  }
+
+  /** Caches an entry as the most recently used (the map's last): eviction takes the entries not used for longest. */
+  private setRecent(key: string, value: V | typeof ABSENT): void {
+    this.objects.delete(key);
+    this.objects.set(key, value);
   }
 
   /**

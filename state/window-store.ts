@@ -160,7 +160,7 @@ export class WindowStore<V> {
 
 function segmentPrefix(segment: number): Buffer {
   const bytes = Buffer.alloc(8);
-  bytes.writeBigUInt64BE(BigInt(Math.max(0, segment)));
+  writeUint64(bytes, Math.max(0, segment), 0);
   return bytes;
 }
 

@@ -148,7 +148,7 @@ export class WindowedAggregator<V, A> {
           finals.push({ key, window: stored.window, value: stored.value, final: true });
         }
         if (closesAt + this.keptAfterClose() <= watermark) byStart.delete(start);
-        else nextDue = Math.min(nextDue, this.dueOf(stored));
+        else nextDue = Math.min(nextDue, this.dueOf(stored, closesAt));
       }
       if (byStart.size === 0) this.windows.delete(key);
     }
@@ -180,8 +180,7 @@ export class WindowedAggregator<V, A> {
   }
 
   /** The watermark at which a stored window next changes: it closes, or (closed) it expires. */
-  private dueOf(stored: StoredWindow<A>): number {
-    const closesAt = closeTime(this.spec, stored.window, this.graceMs);
+  private dueOf(stored: StoredWindow<A>, closesAt = closeTime(this.spec, stored.window, this.graceMs)): number {
     const expiresAt = closesAt + this.keptAfterClose();
     // A negative retention can expire a window before it closes: whichever comes first.
     return stored.finalEmitted ? expiresAt : Math.min(closesAt, expiresAt);
