@@ -18,6 +18,14 @@ function packageRoot(from: string): string {
 }
 
 const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * The state cache of a process, in MiB of serialized entries (the objects take a few times that in
+ * the heap). Kafka Streams' default is 10 MiB of bytes, re-read and deserialized per access; this
+ * cache holds objects, so a larger one saves the deserialization of hot entities' histories.
+ */
+export const DEFAULT_STATE_CACHE_MB = 64;
+
 const positiveInt = z.coerce.number().int().positive();
 const flag = z.enum(['true', 'false']);
 
@@ -50,7 +58,7 @@ const environmentSchema = z.strictObject({
   SLUICE_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
   SLUICE_MAX_IN_FLIGHT: positiveInt.default(10_000),
   SLUICE_COMMIT_INTERVAL_MS: positiveInt.default(100),
-  SLUICE_STATE_CACHE_MB: positiveInt.default(64),
+  SLUICE_STATE_CACHE_MB: positiveInt.default(DEFAULT_STATE_CACHE_MB),
   // Below kafkajs' request timeout (30 s), which a fetch does not extend: an idle fetch would time out.
   SLUICE_FETCH_MAX_WAIT_MS: positiveInt.max(10_000).default(50),
   SLUICE_FETCH_MIN_BYTES: positiveInt.default(1024 * 1024),

@@ -16,7 +16,8 @@ export interface PendingChange {
  * Two layers sit over RocksDB: `dirty` (writes since the last commit began) and `frozen` (the
  * writes of the commit in flight, fixed when it began). Reads see dirty, then frozen, then
  * RocksDB. The order of a commit is: `freeze()` (its changelog records) → the Kafka transaction
- * → `persistFrozen()` (RocksDB) → checkpoint; `dropFrozen()` when the transaction failed.
+ * → `persistFrozen()` (RocksDB) → checkpoint. When the transaction failed, the frozen layer stays
+ * readable until processing has stopped; `discard()` drops it then (a failed task's, at its close).
  */
 export class CachedBytesStore {
   private dirty = new Map<string, PendingChange>();
@@ -152,11 +153,6 @@ export class CachedBytesStore {
   async persistNow(): Promise<void> {
     this.freeze();
     await this.persistFrozen();
-  }
-
-  /** After the commit failed: forgets the frozen writes. */
-  dropFrozen(): void {
-    this.frozen = undefined;
   }
 
   /** Forgets the writes not yet handed to a commit (a commit in flight keeps its own). */

@@ -157,14 +157,6 @@ export class TaskStores {
     }
   }
 
-  /** After the frozen commit's transaction failed: its writes are forgotten. */
-  abortFrozen(): void {
-    for (const store of this.stores.values()) {
-      store.bytes.dropFrozen();
-      if (store.view instanceof WindowStore) store.view.onAbortFrozen();
-    }
-  }
-
   /** Drops the writes not yet handed to a commit; a commit in flight keeps its own. */
   discardUncommitted(): void {
     for (const store of this.stores.values()) {

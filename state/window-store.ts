@@ -70,11 +70,6 @@ export class WindowStore<V> {
     await this.dropExpiredSegments();
   }
 
-  /** The frozen commit failed. */
-  onAbortFrozen(): void {
-    this.frozenStreamTime = undefined;
-  }
-
   /** Uncommitted writes were dropped (a commit in flight keeps its own, if asked): their stream time goes too. */
   onDiscard(keepFrozen: boolean): void {
     if (!keepFrozen) this.frozenStreamTime = undefined;

@@ -57,13 +57,13 @@ export function stageMetrics(registry: MetricsRegistry): StageMetrics {
     }),
     errors: new client.Counter({
       name: 'sluice_errors_total',
-      help: 'Record failures, by reason (error code).',
+      help: 'Record failures, by reason (error code), each time one is processed (again after an aborted transaction).',
       labelNames: ['stage', 'reason'],
       registers,
     }),
     deadLetters: new client.Counter({
       name: 'sluice_dead_letters_total',
-      help: 'Records sent to the dead-letter topic, by input topic and reason.',
+      help: 'Dead letters committed to the dead-letter topic, by stage, input topic and reason.',
       labelNames: ['stage', 'topic', 'reason'],
       registers,
     }),
@@ -118,7 +118,7 @@ export function stageMetrics(registry: MetricsRegistry): StageMetrics {
     }),
     commitSeconds: new client.Histogram({
       name: 'sluice_commit_seconds',
-      help: 'Time to commit a batch of results.',
+      help: "Time of a commit's transaction (outputs, changelogs and input offsets).",
       labelNames: ['stage'],
       registers,
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],

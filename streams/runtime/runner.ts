@@ -4,6 +4,7 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, PartitionMetadata } from
 import kafkajs from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
+import { DEFAULT_STATE_CACHE_MB } from '../../common/config.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
 import { createKafka, ensureTopics, hasKafkaErrorType, retryKafka, type TopicSpec } from '../../kafka/index.js';
 import {
@@ -66,7 +67,7 @@ export interface StageOptions {
   /**
    * The bound on the bytes (serialized) that the key-value stores' object caches hold, shared by
    * every stage given the same budget (a process's stages share one); by default the stage's own,
-   * of DEFAULT_STATE_CACHE_MAX_BYTES.
+   * of DEFAULT_STATE_CACHE_MB (common/config).
    */
   readonly stateCache?: CacheBudget;
   /** The topology's topic prefix (internal topics are named after the group id, which carries it). */
@@ -166,20 +167,13 @@ export const DEFAULT_MAX_BYTES_PER_PARTITION = 1024 * 1024;
 export const DEFAULT_FETCH_MAX_WAIT_MS = 50;
 export const DEFAULT_FETCH_MIN_BYTES = 1024 * 1024;
 
-/**
- * The state cache of a process: 64 MiB of serialized entries (the objects take a few times that in
- * the heap). Kafka Streams' default is 10 MiB of bytes, re-read and deserialized per access; this
- * cache holds objects, so a larger one saves the deserialization of hot entities' histories.
- */
-export const DEFAULT_STATE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
-
 /** Starts a pipeline: joins its consumer group and processes until stopped or failed. */
 export async function runPipeline(spec: PipelineSpec, options: StageOptions): Promise<RunningStage> {
   validatePipeline(spec);
   const guarantee = options.guarantee ?? 'exactly_once';
   const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
   const instanceId = randomUUID();
-  const cacheBudget = options.stateCache ?? new CacheBudget(DEFAULT_STATE_CACHE_MAX_BYTES);
+  const cacheBudget = options.stateCache ?? new CacheBudget(DEFAULT_STATE_CACHE_MB * 1024 * 1024);
   const logger = options.logger.child({ stage: spec.name });
   const metrics = stageMetrics(options.metrics);
   const labels = { stage: spec.name };
@@ -455,12 +449,11 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
         metrics.transactions.inc({ ...labels, outcome: 'commit' });
         metrics.commitSeconds.observe(labels, summary.seconds);
         for (const [topic, count] of summary.outputsByTopic) metrics.recordsOut.inc({ ...labels, topic }, count);
+        // Counted when committed: a dead letter of a transaction that aborted is written again (and counted) on the retry.
+        for (const { stage, topic, reason, count } of summary.deadLetters) metrics.deadLetters.inc({ stage, topic, reason }, count);
       },
       onCommitFailed: () => metrics.transactions.inc({ ...labels, outcome: 'abort' }),
-      onRecordFailed: (stage, topic, reason) => {
-        metrics.errors.inc({ stage, reason });
-        metrics.deadLetters.inc({ stage, topic, reason });
-      },
+      onRecordFailed: (stage, _topic, reason) => metrics.errors.inc({ stage, reason }),
       onRetry: (stage, reason) => metrics.retries.inc({ stage, reason }),
       onFatal: fail,
       onStateChange: () => {

@@ -1,15 +1,15 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../common/logger.js';
-import { int64Serde, KeyValueStore, RocksDatabase, TaskStores } from '../../state/index.js';
+import { CacheBudget, int64Serde, KeyValueStore, RocksDatabase, TaskStores } from '../../state/index.js';
 import type { CommitterFactory, InputOffset, PartitionCommitter, ProducedBatch } from './committer.js';
 import type { StageDefinition } from './definition.js';
 import { ValidationError } from './errors.js';
 import type { SubTopologySpec } from './pipeline.js';
 import { SEQUENCE_HEADER, type OutputRecord, type RawRecord } from './record.js';
-import { canTransition, changelogEnds, RUNTIME_STORE, Task, type TaskOptions } from './task.js';
+import { canTransition, changelogEnds, RUNTIME_STORE, Task, type DeadLetterCount, type TaskOptions } from './task.js';
 
 const raw = (offset: number, topic = 'in', value = `v${offset}`): RawRecord => ({
   topic,
@@ -67,7 +67,15 @@ function memoryCommitters(failures: number[] = [], failure: () => Error = () => 
 }
 
 function task(committers: CommitterFactory, overrides: Partial<TaskOptions> = {}, steps?: SubTopologySpec['steps']) {
-  const events = { admitted: 0, released: 0, seeks: [] as string[], resets: 0, fatal: [] as unknown[], deadLetters: 0 };
+  const events = {
+    admitted: 0,
+    released: 0,
+    seeks: [] as string[],
+    resets: 0,
+    fatal: [] as unknown[],
+    deadLetters: 0,
+    committedDeadLetters: [] as DeadLetterCount[],
+  };
   const subtopology: SubTopologySpec = { name: 's', source: 'in', steps: steps ?? [{ stage: mapStage(), input: 'in' }] };
   const partitionTask = new Task({
     id: 's.0',
@@ -93,7 +101,7 @@ function task(committers: CommitterFactory, overrides: Partial<TaskOptions> = {}
     hooks: {
       onAdmitted: (count) => (events.admitted += count),
       onReleased: (count) => (events.released += count),
-      onCommitted: () => undefined,
+      onCommitted: (summary) => events.committedDeadLetters.push(...summary.deadLetters),
       onCommitFailed: () => undefined,
       onRecordFailed: () => events.deadLetters++,
       onRetry: () => undefined,
@@ -387,9 +395,33 @@ describe('Task', () => {
       commits[0]?.outputs.filter((output) => output.topic === 'dlq').map((output) => output.headers?.['sluice.dlq.error.code']),
     ).toEqual(['SLUICE_VALIDATION_RANGE']);
     expect(events.deadLetters).toBe(1);
+    expect(events.committedDeadLetters).toEqual([{ stage: 'map', topic: 'in', reason: 'SLUICE_VALIDATION_RANGE', count: 1 }]);
     expect(events.fatal).toEqual([]);
     // Each attempt runs once.
     expect(Object.fromEntries(calls)).toEqual({ bad: 1, flaky: 2, ok: 1 });
+  });
+
+  it('counts a dead letter once it is committed: not the one of an aborted transaction', async () => {
+    const { factory, commits } = memoryCommitters([1]);
+    const stage = mapStage({
+      process: (record) => {
+        if (record.value === 'bad') throw new ValidationError('RANGE', 'amount', 'amount out of range');
+        return [{ topic: 'out', key: record.key, value: Buffer.from(record.value) }];
+      },
+    });
+    const { partitionTask, events } = task(factory, {}, [{ stage, input: 'in' }]);
+    await partitionTask.start();
+    partitionTask.admit('in', [raw(10, 'in', 'bad'), raw(11, 'in', 'ok')]);
+    await settle();
+    // The first commit failed: the group's fetch delivers the records again after the seek back.
+    expect(commits).toEqual([]);
+    expect(events.committedDeadLetters).toEqual([]);
+    partitionTask.admit('in', [raw(10, 'in', 'bad'), raw(11, 'in', 'ok')]);
+    await settle();
+    expect(commits).toHaveLength(1);
+    expect(events.deadLetters).toBe(2);
+    expect(events.committedDeadLetters).toEqual([{ stage: 'map', topic: 'in', reason: 'SLUICE_VALIDATION_RANGE', count: 1 }]);
+    expect(events.fatal).toEqual([]);
   });
 
   it('dead-letters an undecodable record (attempt 1) and retries a transient decode failure in place', async () => {
@@ -655,6 +687,94 @@ describe('Task with real RocksDB stores', () => {
     await fs.rm(root, { recursive: true, force: true });
     expect(value && int64Serde.deserialize(value)).toBe(2);
     expect(checkpoint.offset).toBe('1');
+  });
+
+  it("keeps a failed commit's writes readable until the record being processed is done (no state made up of two commits)", async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-'));
+    // A budget of 0 bytes: every entry leaves the object cache once its commit froze it, so reads
+    // go to the write cache's layers and RocksDB, as a busy process's evicted entries do.
+    const budget = new CacheBudget(0);
+    const open = () =>
+      TaskStores.open({
+        specs: [{ name: 'pair.values', kind: 'key-value', serde: int64Serde }],
+        dir: root,
+        partition: 0,
+        changelogTopic: () => 'values-changelog',
+        kafka: undefined as never,
+        readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
+        logger: silentLogger(),
+        cacheBudget: budget,
+      });
+    let rejectCommit!: (error: Error) => void;
+    let commitsStarted = 0;
+    const committers: CommitterFactory = {
+      open: () =>
+        Promise.resolve({
+          commit: () => {
+            commitsStarted++;
+            return commitsStarted === 1
+              ? new Promise<readonly ProducedBatch[]>((_resolve, reject) => (rejectCommit = reject))
+              : Promise.resolve([]);
+          },
+          close: () => Promise.resolve(),
+        }),
+      close: () => Promise.resolve(),
+    };
+    let releaseRead!: () => void;
+    let reading!: () => void;
+    const midRead = new Promise<void>((resolve) => (reading = resolve));
+    // 'w' writes a and b together; 'r' reads a, waits, reads b: they must agree.
+    const pair: StageDefinition<string> = {
+      name: 'pair',
+      inputs: ['in'],
+      decode: (record) => record.value?.toString() ?? '',
+      stores: [{ name: 'values', kind: 'key-value', serde: int64Serde }],
+      process: async (record, context) => {
+        const store = context.store<KeyValueStore<number>>('values');
+        if (record.value === 'w') {
+          const next = ((await store.get('a')) ?? 0) + 1;
+          store.put('a', next);
+          store.put('b', next);
+          return [];
+        }
+        const a = await store.get('a');
+        reading();
+        await new Promise<void>((resolve) => (releaseRead = resolve));
+        const b = await store.get('b');
+        if (a !== b) throw new ValidationError('DAMAGED', 'b', `a is ${a}, b is ${b}`);
+        return [{ topic: 'out', key: null, value: Buffer.from(`${a}`) }];
+      },
+    };
+    const { partitionTask, events } = task(committers, { openStores: open, commitMaxRecords: 1, commitIntervalMs: 10_000 }, [
+      { stage: pair, input: 'in' },
+    ]);
+    let stored: Buffer | undefined;
+    try {
+      await partitionTask.start();
+      partitionTask.admit('in', [raw(10, 'in', 'w')]);
+      await vi.waitFor(() => expect(commitsStarted).toBe(1));
+      partitionTask.admit('in', [raw(11, 'in', 'r')]);
+      await midRead;
+      rejectCommit(new Error('commit failed'));
+      await settle();
+      releaseRead();
+      // Started at 10, and back to 10 after the failed commit once the reset restored the stores.
+      await vi.waitFor(() => expect(events.seeks).toEqual(['in@10', 'in@10']));
+      await vi.waitFor(() => expect(partitionTask.status).toBe('running'));
+      // The failed commit's writes are gone after the reset: the record counts from nothing again,
+      // and its commit (the second) freezes and persists without meeting a leftover frozen layer.
+      partitionTask.admit('in', [raw(10, 'in', 'w')]);
+      await vi.waitFor(() => expect(commitsStarted).toBe(2));
+      await partitionTask.close();
+      const db = await RocksDatabase.open(path.join(root, 'pair.values', 'rocksdb'));
+      stored = await db.get(Buffer.from('a'));
+      await db.close();
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+    expect(events.deadLetters).toBe(0);
+    expect(stored && int64Serde.deserialize(stored)).toBe(1);
+    expect(events.fatal).toEqual([]);
   });
 
   it('never freezes state in the middle of a chunk: a commit holds the writes of exactly the records it commits', async () => {

@@ -5,7 +5,7 @@ import { backoffDelay, sleep } from '../../common/retry.js';
 import { isRetriableKafkaError, retryKafka } from '../../kafka/index.js';
 import type { KeyValueStore, TaskLock, TaskStores } from '../../state/index.js';
 import { isFenced, type CommitterFactory, type InputOffset, type PartitionCommitter, type ProducedBatch } from './committer.js';
-import { deadLetter } from './dead-letter.js';
+import { DLQ_HEADERS, deadLetter } from './dead-letter.js';
 import { collectOutputs, type TaskContext } from './definition.js';
 import { traceCommit, traceRecord, type Tracer } from './tracing.js';
 import { isRetriable, reasonOf, StageFailedError } from './errors.js';
@@ -29,7 +29,8 @@ import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type St
  *   commit) → one transaction (outputs, dead letters, changelogs, input offsets) → RocksDB write
  *   (synced) → checkpoint (its file fsync'd every 10,000 changelog records and on close: see
  *   TaskStores). Records keep being processed into the next commit while one is in flight; only
- *   one is in flight at a time.
+ *   one is in flight at a time. A failed transaction's frozen writes stay readable until the
+ *   record being processed has finished (the reset, suspend, fail or close that follows drops them).
  * - Reset, suspend, fail and close first leave `running` (synchronously: no commit starts after
  *   that), then wait for the record being processed to finish, so nothing a dropped generation
  *   computed can reach the stores of the next.
@@ -115,6 +116,7 @@ export interface TaskHooks {
   onReleased(count: number): void;
   onCommitted(summary: CommitSummary): void;
   onCommitFailed(error: unknown): void;
+  /** A record failed for good while it was processed (its dead letter is counted with its transaction, in CommitSummary). */
   onRecordFailed(stage: string, topic: string, reason: string, deadLettered: boolean): void;
   onRetry(stage: string, reason: string): void;
   onFatal(error: unknown): void;
@@ -126,9 +128,19 @@ export interface TaskHooks {
 export interface CommitSummary {
   readonly records: number;
   readonly outputsByTopic: ReadonlyMap<string, number>;
+  /** The transaction's time (RocksDB and the checkpoint follow it). */
   readonly seconds: number;
   /** Input records of the commit per input topic. */
   readonly inputsByTopic: ReadonlyMap<string, number>;
+  /** The dead letters the commit wrote, by the stage, input topic and reason in their headers. */
+  readonly deadLetters: readonly DeadLetterCount[];
+}
+
+export interface DeadLetterCount {
+  readonly stage: string;
+  readonly topic: string;
+  readonly reason: string;
+  readonly count: number;
 }
 
 /** The records of a commit being built: outputs in order, the input positions they cover. */
@@ -769,7 +781,11 @@ export class Task {
         ? await traceCommit(this.options.tracer, this.options.id, batch.records, transaction)
         : await transaction();
     } catch (error) {
-      stores?.abortFrozen();
+      // The frozen writes stay readable until the processing loop has stopped: every path below
+      // drops them after it (reset and suspend discard them; a failed task keeps them, unread, until
+      // close drops the stores). Dropping
+      // them here would let the chunk being processed read a key's newer part from the object
+      // cache and an older part from RocksDB, and dead-letter a record over state it made up.
       this.options.hooks.onCommitFailed(error);
       if (generation !== this.generation || !this.isRunning()) {
         // Someone else is already resetting, retrying, failing or closing the task: the producer
@@ -821,9 +837,20 @@ export class Task {
       await this.reset(committer);
       return;
     }
+    // Committed in Kafka: counted now, even when the task is closing or failing meanwhile (its
+    // outputs and dead letters are in the log whatever happens to the task next).
+    const outputsByTopic = new Map<string, number>();
+    for (const output of batch.outputs) outputsByTopic.set(output.topic, (outputsByTopic.get(output.topic) ?? 0) + 1);
+    this.options.hooks.onCommitted({
+      records: batch.records,
+      outputsByTopic,
+      inputsByTopic: batch.inputs,
+      seconds: (performance.now() - started) / 1000,
+      deadLetters: outputsByTopic.has(this.options.dlqTopic) ? countDeadLetters(batch.outputs, this.options.dlqTopic) : [],
+    });
     this.consecutiveFailures = 0;
     this.unconfirmedFences = 0;
-    // Committed in Kafka: persist locally even when the task is closing meanwhile.
+    // Persist locally even when the task is closing meanwhile.
     try {
       if (stores) await stores.commitLocal(changelogEnds(produced, changelog));
     } catch (error) {
@@ -837,14 +864,6 @@ export class Task {
     }
     if (generation !== this.generation) return;
     this.release(batch.records);
-    const outputsByTopic = new Map<string, number>();
-    for (const output of batch.outputs) outputsByTopic.set(output.topic, (outputsByTopic.get(output.topic) ?? 0) + 1);
-    this.options.hooks.onCommitted({
-      records: batch.records,
-      outputsByTopic,
-      inputsByTopic: batch.inputs,
-      seconds: (performance.now() - started) / 1000,
-    });
   }
 
   /** Everything not committed is dropped and the processing loop has stopped: safe to touch the stores. */
@@ -1021,6 +1040,25 @@ type Outputs = readonly OutputRecord[];
 /** A promise or another thenable (what `await` would wait for). */
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+}
+
+/** The dead letters among a commit's outputs, counted by their stage, input topic and reason. */
+function countDeadLetters(outputs: readonly OutputRecord[], dlqTopic: string): DeadLetterCount[] {
+  const counts = new Map<string, DeadLetterCount>();
+  for (const output of outputs) {
+    if (output.topic !== dlqTopic) continue;
+    const header = (name: string): string => {
+      const value = output.headers?.[name];
+      return value === undefined ? '' : typeof value === 'string' ? value : value.toString('utf8');
+    };
+    const stage = header(DLQ_HEADERS.stage);
+    const topic = header(DLQ_HEADERS.topic);
+    const reason = header(DLQ_HEADERS.errorCode);
+    const id = `${stage}\u0000${topic}\u0000${reason}`;
+    const known = counts.get(id);
+    counts.set(id, { stage, topic, reason, count: (known?.count ?? 0) + 1 });
+  }
+  return [...counts.values()];
 }
 
 function withoutSequence(headers: Readonly<Record<string, string>>): Record<string, string> {
