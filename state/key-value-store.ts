@@ -28,11 +28,22 @@ export class KeyValueStore<V> implements CacheMember {
   /** Closed (its task closed): reads still answer, but nothing is cached or counted any more. */
   private closed = false;
   /**
-   * Bumped whenever cached entries are dropped (discard, eviction): a read from RocksDB that was in
-   * flight across a bump may hold a value older than what was dropped, so it is not cached (and a
-   * get reads again).
+   * Bumped whenever the whole cache is dropped (a discard): a read from RocksDB that was in flight
+   * across a bump may hold a value older than what was dropped, so it is not cached (and a get
+   * reads again).
    */
   private epoch = 0;
+  /** Reads of the bytes layer in flight (gets and prefetches). */
+  private reading = 0;
+  /** Entries evicted while reads were in flight, so far. */
+  private evictions = 0;
+  /**
+   * Keys evicted while reads were in flight, with the count of such evictions at theirs: a read of
+   * one of them that began before its eviction may hold a value older than the one evicted (written
+   * and committed meanwhile), so it is not cached. Only those keys: an eviction elsewhere leaves
+   * the other reads alone. Emptied whenever no read is in flight.
+   */
+  private readonly evictedWhileReading = new Map<string, number>();
 
   constructor(
     private readonly bytes: CachedBytesStore,
@@ -50,12 +61,20 @@ export class KeyValueStore<V> implements CacheMember {
       const cached = this.objects.get(key);
       if (cached !== undefined) return this.hit(key, cached);
       const epoch = this.epoch;
-      const stored = await this.bytes.get(Buffer.from(key));
+      const mark = this.startRead();
+      let stored: Buffer | undefined;
+      let evicted: boolean;
+      try {
+        stored = await this.bytes.get(Buffer.from(key));
+        evicted = this.evictedSince(key, mark);
+      } finally {
+        this.endRead();
+      }
       // A put may have landed while the read was in flight: it wins.
       const raced = this.objects.get(key);
       if (raced !== undefined) return this.hit(key, raced);
-      // Entries were dropped meanwhile (a newer value of this key among them, perhaps): read again.
-      if (epoch !== this.epoch) continue;
+      // The cache was dropped meanwhile, or this key evicted (a newer value of it, perhaps): read again.
+      if (epoch !== this.epoch || evicted) continue;
       const value = stored === undefined ? undefined : this.serde.deserialize(stored);
       this.remember(key, value ?? ABSENT, stored === undefined ? ABSENT_BYTES : key.length + stored.length);
       return value;
@@ -84,26 +103,32 @@ export class KeyValueStore<V> implements CacheMember {
     if (absent.size === 0) return;
     const missing = [...absent];
     const epoch = this.epoch;
-    const values = await this.bytes.getMany(missing.map((key) => Buffer.from(key)));
-    // Entries were dropped meanwhile: these reads may be older than them; the gets will read again.
-    // A closed store caches nothing.
-    if (epoch !== this.epoch || this.closed) return;
-    // All of them first, then one eviction: an eviction in between could drop a newer value of a
-    // later key, which the loop would then replace with this older read.
-    missing.forEach((key, index) => {
-      if (this.objects.has(key)) return;
-      const stored = values[index];
-      this.objects.set(key, stored === undefined ? ABSENT : this.serde.deserialize(stored));
-      this.resize(key, stored === undefined ? ABSENT_BYTES : key.length + stored.length);
-    });
-    // The batch's keys that were cached already become the most recently used too: the eviction
-    // below must not drop what the batch is about to read.
-    for (const key of present) {
-      const cached = this.objects.get(key);
-      if (cached !== undefined) this.setRecent(key, cached);
+    const mark = this.startRead();
+    try {
+      const values = await this.bytes.getMany(missing.map((key) => Buffer.from(key)));
+      // The cache was dropped meanwhile: these reads may be older than what it held; the gets will
+      // read again. A closed store caches nothing.
+      if (epoch !== this.epoch || this.closed) return;
+      // All of them first, then one eviction: an eviction in between could drop a newer value of a
+      // later key, which the loop would then replace with this older read. A key evicted while
+      // RocksDB was read is left to its get, as is one cached meanwhile (that is newer).
+      missing.forEach((key, index) => {
+        if (this.objects.has(key) || this.evictedSince(key, mark)) return;
+        const stored = values[index];
+        this.objects.set(key, stored === undefined ? ABSENT : this.serde.deserialize(stored));
+        this.resize(key, stored === undefined ? ABSENT_BYTES : key.length + stored.length);
+      });
+      // The batch's keys that were cached already become the most recently used too: the eviction
+      // below must not drop what the batch is about to read.
+      for (const key of present) {
+        const cached = this.objects.get(key);
+        if (cached !== undefined) this.setRecent(key, cached);
+      }
+      this.touch();
+      this.evict();
+    } finally {
+      this.endRead();
     }
-    this.touch();
-    this.evict();
   }
 
   put(key: string, value: V): void {
@@ -169,6 +194,36 @@ export class KeyValueStore<V> implements CacheMember {
     let total = 0;
     for (const size of this.sizes.values()) total += size;
     return total;
+  }
+
+  /** A read of the bytes layer begins: returns the eviction count to compare with at its end. */
+  private startRead(): number {
+    this.reading++;
+    return this.evictions;
+  }
+
+  private endRead(): void {
+    this.reading--;
+    if (this.reading === 0) this.evictedWhileReading.clear();
+  }
+
+  /**
+   * Remembers a key evicted while reads are in flight. Reads that overlap without end (lookups
+   * beside the task's own reads) would never empty the map: past the entry limit, every read in
+   * flight is discarded instead, as a discard does.
+   */
+  private markEvicted(key: string): void {
+    if (this.evictedWhileReading.size >= this.cacheLimit) {
+      this.epoch++;
+      this.evictedWhileReading.clear();
+      return;
+    }
+    this.evictedWhileReading.set(key, ++this.evictions);
+  }
+
+  /** Whether `key` was evicted after the read that began at `mark` (which may hold an older value). */
+  private evictedSince(key: string, mark: number): boolean {
+    return (this.evictedWhileReading.get(key) ?? 0) > mark;
   }
 
   private hit(key: string, cached: V | typeof ABSENT): V | undefined {
@@ -242,15 +297,13 @@ export class KeyValueStore<V> implements CacheMember {
       if (this.dirty.has(key)) continue;
       this.objects.delete(key);
       dropped++;
+      // A read of this key in flight may hold a value older than the one dropped: it is not cached.
+      if (this.reading > 0) this.markEvicted(key);
       if (this.budget) {
         this.budget.adjust(-(this.sizes.get(key) ?? 0));
         this.sizes.delete(key);
       }
     }
-    // Reads in flight may hold values older than what was dropped: they are not cached.
-    if (dropped > 0) {
-      this.epoch++;
-      this.budget?.noteEvicted(dropped);
-    }
+    if (dropped > 0) this.budget?.noteEvicted(dropped);
   }
 }

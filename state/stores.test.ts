@@ -144,6 +144,69 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     expect(await store.get('j')).toBe('new');
   });
 
+  it('a get in flight while its key is written, handed to a commit and evicted reads again, never caching the older value', async () => {
+    const budget = new CacheBudget(100);
+    const db = await database();
+    const bytes = new CachedBytesStore(db);
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget);
+    await db.write([{ type: 'put', key: Buffer.from('j'), value: jsonSerde<string>().serialize('old') }]);
+    const reading = store.get('j');
+    // While RocksDB is read: j is written and handed to a commit, then evicted (clean, least recently used).
+    store.put('j', 'new');
+    store.serializeDirty();
+    store.put('big', 'x'.repeat(200));
+    store.serializeDirty();
+    expect(store.peek('j')).toBe(NOT_LOADED);
+    expect(await reading).toBe('new');
+    expect(store.peek('j')).toBe('new');
+  });
+
+  it('a prefetch in flight while its key is written and evicted leaves the key to its get', async () => {
+    const budget = new CacheBudget(100);
+    const db = await database();
+    const store = new KeyValueStore(new CachedBytesStore(db), jsonSerde<string>(), undefined, budget);
+    await db.write([{ type: 'put', key: Buffer.from('j'), value: jsonSerde<string>().serialize('old') }]);
+    const prefetched = store.prefetch(['j']);
+    store.put('j', 'new');
+    store.serializeDirty();
+    store.put('big', 'x'.repeat(200));
+    store.serializeDirty();
+    await prefetched;
+    expect(store.peek('j')).toBe(NOT_LOADED);
+    expect(await store.get('j')).toBe('new');
+  });
+
+  it('past its entry limit of keys evicted during reads, a store discards every read in flight instead', async () => {
+    const db = await database();
+    const store = new KeyValueStore(new CachedBytesStore(db), jsonSerde<string>(), 2);
+    await db.write([{ type: 'put', key: Buffer.from('x'), value: jsonSerde<string>().serialize('1') }]);
+    const prefetched = store.prefetch(['x']);
+    // Ten entries written and handed to a commit: beyond the limit of 2, the clean ones are evicted.
+    for (let index = 0; index < 10; index++) store.put(`k${index}`, 'v');
+    store.serializeDirty();
+    await prefetched;
+    expect(store.peek('x')).toBe(NOT_LOADED);
+    expect(await store.get('x')).toBe('1');
+  });
+
+  it("an eviction of other keys while a prefetch reads RocksDB keeps the prefetch's values", async () => {
+    const budget = new CacheBudget(100);
+    const db = await database();
+    const store = new KeyValueStore(new CachedBytesStore(db), jsonSerde<string>(), undefined, budget);
+    await db.write([
+      { type: 'put', key: Buffer.from('x'), value: jsonSerde<string>().serialize('1') },
+      { type: 'put', key: Buffer.from('y'), value: jsonSerde<string>().serialize('2') },
+    ]);
+    expect(await store.get('y')).toBe('2');
+    const prefetched = store.prefetch(['x']);
+    store.put('big', 'x'.repeat(200));
+    store.serializeDirty();
+    expect(store.peek('y')).toBe(NOT_LOADED);
+    await prefetched;
+    // Before, any eviction in the store dropped every read in flight: x was read again by its get.
+    expect(store.peek('x')).toBe('1');
+  });
+
   it('a closed store caches nothing more and gives its bytes back, even for a read in flight', async () => {
     const budget = new CacheBudget(10_000);
     const bytes = new CachedBytesStore(await database());
