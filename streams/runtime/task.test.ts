@@ -619,16 +619,17 @@ describe('Task in a fused sub-topology', () => {
 });
 
 describe('Task with real RocksDB stores', () => {
-  async function storesIn(root: string) {
+  async function storesIn(root: string, store = 'count.counts', changelog = 'counts-changelog', cacheBudget?: CacheBudget) {
     return TaskStores.open({
-      specs: [{ name: 'count.counts', kind: 'key-value', serde: int64Serde }],
+      specs: [{ name: store, kind: 'key-value', serde: int64Serde }],
       dir: root,
       partition: 0,
-      changelogTopic: () => 'counts-changelog',
+      changelogTopic: () => changelog,
       kafka: undefined as never,
       // The changelog is empty: everything the store holds comes from this task's own commits.
       readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
       logger: silentLogger(),
+      ...(cacheBudget ? { cacheBudget } : {}),
     });
   }
   const counter = (gate?: () => Promise<void>): StageDefinition<string> => ({
@@ -694,17 +695,7 @@ describe('Task with real RocksDB stores', () => {
     // A budget of 0 bytes: every entry leaves the object cache once its commit froze it, so reads
     // go to the write cache's layers and RocksDB, as a busy process's evicted entries do.
     const budget = new CacheBudget(0);
-    const open = () =>
-      TaskStores.open({
-        specs: [{ name: 'pair.values', kind: 'key-value', serde: int64Serde }],
-        dir: root,
-        partition: 0,
-        changelogTopic: () => 'values-changelog',
-        kafka: undefined as never,
-        readChangelog: () => Promise.resolve({ records: 0, endOffset: '0', seconds: 0 }),
-        logger: silentLogger(),
-        cacheBudget: budget,
-      });
+    const open = () => storesIn(root, 'pair.values', 'values-changelog', budget);
     let rejectCommit!: (error: Error) => void;
     let commitsStarted = 0;
     const committers: CommitterFactory = {
