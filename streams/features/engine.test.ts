@@ -360,7 +360,56 @@ describe('feature computation against the plain algorithm', () => {
     ['tumbling', tumblingWindow('20m')],
     ['hopping', hoppingWindow('30m', '10m')],
     ['session', sessionWindow('5m', '40m')],
+    // Windows of a few hundred events: the engine adds each event to the window before it.
+    ['long sliding', slidingWindow('8h')],
+    ['long sliding, moving', slidingWindow('2h')],
+    ['long tumbling', tumblingWindow('4h')],
+    ['long hopping', hoppingWindow('8h', '1h')],
   ];
+
+  /**
+   * 400 arrivals of one entity: whole minutes, so that many share a time (in arrival order), some up
+   * to 20 minutes late, replayed duplicates, and null, NaN, infinite and odd values.
+   */
+  function arrivalsFor(seed: number): ReferenceArrival[] {
+    const next = random(seed * 7919);
+    const arrivals: ReferenceArrival[] = [];
+    let clock = 0;
+    for (let index = 0; index < 400; index++) {
+      const roll = next();
+      if (roll < 0.05 && arrivals.length > 0) {
+        // A replayed duplicate of an earlier arrival.
+        arrivals.push(arrivals[Math.floor(next() * arrivals.length)] as ReferenceArrival);
+        continue;
+      }
+      clock += Math.floor(next() * 3) * MIN;
+      const t = roll < 0.2 ? clock - Math.floor(next() * 20) * MIN : clock;
+      const amountRoll = next();
+      const amount =
+        amountRoll < 0.05
+          ? null
+          : amountRoll < 0.08
+            ? Number.NaN
+            : amountRoll < 0.1
+              ? Number.POSITIVE_INFINITY
+              : (next() - 0.3) * 1000 + 0.1;
+      const merchantRoll = next();
+      const merchant = merchantRoll < 0.1 ? null : merchantRoll < 0.2 ? Math.floor(next() * 3) : `m${Math.floor(next() * 5)}`;
+      arrivals.push({ t, seq: index, amount, merchant });
+    }
+    return arrivals;
+  }
+
+  /** The rows of one arrival as the reference gives them (null for a view it came late for). */
+  function rowsOf(features: SourceFeatures, views: readonly FeatureView[], state: EntityState, arrival: ReferenceArrival) {
+    const { t, seq, amount, merchant } = arrival;
+    const result = features.apply(state, { entity: 'c', eventId: `e${seq}`, eventTime: t, sequence: seq, value: { amount, merchant } });
+    if (result.duplicate) return [];
+    return views.map((candidate) => {
+      const row = result.rows.find((found) => found.view === candidate.name);
+      return row ? { windowStart: row.windowStart, windowEnd: row.windowEnd, values: row.values } : null;
+    });
+  }
 
   for (const [kind, window] of windows) {
     it(`${kind} windows: the same rows, bit for bit, with late, early, equal-time, replayed and odd values`, () => {
@@ -371,33 +420,8 @@ describe('feature computation against the plain algorithm', () => {
       ];
       const features = new SourceFeatures(payments, views, new Map());
       for (let seed = 1; seed <= 20; seed++) {
-        const next = random(seed * 7919);
         const state = emptyEntityState();
-        const arrivals: ReferenceArrival[] = [];
-        let clock = 0;
-        for (let index = 0; index < 400; index++) {
-          const roll = next();
-          if (roll < 0.05 && arrivals.length > 0) {
-            // A replayed duplicate of an earlier arrival.
-            arrivals.push(arrivals[Math.floor(next() * arrivals.length)] as ReferenceArrival);
-            continue;
-          }
-          // Whole minutes: many events share a time (in arrival order), some come up to 20 minutes late.
-          clock += Math.floor(next() * 3) * MIN;
-          const t = roll < 0.2 ? clock - Math.floor(next() * 20) * MIN : clock;
-          const amountRoll = next();
-          const amount =
-            amountRoll < 0.05
-              ? null
-              : amountRoll < 0.08
-                ? Number.NaN
-                : amountRoll < 0.1
-                  ? Number.POSITIVE_INFINITY
-                  : (next() - 0.3) * 1000 + 0.1;
-          const merchantRoll = next();
-          const merchant = merchantRoll < 0.1 ? null : merchantRoll < 0.2 ? Math.floor(next() * 3) : `m${Math.floor(next() * 5)}`;
-          arrivals.push({ t, seq: index, amount, merchant });
-        }
+        const arrivals = arrivalsFor(seed);
         const expected = referenceRows(views, arrivals);
         const actual = arrivals.map(({ t, seq, amount, merchant }) => {
           const result = features.apply(state, {
@@ -422,5 +446,52 @@ describe('feature computation against the plain algorithm', () => {
         expect(equalTimes.length).toBeGreaterThan(20);
       }
     });
+  }
+
+  it('a history taken back to an earlier state (an aborted transaction) and continued differently gives the same rows', () => {
+    // The live stage keeps the events of a committed history in memory and, after an abort, goes
+    // on from them with new ones: what the engine remembers of a window must not outlive that.
+    const views = [
+      view(slidingWindow('8h'), { name: 'tight', grace: '2m' }),
+      view(hoppingWindow('8h', '1h'), { name: 'loose', grace: '15m' }),
+    ];
+    const features = new SourceFeatures(payments, views, new Map());
+    let aborts = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const next = random(seed * 104_729);
+      // Two runs of arrivals: what a transaction took before it failed, and what came after.
+      const arrivals = arrivalsFor(seed);
+      const others = arrivalsFor(seed + 1000).map((arrival) => ({ ...arrival, seq: arrival.seq + 10_000 }));
+      let state = emptyEntityState();
+      const taken: ReferenceArrival[] = [];
+      const actual: ReturnType<typeof rowsOf>[] = [];
+      let committed = { state: copyOf(state), taken: 0 };
+      let other = 0;
+      for (const arrival of arrivals) {
+        taken.push(arrival);
+        actual.push(rowsOf(features, views, state, arrival));
+        const roll = next();
+        if (roll < 0.1) committed = { state: copyOf(state), taken: taken.length };
+        else if (roll < 0.15) {
+          // Abort: back to the committed state, then a few other arrivals in the place of what was lost.
+          aborts++;
+          state = copyOf(committed.state);
+          taken.length = committed.taken;
+          actual.length = committed.taken;
+          for (let extra = 0; extra < 3 && other < others.length; extra++, other++) {
+            const replacement = others[other] as ReferenceArrival;
+            taken.push(replacement);
+            actual.push(rowsOf(features, views, state, replacement));
+          }
+        }
+      }
+      expect(actual, `seed ${seed}`).toEqual(referenceRows(views, taken).rows);
+    }
+    expect(aborts).toBeGreaterThan(100);
+  });
+
+  /** A state as the store keeps it: the same event objects in a new history (never changed in place). */
+  function copyOf(state: EntityState): EntityState {
+    return { newest: state.newest, events: [...state.events], latest: { ...state.latest } };
   }
 });

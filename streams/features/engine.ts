@@ -49,6 +49,8 @@ export interface ApplyResult {
 export class SourceFeatures {
   readonly fields: readonly string[];
   readonly retentionMs: number;
+  /** Per view: the aggregates of the last window each event closed (see `WindowMemo`). */
+  private readonly memos = new Map<FeatureView, WeakMap<HistoryEvent, WindowMemo>>();
 
   constructor(
     readonly source: SourceDefinition,
@@ -92,7 +94,12 @@ export class SourceFeatures {
         late.push(view.name);
         continue;
       }
-      const row = computeRow(view, this.versions.get(view.name) ?? 1, events, position, remembered, event);
+      let memos = this.memos.get(view);
+      if (!memos) {
+        memos = new WeakMap();
+        this.memos.set(view, memos);
+      }
+      const row = computeRow(view, this.versions.get(view.name) ?? 1, events, position, remembered, event, memos);
       rows.push(row);
       const previous = state.latest[view.name];
       if (!previous || row.eventTime >= previous.eventTime) state.latest[view.name] = row;
@@ -122,6 +129,7 @@ function computeRow(
   upTo: number,
   current: HistoryEvent,
   event: SourceEvent,
+  memos: WeakMap<HistoryEvent, WindowMemo>,
 ): FeatureRow {
   const t = current.t;
   let windowStart: number;
@@ -136,7 +144,26 @@ function computeRow(
       windowEnd = bounds.end;
       // Events before the current one count from the first inside the window's start; the current one always does.
       const first = upTo < 0 ? 0 : firstFrom(events, bounds.start, upTo, bounds.startInclusive);
-      values = aggregateAll(view, { events, first, last: upTo, graceMs: view.graceMs });
+      const members = { events, first, last: upTo, graceMs: view.graceMs };
+      if (upTo - first < MEMO_FROM) {
+        values = aggregateAll(view, members);
+        break;
+      }
+      // The window of the event just before this one, if its aggregates are remembered and it
+      // spans exactly this window's events but this one: then only this one is added.
+      const before = upTo > first ? (events[upTo - 1] as HistoryEvent) : undefined;
+      const memo = before ? memos.get(before) : undefined;
+      if (before) memos.delete(before);
+      const extended = memo && memo.first === events[first] && memo.span === upTo - first ? memo : undefined;
+      const next: WindowMemo = {
+        first: events[first] as HistoryEvent,
+        span: upTo - first + 1,
+        stats: new Map(),
+        distinct: new Map(),
+        columns: new Map(),
+      };
+      values = aggregateAll(view, members, extended, next);
+      memos.set(current, next);
       break;
     }
     case 'session': {
@@ -199,55 +226,135 @@ interface FieldStats {
 }
 
 /**
+ * The fewest events (before the last) a window needs for its aggregates to be remembered: going
+ * over a shorter one costs less than keeping them.
+ */
+const MEMO_FROM = 48;
+
+/**
+ * What the window of one event of a view held, kept so that the next event's window can add to it
+ * instead of going over it again: the window's first event and how many places of the history it
+ * spanned, with the counts, sums, extremes and distinct values of its members.
+ *
+ * Exact, not approximate: a history only ever gains events (in order, or late ones in between)
+ * and loses its oldest. So a later window that starts at the same event and spans the same places
+ * but one new last place holds the same members plus that one, and adding it to the remembered
+ * sums is the very same chain of additions, oldest first, that a pass over the window does. The
+ * events are compared by identity: a history read back from storage has new objects, and its
+ * first window is computed in full.
+ */
+interface WindowMemo {
+  readonly first: HistoryEvent;
+  readonly span: number;
+  readonly stats: Map<string, FieldStats>;
+  /** Handed on to the next window (never shared): one set per entity and field, not one per event. */
+  readonly distinct: Map<string, Set<string>>;
+  /** The members' finite values of each field a stddev reads, oldest first; handed on like `distinct`. */
+  readonly columns: Map<string, Column>;
+  count?: number;
+}
+
+/** Numbers in a buffer that grows by doubling: `values[0..length)`. */
+interface Column {
+  values: Float64Array;
+  length: number;
+}
+
+/**
  * Every aggregation of a view, in the order of its features (then derived features follow): one
  * pass per numeric field that any of them reads, shared by its sum, mean, min, max, last and stddev.
+ * With `extended` (the window up to the event before the last), only the last event is added to
+ * what it holds; `next`, when given, takes what this window holds.
  */
-function aggregateAll(view: FeatureView, members: Members): Record<string, number | null> {
+function aggregateAll(view: FeatureView, members: Members, extended?: WindowMemo, next?: WindowMemo): Record<string, number | null> {
   const values: Record<string, number | null> = {};
-  let stats: Map<string, FieldStats> | undefined;
+  // What the window before holds needs only the last event added; anything else, every event.
+  const { first, last } = members;
+  const stats = next?.stats ?? new Map<string, FieldStats>();
   let count: number | undefined;
   for (const [name, spec] of aggregationsOf(view)) {
     if (spec.kind === 'count') {
-      count ??= countMembers(members);
+      count ??= (extended?.count ?? 0) + countMembers(members, extended?.count === undefined ? first : last);
       values[name] = count;
       continue;
     }
     const field = spec.field ?? '';
     if (spec.kind === 'distinct_count') {
-      values[name] = distinctCount(members, field);
+      let seen = next?.distinct.get(field);
+      if (!seen) {
+        const known = extended?.distinct.get(field);
+        // Handed on, not copied: the remembered window is not used again.
+        extended?.distinct.delete(field);
+        seen = known ?? new Set();
+        addDistinct(seen, members, field, known ? last : first);
+        next?.distinct.set(field, seen);
+      }
+      values[name] = seen.size;
       continue;
     }
-    stats ??= new Map();
     let fieldStats = stats.get(field);
     if (!fieldStats) {
-      fieldStats = numericStats(members, field);
+      const known = extended?.stats.get(field);
+      fieldStats = numericStats(members, field, known ? last : first, known && { ...known, squares: undefined });
       stats.set(field, fieldStats);
+    }
+    if (spec.kind === 'stddev' && next && fieldStats.squares === undefined && fieldStats.count > 0) {
+      // The second pass, around the mean, over the members' values in one buffer instead of the history.
+      const column = columnOf(field, members, extended, next);
+      const average = fieldStats.total / fieldStats.count;
+      let squares = 0;
+      for (let index = 0; index < column.length; index++) squares += ((column.values[index] as number) - average) ** 2;
+      fieldStats.squares = squares;
     }
     values[name] = fromStats(spec, fieldStats, members, field);
   }
+  if (next && count !== undefined) next.count = count;
   return values;
 }
 
-function countMembers({ events, first, last, graceMs }: Members): number {
+function countMembers({ events, last, graceMs }: Members, from: number): number {
   let count = 0;
-  for (let index = first; index <= last; index++) if (!isLate(events[index] as HistoryEvent, graceMs)) count++;
+  for (let index = from; index <= last; index++) if (!isLate(events[index] as HistoryEvent, graceMs)) count++;
   return count;
 }
 
-function distinctCount({ events, first, last, graceMs }: Members, field: string): number {
-  const seen = new Set<string>();
-  for (let index = first; index <= last; index++) {
+function addDistinct(seen: Set<string>, { events, last, graceMs }: Members, field: string, from: number): void {
+  for (let index = from; index <= last; index++) {
     const event = events[index] as HistoryEvent;
     if (isLate(event, graceMs)) continue;
     const value = event.v[field];
     if (value !== null && value !== undefined) seen.add(String(value));
   }
-  return seen.size;
 }
 
-function numericStats({ events, first, last, graceMs }: Members, field: string): FieldStats {
-  const stats: FieldStats = { count: 0, total: 0, low: Number.POSITIVE_INFINITY, high: Number.NEGATIVE_INFINITY, latest: null };
-  for (let index = first; index <= last; index++) {
+/** The finite values of `field` in the window: those of the window before plus the last event's, or all. */
+function columnOf(field: string, members: Members, extended: WindowMemo | undefined, next: WindowMemo): Column {
+  let column = next.columns.get(field);
+  if (column) return column;
+  const known = extended?.columns.get(field);
+  extended?.columns.delete(field);
+  column = known ?? { values: new Float64Array(2 * MEMO_FROM), length: 0 };
+  const { events, first, last, graceMs } = members;
+  for (let index = known ? last : first; index <= last; index++) {
+    const event = events[index] as HistoryEvent;
+    if (isLate(event, graceMs)) continue;
+    const value = event.v[field];
+    if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+    if (column.length === column.values.length) {
+      const grown = new Float64Array(2 * column.values.length);
+      grown.set(column.values);
+      column.values = grown;
+    }
+    column.values[column.length++] = value;
+  }
+  next.columns.set(field, column);
+  return column;
+}
+
+/** Adds the finite values of `field` from `from` on to `start` (nothing by default), oldest first. */
+function numericStats({ events, last, graceMs }: Members, field: string, from: number, start?: FieldStats): FieldStats {
+  const stats: FieldStats = start ?? { count: 0, total: 0, low: Number.POSITIVE_INFINITY, high: Number.NEGATIVE_INFINITY, latest: null };
+  for (let index = from; index <= last; index++) {
     const event = events[index] as HistoryEvent;
     if (isLate(event, graceMs)) continue;
     const value = event.v[field];
