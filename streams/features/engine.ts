@@ -151,9 +151,9 @@ function computeRow(
       }
       // The window of the event just before this one, if its aggregates are remembered and it
       // spans exactly this window's events but this one: then only this one is added.
-      const before = upTo > first ? (events[upTo - 1] as HistoryEvent) : undefined;
-      const memo = before ? memos.get(before) : undefined;
-      if (before) memos.delete(before);
+      const before = events[upTo - 1] as HistoryEvent;
+      const memo = memos.get(before);
+      memos.delete(before);
       const extended = memo && memo.first === events[first] && memo.span === upTo - first ? memo : undefined;
       const next: WindowMemo = {
         first: events[first] as HistoryEvent,
@@ -282,9 +282,7 @@ function aggregateAll(view: FeatureView, members: Members, extended?: WindowMemo
     if (spec.kind === 'distinct_count') {
       let seen = next?.distinct.get(field);
       if (!seen) {
-        const known = extended?.distinct.get(field);
-        // Handed on, not copied: the remembered window is not used again.
-        extended?.distinct.delete(field);
+        const known = takeFrom(extended?.distinct, field);
         seen = known ?? new Set();
         addDistinct(seen, members, field, known ? last : first);
         next?.distinct.set(field, seen);
@@ -327,12 +325,18 @@ function addDistinct(seen: Set<string>, { events, last, graceMs }: Members, fiel
   }
 }
 
+/** Takes a set or buffer out of the remembered window: handed on, not copied, since that window is not used again. */
+function takeFrom<T>(remembered: Map<string, T> | undefined, field: string): T | undefined {
+  const taken = remembered?.get(field);
+  remembered?.delete(field);
+  return taken;
+}
+
 /** The finite values of `field` in the window: those of the window before plus the last event's, or all. */
 function columnOf(field: string, members: Members, extended: WindowMemo | undefined, next: WindowMemo): Column {
   let column = next.columns.get(field);
   if (column) return column;
-  const known = extended?.columns.get(field);
-  extended?.columns.delete(field);
+  const known = takeFrom(extended?.columns, field);
   column = known ?? { values: new Float64Array(2 * MEMO_FROM), length: 0 };
   const { events, first, last, graceMs } = members;
   for (let index = known ? last : first; index <= last; index++) {
