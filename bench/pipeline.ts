@@ -21,8 +21,8 @@ import { printTable } from './report.js';
  * - the highest rate sustained for 60 s with p99 under 1 s (a search);
  * - the CPU profile's top functions (self time) of the backlog run.
  * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory
- * (`--rss=<rate>` at another rate; with `--only-rss`, only that run). `--live-profile` runs only
- * the live run at 1,000 events/s, under the CPU profiler, and prints where its time goes;
+ * (`--rss=<rate>` at another rate; with `--only-rss`, only that run). `--live-profile[=<rate>]` runs
+ * only the live run at 1,000 events/s (or that rate), under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
  * broker, without the profiler. `--timeline` adds each live run's latency by 10 s of sending.
  * `--warmup=<s>` sends each live run's load for that long before its measured 60 s (steady state:
@@ -127,8 +127,13 @@ export async function main(): Promise<void> {
   const rssArgument = process.argv.find((argument) => argument === '--rss' || argument.startsWith('--rss='));
   const withRss = rssArgument !== undefined;
   const rssOnly = withRss && process.argv.includes('--only-rss');
-  // `--live-profile`: only the live run at 1,000 events/s, under the CPU profiler.
-  const liveProfile = process.argv.includes('--live-profile');
+  // `--live-profile[=rate]`: only the live run at 1,000 events/s (or that rate), under the CPU profiler.
+  const liveProfileArgument = process.argv.find((argument) => argument === '--live-profile' || argument.startsWith('--live-profile='));
+  const liveProfile = liveProfileArgument !== undefined;
+  const liveProfileRate = liveProfileArgument?.startsWith('--live-profile=')
+    ? Number(liveProfileArgument.slice('--live-profile='.length))
+    : 1_000;
+  if (!(liveProfileRate > 0)) throw new Error(`--live-profile wants a rate in events/s, not ${liveProfileArgument}`);
   // `--live=<rate>[,<rate>...]`: only live runs at those rates, without the profiler.
   const liveArgument = process.argv.find((argument) => argument.startsWith('--live='));
   const liveOnly = liveArgument === undefined ? undefined : liveArgument.slice('--live='.length).split(',').map(Number);
@@ -340,7 +345,7 @@ export async function main(): Promise<void> {
         }
         return row;
       };
-      if (liveProfile) rows.push(await latency(1_000, 60, false, path.join(root, 'live-profile')));
+      if (liveProfile) rows.push(await latency(liveProfileRate, 60, false, path.join(root, 'live-profile')));
       else if (liveOnly !== undefined) for (const rate of liveOnly) rows.push(await latency(rate, 60));
       else if (!rssOnly) {
         rows.push(await latency(1_000, 60));

@@ -8,7 +8,7 @@ import { RocksDatabase } from '../../state/rocksdb.js';
 import { uniformRandom } from '../../common/random.js';
 import { count, distinctCount, featureView, sessionWindow, slidingWindow, sum } from '../../topology/features.js';
 import { emptyEntityState, SourceFeatures, type SourceEvent } from './engine.js';
-import { loadEntity, loadEntityNow, saveEntity, SEGMENT_EVENTS, segmentKey, type StoredEntity } from './entity-history.js';
+import { loadEntity, loadEntityNow, saveEntity, SEGMENT_EVENTS, segmentKey, TAIL_EVENTS, type StoredEntity } from './entity-history.js';
 import { NOT_LOADED } from '../../state/cached-store.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 import { payments } from '../../topology/fixtures/payments.js';
@@ -204,6 +204,68 @@ describe('entity history in segments', () => {
       if (after.segments.length > before && eventTime < sequence * MIN) splits++;
     }
     expect(splits).toBeGreaterThan(0);
+  });
+
+  it('rewrites a short tail per event in time order, and merges the short segments into full ones', async () => {
+    const { store: kv } = await store();
+    const week = featureView({
+      name: 'week',
+      source: payments,
+      window: slidingWindow('7d'),
+      grace: '10m',
+      features: { n: count(), total: sum('amount') },
+      owner: 'test',
+      description: 'test',
+    });
+    const features = new SourceFeatures(payments, [week], new Map());
+    const reference = emptyEntityState();
+    let written = 0;
+    let deleted = 0;
+    const put = kv.put.bind(kv);
+    kv.put = (key, value) => {
+      if (value.kind === 'segment') written += value.events.length;
+      put(key, value);
+    };
+    const remove = kv.delete.bind(kv);
+    kv.delete = (key) => {
+      deleted++;
+      remove(key);
+    };
+    const EVENTS = 1_003;
+    for (let sequence = 0; sequence < EVENTS; sequence++) {
+      const event = {
+        entity: 'card',
+        eventId: `e${sequence}`,
+        eventTime: sequence * MIN,
+        sequence,
+        value: { amount: sequence, merchant: 'm' },
+      };
+      features.apply(reference, event);
+      const loaded = await loadEntity(kv, 'card');
+      const result = features.apply(loaded.state, event);
+      if (!result.inserted) throw new Error('not inserted');
+      saveEntity(kv, 'card', loaded, result.inserted);
+      const head = kv.peek('card');
+      if (head === NOT_LOADED || head?.kind !== 'head') throw new Error('no head');
+      // Full segments, then at most one full segment's worth of short ones.
+      expect(head.segments.length).toBeLessThanOrEqual(Math.floor((sequence + 1) / SEGMENT_EVENTS) + SEGMENT_EVENTS / TAIL_EVENTS + 1);
+    }
+    // About (TAIL_EVENTS + 1) / 2 events rewritten per event, plus each merge; half a segment (32) without tails.
+    expect(written / EVENTS).toBeLessThan(7);
+    // The merged short segments were deleted: all but one of each run of SEGMENT_EVENTS / TAIL_EVENTS.
+    expect(deleted).toBe(Math.floor(EVENTS / SEGMENT_EVENTS) * (SEGMENT_EVENTS / TAIL_EVENTS - 1));
+    kv.serializeDirty();
+    kv.discardCache();
+    const again = await loadEntity(kv, 'card');
+    expect(again.state).toEqual(reference);
+    expect(again.segments.map((segment) => segment.events.length)).toEqual([
+      ...Array.from({ length: Math.floor(EVENTS / SEGMENT_EVENTS) }, () => SEGMENT_EVENTS),
+      ...Array.from({ length: Math.floor((EVENTS % SEGMENT_EVENTS) / TAIL_EVENTS) }, () => TAIL_EVENTS),
+      EVENTS % TAIL_EVENTS,
+    ]);
+    expect((await kv.range('\u0000')).map(([key]) => key).sort()).toEqual(
+      again.segments.map((segment) => segmentKey('card', segment.id ?? -1)).sort(),
+    );
   });
 
   it('splits a history stored whole by an earlier version at its next event, and deletes nothing it needs', async () => {
