@@ -105,7 +105,12 @@ export class BinaryReader {
   }
 
   string(): string {
-    return this.bytes().toString('utf8');
+    const length = this.u32();
+    this.need(length);
+    // Decoded in place: a view of the bytes first (bytes()) costs about as much as the decoding.
+    const value = this.buffer.toString('utf8', this.offset, this.offset + length);
+    this.offset += length;
+    return value;
   }
 
   get done(): boolean {

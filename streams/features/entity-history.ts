@@ -135,7 +135,8 @@ function assemble(entity: string, stored: StoredEntity | undefined, segmentOf: (
 export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, loaded: LoadedEntity, inserted: HistoryEvent): void {
   const { state } = loaded;
   let nextSegment = loaded.head?.nextSegment ?? 0;
-  const at = state.events.indexOf(inserted);
+  // From the end: the new event is usually the newest.
+  const at = state.events.lastIndexOf(inserted);
   // The old events still there are the last `kept` of the loaded history; the new one goes before the kept one at `at`.
   const kept = state.events.length - (at >= 0 ? 1 : 0);
   let drop = loaded.segments.reduce((total, segment) => total + segment.events.length - segment.skip, 0) - kept;

@@ -79,9 +79,21 @@ function writeF64(value: number): void {
 function writeString(value: string): void {
   // At most 3 bytes per UTF-16 unit.
   room(4 + 3 * value.length);
-  const length = scratch.write(value, at + 4, 'utf8');
-  scratch.writeUInt32LE(length, at);
-  at += 4 + length;
+  // ASCII (ids, names) byte by byte: Buffer.write costs a call into C++ of about 3 times as long
+  // for the short strings stored here. Anything else as UTF-8 by Buffer.write, from the start.
+  const { length } = value;
+  let ascii = true;
+  for (let index = 0; index < length; index++) {
+    const code = value.charCodeAt(index);
+    if (code >= 0x80) {
+      ascii = false;
+      break;
+    }
+    scratch[at + 4 + index] = code;
+  }
+  const bytes = ascii ? length : scratch.write(value, at + 4, 'utf8');
+  scratch.writeUInt32LE(bytes, at);
+  at += 4 + bytes;
 }
 
 function writeNumberOrNull(value: number | null | undefined): void {
