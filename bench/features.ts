@@ -21,7 +21,7 @@ import { uniformRandom } from '../common/random.js';
 import demo from '../examples/fraud/sluice.config.js';
 import { retryKafka } from '../kafka/index.js';
 import { Session } from 'node:inspector/promises';
-import { printProfile } from './profile.js';
+import { printAllocationProfile, printProfile } from './profile.js';
 
 /**
  * The feature store's numbers: events/s through the features stage with every demo view
@@ -30,7 +30,8 @@ import { printProfile } from './profile.js';
  * over 1,000,000 feature rows (SQL ASOF JOIN, and the in-memory join over replayed rows).
  * The stage's run ends when its group has committed the whole input (so every row is committed).
  * `--stage-only` measures only the features stage; `--profile` adds where the stage's time goes
- * (this process's CPU profile while the stage runs: the stage shares it with nothing else then).
+ * (this process's CPU profile while the stage runs: the stage shares it with nothing else then);
+ * `--alloc-profile` adds what it allocates (the sampling heap profiler, collected objects included).
  */
 const EVENTS = 100_000;
 const PARTITIONS = 6;
@@ -145,6 +146,16 @@ export async function main(): Promise<void> {
       await profiler.post('Profiler.enable');
       await profiler.post('Profiler.start');
     }
+    const allocations = process.argv.includes('--alloc-profile') ? new Session() : undefined;
+    if (allocations) {
+      allocations.connect();
+      await allocations.post('HeapProfiler.enable');
+      await allocations.post('HeapProfiler.startSampling', {
+        samplingInterval: 16_384,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
     let started = performance.now();
     const stage = await runStage(
       featuresStage({
@@ -184,6 +195,11 @@ export async function main(): Promise<void> {
       await fs.writeFile(path.join(profileDir, 'stage.cpuprofile'), JSON.stringify(profile));
       await printProfile(profileDir, 'the features stage');
       await fs.rm(profileDir, { recursive: true, force: true });
+    }
+    if (allocations) {
+      const { profile } = await allocations.post('HeapProfiler.stopSampling');
+      allocations.disconnect();
+      await printAllocationProfile(profile, 'the features stage', EVENTS, 'event');
     }
     const featureRows = transactions * 3 + (EVENTS - transactions);
     rows.push({

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,9 +28,25 @@ import { printTable } from './report.js';
  * `--warmup=<s>` sends each live run's load for that long before its measured 60 s (steady state:
  * the fresh process's JIT and the broker warmed up); without it, a run is measured from a cold start.
  * The pipeline process takes SLUICE_STATE_CACHE_MB from the environment (the runs name it).
+ *
+ * The pipeline is the `sluice run pipeline` command as users run it: the compiled CLI in dist/
+ * (rebuilt from the sources first). `--from-sources` runs the test fixture through tsx instead,
+ * whose transpiled code differs (esbuild's `__name` on every function it creates took 2.5% of the
+ * live run at 5,000/s).
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
+const SLUICE = path.join(PROJECT_ROOT, 'bin', 'sluice.js');
+const fromSources = process.argv.includes('--from-sources');
+
+/** Where the pipeline of one run meets its cluster and keeps its state. */
+interface PipelineEnv {
+  readonly brokers: readonly string[];
+  readonly registryUrl: string;
+  readonly prefix: string;
+  /** Its state, and its models under models/. */
+  readonly dataDir: string;
+}
 
 interface Pipeline {
   readonly child: ChildProcess;
@@ -41,31 +57,50 @@ interface Pipeline {
   rssBytes(): Promise<number>;
 }
 
-function startPipeline(env: Record<string, string>, profileDir?: string): Pipeline {
-  // The young generation the `sluice` command gives Node (bin/sluice.js): the fixture stands in for `sluice run pipeline`.
-  const args = [
-    '--max-semi-space-size=64',
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-    '--import',
-    'tsx',
-    FIXTURE,
-  ];
+function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
+  const node = ['--max-semi-space-size=64', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
+  // The compiled command, or the test fixture (which stands in for it) through tsx.
+  const args = fromSources ? [...node, '--import', 'tsx', FIXTURE] : [...node, SLUICE, 'run', 'pipeline'];
+  const env = fromSources
+    ? {
+        PIPE_BROKERS: where.brokers.join(','),
+        PIPE_REGISTRY: where.registryUrl,
+        PIPE_PREFIX: where.prefix,
+        PIPE_DATA_DIR: where.dataDir,
+        PIPE_MODELS_DIR: path.join(where.dataDir, 'models'),
+        PIPE_SESSION_TIMEOUT_MS: '10000',
+      }
+    : {
+        KAFKA_BROKERS: where.brokers.join(','),
+        SCHEMA_REGISTRY_URL: where.registryUrl,
+        SLUICE_TOPIC_PREFIX: where.prefix,
+        SLUICE_DATA_DIR: where.dataDir,
+        SLUICE_TOPOLOGY: path.join(PROJECT_ROOT, 'examples', 'fraud'),
+        SLUICE_LOG_LEVEL: 'warn',
+        SLUICE_METRICS_PORT: '0',
+      };
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Ready: the fixture prints READY; the command serves /ready (every task running) on its ops port.
+  const isReady = async (): Promise<boolean> => {
+    if (fromSources) return out.includes('READY');
+    const ops = /metrics at (http:\/\/\S+)\/metrics/.exec(out)?.[1];
+    if (ops === undefined) return false;
+    return (await fetch(`${ops}/ready`).catch(() => undefined))?.ok === true;
+  };
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      if (out.includes('READY')) {
-        clearInterval(timer);
-        resolve();
-      } else if (child.exitCode !== null) {
-        clearInterval(timer);
+    const poll = (): void => {
+      if (child.exitCode !== null) {
         reject(new Error(`the pipeline exited: ${err.slice(-2_000)}`));
+        return;
       }
-    }, 50);
+      void isReady().then((yes) => (yes ? resolve() : void setTimeout(poll, 50)));
+    };
+    poll();
   });
   const stat = async (): Promise<string[]> => (await fs.readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   return {
@@ -148,6 +183,11 @@ export async function main(): Promise<void> {
   const backlogOnly = process.argv.includes('--backlog');
   const config = loadConfig();
   const logger = createLogger('warn', 'bench');
+  // The command runs dist/ only when it is newer than every source: built now, so it is.
+  if (!fromSources) {
+    const built = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'build-dist.js')], { stdio: 'inherit', cwd: PROJECT_ROOT });
+    if (built.status !== 0) throw new Error('the dist/ build failed (npm run build:dist)');
+  }
   const cluster = await startEphemeralKafka(config, logger, '1g');
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-pipeline' });
   const admin = kafka.admin();
@@ -164,15 +204,13 @@ export async function main(): Promise<void> {
       brokers: cluster.brokers,
       prefix,
       partitions: PARTITIONS,
-      modelsDir: path.join(root, prefix, 'models'),
+      modelsDir: path.join(root, prefix, 'data', 'models'),
     });
-    const env = {
-      PIPE_BROKERS: cluster.brokers.join(','),
-      PIPE_REGISTRY: setup.registry.url,
-      PIPE_PREFIX: prefix,
-      PIPE_DATA_DIR: path.join(root, prefix, 'data'),
-      PIPE_MODELS_DIR: path.join(root, prefix, 'models'),
-      PIPE_SESSION_TIMEOUT_MS: '10000',
+    const env: PipelineEnv = {
+      brokers: cluster.brokers,
+      registryUrl: setup.registry.url,
+      prefix,
+      dataDir: path.join(root, prefix, 'data'),
     };
     return { prefix, setup, env };
   };

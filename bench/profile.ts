@@ -60,3 +60,36 @@ export async function printProfile(dir: string, what: string): Promise<void> {
     top.map(([name, micros]) => ({ function: name.slice(0, 90), share: `${((micros / total) * 100).toFixed(1)}%` })),
   );
 }
+
+/** A node of the inspector's sampling heap profile: bytes allocated by a function (sampled). */
+interface AllocationNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
+  readonly selfSize: number;
+  readonly children: readonly AllocationNode[];
+}
+
+/**
+ * The top functions by bytes allocated, from the inspector's sampling heap profile taken with the
+ * objects that minor and major collections freed (what the garbage collector spends its time on,
+ * not what stays alive). `BENCH_ALLOC_OUT=<file>` keeps the profile (a `.heapprofile` for DevTools).
+ */
+export async function printAllocationProfile(profile: { head: AllocationNode }, what: string, count: number, unit: string): Promise<void> {
+  if (process.env.BENCH_ALLOC_OUT) await fs.writeFile(process.env.BENCH_ALLOC_OUT, JSON.stringify(profile));
+  const self = new Map<string, number>();
+  const visit = (node: AllocationNode): void => {
+    const { functionName, url, lineNumber, columnNumber } = node.callFrame;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}:${columnNumber + 1}`;
+    const name = `${functionName || '(anonymous)'}${where}`;
+    self.set(name, (self.get(name) ?? 0) + node.selfSize);
+    for (const child of node.children) visit(child);
+  };
+  visit(profile.head);
+  const total = [...self.values()].reduce((sum, value) => sum + value, 0);
+  printTable(
+    `Allocations of ${what} (sampled, collected objects included): ${(total / 1024 / count).toFixed(2)} KiB per ${unit}, top 15`,
+    [...self]
+      .sort((left, right) => right[1] - left[1])
+      .slice(0, 15)
+      .map(([name, bytes]) => ({ function: name.slice(0, 100), share: `${((bytes / total) * 100).toFixed(1)}%` })),
+  );
+}
