@@ -68,6 +68,15 @@ export interface LoadedEntity {
   readonly segments: readonly LoadedSegment[];
 }
 
+/**
+ * The history each head was stored with (by `saveEntity`), taken by the entity's next load instead
+ * of copying its segments' events into a new array again (the copy grew with the history: 600
+ * pushes per event for a week of history at one event a second). Taken, not shared: the engine
+ * changes the history in place, so an event that fails before its state is stored leaves nothing
+ * here, and the next load assembles the history from the store again.
+ */
+const histories = new WeakMap<EntityHead, { readonly events: HistoryEvent[]; readonly segments: readonly LoadedSegment[] }>();
+
 /** Reads an entity's head and segments (one RocksDB read for the segments not in memory). */
 export async function loadEntity(store: KeyValueStore<StoredEntity>, entity: string): Promise<LoadedEntity> {
   const stored = await store.get(entity);
@@ -75,9 +84,9 @@ export async function loadEntity(store: KeyValueStore<StoredEntity>, entity: str
   const loaded = loadedEntityNow(store, entity, stored);
   if (loaded !== NOT_LOADED) return loaded;
   // The segments left memory between the prefetch and here (an eviction): read them one by one.
-  const segments = new Map<number, StoredEntity | undefined>();
-  if (stored?.kind === 'head') for (const id of stored.segments) segments.set(id, await store.get(segmentKey(entity, id)));
-  return assemble(entity, stored, (id) => segments.get(id));
+  const segments: (StoredEntity | undefined)[] = [];
+  if (stored?.kind === 'head') for (const id of stored.segments) segments.push(await store.get(segmentKey(entity, id)));
+  return assemble(entity, stored, segments);
 }
 
 /**
@@ -94,15 +103,37 @@ function loadedEntityNow(
   entity: string,
   stored: StoredEntity | undefined,
 ): LoadedEntity | typeof NOT_LOADED {
-  if (stored?.kind === 'head' && !stored.inline)
-    for (const id of stored.segments) if (store.peek(segmentKey(entity, id)) === NOT_LOADED) return NOT_LOADED;
-  return assemble(entity, stored, (id) => {
+  if (stored?.kind !== 'head' || stored.inline) return assemble(entity, stored, []);
+  // Every segment is looked up (in memory, or NOT_LOADED), also when the saved history is at hand:
+  // each look-up keeps its entry recently used, and the cache's bound holds for what the history uses.
+  const segments: (StoredEntity | undefined)[] = [];
+  for (const id of stored.segments) {
     const segment = store.peek(segmentKey(entity, id));
-    return segment === NOT_LOADED ? undefined : segment;
-  });
+    if (segment === NOT_LOADED) return NOT_LOADED;
+    segments.push(segment);
+  }
+  const saved = histories.get(stored);
+  if (saved) {
+    histories.delete(stored);
+    // The very segments the history was saved with (the same arrays), or it is assembled anew.
+    const same =
+      saved.segments.length === segments.length &&
+      saved.segments.every((segment, index) => {
+        const found = segments[index];
+        return found?.kind === 'segment' && found.events === segment.events;
+      });
+    if (same)
+      return {
+        state: { newest: stored.newest, events: saved.events, latest: { ...stored.latest } },
+        head: stored,
+        segments: saved.segments,
+      };
+  }
+  return assemble(entity, stored, segments);
 }
 
-function assemble(entity: string, stored: StoredEntity | undefined, segmentOf: (id: number) => StoredEntity | undefined): LoadedEntity {
+/** The state of a head and its segments, given in the head's order (none for a history stored whole). */
+function assemble(entity: string, stored: StoredEntity | undefined, stores: readonly (StoredEntity | undefined)[]): LoadedEntity {
   if (stored?.kind !== 'head') return { state: { newest: null, events: [], latest: {} }, head: undefined, segments: [] };
   const segments: LoadedSegment[] = [];
   if (stored.inline) {
@@ -110,7 +141,7 @@ function assemble(entity: string, stored: StoredEntity | undefined, segmentOf: (
       segments.push({ id: undefined, events: stored.inline.slice(start, start + SEGMENT_EVENTS), skip: 0 });
   } else {
     for (const [index, id] of stored.segments.entries()) {
-      const segment = segmentOf(id);
+      const segment = stores[index];
       if (segment?.kind !== 'segment') throw new DamagedHistoryError(entity, `segment ${id} is missing`);
       const skip = index === 0 ? stored.trim : 0;
       if (skip >= segment.events.length) throw new DamagedHistoryError(entity, `segment ${id} has no event after the ${skip} trimmed`);
@@ -204,7 +235,7 @@ export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, l
     placed.push({ ...runFirst, events: merged.flatMap((segment) => segment.events.slice(segment.skip)), skip: 0, changed: true });
   }
   for (const segment of placed) if (segment.changed) store.put(segmentKey(entity, segment.id), { kind: 'segment', events: segment.events });
-  store.put(entity, {
+  const head: EntityHead = {
     kind: 'head',
     newest: state.newest,
     latest: state.latest,
@@ -212,7 +243,10 @@ export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, l
     nextSegment,
     // Only the first segment is ever trimmed: expiry drops events from the front.
     trim: placed[0]?.skip ?? 0,
-  });
+  };
+  store.put(entity, head);
+  // The history is exactly the placed segments' events after their skips: the next load takes it.
+  histories.set(head, { events: state.events, segments: placed.map(({ id, events, skip }) => ({ id, events, skip })) });
 }
 
 /** The head and the segments it names do not fit together: the state is damaged. */

@@ -41,6 +41,9 @@ export interface FeaturesStageOptions {
 
 type Value = Record<string, unknown>;
 
+/** The late views of an event that was on time for every view (shared: the next stages only read it). */
+const NONE_LATE: ReadonlySet<string> = new Set();
+
 /** The store of entity histories and latest rows, one per input partition (entity-history.ts). */
 export const ENTITY_STORE = 'entities';
 
@@ -132,7 +135,9 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     saveEntity(store, entity, loaded, result.inserted);
     for (const view of result.late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
     // For the stages after this one in the task: the features of this very event.
-    const computed: EventFeatures = { rows: new Map(result.rows.map((row) => [row.view, row])), late: new Set(result.late) };
+    const rows = new Map<string, FeatureRow>();
+    for (const row of result.rows) rows.set(row.view, row);
+    const computed: EventFeatures = { rows, late: result.late.length === 0 ? NONE_LATE : new Set(result.late) };
     record.scratch.set(EVENT_FEATURES, computed);
 
     // ---- outputs: one row per view --------------------------------------------------------
