@@ -14,7 +14,7 @@ export async function printProfile(dir: string, what: string): Promise<void> {
   if (process.env.BENCH_PROFILE_OUT) await fs.copyFile(path.join(dir, file), process.env.BENCH_PROFILE_OUT);
   interface ProfileNode {
     readonly id: number;
-    readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+    readonly callFrame: CallFrame;
   }
   const profile = JSON.parse(await fs.readFile(path.join(dir, file), 'utf8')) as {
     nodes: ProfileNode[];
@@ -26,13 +26,10 @@ export async function printProfile(dir: string, what: string): Promise<void> {
   profile.samples.forEach((id, index) => {
     const node = byId.get(id);
     if (!node) return;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
-    const name = `${functionName || '(anonymous)'}${where}`;
+    const name = frameName(node.callFrame, false);
     self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0));
   });
   const total = [...self.values()].reduce((sum, value) => sum + value, 0);
-  const top = [...self].sort((left, right) => right[1] - left[1]).slice(0, 10);
   // The same samples by package or source folder: where the time goes at a coarser grain.
   const byModule = new Map<string, number>();
   profile.samples.forEach((id, index) => {
@@ -55,15 +52,35 @@ export async function printProfile(dir: string, what: string): Promise<void> {
       .slice(0, 14)
       .map(([where, micros]) => ({ where, share: `${((micros / total) * 100).toFixed(1)}%` })),
   );
-  printTable(
-    `CPU profile of ${what}, top 10 by self time`,
-    top.map(([name, micros]) => ({ function: name.slice(0, 90), share: `${((micros / total) * 100).toFixed(1)}%` })),
-  );
+  printTable(`CPU profile of ${what}, top 10 by self time`, topShares(self, 10, 90));
+}
+
+interface CallFrame {
+  readonly functionName: string;
+  readonly url: string;
+  readonly lineNumber: number;
+  readonly columnNumber: number;
+}
+
+/** `name file:line` of a profile's frame; with its column too (a transpiled file may be one line). */
+function frameName({ functionName, url, lineNumber, columnNumber }: CallFrame, withColumn: boolean): string {
+  const where =
+    url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}${withColumn ? `:${columnNumber + 1}` : ''}`;
+  return `${functionName || '(anonymous)'}${where}`;
+}
+
+/** The `count` largest totals by function, with their share of all (names cut to `width`). */
+function topShares(totals: ReadonlyMap<string, number>, count: number, width: number): { function: string; share: string }[] {
+  const total = [...totals.values()].reduce((sum, value) => sum + value, 0);
+  return [...totals]
+    .sort((left, right) => right[1] - left[1])
+    .slice(0, count)
+    .map(([name, amount]) => ({ function: name.slice(0, width), share: `${((amount / total) * 100).toFixed(1)}%` }));
 }
 
 /** A node of the inspector's sampling heap profile: bytes allocated by a function (sampled). */
 interface AllocationNode {
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
+  readonly callFrame: CallFrame;
   readonly selfSize: number;
   readonly children: readonly AllocationNode[];
 }
@@ -77,9 +94,7 @@ export async function printAllocationProfile(profile: { head: AllocationNode }, 
   if (process.env.BENCH_ALLOC_OUT) await fs.writeFile(process.env.BENCH_ALLOC_OUT, JSON.stringify(profile));
   const self = new Map<string, number>();
   const visit = (node: AllocationNode): void => {
-    const { functionName, url, lineNumber, columnNumber } = node.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}:${columnNumber + 1}`;
-    const name = `${functionName || '(anonymous)'}${where}`;
+    const name = frameName(node.callFrame, true);
     self.set(name, (self.get(name) ?? 0) + node.selfSize);
     for (const child of node.children) visit(child);
   };
@@ -87,9 +102,6 @@ export async function printAllocationProfile(profile: { head: AllocationNode }, 
   const total = [...self.values()].reduce((sum, value) => sum + value, 0);
   printTable(
     `Allocations of ${what} (sampled, collected objects included): ${(total / 1024 / count).toFixed(2)} KiB per ${unit}, top 15`,
-    [...self]
-      .sort((left, right) => right[1] - left[1])
-      .slice(0, 15)
-      .map(([name, bytes]) => ({ function: name.slice(0, 100), share: `${((bytes / total) * 100).toFixed(1)}%` })),
+    topShares(self, 15, 100),
   );
 }
