@@ -21,7 +21,8 @@ import { printTable } from './report.js';
  * - the highest rate sustained for 60 s with p99 under 1 s (a search);
  * - the CPU profile's top functions (self time) of the backlog run.
  * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory
- * (`--rss=<rate>` at another rate; with `--only-rss`, only that run). `--live-profile[=<rate>]` runs
+ * (`--rss=<rate>` at another rate; `--rss-minutes=<m>` for another length; with `--only-rss`, only
+ * that run), and prints it minute by minute from the pipeline's own metrics. `--live-profile[=<rate>]` runs
  * only the live run at 1,000 events/s (or that rate), under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
  * broker, without the profiler. `--timeline` adds each live run's latency by 10 s of sending.
@@ -55,6 +56,8 @@ interface Pipeline {
   /** utime + stime of the process so far, seconds. */
   cpuSeconds(): Promise<number>;
   rssBytes(): Promise<number>;
+  /** The command's Prometheus metrics (undefined for the tsx fixture, which serves none). */
+  metrics(): Promise<string | undefined>;
 }
 
 function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
@@ -118,7 +121,63 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       const status = await fs.readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
     },
+    async metrics() {
+      const ops = /metrics at (http:\/\/\S+)\/metrics/.exec(out)?.[1];
+      if (fromSources || ops === undefined) return undefined;
+      return (await fetch(`${ops}/metrics`).catch(() => undefined))?.text();
+    },
   };
+}
+
+/**
+ * The sum of a metric's samples (every label set, or those with `labels`) in Prometheus' text
+ * format; 0 when it has none yet (a counter before its first count).
+ */
+function metricSum(text: string, name: string, labels = ''): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (labels !== '' && !line.includes(labels)) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/** One reading of the pipeline's own metrics during the memory run. */
+interface MetricsSample {
+  readonly second: number;
+  readonly text: string;
+}
+
+/**
+ * The memory run minute by minute, from the pipeline's own metrics: what it processed, the CPU it
+ * took, where its memory was (V8's heap as committed and as used, the state cache) and how much
+ * of the time went to garbage collection. Says whether a slowdown or a growth comes with the
+ * state, the heap or the collector.
+ */
+function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): void {
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
+  const rows: Record<string, string | number>[] = [];
+  for (let index = 1; index < samples.length; index++) {
+    const before = samples[index - 1] as MetricsSample;
+    const after = samples[index] as MetricsSample;
+    const seconds = after.second - before.second;
+    const delta = (name: string, labels = ''): number => metricSum(after.text, name, labels) - metricSum(before.text, name, labels);
+    const now = (name: string): number => metricSum(after.text, name);
+    rows.push({
+      'sent s': `${Math.round(before.second)}–${Math.round(after.second)}`,
+      'events in/s': Math.round(delta('sluice_records_in_total') / seconds),
+      'CPU cores': (delta('sluice_process_process_cpu_seconds_total') / seconds).toFixed(2),
+      'GC share': `${((100 * delta('sluice_process_nodejs_gc_duration_seconds_sum')) / seconds).toFixed(1)}%`,
+      'major GC s': delta('sluice_process_nodejs_gc_duration_seconds_sum', 'kind="major"').toFixed(2),
+      'RSS MiB': mib(now('sluice_process_process_resident_memory_bytes')),
+      'heap committed / used MiB': `${mib(now('sluice_process_nodejs_heap_size_total_bytes'))} / ${mib(now('sluice_process_nodejs_heap_size_used_bytes'))}`,
+      'state cache MiB': mib(now('sluice_state_cache_bytes')),
+      'evicted/s': Math.round(delta('sluice_state_cache_evicted_total') / seconds),
+      'lag records': now('sluice_consumer_lag_records'),
+    });
+  }
+  if (rows.length > 0) printTable(`the memory run at ${rate.toLocaleString('en')} events/s by minute (the pipeline's own metrics)`, rows);
 }
 
 /** `--timeline`: p50, p99 and max latency of the events sent in each 10 s of a live run. */
@@ -175,6 +234,9 @@ export async function main(): Promise<void> {
   if (liveOnly !== undefined && !liveOnly.every((rate) => rate > 0))
     throw new Error(`--live wants rates in events/s, separated by commas, not ${liveArgument}`);
   const rssRate = rssArgument?.startsWith('--rss=') ? Number(rssArgument.slice('--rss='.length)) : 5_000;
+  const rssMinutesArgument = process.argv.find((argument) => argument.startsWith('--rss-minutes='));
+  const rssMinutes = rssMinutesArgument === undefined ? 10 : Number(rssMinutesArgument.slice('--rss-minutes='.length));
+  if (!(rssMinutes > 0)) throw new Error(`--rss-minutes wants minutes, not ${rssMinutesArgument}`);
   // `--warmup=<s>`: each live run sends at its rate for that long before the measured 60 s.
   const warmupArgument = process.argv.find((argument) => argument.startsWith('--warmup='));
   const warmupSeconds = warmupArgument === undefined ? 0 : Number(warmupArgument.slice('--warmup='.length));
@@ -313,12 +375,15 @@ export async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 2_000));
         const random = uniformRandom(rate);
         const rss: number[] = [];
+        // The memory run: the pipeline's own metrics every minute of it, from its start.
+        const metricsSamples: MetricsSample[] = [];
         /** Sends at `rate` for `duration` s; only measured events are remembered (their predictions counted). */
         const sendFor = async (duration: number, measured: boolean): Promise<{ sent: number; seconds: number }> => {
           const began = performance.now();
           if (measured) sendStart = began;
           let sentHere = 0;
           let nextSample = 0;
+          let nextMetrics = 0;
           while (performance.now() - began < duration * 1000) {
             const due = Math.floor(((performance.now() - began) / 1000) * rate);
             const messages = [];
@@ -346,6 +411,11 @@ export async function main(): Promise<void> {
               rss.push(await pipeline.rssBytes());
               nextSample += 10_000;
             }
+            if (measured && sampleRss && performance.now() - began >= nextMetrics) {
+              const text = await pipeline.metrics();
+              if (text !== undefined) metricsSamples.push({ second: (performance.now() - began) / 1000, text });
+              nextMetrics += 60_000;
+            }
             await new Promise((resolve) => setTimeout(resolve, 5));
           }
           return { sent: sentHere, seconds: (performance.now() - began) / 1000 };
@@ -356,12 +426,18 @@ export async function main(): Promise<void> {
         const { sent: count, seconds: sendSeconds } = await sendFor(seconds, true);
         const deadline = performance.now() + 30_000;
         while (measuredReceived < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+        if (sampleRss) {
+          // The last reading: what the pipeline got through by the end of the wait.
+          const text = await pipeline.metrics();
+          if (text !== undefined) metricsSamples.push({ second: (performance.now() - sendStart) / 1000, text });
+        }
         const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
         await consumer.disconnect();
         await pipeline.stop();
         await setup.registry.stop();
         if (profileDir !== undefined) await printProfile(profileDir, `the live run at ${rate.toLocaleString('en')} events/s`);
         if (process.argv.includes('--timeline')) printTimeline(rate, timeline);
+        if (sampleRss) printMemoryTimeline(rate, metricsSamples);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {
           run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ''}${
@@ -401,7 +477,7 @@ export async function main(): Promise<void> {
           run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 3,000' : best.toLocaleString('en')} events/s`,
         });
       }
-      if (withRss) rows.push(await latency(rssRate, 600, true));
+      if (withRss) rows.push(await latency(rssRate, Math.round(rssMinutes * 60), true));
     }
   } finally {
     await producer.disconnect();
