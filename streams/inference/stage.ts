@@ -246,9 +246,14 @@ const plans = new WeakMap<ModelWatcher, InputPlan>();
  * once per set of loaded versions, not per event.
  */
 function inputPlan(model: InferenceOptions['model'], watcher: ModelWatcher): InputPlan {
-  const loaded = [watcher.current(), watcher.previous(), watcher.candidate()];
+  const current = watcher.current();
+  const previous = watcher.previous();
+  const candidate = watcher.candidate();
   const cached = plans.get(watcher);
-  if (cached?.model === model && cached.loaded.every((version, index) => version === loaded[index])) return cached;
+  // Compared one by one: this runs for every event, and the plan rarely changes.
+  if (cached?.model === model && cached.loaded[0] === current && cached.loaded[1] === previous && cached.loaded[2] === candidate)
+    return cached;
+  const loaded = [current, previous, candidate];
   const inputs = loaded.flatMap((candidate) => candidate?.metadata.inputs ?? []);
   const views = new Map<string, Set<string>>(model.features.map(({ view, features }) => [view.name, new Set(features)]));
   for (const input of inputs) {
@@ -286,13 +291,16 @@ export function inferenceStage(options: InferenceOptions): StageDefinition<Value
   };
 
   // ---- transformation ----------------------------------------------------------------------
+  // What scoring reads: built once; only features from the event itself differ per record.
+  const scoringOptions = { model, watcher: options.watcher, metrics: options.metrics, now };
+  const fixedFeatures = options.features === undefined ? undefined : { ...scoringOptions, features: options.features };
   const process = async (record: StreamRecord<Value>): Promise<OutputRecord[]> => {
     const started = now();
     const entity = record.value[model.source.entityField];
     if (typeof entity !== 'string' || entity === '')
       throw new ValidationError('MISSING', model.source.entityField, 'the event has no entity id');
     const { prediction, shadow } = await predictWithShadow(
-      { ...options, features: options.features ?? eventFeatures(record) },
+      fixedFeatures ?? { ...scoringOptions, features: eventFeatures(record) },
       { eventId: String(record.value.event_id), entity, eventTime: record.eventTime, value: record.value },
       started,
       true,
