@@ -165,7 +165,8 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
     const delta = (name: string, labels = ''): number => metricSum(after.text, name, labels) - metricSum(before.text, name, labels);
     const now = (name: string): number => metricSum(after.text, name);
     rows.push({
-      'sent s': `${Math.round(before.second)}–${Math.round(after.second)}`,
+      // Seconds since the run began sending; the last row reaches past its end (the wait for the last predictions).
+      seconds: `${Math.round(before.second)}–${Math.round(after.second)}`,
       'events in/s': Math.round(delta('sluice_records_in_total') / seconds),
       'CPU cores': (delta('sluice_process_process_cpu_seconds_total') / seconds).toFixed(2),
       'GC share': `${((100 * delta('sluice_process_nodejs_gc_duration_seconds_sum')) / seconds).toFixed(1)}%`,

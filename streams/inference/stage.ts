@@ -254,7 +254,7 @@ function inputPlan(model: InferenceOptions['model'], watcher: ModelWatcher): Inp
   if (cached?.model === model && cached.loaded[0] === current && cached.loaded[1] === previous && cached.loaded[2] === candidate)
     return cached;
   const loaded = [current, previous, candidate];
-  const inputs = loaded.flatMap((candidate) => candidate?.metadata.inputs ?? []);
+  const inputs = loaded.flatMap((version) => version?.metadata.inputs ?? []);
   const views = new Map<string, Set<string>>(model.features.map(({ view, features }) => [view.name, new Set(features)]));
   for (const input of inputs) {
     const dot = input.indexOf('.');
