@@ -88,10 +88,12 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  /** The command's ops server, from its "metrics at <url>/metrics" line (none for the fixture, or before that line). */
+  const opsUrl = (): string | undefined => (fromSources ? undefined : /metrics at (http:\/\/\S+)\/metrics/.exec(out)?.[1]);
   // Ready: the fixture prints READY; the command serves /ready (every task running) on its ops port.
   const isReady = async (): Promise<boolean> => {
     if (fromSources) return out.includes('READY');
-    const ops = /metrics at (http:\/\/\S+)\/metrics/.exec(out)?.[1];
+    const ops = opsUrl();
     if (ops === undefined) return false;
     return (await fetch(`${ops}/ready`).catch(() => undefined))?.ok === true;
   };
@@ -122,8 +124,8 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
     },
     async metrics() {
-      const ops = /metrics at (http:\/\/\S+)\/metrics/.exec(out)?.[1];
-      if (fromSources || ops === undefined) return undefined;
+      const ops = opsUrl();
+      if (ops === undefined) return undefined;
       return (await fetch(`${ops}/metrics`).catch(() => undefined))?.text();
     },
   };
