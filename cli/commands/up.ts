@@ -7,6 +7,31 @@ import type { CommandContext } from '../action.js';
 
 /** How long stopping may take after a service of the stack failed: clients of a dead broker retry for minutes. */
 const FAILED_STOP_BOUND_MS = 20_000;
+/** How long stopping may take after a signal, the embedded ClickHouse's close at the end included. */
+const STOP_BOUND_MS = 90_000;
+/** How long the embedded ClickHouse may take to close when a bound ran out. */
+const CLOSE_EMBEDDED_MS = 8_000;
+
+/**
+ * Ends the process once a bound ran out. The embedded ClickHouse is closed first: an exit with the
+ * engine open can hang in its native exit handlers (it did once in CI, past the 90 s bound by
+ * minutes). Should it not close in time either, the process kills itself, so that the bound holds
+ * whatever the engine does; the broker dies with it (ParentWatch).
+ */
+async function exitClosingEmbedded(stack: { closeEmbedded(): Promise<void> }, code: number): Promise<never> {
+  const closed = await Promise.race([
+    stack.closeEmbedded().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => setTimeout(() => resolve(false), CLOSE_EMBEDDED_MS)),
+  ]);
+  if (!closed) {
+    process.stderr.write(`sluice: the embedded ClickHouse did not close within ${CLOSE_EMBEDDED_MS / 1000} s; killing the process\n`);
+    process.kill(process.pid, 'SIGKILL');
+  }
+  process.exit(code);
+}
 
 /**
  * `sluice up`: starts the stack, prints where each service listens, and stays in the foreground
@@ -97,10 +122,10 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
     process.stderr.write(`sluice: ${outcome.error.message}\n`);
     // What is left may hang on the dead service (clients retrying a gone broker): bounded, and a
     // signal ends it at once.
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1));
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void exitClosingEmbedded(stack, 1));
     const bound = setTimeout(() => {
       process.stderr.write(`sluice: stopping after the failure took over ${FAILED_STOP_BOUND_MS / 1000} s; exiting\n`);
-      process.exit(1);
+      void exitClosingEmbedded(stack, 1);
     }, FAILED_STOP_BOUND_MS);
     bound.unref();
     // The embedded ClickHouse first, bounded: the exit may come before the Kafka-bound services
@@ -111,12 +136,12 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
   }
   process.stdout.write(`received ${outcome.signal}, stopping…\n`);
   // A second Ctrl-C while stopping forces the exit; the broker then dies with us (ParentWatch).
-  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGINT', () => void exitClosingEmbedded(stack, 130));
   // Bounded: a stop that hangs (a service gone wrong) still ends; the broker dies with us (ParentWatch).
   const bound = setTimeout(() => {
-    process.stderr.write('sluice: stopping took over 90 s; exiting\n');
-    process.exit(1);
-  }, 90_000);
+    process.stderr.write(`sluice: stopping took over ${(STOP_BOUND_MS - CLOSE_EMBEDDED_MS) / 1000} s; exiting\n`);
+    void exitClosingEmbedded(stack, 1);
+  }, STOP_BOUND_MS - CLOSE_EMBEDDED_MS);
   bound.unref();
   await stack.stop();
   process.stdout.write('stopped\n');
