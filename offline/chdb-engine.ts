@@ -77,7 +77,11 @@ interface ChdbAnalyzer {
 
 // chdb is CommonJS; typed here, as its own .d.ts is not ESM-resolvable under NodeNext.
 const require = createRequire(import.meta.url);
-const { Session } = require('chdb') as { Session: new (path: string, options?: { connectionArgs?: readonly string[] }) => ChdbSession };
+const { Session, drainPending } = require('chdb') as {
+  Session: new (path: string, options?: { connectionArgs?: readonly string[] }) => ChdbSession;
+  /** Resolves once no native call and no deferred connection teardown is pending in the process. */
+  drainPending: () => Promise<void>;
+};
 const { ChdbNodeEngine } = require('chdb/durable/node') as {
   ChdbNodeEngine: new (options?: { extraArgs?: readonly string[] }) => ChdbAnalyzer;
 };
@@ -130,6 +134,10 @@ export class ChdbEngine implements SqlEngine {
   }
 
   query(sql: string, options: QueryOptions): Promise<Buffer> {
+    // Nothing new starts once closing: a statement still running when the connections close defers
+    // their teardown past `close` (chDB's), and an exit then finds the engine open.
+    if (this.closed)
+      return Promise.reject(new ClickHouseError(1000, 'Code: 1000. DB::Exception: the embedded store is closing. (ABORTED)'));
     return (options.lane === 'jobs' ? this.jobs : this.internal).run(sql, options);
   }
 
@@ -167,6 +175,9 @@ export class ChdbEngine implements SqlEngine {
     for (const lane of this.users.lanes) lane.close();
     this.jobs.close();
     this.internal.close();
+    // A connection with a native call still running (one abandoned at its time limit) closes when
+    // the call ends: closed means closed.
+    await drainPending();
   }
 
   /** ClickHouse's parser decides what the statement is; `inspectUserStatement` decides whether it may run. */

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { DEMO_RATE, demoHistory } from '../../app/demo.js';
 import { startStack } from '../../app/stack.js';
 import { commandTopology } from '../topology.js';
@@ -11,6 +12,8 @@ const FAILED_STOP_BOUND_MS = 20_000;
 const STOP_BOUND_MS = 90_000;
 /** How long the embedded ClickHouse may take to close when a bound ran out. */
 const CLOSE_EMBEDDED_MS = 8_000;
+/** The most an exit takes once a bound ran out (the kill switch's delay): the bounds fire this much earlier. */
+const EXIT_MS = CLOSE_EMBEDDED_MS + 2_000;
 
 /**
  * Ends the process once a bound ran out. The embedded ClickHouse is closed first: an exit with the
@@ -19,6 +22,9 @@ const CLOSE_EMBEDDED_MS = 8_000;
  * whatever the engine does; the broker dies with it (ParentWatch).
  */
 async function exitClosingEmbedded(stack: { closeEmbedded(): Promise<void> }, code: number): Promise<never> {
+  // A native call that hangs (the engine's close, or an exit handler after it) blocks this event
+  // loop, and with it any timer here: the last resort is another process.
+  armKillSwitch(EXIT_MS);
   const closed = await Promise.race([
     stack.closeEmbedded().then(
       () => true,
@@ -31,6 +37,22 @@ async function exitClosingEmbedded(stack: { closeEmbedded(): Promise<void> }, co
     process.kill(process.pid, 'SIGKILL');
   }
   process.exit(code);
+}
+
+/**
+ * SIGKILLs this process after `ms` unless it has ended by then: a shell that waits for its stdin
+ * (a pipe from this process) to close, at most `ms`; on the time running out it kills this
+ * process, if its parent still is this process (no pid reused). When this process ends first, the
+ * pipe closes and the shell ends with it.
+ */
+function armKillSwitch(ms: number): void {
+  const pid = process.pid;
+  const script = `timeout ${Math.ceil(ms / 1000)} cat > /dev/null && exit 0; set -- $(cat /proc/$$/stat); [ "$4" = "${pid}" ] && kill -KILL ${pid}`;
+  // Its own process group: a Ctrl-C at the terminal does not end it before it has done its job.
+  const killer = spawn('/bin/sh', ['-c', script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  killer.on('error', () => undefined);
+  killer.stdin.on('error', () => undefined);
+  killer.unref();
 }
 
 /**
@@ -124,9 +146,9 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
     // signal ends it at once.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void exitClosingEmbedded(stack, 1));
     const bound = setTimeout(() => {
-      process.stderr.write(`sluice: stopping after the failure took over ${FAILED_STOP_BOUND_MS / 1000} s; exiting\n`);
+      process.stderr.write(`sluice: stopping after the failure took over ${(FAILED_STOP_BOUND_MS - EXIT_MS) / 1000} s; exiting\n`);
       void exitClosingEmbedded(stack, 1);
-    }, FAILED_STOP_BOUND_MS);
+    }, FAILED_STOP_BOUND_MS - EXIT_MS);
     bound.unref();
     // The embedded ClickHouse first, bounded: the exit may come before the Kafka-bound services
     // stop, and an exit with the engine open can hang in its exit handlers.
@@ -139,9 +161,9 @@ export async function upCommand({ config, logger }: CommandContext, options: UpO
   process.once('SIGINT', () => void exitClosingEmbedded(stack, 130));
   // Bounded: a stop that hangs (a service gone wrong) still ends; the broker dies with us (ParentWatch).
   const bound = setTimeout(() => {
-    process.stderr.write(`sluice: stopping took over ${(STOP_BOUND_MS - CLOSE_EMBEDDED_MS) / 1000} s; exiting\n`);
+    process.stderr.write(`sluice: stopping took over ${(STOP_BOUND_MS - EXIT_MS) / 1000} s; exiting\n`);
     void exitClosingEmbedded(stack, 1);
-  }, STOP_BOUND_MS - CLOSE_EMBEDDED_MS);
+  }, STOP_BOUND_MS - EXIT_MS);
   bound.unref();
   await stack.stop();
   process.stdout.write('stopped\n');
