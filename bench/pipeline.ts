@@ -25,7 +25,7 @@ import { printTable } from './report.js';
  * that run), and prints it minute by minute from the pipeline's own metrics. `--live-profile[=<rate>]` runs
  * only the live run at 1,000 events/s (or that rate), under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
- * broker, without the profiler. `--timeline` adds each live run's latency by 10 s of sending.
+ * broker, without the profiler. `--timeline[=<s>]` adds each live run's latency by 10 s (or <s> s) of sending.
  * `--warmup=<s>` sends each live run's load for that long before its measured 60 s (steady state:
  * the fresh process's JIT and the broker warmed up); without it, a run is measured from a cold start.
  * The pipeline process takes SLUICE_STATE_CACHE_MB from the environment (the runs name it).
@@ -183,11 +183,11 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
   if (rows.length > 0) printTable(`the memory run at ${rate.toLocaleString('en')} events/s by minute (the pipeline's own metrics)`, rows);
 }
 
-/** `--timeline`: p50, p99 and max latency of the events sent in each 10 s of a live run. */
-function printTimeline(rate: number, timeline: readonly (readonly [number, number, number])[]): void {
+/** `--timeline[=<s>]`: p50, p99 and max latency of the events sent in each `width` s of a live run. */
+function printTimeline(rate: number, timeline: readonly (readonly [number, number, number])[], width: number): void {
   const buckets = new Map<number, { latencies: number[]; toProduce: number[] }>();
   for (const [second, latency, toProduce] of timeline) {
-    const bucket = Math.floor(second / 10) * 10;
+    const bucket = Math.floor(second / width) * width;
     const values = buckets.get(bucket) ?? { latencies: [], toProduce: [] };
     values.latencies.push(latency);
     values.toProduce.push(toProduce);
@@ -203,7 +203,7 @@ function printTimeline(rate: number, timeline: readonly (readonly [number, numbe
         // Sent → the prediction's produce (its record timestamp): fetch, processing, waiting for the commit.
         const toProduce = values.toProduce.sort(byValue);
         return {
-          sent: `${bucket}–${bucket + 10} s`,
+          sent: `${bucket}–${bucket + width} s`,
           predictions: latencies.length,
           'p50 ms': Math.round(percentile(latencies, 50)),
           'p99 ms': Math.round(percentile(latencies, 99)),
@@ -244,6 +244,15 @@ export async function main(): Promise<void> {
   const warmupArgument = process.argv.find((argument) => argument.startsWith('--warmup='));
   const warmupSeconds = warmupArgument === undefined ? 0 : Number(warmupArgument.slice('--warmup='.length));
   if (!(warmupSeconds >= 0)) throw new Error(`--warmup wants seconds, not ${warmupArgument}`);
+  // `--timeline[=<s>]`: each live run's latency by 10 s (or that many seconds) of sending.
+  const timelineArgument = process.argv.find((argument) => argument === '--timeline' || argument.startsWith('--timeline='));
+  const timelineWidth =
+    timelineArgument === undefined
+      ? undefined
+      : timelineArgument === '--timeline'
+        ? 10
+        : Number(timelineArgument.slice('--timeline='.length));
+  if (timelineWidth !== undefined && !(timelineWidth > 0)) throw new Error(`--timeline wants seconds, not ${timelineArgument}`);
   // `--backlog`: only the throughput run and its profile (a quick look while optimizing).
   const backlogOnly = process.argv.includes('--backlog');
   const config = loadConfig();
@@ -439,7 +448,7 @@ export async function main(): Promise<void> {
         await pipeline.stop();
         await setup.registry.stop();
         if (profileDir !== undefined) await printProfile(profileDir, `the live run at ${rate.toLocaleString('en')} events/s`);
-        if (process.argv.includes('--timeline')) printTimeline(rate, timeline);
+        if (timelineWidth !== undefined) printTimeline(rate, timeline, timelineWidth);
         if (sampleRss) printMemoryTimeline(rate, metricsSamples);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {

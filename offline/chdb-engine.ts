@@ -136,13 +136,12 @@ export class ChdbEngine implements SqlEngine {
   query(sql: string, options: QueryOptions): Promise<Buffer> {
     // Nothing new starts once closing: a statement still running when the connections close defers
     // their teardown past `close` (chDB's), and an exit then finds the engine open.
-    if (this.closed)
-      return Promise.reject(new ClickHouseError(1000, 'Code: 1000. DB::Exception: the embedded store is closing. (ABORTED)'));
+    if (this.closed) return Promise.reject(closingError());
     return (options.lane === 'jobs' ? this.jobs : this.internal).run(sql, options);
   }
 
   async userQuery(sql: string, options: UserQueryOptions): Promise<UserQueryResult> {
-    if (this.closed) throw new ClickHouseError(1000, 'Code: 1000. DB::Exception: the embedded store is closing. (ABORTED)');
+    if (this.closed) throw closingError();
     await this.verified;
     const database = options.database ?? 'default';
     const statement = await this.inspect(sql, database, options.params ?? {});
@@ -333,6 +332,11 @@ function tooManyQueries(maximum: number): ClickHouseError {
     202,
     `Code: 202. DB::Exception: Too many simultaneous queries. Maximum: ${maximum}. (TOO_MANY_SIMULTANEOUS_QUERIES)`,
   );
+}
+
+/** What a statement gets once the engine is closing (ClickHouse's ABORTED). */
+function closingError(): ClickHouseError {
+  return new ClickHouseError(1000, 'Code: 1000. DB::Exception: the embedded store is closing. (ABORTED)');
 }
 
 /**
