@@ -3,6 +3,7 @@ import { fieldsOf, type AggregationSpec, type FeatureRow, type FeatureView } fro
 export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
 import { lookBack } from '../runtime/windows/window.js';
+import { compactNumber, sharedString } from './compact-values.js';
 
 /**
  * The computation of feature views, shared by the live stage and every replay: plain code over an
@@ -77,7 +78,7 @@ export class SourceFeatures {
       if (existing.t !== t) break;
       if (existing.seq === event.sequence) return { rows: [], late: [], duplicate: true };
     }
-    const remembered: HistoryEvent = { t, seq: event.sequence, newest: state.newest, v: pick(event.value, this.fields) };
+    const remembered: HistoryEvent = { t, seq: compactNumber(event.sequence), newest: state.newest, v: pick(event.value, this.fields) };
     let position = insertSorted(events, remembered);
     if (state.newest === null || t > state.newest) state.newest = t;
     const horizon = state.newest - this.retentionMs;
@@ -442,7 +443,8 @@ function pick(value: Readonly<Record<string, unknown>>, fields: readonly string[
   const picked: Record<string, number | string | null> = {};
   for (const field of fields) {
     const raw = value[field];
-    picked[field] = typeof raw === 'number' ? raw : typeof raw === 'string' ? raw : typeof raw === 'bigint' ? Number(raw) : null;
+    picked[field] =
+      typeof raw === 'number' ? raw : typeof raw === 'string' ? sharedString(raw) : typeof raw === 'bigint' ? Number(raw) : null;
   }
   return picked;
 }

@@ -1,6 +1,7 @@
 import { BinaryReader } from '../../monitoring/codec.js';
 import type { FeatureRow } from '../../topology/features.js';
 import type { Serde } from '../../state/index.js';
+import { compactNumber, sharedString } from './compact-values.js';
 import type { HistoryEvent } from './engine.js';
 import type { EntityHead, HistorySegment, StoredEntity } from './entity-history.js';
 
@@ -200,7 +201,7 @@ function value(reader: BinaryReader): number | string | null {
   const tag = reader.u8();
   if (tag === NULL) return null;
   if (tag === NUMBER) return reader.f64();
-  if (tag === STRING) return reader.string();
+  if (tag === STRING) return sharedString(reader.string());
   throw new EntityStateFormatError(`bad value tag ${tag}`);
 }
 
@@ -244,7 +245,7 @@ function readEvents(reader: BinaryReader): HistoryEvent[] {
   const events: HistoryEvent[] = [];
   for (let count = reader.u32(); count > 0; count--) {
     const t = reader.f64();
-    const seq = reader.f64();
+    const seq = compactNumber(reader.f64());
     const eventNewest = numberOrNull(reader);
     const v: Record<string, number | string | null> = {};
     for (const field of fields) v[field] = value(reader);
