@@ -15,6 +15,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   training: () => import('./training.js'),
   predict: () => import('./predict.js'),
   monitoring: () => import('./monitoring.js'),
+  windows: () => import('./windows.js'),
 };
 
 const name = process.argv[2];
