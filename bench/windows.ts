@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { emptyEntityState, SourceFeatures } from '../streams/features/engine.js';
 import { transactions } from '../examples/fraud/sources.js';
 import { views } from '../examples/fraud/views.js';
@@ -14,8 +15,12 @@ import { printTable } from './report.js';
 const BLOCK_SECONDS = 600;
 
 export function main(): Promise<void> {
-  const entities = numberOption('--entities', 50);
-  const hours = numberOption('--hours', 2);
+  const { values } = parseArgs({
+    args: process.argv.slice(3),
+    options: { entities: { type: 'string', default: '50' }, hours: { type: 'string', default: '2' } },
+  });
+  const entities = positive('--entities', values.entities);
+  const hours = positive('--hours', values.hours);
   const txViews = views.filter((view) => view.source.name === transactions.name);
   const features = new SourceFeatures(transactions, txViews, new Map());
   const states = Array.from({ length: entities }, () => emptyEntityState());
@@ -45,10 +50,8 @@ export function main(): Promise<void> {
   return Promise.resolve();
 }
 
-function numberOption(name: string, fallback: number): number {
-  const argument = process.argv.find((candidate) => candidate.startsWith(`${name}=`));
-  if (argument === undefined) return fallback;
-  const value = Number(argument.slice(name.length + 1));
-  if (!(value > 0)) throw new Error(`${name} wants a positive number, not ${argument}`);
+function positive(name: string, text: string): number {
+  const value = Number(text);
+  if (!(value > 0)) throw new Error(`${name} wants a positive number, not ${text}`);
   return value;
 }
