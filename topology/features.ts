@@ -37,7 +37,9 @@ export interface AggregationSpec {
 }
 
 export const count = (): AggregationSpec => ({ kind: 'count' });
+/** The exact sum of the window's finite values, rounded once (0 for none). */
 export const sum = (field: string): AggregationSpec => ({ kind: 'sum', field });
+/** The exact sum, rounded, over the count of finite values (null for none). */
 export const mean = (field: string): AggregationSpec => ({ kind: 'mean', field });
 export const min = (field: string): AggregationSpec => ({ kind: 'min', field });
 export const max = (field: string): AggregationSpec => ({ kind: 'max', field });

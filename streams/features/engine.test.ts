@@ -253,7 +253,9 @@ describe('feature computation', () => {
 
 /**
  * The plain algorithm the engine's fast paths must equal, bit for bit: every window's members
- * filtered into an array, each aggregation one pass over them oldest first.
+ * filtered into an array, each aggregation computed from them in exact (BigInt) arithmetic and
+ * rounded as the engine promises: the sum rounded once, the mean as that sum over the count, the
+ * standard deviation as √(round(n·Σx² − (Σx)²) / n²).
  */
 function referenceRows(
   views: readonly FeatureView[],
@@ -303,7 +305,6 @@ function referenceRows(
         const numbers = members
           .map((event) => (spec.field === 'merchant' ? event.merchant : event.amount))
           .filter((value): value is number => typeof value === 'number' && Number.isFinite(value));
-        const total = numbers.reduce((sum, value) => sum + value, 0);
         if (spec.kind === 'count') values[name] = members.length;
         else if (spec.kind === 'distinct_count')
           values[name] = new Set(
@@ -312,22 +313,97 @@ function referenceRows(
               .filter((value) => value !== null && value !== undefined)
               .map(String),
           ).size;
-        else if (spec.kind === 'sum') values[name] = total;
+        else if (spec.kind === 'sum') values[name] = exactSum(numbers);
         else if (numbers.length === 0) values[name] = null;
-        else if (spec.kind === 'mean') values[name] = total / numbers.length;
+        else if (spec.kind === 'mean') values[name] = exactSum(numbers) / numbers.length;
         else if (spec.kind === 'min') values[name] = numbers.reduce((low, value) => (value < low ? value : low), Number.POSITIVE_INFINITY);
         else if (spec.kind === 'max')
           values[name] = numbers.reduce((high, value) => (value > high ? value : high), Number.NEGATIVE_INFINITY);
         else if (spec.kind === 'last') values[name] = numbers.at(-1) ?? null;
-        else {
-          const average = total / numbers.length;
-          values[name] = Math.sqrt(numbers.reduce((squares, value) => squares + (value - average) ** 2, 0) / numbers.length);
-        }
+        else values[name] = exactSpread(numbers);
       }
       return { windowStart, windowEnd, values };
     });
   });
   return { rows, history: history.map(({ t, seq }) => ({ t, seq })) };
+}
+
+const exactValues = new Map<number, { integer: bigint; bits: number }>();
+
+/** A double as `integer` × 2^-`bits`, exactly (the fewest fraction bits). */
+function exactOf(value: number): { integer: bigint; bits: number } {
+  let exact = exactValues.get(value);
+  if (exact) return exact;
+  let bits = 0;
+  let mantissa = Math.abs(value);
+  while (!Number.isInteger(mantissa)) {
+    mantissa *= 2;
+    bits++;
+  }
+  exact = { integer: value < 0 ? -BigInt(mantissa) : BigInt(mantissa), bits };
+  exactValues.set(value, exact);
+  return exact;
+}
+
+/** The values as integers over one common power of two: `integers` × 2^-`bits`. */
+function scaledTogether(numbers: readonly number[]): { integers: bigint[]; bits: number } {
+  const exact = numbers.map(exactOf);
+  const bits = Math.max(0, ...exact.map((value) => value.bits));
+  return { integers: exact.map((value) => value.integer << BigInt(bits - value.bits)), bits };
+}
+
+/** A positive integer's leading 64 bits, the lowest one sticky (set when any bit below was): Number() then rounds as the whole would. */
+function leading(integer: bigint): { top: bigint; shift: number } {
+  const shift = Math.max(0, integer.toString(2).length - 64);
+  const rest = integer & ((1n << BigInt(shift)) - 1n);
+  return { top: (integer >> BigInt(shift)) | (rest === 0n ? 0n : 1n), shift };
+}
+
+function timesPowerOfTwo(value: number, exponent: number): number {
+  let result = value;
+  for (let left = exponent; left !== 0;) {
+    const step = Math.max(-1000, Math.min(1000, left));
+    result *= 2 ** step;
+    left -= step;
+  }
+  return result;
+}
+
+/** `integer` × 2^`exponent` (exponent ≥ −1074) rounded once to the nearest double, ties to even, subnormals included. */
+function toDouble(integer: bigint, exponent: number): number {
+  const negative = integer < 0n;
+  const units = (negative ? -integer : integer) << BigInt(exponent + 1074);
+  // Fewer than 2^53 units of 2^-1074 are a double exactly; more, and the result is a normal double.
+  if (units < 2n ** 53n) return (negative ? -1 : 1) * Number(units) * 2 ** -1074;
+  const { top, shift } = leading(units);
+  const value = timesPowerOfTwo(Number(top), shift - 1074);
+  return negative ? -value : value;
+}
+
+function exactSum(numbers: readonly number[]): number {
+  const { integers, bits } = scaledTogether(numbers);
+  return toDouble(
+    integers.reduce((total, value) => total + value, 0n),
+    -bits,
+  );
+}
+
+/** √(round(n·Σx² − (Σx)²) / n²), the difference rounded to 53 bits at any scale (no overflow midway). */
+function exactSpread(numbers: readonly number[]): number {
+  const { integers, bits } = scaledTogether(numbers);
+  const count = BigInt(numbers.length);
+  const sum = integers.reduce((total, value) => total + value, 0n);
+  const squares = integers.reduce((total, value) => total + value ** 2n, 0n);
+  const difference = count * squares - sum * sum;
+  if (difference === 0n) return 0;
+  const { top, shift } = leading(difference);
+  let rounded = Number(top);
+  let exponent = shift - 2 * bits;
+  if (exponent % 2 !== 0) {
+    rounded *= 2;
+    exponent--;
+  }
+  return timesPowerOfTwo(Math.sqrt(rounded / (numbers.length * numbers.length)), exponent / 2);
 }
 
 interface ReferenceRow {
@@ -371,7 +447,7 @@ describe('feature computation against the plain algorithm', () => {
    * 400 arrivals of one entity: whole minutes, so that many share a time (in arrival order), some up
    * to 20 minutes late, replayed duplicates, and null, NaN, infinite and odd values.
    */
-  function arrivalsFor(seed: number): ReferenceArrival[] {
+  function arrivalsFor(seed: number, extremes = false): ReferenceArrival[] {
     const next = random(seed * 7919);
     const arrivals: ReferenceArrival[] = [];
     let clock = 0;
@@ -392,12 +468,33 @@ describe('feature computation against the plain algorithm', () => {
             ? Number.NaN
             : amountRoll < 0.1
               ? Number.POSITIVE_INFINITY
-              : (next() - 0.3) * 1000 + 0.1;
+              : extremes && amountRoll < 0.4
+                ? extreme(next)
+                : (next() - 0.3) * 1000 + 0.1;
       const merchantRoll = next();
       const merchant = merchantRoll < 0.1 ? null : merchantRoll < 0.2 ? Math.floor(next() * 3) : `m${Math.floor(next() * 5)}`;
       arrivals.push({ t, seq: index, amount, merchant });
     }
     return arrivals;
+  }
+
+  /** Values at the edges of doubles: tiny, subnormal, huge, halfway ties, and values too large or small to square. */
+  function extreme(next: () => number): number {
+    const choices = [
+      () => 1e-155 * (1 + next()),
+      () => -1e-160 * next(),
+      () => 3e129 * (1 + next()),
+      () => 1e300 * (1 + next()),
+      () => -1e300,
+      () => 2 ** 1000,
+      () => -(2 ** 1000),
+      () => 2 ** 947,
+      () => 5e-324,
+      () => 1.5 * 2 ** -1022,
+      () => -0,
+      () => 0,
+    ];
+    return (choices[Math.floor(next() * choices.length)] as () => number)();
   }
 
   /** The rows of one arrival as the reference gives them (null for a view it came late for). */
@@ -447,6 +544,21 @@ describe('feature computation against the plain algorithm', () => {
       }
     });
   }
+
+  it('values at the edges of doubles: the same rows, bit for bit, sliding or filled afresh', () => {
+    const views = [
+      view(slidingWindow('2h'), { name: 'sliding', grace: '15m' }),
+      view(tumblingWindow('4h'), { name: 'tumbling', grace: '2m' }),
+      view(sessionWindow('5m', '40m'), { name: 'session', grace: '0s' }),
+    ];
+    for (let seed = 1; seed <= 10; seed++) {
+      const features = new SourceFeatures(payments, views, new Map());
+      const state = emptyEntityState();
+      const arrivals = arrivalsFor(seed, true);
+      const actual = arrivals.map((arrival) => rowsOf(features, views, state, arrival));
+      expect(actual, `seed ${seed}`).toEqual(referenceRows(views, arrivals).rows);
+    }
+  });
 
   it('a history taken back to an earlier state (an aborted transaction) and continued differently gives the same rows', () => {
     // The live stage keeps the events of a committed history in memory and, after an abort, goes

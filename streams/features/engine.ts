@@ -1,14 +1,16 @@
-import { fieldsOf, type AggregationSpec, type FeatureRow, type FeatureView } from '../../topology/features.js';
+import { fieldsOf, type FeatureRow, type FeatureView } from '../../topology/features.js';
 
 export type { FeatureRow };
 import type { SourceDefinition } from '../../topology/sources.js';
 import { lookBack } from '../runtime/windows/window.js';
 import { compactNumber, sharedString } from './compact-values.js';
+import { WindowAggregates } from './window-aggregates.js';
 
 /**
  * The computation of feature views, shared by the live stage and every replay: plain code over an
  * entity's recent history, no Kafka. Given the same events in the same per-entity order (the
- * events topic's partition order), it gives the same rows, bit for bit.
+ * events topic's partition order), it gives the same rows, bit for bit: every aggregate is a
+ * function of its window's members alone (`WindowAggregates`), however the window was reached.
  */
 
 /** One remembered event of an entity: the fields the views read. */
@@ -83,10 +85,11 @@ export class SourceFeatures {
     if (state.newest === null || t > state.newest) state.newest = t;
     const horizon = state.newest - this.retentionMs;
     const firstKept = events.findIndex((existing) => existing.t > horizon);
+    // The events before `dropped` leave the history, expired. They stay in it until the rows are
+    // computed, so that a window that held them lets them go. The new event's place is -1 when it
+    // left at once itself (its rows then have no events).
     const dropped = firstKept === -1 ? events.length : firstKept;
-    if (dropped !== 0) events.splice(0, dropped);
-    // Where the new event now is; -1 when it left at once, expired (its rows then have no events).
-    position = position >= dropped ? position - dropped : -1;
+    if (position < dropped) position = -1;
 
     const rows: FeatureRow[] = [];
     const late: string[] = [];
@@ -100,11 +103,12 @@ export class SourceFeatures {
         memos = new WeakMap();
         this.memos.set(view, memos);
       }
-      const row = computeRow(view, this.versions.get(view.name) ?? 1, events, position, remembered, event, memos);
+      const row = computeRow(view, this.versions.get(view.name) ?? 1, { events, lowest: dropped }, position, remembered, event, memos);
       rows.push(row);
       const previous = state.latest[view.name];
       if (!previous || row.eventTime >= previous.eventTime) state.latest[view.name] = row;
     }
+    if (dropped !== 0) events.splice(0, dropped);
     return { rows, late, duplicate: false, inserted: remembered };
   }
 }
@@ -117,16 +121,22 @@ function isLate(event: HistoryEvent, graceMs: number): boolean {
   return event.newest !== null && event.t < event.newest - graceMs;
 }
 
+/** The history as `apply` passes it on: the events before `lowest` are leaving it, expired. */
+interface History {
+  readonly events: readonly HistoryEvent[];
+  readonly lowest: number;
+}
+
 /**
  * One view's row for the event at `upTo` in the history. The window is one run of the sorted
  * history, found by binary search; its members are the events of that run that were on time for
- * the view. Each aggregation goes over them oldest first, so sums are added in the same order as
- * ever and the values stay bit for bit the same.
+ * the view. A window of the event just before this one that is remembered (`WindowMemo`) slides
+ * to this one: the members that left its start go, this event joins at its end.
  */
 function computeRow(
   view: FeatureView,
   version: number,
-  events: readonly HistoryEvent[],
+  { events, lowest }: History,
   upTo: number,
   current: HistoryEvent,
   event: SourceEvent,
@@ -144,31 +154,22 @@ function computeRow(
       windowStart = bounds.start;
       windowEnd = bounds.end;
       // Events before the current one count from the first inside the window's start; the current one always does.
-      const first = upTo < 0 ? 0 : firstFrom(events, bounds.start, upTo, bounds.startInclusive);
-      const members = { events, first, last: upTo, graceMs: view.graceMs };
+      const first = upTo < 0 ? 0 : Math.max(lowest, firstFrom(events, bounds.start, upTo, bounds.startInclusive));
+      const members: Members = { events, first, last: upTo, graceMs: view.graceMs };
       if (upTo - first < MEMO_FROM) {
-        values = aggregateAll(view, members);
+        values = filled(view, members).values((field) => valuesOf(members, field));
         break;
       }
-      // The window of the event just before this one, if its aggregates are remembered and it
-      // spans exactly this window's events but this one: then only this one is added.
       const before = events[upTo - 1] as HistoryEvent;
       const memo = memos.get(before);
       memos.delete(before);
-      const extended = memo && memo.first === events[first] && memo.span === upTo - first ? memo : undefined;
-      const next: WindowMemo = {
-        first: events[first] as HistoryEvent,
-        span: upTo - first + 1,
-        stats: new Map(),
-        distinct: new Map(),
-        columns: new Map(),
-      };
-      values = aggregateAll(view, members, extended, next);
-      memos.set(current, next);
+      const window = slid(memo, members) ?? filled(view, members);
+      memos.set(current, { first: events[first] as HistoryEvent, span: upTo - first + 1, window });
+      values = window.values((field) => valuesOf(members, field));
       break;
     }
     case 'session': {
-      const eligible = events.slice(0, upTo + 1).filter((candidate) => !isLate(candidate, view.graceMs));
+      const eligible = events.slice(lowest, upTo + 1).filter((candidate) => !isLate(candidate, view.graceMs));
       const { gapMs } = view.window;
       const { maxSpanMs } = view.window;
       let first = eligible.length - 1;
@@ -181,12 +182,13 @@ function computeRow(
       windowStart = eligible[Math.max(first, 0)]?.t ?? t;
       windowEnd = t;
       // The eligible events are on time already: nothing more to leave out.
-      values = aggregateAll(view, {
+      const members: Members = {
         events: eligible,
         first: Math.max(first, 0),
         last: eligible.length - 1,
         graceMs: Number.POSITIVE_INFINITY,
-      });
+      };
+      values = filled(view, members).values((field) => valuesOf(members, field));
       break;
     }
   }
@@ -215,196 +217,78 @@ interface Members {
   readonly graceMs: number;
 }
 
-/** What one pass over a numeric field's finite values gives (the sums oldest first). */
-interface FieldStats {
-  count: number;
-  total: number;
-  low: number;
-  high: number;
-  latest: number | null;
-  /** Σ (value − mean)², added oldest first; computed on the first stddev that needs it. */
-  squares?: number;
-}
-
 /**
- * The fewest events (before the last) a window needs for its aggregates to be remembered: going
- * over a shorter one costs less than keeping them.
+ * The fewest events (before the last) a window needs to be remembered: going over a shorter one
+ * costs less than keeping it.
  */
 const MEMO_FROM = 48;
 
 /**
- * What the window of one event of a view held, kept so that the next event's window can add to it
- * instead of going over it again: the window's first event and how many places of the history it
- * spanned, with the counts, sums, extremes and distinct values of its members.
+ * The window of one event of a view, kept so that the next event's window can slide from it
+ * instead of going over its members again: where it started (its first event, by identity) and how
+ * many places of the history it spanned, up to and including the event.
  *
- * Exact, not approximate: a history only ever gains events (in order, or late ones in between)
- * and loses its oldest. So a later window that starts at the same event and spans the same places
- * but one new last place holds the same members plus that one, and adding it to the remembered
- * sums is the very same chain of additions, oldest first, that a pass over the window does. The
- * events are compared by identity: a history read back from storage has new objects, and its
- * first window is computed in full.
+ * A history only gains events (in order, or late ones in between) and loses its oldest, and an
+ * aborted transaction takes it back to an earlier copy holding the same event objects. So when the
+ * event before the current one is found `span` places after the remembered first event, those
+ * places hold the very events the window held. The aggregates are handed on, not copied: the
+ * window of the event before is not used again (a history read back from storage has new objects,
+ * and its first window is filled afresh).
  */
 interface WindowMemo {
   readonly first: HistoryEvent;
   readonly span: number;
-  readonly stats: Map<string, FieldStats>;
-  /** Handed on to the next window (never shared): one set per entity and field, not one per event. */
-  readonly distinct: Map<string, Set<string>>;
-  /** The members' finite values of each field a stddev reads, oldest first; handed on like `distinct`. */
-  readonly columns: Map<string, Column>;
-  count?: number;
+  readonly window: WindowAggregates;
 }
 
-/** Numbers in a buffer that grows by doubling: `values[0..length)`. */
-interface Column {
-  values: Float64Array;
-  length: number;
+/** A new window holding the members. */
+function filled(view: FeatureView, members: Members): WindowAggregates {
+  const window = new WindowAggregates(view);
+  const { events, first, last, graceMs } = members;
+  for (let index = first; index <= last; index++) {
+    const event = events[index] as HistoryEvent;
+    if (!isLate(event, graceMs)) window.add(event);
+  }
+  return window;
 }
 
 /**
- * Every aggregation of a view, in the order of its features (then derived features follow): one
- * pass per numeric field that any of them reads, shared by its sum, mean, min, max, last and stddev.
- * With `extended` (the window up to the event before the last), only the last event is added to
- * what it holds; `next`, when given, takes what this window holds.
+ * The remembered window of the event before the last member, slid to the members: those before
+ * their first leave, the last joins. Undefined when there is none, it does not span what the
+ * history now holds, or sliding would cost more than filling.
  */
-function aggregateAll(view: FeatureView, members: Members, extended?: WindowMemo, next?: WindowMemo): Record<string, number | null> {
-  const values: Record<string, number | null> = {};
-  // What the window before holds needs only the last event added; anything else, every event.
-  const { first, last } = members;
-  const stats = next?.stats ?? new Map<string, FieldStats>();
-  let count: number | undefined;
-  for (const [name, spec] of aggregationsOf(view)) {
-    if (spec.kind === 'count') {
-      count ??= (extended?.count ?? 0) + countMembers(members, extended?.count === undefined ? first : last);
-      values[name] = count;
-      continue;
-    }
-    const field = spec.field ?? '';
-    if (spec.kind === 'distinct_count') {
-      let seen = next?.distinct.get(field);
-      if (!seen) {
-        const known = takeFrom(extended?.distinct, field);
-        seen = known ?? new Set();
-        addDistinct(seen, members, field, known ? last : first);
-        next?.distinct.set(field, seen);
-      }
-      values[name] = seen.size;
-      continue;
-    }
-    let fieldStats = stats.get(field);
-    if (!fieldStats) {
-      const known = extended?.stats.get(field);
-      fieldStats = numericStats(members, field, known ? last : first, known && { ...known, squares: undefined });
-      stats.set(field, fieldStats);
-    }
-    if (spec.kind === 'stddev' && next && fieldStats.squares === undefined && fieldStats.count > 0) {
-      // The second pass, around the mean, over the members' values in one buffer instead of the history.
-      const column = columnOf(field, members, extended, next);
-      const average = fieldStats.total / fieldStats.count;
-      let squares = 0;
-      for (let index = 0; index < column.length; index++) squares += ((column.values[index] as number) - average) ** 2;
-      fieldStats.squares = squares;
-    }
-    values[name] = fromStats(spec, fieldStats, members, field);
-  }
-  if (next && count !== undefined) next.count = count;
-  return values;
-}
-
-function countMembers({ events, last, graceMs }: Members, from: number): number {
-  let count = 0;
-  for (let index = from; index <= last; index++) if (!isLate(events[index] as HistoryEvent, graceMs)) count++;
-  return count;
-}
-
-function addDistinct(seen: Set<string>, { events, last, graceMs }: Members, field: string, from: number): void {
-  for (let index = from; index <= last; index++) {
-    const event = events[index] as HistoryEvent;
-    if (isLate(event, graceMs)) continue;
-    const value = event.v[field];
-    if (value !== null && value !== undefined) seen.add(String(value));
-  }
-}
-
-/** Takes a set or buffer out of the remembered window: handed on, not copied, since that window is not used again. */
-function takeFrom<T>(remembered: Map<string, T> | undefined, field: string): T | undefined {
-  const taken = remembered?.get(field);
-  remembered?.delete(field);
-  return taken;
-}
-
-/** The finite values of `field` in the window: those of the window before plus the last event's, or all. */
-function columnOf(field: string, members: Members, extended: WindowMemo | undefined, next: WindowMemo): Column {
-  let column = next.columns.get(field);
-  if (column) return column;
-  const known = takeFrom(extended?.columns, field);
-  column = known ?? { values: new Float64Array(2 * MEMO_FROM), length: 0 };
+function slid(memo: WindowMemo | undefined, members: Members): WindowAggregates | undefined {
+  if (!memo) return undefined;
   const { events, first, last, graceMs } = members;
-  for (let index = known ? last : first; index <= last; index++) {
+  const from = last - memo.span;
+  if (from < 0 || events[from] !== memo.first || first < from || first - from > last - first) return undefined;
+  if (first > from && !memo.window.slides) {
+    const held: HistoryEvent[] = [];
+    for (let index = from; index < last; index++) {
+      const member = events[index] as HistoryEvent;
+      if (!isLate(member, graceMs)) held.push(member);
+    }
+    memo.window.startSliding(held);
+  }
+  for (let index = from; index < first; index++) {
+    const leaving = events[index] as HistoryEvent;
+    if (!isLate(leaving, graceMs)) memo.window.remove(leaving);
+  }
+  // The last member is the event the row is for: on time for the view, or there would be no row.
+  memo.window.add(events[last] as HistoryEvent);
+  return memo.window;
+}
+
+/** The finite values of `field` among the members, oldest first. */
+function valuesOf({ events, first, last, graceMs }: Members, field: string): number[] {
+  const values: number[] = [];
+  for (let index = first; index <= last; index++) {
     const event = events[index] as HistoryEvent;
     if (isLate(event, graceMs)) continue;
     const value = event.v[field];
-    if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-    if (column.length === column.values.length) {
-      const grown = new Float64Array(2 * column.values.length);
-      grown.set(column.values);
-      column.values = grown;
-    }
-    column.values[column.length++] = value;
+    if (typeof value === 'number' && Number.isFinite(value)) values.push(value);
   }
-  next.columns.set(field, column);
-  return column;
-}
-
-/** Adds the finite values of `field` from `from` on to `start` (nothing by default), oldest first. */
-function numericStats({ events, last, graceMs }: Members, field: string, from: number, start?: FieldStats): FieldStats {
-  const stats: FieldStats = start ?? { count: 0, total: 0, low: Number.POSITIVE_INFINITY, high: Number.NEGATIVE_INFINITY, latest: null };
-  for (let index = from; index <= last; index++) {
-    const event = events[index] as HistoryEvent;
-    if (isLate(event, graceMs)) continue;
-    const value = event.v[field];
-    if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-    stats.count++;
-    stats.total += value;
-    if (value < stats.low) stats.low = value;
-    if (value > stats.high) stats.high = value;
-    stats.latest = value;
-  }
-  return stats;
-}
-
-/** A numeric aggregation from its field's pass; null where it is undefined (no finite value). */
-function fromStats(spec: AggregationSpec, stats: FieldStats, members: Members, field: string): number | null {
-  if (spec.kind === 'sum') return stats.total;
-  if (stats.count === 0) return null;
-  switch (spec.kind) {
-    case 'mean':
-      return stats.total / stats.count;
-    case 'min':
-      return stats.low;
-    case 'max':
-      return stats.high;
-    case 'last':
-      return stats.latest;
-    case 'stddev': {
-      if (stats.squares === undefined) {
-        const average = stats.total / stats.count;
-        let squares = 0;
-        const { events, first, last, graceMs } = members;
-        for (let index = first; index <= last; index++) {
-          const event = events[index] as HistoryEvent;
-          if (isLate(event, graceMs)) continue;
-          const value = event.v[field];
-          if (typeof value === 'number' && Number.isFinite(value)) squares += (value - average) ** 2;
-        }
-        stats.squares = squares;
-      }
-      return Math.sqrt(stats.squares / stats.count);
-    }
-    case 'count':
-    case 'distinct_count':
-      throw new Error(`${spec.kind} is not a numeric field's aggregation`);
-  }
+  return values;
 }
 
 /**
@@ -421,18 +305,6 @@ function firstFrom(events: readonly HistoryEvent[], t: number, end: number, incl
     else high = middle;
   }
   return low;
-}
-
-const aggregations = new WeakMap<FeatureView, readonly (readonly [string, AggregationSpec])[]>();
-
-/** A view's aggregations as [name, spec], in order (computed once per view). */
-function aggregationsOf(view: FeatureView): readonly (readonly [string, AggregationSpec])[] {
-  let entries = aggregations.get(view);
-  if (!entries) {
-    entries = Object.entries(view.features);
-    aggregations.set(view, entries);
-  }
-  return entries;
 }
 
 function finiteOrNull(value: number | null | undefined): number | null {

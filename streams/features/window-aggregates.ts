@@ -1,0 +1,301 @@
+import type { AggregationSpec, FeatureView } from '../../topology/features.js';
+import { addSquare, ExactSum, exactSpread, spreadOf, squaresExactly } from './exact-sum.js';
+
+/**
+ * The aggregates of one window of one view, kept as its members come and go: members join at the
+ * window's end and leave from its start (a window that slides), and every aggregate is a function
+ * of the members alone, so a window kept this way and one computed afresh from its members give
+ * the same values, bit for bit:
+ *
+ * - count and the count of each distinct value: exact integers;
+ * - sum and mean: exact sums (`ExactSum`), rounded once when read;
+ * - min and max: the oldest of the members' lowest (highest) values, kept in a monotonic queue
+ *   while the window slides;
+ * - last: the newest member's value (a member that leaves is never the newest while others hold a value);
+ * - stddev: from the exact sum and the exact sum of squares (`exactSpread`).
+ *
+ * Only finite numbers count for the numeric aggregations; null and missing values do not count for
+ * a distinct count.
+ */
+
+/** What the aggregates read of an event: its picked values. */
+export interface MemberEvent {
+  readonly v: Readonly<Record<string, number | string | null>>;
+}
+
+interface NumericNeeds {
+  readonly field: string;
+  readonly min: boolean;
+  readonly max: boolean;
+  readonly squares: boolean;
+}
+
+interface ViewPlan {
+  readonly entries: readonly (readonly [string, AggregationSpec])[];
+  readonly numeric: readonly NumericNeeds[];
+  readonly distinct: readonly string[];
+}
+
+const plans = new WeakMap<FeatureView, ViewPlan>();
+
+/** Which fields a view's aggregations read and what each needs kept (computed once per view). */
+function planOf(view: FeatureView): ViewPlan {
+  let plan = plans.get(view);
+  if (plan) return plan;
+  const entries = Object.entries(view.features);
+  const numeric = new Map<string, { field: string; min: boolean; max: boolean; squares: boolean }>();
+  const distinct = new Set<string>();
+  for (const [, spec] of entries) {
+    if (spec.kind === 'count') continue;
+    const field = spec.field ?? '';
+    if (spec.kind === 'distinct_count') {
+      distinct.add(field);
+      continue;
+    }
+    let needs = numeric.get(field);
+    if (!needs) {
+      needs = { field, min: false, max: false, squares: false };
+      numeric.set(field, needs);
+    }
+    if (spec.kind === 'min') needs.min = true;
+    if (spec.kind === 'max') needs.max = true;
+    if (spec.kind === 'stddev') needs.squares = true;
+  }
+  plan = { entries, numeric: [...numeric.values()], distinct: [...distinct] };
+  plans.set(view, plan);
+  return plan;
+}
+
+export class WindowAggregates {
+  private members = 0;
+  private readonly fields: FieldWindow[];
+  private readonly distinct: DistinctValues[];
+
+  /** Whether members may leave: then extremes are kept in queues (see `startSliding`). */
+  private sliding = false;
+
+  constructor(private readonly view: FeatureView) {
+    const plan = planOf(view);
+    this.fields = plan.numeric.map((needs) => new FieldWindow(needs));
+    this.distinct = plan.distinct.map((field) => new DistinctValues(field));
+  }
+
+  get slides(): boolean {
+    return this.sliding;
+  }
+
+  /**
+   * Before the first member leaves: the queues of extremes, from the members (all of them, oldest
+   * first). A window that is only filled and read, or only grows, never pays for them.
+   */
+  startSliding(members: readonly MemberEvent[]): void {
+    for (const window of this.fields) window.startSliding(members);
+    this.sliding = true;
+  }
+
+  /** A member joins at the window's end. */
+  add(event: MemberEvent): void {
+    this.members++;
+    for (const window of this.fields) {
+      const value = event.v[window.field];
+      if (typeof value === 'number' && Number.isFinite(value)) window.add(event, value);
+    }
+    for (const values of this.distinct) {
+      const value = event.v[values.field];
+      if (value !== null && value !== undefined) values.add(String(value));
+    }
+  }
+
+  /** The window's oldest member leaves (members leave in the order they joined). */
+  remove(event: MemberEvent): void {
+    if (!this.sliding) throw new Error('members cannot leave a window before it starts sliding');
+    this.members--;
+    for (const window of this.fields) {
+      const value = event.v[window.field];
+      if (typeof value === 'number' && Number.isFinite(value)) window.remove(event, value);
+    }
+    for (const values of this.distinct) {
+      const value = event.v[values.field];
+      if (value !== null && value !== undefined) values.remove(String(value));
+    }
+  }
+
+  /**
+   * The view's aggregations in the order of its features; null where one is undefined (no finite
+   * value). `valuesOf` gives a field's finite member values, oldest first: only a stddev over a
+   * window holding a value that `squaresExactly` refuses asks for them.
+   */
+  values(valuesOf: (field: string) => number[]): Record<string, number | null> {
+    const values: Record<string, number | null> = {};
+    for (const [name, spec] of planOf(this.view).entries) {
+      if (spec.kind === 'count') {
+        values[name] = this.members;
+        continue;
+      }
+      const field = spec.field ?? '';
+      if (spec.kind === 'distinct_count') {
+        values[name] = (this.distinct.find((candidate) => candidate.field === field) as DistinctValues).size;
+        continue;
+      }
+      const window = this.fields.find((candidate) => candidate.field === field) as FieldWindow;
+      values[name] = numericValue(spec, window, valuesOf);
+    }
+    return values;
+  }
+}
+
+function numericValue(spec: AggregationSpec, window: FieldWindow, valuesOf: (field: string) => number[]): number | null {
+  if (spec.kind === 'sum') return window.sum.value();
+  if (window.count === 0) return null;
+  switch (spec.kind) {
+    case 'mean':
+      return window.sum.value() / window.count;
+    case 'min':
+      return window.lowest();
+    case 'max':
+      return window.highest();
+    case 'last':
+      return window.latest;
+    case 'stddev': {
+      const squares = window.squares as ExactSum;
+      // A value too large or too small for the sums of squares: the same formula over the members, in big integers.
+      return window.unsquared === 0 ? exactSpread(window.count, window.sum, squares) : spreadOf(valuesOf(window.field));
+    }
+    case 'count':
+    case 'distinct_count':
+      throw new Error(`${spec.kind} is not a numeric field's aggregation`);
+  }
+}
+
+/** One numeric field's aggregates over a window's finite values. */
+class FieldWindow {
+  readonly field: string;
+  count = 0;
+  latest: number | null = null;
+  readonly sum = new ExactSum();
+  readonly squares: ExactSum | undefined;
+  /** Members that `squaresExactly` refuses, left out of `squares`. */
+  unsquared = 0;
+  private low = Number.POSITIVE_INFINITY;
+  private high = Number.NEGATIVE_INFINITY;
+  private lows: ExtremeQueue | undefined;
+  private highs: ExtremeQueue | undefined;
+
+  constructor(private readonly needs: NumericNeeds) {
+    this.field = needs.field;
+    if (needs.squares) this.squares = new ExactSum();
+  }
+
+  startSliding(members: readonly MemberEvent[]): void {
+    if (!this.needs.min && !this.needs.max) return;
+    const lows = this.needs.min ? new ExtremeQueue(true) : undefined;
+    const highs = this.needs.max ? new ExtremeQueue(false) : undefined;
+    for (const member of members) {
+      const value = member.v[this.field];
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      lows?.push(member, value);
+      highs?.push(member, value);
+    }
+    this.lows = lows;
+    this.highs = highs;
+  }
+
+  add(event: MemberEvent, value: number): void {
+    this.count++;
+    this.sum.add(value);
+    this.latest = value;
+    if (this.squares) {
+      if (squaresExactly(value)) addSquare(this.squares, value, 1);
+      else this.unsquared++;
+    }
+    if (this.lows) this.lows.push(event, value);
+    else if (value < this.low) this.low = value;
+    if (this.highs) this.highs.push(event, value);
+    else if (value > this.high) this.high = value;
+  }
+
+  remove(event: MemberEvent, value: number): void {
+    this.count--;
+    this.sum.add(-value);
+    if (this.squares) {
+      if (squaresExactly(value)) addSquare(this.squares, value, -1);
+      else this.unsquared--;
+    }
+    this.lows?.leave(event);
+    this.highs?.leave(event);
+    if (this.count === 0) this.latest = null;
+  }
+
+  lowest(): number {
+    return this.lows ? this.lows.front() : this.low;
+  }
+
+  highest(): number {
+    return this.highs ? this.highs.front() : this.high;
+  }
+}
+
+/**
+ * The candidates for a sliding window's minimum (or maximum), oldest first: each is lower (higher)
+ * than every later one, so the front is the extreme, and of equal extremes the oldest (as a pass
+ * that keeps the first of equals finds it: ±0 compare equal, and which of them is kept matters).
+ */
+class ExtremeQueue {
+  private events: MemberEvent[] = [];
+  private values: number[] = [];
+  private head = 0;
+
+  constructor(private readonly lowest: boolean) {}
+
+  push(event: MemberEvent, value: number): void {
+    const { values, events } = this;
+    while (values.length > this.head) {
+      const newest = values[values.length - 1] as number;
+      if (this.lowest ? newest <= value : newest >= value) break;
+      values.pop();
+      events.pop();
+    }
+    values.push(value);
+    events.push(event);
+  }
+
+  /** The window's oldest member leaves: it goes if it is the front (a later one pushed out any other). */
+  leave(event: MemberEvent): void {
+    if (this.head === this.values.length || this.events[this.head] !== event) return;
+    this.head++;
+    if (this.head === this.values.length) {
+      this.values = [];
+      this.events = [];
+      this.head = 0;
+    } else if (this.head >= 64 && 2 * this.head >= this.values.length) {
+      this.values.splice(0, this.head);
+      this.events.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  front(): number {
+    return this.values[this.head] as number;
+  }
+}
+
+/** How many members hold each value of a field (as a string, as distinct counts compare them). */
+class DistinctValues {
+  private readonly counts = new Map<string, number>();
+
+  constructor(readonly field: string) {}
+
+  add(value: string): void {
+    this.counts.set(value, (this.counts.get(value) ?? 0) + 1);
+  }
+
+  remove(value: string): void {
+    const count = (this.counts.get(value) ?? 0) - 1;
+    if (count <= 0) this.counts.delete(value);
+    else this.counts.set(value, count);
+  }
+
+  get size(): number {
+    return this.counts.size;
+  }
+}
