@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../common/random.js';
 import {
   count,
   distinctCount,
@@ -422,13 +423,8 @@ interface ReferenceArrival {
 describe('feature computation against the plain algorithm', () => {
   /** A small deterministic generator (mulberry32), so that a failure can be replayed from its seed. */
   function random(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-      mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-      return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-    };
+    const generator = seededRandom(seed);
+    return () => generator.next();
   }
 
   const windows: [string, FeatureWindow][] = [

@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../common/random.js';
 import { ExactSum, exactSpread, addSquare, spreadOf, squaresExactly, exactInteger, roundedInteger } from './exact-sum.js';
 
-/** A small deterministic generator (mulberry32), so that a failure can be replayed from its seed. */
+/** A seeded generator (common/random), so that a failure can be replayed from its seed. */
 function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const generator = seededRandom(seed);
+  return () => generator.next();
 }
 
 /** A finite double as an exact integer multiple of 2^-1074. */

@@ -14,46 +14,25 @@ const HUGE = 2 ** 960;
 const DOWN = 2 ** -64;
 
 export class ExactSum {
-  /**
-   * The partials of the values below 2^960: `partials[0..size)` (the array is never shortened:
-   * setting an array's length is a call into the runtime).
-   */
+  /** The partials of the values below 2^960: `partials[0..size)` (see `addPartial`). */
   private readonly partials: number[] = [];
   private size = 0;
+  /** Those of the values of 2^960 or more, scaled by 2^-64: `huge[0..hugeSize)`; none until one comes. */
   private huge: number[] | undefined;
+  private hugeSize = 0;
 
   /** Adds a finite value (taking one away is adding its negation). */
   add(value: number): void {
     if (value === 0) return;
-    if (Math.abs(value) >= HUGE) {
-      addPartial((this.huge ??= []), value * DOWN);
-      return;
-    }
-    // `addPartial`, with the size kept apart.
-    const { partials, size } = this;
-    let x = value;
-    let kept = 0;
-    for (let index = 0; index < size; index++) {
-      let y = partials[index] as number;
-      if (Math.abs(x) < Math.abs(y)) {
-        const swap = x;
-        x = y;
-        y = swap;
-      }
-      const high = x + y;
-      const low = y - (high - x);
-      if (low !== 0) partials[kept++] = low;
-      x = high;
-    }
-    if (x !== 0) partials[kept++] = x;
-    this.size = kept;
+    if (Math.abs(value) < HUGE) this.size = addPartial(this.partials, this.size, value);
+    else this.hugeSize = addPartial((this.huge ??= []), this.hugeSize, value * DOWN);
   }
 
   /** The exact sum, rounded once; 0 for none (never -0), ±Infinity beyond the range of doubles. */
   value(): number {
     if (!this.hasHuge()) return rounded(this.partials, this.size);
     let total = 0n;
-    for (const part of this.huge as number[]) total += exactInteger(part) << 64n;
+    for (let index = 0; index < this.hugeSize; index++) total += exactInteger((this.huge as number[])[index] as number) << 64n;
     for (let index = 0; index < this.size; index++) total += exactInteger(this.partials[index] as number);
     return roundedInteger(total, -1074);
   }
@@ -65,15 +44,19 @@ export class ExactSum {
 
   /** Whether values of magnitude 2^960 or more are in the sum (and did not cancel out). */
   hasHuge(): boolean {
-    return this.huge !== undefined && this.huge.length > 0;
+    return this.hugeSize > 0;
   }
 }
 
-/** Adds `value` to non-overlapping partials, smallest first, keeping their exact sum (Shewchuk). */
-export function addPartial(partials: number[], value: number): void {
+/**
+ * Adds `value` to non-overlapping partials `partials[0..size)`, smallest first, keeping their exact
+ * sum (Shewchuk); returns their new count. The array is never shortened: setting an array's length
+ * is a call into the runtime, and the entries past the count are simply not read.
+ */
+function addPartial(partials: number[], size: number, value: number): number {
   let x = value;
   let kept = 0;
-  for (let index = 0; index < partials.length; index++) {
+  for (let index = 0; index < size; index++) {
     let y = partials[index] as number;
     if (Math.abs(x) < Math.abs(y)) {
       const swap = x;
@@ -85,8 +68,8 @@ export function addPartial(partials: number[], value: number): void {
     if (low !== 0) partials[kept++] = low;
     x = high;
   }
-  partials.length = kept;
-  if (x !== 0) partials.push(x);
+  if (x !== 0) partials[kept++] = x;
+  return kept;
 }
 
 /** The exact sum of non-overlapping partials (smallest first), correctly rounded (as `math.fsum`). */

@@ -74,10 +74,12 @@ export class WindowAggregates {
   /** Whether members may leave: then extremes are kept in queues (see `startSliding`). */
   private sliding = false;
 
-  constructor(private readonly view: FeatureView) {
-    const plan = planOf(view);
-    this.fields = plan.numeric.map((needs) => new FieldWindow(needs));
-    this.distinct = plan.distinct.map((field) => new DistinctValues(field));
+  private readonly plan: ViewPlan;
+
+  constructor(view: FeatureView) {
+    this.plan = planOf(view);
+    this.fields = this.plan.numeric.map((needs) => new FieldWindow(needs));
+    this.distinct = this.plan.distinct.map((field) => new DistinctValues(field));
   }
 
   get slides(): boolean {
@@ -127,7 +129,7 @@ export class WindowAggregates {
    */
   values(valuesOf: (field: string) => number[]): Record<string, number | null> {
     const values: Record<string, number | null> = {};
-    for (const [name, spec] of planOf(this.view).entries) {
+    for (const [name, spec] of this.plan.entries) {
       if (spec.kind === 'count') {
         values[name] = this.members;
         continue;
