@@ -22,7 +22,8 @@ import { printTable } from './report.js';
  * - the CPU profile's top functions (self time) of the backlog run.
  * `--rss` adds a 10-minute run at 5,000 events/s sampling the pipeline's resident memory
  * (`--rss=<rate>` at another rate; `--rss-minutes=<m>` for another length; with `--only-rss`, only
- * that run), and prints it minute by minute from the pipeline's own metrics. `--live-profile[=<rate>]` runs
+ * that run; with `--rss-profile`, under the CPU profiler, whose top functions it prints), and prints
+ * it minute by minute from the pipeline's own metrics. `--live-profile[=<rate>]` runs
  * only the live run at 1,000 events/s (or that rate), under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
  * broker, without the profiler. `--timeline[=<s>]` adds each live run's latency by 10 s (or <s> s) of sending.
@@ -224,6 +225,7 @@ export async function main(): Promise<void> {
   const rssArgument = process.argv.find((argument) => argument === '--rss' || argument.startsWith('--rss='));
   const withRss = rssArgument !== undefined;
   const rssOnly = withRss && process.argv.includes('--only-rss');
+  const rssProfile = withRss && process.argv.includes('--rss-profile');
   // `--live-profile[=rate]`: only the live run at 1,000 events/s (or that rate), under the CPU profiler.
   const liveProfileArgument = process.argv.find((argument) => argument === '--live-profile' || argument.startsWith('--live-profile='));
   const liveProfile = liveProfileArgument !== undefined;
@@ -489,7 +491,8 @@ export async function main(): Promise<void> {
           run: `highest rate sustained 60 s with p99 < 1 s: ${best === undefined ? 'below 3,000' : best.toLocaleString('en')} events/s`,
         });
       }
-      if (withRss) rows.push(await latency(rssRate, Math.round(rssMinutes * 60), true));
+      if (withRss)
+        rows.push(await latency(rssRate, Math.round(rssMinutes * 60), true, rssProfile ? path.join(root, 'rss-profile') : undefined));
     }
   } finally {
     await producer.disconnect();

@@ -21,6 +21,8 @@ const ABSENT_BYTES = 16;
 export class KeyValueStore<V> implements CacheMember {
   private readonly objects = new Map<string, V | typeof ABSENT>();
   private readonly dirty = new Set<string>();
+  /** Dirty keys written with `cache: false`: dropped from memory once serialized. */
+  private readonly uncached = new Set<string>();
   /** Each cached entry's serialized size, counted in the budget (only with a budget). */
   private readonly sizes = new Map<string, number>();
   /** The budget's clock at the last use (a hit, a load, a write). */
@@ -131,14 +133,20 @@ export class KeyValueStore<V> implements CacheMember {
     }
   }
 
-  put(key: string, value: V): void {
+  /**
+   * Writes a value. `cache: false` for a value not expected to be read again soon (a stage's cold
+   * data): it stays in memory until its commit serializes it, and is then dropped (a later read
+   * loads it again), so that it does not push hot entries out of the cache.
+   */
+  put(key: string, value: V, { cache = true }: { readonly cache?: boolean } = {}): void {
     this.setRecent(key, value);
-    this.written(key);
+    this.written(key, cache);
   }
 
-  delete(key: string): void {
+  /** Deletes a key; `cache: false` as for `put` (no entry is kept for the absent key once serialized). */
+  delete(key: string, { cache = true }: { readonly cache?: boolean } = {}): void {
     this.setRecent(key, ABSENT);
-    this.written(key);
+    this.written(key, cache);
   }
 
   /** Entries whose keys start with `prefix` (all entries for ''), in key order. */
@@ -167,6 +175,8 @@ export class KeyValueStore<V> implements CacheMember {
       }
     }
     this.dirty.clear();
+    for (const key of this.uncached) this.drop(key);
+    this.uncached.clear();
     this.evict();
   }
 
@@ -175,6 +185,7 @@ export class KeyValueStore<V> implements CacheMember {
     this.epoch++;
     this.objects.clear();
     this.dirty.clear();
+    this.uncached.clear();
     this.releaseAll();
   }
 
@@ -245,7 +256,9 @@ export class KeyValueStore<V> implements CacheMember {
    * in the budget until `serializeDirty` gives it its new size (else dirty bytes could hold the
    * budget above its target, and every read would evict every clean entry).
    */
-  private written(key: string): void {
+  private written(key: string, cache: boolean): void {
+    if (cache) this.uncached.delete(key);
+    else this.uncached.add(key);
     this.dirty.add(key);
     this.resize(key, 0);
     this.touch();
@@ -295,15 +308,20 @@ export class KeyValueStore<V> implements CacheMember {
     for (const key of this.objects.keys()) {
       if (enough()) break;
       if (this.dirty.has(key)) continue;
-      this.objects.delete(key);
+      this.drop(key);
       dropped++;
-      // A read of this key in flight may hold a value older than the one dropped: it is not cached.
-      if (this.reading > 0) this.markEvicted(key);
-      if (this.budget) {
-        this.budget.adjust(-(this.sizes.get(key) ?? 0));
-        this.sizes.delete(key);
-      }
     }
     if (dropped > 0) this.budget?.noteEvicted(dropped);
+  }
+
+  /** Drops a clean entry from memory. */
+  private drop(key: string): void {
+    if (!this.objects.delete(key)) return;
+    // A read of this key in flight may hold a value older than the one dropped: it is not cached.
+    if (this.reading > 0) this.markEvicted(key);
+    if (this.budget) {
+      this.budget.adjust(-(this.sizes.get(key) ?? 0));
+      this.sizes.delete(key);
+    }
   }
 }

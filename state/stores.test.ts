@@ -245,6 +245,36 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     expect(budget.usedBytes).toBe(105);
   });
 
+  it('drops a value written with cache: false once its commit serializes it, and reads it back from below', async () => {
+    const budget = new CacheBudget(10_000);
+    const bytes = new CachedBytesStore(await database());
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget);
+    store.put('hot', 'h');
+    store.put('gone', 'g');
+    store.serializeDirty();
+    store.put('cold', 'c', { cache: false });
+    store.delete('gone', { cache: false });
+    // Until the commit serializes them, they are in memory like any write.
+    expect(store.peek('cold')).toBe('c');
+    expect(store.peek('gone')).toBeUndefined();
+    store.serializeDirty();
+    expect(store.peek('hot')).toBe('h');
+    expect(store.peek('cold')).toBe(NOT_LOADED);
+    expect(store.peek('gone')).toBe(NOT_LOADED);
+    expect(budget.usedBytes).toBe('hot'.length + '"h"'.length);
+    // From the commit's pending writes, then from RocksDB.
+    expect(await store.get('cold')).toBe('c');
+    await bytes.persistNow();
+    store.discardCache();
+    expect(await store.get('cold')).toBe('c');
+    expect(await store.get('gone')).toBeUndefined();
+    // Written again with the cache: kept.
+    store.put('cold', 'c2', { cache: false });
+    store.put('cold', 'c3');
+    store.serializeDirty();
+    expect(store.peek('cold')).toBe('c3');
+  });
+
   it('without a budget, keeps every entry up to its entry limit', async () => {
     const bytes = new CachedBytesStore(await database());
     const store = new KeyValueStore(bytes, jsonSerde<string>(), 10);

@@ -80,7 +80,7 @@ export class SourceFeatures {
       if (existing.t !== t) break;
       if (existing.seq === event.sequence) return { rows: [], late: [], duplicate: true };
     }
-    const remembered: HistoryEvent = { t, seq: compactNumber(event.sequence), newest: state.newest, v: pick(event.value, this.fields) };
+    const remembered = this.remember(event, state.newest);
     let position = insertSorted(events, remembered);
     if (state.newest === null || t > state.newest) state.newest = t;
     const horizon = state.newest - this.retentionMs;
@@ -98,12 +98,7 @@ export class SourceFeatures {
         late.push(view.name);
         continue;
       }
-      let memos = this.memos.get(view);
-      if (!memos) {
-        memos = new WeakMap();
-        this.memos.set(view, memos);
-      }
-      const row = computeRow(view, this.versions.get(view.name) ?? 1, { events, lowest: dropped }, position, remembered, event, memos);
+      const row = computeRow(view, this.versionOf(view), { events, lowest: dropped }, position, remembered, event, this.memosOf(view));
       rows.push(row);
       const previous = state.latest[view.name];
       if (!previous || row.eventTime >= previous.eventTime) state.latest[view.name] = row;
@@ -111,13 +106,71 @@ export class SourceFeatures {
     if (dropped !== 0) events.splice(0, dropped);
     return { rows, late, duplicate: false, inserted: remembered };
   }
+
+  /** Whether every view's window is found by looking back from an event's time (no session windows). */
+  get looksBack(): boolean {
+    return this.views.every((view) => view.window.kind !== 'session');
+  }
+
+  /** The event as a history remembers it, arriving when the entity's newest event time is `newest`. */
+  remember(event: SourceEvent, newest: number | null): HistoryEvent {
+    return { t: event.eventTime, seq: compactNumber(event.sequence), newest, v: pick(event.value, this.fields) };
+  }
+
+  /**
+   * Per view, the window of the history's last event (its newest: a non-empty history as `apply`
+   * leaves it) and the index of the first event in the window's range, for windows kept from here
+   * on outside the history (`entity-append.ts`). The window `apply` just remembered for that event
+   * is handed over when it spans exactly that range (the engine forgets it); any other is filled.
+   * Only for views that look back (`looksBack`).
+   */
+  newestWindows(events: readonly HistoryEvent[]): { readonly window: WindowAggregates; readonly first: number }[] {
+    const last = events.length - 1;
+    const newest = events[last] as HistoryEvent;
+    return this.views.map((view) => {
+      if (view.window.kind === 'session') throw new Error(`view ${view.name} has session windows: no window looks back`);
+      const bounds = lookBack(view.window, newest.t);
+      const first = firstFrom(events, bounds.start, last, bounds.startInclusive);
+      const memos = this.memosOf(view);
+      const memo = memos.get(newest);
+      memos.delete(newest);
+      if (memo && memo.span === last - first + 1 && events[first] === memo.first) return { window: memo.window, first };
+      return { window: filled(view, { events, first, last, graceMs: view.graceMs }), first };
+    });
+  }
+
+  /** The row of `view` for the event (remembered as `current`), from its window's values. */
+  rowOf(
+    view: FeatureView,
+    current: HistoryEvent,
+    event: SourceEvent,
+    windowStart: number,
+    windowEnd: number,
+    values: Record<string, number | null>,
+  ): FeatureRow {
+    return finishRow(view, this.versionOf(view), current, event, windowStart, windowEnd, values);
+  }
+
+  private versionOf(view: FeatureView): number {
+    return this.versions.get(view.name) ?? 1;
+  }
+
+  private memosOf(view: FeatureView): WeakMap<HistoryEvent, WindowMemo> {
+    let memos = this.memos.get(view);
+    if (!memos) {
+      memos = new WeakMap();
+      this.memos.set(view, memos);
+    }
+    return memos;
+  }
 }
 
 export function emptyEntityState(): EntityState {
   return { newest: null, events: [], latest: {} };
 }
 
-function isLate(event: HistoryEvent, graceMs: number): boolean {
+/** Whether the event came too late for a view with this grace (decided on its arrival, for good). */
+export function isLate(event: HistoryEvent, graceMs: number): boolean {
   return event.newest !== null && event.t < event.newest - graceMs;
 }
 
@@ -192,6 +245,20 @@ function computeRow(
       break;
     }
   }
+  return finishRow(view, version, current, event, windowStart, windowEnd, values);
+}
+
+/** A row from its window's values, with the view's derived features. */
+function finishRow(
+  view: FeatureView,
+  version: number,
+  current: HistoryEvent,
+  event: SourceEvent,
+  windowStart: number,
+  windowEnd: number,
+  values: Record<string, number | null>,
+): FeatureRow {
+  const t = current.t;
   if (view.derive) {
     const derived = view.derive(values);
     for (const name of view.derived) values[name] = finiteOrNull(derived[name]);

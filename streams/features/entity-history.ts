@@ -163,7 +163,7 @@ function assemble(entity: string, stored: StoredEntity | undefined, stores: read
  * rewritten when it takes the new event (split in two beyond 2 × SEGMENT_EVENTS), and the short
  * segments at the end when they are merged.
  */
-export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, loaded: LoadedEntity, inserted: HistoryEvent): void {
+export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, loaded: LoadedEntity, inserted: HistoryEvent): SavedEntity {
   const { state } = loaded;
   let nextSegment = loaded.head?.nextSegment ?? 0;
   // From the end: the new event is usually the newest.
@@ -179,7 +179,7 @@ export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, l
     const visible = segment.events.length - segment.skip;
     if (drop >= visible) {
       drop -= visible;
-      if (segment.id !== undefined) store.delete(segmentKey(entity, segment.id));
+      if (segment.id !== undefined) store.delete(segmentKey(entity, segment.id), { cache: false });
       continue;
     }
     let { events } = segment;
@@ -231,10 +231,10 @@ export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, l
   const runFirst = placed[run];
   if (runFirst && placed.length - run >= 2 && runEvents >= SEGMENT_EVENTS) {
     const merged = placed.splice(run);
-    for (const segment of merged.slice(1)) if (segment.stored) store.delete(segmentKey(entity, segment.id));
+    for (const segment of merged.slice(1)) if (segment.stored) store.delete(segmentKey(entity, segment.id), { cache: false });
     placed.push({ ...runFirst, events: merged.flatMap((segment) => segment.events.slice(segment.skip)), skip: 0, changed: true });
   }
-  for (const segment of placed) if (segment.changed) store.put(segmentKey(entity, segment.id), { kind: 'segment', events: segment.events });
+  for (const segment of placed) if (segment.changed) putSegment(store, entity, segment.id, segment.events);
   const head: EntityHead = {
     kind: 'head',
     newest: state.newest,
@@ -246,7 +246,25 @@ export function saveEntity(store: KeyValueStore<StoredEntity>, entity: string, l
   };
   store.put(entity, head);
   // The history is exactly the placed segments' events after their skips: the next load takes it.
-  histories.set(head, { events: state.events, segments: placed.map(({ id, events, skip }) => ({ id, events, skip })) });
+  const segments = placed.map(({ id, events, skip }) => ({ id, events, skip }));
+  histories.set(head, { events: state.events, segments });
+  return { head, segments };
+}
+
+/** What `saveEntity` stored: the head, and the segments it names with their events (those before `skip` expired). */
+export interface SavedEntity {
+  readonly head: EntityHead;
+  readonly segments: readonly { readonly id: number; readonly events: readonly HistoryEvent[]; readonly skip: number }[];
+}
+
+/**
+ * Stores a segment. A full one (SEGMENT_EVENTS or more) is not kept in the store's cache once
+ * committed: an event in time order never rewrites it, and reads it again only when a window's
+ * start or the expiry reaches it (`entity-append.ts`). The short ones at the end stay: the next
+ * events rewrite the last, and merge them all.
+ */
+export function putSegment(store: KeyValueStore<StoredEntity>, entity: string, id: number, events: readonly HistoryEvent[]): void {
+  store.put(segmentKey(entity, id), { kind: 'segment', events }, { cache: events.length < SEGMENT_EVENTS });
 }
 
 /** The head and the segments it names do not fit together: the state is damaged. */

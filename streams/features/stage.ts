@@ -14,7 +14,8 @@ import {
   type StreamRecord,
   type TaskContext,
 } from '../runtime/index.js';
-import { SourceFeatures, type FeatureRow } from './engine.js';
+import { SourceFeatures, type FeatureRow, type SourceEvent } from './engine.js';
+import { appendInOrder, keepWindows } from './entity-append.js';
 import { isValidEntity, loadEntity, loadEntityNow, saveEntity, type LoadedEntity, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 
@@ -102,6 +103,28 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     if (options.emitRows !== false && !encoder.isPrepared(rowSchemaIds))
       return encoder.prepare(rowSchemaIds).then(() => process(record, context));
     const store = context.store<KeyValueStore<StoredEntity>>(ENTITY_STORE);
+    const event: SourceEvent = {
+      entity,
+      eventId: String(record.value.event_id),
+      eventTime: record.eventTime,
+      sequence: record.sequence,
+      value: record.value,
+    };
+    // An event newer than every other of its entity, whose windows are kept: without the history.
+    const appended = appendInOrder(store, entity, features, event);
+    if (appended instanceof Promise)
+      return appended.then((done) => (done ? emit(record, entity, done.rows, []) : computeFor(record, features, entity, store, event)));
+    return appended ? emit(record, entity, appended.rows, []) : computeFor(record, features, entity, store, event);
+  };
+
+  /** The general path: the entity's whole history, for any event (late, tied, or the first after a read-back). */
+  const computeFor = (
+    record: StreamRecord<Value>,
+    features: SourceFeatures,
+    entity: string,
+    store: KeyValueStore<StoredEntity>,
+    event: SourceEvent,
+  ): OutputRecord[] | Promise<OutputRecord[]> => {
     // One "state read" span: from memory at once, or (NOT_LOADED) from RocksDB, ending when read.
     const loaded = childSpan(
       'state read',
@@ -111,40 +134,35 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
       },
       { 'sluice.store': ENTITY_STORE },
     );
-    return loaded instanceof Promise
-      ? loaded.then((read) => computeFor(record, features, rowSchemaIds, entity, store, read))
-      : computeFor(record, features, rowSchemaIds, entity, store, loaded);
+    const computed = (read: LoadedEntity): OutputRecord[] | Promise<OutputRecord[]> => {
+      const result = features.apply(read.state, event);
+      if (result.duplicate || !result.inserted) return [];
+      const saved = saveEntity(store, entity, read, result.inserted);
+      keepWindows(features, saved, read.state.events);
+      return emit(record, entity, result.rows, result.late);
+    };
+    return loaded instanceof Promise ? loaded.then(computed) : computed(loaded);
   };
 
-  const computeFor = (
+  // ---- outputs: one row per view ----------------------------------------------------------
+
+  /** The event's rows, for the stages after this one in the task and (unless `emitRows` is false) as features.<view> records. */
+  const emit = (
     record: StreamRecord<Value>,
-    features: SourceFeatures,
-    rowSchemaIds: readonly number[],
     entity: string,
-    store: KeyValueStore<StoredEntity>,
-    loaded: LoadedEntity,
+    rows: readonly FeatureRow[],
+    late: readonly string[],
   ): OutputRecord[] | Promise<OutputRecord[]> => {
-    const result = features.apply(loaded.state, {
-      entity,
-      eventId: String(record.value.event_id),
-      eventTime: record.eventTime,
-      sequence: record.sequence,
-      value: record.value,
-    });
-    if (result.duplicate || !result.inserted) return [];
-    saveEntity(store, entity, loaded, result.inserted);
-    for (const view of result.late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
-    // For the stages after this one in the task: the features of this very event.
-    const rows = new Map<string, FeatureRow>();
-    for (const row of result.rows) rows.set(row.view, row);
-    const computed: EventFeatures = { rows, late: result.late.length === 0 ? NONE_LATE : new Set(result.late) };
+    for (const view of late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
+    const byView = new Map<string, FeatureRow>();
+    for (const row of rows) byView.set(row.view, row);
+    const computed: EventFeatures = { rows: byView, late: late.length === 0 ? NONE_LATE : new Set(late) };
     record.scratch.set(EVENT_FEATURES, computed);
 
-    // ---- outputs: one row per view --------------------------------------------------------
     if (options.emitRows === false) return [];
-    const encoded = settleAll(result.rows.map((row) => encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row))));
+    const encoded = settleAll(rows.map((row) => encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row))));
     const outputs = (values: readonly Buffer[]): OutputRecord[] =>
-      result.rows.map((row, index) => ({
+      rows.map((row, index) => ({
         topic: rowTopics.get(row.view) ?? `${options.topicPrefix}features.${row.view}`,
         key: entity,
         value: values[index] as Buffer,

@@ -95,12 +95,27 @@ export class WindowAggregates {
     this.sliding = true;
   }
 
+  /**
+   * Whether `values` would read the members (a stddev over a value that `squaresExactly` refuses)
+   * once `leaving` (the oldest members) have left and `joining` has joined.
+   */
+  readsMembersAfter(leaving: readonly MemberEvent[], joining: MemberEvent): boolean {
+    for (const window of this.fields) {
+      if (!window.squares) continue;
+      let unsquared = window.unsquared;
+      for (const member of leaving) if (unsquaredValue(member.v[window.field])) unsquared--;
+      if (unsquaredValue(joining.v[window.field])) unsquared++;
+      if (unsquared !== 0) return true;
+    }
+    return false;
+  }
+
   /** A member joins at the window's end. */
   add(event: MemberEvent): void {
     this.members++;
     for (const window of this.fields) {
       const value = event.v[window.field];
-      if (typeof value === 'number' && Number.isFinite(value)) window.add(event, value);
+      if (typeof value === 'number' && Number.isFinite(value)) window.add(value);
     }
     for (const values of this.distinct) {
       const value = event.v[values.field];
@@ -114,7 +129,7 @@ export class WindowAggregates {
     this.members--;
     for (const window of this.fields) {
       const value = event.v[window.field];
-      if (typeof value === 'number' && Number.isFinite(value)) window.remove(event, value);
+      if (typeof value === 'number' && Number.isFinite(value)) window.remove(value);
     }
     for (const values of this.distinct) {
       const value = event.v[values.field];
@@ -169,6 +184,11 @@ function numericValue(spec: AggregationSpec, window: FieldWindow, valuesOf: (fie
   }
 }
 
+/** A finite number whose square the sums of squares cannot hold exactly (`FieldWindow.unsquared` counts them). */
+function unsquaredValue(value: number | string | null | undefined): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && !squaresExactly(value);
+}
+
 /** One numeric field's aggregates over a window's finite values. */
 class FieldWindow {
   readonly field: string;
@@ -195,14 +215,14 @@ class FieldWindow {
     for (const member of members) {
       const value = member.v[this.field];
       if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-      lows?.push(member, value);
-      highs?.push(member, value);
+      lows?.push(value);
+      highs?.push(value);
     }
     this.lows = lows;
     this.highs = highs;
   }
 
-  add(event: MemberEvent, value: number): void {
+  add(value: number): void {
     this.count++;
     this.sum.add(value);
     this.latest = value;
@@ -210,21 +230,21 @@ class FieldWindow {
       if (squaresExactly(value)) addSquare(this.squares, value, 1);
       else this.unsquared++;
     }
-    if (this.lows) this.lows.push(event, value);
+    if (this.lows) this.lows.push(value);
     else if (value < this.low) this.low = value;
-    if (this.highs) this.highs.push(event, value);
+    if (this.highs) this.highs.push(value);
     else if (value > this.high) this.high = value;
   }
 
-  remove(event: MemberEvent, value: number): void {
+  remove(value: number): void {
     this.count--;
     this.sum.add(-value);
     if (this.squares) {
       if (squaresExactly(value)) addSquare(this.squares, value, -1);
       else this.unsquared--;
     }
-    this.lows?.leave(event);
-    this.highs?.leave(event);
+    this.lows?.leave();
+    this.highs?.leave();
     if (this.count === 0) this.latest = null;
   }
 
@@ -241,37 +261,45 @@ class FieldWindow {
  * The candidates for a sliding window's minimum (or maximum), oldest first: each is lower (higher)
  * than every later one, so the front is the extreme, and of equal extremes the oldest (as a pass
  * that keeps the first of equals finds it: ±0 compare equal, and which of them is kept matters).
+ *
+ * Members are told apart by the order they joined in (they leave in that order), not by identity:
+ * a member that leaves may be a copy read back from the store, not the object that joined.
  */
 class ExtremeQueue {
-  private events: MemberEvent[] = [];
   private values: number[] = [];
+  /** The join order of each candidate: the queue's `joined` when it was pushed. */
+  private orders: number[] = [];
   private head = 0;
+  /** Members pushed so far, and members that left so far: the oldest member's order is `left`. */
+  private joined = 0;
+  private left = 0;
 
   constructor(private readonly lowest: boolean) {}
 
-  push(event: MemberEvent, value: number): void {
-    const { values, events } = this;
+  push(value: number): void {
+    const { values, orders } = this;
     while (values.length > this.head) {
       const newest = values[values.length - 1] as number;
       if (this.lowest ? newest <= value : newest >= value) break;
       values.pop();
-      events.pop();
+      orders.pop();
     }
     values.push(value);
-    events.push(event);
+    orders.push(this.joined++);
   }
 
   /** The window's oldest member leaves: it goes if it is the front (a later one pushed out any other). */
-  leave(event: MemberEvent): void {
-    if (this.head === this.values.length || this.events[this.head] !== event) return;
+  leave(): void {
+    const order = this.left++;
+    if (this.head === this.values.length || this.orders[this.head] !== order) return;
     this.head++;
     if (this.head === this.values.length) {
       this.values = [];
-      this.events = [];
+      this.orders = [];
       this.head = 0;
     } else if (this.head >= 64 && 2 * this.head >= this.values.length) {
       this.values.splice(0, this.head);
-      this.events.splice(0, this.head);
+      this.orders.splice(0, this.head);
       this.head = 0;
     }
   }
