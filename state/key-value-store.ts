@@ -135,8 +135,10 @@ export class KeyValueStore<V> implements CacheMember {
 
   /**
    * Writes a value. `cache: false` for a value not expected to be read again soon (a stage's cold
-   * data): it stays in memory until its commit serializes it, and is then dropped (a later read
-   * loads it again), so that it does not push hot entries out of the cache.
+   * data): it stays in memory until `serializeDirty` hands it to the bytes layer (the commit's
+   * freeze, or a `range`), and is then dropped, so that it does not push hot entries out of the
+   * cache. A later read loads it again (from the pending writes or RocksDB) and caches it as any
+   * read. Drops are not counted as evictions.
    */
   put(key: string, value: V, { cache = true }: { readonly cache?: boolean } = {}): void {
     this.setRecent(key, value);

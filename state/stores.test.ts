@@ -161,6 +161,30 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     expect(store.peek('j')).toBe('new');
   });
 
+  it('a get in flight while its key is written with cache: false and dropped reads again, never caching the older value', async () => {
+    const db = await database();
+    const bytes = new CachedBytesStore(db);
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, new CacheBudget(10_000));
+    const old = jsonSerde<string>().serialize('old');
+    await db.write([
+      { type: 'put', key: Buffer.from('j'), value: old },
+      { type: 'put', key: Buffer.from('p'), value: old },
+    ]);
+    const reading = store.get('j');
+    const prefetching = store.prefetch(['p']);
+    // While RocksDB is read: j and p are written and handed to a commit, which drops them from memory.
+    store.put('j', 'new', { cache: false });
+    store.put('p', 'new', { cache: false });
+    store.serializeDirty();
+    expect(store.peek('j')).toBe(NOT_LOADED);
+    await prefetching;
+    // The prefetch's older read is not cached: p is left to its get.
+    expect(store.peek('p')).toBe(NOT_LOADED);
+    expect(await store.get('p')).toBe('new');
+    expect(await reading).toBe('new');
+    expect(store.peek('j')).toBe('new');
+  });
+
   it('a prefetch in flight while its key is written and evicted leaves the key to its get', async () => {
     const budget = new CacheBudget(100);
     const db = await database();
