@@ -62,7 +62,11 @@ interface Pipeline {
 }
 
 function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
-  const node = ['--max-semi-space-size=64', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
+  const node = [
+    '--max-semi-space-size=64',
+    '--heap-growing-percent=50',
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+  ];
   // The compiled command, or the test fixture (which stands in for it) through tsx.
   const args = fromSources ? [...node, '--import', 'tsx', FIXTURE] : [...node, SLUICE, 'run', 'pipeline'];
   const env = fromSources

@@ -75,16 +75,30 @@ interface ChdbAnalyzer {
   close(): Promise<void>;
 }
 
+interface ChdbLibrary {
+  readonly Session: new (path: string, options?: { connectionArgs?: readonly string[] }) => ChdbSession;
+  /** Resolves once no native call and no deferred connection teardown is pending in the process. */
+  readonly drainPending: () => Promise<void>;
+  readonly ChdbNodeEngine: new (options?: { extraArgs?: readonly string[] }) => ChdbAnalyzer;
+}
+
 // chdb is CommonJS; typed here, as its own .d.ts is not ESM-resolvable under NodeNext.
 const require = createRequire(import.meta.url);
-const { Session, drainPending } = require('chdb') as {
-  Session: new (path: string, options?: { connectionArgs?: readonly string[] }) => ChdbSession;
-  /** Resolves once no native call and no deferred connection teardown is pending in the process. */
-  drainPending: () => Promise<void>;
-};
-const { ChdbNodeEngine } = require('chdb/durable/node') as {
-  ChdbNodeEngine: new (options?: { extraArgs?: readonly string[] }) => ChdbAnalyzer;
-};
+let library: ChdbLibrary | undefined;
+
+/**
+ * chDB, loaded when the first engine starts rather than when this module is imported: its
+ * library puts about 140 MiB in resident memory, which a process that never opens the offline
+ * store (`sluice run pipeline`, say) need not carry.
+ */
+function chdb(): ChdbLibrary {
+  if (!library) {
+    const { Session, drainPending } = require('chdb') as Pick<ChdbLibrary, 'Session' | 'drainPending'>;
+    const { ChdbNodeEngine } = require('chdb/durable/node') as Pick<ChdbLibrary, 'ChdbNodeEngine'>;
+    library = { Session, drainPending, ChdbNodeEngine };
+  }
+  return library;
+}
 
 /** chdb_query_class values (ClickHouse's parser): see chdb/durable's engine adapter. */
 const QUERY_CLASSES = ['READ_ONLY', 'MUTATING', 'MUTATING_GLOBAL', 'CONTROL', 'UNKNOWN'] as const;
@@ -116,6 +130,7 @@ export class ChdbEngine implements SqlEngine {
     options: ChdbEngineOptions = {},
   ) {
     this.limits = options.limits ?? DEFAULT_SQL_LIMITS;
+    const { Session, ChdbNodeEngine } = chdb();
     mkdirSync(dataDir, { recursive: true });
     const configFile = writeAccessConfigSync(path.join(dataDir, 'sluice-access'));
     // The first connection starts the engine: the configuration is read now or never.
@@ -176,7 +191,7 @@ export class ChdbEngine implements SqlEngine {
     this.internal.close();
     // A connection with a native call still running (one abandoned at its time limit) closes when
     // the call ends: closed means closed.
-    await drainPending();
+    await chdb().drainPending();
   }
 
   /** ClickHouse's parser decides what the statement is; `inspectUserStatement` decides whether it may run. */

@@ -1,5 +1,6 @@
 import type { AggregationSpec, FeatureView } from '../../topology/features.js';
 import { addSquare, ExactSum, exactSpread, spreadOf, squaresExactly } from './exact-sum.js';
+import { ValueCounts } from './value-counts.js';
 
 /**
  * The aggregates of one window of one view, kept as its members come and go: members join at the
@@ -311,18 +312,16 @@ class ExtremeQueue {
 
 /** How many members hold each value of a field (as a string, as distinct counts compare them). */
 class DistinctValues {
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new ValueCounts();
 
   constructor(readonly field: string) {}
 
   add(value: string): void {
-    this.counts.set(value, (this.counts.get(value) ?? 0) + 1);
+    this.counts.add(value);
   }
 
   remove(value: string): void {
-    const count = (this.counts.get(value) ?? 0) - 1;
-    if (count <= 0) this.counts.delete(value);
-    else this.counts.set(value, count);
+    this.counts.remove(value);
   }
 
   get size(): number {

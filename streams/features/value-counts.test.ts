@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../common/random.js';
+import { ValueCounts } from './value-counts.js';
+
+/**
+ * Random adds and removes on one table, phase after phase (each a number of steps and the share of
+ * adds), checked against a Map after every step; the most values held in each phase.
+ */
+function against(pool: readonly string[], phases: readonly (readonly [steps: number, addShare: number])[], seed: number): number[] {
+  const random = seededRandom(seed);
+  const counts = new ValueCounts();
+  const reference = new Map<string, number>();
+  const mismatches = (): string[] => pool.filter((candidate) => counts.countOf(candidate) !== (reference.get(candidate) ?? 0));
+  return phases.map(([steps, addShare]) => {
+    let peak = 0;
+    for (let step = 0; step < steps; step++) {
+      const value = pool[Math.floor(random.next() * pool.length)] as string;
+      if (random.next() < addShare) {
+        counts.add(value);
+        reference.set(value, (reference.get(value) ?? 0) + 1);
+      } else {
+        counts.remove(value);
+        const left = (reference.get(value) ?? 0) - 1;
+        if (left > 0) reference.set(value, left);
+        else reference.delete(value);
+      }
+      expect(counts.size).toBe(reference.size);
+      expect(counts.countOf(value)).toBe(reference.get(value) ?? 0);
+      peak = Math.max(peak, reference.size);
+      // Every value, now and then: a shift on removal must not strand another key.
+      if (step % 251 === 0) expect(mismatches()).toEqual([]);
+    }
+    expect(mismatches()).toEqual([]);
+    return peak;
+  });
+}
+
+describe('ValueCounts', () => {
+  it('counts like a Map through growth, removals, shrinking and crowded probes', () => {
+    // Few values, many removals: small tables, long runs of neighbours shifted back on removal.
+    const few = Array.from({ length: 40 }, (_, index) => `m-${index}`);
+    expect(against(few, [[20_000, 0.5]], 1)[0]).toBeGreaterThan(20);
+    // Many values: grows to thousands of slots, then drains to none and grows again.
+    const many = Array.from({ length: 3_000 }, (_, index) => `session-${index * 7919}`);
+    const [grown, , again] = against(
+      many,
+      [
+        [30_000, 0.8],
+        [60_000, 0.3],
+        [2_000, 0.9],
+      ],
+      2,
+    );
+    expect(grown).toBeGreaterThan(2_000);
+    expect(again).toBeGreaterThan(1_000);
+  });
+
+  it('keeps strings that differ only in ways a weak hash might miss apart', () => {
+    const counts = new ValueCounts();
+    const values = [
+      '',
+      'a',
+      'A',
+      'ab',
+      'ba',
+      '\u0000',
+      '\u0000\u0000',
+      'é',
+      'e\u0301',
+      '𝟘',
+      '\ud835',
+      '1',
+      '01',
+      '1.0',
+      'null',
+      'undefined',
+    ];
+    for (const [index, value] of values.entries()) for (let times = 0; times <= index; times++) counts.add(value);
+    expect(counts.size).toBe(values.length);
+    for (const [index, value] of values.entries()) expect(counts.countOf(value)).toBe(index + 1);
+    counts.remove('absent');
+    expect(counts.size).toBe(values.length);
+    for (const [index, value] of values.entries()) for (let times = 0; times <= index; times++) counts.remove(value);
+    expect(counts.size).toBe(0);
+    for (const value of values) expect(counts.countOf(value)).toBe(0);
+  });
+});

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * How many times each string occurs, in about half the memory of a `Map<string, number>`: open
+ * addressing with linear probing, the keys in one array and the counts in an `Int32Array` (12
+ * bytes a slot), between 1/4 and 3/4 full, growing by half (a Map doubles, so it is half empty
+ * just after; it takes 28 bytes a slot). Every kept window of a distinct count holds one per field,
+ * for as long as its entity is active; in the memory run (`npm run bench -- pipeline --rss`) they
+ * were the state that grew most.
+ *
+ * Keys compare with `===`, so counts are exact whatever the hash does; the hash only places them.
+ * It is seeded per process, so which strings share a slot cannot be chosen from outside.
+ */
+export class ValueCounts {
+  private keys: (string | undefined)[] = [];
+  private counts = new Int32Array(0);
+  private slots = 0;
+  private used = 0;
+
+  constructor() {
+    this.allocate(MIN_SLOTS);
+  }
+
+  /** Distinct values held. */
+  get size(): number {
+    return this.used;
+  }
+
+  /** One more occurrence of `value`. */
+  add(value: string): void {
+    const slot = this.slotOf(value);
+    if (this.keys[slot] === value) {
+      (this.counts[slot] as number)++;
+      return;
+    }
+    if ((this.used + 1) * 4 > this.slots * 3) {
+      this.resize(Math.ceil(this.slots * 1.5));
+      this.place(value, 1);
+    } else {
+      this.keys[slot] = value;
+      this.counts[slot] = 1;
+    }
+    this.used++;
+  }
+
+  /** One occurrence of `value` fewer; the value goes at none (a value not held is left alone). */
+  remove(value: string): void {
+    const slot = this.slotOf(value);
+    if (this.keys[slot] !== value) return;
+    const count = this.counts[slot] as number;
+    if (count > 1) {
+      this.counts[slot] = count - 1;
+      return;
+    }
+    this.vacate(slot);
+    this.used--;
+    if (this.slots > MIN_SLOTS && this.used * 4 < this.slots) this.resize(Math.max(MIN_SLOTS, Math.ceil((this.slots * 2) / 3)));
+  }
+
+  /** The occurrences of `value` (0 if not held). */
+  countOf(value: string): number {
+    const slot = this.slotOf(value);
+    return this.keys[slot] === value ? (this.counts[slot] as number) : 0;
+  }
+
+  /** The slot holding `value`, or the empty slot where it would go. */
+  private slotOf(value: string): number {
+    const { keys, slots } = this;
+    let slot = homeOf(value, slots);
+    for (;;) {
+      const key = keys[slot];
+      if (key === undefined || key === value) return slot;
+      slot = slot + 1 === slots ? 0 : slot + 1;
+    }
+  }
+
+  /**
+   * Empties a slot, moving later keys of its run back into the gap when their home slot allows
+   * (backward-shift deletion: no tombstones, so probes stay short).
+   */
+  private vacate(slot: number): void {
+    const { keys, counts, slots } = this;
+    /** How far `to` is after `from`, going round. */
+    const after = (from: number, to: number): number => (to >= from ? to - from : to + slots - from);
+    let hole = slot;
+    let next = hole + 1 === slots ? 0 : hole + 1;
+    for (let key = keys[next]; key !== undefined; key = keys[next]) {
+      // The key may move into the hole if the hole is on its probe path (home … next).
+      if (after(homeOf(key, slots), next) >= after(hole, next)) {
+        keys[hole] = key;
+        counts[hole] = counts[next] as number;
+        hole = next;
+      }
+      next = next + 1 === slots ? 0 : next + 1;
+    }
+    keys[hole] = undefined;
+    counts[hole] = 0;
+  }
+
+  private resize(slots: number): void {
+    const { keys, counts } = this;
+    this.allocate(slots);
+    for (let index = 0; index < keys.length; index++) {
+      const key = keys[index];
+      if (key !== undefined) this.place(key, counts[index] as number);
+    }
+  }
+
+  /** Puts a key known to be absent. */
+  private place(key: string, count: number): void {
+    const slot = this.slotOf(key);
+    this.keys[slot] = key;
+    this.counts[slot] = count;
+  }
+
+  private allocate(slots: number): void {
+    this.keys = new Array<string | undefined>(slots).fill(undefined);
+    this.counts = new Int32Array(slots);
+    this.slots = slots;
+  }
+}
+
+const MIN_SLOTS = 8;
+
+/** This process's hash seed. */
+const SEED = randomBytes(4).readUInt32LE(0);
+
+/**
+ * The slot a value's probe starts at: its hash scaled to [0, slots), exactly while the product
+ * stays below 2^53 (2^21 slots); beyond that, the remainder.
+ */
+function homeOf(value: string, slots: number): number {
+  const hash = hashOf(value) >>> 0;
+  return slots <= 0x20_0000 ? Math.floor((hash * slots) / 4_294_967_296) : hash % slots;
+}
+
+/** FNV-1a over the UTF-16 code units from a seed, then MurmurHash3's finalizer to spread the bits. */
+function hashOf(value: string): number {
+  let hash = SEED;
+  for (let index = 0; index < value.length; index++) hash = Math.imul(hash ^ value.charCodeAt(index), 0x01000193);
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  return hash ^ (hash >>> 16);
+}
