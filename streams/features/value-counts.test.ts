@@ -1,18 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../common/random.js';
-import { ValueCounts } from './value-counts.js';
+import { scaled, ValueCounts } from './value-counts.js';
 
 /**
  * Random adds and removes on one table, phase after phase (each a number of steps and the share of
- * adds), checked against a Map after every step; the most values held in each phase.
+ * adds), checked against a Map after every step; per phase, the most values held and the most
+ * slots, and both at its end.
  */
-function against(pool: readonly string[], phases: readonly (readonly [steps: number, addShare: number])[], seed: number): number[] {
+interface Phase {
+  readonly peak: number;
+  readonly peakCapacity: number;
+  readonly size: number;
+  readonly capacity: number;
+}
+
+function against(pool: readonly string[], phases: readonly (readonly [steps: number, addShare: number])[], seed: number): Phase[] {
   const random = seededRandom(seed);
   const counts = new ValueCounts();
   const reference = new Map<string, number>();
   const mismatches = (): string[] => pool.filter((candidate) => counts.countOf(candidate) !== (reference.get(candidate) ?? 0));
   return phases.map(([steps, addShare]) => {
     let peak = 0;
+    let peakCapacity = 0;
     for (let step = 0; step < steps; step++) {
       const value = pool[Math.floor(random.next() * pool.length)] as string;
       if (random.next() < addShare) {
@@ -26,12 +35,15 @@ function against(pool: readonly string[], phases: readonly (readonly [steps: num
       }
       expect(counts.size).toBe(reference.size);
       expect(counts.countOf(value)).toBe(reference.get(value) ?? 0);
+      // Never more than 3/4 full, so a probe always ends.
+      expect(counts.size * 4).toBeLessThanOrEqual(counts.capacity * 3);
       peak = Math.max(peak, reference.size);
+      peakCapacity = Math.max(peakCapacity, counts.capacity);
       // Every value, now and then: a shift on removal must not strand another key.
       if (step % 251 === 0) expect(mismatches()).toEqual([]);
     }
     expect(mismatches()).toEqual([]);
-    return peak;
+    return { peak, peakCapacity, size: counts.size, capacity: counts.capacity };
   });
 }
 
@@ -39,20 +51,35 @@ describe('ValueCounts', () => {
   it('counts like a Map through growth, removals, shrinking and crowded probes', () => {
     // Few values, many removals: small tables, long runs of neighbours shifted back on removal.
     const few = Array.from({ length: 40 }, (_, index) => `m-${index}`);
-    expect(against(few, [[20_000, 0.5]], 1)[0]).toBeGreaterThan(20);
+    expect(against(few, [[20_000, 0.5]], 1)[0]?.peak).toBeGreaterThan(20);
     // Many values: grows to thousands of slots, then drains to none and grows again.
     const many = Array.from({ length: 3_000 }, (_, index) => `session-${index * 7919}`);
-    const [grown, , again] = against(
+    const [grown, drained, again] = against(
       many,
       [
         [30_000, 0.8],
-        [60_000, 0.3],
+        [60_000, 0.05],
         [2_000, 0.9],
       ],
       2,
     );
-    expect(grown).toBeGreaterThan(2_000);
-    expect(again).toBeGreaterThan(1_000);
+    expect(grown?.peak).toBeGreaterThan(2_000);
+    // Drained, it gives its slots back.
+    expect(drained?.capacity).toBeLessThan((drained?.peakCapacity ?? 0) / 10);
+    expect(drained?.capacity).toBeLessThanOrEqual(Math.max(12, 8 * (drained?.size ?? 0)));
+    expect(again?.peak).toBeGreaterThan(1_000);
+  });
+
+  it('scales a hash into the table, below its size, for any hash and size', () => {
+    for (const slots of [8, 12, 1_000, 0x20_0000, 0x20_0001, 0x3fff_ffff, 0x7fff_ffff]) {
+      for (const hash of [0, 1, -1, 0x7fff_ffff, -0x8000_0000, 0xffff_ffff, 0x1234_5678]) {
+        const slot = scaled(hash, slots);
+        expect(Number.isInteger(slot) && slot >= 0 && slot < slots, `hash ${hash}, ${slots} slots: ${slot}`).toBe(true);
+      }
+    }
+    // Spread over the whole table, not its start.
+    expect(scaled(-1, 1_000)).toBe(999);
+    expect(scaled(-1, 0x3fff_ffff)).toBe(0xffff_ffff % 0x3fff_ffff);
   });
 
   it('keeps strings that differ only in ways a weak hash might miss apart', () => {

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * How many times each string occurs, in about half the memory of a `Map<string, number>`: open
- * addressing with linear probing, the keys in one array and the counts in an `Int32Array` (12
- * bytes a slot), between 1/4 and 3/4 full, growing by half (a Map doubles, so it is half empty
- * just after; it takes 28 bytes a slot). Every kept window of a distinct count holds one per field,
- * for as long as its entity is active; in the memory run (`npm run bench -- pipeline --rss`) they
- * were the state that grew most.
+ * How many times each string occurs, in about 0.6 times the memory of a `Map<string, number>`:
+ * open addressing with linear probing, the keys in one array and the counts in an `Int32Array` (12
+ * bytes a slot), at most 3/4 full, growing by half and shrinking below 1/4 full: 16–24 bytes an
+ * entry while it grows, against 28–56 for a Map (28 bytes a slot, grown by doubling when full).
+ * Every kept window of a distinct count holds one per field, for as long as its entity is active;
+ * in the memory run (`npm run bench -- pipeline --rss`) they were the state that grew most.
  *
  * Keys compare with `===`, so counts are exact whatever the hash does; the hash only places them.
  * It is seeded per process, so which strings share a slot cannot be chosen from outside.
@@ -26,11 +26,18 @@ export class ValueCounts {
     return this.used;
   }
 
+  /** Slots allocated (at most 3/4 of them are used; below 1/4 the table shrinks). */
+  get capacity(): number {
+    return this.slots;
+  }
+
   /** One more occurrence of `value`. */
   add(value: string): void {
     const slot = this.slotOf(value);
     if (this.keys[slot] === value) {
-      (this.counts[slot] as number)++;
+      const count = this.counts[slot] as number;
+      if (count === MAX_COUNT) throw new RangeError(`ValueCounts holds a value ${MAX_COUNT} times, the most an Int32Array counts`);
+      this.counts[slot] = count + 1;
       return;
     }
     if ((this.used + 1) * 4 > this.slots * 3) {
@@ -43,7 +50,7 @@ export class ValueCounts {
     this.used++;
   }
 
-  /** One occurrence of `value` fewer; the value goes at none (a value not held is left alone). */
+  /** One occurrence of `value` fewer: at none, the value is no longer held (a value not held is left alone). */
   remove(value: string): void {
     const slot = this.slotOf(value);
     if (this.keys[slot] !== value) return;
@@ -121,6 +128,7 @@ export class ValueCounts {
 }
 
 const MIN_SLOTS = 8;
+const MAX_COUNT = 0x7fff_ffff;
 
 /** This process's hash seed. */
 const SEED = randomBytes(4).readUInt32LE(0);
@@ -130,8 +138,13 @@ const SEED = randomBytes(4).readUInt32LE(0);
  * stays below 2^53 (2^21 slots); beyond that, the remainder.
  */
 function homeOf(value: string, slots: number): number {
-  const hash = hashOf(value) >>> 0;
-  return slots <= 0x20_0000 ? Math.floor((hash * slots) / 4_294_967_296) : hash % slots;
+  return scaled(hashOf(value), slots);
+}
+
+/** A 32-bit hash scaled to [0, slots). */
+export function scaled(hash: number, slots: number): number {
+  const unsigned = hash >>> 0;
+  return slots <= 0x20_0000 ? Math.floor((unsigned * slots) / 4_294_967_296) : unsigned % slots;
 }
 
 /** FNV-1a over the UTF-16 code units from a seed, then MurmurHash3's finalizer to spread the bits. */
