@@ -48,6 +48,7 @@ export async function main(): Promise<void> {
   const registry = await startSchemaRegistry({ brokers: cluster.brokers, topic: '_schemas', host: '127.0.0.1', port: 0, logger });
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-features' });
   const chdbDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-chdb-'));
+  const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-state-'));
   const store = new EmbeddedOfflineStore(new ChdbEngine(chdbDir));
   const rows: Record<string, string | number>[] = [];
   try {
@@ -173,7 +174,7 @@ export async function main(): Promise<void> {
         metrics,
         logger,
         guarantee: 'exactly_once',
-        stateDir: await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-state-')),
+        stateDir,
         topicPrefix: prefix,
       },
     );
@@ -363,6 +364,7 @@ export async function main(): Promise<void> {
     await registry.stop();
     await cluster.stop();
     await fs.rm(chdbDir, { recursive: true, force: true });
+    await fs.rm(stateDir, { recursive: true, force: true });
   }
   printTable(`Feature store (${EVENTS} demo events, ${PARTITIONS} partitions, local broker, embedded chDB)`, rows);
 }

@@ -121,6 +121,8 @@ export async function main(): Promise<void> {
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-inference' });
   const stages: RunningStage[] = [];
   let watcher: ModelWatcher | undefined;
+  // The model artifacts and the stages' state: removed at the end.
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-inference-'));
   try {
     const prefix = 'bench.';
     const admin = kafka.admin();
@@ -160,7 +162,7 @@ export async function main(): Promise<void> {
       schemaId: ids.get(`${prefix}registry.features-value`) ?? 0,
       logger,
     });
-    const artifacts = new ArtifactStore(await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-models-')));
+    const artifacts = new ArtifactStore(path.join(scratch, 'models'));
     const sha = await artifacts.put(toOnnx(trained.network, 'fraud'), {
       name: 'fraud',
       inputs,
@@ -197,7 +199,8 @@ export async function main(): Promise<void> {
     // The same network as a second version: the shadow of the shadow measurement.
     const shadowVersion = (await version([])).version;
     const metrics = createMetricsRegistry(false);
-    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-inference-'));
+    const stateDir = path.join(scratch, 'state');
+    await fs.mkdir(stateDir);
     const options = (group: string) => ({
       brokers: cluster.brokers,
       groupId: group,
@@ -370,6 +373,7 @@ export async function main(): Promise<void> {
     await watcher?.stop();
     await registry.stop();
     await cluster.stop();
+    await fs.rm(scratch, { recursive: true, force: true });
   }
   printTable('Inference (fraud model: 9 inputs, MLP 16 hidden; local broker; one Node process)', rows);
 }

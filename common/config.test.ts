@@ -15,7 +15,7 @@ describe('loadConfig', () => {
     expect(config.defaultPartitions).toBe(6);
     expect(config.stages).toEqual({
       guarantee: 'exactly_once',
-      maxInFlight: 10_000,
+      maxInFlight: 20_000,
       commitIntervalMs: 100,
       stateCacheMaxBytes: 64 * 1024 * 1024,
       fetchMinBytes: 1024 * 1024,

@@ -4,7 +4,7 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, PartitionMetadata } from
 import kafkajs from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
-import { DEFAULT_STATE_CACHE_MB } from '../../common/config.js';
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_STATE_CACHE_MB } from '../../common/config.js';
 import type { MetricsRegistry } from '../../common/metrics.js';
 import { createKafka, ensureTopics, hasKafkaErrorType, retryKafka, type TopicSpec } from '../../kafka/index.js';
 import {
@@ -36,7 +36,7 @@ export interface StageOptions {
   readonly dlqTopic: string;
   readonly guarantee?: Guarantee;
   /**
-   * Records admitted and not yet committed, at most (default DEFAULT_MAX_IN_FLIGHT); input
+   * Records admitted and not yet committed, at most (default DEFAULT_MAX_IN_FLIGHT, common/config); input
    * partitions pause at the bound. A fetched batch's records beyond the free capacity are held
    * (its partition paused; so at most one fetch per partition is held besides) and admitted as
    * commits free capacity, in turns over the partitions, not fetched again.
@@ -152,7 +152,6 @@ interface SubTopologyPlan {
  * (before the runtime followed fetches that deliver nothing, a stall of that shape: see the
  * START_BATCH_PROCESS listener; not measured again since).
  */
-export const DEFAULT_MAX_IN_FLIGHT = 10_000;
 export const DEFAULT_MAX_BYTES_PER_PARTITION = 1024 * 1024;
 /**
  * A fetch returns once it has this many bytes or has waited DEFAULT_FETCH_MAX_WAIT_MS (Kafka's
