@@ -217,10 +217,13 @@ async function compare(
     if (index % 500 === 499) expect(await contents(tested), `after event ${index}`).toEqual(await contents(reference));
   }
   expect(await contents(tested)).toEqual(await contents(reference));
+  // Kept state always describes the stored history (a slip would only send events to the general path).
+  expect(appendCounts.mismatched - before.mismatched).toBe(0);
   return {
     appended: appendCounts.appended - before.appended,
     handedBack: appendCounts.handedBack - before.handedBack,
     reads: appendCounts.reads - before.reads,
+    mismatched: appendCounts.mismatched - before.mismatched,
     failed,
   };
 }

@@ -75,9 +75,11 @@ const MAX_READS = 4;
 
 /**
  * For tests: events `appendInOrder` stored (`appended`), events it handed back to the general path
- * after taking the kept state (`handedBack`), and its reads of segments not in memory (`reads`).
+ * after taking the kept state (`handedBack`), its reads of segments not in memory (`reads`), and
+ * kept state found not to describe the stored history (`mismatched`: never expected; such an event
+ * takes the general path, which is exact, so only a count can show the slip).
  */
-export const appendCounts = { appended: 0, handedBack: 0, reads: 0 };
+export const appendCounts = { appended: 0, handedBack: 0, reads: 0, mismatched: 0 };
 
 /**
  * After the general path stored an entity (`saveEntity`): keeps each view's window of its newest
@@ -94,7 +96,10 @@ export function keepWindows(features: SourceFeatures, saved: SavedEntity, events
   }
   // Not the history just stored (never expected): nothing kept, and the next event takes the general
   // path. Not an error: the event is stored already, and a retry would find it a duplicate.
-  if (total !== events.length) return;
+  if (total !== events.length) {
+    appendCounts.mismatched++;
+    return;
+  }
   const cursorAt = (position: number): Cursor => {
     let segment = segments.length - 1;
     while ((starts[segment] as number) > position) segment--;
@@ -182,8 +187,17 @@ interface Placed {
   changed: boolean;
   /** Whether it is in the store under its id (the new tail segment is not). */
   readonly stored: boolean;
-  /** The old segments whose events it holds: old place → the shift of their indices. */
-  readonly from: Map<number, number>;
+  /** The old segment it is, by its place in the head's list; -1 for the new tail and a merged run (their `events` are set). */
+  readonly old: number;
+}
+
+/**
+ * Where each old segment's events are in the new layout, by the old segment's place: the new place
+ * (-1 for one that left the history) and the shift of its events' indices.
+ */
+interface Moves {
+  readonly place: number[];
+  readonly shift: number[];
 }
 
 interface Plan {
@@ -192,6 +206,7 @@ interface Plan {
   readonly oldest: number;
   readonly views: readonly ViewPlan[];
   readonly placed: readonly Placed[];
+  readonly moves: Moves;
   readonly deletes: readonly number[];
   readonly nextSegment: number;
 }
@@ -205,8 +220,11 @@ class Missing extends Error {
   }
 }
 
-/** Not the history the kept state describes, or not an event this path stores as `saveEntity` would (caught in `planAppend`). */
+/** Not an event this path stores as `saveEntity` would (caught in `planAppend`). */
 class NotAppendable extends Error {}
+
+/** Kept state that does not describe the stored history: never expected (caught and counted in `planAppend`). */
+class Mismatch extends NotAppendable {}
 
 function planAppend(
   store: KeyValueStore<StoredEntity>,
@@ -218,11 +236,16 @@ function planAppend(
 ): Planned {
   const { counts } = state;
   const segments = head.segments.length;
-  if (counts.length !== segments || segments === 0) return undefined;
+  if (counts.length !== segments || segments === 0) {
+    appendCounts.mismatched++;
+    return undefined;
+  }
   const read = new Map<number, readonly HistoryEvent[]>();
   const eventsOf = (segment: number): readonly HistoryEvent[] => {
     const known = read.get(segment);
     if (known) return known;
+    // A place beyond the head's segments: a cursor the kept state got wrong (not a segment to read).
+    if (!(segment >= 0 && segment < segments)) throw new Mismatch();
     const id = head.segments[segment] as number;
     const found = store.peek(segmentKey(entity, id));
     if (found === NOT_LOADED) {
@@ -230,7 +253,7 @@ function planAppend(
       // merge reads the short segments at the end together.
       throw new Missing(head.segments.slice(segment, segment + READ_TOGETHER).map((next) => segmentKey(entity, next)));
     }
-    if (found?.kind !== 'segment' || found.events.length !== counts[segment]) throw new NotAppendable();
+    if (found?.kind !== 'segment' || found.events.length !== counts[segment]) throw new Mismatch();
     read.set(segment, found.events);
     return found.events;
   };
@@ -278,18 +301,19 @@ function planAppend(
     // Each view's window slides: the members before its new start leave.
     const views = features.views.map((view, place): ViewPlan => {
       const keptWindow = state.windows[place];
-      if (!keptWindow || view.window.kind === 'session') throw new NotAppendable();
+      if (!keptWindow) throw new Mismatch();
+      if (view.window.kind === 'session') throw new NotAppendable();
       const bounds = lookBack(view.window, t);
       const leaves = (time: number): boolean => (bounds.startInclusive ? time < bounds.start : time <= bounds.start);
       if (leaves(head.newest as number)) {
-        if (new WindowAggregates(view).readsMembersAfter([], remembered)) throw new NotAppendable();
+        if (WindowAggregates.readsMembersWhenFirst(view, remembered)) throw new NotAppendable();
         return { start: bounds.start, end: bounds.end, reset: true, leaving: [], members: undefined, first: null };
       }
       const leaving: HistoryEvent[] = [];
       let first: Cursor | null = keptWindow.first;
       for (;;) {
         // The newest event so far stays: the walk ends before the history does.
-        if (!first) throw new NotAppendable();
+        if (!first) throw new Mismatch();
         const candidate = at(first);
         if (!leaves(candidate.t)) break;
         if (!isLate(candidate, view.graceMs)) leaving.push(candidate);
@@ -313,6 +337,7 @@ function planAppend(
     // segments at the end are merged once they hold a full segment's events.
     const deletes: number[] = [];
     const placed: Placed[] = [];
+    const moves: Moves = { place: new Array<number>(segments).fill(-1), shift: new Array<number>(segments).fill(0) };
     let drop = expired;
     for (let segment = 0; segment < segments; segment++) {
       const id = head.segments[segment] as number;
@@ -323,6 +348,7 @@ function planAppend(
         deletes.push(id);
         continue;
       }
+      moves.place[segment] = placed.length;
       placed.push({
         id,
         count: counts[segment] as number,
@@ -330,22 +356,24 @@ function planAppend(
         events: undefined,
         changed: false,
         stored: true,
-        from: new Map([[segment, 0]]),
+        old: segment,
       });
       drop = 0;
     }
     let { nextSegment } = head;
     const tail = placed.at(-1);
     if (tail && tail.count - tail.skip < TAIL_EVENTS) {
-      const [old] = tail.from.keys();
-      const events = [...eventsOf(old as number).slice(tail.skip), remembered];
-      tail.from.set(old as number, -tail.skip);
+      const own = eventsOf(tail.old);
+      const events: HistoryEvent[] = [];
+      for (let index = tail.skip; index < own.length; index++) events.push(own[index] as HistoryEvent);
+      events.push(remembered);
+      moves.shift[tail.old] = -tail.skip;
       tail.events = events;
       tail.count = events.length;
       tail.skip = 0;
       tail.changed = true;
     } else {
-      placed.push({ id: nextSegment++, count: 1, skip: 0, events: [remembered], changed: true, stored: false, from: new Map() });
+      placed.push({ id: nextSegment++, count: 1, skip: 0, events: [remembered], changed: true, stored: false, old: -1 });
     }
     // A segment `saveEntity` would split (it took many late events): the general path splits it.
     if (placed.some((segment) => segment.count - segment.skip > 2 * SEGMENT_EVENTS)) throw new NotAppendable();
@@ -359,20 +387,26 @@ function planAppend(
     if (placed.length - run >= 2 && runEvents >= SEGMENT_EVENTS) {
       const merged = placed.splice(run);
       const events: HistoryEvent[] = [];
-      const from = new Map<number, number>();
       for (const segment of merged) {
-        const own = segment.events ?? eventsOf(segment.from.keys().next().value as number);
-        for (const [old, shift] of segment.from) from.set(old, shift + events.length - segment.skip);
+        const own = segment.events ?? eventsOf(segment.old);
+        // The old segment it is (none for the new tail) now starts at the run's events so far.
+        if (segment.old >= 0) {
+          moves.place[segment.old] = run;
+          moves.shift[segment.old] = (moves.shift[segment.old] as number) + events.length - segment.skip;
+        }
         for (let index = segment.skip; index < own.length; index++) events.push(own[index] as HistoryEvent);
         if (segment !== merged[0] && segment.stored) deletes.push(segment.id);
       }
       const runFirst = merged[0] as Placed;
-      placed.push({ id: runFirst.id, count: events.length, skip: 0, events, changed: true, stored: runFirst.stored, from });
+      placed.push({ id: runFirst.id, count: events.length, skip: 0, events, changed: true, stored: runFirst.stored, old: -1 });
     }
-    return { kind: 'plan', remembered, oldest, views, placed, deletes, nextSegment };
+    return { kind: 'plan', remembered, oldest, views, placed, moves, deletes, nextSegment };
   } catch (error) {
     if (error instanceof Missing) return { kind: 'missing', keys: error.keys };
-    if (error instanceof NotAppendable) return undefined;
+    if (error instanceof NotAppendable) {
+      if (error instanceof Mismatch) appendCounts.mismatched++;
+      return undefined;
+    }
     throw error;
   }
 }
@@ -394,16 +428,14 @@ function carryOut(
   state: KeptState,
   plan: Plan,
 ): Appended | undefined {
-  const { remembered, placed } = plan;
+  const { remembered, placed, moves } = plan;
   const last = placed.length - 1;
   const newest: Cursor = { segment: last, index: (placed[last] as Placed).count - 1 };
   const moved = (cursor: Cursor | null): Cursor => {
     if (!cursor) return newest;
-    for (const [segment, place] of placed.entries()) {
-      const shift = place.from.get(cursor.segment);
-      if (shift !== undefined) return { segment, index: cursor.index + shift };
-    }
-    throw new Error(`a window's first event (segment ${cursor.segment}) left the history of entity ${entity}`);
+    const segment = moves.place[cursor.segment] ?? -1;
+    if (segment < 0) throw new Error(`a window's first event (segment ${cursor.segment}) left the history of entity ${entity}`);
+    return { segment, index: cursor.index + (moves.shift[cursor.segment] as number) };
   };
 
   const rows: FeatureRow[] = [];

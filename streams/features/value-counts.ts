@@ -133,15 +133,15 @@ const MAX_COUNT = 0x7fff_ffff;
 /** This process's hash seed. */
 const SEED = randomBytes(4).readUInt32LE(0);
 
-/**
- * The slot a value's probe starts at: its hash scaled to [0, slots), exactly while the product
- * stays below 2^53 (2^21 slots); beyond that, the remainder.
- */
+/** The slot a value's probe starts at: its hash, scaled to the table. */
 function homeOf(value: string, slots: number): number {
   return scaled(hashOf(value), slots);
 }
 
-/** A 32-bit hash scaled to [0, slots). */
+/**
+ * A 32-bit hash scaled to [0, slots): multiplied and divided by 2^32 while the product stays
+ * exact below 2^53 (up to 2^21 slots); beyond that, the remainder.
+ */
 export function scaled(hash: number, slots: number): number {
   const unsigned = hash >>> 0;
   return slots <= 0x20_0000 ? Math.floor((unsigned * slots) / 4_294_967_296) : unsigned % slots;

@@ -32,6 +32,28 @@ function valuesOf(members: readonly MemberEvent[], field: string): number[] {
 }
 
 describe('WindowAggregates', () => {
+  it('tells whether a new window would read its members, as a new window asked after its first member does', () => {
+    const plain = featureView({
+      name: 'plain',
+      source: payments,
+      window: slidingWindow('1h'),
+      features: { total: sum('amount'), low: min('amount') },
+      owner: 'test',
+      description: 'test',
+    });
+    // A stddev reads the members only for a value whose square the sums cannot hold exactly.
+    for (const amount of [0, -0, 2.5, -1e6, 1e300, -1e-200, 5e-324, Number.NaN, Number.POSITIVE_INFINITY, null]) {
+      const joining: MemberEvent = { v: { amount, merchant: 'm' } };
+      for (const chosen of [view, plain]) {
+        const asked = new WindowAggregates(chosen).readsMembersAfter([], joining);
+        expect(WindowAggregates.readsMembersWhenFirst(chosen, joining), `${chosen.name} joined by ${amount}`).toBe(asked);
+      }
+    }
+    expect(WindowAggregates.readsMembersWhenFirst(view, { v: { amount: 1e300, merchant: 'm' } })).toBe(true);
+    expect(WindowAggregates.readsMembersWhenFirst(view, { v: { amount: 2.5, merchant: 'm' } })).toBe(false);
+    expect(WindowAggregates.readsMembersWhenFirst(plain, { v: { amount: 1e300, merchant: 'm' } })).toBe(false);
+  });
+
   it('keeps the oldest of equal extremes, as a pass does: +0 and −0 are told apart', () => {
     const plus = { v: { amount: 0, merchant: 'a' } };
     const minus = { v: { amount: -0, merchant: 'b' } };

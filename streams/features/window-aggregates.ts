@@ -111,6 +111,15 @@ export class WindowAggregates {
     return false;
   }
 
+  /**
+   * Whether a new window of `view` would read its members once `joining` is its first: what
+   * `new WindowAggregates(view).readsMembersAfter([], joining)` answers, without making the window.
+   */
+  static readsMembersWhenFirst(view: FeatureView, joining: MemberEvent): boolean {
+    for (const needs of planOf(view).numeric) if (needs.squares && unsquaredValue(joining.v[needs.field])) return true;
+    return false;
+  }
+
   /** A member joins at the window's end. */
   add(event: MemberEvent): void {
     this.members++;
