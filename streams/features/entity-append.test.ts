@@ -223,7 +223,6 @@ async function compare(
     appended: appendCounts.appended - before.appended,
     handedBack: appendCounts.handedBack - before.handedBack,
     reads: appendCounts.reads - before.reads,
-    mismatched: appendCounts.mismatched - before.mismatched,
     failed,
   };
 }

@@ -76,8 +76,9 @@ const MAX_READS = 4;
 /**
  * For tests: events `appendInOrder` stored (`appended`), events it handed back to the general path
  * after taking the kept state (`handedBack`), its reads of segments not in memory (`reads`), and
- * kept state found not to describe the stored history (`mismatched`: never expected; such an event
- * takes the general path, which is exact, so only a count can show the slip).
+ * slips (`mismatched`: never expected): kept state found not to describe the stored history, or a
+ * stored layout `keepWindows` could not place the history in. The event (or, for the latter, the
+ * entity's next one) takes the general path, which is exact, so only this count shows a slip.
  */
 export const appendCounts = { appended: 0, handedBack: 0, reads: 0, mismatched: 0 };
 
@@ -257,7 +258,12 @@ function planAppend(
     read.set(segment, found.events);
     return found.events;
   };
-  const at = ({ segment, index }: Cursor): HistoryEvent => eventsOf(segment)[index] as HistoryEvent;
+  const at = ({ segment, index }: Cursor): HistoryEvent => {
+    const events = eventsOf(segment);
+    // An index beyond its segment: a cursor the kept state got wrong.
+    if (!(index >= 0 && index < events.length)) throw new Mismatch();
+    return events[index] as HistoryEvent;
+  };
   /** The next place; null after the history's last event. */
   const after = ({ segment, index }: Cursor): Cursor | null =>
     index + 1 < (counts[segment] as number)
