@@ -9,6 +9,7 @@ import { createLogger } from '../common/logger.js';
 import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../kafka/index.js';
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
+import { tieToParent } from '../common/child-tie.js';
 
 const run = promisify(execFile);
 
@@ -102,6 +103,7 @@ export async function main(): Promise<void> {
       await waitForTopics(admin, [output]);
       const state = path.join(root, group);
       const child = spawn(command, args(output, group, state), { stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+      tieToParent(child);
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

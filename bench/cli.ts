@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../common/config.js';
 import { printTable } from './report.js';
+import { tieToParent } from '../common/child-tie.js';
 
 /**
  * How fast the `sluice` command answers, as a user runs it (`node bin/sluice.js ...`, a new process
@@ -27,6 +28,7 @@ function env(dataDir: string): NodeJS.ProcessEnv {
 function timeOnce(args: readonly string[], environment: NodeJS.ProcessEnv): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
+    // Not tied to this process (see startStack): a second process started beside it would be timed too.
     const child = spawn(process.execPath, args, { env: environment, cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -43,6 +45,7 @@ async function startStack(dataDir: string): Promise<{ stop: () => Promise<void> 
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  tieToParent(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));

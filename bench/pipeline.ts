@@ -10,6 +10,7 @@ import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
 import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
+import { tieToParent } from '../common/child-tie.js';
 
 /**
  * The fused pipeline of the fraud demo (ingest → features → inference, every view and the
@@ -27,8 +28,10 @@ import { printTable } from './report.js';
  * only the live run at 1,000 events/s (or that rate), under the CPU profiler, and prints where its time goes;
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
  * broker, without the profiler. `--timeline[=<s>]` adds each live run's latency by 10 s (or <s> s) of sending.
- * `--warmup=<s>` sends each live run's load for that long before its measured 60 s (steady state:
- * the fresh process's JIT and the broker warmed up); without it, a run is measured from a cold start.
+ * Each live run (the fixed rates, each rate of the search and the memory run) first sends its load
+ * for 15 s, not measured: the fresh process's JIT, the broker and the rate's own batch sizes warm up,
+ * so that the measured 60 s are the rate sustained. `--warmup=<s>` sets that time; `--warmup=0`
+ * measures from a cold start.
  * The pipeline process takes SLUICE_STATE_CACHE_MB from the environment (the runs name it).
  *
  * The pipeline is the `sluice run pipeline` command as users run it: the compiled CLI in dist/
@@ -40,6 +43,8 @@ const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
 const SLUICE = path.join(PROJECT_ROOT, 'bin', 'sluice.js');
 const fromSources = process.argv.includes('--from-sources');
+/** The load each live run sends before its measured time, unless `--warmup` says otherwise. */
+const DEFAULT_WARMUP_SECONDS = 15;
 
 /** Where the pipeline of one run meets its cluster and keeps its state. */
 interface PipelineEnv {
@@ -87,7 +92,12 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
         SLUICE_LOG_LEVEL: 'warn',
         SLUICE_METRICS_PORT: '0',
       };
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: PROJECT_ROOT,
+  });
+  tieToParent(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -158,7 +168,8 @@ interface MetricsSample {
 
 /**
  * The memory run minute by minute, from the pipeline's own metrics: what it processed, the CPU it
- * took, where its memory was (V8's heap as committed and as used, the state cache) and how much
+ * took, where its memory was (V8's heap as committed and as used, memory outside the heap that V8
+ * knows of, the state cache) and how much
  * of the time went to garbage collection. Says whether a slowdown or a growth comes with the
  * state, the heap or the collector.
  */
@@ -180,6 +191,8 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
       'major GC s': delta('sluice_process_nodejs_gc_duration_seconds_sum', 'kind="major"').toFixed(2),
       'RSS MiB': mib(now('sluice_process_process_resident_memory_bytes')),
       'heap committed / used MiB': `${mib(now('sluice_process_nodejs_heap_size_total_bytes'))} / ${mib(now('sluice_process_nodejs_heap_size_used_bytes'))}`,
+      // Buffers and other memory outside the heap that V8 is told of (RocksDB's own is not).
+      'external MiB': mib(now('sluice_process_nodejs_external_memory_bytes')),
       'state cache MiB': mib(now('sluice_state_cache_bytes')),
       'evicted/s': Math.round(delta('sluice_state_cache_evicted_total') / seconds),
       'lag records': now('sluice_consumer_lag_records'),
@@ -246,9 +259,10 @@ export async function main(): Promise<void> {
   const rssMinutesArgument = process.argv.find((argument) => argument.startsWith('--rss-minutes='));
   const rssMinutes = rssMinutesArgument === undefined ? 10 : Number(rssMinutesArgument.slice('--rss-minutes='.length));
   if (!(rssMinutes > 0)) throw new Error(`--rss-minutes wants minutes, not ${rssMinutesArgument}`);
-  // `--warmup=<s>`: each live run sends at its rate for that long before the measured 60 s.
+  // `--warmup=<s>`: each live run sends at its rate for that long before the measured 60 s (15 s
+  // unless given; 0: a cold start).
   const warmupArgument = process.argv.find((argument) => argument.startsWith('--warmup='));
-  const warmupSeconds = warmupArgument === undefined ? 0 : Number(warmupArgument.slice('--warmup='.length));
+  const warmupSeconds = warmupArgument === undefined ? DEFAULT_WARMUP_SECONDS : Number(warmupArgument.slice('--warmup='.length));
   if (!(warmupSeconds >= 0)) throw new Error(`--warmup wants seconds, not ${warmupArgument}`);
   // `--timeline[=<s>]`: each live run's latency by 10 s (or that many seconds) of sending.
   const timelineArgument = process.argv.find((argument) => argument === '--timeline' || argument.startsWith('--timeline='));
@@ -458,7 +472,7 @@ export async function main(): Promise<void> {
         if (sampleRss) printMemoryTimeline(rate, metricsSamples);
         const sorted = latencies.sort((left, right) => left - right);
         const row: Record<string, string | number> = {
-          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ''}${
+          run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ', cold'}${
             process.env.SLUICE_STATE_CACHE_MB ? `, state cache ${process.env.SLUICE_STATE_CACHE_MB} MiB` : ''
           }`,
           'sent/s': Math.round(count / sendSeconds),

@@ -7,6 +7,7 @@ import { PROJECT_ROOT } from '../../common/config.js';
 import type { StackState } from '../../app/stack.js';
 import { waitUntil } from '../helpers.js';
 import { cleanEnv, processExists } from './sluice-process.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 /** `npm start` as a new user runs it: in a terminal's foreground group, stopped by Ctrl-C (SIGINT to the group). */
 describe('npm start', () => {
@@ -18,6 +19,7 @@ describe('npm start', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    tieToParent(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));

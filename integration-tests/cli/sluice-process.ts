@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../common/config.js';
 import { waitUntil } from '../helpers.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 export const SLUICE_BIN = path.join(PROJECT_ROOT, 'bin', 'sluice.js');
 
@@ -32,6 +33,7 @@ export function cleanEnv(extra: Record<string, string | undefined>): NodeJS.Proc
 /** Runs `node bin/sluice.js ...args` the way a user would (in the repository, or in `cwd`). */
 export function spawnSluice(args: readonly string[], env: NodeJS.ProcessEnv, cwd: string = PROJECT_ROOT): SluiceProcess {
   const child = spawn(process.execPath, [SLUICE_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd });
+  tieToParent(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));

@@ -28,6 +28,7 @@ import { platformTopics, predictionTopics, sourceTopics } from '../../topology/t
 import { fixedNetwork } from '../pipeline/demo-setup.js';
 import { groupLag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { pendingRecords } from './pending.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'monitoring-process.ts');
 const HOUR = 3_600_000;
@@ -93,6 +94,7 @@ describe('the monitoring stages SIGKILLed at random points', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: PROJECT_ROOT,
     });
+    tieToParent(child);
     children.push(child);
     let out = '';
     let err = '';

@@ -12,6 +12,7 @@ import { OnnxScorer, toBatch, toOnnx } from '../../models/network.js';
 import { AvroSerde } from '../../schemas/index.js';
 import { readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { setUpDemo } from './demo-setup.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 /**
  * The fused pipeline of the fraud demo run as separate processes (integration-tests/fixtures/
@@ -124,6 +125,7 @@ export async function setUpPipeline(
         stdio: ['ignore', 'pipe', 'pipe'],
         cwd: PROJECT_ROOT,
       });
+      tieToParent(child);
       children.push(child);
       let out = '';
       let err = '';

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../common/config.js';
 import { waitUntil } from '../helpers.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 export { groupLag as lag } from '../helpers.js';
 
@@ -22,6 +23,7 @@ export function startCounter(env: Record<string, string>): CounterProcess {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: PROJECT_ROOT,
   });
+  tieToParent(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -6,6 +6,7 @@ import { PROJECT_ROOT } from '../../common/config.js';
 import type { Guarantee } from '../../streams/runtime/index.js';
 import { createTopic, groupLag as lag, readToEnd, testKafka, uniqueName, waitUntil } from '../helpers.js';
 import { produceNumbered } from './helpers.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 const RECORDS = 300_000;
 const KILLS = 10;
@@ -25,6 +26,7 @@ function startStage(env: Record<string, string>): StageProcess {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: PROJECT_ROOT,
   });
+  tieToParent(child);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

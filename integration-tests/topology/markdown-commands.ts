@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { waitUntil } from '../helpers.js';
+import { tieToParent } from '../../common/child-tie.js';
 
 /**
  * Runs the commands of a Markdown walkthrough as written, the way a reader types them: ```sh blocks
@@ -95,6 +96,7 @@ export class ShellSession {
   async run(script: string, timeoutMs = 120_000): Promise<RunResult> {
     const full = `${await this.preamble()}\n${script}\nprintf '%s' "$PWD" > ${quote(this.cwdFile)}\nexport -p > ${quote(this.envFile)}\n`;
     const child = spawn('bash', ['-c', full], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    tieToParent(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -130,6 +132,7 @@ export class ShellSession {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    tieToParent(child);
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

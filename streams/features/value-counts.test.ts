@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../common/random.js';
-import { scaled, ValueCounts } from './value-counts.js';
+import { scaled, shared, ValueCounts } from './value-counts.js';
 
 /**
  * Random adds and removes on one table, phase after phase (each a number of steps and the share of
@@ -101,7 +101,18 @@ describe('ValueCounts', () => {
       '1.0',
       'null',
       'undefined',
+      // Values that are special as object keys, which the shared copy is made through.
+      '__proto__',
+      'constructor',
+      'hasOwnProperty',
+      '0',
+      '-0',
+      '4294967294',
+      '4294967295',
+      '9007199254740993',
+      'NaN',
     ];
+    for (const value of values) expect(shared(value)).toBe(value);
     for (const [index, value] of values.entries()) for (let times = 0; times <= index; times++) counts.add(value);
     expect(counts.size).toBe(values.length);
     for (const [index, value] of values.entries()) expect(counts.countOf(value)).toBe(index + 1);

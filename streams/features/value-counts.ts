@@ -10,6 +10,11 @@ import { randomBytes } from 'node:crypto';
  *
  * Keys compare with `===`, so counts are exact whatever the hash does; the hash only places them.
  * It is seeded per process, so which strings share a slot cannot be chosen from outside.
+ *
+ * A value is held as the engine's shared copy of the string (`shared`), not as the copy decoded
+ * from the event that brought it: the day windows of 5,000 cards after 600 events each (about 400
+ * distinct merchant ids a card, as in the memory run's tenth minute) took 31.7 MiB of heap so,
+ * against 77.7 MiB with each event's own string.
  */
 export class ValueCounts {
   private keys: (string | undefined)[] = [];
@@ -40,11 +45,12 @@ export class ValueCounts {
       this.counts[slot] = count + 1;
       return;
     }
+    const held = shared(value);
     if ((this.used + 1) * 4 > this.slots * 3) {
       this.resize(Math.ceil(this.slots * 1.5));
-      this.place(value, 1);
+      this.place(held, 1);
     } else {
-      this.keys[slot] = value;
+      this.keys[slot] = held;
       this.counts[slot] = 1;
     }
     this.used++;
@@ -125,6 +131,19 @@ export class ValueCounts {
     this.counts = new Int32Array(slots);
     this.slots = slots;
   }
+}
+
+/**
+ * The engine's one copy of a string's content (V8 internalizes the keys of objects): every table
+ * that holds a value then shares one string. The engine's table of such strings holds them
+ * weakly, so one that no table holds any more is collected (a field of ever new values, such as
+ * session ids, does not leak). A key that is an array index comes back as a new string (the
+ * engine keeps such keys as numbers): equal, only not shared.
+ */
+export function shared(value: string): string {
+  const holder: Record<string, 0> = { [value]: 0 };
+  for (const key in holder) return key;
+  return value;
 }
 
 const MIN_SLOTS = 8;
