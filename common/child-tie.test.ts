@@ -24,14 +24,14 @@ async function within(ms: number, condition: () => Promise<boolean>): Promise<bo
 
 /**
  * A parent process that starts a child which would run for a minute, prints the child's pid, and
- * (with `tie`) ties it to itself.
+ * (with `tie`) ties it to itself with a grace time of `graceMs`.
  */
-function parentOf(tie: boolean, childCode = 'setTimeout(() => {}, 60000)') {
+function parentOf(tie: boolean, graceMs: number, childCode = 'setTimeout(() => {}, 60000)') {
   const script = `
     import { spawn } from 'node:child_process';
     import { tieToParent } from ${JSON.stringify(HELPER)};
     const child = spawn(process.execPath, ['-e', ${JSON.stringify(childCode + ";console.log('up')")}], { stdio: ['ignore', 'pipe', 'ignore'] });
-    ${tie ? 'tieToParent(child, 2000);' : ''}
+    ${tie ? `tieToParent(child, ${graceMs});` : ''}
     // Once the child runs its code (a signal handler it sets is in place).
     child.stdout.once('data', () => console.log(child.pid));
     setTimeout(() => {}, 60000);`;
@@ -52,8 +52,9 @@ function parentOf(tie: boolean, childCode = 'setTimeout(() => {}, 60000)') {
 
 describe('tieToParent', () => {
   it('ends the child when its parent is SIGKILLed, and only when tied', async () => {
-    const tied = parentOf(true);
-    const loose = parentOf(false);
+    // A grace time far beyond the wait: only the SIGTERM can end the child within it.
+    const tied = parentOf(true, 60_000);
+    const loose = parentOf(false, 0);
     const [tiedChild, looseChild] = await Promise.all([tied.pid, loose.pid]);
     try {
       expect(await running(tiedChild)).toBe(true);
@@ -69,25 +70,25 @@ describe('tieToParent', () => {
   }, 30_000);
 
   it('SIGKILLs a child that ignores SIGTERM after the grace time', async () => {
-    const stubborn = parentOf(true, "process.on('SIGTERM', () => {}); setTimeout(() => {}, 60000)");
+    const stubborn = parentOf(true, 2_000, "process.on('SIGTERM', () => {}); setTimeout(() => {}, 60000)");
     const child = await stubborn.pid;
     try {
       stubborn.parent.kill('SIGKILL');
       // SIGTERM first: still running a second later (the grace time is 2 s), gone within 6 s.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(await running(child)).toBe(true);
-      expect(await within(6_000, async () => !(await running(child)))).toBe(true);
+      expect(await within(15_000, async () => !(await running(child)))).toBe(true);
     } finally {
       if (await running(child)) process.kill(child, 'SIGKILL');
     }
   }, 30_000);
 
   it('leaves nothing behind when the child ends first', async () => {
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 200)'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 1500)'], { stdio: 'ignore' });
     tieToParent(child);
     const pid = child.pid as number;
-    await new Promise((resolve) => child.once('exit', resolve));
-    // The watcher (a shell named after the child's pid) ends once the pipe closes.
+    const ended = new Promise((resolve) => child.once('exit', resolve));
+    // The watcher is a shell named after the child's pid.
     const watchers = async (): Promise<number> => {
       const ps = spawn('pgrep', ['-f', `sluice-child-watch ${pid} `]);
       let out = '';
@@ -95,6 +96,8 @@ describe('tieToParent', () => {
       await new Promise((resolve) => ps.once('exit', resolve));
       return out.trim() === '' ? 0 : out.trim().split('\n').length;
     };
-    expect(await within(3_000, async () => (await watchers()) === 0)).toBe(true);
+    expect(await watchers()).toBe(1);
+    await ended;
+    expect(await within(5_000, async () => (await watchers()) === 0)).toBe(true);
   }, 30_000);
 });

@@ -112,7 +112,7 @@ describe('ValueCounts', () => {
       '9007199254740993',
       'NaN',
     ];
-    for (const value of values) expect(shared(value)).toBe(value);
+    for (const value of [...values, 'x'.repeat(256), 'y'.repeat(257), 'z'.repeat(20_000)]) expect(shared(value)).toBe(value);
     for (const [index, value] of values.entries()) for (let times = 0; times <= index; times++) counts.add(value);
     expect(counts.size).toBe(values.length);
     for (const [index, value] of values.entries()) expect(counts.countOf(value)).toBe(index + 1);

@@ -138,13 +138,19 @@ export class ValueCounts {
  * that holds a value then shares one string. The engine's table of such strings holds them
  * weakly, so one that no table holds any more is collected (a field of ever new values, such as
  * session ids, does not leak). A key that is an array index comes back as a new string (the
- * engine keeps such keys as numbers): equal, only not shared.
+ * engine keeps such keys as numbers), and a long value as it is: equal, only not shared.
  */
 export function shared(value: string): string {
+  // A long value is left as it is: V8 hashes a string beyond 16,383 units by its length alone, so
+  // many such strings of one length would crowd one bucket of its table (ids are far shorter).
+  if (value.length > SHARED_LENGTH) return value;
   const holder: Record<string, 0> = { [value]: 0 };
   for (const key in holder) return key;
   return value;
 }
+
+/** The longest value `shared` makes one copy of. */
+const SHARED_LENGTH = 256;
 
 const MIN_SLOTS = 8;
 const MAX_COUNT = 0x7fff_ffff;
