@@ -92,11 +92,7 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
         SLUICE_LOG_LEVEL: 'warn',
         SLUICE_METRICS_PORT: '0',
       };
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: PROJECT_ROOT,
-  });
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
   tieToParent(child);
   let out = '';
   let err = '';
@@ -169,9 +165,8 @@ interface MetricsSample {
 /**
  * The memory run minute by minute, from the pipeline's own metrics: what it processed, the CPU it
  * took, where its memory was (V8's heap as committed and as used, memory outside the heap that V8
- * knows of, the state cache) and how much
- * of the time went to garbage collection. Says whether a slowdown or a growth comes with the
- * state, the heap or the collector.
+ * knows of, the state cache) and how much of the time went to garbage collection. Says whether a
+ * slowdown or a growth comes with the state, the heap or the collector.
  */
 function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): void {
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);

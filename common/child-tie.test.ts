@@ -74,7 +74,7 @@ describe('tieToParent', () => {
     const child = await stubborn.pid;
     try {
       stubborn.parent.kill('SIGKILL');
-      // SIGTERM first: still running a second later (the grace time is 2 s), gone within 6 s.
+      // SIGTERM first: still running a second later (the grace time is 2 s), then SIGKILLed.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(await running(child)).toBe(true);
       expect(await within(15_000, async () => !(await running(child)))).toBe(true);

@@ -40,9 +40,10 @@ function startTimeOf(pid: number): string | undefined {
  * processes it started.
  */
 export function tieToParent(child: ChildProcess, graceMs = 10_000): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   // Read now, before this process's event loop can reap the child and free its pid.
-  const started = child.pid === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : startTimeOf(child.pid);
-  if (child.pid === undefined || started === undefined) return;
+  const started = startTimeOf(child.pid);
+  if (started === undefined) return;
   const watcher = spawn('/bin/sh', ['-c', WATCH, 'sluice-child-watch', String(child.pid), started, String(Math.ceil(graceMs / 100))], {
     detached: true,
     stdio: ['pipe', 'ignore', 'ignore'],
