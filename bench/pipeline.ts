@@ -186,8 +186,16 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
       'major GC s': delta('sluice_process_nodejs_gc_duration_seconds_sum', 'kind="major"').toFixed(2),
       'RSS MiB': mib(now('sluice_process_process_resident_memory_bytes')),
       'heap committed / used MiB': `${mib(now('sluice_process_nodejs_heap_size_total_bytes'))} / ${mib(now('sluice_process_nodejs_heap_size_used_bytes'))}`,
+      // Of the committed heap: the young generation (sized by --max-semi-space-size), the old space, large objects.
+      'young / old / large MiB': ['new', 'old', 'large_object']
+        .map((space) => mib(metricSum(after.text, 'sluice_process_nodejs_heap_space_size_total_bytes', `space="${space}"`)))
+        .join(' / '),
       // Buffers and other memory outside the heap that V8 is told of (RocksDB's own is not).
       'external MiB': mib(now('sluice_process_nodejs_external_memory_bytes')),
+      // RocksDB's own figures for its open databases: memtables / block caches / table readers.
+      'RocksDB MiB': ['memtables', 'block_cache', 'table_readers']
+        .map((kind) => mib(metricSum(after.text, 'sluice_rocksdb_memory_bytes', `kind="${kind}"`)))
+        .join(' / '),
       'state cache MiB': mib(now('sluice_state_cache_bytes')),
       'evicted/s': Math.round(delta('sluice_state_cache_evicted_total') / seconds),
       'lag records': now('sluice_consumer_lag_records'),

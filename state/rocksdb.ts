@@ -26,6 +26,8 @@ interface BindingDatabase {
   batch(): BindingBatch;
   iterator(options: RangeOptions & { keyAsBuffer: true; valueAsBuffer: true }): BindingIterator;
   clear(options: RangeOptions, callback: (error?: Error) => void): void;
+  /** A RocksDB property (`rocksdb.cur-size-all-mem-tables`…), read synchronously; '' where unknown. */
+  getProperty(property: string): string;
 }
 
 export type BatchOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
@@ -50,7 +52,38 @@ function call(run: (callback: (error?: Error) => void) => void, what: string): P
   });
 }
 
+/** What RocksDB holds in memory for the databases of this process, in bytes (its own accounting). */
+export interface RocksMemory {
+  /** Memtables: writes not yet flushed to table files (up to two write buffers per database). */
+  readonly memtables: number;
+  /** Blocks of table files read and cached (each database has its own block cache). */
+  readonly blockCache: number;
+  /** Index and filter blocks of open table files, held outside the block cache. */
+  readonly tableReaders: number;
+}
+
+/** Every database open in this process: RocksDB's memory is the process's, whoever opened them. */
+const openDatabases = new Set<RocksDatabase>();
+
 export class RocksDatabase {
+  /** Sums RocksDB's own memory figures over the databases open now. */
+  static memory(): RocksMemory {
+    let memtables = 0;
+    let blockCache = 0;
+    let tableReaders = 0;
+    for (const each of openDatabases) {
+      memtables += each.intProperty('rocksdb.cur-size-all-mem-tables');
+      blockCache += each.intProperty('rocksdb.block-cache-usage');
+      tableReaders += each.intProperty('rocksdb.estimate-table-readers-mem');
+    }
+    return { memtables, blockCache, tableReaders };
+  }
+
+  /** Databases open in this process now. */
+  static get openCount(): number {
+    return openDatabases.size;
+  }
+
   private constructor(
     readonly location: string,
     private readonly db: BindingDatabase,
@@ -59,7 +92,14 @@ export class RocksDatabase {
   static async open(location: string): Promise<RocksDatabase> {
     const db = binding(location);
     await call((callback) => db.open({ createIfMissing: true, errorIfExists: false }, callback), `open of ${location}`);
-    return new RocksDatabase(location, db);
+    const opened = new RocksDatabase(location, db);
+    openDatabases.add(opened);
+    return opened;
+  }
+
+  private intProperty(name: string): number {
+    const value = Number(this.db.getProperty(name));
+    return Number.isFinite(value) ? value : 0;
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -122,6 +162,7 @@ export class RocksDatabase {
   }
 
   async close(): Promise<void> {
+    openDatabases.delete(this);
     await call((callback) => this.db.close(callback), 'close');
   }
 }

@@ -27,6 +27,19 @@ afterEach(async () => {
 });
 
 describe('RocksDatabase', () => {
+  it("sums RocksDB's own memory figures over the databases open in the process, and stops counting a closed one", async () => {
+    const before = RocksDatabase.openCount;
+    const db = await database();
+    expect(RocksDatabase.openCount).toBe(before + 1);
+    const empty = RocksDatabase.memory().memtables;
+    await db.write([{ type: 'put', key: Buffer.from('k'), value: Buffer.alloc(256 * 1024, 1) }], { sync: false });
+    // The unflushed write is in the memtable: RocksDB counts its arena, at least the value's bytes.
+    expect(RocksDatabase.memory().memtables - empty).toBeGreaterThanOrEqual(256 * 1024);
+    await db.close();
+    opened.splice(opened.indexOf(db), 1);
+    expect(RocksDatabase.openCount).toBe(before);
+  });
+
   it('writes a batch of puts and deletes atomically, and refuses an empty key with a typed error, writing nothing', async () => {
     const db = await database();
     await db.write([

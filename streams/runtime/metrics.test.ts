@@ -1,7 +1,10 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createMetricsRegistry } from '../../common/metrics.js';
-import { CacheBudget } from '../../state/index.js';
-import { watchStateCache } from './metrics.js';
+import { CacheBudget, RocksDatabase } from '../../state/index.js';
+import { watchRocksDb, watchStateCache } from './metrics.js';
 
 /** A metric's value in the registry's exposition text. */
 async function valueOf(text: Promise<string>, name: string): Promise<number> {
@@ -42,5 +45,29 @@ describe('watchStateCache', () => {
     expect(await valueOf(registry.metrics(), 'sluice_state_cache_bytes')).toBe(20);
     expect(await valueOf(registry.metrics(), 'sluice_state_cache_max_bytes')).toBe(1_500);
     expect(await valueOf(registry.metrics(), 'sluice_state_cache_evicted_total')).toBe(16);
+  });
+});
+
+describe('watchRocksDb', () => {
+  it("exports RocksDB's memory by kind and the open databases, as they are at the scrape", async () => {
+    const registry = createMetricsRegistry(false);
+    watchRocksDb(registry);
+    watchRocksDb(registry); // registered once: a second registration would throw
+    const labelled = async (kind: string): Promise<number> => valueOf(registry.metrics(), `sluice_rocksdb_memory_bytes{kind="${kind}"}`);
+    const openBefore = await valueOf(registry.metrics(), 'sluice_rocksdb_open_databases');
+    const memtablesBefore = await labelled('memtables');
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-rocks-metrics-'));
+    const db = await RocksDatabase.open(path.join(dir, 'db'));
+    try {
+      await db.write([{ type: 'put', key: Buffer.from('k'), value: Buffer.alloc(512 * 1024, 7) }], { sync: false });
+      expect(await valueOf(registry.metrics(), 'sluice_rocksdb_open_databases')).toBe(openBefore + 1);
+      expect((await labelled('memtables')) - memtablesBefore).toBeGreaterThanOrEqual(512 * 1024);
+      expect(await labelled('block_cache')).toBeGreaterThanOrEqual(0);
+      expect(await labelled('table_readers')).toBeGreaterThanOrEqual(0);
+    } finally {
+      await db.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+    expect(await valueOf(registry.metrics(), 'sluice_rocksdb_open_databases')).toBe(openBefore);
   });
 });

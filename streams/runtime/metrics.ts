@@ -1,6 +1,6 @@
 import client from 'prom-client';
 import type { MetricsRegistry } from '../../common/metrics.js';
-import type { CacheBudget } from '../../state/index.js';
+import { RocksDatabase, type CacheBudget } from '../../state/index.js';
 
 /** The metrics every stage exports (labels carry the stage name), created once per registry. */
 export interface StageMetrics {
@@ -238,4 +238,36 @@ export function watchStateCache(registry: MetricsRegistry, budget: CacheBudget):
     },
   });
   return unwatch;
+}
+
+const watchedRocks = new WeakSet<MetricsRegistry>();
+
+/**
+ * Exports RocksDB's own memory figures for the databases open in the process (what Kafka Streams
+ * reports as size-all-mem-tables, block-cache-usage and estimate-table-readers-mem), read when the
+ * registry is scraped. Once per registry.
+ */
+export function watchRocksDb(registry: MetricsRegistry): void {
+  if (watchedRocks.has(registry)) return;
+  watchedRocks.add(registry);
+  new client.Gauge({
+    name: 'sluice_rocksdb_memory_bytes',
+    help: "RocksDB's memory for the process's open databases, by kind: memtables, block_cache, table_readers.",
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const memory = RocksDatabase.memory();
+      this.set({ kind: 'memtables' }, memory.memtables);
+      this.set({ kind: 'block_cache' }, memory.blockCache);
+      this.set({ kind: 'table_readers' }, memory.tableReaders);
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_rocksdb_open_databases',
+    help: 'RocksDB databases open in the process (one per state store and partition).',
+    registers: [registry],
+    collect() {
+      this.set(RocksDatabase.openCount);
+    },
+  });
 }

@@ -20,7 +20,7 @@ import {
 import { copartitionedAssigner } from './assignor.js';
 import { AtLeastOnceCommitterFactory, TransactionalCommitterFactory, type CommitterFactory, type Guarantee } from './committer.js';
 import { StageFailedError } from './errors.js';
-import { stageMetrics, watchStateCache } from './metrics.js';
+import { stageMetrics, watchRocksDb, watchStateCache } from './metrics.js';
 import { fusedTopics, repartitionTopicName, validatePipeline, type PipelineSpec, type SubTopologySpec } from './pipeline.js';
 import { headersOf, type RawRecord } from './record.js';
 import { RUNTIME_STORE, Task, type TaskHooks } from './task.js';
@@ -263,6 +263,7 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   done.catch(() => undefined);
   // The process's budget stays watched; a budget of this pipeline's own goes with it.
   const unwatchCache = watchStateCache(options.metrics, cacheBudget);
+  watchRocksDb(options.metrics);
   if (!options.stateCache) void done.then(unwatchCache, unwatchCache);
 
   // ---- topic metadata (partition counts) for routing and queries ------------------------------
