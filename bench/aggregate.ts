@@ -10,6 +10,7 @@ import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
 import { tieToParent } from '../common/child-tie.js';
+import { procStat } from '../common/proc-stat.js';
 
 const run = promisify(execFile);
 
@@ -108,8 +109,9 @@ export async function main(): Promise<void> {
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const cpu = async (): Promise<number> => {
-        const fields = (await fs.readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
-        return (Number(fields[11]) + Number(fields[12])) / 100;
+        const stat = await procStat(child.pid as number);
+        if (!stat) throw new Error(`process ${child.pid} has ended: no CPU time to read`);
+        return stat.cpuSeconds;
       };
       const committed = async (): Promise<number> => {
         const offsets = await admin.fetchOffsets({ groupId: group, topics: [input] });

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, PROJECT_ROOT } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
+import { procStat } from '../common/proc-stat.js';
 import { uniformRandom } from '../common/random.js';
 import { demoEvents } from '../examples/fraud/generator.js';
 import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
@@ -118,7 +119,6 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
     };
     poll();
   });
-  const stat = async (): Promise<string[]> => (await fs.readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   return {
     child,
     ready,
@@ -127,8 +127,9 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       await exited;
     },
     async cpuSeconds() {
-      const fields = await stat();
-      return (Number(fields[11]) + Number(fields[12])) / 100;
+      const stat = await procStat(child.pid as number);
+      if (!stat) throw new Error(`process ${child.pid} has ended: no CPU time to read`);
+      return stat.cpuSeconds;
     },
     async rssBytes() {
       const status = await fs.readFile(`/proc/${child.pid}/status`, 'utf8');

@@ -1,16 +1,16 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { tieToParent } from './child-tie.js';
+import { procStat } from './proc-stat.js';
 
 const HELPER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child-tie.ts');
 
 /** Whether a process with this pid runs (a zombie, exited but not reaped, counts as ended). */
 async function running(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat !== undefined && stat.split(') ')[1]?.[0] !== 'Z';
+  const stat = await procStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
 }
 
 async function within(ms: number, condition: () => Promise<boolean>): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { procStatSync } from './proc-stat.js';
 
 /**
  * The watcher's script: `$1` the child's pid, `$2` its start time (field 22 of /proc/<pid>/stat),
@@ -20,16 +20,6 @@ while [ "$left" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; left=$((lef
 alive && kill -KILL "$pid" 2>/dev/null
 exit 0`;
 
-/** A running process's start time (clock ticks after boot), or undefined when it has ended. */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return fields.slice(fields.lastIndexOf(') ') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Ends `child` when this process ends, however it ends (SIGKILL included), as the broker's
  * ParentWatch does for the JVM: a shell waits on a pipe from this process, which the kernel
@@ -42,7 +32,7 @@ function startTimeOf(pid: number): string | undefined {
 export function tieToParent(child: ChildProcess, graceMs = 10_000): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   // Read now, before this process's event loop can reap the child and free its pid.
-  const started = startTimeOf(child.pid);
+  const started = procStatSync(child.pid)?.startTime;
   if (started === undefined) return;
   const watcher = spawn('/bin/sh', ['-c', WATCH, 'sluice-child-watch', String(child.pid), started, String(Math.ceil(graceMs / 100))], {
     detached: true,
