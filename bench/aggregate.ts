@@ -109,8 +109,8 @@ export async function main(): Promise<void> {
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const cpu = async (): Promise<number> => {
-        const stat = await procStat(child.pid as number);
-        if (!stat) throw new Error(`process ${child.pid} has ended: no CPU time to read`);
+        const stat = child.pid === undefined ? undefined : await procStat(child.pid);
+        if (!stat) throw new Error(`the process (pid ${child.pid ?? 'none: not started'}) has ended: no CPU time to read`);
         return stat.cpuSeconds;
       };
       const committed = async (): Promise<number> => {

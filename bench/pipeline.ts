@@ -127,8 +127,8 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       await exited;
     },
     async cpuSeconds() {
-      const stat = await procStat(child.pid as number);
-      if (!stat) throw new Error(`process ${child.pid} has ended: no CPU time to read`);
+      const stat = child.pid === undefined ? undefined : await procStat(child.pid);
+      if (!stat) throw new Error(`the process (pid ${child.pid ?? 'none: not started'}) has ended: no CPU time to read`);
       return stat.cpuSeconds;
     },
     async rssBytes() {
@@ -165,8 +165,9 @@ interface MetricsSample {
 
 /**
  * The memory run minute by minute, from the pipeline's own metrics: what it processed, the CPU it
- * took, where its memory was (V8's heap as committed and as used, memory outside the heap that V8
- * knows of, the state cache) and how much of the time went to garbage collection. Says whether a
+ * took, where its memory was (V8's heap as committed and as used, and committed by space; memory
+ * outside the heap that V8 knows of; RocksDB's own figures and open databases; the state cache) and
+ * how much of the time went to garbage collection. Says whether a
  * slowdown or a growth comes with the state, the heap or the collector.
  */
 function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): void {
@@ -194,9 +195,10 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
       // Buffers and other memory outside the heap that V8 is told of (RocksDB's own is not).
       'external MiB': mib(now('sluice_process_nodejs_external_memory_bytes')),
       // RocksDB's own figures for its open databases: memtables / block caches / table readers.
-      'RocksDB MiB': ['memtables', 'block_cache', 'table_readers']
+      'RocksDB memtables / cache / readers MiB': ['memtables', 'block_cache', 'table_readers']
         .map((kind) => mib(metricSum(after.text, 'sluice_rocksdb_memory_bytes', `kind="${kind}"`)))
         .join(' / '),
+      'RocksDB dbs': now('sluice_rocksdb_open_databases'),
       'state cache MiB': mib(now('sluice_state_cache_bytes')),
       'evicted/s': Math.round(delta('sluice_state_cache_evicted_total') / seconds),
       'lag records': now('sluice_consumer_lag_records'),

@@ -55,3 +55,10 @@ export class DataDirError extends SluiceError {
     });
   }
 }
+
+/** A `/proc/<pid>/stat` that does not read as the kernel writes it, or that cannot be read for a reason other than the process being gone. */
+export class ProcStatError extends SluiceError {
+  constructor(pid: number | undefined, message: string, options: SluiceErrorOptions = {}) {
+    super('SLUICE_PROC_STAT', message, { ...options, context: { pid } });
+  }
+}

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { ProcStatError } from './errors.js';
 import { parseProcStat, procStat, procStatSync } from './proc-stat.js';
 
 describe('parseProcStat', () => {
@@ -29,7 +30,10 @@ describe('parseProcStat', () => {
     ];
     const stat = parseProcStat(`4242 (odd) name (x)) ${rest.join(' ')}\n`);
     expect(stat).toEqual({ state: 'S', cpuSeconds: 3.25, startTime: '123456' });
-    expect(() => parseProcStat('garbage')).toThrow(/not a \/proc/);
+    expect(() => parseProcStat('garbage', 7)).toThrow(ProcStatError);
+    // Cut short, or a field that is not a number: an error, never zeros or NaN.
+    expect(() => parseProcStat(`4242 (x) ${rest.slice(0, 19).join(' ')}`)).toThrow(/not a \/proc/);
+    expect(() => parseProcStat(`4242 (x) ${rest.map((field, index) => (index === 11 ? 'x' : field)).join(' ')}`)).toThrow(/not a \/proc/);
   });
 });
 

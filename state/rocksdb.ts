@@ -54,7 +54,7 @@ function call(run: (callback: (error?: Error) => void) => void, what: string): P
 
 /** What RocksDB holds in memory for the databases of this process, in bytes (its own accounting). */
 export interface RocksMemory {
-  /** Memtables: writes not yet flushed to table files (up to two write buffers per database). */
+  /** Memtables: writes not yet flushed to table files, and flushed ones still pinned by an open iterator. */
   readonly memtables: number;
   /** Blocks of table files read and cached (each database has its own block cache). */
   readonly blockCache: number;
@@ -72,14 +72,14 @@ export class RocksDatabase {
     let blockCache = 0;
     let tableReaders = 0;
     for (const each of openDatabases) {
-      memtables += each.intProperty('rocksdb.cur-size-all-mem-tables');
+      memtables += each.intProperty('rocksdb.size-all-mem-tables');
       blockCache += each.intProperty('rocksdb.block-cache-usage');
       tableReaders += each.intProperty('rocksdb.estimate-table-readers-mem');
     }
     return { memtables, blockCache, tableReaders };
   }
 
-  /** Databases open in this process now. */
+  /** Databases open in this process now (opened and not yet closed). */
   static get openCount(): number {
     return openDatabases.size;
   }
@@ -162,6 +162,8 @@ export class RocksDatabase {
   }
 
   async close(): Promise<void> {
+    // Out of the set before the binding's close: a property read of a closed database dereferences
+    // its freed handle (the binding checks nothing) and would crash the process at the next scrape.
     openDatabases.delete(this);
     await call((callback) => this.db.close(callback), 'close');
   }

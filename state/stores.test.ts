@@ -35,9 +35,24 @@ describe('RocksDatabase', () => {
     await db.write([{ type: 'put', key: Buffer.from('k'), value: Buffer.alloc(256 * 1024, 1) }], { sync: false });
     // The unflushed write is in the memtable: RocksDB counts its arena, at least the value's bytes.
     expect(RocksDatabase.memory().memtables - empty).toBeGreaterThanOrEqual(256 * 1024);
+    // A second open of the same database fails (RocksDB's lock): not counted.
+    await expect(RocksDatabase.open(db.location)).rejects.toThrow();
+    expect(RocksDatabase.openCount).toBe(before + 1);
     await db.close();
     opened.splice(opened.indexOf(db), 1);
     expect(RocksDatabase.openCount).toBe(before);
+
+    // Reopened, the write is in a table file (recovered from the WAL and flushed at open): reading it
+    // fills the block cache, and the open table keeps its index and filter.
+    const cacheBefore = RocksDatabase.memory().blockCache;
+    const readersBefore = RocksDatabase.memory().tableReaders;
+    const again = await RocksDatabase.open(db.location);
+    opened.push(again);
+    // Open: the table's index and filter are read, no data block yet.
+    expect(RocksDatabase.memory().tableReaders).toBeGreaterThan(readersBefore);
+    expect(RocksDatabase.memory().blockCache).toBe(cacheBefore);
+    expect((await again.get(Buffer.from('k')))?.length).toBe(256 * 1024);
+    expect(RocksDatabase.memory().blockCache).toBeGreaterThan(cacheBefore);
   });
 
   it('writes a batch of puts and deletes atomically, and refuses an empty key with a typed error, writing nothing', async () => {

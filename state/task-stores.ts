@@ -277,7 +277,12 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
   if (db && checkpoint === undefined) {
     // Contents of unknown state (no checkpoint says what they hold): emptied while RocksDB's own
     // lock is held, so a database another process has open is never deleted under it.
-    await db.clear({});
+    const opened = db;
+    await opened.clear({}).catch(async (error: unknown) => {
+      // Not left open (and locked) by a task that never got it.
+      await opened.close().catch(() => undefined);
+      throw error;
+    });
   }
   if (!db) {
     checkpoint = undefined;

@@ -245,7 +245,7 @@ const watchedRocks = new WeakSet<MetricsRegistry>();
 /**
  * Exports RocksDB's own memory figures for the databases open in the process (what Kafka Streams
  * reports as size-all-mem-tables, block-cache-usage and estimate-table-readers-mem), read when the
- * registry is scraped. Once per registry.
+ * registry is scraped. Once per registry; each registry reports the whole process's figures.
  */
 export function watchRocksDb(registry: MetricsRegistry): void {
   if (watchedRocks.has(registry)) return;
@@ -264,7 +264,7 @@ export function watchRocksDb(registry: MetricsRegistry): void {
   });
   new client.Gauge({
     name: 'sluice_rocksdb_open_databases',
-    help: 'RocksDB databases open in the process (one per state store and partition).',
+    help: 'RocksDB databases open in the process (one per state store of each task).',
     registers: [registry],
     collect() {
       this.set(RocksDatabase.openCount);

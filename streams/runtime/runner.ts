@@ -263,8 +263,9 @@ export async function runPipeline(spec: PipelineSpec, options: StageOptions): Pr
   done.catch(() => undefined);
   // The process's budget stays watched; a budget of this pipeline's own goes with it.
   const unwatchCache = watchStateCache(options.metrics, cacheBudget);
-  watchRocksDb(options.metrics);
   if (!options.stateCache) void done.then(unwatchCache, unwatchCache);
+  // RocksDB's memory is the process's, whoever opened the databases: watched once per registry, never unwatched.
+  watchRocksDb(options.metrics);
 
   // ---- topic metadata (partition counts) for routing and queries ------------------------------
   // Cached a few seconds per topic (counts change rarely, and only upwards). One fetch at a time:
