@@ -10,7 +10,7 @@ import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
 import { tieToParent } from '../common/child-tie.js';
-import { procStat } from '../common/proc-stat.js';
+import { cpuSecondsOf } from '../common/proc-stat.js';
 
 const run = promisify(execFile);
 
@@ -109,9 +109,7 @@ export async function main(): Promise<void> {
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const cpu = async (): Promise<number> => {
-        const stat = child.pid === undefined ? undefined : await procStat(child.pid);
-        if (!stat) throw new Error(`the process (pid ${child.pid ?? 'none: not started'}) has ended: no CPU time to read`);
-        return stat.cpuSeconds;
+        return cpuSecondsOf(child);
       };
       const committed = async (): Promise<number> => {
         const offsets = await admin.fetchOffsets({ groupId: group, topics: [input] });

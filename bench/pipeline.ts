@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, PROJECT_ROOT } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { procStat } from '../common/proc-stat.js';
+import { cpuSecondsOf } from '../common/proc-stat.js';
 import { uniformRandom } from '../common/random.js';
 import { demoEvents } from '../examples/fraud/generator.js';
 import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
@@ -127,9 +127,7 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       await exited;
     },
     async cpuSeconds() {
-      const stat = child.pid === undefined ? undefined : await procStat(child.pid);
-      if (!stat) throw new Error(`the process (pid ${child.pid ?? 'none: not started'}) has ended: no CPU time to read`);
-      return stat.cpuSeconds;
+      return cpuSecondsOf(child);
     },
     async rssBytes() {
       const status = await fs.readFile(`/proc/${child.pid}/status`, 'utf8');
@@ -167,8 +165,8 @@ interface MetricsSample {
  * The memory run minute by minute, from the pipeline's own metrics: what it processed, the CPU it
  * took, where its memory was (V8's heap as committed and as used, and committed by space; memory
  * outside the heap that V8 knows of; RocksDB's own figures and open databases; the state cache) and
- * how much of the time went to garbage collection. Says whether a
- * slowdown or a growth comes with the state, the heap or the collector.
+ * how much of the time went to garbage collection. Says whether a slowdown or a growth comes with
+ * the state, the heap or the collector.
  */
 function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): void {
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);

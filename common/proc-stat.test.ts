@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ProcStatError } from './errors.js';
-import { parseProcStat, procStat, procStatSync } from './proc-stat.js';
+import { cpuSecondsOf, parseProcStat, procStat, procStatSync } from './proc-stat.js';
 
 describe('parseProcStat', () => {
   it('counts the fields after the last parenthesis, so a command name with spaces and parentheses does not shift them', () => {
@@ -55,5 +55,12 @@ describe('procStat', () => {
     // Reaped by Node once its exit was seen: no such process any more.
     expect(await procStat(pid)).toBeUndefined();
     expect(procStatSync(pid)).toBeUndefined();
+  });
+});
+
+describe('cpuSecondsOf', () => {
+  it("gives a running process's CPU seconds, and an error for one never started", async () => {
+    expect(await cpuSecondsOf({ pid: process.pid })).toBeGreaterThan(0);
+    await expect(cpuSecondsOf({ pid: undefined })).rejects.toThrow(ProcStatError);
   });
 });

@@ -59,6 +59,13 @@ export async function procStat(pid: number): Promise<ProcStat | undefined> {
   return parseProcStat(text, pid);
 }
 
+/** A child's CPU seconds so far; an error once it has ended (a benchmark's figure is never a guess). */
+export async function cpuSecondsOf(child: { readonly pid?: number | undefined }): Promise<number> {
+  const stat = child.pid === undefined ? undefined : await procStat(child.pid);
+  if (!stat) throw new ProcStatError(child.pid, `the process (pid ${child.pid ?? 'none: not started'}) has ended: no CPU time to read`);
+  return stat.cpuSeconds;
+}
+
 /** As `procStat`, synchronously (for a moment that must not wait: a child's start time as it is spawned). */
 export function procStatSync(pid: number): ProcStat | undefined {
   let text: string;

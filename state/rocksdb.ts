@@ -26,7 +26,7 @@ interface BindingDatabase {
   batch(): BindingBatch;
   iterator(options: RangeOptions & { keyAsBuffer: true; valueAsBuffer: true }): BindingIterator;
   clear(options: RangeOptions, callback: (error?: Error) => void): void;
-  /** A RocksDB property (`rocksdb.cur-size-all-mem-tables`…), read synchronously; '' where unknown. */
+  /** A RocksDB property (`rocksdb.size-all-mem-tables`…), read synchronously; '' where unknown. */
   getProperty(property: string): string;
 }
 
