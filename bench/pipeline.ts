@@ -9,6 +9,7 @@ import { uniformRandom } from '../common/random.js';
 import { demoEvents } from '../examples/fraud/generator.js';
 import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
 import { createKafka, startEphemeralKafka } from '../kafka/index.js';
+import { launcherNodeFlags, SLUICE } from './launcher.js';
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
 import { tieToParent } from '../common/child-tie.js';
@@ -42,8 +43,9 @@ import { tieToParent } from '../common/child-tie.js';
  */
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
-const SLUICE = path.join(PROJECT_ROOT, 'bin', 'sluice.js');
 const fromSources = process.argv.includes('--from-sources');
+/** Node's flags as the `sluice` command runs it (the fixture runs with them too). */
+const LAUNCHER_NODE_FLAGS = launcherNodeFlags();
 /** The load each live run sends before its measured time, unless `--warmup` says otherwise. */
 const DEFAULT_WARMUP_SECONDS = 15;
 
@@ -68,11 +70,7 @@ interface Pipeline {
 }
 
 function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
-  const node = [
-    '--max-semi-space-size=64',
-    '--heap-growing-percent=50',
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-  ];
+  const node = [...LAUNCHER_NODE_FLAGS, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
   // The compiled command, or the test fixture (which stands in for it) through tsx.
   const args = fromSources ? [...node, '--import', 'tsx', FIXTURE] : [...node, SLUICE, 'run', 'pipeline'];
   const env = fromSources
