@@ -108,9 +108,6 @@ export async function main(): Promise<void> {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const cpu = async (): Promise<number> => {
-        return cpuSecondsOf(child);
-      };
       const committed = async (): Promise<number> => {
         const offsets = await admin.fetchOffsets({ groupId: group, topics: [input] });
         return offsets[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) ?? 0;
@@ -119,11 +116,11 @@ export async function main(): Promise<void> {
       for (;;) {
         if (child.exitCode !== null) throw new Error(`${name} exited: ${stderr.slice(-2_000)}`);
         const done = await committed();
-        if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpu(), records: done };
+        if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
         if (done >= RECORDS) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      const end = { time: performance.now(), cpu: await cpu() };
+      const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
       child.kill('SIGTERM');
       await exited;
       const processed = RECORDS - (firstAt?.records ?? 0);
