@@ -136,7 +136,10 @@ export class CachedBytesStore {
     return [...this.frozen.values()];
   }
 
-  /** After the commit succeeded: makes the frozen writes durable in RocksDB (synced). */
+  /**
+   * After the commit succeeded: writes the frozen writes to RocksDB, unsynced (on disk once
+   * `db.syncWal()` follows: before a checkpoint file says RocksDB holds them).
+   */
   async persistFrozen(): Promise<void> {
     const frozen = this.frozen;
     if (!frozen) return;
@@ -144,6 +147,7 @@ export class CachedBytesStore {
       [...frozen.values()].map((change) =>
         change.value === null ? { type: 'del' as const, key: change.key } : { type: 'put' as const, key: change.key, value: change.value },
       ),
+      { sync: false },
     );
     this.frozen = undefined;
     this.readAhead = new Map();

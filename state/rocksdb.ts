@@ -62,6 +62,12 @@ export interface RocksMemory {
   readonly tableReaders: number;
 }
 
+/**
+ * The key `syncWal()` deletes: 0xFF starts no key of ours (a key-value store's keys are UTF-8, which
+ * never holds 0xFF; a window store's start with a segment number below 2^53, whose first byte is 0).
+ */
+export const SYNC_KEY = Buffer.from([0xff, 0xfe, 0x73, 0x79, 0x6e, 0x63]);
+
 /** Every database open in this process: RocksDB's memory is the process's, whoever opened them. */
 const openDatabases = new Set<RocksDatabase>();
 
@@ -123,7 +129,11 @@ export class RocksDatabase {
     });
   }
 
-  /** Writes a batch atomically; `sync` (the default) waits until RocksDB's WAL is on disk. */
+  /**
+   * Writes a batch atomically. `sync` (the default) waits until RocksDB's WAL is on disk; without
+   * it the batch is in the WAL in the OS's page cache (a killed process keeps it, a power loss may
+   * not) until the next synced write or `syncWal()`.
+   */
   async write(operations: readonly BatchOperation[], options: { readonly sync?: boolean } = {}): Promise<void> {
     if (operations.length === 0) return;
     const batch = this.db.batch();
@@ -137,6 +147,16 @@ export class RocksDatabase {
       throw new StateStoreError(`RocksDB batch write failed: ${(error as Error).message}`, { cause: error });
     }
     await call((callback) => batch.write({ sync: options.sync ?? true }, callback), 'batch write');
+  }
+
+  /**
+   * Puts every write so far on disk: a synced write syncs RocksDB's write-ahead log, and with it
+   * the unsynced batches before it (RocksDB's files other than the log are synced when written).
+   * The binding has no call for SyncWAL, so the synced write deletes `SYNC_KEY`, a key no store
+   * writes; a deletion of an absent key changes nothing that a read or an iteration sees.
+   */
+  async syncWal(): Promise<void> {
+    await this.write([{ type: 'del', key: SYNC_KEY }], { sync: true });
   }
 
   async *entries(range: RangeOptions = {}): AsyncGenerator<[Buffer, Buffer]> {

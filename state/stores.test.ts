@@ -6,7 +6,7 @@ import { CacheBudget } from './cache-budget.js';
 import { CachedBytesStore, NOT_LOADED } from './cached-store.js';
 import { KeyValueStore } from './key-value-store.js';
 import { StateStoreError } from './errors.js';
-import { RocksDatabase } from './rocksdb.js';
+import { RocksDatabase, SYNC_KEY } from './rocksdb.js';
 import { int64Serde, jsonSerde } from './serde.js';
 import { WindowStore, decodeWindowKey, encodeWindowKey } from './window-store.js';
 
@@ -77,6 +77,21 @@ describe('RocksDatabase', () => {
     await expect(refused).rejects.toBeInstanceOf(StateStoreError);
     await expect(refused).rejects.toThrow(/empty/);
     expect(await db.get(Buffer.from('d'))).toBeUndefined();
+  });
+
+  it('syncs the log without a change any read sees: its key is none a key-value or window store writes', async () => {
+    const db = await database();
+    const keys = [Buffer.from('a'), Buffer.from('\u{10ffff}z'), encodeWindowKey(2 ** 40, 'k', 2 ** 52)];
+    await db.write(
+      keys.map((key) => ({ type: 'put' as const, key, value: Buffer.from('v') })),
+      { sync: false },
+    );
+    await db.syncWal();
+    const all = [];
+    for await (const [key] of db.entries()) all.push(key.toString('hex'));
+    expect(all).toEqual(keys.map((key) => key.toString('hex')).sort());
+    // Above every key of ours: UTF-8 never holds 0xFF, and a window key's first byte is 0.
+    for (const key of keys) expect(Buffer.compare(key, SYNC_KEY)).toBe(-1);
   });
 });
 

@@ -1,15 +1,17 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../common/logger.js';
 import type { readChangelogPartition } from './changelog.js';
 import type { KeyValueStore } from './key-value-store.js';
+import { RocksDatabase } from './rocksdb.js';
 import { int64Serde } from './serde.js';
 import { CHECKPOINT_INTERVAL_RECORDS, TaskStores } from './task-stores.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const dir of dirs.splice(0)) await fs.rm(dir, { recursive: true, force: true });
 });
 
@@ -98,5 +100,49 @@ describe('TaskStores checkpoints', () => {
     expect(await read()).toEqual(Object.fromEntries(expected));
     expect(await checkpointIn(dir)).toBe(String(changelog.log.length));
     await stores.close();
+  });
+
+  it('writes commits to RocksDB unsynced and moves the checkpoint file only after a sync of its log', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-stores-'));
+    dirs.push(dir);
+    const changelog = memoryChangelog();
+    const stores = await TaskStores.open({
+      specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
+      dir,
+      partition: 0,
+      changelogTopic: () => 'counts-changelog',
+      kafka: undefined as never,
+      readChangelog: changelog.read,
+      logger: silentLogger(),
+    });
+    // Spies call through: RocksDB is written as without them.
+    const write = vi.spyOn(RocksDatabase.prototype, 'write');
+    const syncWal = vi.spyOn(RocksDatabase.prototype, 'syncWal');
+    const commit = async (keys: number, round: number) => {
+      const counts = stores.store<KeyValueStore<number>>('counts');
+      for (let key = 0; key < keys; key++) counts.put(`k${key}`, round * 1_000 + key);
+      for (const record of stores.freeze()) changelog.log.push({ key: record.key, value: record.value });
+      await stores.commitLocal(new Map([['counts-changelog', BigInt(changelog.log.length)]]));
+    };
+    for (let round = 1; round <= 12; round++) await commit(900, round);
+    const writes = write.mock.calls.map(([, options]) => options?.sync);
+    // Twelve commits, each one unsynced write; one sync, for the checkpoint file at 10,800.
+    expect(writes.filter((sync) => sync === false)).toHaveLength(12);
+    expect(syncWal).toHaveBeenCalledTimes(1);
+    expect(writes.filter((sync) => sync === true)).toHaveLength(1);
+    expect(await checkpointIn(dir)).toBe('10800');
+
+    // A sync that fails once: the commit fails, and the file never moves again in this process, not
+    // at the next interval nor on close, though syncs would succeed again (the kernel may have
+    // dropped the failed pages and marked them clean).
+    syncWal.mockRejectedValueOnce(new Error('disk gone'));
+    const failures: unknown[] = [];
+    for (let round = 13; round <= 25; round++) await commit(900, round).catch((error: unknown) => failures.push(error));
+    expect(failures).toHaveLength(2);
+    expect(String(failures[0])).toMatch(/disk gone/);
+    expect(String(failures[1])).toMatch(/failed to sync earlier/);
+    expect(await checkpointIn(dir)).toBe('10800');
+    await stores.close();
+    expect(await checkpointIn(dir)).toBe('10800');
   });
 });

@@ -4,7 +4,7 @@ import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { CachedBytesStore } from './cached-store.js';
 import { readChangelogPartition } from './changelog.js';
-import { ChangelogDecodeError, TaskLockedError } from './errors.js';
+import { ChangelogDecodeError, StateStoreError, TaskLockedError } from './errors.js';
 import type { CacheBudget } from './cache-budget.js';
 import { KeyValueStore } from './key-value-store.js';
 import { RocksDatabase, type BatchOperation } from './rocksdb.js';
@@ -47,20 +47,41 @@ interface OpenStore {
   readonly changelog: string;
   readonly bytes: CachedBytesStore;
   readonly view: KeyValueStore<unknown> | WindowStore<unknown>;
-  /** The changelog offset up to which RocksDB holds the state (exclusive), on disk (synced writes). */
+  /** The changelog offset up to which RocksDB holds the state (exclusive); on disk once its log is synced. */
   checkpoint: bigint;
-  /** The offset checkpoint.json holds: at most `checkpoint` (written every CHECKPOINT_INTERVAL_RECORDS, and on close). */
+  /**
+   * The offset checkpoint.json holds: at most `checkpoint`, and only written after a `syncWal()`
+   * that covers it (every CHECKPOINT_INTERVAL_RECORDS, after a restore, and on close).
+   */
   written: bigint;
+  /**
+   * A sync of its log failed: writes since the last good sync may be lost on a power loss even
+   * though a later sync succeeds (the kernel may have dropped the failed pages and marked them
+   * clean), so its checkpoint file never moves again in this process (the next open restores more).
+   */
+  syncFailed: boolean;
 }
 
 /**
  * Changelog records between two checkpoint files, as Kafka Streams' 10,000 under at-least-once.
- * RocksDB is written (synced) at every commit; the file only says where a restore starts, and a
+ * RocksDB is written at every commit, unsynced; the file only says where a restore starts, and a
  * restore from an older offset replays more of the changelog over newer state, which ends in the
  * same state. That holds only because RocksDB gets a commit's writes after its transaction
  * succeeded (never uncommitted ones): Kafka Streams, whose stores take writes before the commit,
  * drops the file while running under exactly-once instead. Writing it at every commit cost a file
  * write, a rename and two fsyncs per store per commit.
+ *
+ * The order that makes a power loss safe: the file is written only after RocksDB's write-ahead
+ * log is synced (`syncWal`), so it never names an offset whose state is not on disk. A power loss
+ * can take unsynced writes after it, never one before, and the restore from the file's offset
+ * writes every change since again (the binding opens RocksDB without paranoid checks, so a damaged
+ * log tail is skipped, not refused). A killed process loses none (the page cache keeps them).
+ * Syncing at every commit cost an fsync per store per commit on libuv's thread pool, which the
+ * reads share (a median 17 ms and a p99 of 212 ms of the commit's local step at 5,000 events/s),
+ * while the changelog already holds every committed write. As in Kafka Streams, whose stores
+ * write no log at all and are flushed before its checkpoint: a delete after the file's offset that
+ * a power loss took, and whose tombstone the changelog's compaction removed before the restore
+ * (`delete.retention.ms`, a day by default), would come back.
  */
 export const CHECKPOINT_INTERVAL_RECORDS = 10_000n;
 
@@ -141,20 +162,33 @@ export class TaskStores {
   }
 
   /**
-   * After the frozen commit's transaction succeeded: RocksDB gets its writes (synced), then the
+   * After the frozen commit's transaction succeeded: RocksDB gets its writes (unsynced), then the
    * checkpoint moves to the changelog's new end — never before the data it covers; its file
-   * (fsync'd) follows every CHECKPOINT_INTERVAL_RECORDS, and on close.
+   * follows every CHECKPOINT_INTERVAL_RECORDS, after a sync of the store's log (see
+   * CHECKPOINT_INTERVAL_RECORDS), and on close. The stores are separate databases: each one's
+   * steps are in this order, and the stores go side by side (one wait on libuv's thread pool,
+   * not one per store, which the busy event loop made tens of milliseconds each).
    */
   async commitLocal(changelogEnds: ReadonlyMap<string, bigint>): Promise<void> {
-    for (const store of this.stores.values()) {
-      await store.bytes.persistFrozen();
-      if (store.view instanceof WindowStore) await store.view.onCommitted();
-      const end = changelogEnds.get(store.changelog);
-      if (end !== undefined && end > store.checkpoint) {
+    await this.settleAll(
+      [...this.stores.values()].map(async (store) => {
+        await store.bytes.persistFrozen();
+        if (store.view instanceof WindowStore) await store.view.onCommitted();
+        const end = changelogEnds.get(store.changelog);
+        if (end === undefined || end <= store.checkpoint) return;
         store.checkpoint = end;
         if (end - store.written >= CHECKPOINT_INTERVAL_RECORDS) await checkpointFile(store);
-      }
-    }
+      }),
+    );
+  }
+
+  /** Waits for every store's step; then throws the first failure, the others logged (none is left running). */
+  private async settleAll(steps: readonly Promise<void>[]): Promise<void> {
+    const failures = (await Promise.allSettled(steps)).flatMap((result) =>
+      result.status === 'rejected' ? [result.reason as unknown] : [],
+    );
+    for (const other of failures.slice(1)) this.options.logger.warn({ err: other }, 'another store failed in the same commit');
+    if (failures.length > 0) throw failures[0];
   }
 
   /** Drops the writes not yet handed to a commit; a commit in flight keeps its own. */
@@ -201,7 +235,7 @@ export class TaskStores {
               batch.push({ type: 'put', key: storeKey, value });
             }
             if (batch.length >= 5_000) {
-              await store.bytes.db.write(batch);
+              await store.bytes.db.write(batch, { sync: false });
               batch = [];
             }
           } catch (cause) {
@@ -225,8 +259,7 @@ export class TaskStores {
           }
         },
       );
-      // Every write is synced: what the checkpoint says is restored is on disk.
-      await store.bytes.db.write(batch);
+      await store.bytes.db.write(batch, { sync: false });
       // RocksDB changed under the object cache: reads in flight from before are not cached.
       if (store.view instanceof KeyValueStore) store.view.discardCache();
       if (store.view instanceof WindowStore) await store.view.afterRestore();
@@ -301,7 +334,16 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
     spec.kind === 'window'
       ? new WindowStore(bytes, spec.serde, spec.retentionMs)
       : new KeyValueStore(bytes, spec.serde, undefined, options.cacheBudget);
-  return { spec, dir, changelog: options.changelogTopic(spec.name), bytes, view, checkpoint: checkpoint ?? 0n, written: checkpoint ?? 0n };
+  return {
+    spec,
+    dir,
+    changelog: options.changelogTopic(spec.name),
+    bytes,
+    view,
+    checkpoint: checkpoint ?? 0n,
+    written: checkpoint ?? 0n,
+    syncFailed: false,
+  };
 }
 
 async function readCheckpoint(dir: string): Promise<bigint | undefined> {
@@ -313,9 +355,16 @@ async function readCheckpoint(dir: string): Promise<bigint | undefined> {
   }
 }
 
-/** Writes a store's checkpoint file at the offset RocksDB holds. */
+/** Syncs a store's RocksDB log, then writes its checkpoint file at the offset RocksDB held before the sync. */
 async function checkpointFile(store: OpenStore): Promise<void> {
+  if (store.syncFailed) throw new StateStoreError(`the log of store ${store.spec.name} failed to sync earlier: its checkpoint stays`);
   const offset = store.checkpoint;
+  try {
+    await store.bytes.db.syncWal();
+  } catch (error) {
+    store.syncFailed = true;
+    throw error;
+  }
   await writeCheckpoint(store.dir, offset);
   store.written = offset;
 }

@@ -27,8 +27,8 @@ import { SEQUENCE_HEADER, sequenceOf, type OutputRecord, type RawRecord, type St
  *   restore the stores from their changelogs → read the committed offsets and seek → running.
  * - Commit: freeze the stores' writes (their changelog records; later writes go to the next
  *   commit) → one transaction (outputs, dead letters, changelogs, input offsets) → RocksDB write
- *   (synced) → checkpoint (its file fsync'd every 10,000 changelog records and on close: see
- *   TaskStores). Records keep being processed into the next commit while one is in flight; only
+ *   (unsynced) → checkpoint (its file every 10,000 changelog records and on close, each time after
+ *   a sync of RocksDB's log, then fsync'd: see TaskStores). Records keep being processed into the next commit while one is in flight; only
  *   one is in flight at a time. A failed transaction's frozen writes stay readable until the
  *   record being processed has finished (the reset, suspend, fail or close that follows drops them).
  * - Reset, suspend, fail and close first leave `running` (synchronously: no commit starts after
