@@ -27,7 +27,8 @@ import { WindowAggregates } from './window-aggregates.js';
  * event with them, reading only
  *
  * - the tail segment, which takes the event (and the short ones before it when they are merged);
- * - a segment at a window's start, only when members leave the window from it;
+ * - a segment at a window's start, only when members leave the window from it (the kept time of
+ *   the window's first member says whether any does);
  * - the first segment, only when events expire from it.
  *
  * The rows are the general path's, bit for bit (every aggregate is a function of its window's
@@ -42,10 +43,15 @@ interface Cursor {
   readonly index: number;
 }
 
-/** A view's window of the newest event, and the first event in the window's time range. */
+/**
+ * A view's window of the newest event, the first event in the window's time range, and that
+ * event's time: while it stays in the window, an event reads no segment for this view (in a long
+ * window, such as a day's, the first member's segment would otherwise be read by every event).
+ */
 interface KeptWindow {
   readonly window: WindowAggregates;
   readonly first: Cursor;
+  readonly firstTime: number;
 }
 
 /** What a stored head's next in-order event needs, besides the head. */
@@ -110,7 +116,9 @@ export function keepWindows(features: SourceFeatures, saved: SavedEntity, events
     features,
     counts: segments.map((segment) => segment.events.length),
     oldest: (events[0] as HistoryEvent).t,
-    windows: features.newestWindows(events).map(({ window, first }) => ({ window, first: cursorAt(first) })),
+    windows: features
+      .newestWindows(events)
+      .map(({ window, first }) => ({ window, first: cursorAt(first), firstTime: (events[first] as HistoryEvent).t })),
   });
 }
 
@@ -176,6 +184,8 @@ interface ViewPlan {
   readonly members: readonly HistoryEvent[] | undefined;
   /** The first event in the new window's range, in the old layout; null for the new event. */
   readonly first: Cursor | null;
+  /** That event's time. */
+  readonly firstTime: number;
 }
 
 /** One segment of the new layout. */
@@ -313,15 +323,25 @@ function planAppend(
       const leaves = (time: number): boolean => (bounds.startInclusive ? time < bounds.start : time <= bounds.start);
       if (leaves(head.newest as number)) {
         if (WindowAggregates.readsMembersWhenFirst(view, remembered)) throw new NotAppendable();
-        return { start: bounds.start, end: bounds.end, reset: true, leaving: [], members: undefined, first: null };
+        return { start: bounds.start, end: bounds.end, reset: true, leaving: [], members: undefined, first: null, firstTime: remembered.t };
+      }
+      // The first member stays, and with it every later one: nothing leaves, nothing is read.
+      if (!leaves(keptWindow.firstTime)) {
+        if (keptWindow.window.readsMembersAfter([], remembered)) throw new NotAppendable();
+        const { first, firstTime } = keptWindow;
+        return { start: bounds.start, end: bounds.end, reset: false, leaving: [], members: undefined, first, firstTime };
       }
       const leaving: HistoryEvent[] = [];
       let first: Cursor | null = keptWindow.first;
+      let firstTime: number;
       for (;;) {
         // The newest event so far stays: the walk ends before the history does.
         if (!first) throw new Mismatch();
         const candidate = at(first);
-        if (!leaves(candidate.t)) break;
+        if (!leaves(candidate.t)) {
+          firstTime = candidate.t;
+          break;
+        }
         if (!isLate(candidate, view.graceMs)) leaving.push(candidate);
         first = after(first);
       }
@@ -335,7 +355,7 @@ function planAppend(
           if (!isLate(member, view.graceMs)) members.push(member);
         }
       }
-      return { start: bounds.start, end: bounds.end, reset: false, leaving, members, first };
+      return { start: bounds.start, end: bounds.end, reset: false, leaving, members, first, firstTime };
     });
 
     // The layout `saveEntity` gives the history with the event appended: expired segments go, the
@@ -464,7 +484,7 @@ function carryOut(
       const row = features.rowOf(view, remembered, event, viewPlan.start, viewPlan.end, values);
       rows.push(row);
       latest[view.name] = row;
-      windows.push({ window, first: moved(viewPlan.first) });
+      windows.push({ window, first: moved(viewPlan.first), firstTime: viewPlan.firstTime });
     }
   } catch (error) {
     if (error instanceof MembersNeeded) return undefined;
