@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { uniformRandom } from '../../common/random.js';
 import { CachedBytesStore } from '../../state/cached-store.js';
 import { KeyValueStore } from '../../state/key-value-store.js';
+import { NOT_LOADED } from '../../state/index.js';
 import { RocksDatabase } from '../../state/rocksdb.js';
 import {
   count,
@@ -26,7 +27,7 @@ import {
 import { payments } from '../../topology/fixtures/payments.js';
 import { SourceFeatures, type SourceEvent } from './engine.js';
 import { appendCounts, appendInOrder, keepWindows } from './entity-append.js';
-import { loadEntity, saveEntity, type StoredEntity } from './entity-history.js';
+import { loadEntity, saveEntity, segmentKey, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 
 const MIN = 60_000;
@@ -225,6 +226,7 @@ async function compare(
     handedBack: appendCounts.handedBack - before.handedBack,
     reads: appendCounts.reads - before.reads,
     failed,
+    tested,
   };
 }
 
@@ -262,9 +264,14 @@ describe('appendInOrder', () => {
       sequence: index,
       value: { amount: index + 0.5, merchant: `m${index % 7}` },
     }));
-    const { appended, reads } = await compare(0, total, 1, { chosen: views.filter((view) => view.name === 'long'), given });
+    const { appended, reads, tested } = await compare(0, total, 1, { chosen: views.filter((view) => view.name === 'long'), given });
     expect(appended).toBe(total - 1);
     expect(reads).toBe(0);
+    // The premise: the first segment is full and out of the cache (reading it would have counted).
+    const head = tested.peek('card-0');
+    if (head === NOT_LOADED || head?.kind !== 'head') throw new Error('the head is not in memory');
+    expect(head.segments.length).toBeGreaterThan(1);
+    expect(tested.peek(segmentKey('card-0', head.segments[0] as number))).toBe(NOT_LOADED);
   });
 
   it('starts again from the general path after the cache is dropped (an aborted transaction)', async () => {

@@ -184,7 +184,7 @@ interface ViewPlan {
   readonly members: readonly HistoryEvent[] | undefined;
   /** The first event in the new window's range, in the old layout; null for the new event. */
   readonly first: Cursor | null;
-  /** That event's time. */
+  /** That event's time (the new event's, for a new window). */
   readonly firstTime: number;
 }
 
@@ -338,6 +338,8 @@ function planAppend(
         // The newest event so far stays: the walk ends before the history does.
         if (!first) throw new Mismatch();
         const candidate = at(first);
+        // The kept time is the kept cursor's event's (never expected otherwise).
+        if (first === keptWindow.first && candidate.t !== keptWindow.firstTime) throw new Mismatch();
         if (!leaves(candidate.t)) {
           firstTime = candidate.t;
           break;
