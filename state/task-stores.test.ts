@@ -42,21 +42,25 @@ async function checkpointIn(dir: string): Promise<string> {
   return (JSON.parse(await fs.readFile(path.join(dir, 'counts', 'checkpoint.json'), 'utf8')) as { offset: string }).offset;
 }
 
+/** One key-value store of counts, its changelog kept in memory. */
+function openStores(dir: string, changelog: ReturnType<typeof memoryChangelog>): Promise<TaskStores> {
+  return TaskStores.open({
+    specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
+    dir,
+    partition: 0,
+    changelogTopic: () => 'counts-changelog',
+    kafka: undefined as never,
+    readChangelog: changelog.read,
+    logger: silentLogger(),
+  });
+}
+
 describe('TaskStores checkpoints', () => {
   it('writes the checkpoint file every 10,000 changelog records and on close; a restore from an older one ends in the same state', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-stores-'));
     dirs.push(dir);
     const changelog = memoryChangelog();
-    const open = () =>
-      TaskStores.open({
-        specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
-        dir,
-        partition: 0,
-        changelogTopic: () => 'counts-changelog',
-        kafka: undefined as never,
-        readChangelog: changelog.read,
-        logger: silentLogger(),
-      });
+    const open = () => openStores(dir, changelog);
 
     let stores = await open();
     expect(await checkpointIn(dir)).toBe('0');
@@ -106,15 +110,7 @@ describe('TaskStores checkpoints', () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-stores-'));
     dirs.push(dir);
     const changelog = memoryChangelog();
-    const stores = await TaskStores.open({
-      specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde }],
-      dir,
-      partition: 0,
-      changelogTopic: () => 'counts-changelog',
-      kafka: undefined as never,
-      readChangelog: changelog.read,
-      logger: silentLogger(),
-    });
+    const stores = await openStores(dir, changelog);
     // Spies call through: RocksDB is written as without them.
     const write = vi.spyOn(RocksDatabase.prototype, 'write');
     const syncWal = vi.spyOn(RocksDatabase.prototype, 'syncWal');

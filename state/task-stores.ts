@@ -170,7 +170,7 @@ export class TaskStores {
    * not one per store, which the busy event loop made tens of milliseconds each).
    */
   async commitLocal(changelogEnds: ReadonlyMap<string, bigint>): Promise<void> {
-    await this.settleAll(
+    await this.waitForEveryStore(
       [...this.stores.values()].map(async (store) => {
         await store.bytes.persistFrozen();
         if (store.view instanceof WindowStore) await store.view.onCommitted();
@@ -182,8 +182,8 @@ export class TaskStores {
     );
   }
 
-  /** Waits for every store's step; then throws the first failure, the others logged (none is left running). */
-  private async settleAll(steps: readonly Promise<void>[]): Promise<void> {
+  /** Waits for every store's step, unlike common/settle's settleAll (which rejects at the first): then throws the first failure, the others logged, so none is left running. */
+  private async waitForEveryStore(steps: readonly Promise<void>[]): Promise<void> {
     const failures = (await Promise.allSettled(steps)).flatMap((result) =>
       result.status === 'rejected' ? [result.reason as unknown] : [],
     );
