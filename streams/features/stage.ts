@@ -18,6 +18,7 @@ import { SourceFeatures, type FeatureRow, type SourceEvent } from './engine.js';
 import { appendInOrder, keepWindows } from './entity-append.js';
 import { isValidEntity, loadEntity, loadEntityNow, saveEntity, type LoadedEntity, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
+import { watchDistinctTables } from './metrics.js';
 
 /**
  * The features stage: events.<source> → every feature view of that source, computed per entity
@@ -50,6 +51,7 @@ export const ENTITY_STORE = 'entities';
 
 export function featuresStage(options: FeaturesStageOptions): StageDefinition<Value> {
   const metrics = stageMetrics(options.metrics);
+  watchDistinctTables(options.metrics);
   const stage = options.name ?? 'features';
   const bySourceTopic = new Map<string, { features: SourceFeatures; serde: AvroSerde; rowSchemaIds: readonly number[] }>();
   for (const view of options.views) {

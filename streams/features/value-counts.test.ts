@@ -1,6 +1,8 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../common/random.js';
-import { scaled, shared, ValueCounts } from './value-counts.js';
+import { distinctTablesMemory, scaled, shared, SLOT_BYTES, ValueCounts } from './value-counts.js';
 
 /**
  * Random adds and removes on one table, phase after phase (each a number of steps and the share of
@@ -121,5 +123,40 @@ describe('ValueCounts', () => {
     for (const [index, value] of values.entries()) for (let times = 0; times <= index; times++) counts.remove(value);
     expect(counts.size).toBe(0);
     for (const value of values) expect(counts.countOf(value)).toBe(0);
+  });
+
+  it('counts a table in the heap figure once it outgrows its first slots, and no longer once it is collected', async () => {
+    // The collector, for this test only: a table dropped leaves the figure when it is collected.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    /** Collects until the figure stops changing (earlier tests' tables go first). */
+    const settled = async (): Promise<{ readonly tables: number; readonly bytes: number }> => {
+      let last = distinctTablesMemory();
+      for (let round = 0; round < 20; round++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const now = distinctTablesMemory();
+        if (round >= 2 && now.tables === last.tables && now.bytes === last.bytes) return now;
+        last = now;
+      }
+      return last;
+    };
+    const before = await settled();
+    let table: ValueCounts | undefined = new ValueCounts();
+    const small = table.capacity;
+    // Up to 3/4 of its first slots: not counted (no registration for the many small tables).
+    for (let value = 0; value < (small * 3) / 4; value++) table.add(`v${value}`);
+    expect(table.capacity).toBe(small);
+    expect(distinctTablesMemory()).toEqual(before);
+    for (let value = (small * 3) / 4; value < 1_000; value++) table.add(`v${value}`);
+    expect(table.capacity).toBeGreaterThan(small);
+    expect(distinctTablesMemory()).toEqual({ tables: before.tables + 1, bytes: before.bytes + table.capacity * SLOT_BYTES });
+    // Shrinking is counted too.
+    const grown = table.capacity;
+    for (let value = 0; value < 990; value++) table.remove(`v${value}`);
+    expect(table.capacity).toBeLessThan(grown);
+    expect(distinctTablesMemory()).toEqual({ tables: before.tables + 1, bytes: before.bytes + table.capacity * SLOT_BYTES });
+    table = undefined;
+    expect(await settled()).toEqual(before);
   });
 });

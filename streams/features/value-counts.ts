@@ -21,6 +21,8 @@ export class ValueCounts {
   private counts = new Int32Array(0);
   private slots = 0;
   private used = 0;
+  /** This table's share of `heldTables`, once it outgrew MIN_SLOTS. */
+  private held: HeldShare | undefined;
 
   constructor() {
     this.allocate(MIN_SLOTS);
@@ -130,7 +132,46 @@ export class ValueCounts {
     this.keys = new Array<string | undefined>(slots).fill(undefined);
     this.counts = new Int32Array(slots);
     this.slots = slots;
+    if (slots > MIN_SLOTS && !this.held) {
+      this.held = { slots: 0 };
+      heldTables.tables++;
+      collected.register(this, this.held);
+    }
+    if (this.held) {
+      heldTables.slots += slots - this.held.slots;
+      this.held.slots = slots;
+    }
   }
+}
+
+/** A table's slots as counted in `heldTables` (kept apart from the table, which it must not keep alive). */
+interface HeldShare {
+  slots: number;
+}
+
+/**
+ * The tables that outgrew their first MIN_SLOTS slots, and their slots, until the collector has
+ * freed them: the distinct-count state held on the heap (`distinctTablesMemory`). A table starts
+ * being counted at its first growth, so the many small tables that never grow cost no
+ * registration (together they hold at most MIN_SLOTS slots each).
+ */
+const heldTables = { tables: 0, slots: 0 };
+const collected = new FinalizationRegistry<HeldShare>((share) => {
+  heldTables.tables--;
+  heldTables.slots -= share.slots;
+});
+
+/** The bytes one slot takes: a key's reference in the keys array and its Int32 count. */
+export const SLOT_BYTES = 12;
+
+/**
+ * The distinct-count tables (ValueCounts) that outgrew MIN_SLOTS slots and are not yet collected:
+ * how many, and the bytes of their slots (SLOT_BYTES each; the values' strings are the engine's
+ * shared copies, not counted). A table dropped but not yet collected still counts: it still takes
+ * the heap.
+ */
+export function distinctTablesMemory(): { readonly tables: number; readonly bytes: number } {
+  return { tables: heldTables.tables, bytes: heldTables.slots * SLOT_BYTES };
 }
 
 /**
