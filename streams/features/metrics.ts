@@ -5,7 +5,7 @@ import { distinctTablesMemory } from './value-counts.js';
 const watched = new WeakSet<MetricsRegistry>();
 
 /**
- * Exports the distinct-count state held on the heap (the kept windows' tables of distinct values,
+ * Exports the distinct-count state held in memory (the kept windows' tables of distinct values,
  * `distinctTablesMemory`), read when the registry is scraped: nothing is counted per event. Once
  * per registry; each registry reports the whole process's tables. It is state that grows with a
  * window's distinct values (a card's merchants over a week), apart from what the state cache holds.
@@ -16,7 +16,7 @@ export function watchDistinctTables(registry: MetricsRegistry): void {
   const registers = [registry];
   new client.Gauge({
     name: 'sluice_features_distinct_tables_bytes',
-    help: "Heap bytes of the feature windows' distinct-value tables larger than their first 8 slots (12 bytes a slot; the values' strings are shared), until collected.",
+    help: "Bytes of the feature windows' distinct-value tables that outgrew their first 8 slots, until collected: 12 a slot, the keys' 8 on V8's heap and the counts' 4 in an ArrayBuffer outside it (the values' strings are shared, not counted).",
     registers,
     collect() {
       this.set(distinctTablesMemory().bytes);
@@ -24,7 +24,7 @@ export function watchDistinctTables(registry: MetricsRegistry): void {
   });
   new client.Gauge({
     name: 'sluice_features_distinct_tables',
-    help: "The feature windows' distinct-value tables larger than their first 8 slots, until collected.",
+    help: "The feature windows' distinct-value tables that outgrew their first 8 slots, until collected.",
     registers,
     collect() {
       this.set(distinctTablesMemory().tables);

@@ -151,9 +151,9 @@ interface HeldShare {
 
 /**
  * The tables that outgrew their first MIN_SLOTS slots, and their slots, until the collector has
- * freed them: the distinct-count state held on the heap (`distinctTablesMemory`). A table starts
+ * freed them: the distinct-count state held in memory (`distinctTablesMemory`). A table starts
  * being counted at its first growth, so the many small tables that never grow cost no
- * registration (together they hold at most MIN_SLOTS slots each).
+ * registration (each of them holds MIN_SLOTS slots).
  */
 const heldTables = { tables: 0, slots: 0 };
 const collected = new FinalizationRegistry<HeldShare>((share) => {
@@ -161,14 +161,15 @@ const collected = new FinalizationRegistry<HeldShare>((share) => {
   heldTables.slots -= share.slots;
 });
 
-/** The bytes one slot takes: a key's reference in the keys array and its Int32 count. */
+/** The bytes one slot takes: a key's reference in the keys array (8) and its Int32 count (4). */
 export const SLOT_BYTES = 12;
 
 /**
  * The distinct-count tables (ValueCounts) that outgrew MIN_SLOTS slots and are not yet collected:
- * how many, and the bytes of their slots (SLOT_BYTES each; the values' strings are the engine's
- * shared copies, not counted). A table dropped but not yet collected still counts: it still takes
- * the heap.
+ * how many, and the bytes of their slots (SLOT_BYTES each: a key's 8 in the keys array on V8's
+ * heap, a count's 4 in the Int32Array, which V8 keeps outside its heap beyond 64 bytes; the
+ * values' strings are the engine's shared copies, not counted). A table dropped but not yet
+ * collected still counts: it still takes memory.
  */
 export function distinctTablesMemory(): { readonly tables: number; readonly bytes: number } {
   return { tables: heldTables.tables, bytes: heldTables.slots * SLOT_BYTES };
