@@ -196,7 +196,7 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
         .join(' / '),
       'RocksDB dbs': now('sluice_rocksdb_open_databases'),
       'state cache MiB': mib(now('sluice_state_cache_bytes')),
-      // The kept windows' distinct-value tables: state on the heap outside the state cache.
+      // The kept windows' distinct-value tables: state in memory outside the state cache.
       'distinct tables MiB': mib(now('sluice_features_distinct_tables_bytes')),
       'evicted/s': Math.round(delta('sluice_state_cache_evicted_total') / seconds),
       'lag records': now('sluice_consumer_lag_records'),

@@ -125,7 +125,7 @@ describe('ValueCounts', () => {
     for (const value of values) expect(counts.countOf(value)).toBe(0);
   });
 
-  it('counts a table in the heap figure once it outgrows its first slots, and no longer once it is collected', async () => {
+  it('counts a table in the memory figure once it outgrows its first slots, and no longer once it is collected', async () => {
     // The collector, for this test only: a table dropped leaves the figure when it is collected.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
