@@ -129,19 +129,25 @@ describe('ValueCounts', () => {
     // The collector, for this test only: a table dropped leaves the figure when it is collected.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
-    /** Collects until the figure stops changing (earlier tests' tables go first). */
-    const settled = async (): Promise<{ readonly tables: number; readonly bytes: number }> => {
+    type Figure = ReturnType<typeof distinctTablesMemory>;
+    const same = (one: Figure, other: Figure): boolean => one.tables === other.tables && one.bytes === other.bytes;
+    /**
+     * Collects, and lets the registry's callbacks run (some time after the collection that freed a
+     * table), until `done` holds of the figure and the one before it from the third round on, or 5 s passed.
+     */
+    const collectUntil = async (done: (now: Figure, last: Figure) => boolean): Promise<Figure> => {
+      const deadline = Date.now() + 5_000;
       let last = distinctTablesMemory();
-      for (let round = 0; round < 20; round++) {
+      for (let round = 1; ; round++) {
         gc();
         await new Promise((resolve) => setTimeout(resolve, 5));
         const now = distinctTablesMemory();
-        if (round >= 2 && now.tables === last.tables && now.bytes === last.bytes) return now;
+        if ((round >= 3 && done(now, last)) || Date.now() >= deadline) return now;
         last = now;
       }
-      return last;
     };
-    const before = await settled();
+    // Earlier tests' tables go first: the figure stops changing.
+    const before = await collectUntil(same);
     let table: ValueCounts | undefined = new ValueCounts();
     const small = table.capacity;
     // Up to 3/4 of its first slots: not counted (no registration for the many small tables).
@@ -157,15 +163,8 @@ describe('ValueCounts', () => {
     expect(table.capacity).toBeLessThan(grown);
     expect(distinctTablesMemory()).toEqual({ tables: before.tables + 1, bytes: before.bytes + table.capacity * SLOT_BYTES });
     table = undefined;
-    // Collected: back to the figure before it (polled, since the registry's callback runs some time
-    // after the collection that freed the table).
-    const deadline = Date.now() + 5_000;
-    let after = distinctTablesMemory();
-    while ((after.tables !== before.tables || after.bytes !== before.bytes) && Date.now() < deadline) {
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      after = distinctTablesMemory();
-    }
+    // Collected: back to the figure before it.
+    const after = await collectUntil((now) => same(now, before));
     expect(after).toEqual(before);
   });
 });
