@@ -1,5 +1,5 @@
 import { NOT_LOADED, type KeyValueStore } from '../../state/index.js';
-import type { FeatureRow } from '../../topology/features.js';
+import type { FeatureRow, FeatureView } from '../../topology/features.js';
 import { lookBack } from '../runtime/windows/window.js';
 import { isLate, type HistoryEvent, type SourceEvent, type SourceFeatures } from './engine.js';
 import {
@@ -231,11 +231,70 @@ class Missing extends Error {
   }
 }
 
+/** No members leave (one array for every such plan). */
+const NO_EVENTS: readonly HistoryEvent[] = [];
+
+/** Whether a member at `time` is before a window's range (it leaves the window, or was never in it). */
+function leavesWindow(bounds: { readonly start: number; readonly startInclusive: boolean }, time: number): boolean {
+  return bounds.startInclusive ? time < bounds.start : time <= bounds.start;
+}
+
 /** Not an event this path stores as `saveEntity` would (caught in `planAppend`). */
 class NotAppendable extends Error {}
 
 /** Kept state that does not describe the stored history: never expected (caught and counted in `planAppend`). */
 class Mismatch extends NotAppendable {}
+
+/**
+ * The stored segments of a head, read from the store's memory as the plan needs them (one object
+ * per plan rather than a closure per helper: a plan is made for every event). Throws `Missing` for
+ * a segment not in memory and `Mismatch` where the kept state and the stored history disagree.
+ */
+class StoredHistory {
+  /** By place in the head's list. */
+  private readonly read: (readonly HistoryEvent[] | undefined)[] = [];
+
+  constructor(
+    private readonly store: KeyValueStore<StoredEntity>,
+    private readonly entity: string,
+    private readonly head: EntityHead,
+    private readonly counts: readonly number[],
+  ) {}
+
+  eventsOf(segment: number): readonly HistoryEvent[] {
+    const known = this.read[segment];
+    if (known) return known;
+    const { head, entity } = this;
+    // A place beyond the head's segments: a cursor the kept state got wrong (not a segment to read).
+    if (!(segment >= 0 && segment < head.segments.length)) throw new Mismatch();
+    const id = head.segments[segment] as number;
+    const found = this.store.peek(segmentKey(entity, id));
+    if (found === NOT_LOADED) {
+      // This one and the next few: a window's start or an expiry may go on into the next, and a
+      // merge reads the short segments at the end together.
+      throw new Missing(head.segments.slice(segment, segment + READ_TOGETHER).map((next) => segmentKey(entity, next)));
+    }
+    if (found?.kind !== 'segment' || found.events.length !== this.counts[segment]) throw new Mismatch();
+    this.read[segment] = found.events;
+    return found.events;
+  }
+
+  at({ segment, index }: Cursor): HistoryEvent {
+    const events = this.eventsOf(segment);
+    // An index beyond its segment: a cursor the kept state got wrong.
+    if (!(index >= 0 && index < events.length)) throw new Mismatch();
+    return events[index] as HistoryEvent;
+  }
+
+  /** The next place; null after the history's last event. */
+  after({ segment, index }: Cursor): Cursor | null {
+    return index + 1 < (this.counts[segment] as number)
+      ? { segment, index: index + 1 }
+      : segment + 1 < this.head.segments.length
+        ? { segment: segment + 1, index: 0 }
+        : null;
+  }
+}
 
 function planAppend(
   store: KeyValueStore<StoredEntity>,
@@ -251,37 +310,7 @@ function planAppend(
     appendCounts.mismatched++;
     return undefined;
   }
-  const read = new Map<number, readonly HistoryEvent[]>();
-  const eventsOf = (segment: number): readonly HistoryEvent[] => {
-    const known = read.get(segment);
-    if (known) return known;
-    // A place beyond the head's segments: a cursor the kept state got wrong (not a segment to read).
-    if (!(segment >= 0 && segment < segments)) throw new Mismatch();
-    const id = head.segments[segment] as number;
-    const found = store.peek(segmentKey(entity, id));
-    if (found === NOT_LOADED) {
-      // This one and the next few: a window's start or an expiry may go on into the next, and a
-      // merge reads the short segments at the end together.
-      throw new Missing(head.segments.slice(segment, segment + READ_TOGETHER).map((next) => segmentKey(entity, next)));
-    }
-    if (found?.kind !== 'segment' || found.events.length !== counts[segment]) throw new Mismatch();
-    read.set(segment, found.events);
-    return found.events;
-  };
-  const at = ({ segment, index }: Cursor): HistoryEvent => {
-    const events = eventsOf(segment);
-    // An index beyond its segment: a cursor the kept state got wrong.
-    if (!(index >= 0 && index < events.length)) throw new Mismatch();
-    return events[index] as HistoryEvent;
-  };
-  /** The next place; null after the history's last event. */
-  const after = ({ segment, index }: Cursor): Cursor | null =>
-    index + 1 < (counts[segment] as number)
-      ? { segment, index: index + 1 }
-      : segment + 1 < segments
-        ? { segment: segment + 1, index: 0 }
-        : null;
-
+  const history = new StoredHistory(store, entity, head, counts);
   try {
     const t = event.eventTime;
     // An event at the newest time so far: after the others of that time, unless it is one of them
@@ -289,7 +318,7 @@ function planAppend(
     if (t === head.newest) {
       const lastSegment = segments - 1;
       for (let segment = lastSegment; segment >= 0; segment--) {
-        const events = eventsOf(segment);
+        const events = history.eventsOf(segment);
         let index = events.length - 1;
         for (; index >= (segment === 0 ? head.trim : 0); index--) {
           const existing = events[index] as HistoryEvent;
@@ -307,58 +336,20 @@ function planAppend(
     let oldest = state.oldest;
     if (oldest <= horizon) {
       let cursor: Cursor | null = { segment: 0, index: head.trim };
-      while (cursor && at(cursor).t <= horizon) {
+      while (cursor && history.at(cursor).t <= horizon) {
         expired++;
-        cursor = after(cursor);
+        cursor = history.after(cursor);
       }
-      oldest = cursor ? at(cursor).t : t;
+      oldest = cursor ? history.at(cursor).t : t;
     }
 
     // Each view's window slides: the members before its new start leave.
-    const views = features.views.map((view, place): ViewPlan => {
+    const views: ViewPlan[] = [];
+    for (let place = 0; place < features.views.length; place++) {
       const keptWindow = state.windows[place];
       if (!keptWindow) throw new Mismatch();
-      if (view.window.kind === 'session') throw new NotAppendable();
-      const bounds = lookBack(view.window, t);
-      const leaves = (time: number): boolean => (bounds.startInclusive ? time < bounds.start : time <= bounds.start);
-      if (leaves(head.newest as number)) {
-        if (WindowAggregates.readsMembersWhenFirst(view, remembered)) throw new NotAppendable();
-        return { start: bounds.start, end: bounds.end, reset: true, leaving: [], members: undefined, first: null, firstTime: remembered.t };
-      }
-      // The first member stays, and with it every later one: nothing leaves, nothing is read.
-      if (!leaves(keptWindow.firstTime)) {
-        if (keptWindow.window.readsMembersAfter([], remembered)) throw new NotAppendable();
-        const { first, firstTime } = keptWindow;
-        return { start: bounds.start, end: bounds.end, reset: false, leaving: [], members: undefined, first, firstTime };
-      }
-      const leaving: HistoryEvent[] = [];
-      let first: Cursor | null = keptWindow.first;
-      let firstTime: number;
-      for (;;) {
-        // The newest event so far stays: the walk ends before the history does.
-        if (!first) throw new Mismatch();
-        const candidate = at(first);
-        // The kept time is the kept cursor's event's (never expected otherwise).
-        if (first === keptWindow.first && candidate.t !== keptWindow.firstTime) throw new Mismatch();
-        if (!leaves(candidate.t)) {
-          firstTime = candidate.t;
-          break;
-        }
-        if (!isLate(candidate, view.graceMs)) leaving.push(candidate);
-        first = after(first);
-      }
-      // A stddev that would read the members: the general path has them.
-      if (keptWindow.window.readsMembersAfter(leaving, remembered)) throw new NotAppendable();
-      let members: HistoryEvent[] | undefined;
-      if (leaving.length > 0 && !keptWindow.window.slides) {
-        members = [];
-        for (let cursor: Cursor | null = keptWindow.first; cursor; cursor = after(cursor)) {
-          const member = at(cursor);
-          if (!isLate(member, view.graceMs)) members.push(member);
-        }
-      }
-      return { start: bounds.start, end: bounds.end, reset: false, leaving, members, first, firstTime };
-    });
+      views.push(planView(features.views[place] as FeatureView, keptWindow, history, head, remembered));
+    }
 
     // The layout `saveEntity` gives the history with the event appended: expired segments go, the
     // first one is trimmed, the tail takes the event (or a new segment does), and the short
@@ -391,7 +382,7 @@ function planAppend(
     let { nextSegment } = head;
     const tail = placed.at(-1);
     if (tail && tail.count - tail.skip < TAIL_EVENTS) {
-      const own = eventsOf(tail.old);
+      const own = history.eventsOf(tail.old);
       const events: HistoryEvent[] = [];
       for (let index = tail.skip; index < own.length; index++) events.push(own[index] as HistoryEvent);
       events.push(remembered);
@@ -416,7 +407,7 @@ function planAppend(
       const merged = placed.splice(run);
       const events: HistoryEvent[] = [];
       for (const segment of merged) {
-        const own = segment.events ?? eventsOf(segment.old);
+        const own = segment.events ?? history.eventsOf(segment.old);
         // The old segment it is (none for the new tail) now starts at the run's events so far.
         if (segment.old >= 0) {
           moves.place[segment.old] = run;
@@ -439,6 +430,57 @@ function planAppend(
   }
 }
 
+/** How a view's kept window slides to take the event `remembered` (throws as `planAppend`'s steps do). */
+function planView(view: FeatureView, keptWindow: KeptWindow, history: StoredHistory, head: EntityHead, remembered: HistoryEvent): ViewPlan {
+  if (view.window.kind === 'session') throw new NotAppendable();
+  const bounds = lookBack(view.window, remembered.t);
+  if (leavesWindow(bounds, head.newest as number)) {
+    if (WindowAggregates.readsMembersWhenFirst(view, remembered)) throw new NotAppendable();
+    return {
+      start: bounds.start,
+      end: bounds.end,
+      reset: true,
+      leaving: NO_EVENTS,
+      members: undefined,
+      first: null,
+      firstTime: remembered.t,
+    };
+  }
+  // The first member stays, and with it every later one: nothing leaves, nothing is read.
+  if (!leavesWindow(bounds, keptWindow.firstTime)) {
+    if (keptWindow.window.readsMembersAfter(NO_EVENTS, remembered)) throw new NotAppendable();
+    const { first, firstTime } = keptWindow;
+    return { start: bounds.start, end: bounds.end, reset: false, leaving: NO_EVENTS, members: undefined, first, firstTime };
+  }
+  const leaving: HistoryEvent[] = [];
+  let first: Cursor | null = keptWindow.first;
+  let firstTime: number;
+  for (;;) {
+    // The newest event so far stays: the walk ends before the history does.
+    if (!first) throw new Mismatch();
+    const candidate = history.at(first);
+    // The kept time is the kept cursor's event's (never expected otherwise).
+    if (first === keptWindow.first && candidate.t !== keptWindow.firstTime) throw new Mismatch();
+    if (!leavesWindow(bounds, candidate.t)) {
+      firstTime = candidate.t;
+      break;
+    }
+    if (!isLate(candidate, view.graceMs)) leaving.push(candidate);
+    first = history.after(first);
+  }
+  // A stddev that would read the members: the general path has them.
+  if (keptWindow.window.readsMembersAfter(leaving, remembered)) throw new NotAppendable();
+  let members: HistoryEvent[] | undefined;
+  if (leaving.length > 0 && !keptWindow.window.slides) {
+    members = [];
+    for (let cursor: Cursor | null = keptWindow.first; cursor; cursor = history.after(cursor)) {
+      const member = history.at(cursor);
+      if (!isLate(member, view.graceMs)) members.push(member);
+    }
+  }
+  return { start: bounds.start, end: bounds.end, reset: false, leaving, members, first, firstTime };
+}
+
 // ---- carrying it out ------------------------------------------------------------------------------
 
 /**
@@ -446,6 +488,19 @@ function planAppend(
  * in `carryOut`; `planAppend` leaves such events to it before anything is taken, so not expected).
  */
 class MembersNeeded extends Error {}
+
+/** `WindowAggregates.values`' reader of members, here: none (see `MembersNeeded`). */
+const membersNeeded = (): never => {
+  throw new MembersNeeded();
+};
+
+/** Where a window's first event (`null`: the new event, `newest`) is in the new layout. */
+function movedCursor(cursor: Cursor | null, moves: Moves, newest: Cursor, entity: string): Cursor {
+  if (!cursor) return newest;
+  const segment = moves.place[cursor.segment] ?? -1;
+  if (segment < 0) throw new Error(`a window's first event (segment ${cursor.segment}) left the history of entity ${entity}`);
+  return { segment, index: cursor.index + (moves.shift[cursor.segment] as number) };
+}
 
 function carryOut(
   store: KeyValueStore<StoredEntity>,
@@ -459,18 +514,13 @@ function carryOut(
   const { remembered, placed, moves } = plan;
   const last = placed.length - 1;
   const newest: Cursor = { segment: last, index: (placed[last] as Placed).count - 1 };
-  const moved = (cursor: Cursor | null): Cursor => {
-    if (!cursor) return newest;
-    const segment = moves.place[cursor.segment] ?? -1;
-    if (segment < 0) throw new Error(`a window's first event (segment ${cursor.segment}) left the history of entity ${entity}`);
-    return { segment, index: cursor.index + (moves.shift[cursor.segment] as number) };
-  };
 
   const rows: FeatureRow[] = [];
   const windows: KeptWindow[] = [];
   const latest = { ...head.latest };
   try {
-    for (const [place, view] of features.views.entries()) {
+    for (let place = 0; place < features.views.length; place++) {
+      const view = features.views[place] as FeatureView;
       const viewPlan = plan.views[place] as ViewPlan;
       let window = (state.windows[place] as KeptWindow).window;
       if (viewPlan.reset) {
@@ -480,13 +530,11 @@ function carryOut(
         for (const leaving of viewPlan.leaving) window.remove(leaving);
       }
       window.add(remembered);
-      const values = window.values(() => {
-        throw new MembersNeeded();
-      });
+      const values = window.values(membersNeeded);
       const row = features.rowOf(view, remembered, event, viewPlan.start, viewPlan.end, values);
       rows.push(row);
       latest[view.name] = row;
-      windows.push({ window, first: moved(viewPlan.first), firstTime: viewPlan.firstTime });
+      windows.push({ window, first: movedCursor(viewPlan.first, moves, newest, entity), firstTime: viewPlan.firstTime });
     }
   } catch (error) {
     if (error instanceof MembersNeeded) return undefined;

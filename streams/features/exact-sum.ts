@@ -37,9 +37,22 @@ export class ExactSum {
     return roundedInteger(total, -1074);
   }
 
-  /** The partials of the values below 2^960 (all of them unless `hasHuge`): smallest first. */
-  parts(): number[] {
-    return this.partials.slice(0, this.size);
+  /**
+   * How many partials the values below 2^960 have (all of the values unless `hasHuge`), and one of
+   * them by its place: smallest first.
+   */
+  partCount(): number {
+    return this.size;
+  }
+
+  part(index: number): number {
+    return this.partials[index] as number;
+  }
+
+  /** Back to the empty sum (its arrays kept for the next values). */
+  clear(): void {
+    this.size = 0;
+    this.hugeSize = 0;
   }
 
   /** Whether values of magnitude 2^960 or more are in the sum (and did not cancel out). */
@@ -138,22 +151,31 @@ export function addSquare(squares: ExactSum, value: number, sign: 1 | -1): void 
  * cancellation of Σx²/n − mean².
  */
 export function exactSpread(count: number, sum: ExactSum, squares: ExactSum): number {
-  const difference = new ExactSum();
-  for (const part of squares.parts()) {
+  // One scratch sum for every call (a call runs to its end before the next starts): a window's
+  // stddev is read for every event, and a fresh sum each time was garbage each time.
+  const difference = spreadScratch;
+  difference.clear();
+  for (let index = 0; index < squares.partCount(); index++) {
+    const part = squares.part(index);
     const product = count * part;
     difference.add(product);
     difference.add(productError(count, part, product));
   }
-  const parts = sum.parts();
-  for (const left of parts)
-    for (const right of parts) {
+  const parts = sum.partCount();
+  for (let outer = 0; outer < parts; outer++) {
+    const left = sum.part(outer);
+    for (let inner = 0; inner < parts; inner++) {
+      const right = sum.part(inner);
       const product = left * right;
       difference.add(-product);
       difference.add(-productError(left, right, product));
     }
+  }
   const variance = Math.max(0, difference.value()) / (count * count);
   return Math.sqrt(variance);
 }
+
+const spreadScratch = new ExactSum();
 
 /**
  * `exactSpread` of any finite values, in exact integer arithmetic: √(round(n·Σx² − (Σx)²) / n²),

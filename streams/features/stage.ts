@@ -162,16 +162,26 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     record.scratch.set(EVENT_FEATURES, computed);
 
     if (options.emitRows === false) return [];
-    const encoded = settleAll(rows.map((row) => encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row))));
-    const outputs = (values: readonly Buffer[]): OutputRecord[] =>
-      rows.map((row, index) => ({
+    const values: (Buffer | Promise<Buffer>)[] = [];
+    for (const row of rows) values.push(encoder.encodeNow(options.schemaIds[row.view] ?? 0, featureVector(row)));
+    const encoded = settleAll(values);
+    // Encoding waits only where avsc refused a value (the client then builds the error).
+    return encoded instanceof Promise ? encoded.then((done) => outputsOf(entity, rows, done)) : outputsOf(entity, rows, encoded);
+  };
+
+  /** The rows as features.<view> records, with their encoded values (in the rows' order). */
+  const outputsOf = (entity: string, rows: readonly FeatureRow[], values: readonly Buffer[]): OutputRecord[] => {
+    const outputs: OutputRecord[] = [];
+    for (let index = 0; index < rows.length; index++) {
+      const row = rows[index] as FeatureRow;
+      outputs.push({
         topic: rowTopics.get(row.view) ?? `${options.topicPrefix}features.${row.view}`,
         key: entity,
         value: values[index] as Buffer,
         headers: { 'sluice.event_id': row.eventId, 'sluice.view_version': String(row.version) },
-      }));
-    // Encoding waits only where avsc refused a value (the client then builds the error).
-    return encoded instanceof Promise ? encoded.then(outputs) : outputs(encoded);
+      });
+    }
+    return outputs;
   };
 
   return {

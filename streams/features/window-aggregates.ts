@@ -31,8 +31,18 @@ interface NumericNeeds {
   readonly squares: boolean;
 }
 
+/**
+ * A feature of the view and where its aggregate is read: the place of its field in `numeric` or in
+ * `distinct` (-1 for a count).
+ */
+interface PlannedFeature {
+  readonly name: string;
+  readonly spec: AggregationSpec;
+  readonly place: number;
+}
+
 interface ViewPlan {
-  readonly entries: readonly (readonly [string, AggregationSpec])[];
+  readonly features: readonly PlannedFeature[];
   readonly numeric: readonly NumericNeeds[];
   readonly distinct: readonly string[];
 }
@@ -62,7 +72,15 @@ function planOf(view: FeatureView): ViewPlan {
     if (spec.kind === 'max') needs.max = true;
     if (spec.kind === 'stddev') needs.squares = true;
   }
-  plan = { entries, numeric: [...numeric.values()], distinct: [...distinct] };
+  const numericFields = [...numeric.keys()];
+  const distinctFields = [...distinct];
+  const features = entries.map(([name, spec]): PlannedFeature => {
+    const field = spec.field ?? '';
+    const place =
+      spec.kind === 'count' ? -1 : spec.kind === 'distinct_count' ? distinctFields.indexOf(field) : numericFields.indexOf(field);
+    return { name, spec, place };
+  });
+  plan = { features, numeric: [...numeric.values()], distinct: distinctFields };
   plans.set(view, plan);
   return plan;
 }
@@ -154,18 +172,10 @@ export class WindowAggregates {
    */
   values(valuesOf: (field: string) => number[]): Record<string, number | null> {
     const values: Record<string, number | null> = {};
-    for (const [name, spec] of this.plan.entries) {
-      if (spec.kind === 'count') {
-        values[name] = this.members;
-        continue;
-      }
-      const field = spec.field ?? '';
-      if (spec.kind === 'distinct_count') {
-        values[name] = (this.distinct.find((candidate) => candidate.field === field) as DistinctValues).size;
-        continue;
-      }
-      const window = this.fields.find((candidate) => candidate.field === field) as FieldWindow;
-      values[name] = numericValue(spec, window, valuesOf);
+    for (const { name, spec, place } of this.plan.features) {
+      if (spec.kind === 'count') values[name] = this.members;
+      else if (spec.kind === 'distinct_count') values[name] = (this.distinct[place] as DistinctValues).size;
+      else values[name] = numericValue(spec, this.fields[place] as FieldWindow, valuesOf);
     }
     return values;
   }
