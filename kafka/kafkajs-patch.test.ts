@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Our patch of kafkajs' produce path (patches/kafkajs+2.2.4.patch: varints written in place,
- * one buffer per record, timestamps in one pass, murmur2 in 32-bit integers). The wire bytes must stay what Kafka expects:
+ * one buffer per record, large batches taken into a request by reference, timestamps in one pass,
+ * murmur2 in 32-bit integers). The wire bytes must stay what Kafka expects:
  * varints are checked against an independent BigInt encoder, and records and whole produce
  * requests are read back with kafkajs' own decoders. (The broker checks the rest: every
  * integration test produces through this code.)
@@ -13,6 +14,7 @@ const require = createRequire(import.meta.url);
 interface EncoderInstance {
   buffer: Buffer;
   size(): number;
+  pieces(): Buffer[];
   writeVarInt(value: number): EncoderInstance;
   writeUVarInt(value: number): EncoderInstance;
   writeVarLong(value: number | string | bigint): EncoderInstance;
@@ -59,6 +61,12 @@ const decodeRecordBatch: (decoder: DecoderInstance) => Promise<{
 }> = require('kafkajs/src/protocol/recordBatch/v0/decoder');
 // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
 const produceV3: (request: object) => { encode(): Promise<EncoderInstance> } = require('kafkajs/src/protocol/requests/produce/v3/request');
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
+const wrapRequest: (request: {
+  correlationId: number;
+  clientId: string;
+  request: { apiKey: number; apiVersion: number; encode(): Promise<EncoderInstance> };
+}) => Promise<EncoderInstance> = require('kafkajs/src/protocol/request');
 // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
 const murmur2: (key: string | Buffer) => number = require('kafkajs/src/producer/partitioners/default/murmur2');
 // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- as above
@@ -204,6 +212,62 @@ describe('the patched kafkajs produce encoding', () => {
     // A message without a timestamp gets the time of encoding.
     expect(Number(second?.timestamp)).toBeGreaterThanOrEqual(before);
     expect(Number(second?.timestamp)).toBeLessThanOrEqual(after);
+  });
+
+  it('takes large record batches into the request by reference: the pieces are the bytes of one buffer, and each batch checks out', async () => {
+    // Two batches past the size taken by reference (16 KiB), one below it, over two topics.
+    const messagesOf = (count: number, size: number): { key: string; value: Buffer }[] =>
+      Array.from({ length: count }, (_, index) => ({ key: `k${index}`, value: Buffer.alloc(size, index % 251) }));
+    const topicData = [
+      {
+        topic: 'rows',
+        partitions: [
+          { partition: 0, firstSequence: 0, messages: messagesOf(400, 120) },
+          { partition: 1, firstSequence: 0, messages: messagesOf(3, 10) },
+        ],
+      },
+      { topic: 'changelog', partitions: [{ partition: 5, firstSequence: 0, messages: messagesOf(90, 1_000) }] },
+    ];
+    const payload = await produceV3({ acks: -1, timeout: 1_000, transactionalId: 'tx', topicData }).encode();
+    const request = await wrapRequest({
+      correlationId: 7,
+      clientId: 'sluice',
+      request: { apiKey: 0, apiVersion: 3, encode: () => Promise.resolve(payload) },
+    });
+    const pieces = request.pieces();
+    // The large batches are pieces of their own (not copied into one buffer).
+    expect(pieces.length).toBeGreaterThanOrEqual(4);
+    const whole = Buffer.concat(pieces);
+    expect(whole.equals(request.buffer)).toBe(true);
+    expect(request.size()).toBe(whole.length);
+    // The size prefix, the header, then the produce request.
+    const decoder = new Decoder(whole);
+    expect(decoder.readInt32()).toBe(whole.length - 4);
+    expect([decoder.readInt16(), decoder.readInt16(), decoder.readInt32(), decoder.readString()]).toEqual([0, 3, 7, 'sluice']);
+    expect([decoder.readString(), decoder.readInt16(), decoder.readInt32()]).toEqual(['tx', -1, 1_000]);
+    const topics = decoder.readArray((topicDecoder) => ({
+      name: topicDecoder.readString(),
+      partitions: topicDecoder.readArray((partitionDecoder) => ({
+        partition: partitionDecoder.readInt32(),
+        batch: partitionDecoder.readBytes(),
+      })),
+    }));
+    expect(topics.map(({ name, partitions }) => [name, partitions.map(({ partition }) => partition)])).toEqual([
+      ['rows', [0, 1]],
+      ['changelog', [5]],
+    ]);
+    const crc32c = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (buffer: Buffer) => number;
+    for (const [topicIndex, { partitions }] of topics.entries()) {
+      for (const [partitionIndex, { batch }] of partitions.entries()) {
+        // Base offset (8), length (4), leader epoch (4), magic (1), CRC-32C (4) of the rest.
+        expect(batch.readInt32BE(8)).toBe(batch.length - 12);
+        expect(batch.readUInt32BE(17)).toBe(crc32c(batch.subarray(21)));
+        const sent = topicData[topicIndex]?.partitions[partitionIndex]?.messages ?? [];
+        const decoded = await decodeRecordBatch(new Decoder(batch));
+        expect(decoded.records.map((record) => record.key?.toString())).toEqual(sent.map((message) => message.key));
+        expect(decoded.records.every((record, index) => record.value?.equals(sent[index]?.value ?? Buffer.alloc(0)))).toBe(true);
+      }
+    }
   });
 
   it("hashes keys as Kafka's Java client does (its own murmur2 test vectors), so partitions agree with every other client", () => {
