@@ -33,7 +33,9 @@ import { tieToParent } from '../common/child-tie.js';
  * Each live run (the fixed rates, each rate of the search and the memory run) first sends its load
  * for 15 s, not measured: the fresh process's JIT, the broker and the rate's own batch sizes warm up,
  * so that the measured 60 s are the rate sustained. `--warmup=<s>` sets that time; `--warmup=0`
- * measures from a cold start.
+ * measures from a cold start. `--keep-log=<file>` runs each pipeline with its log at `info` and
+ * appends that log to the file when it stops, with the benchmark's own marks (JSON lines with
+ * `time` and `bench`: when a run's warm-up and its measured sending start and end) among its lines.
  * The pipeline process takes SLUICE_STATE_CACHE_MB from the environment (the runs name it).
  *
  * The pipeline is the `sluice run pipeline` command as users run it: the compiled CLI in dist/
@@ -44,6 +46,8 @@ import { tieToParent } from '../common/child-tie.js';
 const PARTITIONS = 6;
 const FIXTURE = path.join(PROJECT_ROOT, 'integration-tests', 'fixtures', 'pipeline-process.ts');
 const fromSources = process.argv.includes('--from-sources');
+/** `--keep-log=<file>`: where each pipeline's log (at `info`) is appended when it stops (the command only, not the fixture). */
+const keepLog = process.argv.find((argument) => argument.startsWith('--keep-log='))?.slice('--keep-log='.length);
 /** Node's flags as the `sluice` command runs it (the fixture runs with them too). */
 const LAUNCHER_NODE_FLAGS = launcherNodeFlags();
 /** The load each live run sends before its measured time, unless `--warmup` says otherwise. */
@@ -67,6 +71,8 @@ interface Pipeline {
   rssBytes(): Promise<number>;
   /** The command's Prometheus metrics (undefined for the tsx fixture, which serves none). */
   metrics(): Promise<string | undefined>;
+  /** With `--keep-log`: a line of the benchmark's own among the pipeline's log lines, at this time. */
+  mark(text: string): void;
 }
 
 function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
@@ -88,7 +94,7 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
         SLUICE_TOPIC_PREFIX: where.prefix,
         SLUICE_DATA_DIR: where.dataDir,
         SLUICE_TOPOLOGY: path.join(PROJECT_ROOT, 'examples', 'fraud'),
-        SLUICE_LOG_LEVEL: 'warn',
+        SLUICE_LOG_LEVEL: keepLog === undefined ? 'warn' : 'info',
         SLUICE_METRICS_PORT: '0',
       };
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
@@ -123,6 +129,7 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
     async stop() {
       child.kill('SIGTERM');
       await exited;
+      if (keepLog !== undefined) await fs.appendFile(keepLog, out + err);
     },
     async cpuSeconds() {
       return cpuSecondsOf(child);
@@ -135,6 +142,10 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       const ops = opsUrl();
       if (ops === undefined) return undefined;
       return (await fetch(`${ops}/metrics`).catch(() => undefined))?.text();
+    },
+    mark(text) {
+      // In the stdout the log lines are collected from, so that it falls in place among them.
+      if (keepLog !== undefined) out += `${JSON.stringify({ time: Date.now(), bench: text })}\n`;
     },
   };
 }
@@ -337,6 +348,7 @@ export async function main(): Promise<void> {
       const profileDir = path.join(root, 'profile');
       const pipeline = startPipeline(env, profileDir);
       await pipeline.ready;
+      pipeline.mark('backlog: timing starts');
       const started = performance.now();
       const cpuBefore = await pipeline.cpuSeconds();
       const group = `${prefix}sluice-pipeline`;
@@ -418,6 +430,8 @@ export async function main(): Promise<void> {
         const sendFor = async (duration: number, measured: boolean): Promise<{ sent: number; seconds: number }> => {
           const began = performance.now();
           if (measured) sendStart = began;
+          const run = `live ${rate.toLocaleString('en')} events/s: ${measured ? 'measured sending' : 'warm-up'}`;
+          pipeline.mark(`${run} starts`);
           let sentHere = 0;
           let nextSample = 0;
           let nextMetrics = 0;
@@ -455,6 +469,7 @@ export async function main(): Promise<void> {
             }
             await new Promise((resolve) => setTimeout(resolve, 5));
           }
+          pipeline.mark(`${run} ends`);
           return { sent: sentHere, seconds: (performance.now() - began) / 1000 };
         };
         // `--warmup=<s>`: the same load for that long first, not measured (the JIT's and the broker's warm-up).
