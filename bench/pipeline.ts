@@ -101,6 +101,8 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
   tieToParent(child);
   let out = '';
   let err = '';
+  /** With `--keep-log`: the benchmark's marks, put among the log's lines (stderr) when it is kept. */
+  const marks: Mark[] = [];
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -129,7 +131,7 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
     async stop() {
       child.kill('SIGTERM');
       await exited;
-      if (keepLog !== undefined) await fs.appendFile(keepLog, out + err);
+      if (keepLog !== undefined) await fs.appendFile(keepLog, out + withMarks(err, marks));
     },
     async cpuSeconds() {
       return cpuSecondsOf(child);
@@ -144,10 +146,34 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
       return (await fetch(`${ops}/metrics`).catch(() => undefined))?.text();
     },
     mark(text) {
-      // In the stdout the log lines are collected from, so that it falls in place among them.
-      if (keepLog !== undefined) out += `${JSON.stringify({ time: Date.now(), bench: text })}\n`;
+      if (keepLog !== undefined) marks.push({ time: Date.now(), bench: text });
     },
   };
+}
+
+/** A line of the benchmark's own in a kept pipeline log. */
+interface Mark {
+  readonly time: number;
+  readonly bench: string;
+}
+
+/**
+ * The log's lines (JSON lines with a `time`, as the command writes them) with each mark before the
+ * first line that is later than it; lines without a time keep their place.
+ */
+function withMarks(log: string, marks: readonly Mark[]): string {
+  const lines = log.split('\n');
+  // The log's final newline leaves an empty last element.
+  if (lines.at(-1) === '') lines.pop();
+  const merged: string[] = [];
+  let next = 0;
+  for (const line of lines) {
+    const time = Number(/"time":(\d+)/.exec(line)?.[1] ?? Number.NaN);
+    for (; next < marks.length && (marks[next] as Mark).time < time; next++) merged.push(JSON.stringify(marks[next]));
+    merged.push(line);
+  }
+  for (; next < marks.length; next++) merged.push(JSON.stringify(marks[next]));
+  return merged.length === 0 ? '' : `${merged.join('\n')}\n`;
 }
 
 /**
