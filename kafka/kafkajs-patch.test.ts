@@ -24,6 +24,7 @@ interface EncoderClass {
   sizeOfVarLong(value: number): number;
 }
 interface DecoderInstance {
+  readonly offset: number;
   readVarLong(): { toString(): string };
   readSafeVarLong(): number | { toString(): string };
   readInt32(): number;
@@ -128,12 +129,25 @@ describe('the patched kafkajs produce encoding', () => {
       { key: null, value: null, headers: {} },
       { key: 'ключ', value: 'значение'.repeat(300), headers: { multi: ['a', 'b', 'c'] } },
       { key: Buffer.alloc(0), value: Buffer.alloc(70_000, 7) },
+      {
+        key: 'k',
+        value: 'v',
+        // Own properties only: an inherited one is not a header.
+        headers: Object.assign(Object.create({ inherited: 'not a header' }) as Record<string, string | (string | Buffer)[]>, {
+          single: 'x',
+          '2': 'two',
+          multi: [Buffer.from([1]), 'y'],
+        }),
+      },
     ];
     for (const [index, record] of cases.entries()) {
-      const encoded = Record({ ...record, offsetDelta: index * 1_000, timestampDelta: index * -123_456_789 }).buffer;
+      const writer = Record({ ...record, offsetDelta: index * 1_000, timestampDelta: index * -123_456_789 });
+      const encoded = writer.buffer;
+      expect(encoded.length, `record ${index}`).toBe(writer.size());
       const decoder = new Decoder(encoded);
       decoder.readVarLong(); // the record's length (the batch decoder reads it likewise)
       const decoded = decodeRecord(decoder, { firstOffset: '100', firstTimestamp: '1700000000000', magicByte: 2 });
+      expect(decoder.offset, `record ${index}`).toBe(encoded.length);
       expect(decoded.offset).toBe(String(100 + index * 1_000));
       expect(decoded.timestamp).toBe(String(1_700_000_000_000 - index * 123_456_789));
       const asBuffer = (value: Buffer | string | null) => (value === null ? null : Buffer.from(value));

@@ -233,8 +233,15 @@ export interface FeatureRow {
  * and the views for which the event came too late. Inference scores with exactly these.
  */
 export interface EventFeatures {
-  readonly rows: ReadonlyMap<string, FeatureRow>;
+  /** One per view the event was on time for (a few: found by a scan, not a map per event). */
+  readonly rows: readonly FeatureRow[];
   readonly late: ReadonlySet<string>;
+}
+
+/** The event's row of a view; undefined where it has none (late, or not a view of its source). */
+export function eventRow(computed: EventFeatures, view: string): FeatureRow | undefined {
+  for (const row of computed.rows) if (row.view === view) return row;
+  return undefined;
 }
 
 export const EVENT_FEATURES = 'features.event';

@@ -156,9 +156,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
     late: readonly string[],
   ): OutputRecord[] | Promise<OutputRecord[]> => {
     for (const view of late) metrics.lateRecords.inc({ stage, topic: `features.${view}`, policy: 'drop' });
-    const byView = new Map<string, FeatureRow>();
-    for (const row of rows) byView.set(row.view, row);
-    const computed: EventFeatures = { rows: byView, late: late.length === 0 ? NONE_LATE : new Set(late) };
+    const computed: EventFeatures = { rows, late: late.length === 0 ? NONE_LATE : new Set(late) };
     record.scratch.set(EVENT_FEATURES, computed);
 
     if (options.emitRows === false) return [];

@@ -5,7 +5,9 @@ import { OnnxScorer, toOnnx } from '../../models/network.js';
 import type { ModelMetadata, ModelVersion } from '../../models/registry.js';
 import { entityBucket } from '../../models/rollout.js';
 import { modelDefinition, source, type ModelDefinition } from '../../topology/index.js';
-import { predict, predictWithShadow, type FeatureSource } from './stage.js';
+import { EVENT_FEATURES, type EventFeatures, type FeatureRow } from '../../topology/features.js';
+import type { StreamRecord } from '../runtime/index.js';
+import { eventFeatures, LATE, predict, predictWithShadow, type FeatureSource } from './stage.js';
 
 const payments = source({
   name: 'payments',
@@ -161,5 +163,34 @@ describe('entityBucket', () => {
       for (let index = 0; index < 20_000; index += 1) if (entityBucket('d1', `card-${index}`) < share) inside += 1;
       expect(Math.abs(inside / 20_000 - share)).toBeLessThan(0.01);
     }
+  });
+});
+
+describe('eventFeatures (the rows the features stage left on the event)', () => {
+  const rowOf = (view: string, amount: number): FeatureRow => ({
+    view,
+    version: 1,
+    entity: 'card-1',
+    eventId: 'p-1',
+    eventTime: 1_000,
+    sequence: 3,
+    windowStart: 0,
+    windowEnd: 1_000,
+    values: { amount_sum: amount },
+  });
+  const recordWith = (computed?: EventFeatures): StreamRecord<unknown> => {
+    const scratch = new Map<string, unknown>();
+    if (computed) scratch.set(EVENT_FEATURES, computed);
+    const raw = { topic: 'events.payments', partition: 0, offset: '0', key: null, value: null, headers: {}, timestamp: 1_000 };
+    return { ...raw, value: {}, eventTime: 1_000, sequence: 3, scratch, raw };
+  };
+
+  it("reads each view's own row, LATE for a late view, and null for a view without a row or an event without rows", async () => {
+    const source = eventFeatures(recordWith({ rows: [rowOf('card_1h', 10), rowOf('card_1d', 20)], late: new Set(['card_7d']) }));
+    expect(await source.valuesAt('card_1h', 'card-1', 'p-1', 1_000)).toEqual({ amount_sum: 10 });
+    expect(await source.valuesAt('card_1d', 'card-1', 'p-1', 1_000)).toEqual({ amount_sum: 20 });
+    expect(await source.valuesAt('card_7d', 'card-1', 'p-1', 1_000)).toBe(LATE);
+    expect(await source.valuesAt('merchant_1h', 'card-1', 'p-1', 1_000)).toBeNull();
+    expect(await eventFeatures(recordWith()).valuesAt('card_1h', 'card-1', 'p-1', 1_000)).toBeNull();
   });
 });

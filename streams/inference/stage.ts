@@ -7,7 +7,7 @@ import { rowFor } from '../../models/encoding.js';
 import { type MetricsRegistry } from '../../common/metrics.js';
 import { inferenceMetrics } from './metrics.js';
 import { avroType, type AvroSerde } from '../../schemas/index.js';
-import { EVENT_FEATURES, type EventFeatures, type FeatureValues } from '../../topology/features.js';
+import { EVENT_FEATURES, eventRow, type EventFeatures, type FeatureValues } from '../../topology/features.js';
 import type { ModelDefinition } from '../../topology/models.js';
 import { ValidationError, type OutputRecord, type RawRecord, type StageDefinition, type StreamRecord } from '../runtime/index.js';
 
@@ -38,7 +38,8 @@ export const LATE = 'late' as const;
 export function eventFeatures(record: StreamRecord<unknown>): FeatureSource {
   const computed = record.scratch.get(EVENT_FEATURES) as EventFeatures | undefined;
   return {
-    valuesAt: (view) => Promise.resolve(computed?.late.has(view) ? LATE : (computed?.rows.get(view)?.values ?? null)),
+    valuesAt: (view) =>
+      Promise.resolve(computed === undefined ? null : computed.late.has(view) ? LATE : (eventRow(computed, view)?.values ?? null)),
   };
 }
 

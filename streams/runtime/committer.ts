@@ -77,7 +77,9 @@ export function toTopicMessages(outputs: readonly OutputRecord[]): TopicMessages
     const messages = byTopic.get(output.topic) ?? [];
     const message: Message = { key: output.key, value: output.value };
     if (output.partition !== undefined) message.partition = output.partition;
-    if (output.headers) message.headers = { ...output.headers };
+    // Not copied: kafkajs only reads a message's headers (to size and write them), and a copy per
+    // record would live until the request is written.
+    if (output.headers) message.headers = output.headers;
     if (output.timestamp !== undefined) message.timestamp = String(output.timestamp);
     messages.push(message);
     byTopic.set(output.topic, messages);
