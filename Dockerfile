@@ -13,5 +13,5 @@ COPY --from=build /sluice-src /opt/sluice
 ENV NODE_ENV=production SLUICE_DATA_DIR=/sluice
 VOLUME /sluice
 EXPOSE 9464 8081
-ENTRYPOINT ["node", "--max-semi-space-size=64", "--heap-growing-percent=50", "--initial-old-space-size=512", "bin/sluice.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=128", "--heap-growing-percent=50", "--initial-old-space-size=512", "bin/sluice.js"]
 CMD ["up", "--demo", "--topology", "examples/fraud"]

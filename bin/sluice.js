@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64 --heap-growing-percent=50 --initial-old-space-size=512
+#!/usr/bin/env -S node --max-semi-space-size=128 --heap-growing-percent=50 --initial-old-space-size=512
 // The `sluice` command. It runs the compiled CLI in dist/ (built by `npm ci`, or `npm run build:dist`)
 // when that build is newer than every source file; otherwise — a checkout without a build, or sources
 // edited since — it runs the TypeScript sources through tsx's loader, which is slower to start.
