@@ -18,7 +18,8 @@ import { tieToParent } from '../common/child-tie.js';
  * The fused pipeline of the fraud demo (ingest → features → inference, every view and the
  * model; 6 partitions; exactly-once; commit interval 100 ms) as one process, measured from the
  * outside:
- * - throughput: a backlog of demo events processed to the end, events/s and CPU-seconds;
+ * - throughput: a backlog of demo events (100,000, or `--events=<n>`) processed to the end,
+ *   events/s and CPU-seconds;
  * - latency: live transactions at a fixed rate for 60 s, raw event produced → its prediction
  *   received by a read_committed consumer, p50/p99;
  * - the highest rate sustained for 60 s with p99 under 1 s (a search);
@@ -52,6 +53,15 @@ const keepLog = process.argv.find((argument) => argument.startsWith('--keep-log=
 const LAUNCHER_NODE_FLAGS = launcherNodeFlags();
 /** The load each live run sends before its measured time, unless `--warmup` says otherwise. */
 const DEFAULT_WARMUP_SECONDS = 15;
+
+/** `--events=<n>`: the backlog's demo events, 100,000 unless given. */
+function eventsArgument(): number {
+  const argument = process.argv.find((value) => value.startsWith('--events='));
+  if (argument === undefined) return 100_000;
+  const events = Number(argument.slice('--events='.length));
+  if (!Number.isInteger(events) || events <= 0) throw new Error(`--events wants a positive whole number, not ${argument}`);
+  return events;
+}
 
 /** Where the pipeline of one run meets its cluster and keeps its state. */
 interface PipelineEnv {
@@ -316,6 +326,9 @@ export async function main(): Promise<void> {
   if (timelineWidth !== undefined && !(timelineWidth > 0)) throw new Error(`--timeline wants seconds, not ${timelineArgument}`);
   // `--backlog`: only the throughput run and its profile (a quick look while optimizing).
   const backlogOnly = process.argv.includes('--backlog');
+  // `--events=<n>`: the backlog's demo events (100,000): a longer backlog puts the process's start
+  // and the JIT's warm-up in a smaller share of the run.
+  const backlogEvents = eventsArgument();
   const config = loadConfig();
   const logger = createLogger('warn', 'bench');
   // The command runs dist/ only when it is newer than every source: built now, so it is.
@@ -356,7 +369,15 @@ export async function main(): Promise<void> {
     if (!rssOnly && !liveProfile && liveOnly === undefined) {
       const { prefix, setup, env } = await fresh();
       const events = [
-        ...demoEvents({ seed: 9, events: 100_000, end: Date.now(), spanMs: 86_400_000, cards: 5_000, users: 2_000, fraudRate: 0.008 }),
+        ...demoEvents({
+          seed: 9,
+          events: backlogEvents,
+          end: Date.now(),
+          spanMs: 86_400_000,
+          cards: 5_000,
+          users: 2_000,
+          fraudRate: 0.008,
+        }),
       ];
       for (let start = 0; start < events.length; start += 5_000) {
         const slice = events.slice(start, start + 5_000);
@@ -396,7 +417,7 @@ export async function main(): Promise<void> {
       const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
       await pipeline.stop();
       rows.push({
-        // The rates count every record sent: 100,000 transactions and clicks, and the chargebacks on top.
+        // The rates count every record sent: the transactions and clicks (100,000 by default), and the chargebacks on top.
         run: `backlog: ${events.length.toLocaleString('en')} demo events to committed predictions and features`,
         'events/s': Math.round(events.length / seconds),
         seconds: seconds.toFixed(1),

@@ -17,7 +17,7 @@ describe('loadConfig', () => {
       guarantee: 'exactly_once',
       maxInFlight: 20_000,
       commitIntervalMs: 100,
-      stateCacheMaxBytes: 64 * 1024 * 1024,
+      stateCacheMaxBytes: 128 * 1024 * 1024,
       fetchMinBytes: 1024 * 1024,
       fetchMaxWaitMs: 50,
     });

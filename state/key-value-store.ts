@@ -15,8 +15,9 @@ const ABSENT_BYTES = 16;
  * `get` are the cached objects: change one only to `put` it back.
  *
  * The cache is bounded by entries and, given a budget, by bytes (the entries' serialized size, as
- * last read or written). With a budget, a hit makes the entry the most recently used, and the
- * least recently used clean entries go first.
+ * last read or written, plus what `heldBeside` says a written value holds beside it). With a
+ * budget, a hit makes the entry the most recently used, and the least recently used clean entries
+ * go first.
  */
 export class KeyValueStore<V> implements CacheMember {
   private readonly objects = new Map<string, V | typeof ABSENT>();
@@ -54,6 +55,12 @@ export class KeyValueStore<V> implements CacheMember {
     private readonly cacheLimit = 100_000,
     /** The bytes this store's cache may take, shared with the process's other stores; none: no byte bound. */
     private readonly budget?: CacheBudget,
+    /**
+     * The bytes a value holds in memory beside its serialized form (state derived from it and kept
+     * with it, which goes when the entry is evicted), counted with the entry in the budget when it
+     * is serialized; none: only the serialized bytes count.
+     */
+    private readonly heldBeside?: (value: V) => number,
   ) {
     budget?.join(this);
   }
@@ -173,7 +180,7 @@ export class KeyValueStore<V> implements CacheMember {
       } else {
         const serialized = this.serde.serialize(value);
         this.bytes.put(Buffer.from(key), serialized);
-        this.resize(key, key.length + serialized.length);
+        this.resize(key, key.length + serialized.length + (this.budget && this.heldBeside ? this.heldBeside(value) : 0));
       }
     }
     this.dirty.clear();

@@ -170,6 +170,37 @@ describe('KeyValueStore over RocksDB with the write cache', () => {
     expect(cached).toEqual(['k1', 'k3', 'k4']);
   });
 
+  it('counts what a written value holds beside its serialized form (heldBeside) in the budget, and evicts by it', async () => {
+    const budget = new CacheBudget(1_000);
+    const bytes = new CachedBytesStore(await database());
+    // A value's memory beside it: 300 bytes for the long ones, none for the others.
+    const beside = (value: string): number => (value.length > 50 ? 300 : 0);
+    const store = new KeyValueStore(bytes, jsonSerde<string>(), undefined, budget, beside);
+    store.put('small', 'v');
+    store.put('big1', 'w'.repeat(98));
+    store.serializeDirty(); // 'small': 5 + 3 bytes; 'big1': 4 + 100 + 300
+    await bytes.persistNow();
+    expect(store.cachedBytes).toBe(8 + 404);
+    expect(budget.usedBytes).toBe(412);
+    // Two more big ones go beyond the budget with what they hold beside them (1,220 bytes; by their
+    // serialized bytes alone, 320): the least recently used entries go, down to 900.
+    store.put('big2', 'x'.repeat(98));
+    store.put('big3', 'y'.repeat(98));
+    store.serializeDirty();
+    await bytes.persistNow();
+    expect(store.peek('small')).toBe(NOT_LOADED);
+    expect(store.peek('big1')).toBe(NOT_LOADED);
+    expect(store.cachedBytes).toBe(808);
+    // Read back from RocksDB, a value holds nothing beside it yet: its serialized bytes count.
+    expect(await store.get('big1')).toBe('w'.repeat(98));
+    expect(store.cachedBytes).toBe(808 + 104);
+    // Without a budget nothing is counted, beside or not.
+    const unbounded = new KeyValueStore(new CachedBytesStore(await database()), jsonSerde<string>(), undefined, undefined, beside);
+    unbounded.put('big', 'z'.repeat(98));
+    unbounded.serializeDirty();
+    expect(unbounded.cachedBytes).toBe(0);
+  });
+
   it('a prefetch that lands after a newer write was committed never caches the older value', async () => {
     const budget = new CacheBudget(250);
     const bytes = new CachedBytesStore(await database());

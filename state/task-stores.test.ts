@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../common/logger.js';
+import { CacheBudget } from './cache-budget.js';
 import type { readChangelogPartition } from './changelog.js';
 import type { KeyValueStore } from './key-value-store.js';
 import { RocksDatabase } from './rocksdb.js';
@@ -54,6 +55,32 @@ function openStores(dir: string, changelog: ReturnType<typeof memoryChangelog>):
     logger: silentLogger(),
   });
 }
+
+describe('TaskStores stores', () => {
+  it("gives a key-value store its spec's heldBeside: what a value holds beside it counts in the cache budget", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-task-stores-'));
+    dirs.push(dir);
+    const budget = new CacheBudget(1 << 20);
+    const stores = await TaskStores.open({
+      specs: [{ name: 'counts', kind: 'key-value', serde: int64Serde, heldBeside: () => 1_000 }],
+      dir,
+      partition: 0,
+      changelogTopic: () => 'counts-changelog',
+      kafka: undefined as never,
+      readChangelog: memoryChangelog().read,
+      logger: silentLogger(),
+      cacheBudget: budget,
+    });
+    try {
+      stores.store<KeyValueStore<number>>('counts').put('k', 7);
+      stores.freeze();
+      // The key's byte, the value's 8, and the 1,000 beside it.
+      expect(budget.usedBytes).toBe(1 + 8 + 1_000);
+    } finally {
+      await stores.close();
+    }
+  });
+});
 
 describe('TaskStores checkpoints', () => {
   it('writes the checkpoint file every 10,000 changelog records and on close; a restore from an older one ends in the same state', async () => {

@@ -13,7 +13,13 @@ import { WindowStore } from './window-store.js';
 
 /** A store a stage declares: one instance per input partition, backed by RocksDB and a changelog. */
 export type StoreSpec =
-  | { readonly name: string; readonly kind: 'key-value'; readonly serde: Serde<unknown> }
+  | {
+      readonly name: string;
+      readonly kind: 'key-value';
+      readonly serde: Serde<unknown>;
+      /** Bytes a cached value holds in memory beside its serialized form, counted with it in the cache budget (`KeyValueStore`). */
+      readonly heldBeside?: (value: unknown) => number;
+    }
   | { readonly name: string; readonly kind: 'window'; readonly serde: Serde<unknown>; readonly retentionMs: number };
 
 /** A changelog record to produce in the commit's transaction, to an explicit partition. */
@@ -333,7 +339,7 @@ async function openStore(options: TaskStoresOptions, spec: StoreSpec): Promise<O
   const view =
     spec.kind === 'window'
       ? new WindowStore(bytes, spec.serde, spec.retentionMs)
-      : new KeyValueStore(bytes, spec.serde, undefined, options.cacheBudget);
+      : new KeyValueStore(bytes, spec.serde, undefined, options.cacheBudget, spec.heldBeside);
   return {
     spec,
     dir,

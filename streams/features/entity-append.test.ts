@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { uniformRandom } from '../../common/random.js';
+import { CacheBudget } from '../../state/cache-budget.js';
 import { CachedBytesStore } from '../../state/cached-store.js';
 import { KeyValueStore } from '../../state/key-value-store.js';
 import { NOT_LOADED } from '../../state/index.js';
@@ -26,7 +27,7 @@ import {
 } from '../../topology/features.js';
 import { payments } from '../../topology/fixtures/payments.js';
 import { SourceFeatures, type SourceEvent } from './engine.js';
-import { appendCounts, appendInOrder, keepWindows } from './entity-append.js';
+import { appendCounts, appendInOrder, keepWindows, keptBytes } from './entity-append.js';
 import { loadEntity, saveEntity, segmentKey, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 
@@ -75,13 +76,16 @@ const views: FeatureView[] = [
 const opened: RocksDatabase[] = [];
 const dirs: string[] = [];
 
-/** A store over real RocksDB; `cacheLimit` entries at most in memory (a small one evicts all the time). */
-async function store(cacheLimit?: number): Promise<KeyValueStore<StoredEntity>> {
+/**
+ * A store over real RocksDB; `cacheLimit` entries at most in memory (a small one evicts all the
+ * time); with a budget, bounded by bytes as the features stage's store is, the kept windows counted.
+ */
+async function store(cacheLimit?: number, budget?: CacheBudget): Promise<KeyValueStore<StoredEntity>> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-append-'));
   dirs.push(dir);
   const db = await RocksDatabase.open(path.join(dir, 'db'));
   opened.push(db);
-  return new KeyValueStore(new CachedBytesStore(db), entityStoreSerde(), cacheLimit);
+  return new KeyValueStore(new CachedBytesStore(db), entityStoreSerde(), cacheLimit, budget, keptBytes);
 }
 
 afterEach(async () => {
@@ -179,14 +183,22 @@ async function compare(
   entities: number,
   {
     cacheLimit,
+    budget,
     unsquared = false,
     chosen = views,
     dropCacheEvery,
     given,
-  }: { cacheLimit?: number; unsquared?: boolean; chosen?: FeatureView[]; dropCacheEvery?: number; given?: SourceEvent[] },
+  }: {
+    cacheLimit?: number;
+    budget?: CacheBudget;
+    unsquared?: boolean;
+    chosen?: FeatureView[];
+    dropCacheEvery?: number;
+    given?: SourceEvent[];
+  },
 ) {
   const reference = await store();
-  const tested = await store(cacheLimit);
+  const tested = await store(cacheLimit, budget);
   const referenceFeatures = new SourceFeatures(payments, chosen, new Map());
   const testedFeatures = new SourceFeatures(payments, chosen, new Map());
   const before = { ...appendCounts };
@@ -272,6 +284,55 @@ describe('appendInOrder', () => {
     if (head === NOT_LOADED || head?.kind !== 'head') throw new Error('the head is not in memory');
     expect(head.segments.length).toBeGreaterThan(1);
     expect(tested.peek(segmentKey('card-0', head.segments[0] as number))).toBe(NOT_LOADED);
+  });
+
+  it('counts the kept windows with their head in the cache budget: their distinct-value tables and queues of extremes', async () => {
+    // One card, an event a minute, a new merchant each time: the 3 h window's table only grows.
+    const wide = featureView({
+      name: 'wide',
+      source: payments,
+      window: slidingWindow('3h'),
+      features: { merchants: distinctCount('merchant'), high: max('amount') },
+      owner: 'test',
+      description: 'test',
+    });
+    const features = new SourceFeatures(payments, [wide], new Map());
+    const counted = await store(undefined, new CacheBudget(1 << 30));
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-append-'));
+    dirs.push(dir);
+    const db = await RocksDatabase.open(path.join(dir, 'db'));
+    opened.push(db);
+    const uncounted = new KeyValueStore(new CachedBytesStore(db), entityStoreSerde(), undefined, new CacheBudget(1 << 30));
+    for (let index = 0; index < 300; index++) {
+      const event: SourceEvent = {
+        entity: 'card-0',
+        eventId: `e${index}`,
+        eventTime: 1_700_000_400_000 + index * MIN,
+        sequence: index,
+        value: { amount: 1_000 - index, merchant: `m${index}` },
+      };
+      await staged(counted, features, event);
+      await staged(uncounted, features, event);
+    }
+    counted.serializeDirty();
+    uncounted.serializeDirty();
+    const head = counted.peek('card-0');
+    if (head === NOT_LOADED || head?.kind !== 'head') throw new Error('the head is not in memory');
+    // 180 merchants in the window (3 h of one a minute), in a table of at least 240 slots of 12
+    // bytes; and 180 candidates for the max (amounts fall), 16 bytes each.
+    expect(keptBytes(head)).toBeGreaterThanOrEqual(240 * 12 + 180 * 16);
+    expect(counted.cachedBytes - uncounted.cachedBytes).toBe(keptBytes(head));
+    // A segment holds nothing beside it.
+    expect(keptBytes(await counted.get(segmentKey('card-0', head.segments[0] as number)))).toBe(0);
+  });
+
+  it('stays exact while the budget, counting the kept windows, evicts heads', async () => {
+    const total = 3_000;
+    const budget = new CacheBudget(6_000);
+    const { appended } = await compare(41, total, 8, { budget });
+    // Evictions happened, and events still took the kept windows in between.
+    expect(budget.evictedEntries).toBeGreaterThan(100);
+    expect(appended).toBeGreaterThan(total * 0.3);
   });
 
   it('starts again from the general path after the cache is dropped (an aborted transaction)', async () => {

@@ -73,6 +73,20 @@ interface KeptState {
  */
 const kept = new WeakMap<EntityHead, KeptState>();
 
+/**
+ * The bytes a stored head's kept windows hold in memory (their distinct-value tables and queues of
+ * extremes), 0 for any other value: the features store counts them with the head in the state
+ * cache's budget, so that the budget bounds them too, and an entity evicted for them takes the
+ * general path at its next event (which keeps its windows again).
+ */
+export function keptBytes(value: unknown): number {
+  const state = kept.get(value as EntityHead);
+  if (!state) return 0;
+  let bytes = 0;
+  for (const { window } of state.windows) bytes += window.heldBytes;
+  return bytes;
+}
+
 /** Segments read together when one is missing: itself and those after it. */
 const READ_TOGETHER = SEGMENT_EVENTS / TAIL_EVENTS;
 

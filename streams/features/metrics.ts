@@ -8,7 +8,9 @@ const watched = new WeakSet<MetricsRegistry>();
  * Exports the distinct-count state held in memory (the kept windows' tables of distinct values,
  * `distinctTablesMemory`), read when the registry is scraped: nothing is counted per event. Once
  * per registry; each registry reports the whole process's tables. It is state that grows with a
- * window's distinct values (a card's merchants over a week), apart from what the state cache holds.
+ * window's distinct values (a card's merchants over a week). The state cache's bytes include the
+ * tables of the windows kept with the cached heads (counted with them), not those of other windows
+ * (being computed, or remembered by the engine for the next late event).
  */
 export function watchDistinctTables(registry: MetricsRegistry): void {
   if (watched.has(registry)) return;

@@ -15,7 +15,7 @@ import {
   type TaskContext,
 } from '../runtime/index.js';
 import { SourceFeatures, type FeatureRow, type SourceEvent } from './engine.js';
-import { appendInOrder, keepWindows } from './entity-append.js';
+import { appendInOrder, keepWindows, keptBytes } from './entity-append.js';
 import { isValidEntity, loadEntity, loadEntityNow, saveEntity, type LoadedEntity, type StoredEntity } from './entity-history.js';
 import { entityStoreSerde } from './entity-state-serde.js';
 import { watchDistinctTables } from './metrics.js';
@@ -193,7 +193,7 @@ export function featuresStage(options: FeaturesStageOptions): StageDefinition<Va
       const entity = record.value[sourceOf(record.topic).features.source.entityField];
       return typeof entity === 'string' ? [{ store: ENTITY_STORE, key: entity }] : [];
     },
-    stores: [{ name: ENTITY_STORE, kind: 'key-value', serde: entityStoreSerde() }],
+    stores: [{ name: ENTITY_STORE, kind: 'key-value', serde: entityStoreSerde(), heldBeside: keptBytes }],
   };
 }
 

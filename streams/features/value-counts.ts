@@ -38,6 +38,11 @@ export class ValueCounts {
     return this.slots;
   }
 
+  /** The bytes of its slots (SLOT_BYTES each; the values' strings are shared, not counted). */
+  get heldBytes(): number {
+    return this.slots * SLOT_BYTES;
+  }
+
   /** One more occurrence of `value`. */
   add(value: string): void {
     const slot = this.slotOf(value);

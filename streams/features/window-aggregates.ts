@@ -106,6 +106,18 @@ export class WindowAggregates {
   }
 
   /**
+   * The bytes of what grows with its members: the distinct-value tables' slots and the queues of
+   * extremes' candidates (a sliding window's min or max). The fixed parts (a few hundred bytes)
+   * are not counted.
+   */
+  get heldBytes(): number {
+    let bytes = 0;
+    for (const values of this.distinct) bytes += values.heldBytes;
+    for (const window of this.fields) bytes += window.heldBytes;
+    return bytes;
+  }
+
+  /**
    * Before the first member leaves: the queues of extremes, from the members (all of them, oldest
    * first). A window that is only filled and read, or only grows, never pays for them.
    */
@@ -275,6 +287,11 @@ class FieldWindow {
   highest(): number {
     return this.highs ? this.highs.front() : this.high;
   }
+
+  /** The bytes of its queues of extremes' candidates. */
+  get heldBytes(): number {
+    return (this.lows?.heldBytes ?? 0) + (this.highs?.heldBytes ?? 0);
+  }
 }
 
 /**
@@ -327,6 +344,11 @@ class ExtremeQueue {
   front(): number {
     return this.values[this.head] as number;
   }
+
+  /** The bytes of its arrays' elements: a candidate's value and its join order, 8 bytes each. */
+  get heldBytes(): number {
+    return this.values.length * 16;
+  }
 }
 
 /** How many members hold each value of a field (as a string, as distinct counts compare them). */
@@ -345,5 +367,9 @@ class DistinctValues {
 
   get size(): number {
     return this.counts.size;
+  }
+
+  get heldBytes(): number {
+    return this.counts.heldBytes;
   }
 }
