@@ -22,6 +22,7 @@ import demo from '../examples/fraud/sluice.config.js';
 import { retryKafka } from '../kafka/index.js';
 import { Session } from 'node:inspector/promises';
 import { printAllocationProfile, printProfile } from './profile.js';
+import { eventsArgument } from './arguments.js';
 
 /**
  * The feature store's numbers: events/s through the features stage with every demo view
@@ -36,17 +37,9 @@ import { printAllocationProfile, printProfile } from './profile.js';
  * the stage's own cost, which the broker's share of the 2 cores does not blur as much as events/s.
  */
 /** The input's events: 100,000, or `--events=<n>` (a longer run puts the start and the JIT's warm-up in a smaller share). */
-const EVENTS = eventsArgument();
+const EVENTS = eventsArgument(100_000);
 const PARTITIONS = 6;
 const DAY = 86_400_000;
-
-function eventsArgument(): number {
-  const argument = process.argv.find((value) => value.startsWith('--events='));
-  if (argument === undefined) return 100_000;
-  const events = Number(argument.slice('--events='.length));
-  if (!Number.isInteger(events) || events <= 0) throw new Error(`--events wants a positive whole number, not ${argument}`);
-  return events;
-}
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;

@@ -10,6 +10,7 @@ import { demoEvents } from '../examples/fraud/generator.js';
 import { setUpDemo } from '../integration-tests/pipeline/demo-setup.js';
 import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { launcherNodeFlags, SLUICE } from './launcher.js';
+import { eventsArgument } from './arguments.js';
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
 import { tieToParent } from '../common/child-tie.js';
@@ -53,15 +54,6 @@ const keepLog = process.argv.find((argument) => argument.startsWith('--keep-log=
 const LAUNCHER_NODE_FLAGS = launcherNodeFlags();
 /** The load each live run sends before its measured time, unless `--warmup` says otherwise. */
 const DEFAULT_WARMUP_SECONDS = 15;
-
-/** `--events=<n>`: the backlog's demo events, 100,000 unless given. */
-function eventsArgument(): number {
-  const argument = process.argv.find((value) => value.startsWith('--events='));
-  if (argument === undefined) return 100_000;
-  const events = Number(argument.slice('--events='.length));
-  if (!Number.isInteger(events) || events <= 0) throw new Error(`--events wants a positive whole number, not ${argument}`);
-  return events;
-}
 
 /** Where the pipeline of one run meets its cluster and keeps its state. */
 interface PipelineEnv {
@@ -328,7 +320,7 @@ export async function main(): Promise<void> {
   const backlogOnly = process.argv.includes('--backlog');
   // `--events=<n>`: the backlog's demo events (100,000): a longer backlog puts the process's start
   // and the JIT's warm-up in a smaller share of the run.
-  const backlogEvents = eventsArgument();
+  const backlogEvents = eventsArgument(100_000);
   const config = loadConfig();
   const logger = createLogger('warn', 'bench');
   // The command runs dist/ only when it is newer than every source: built now, so it is.

@@ -287,7 +287,7 @@ describe('appendInOrder', () => {
   });
 
   it('counts the kept windows with their head in the cache budget: their distinct-value tables and queues of extremes', async () => {
-    // One card, an event a minute, a new merchant each time: the 3 h window's table only grows.
+    // One card, an event a minute, a new merchant each time: 180 merchants in the 3 h window once it slides.
     const wide = featureView({
       name: 'wide',
       source: payments,
