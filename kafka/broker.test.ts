@@ -26,4 +26,8 @@ describe('renderServerProperties', () => {
   it('does not create topics on first use', () => {
     expect(properties.get('auto.create.topics.enable')).toBe('false');
   });
+
+  it('throttles the log cleaner, which shares the machine with the stages', () => {
+    expect(properties.get('log.cleaner.io.max.bytes.per.second')).toBe(String(64 * 1024 * 1024));
+  });
 });

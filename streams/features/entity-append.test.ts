@@ -78,14 +78,15 @@ const dirs: string[] = [];
 
 /**
  * A store over real RocksDB; `cacheLimit` entries at most in memory (a small one evicts all the
- * time); with a budget, bounded by bytes as the features stage's store is, the kept windows counted.
+ * time); with a budget, bounded by bytes as the features stage's store is, the kept windows counted
+ * unless `countKept` is false.
  */
-async function store(cacheLimit?: number, budget?: CacheBudget): Promise<KeyValueStore<StoredEntity>> {
+async function store(cacheLimit?: number, budget?: CacheBudget, countKept = true): Promise<KeyValueStore<StoredEntity>> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-append-'));
   dirs.push(dir);
   const db = await RocksDatabase.open(path.join(dir, 'db'));
   opened.push(db);
-  return new KeyValueStore(new CachedBytesStore(db), entityStoreSerde(), cacheLimit, budget, keptBytes);
+  return new KeyValueStore(new CachedBytesStore(db), entityStoreSerde(), cacheLimit, budget, countKept ? keptBytes : undefined);
 }
 
 afterEach(async () => {
@@ -298,11 +299,7 @@ describe('appendInOrder', () => {
     });
     const features = new SourceFeatures(payments, [wide], new Map());
     const counted = await store(undefined, new CacheBudget(1 << 30));
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-append-'));
-    dirs.push(dir);
-    const db = await RocksDatabase.open(path.join(dir, 'db'));
-    opened.push(db);
-    const uncounted = new KeyValueStore(new CachedBytesStore(db), entityStoreSerde(), undefined, new CacheBudget(1 << 30));
+    const uncounted = await store(undefined, new CacheBudget(1 << 30), false);
     for (let index = 0; index < 300; index++) {
       const event: SourceEvent = {
         entity: 'card-0',
