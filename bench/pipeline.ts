@@ -13,6 +13,7 @@ import { launcherNodeFlags, SLUICE } from './launcher.js';
 import { eventsArgument } from './arguments.js';
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
+import { MEASURED_ID, measuredIndex, Received } from './received.js';
 import { tieToParent } from '../common/child-tie.js';
 
 /**
@@ -245,13 +246,13 @@ function printMemoryTimeline(rate: number, samples: readonly MetricsSample[]): v
 }
 
 /** `--timeline[=<s>]`: p50, p99 and max latency of the events sent in each `width` s of a live run. */
-function printTimeline(rate: number, timeline: readonly (readonly [number, number, number])[], width: number): void {
+function printTimeline(rate: number, received: Received, width: number): void {
   const buckets = new Map<number, { latencies: number[]; toProduce: number[] }>();
-  for (const [second, latency, toProduce] of timeline) {
-    const bucket = Math.floor(second / width) * width;
+  for (let index = 0; index < received.length; index++) {
+    const bucket = Math.floor((received.seconds[index] ?? 0) / width) * width;
     const values = buckets.get(bucket) ?? { latencies: [], toProduce: [] };
-    values.latencies.push(latency);
-    values.toProduce.push(toProduce);
+    values.latencies.push(received.latencies[index] ?? Number.NaN);
+    values.toProduce.push(received.toProduce[index] ?? Number.NaN);
     buckets.set(bucket, values);
   }
   const byValue = (left: number, right: number): number => left - right;
@@ -275,7 +276,7 @@ function printTimeline(rate: number, timeline: readonly (readonly [number, numbe
   );
 }
 
-function percentile(sorted: readonly number[], p: number): number {
+function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
@@ -431,10 +432,10 @@ export async function main(): Promise<void> {
         const { prefix, setup, env } = await fresh();
         const pipeline = startPipeline(env, profileDir);
         await pipeline.ready;
-        const sent = new Map<string, number>();
-        const latencies: number[] = [];
-        // [seconds since the first send, latency ms, ms from sent to the prediction's record timestamp].
-        const timeline: [number, number, number][] = [];
+        // The measured events' send times, by their number, and what their predictions took (received.ts).
+        const capacity = Math.ceil(rate * seconds) + 1;
+        const sentAt = new Float64Array(capacity).fill(Number.NaN);
+        const received = new Received(capacity);
         let sendStart = Number.NaN;
         const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
         await consumer.connect();
@@ -448,13 +449,11 @@ export async function main(): Promise<void> {
           eachBatch: async ({ batch }) => {
             const now = performance.now();
             for (const message of batch.messages) {
-              const id = message.headers?.['sluice.event_id']?.toString();
-              const at = id === undefined ? undefined : sent.get(id);
-              if (at !== undefined) {
+              const at = sentAt[measuredIndex(message.headers?.['sluice.event_id']?.toString())] ?? Number.NaN;
+              if (!Number.isNaN(at)) {
                 measuredReceived++;
-                latencies.push(now - at);
                 // Record timestamps are wall-clock ms; `at` is performance.now().
-                timeline.push([(at - sendStart) / 1000, now - at, Number(message.timestamp) - (performance.timeOrigin + at)]);
+                received.add((at - sendStart) / 1000, now - at, Number(message.timestamp) - (performance.timeOrigin + at));
               }
             }
             await Promise.resolve();
@@ -478,9 +477,9 @@ export async function main(): Promise<void> {
             const due = Math.floor(((performance.now() - began) / 1000) * rate);
             const messages = [];
             for (; sentHere < due; sentHere++) {
-              const id = measured ? `t${sentHere}` : `w${sentHere}`;
+              const id = measured ? `${MEASURED_ID}${sentHere}` : `w${sentHere}`;
               const card = `card-${Math.floor(random() * 5_000)}`;
-              if (measured) sent.set(`transactions:${id}`, performance.now());
+              if (measured) sentAt[sentHere] = performance.now();
               messages.push({
                 key: card,
                 value: JSON.stringify({
@@ -527,9 +526,9 @@ export async function main(): Promise<void> {
         await pipeline.stop();
         await setup.registry.stop();
         if (profileDir !== undefined) await printProfile(profileDir, `the live run at ${rate.toLocaleString('en')} events/s`);
-        if (timelineWidth !== undefined) printTimeline(rate, timeline, timelineWidth);
+        if (timelineWidth !== undefined) printTimeline(rate, received, timelineWidth);
         if (sampleRss) printMemoryTimeline(rate, metricsSamples);
-        const sorted = latencies.sort((left, right) => left - right);
+        const sorted = received.sortedLatencies();
         const row: Record<string, string | number> = {
           run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ', cold'}${
             process.env.SLUICE_STATE_CACHE_MB ? `, state cache ${process.env.SLUICE_STATE_CACHE_MB} MiB` : ''

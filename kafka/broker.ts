@@ -230,9 +230,9 @@ export function renderServerProperties(layout: BrokerLayout, extra: Readonly<Rec
     // The log cleaner compacts the stores' changelogs, on the machine that runs the stages. Left
     // unthrottled, its first pass (the six changelog partitions of the features' entities rolling
     // their first 256 MiB segments together, about six minutes into `npm run bench -- pipeline
-    // --rss`) took most of a core for 4–8 s, with the JIT compiling it, and the pipeline fell 2–4 s
+    // --rss`) took about a core for 5–9 s, with the JIT compiling it, and the pipeline fell 2–5 s
     // behind. Throttled to 64 MiB/s of reads and writes, the same pass took about a minute at under
-    // a tenth of a core (the changelogs grew by about 4.5 MB/s in that run).
+    // a tenth of a core (the changelogs grew by about 4.4 MB/s in those runs).
     'log.cleaner.io.max.bytes.per.second': 64 * 1024 * 1024,
     ...extra,
   };

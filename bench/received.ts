@@ -1,0 +1,50 @@
+/**
+ * What a live run of the pipeline benchmark keeps of its measured events, in arrays allocated once
+ * for the whole run. They were a Map and growing arrays (three million entries each in a ten-minute
+ * run), whose growth and collection were the likely cause of the seconds the benchmark's process
+ * paused, its sending and its reading, in two ten-minute runs.
+ */
+
+/** The measured events' transaction ids: this prefix and the event's number in the measured sending. */
+export const MEASURED_ID = 't';
+
+/** A measured event's number, from its prediction's `sluice.event_id` header (-1 for any other). */
+export function measuredIndex(eventId: string | undefined): number {
+  const prefix = `transactions:${MEASURED_ID}`;
+  if (eventId === undefined || !eventId.startsWith(prefix)) return -1;
+  const digits = eventId.slice(prefix.length);
+  const index = Number(digits);
+  return Number.isSafeInteger(index) && String(index) === digits ? index : -1;
+}
+
+/**
+ * The predictions received of a live run's measured events, in arrays of a fixed size: the second
+ * (since the measured sending began) each event was sent, its latency, and the time from its send
+ * to its prediction's record timestamp. Beyond the capacity (a duplicate prediction would take a
+ * place) nothing more is kept; the received count, kept apart, still shows it.
+ */
+export class Received {
+  readonly seconds: Float64Array;
+  readonly latencies: Float64Array;
+  readonly toProduce: Float64Array;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.seconds = new Float64Array(capacity);
+    this.latencies = new Float64Array(capacity);
+    this.toProduce = new Float64Array(capacity);
+  }
+
+  add(second: number, latency: number, toProduce: number): void {
+    if (this.length === this.latencies.length) return;
+    this.seconds[this.length] = second;
+    this.latencies[this.length] = latency;
+    this.toProduce[this.length] = toProduce;
+    this.length++;
+  }
+
+  /** The latencies kept, sorted (a copy). */
+  sortedLatencies(): Float64Array {
+    return this.latencies.slice(0, this.length).sort();
+  }
+}
