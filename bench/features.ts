@@ -16,7 +16,7 @@ import { featuresStage, featureVector } from '../streams/features/stage.js';
 import { runStage } from '../streams/runtime/index.js';
 import { runSink } from '../streams/sink/stage.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
-import { printTable } from './report.js';
+import { percentile, printTable } from './report.js';
 import { uniformRandom } from '../common/random.js';
 import demo from '../examples/fraud/sluice.config.js';
 import { retryKafka } from '../kafka/index.js';
@@ -40,10 +40,6 @@ import { eventsArgument } from './arguments.js';
 const EVENTS = eventsArgument(100_000);
 const PARTITIONS = 6;
 const DAY = 86_400_000;
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 export async function main(): Promise<void> {
   const config = loadConfig();

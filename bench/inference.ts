@@ -21,7 +21,7 @@ import { ingestStage } from '../streams/ingest/stage.js';
 import { runStage, type RunningStage } from '../streams/runtime/index.js';
 import { publishFeatureViews } from '../streams/features/registry.js';
 import { modelInputs } from '../topology/models.js';
-import { printTable } from './report.js';
+import { percentile, printTable } from './report.js';
 import { uniformRandom } from '../common/random.js';
 import { topologySubjects } from '../app/stages.js';
 import demo from '../examples/fraud/sluice.config.js';
@@ -35,10 +35,6 @@ import { retryKafka } from '../kafka/index.js';
  */
 const PARTITIONS = 6;
 const model = demo.models.find((candidate) => candidate.name === 'fraud');
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 function syntheticRows(count: number, width: number, seed: number): { rows: number[][]; labels: number[] } {
   const random = uniformRandom(seed);

@@ -12,7 +12,7 @@ import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { launcherNodeFlags, SLUICE } from './launcher.js';
 import { eventsArgument } from './arguments.js';
 import { printProfile } from './profile.js';
-import { printTable } from './report.js';
+import { percentile, printTable } from './report.js';
 import { MEASURED_ID, measuredIndex, Received } from './received.js';
 import { tieToParent } from '../common/child-tie.js';
 
@@ -274,10 +274,6 @@ function printTimeline(rate: number, received: Received, width: number): void {
         };
       }),
   );
-}
-
-function percentile(sorted: ArrayLike<number>, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 export async function main(): Promise<void> {

@@ -25,7 +25,7 @@ import { ingestStage } from '../streams/ingest/stage.js';
 import { runStage, type RunningStage } from '../streams/runtime/index.js';
 import { modelInputs } from '../topology/models.js';
 import { topologySubjects } from '../app/stages.js';
-import { printTable } from './report.js';
+import { percentile, printTable } from './report.js';
 import type { LoadRequest, LoadResult } from './predict-load.js';
 import demo from '../examples/fraud/sluice.config.js';
 
@@ -41,10 +41,6 @@ import demo from '../examples/fraud/sluice.config.js';
 const PARTITIONS = 6;
 const CARDS = 2_000;
 const model = demo.models.find((candidate) => candidate.name === 'fraud');
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 /** An MLP of the fraud model's shape with seeded weights: what it scores does not matter here. */
 function network(features: readonly string[]): ScoringNetwork {

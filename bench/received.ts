@@ -8,11 +8,13 @@
 /** The measured events' transaction ids: this prefix and the event's number in the measured sending. */
 export const MEASURED_ID = 't';
 
+/** A measured event's id as the ingest gives it (its source, then the raw id), up to its number. */
+const MEASURED_PREFIX = `transactions:${MEASURED_ID}`;
+
 /** A measured event's number, from its prediction's `sluice.event_id` header (-1 for any other). */
 export function measuredIndex(eventId: string | undefined): number {
-  const prefix = `transactions:${MEASURED_ID}`;
-  if (eventId === undefined || !eventId.startsWith(prefix)) return -1;
-  const digits = eventId.slice(prefix.length);
+  if (eventId === undefined || !eventId.startsWith(MEASURED_PREFIX)) return -1;
+  const digits = eventId.slice(MEASURED_PREFIX.length);
   const index = Number(digits);
   return Number.isSafeInteger(index) && String(index) === digits ? index : -1;
 }

@@ -6,3 +6,8 @@ export function printTable(title: string, rows: readonly Readonly<Record<string,
   const lines = cells.map((line) => line.map((cell, index) => cell.padStart(widths[index] ?? 0)).join('  '));
   process.stdout.write(`\n${title}\n${lines[0]}\n${widths.map((width) => '-'.repeat(width)).join('  ')}\n${lines.slice(1).join('\n')}\n`);
 }
+
+/** The p-th percentile (0–100) of values sorted ascending: the nearest rank at or above it; NaN when there are none. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}

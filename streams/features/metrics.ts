@@ -18,7 +18,7 @@ export function watchDistinctTables(registry: MetricsRegistry): void {
   const registers = [registry];
   new client.Gauge({
     name: 'sluice_features_distinct_tables_bytes',
-    help: "Bytes of the feature windows' distinct-value tables that outgrew their first 8 slots, until collected: 12 a slot, the keys' 8 on V8's heap and the counts' 4 in an ArrayBuffer outside it (the values' strings are shared, not counted).",
+    help: "Bytes of the feature windows' distinct-value tables that outgrew their small form (6 values), until collected: 8 a slot (a value's id and its count) in ArrayBuffers outside V8's heap; the values' strings, one per value whatever the tables holding it, are not counted.",
     registers,
     collect() {
       this.set(distinctTablesMemory().bytes);
@@ -26,10 +26,18 @@ export function watchDistinctTables(registry: MetricsRegistry): void {
   });
   new client.Gauge({
     name: 'sluice_features_distinct_tables',
-    help: "The feature windows' distinct-value tables that outgrew their first 8 slots, until collected.",
+    help: "The feature windows' distinct-value tables that outgrew their small form (6 values), until collected.",
     registers,
     collect() {
       this.set(distinctTablesMemory().tables);
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_features_distinct_values',
+    help: "The values that the feature windows' large distinct-value tables hold (each once, whatever the tables holding it).",
+    registers,
+    collect() {
+      this.set(distinctTablesMemory().values);
     },
   });
 }

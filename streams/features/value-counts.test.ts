@@ -16,6 +16,19 @@ interface Phase {
   readonly capacity: number;
 }
 
+/** One occurrence of `value` more (`add`) or fewer, in the table and in its reference Map alike. */
+function change(counts: ValueCounts, reference: Map<string, number>, value: string, add: boolean): void {
+  if (add) {
+    counts.add(value);
+    reference.set(value, (reference.get(value) ?? 0) + 1);
+    return;
+  }
+  counts.remove(value);
+  const left = (reference.get(value) ?? 0) - 1;
+  if (left > 0) reference.set(value, left);
+  else reference.delete(value);
+}
+
 function against(pool: readonly string[], phases: readonly (readonly [steps: number, addShare: number])[], seed: number): Phase[] {
   const random = seededRandom(seed);
   const counts = new ValueCounts();
@@ -26,15 +39,7 @@ function against(pool: readonly string[], phases: readonly (readonly [steps: num
     let peakCapacity = 0;
     for (let step = 0; step < steps; step++) {
       const value = pool[Math.floor(random.next() * pool.length)] as string;
-      if (random.next() < addShare) {
-        counts.add(value);
-        reference.set(value, (reference.get(value) ?? 0) + 1);
-      } else {
-        counts.remove(value);
-        const left = (reference.get(value) ?? 0) - 1;
-        if (left > 0) reference.set(value, left);
-        else reference.delete(value);
-      }
+      change(counts, reference, value, random.next() < addShare);
       expect(counts.size).toBe(reference.size);
       expect(counts.countOf(value)).toBe(reference.get(value) ?? 0);
       // Never more than 3/4 full, so a probe always ends.
@@ -125,18 +130,15 @@ describe('ValueCounts', () => {
     for (const value of values) expect(counts.countOf(value)).toBe(0);
   });
 
-  it('counts a table in the memory figure once it outgrows its first slots, and no longer once it is collected', async () => {
+  it('counts a table in the memory figure once it outgrows its small form, and releases its values once it is collected', async () => {
     // The collector, for this test only: a table dropped leaves the figure when it is collected.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     type Figure = ReturnType<typeof distinctTablesMemory>;
-    const same = (one: Figure, other: Figure): boolean => one.tables === other.tables && one.bytes === other.bytes;
-    /**
-     * Collects, and lets the registry's callbacks run (some time after the collection that freed a
-     * table), until `done` holds of the figure and the one before it from the third round on, or 5 s passed.
-     */
+    const same = (now: Figure, last: Figure): boolean =>
+      now.tables === last.tables && now.bytes === last.bytes && now.values === last.values;
     const collectUntil = async (done: (now: Figure, last: Figure) => boolean): Promise<Figure> => {
-      const deadline = Date.now() + 5_000;
+      const deadline = Date.now() + 10_000;
       let last = distinctTablesMemory();
       for (let round = 1; ; round++) {
         gc();
@@ -156,15 +158,76 @@ describe('ValueCounts', () => {
     expect(distinctTablesMemory()).toEqual(before);
     for (let value = (small * 3) / 4; value < 1_000; value++) table.add(`v${value}`);
     expect(table.capacity).toBeGreaterThan(small);
-    expect(distinctTablesMemory()).toEqual({ tables: before.tables + 1, bytes: before.bytes + table.capacity * SLOT_BYTES });
-    // Shrinking is counted too.
+    expect(distinctTablesMemory()).toEqual({
+      tables: before.tables + 1,
+      bytes: before.bytes + table.capacity * SLOT_BYTES,
+      values: before.values + 1_000,
+    });
+    // A second table holding the same values holds the same ids: no more values.
+    let second: ValueCounts | undefined = new ValueCounts();
+    for (let value = 0; value < 500; value++) second.add(`v${value}`);
+    expect(distinctTablesMemory().values).toBe(before.values + 1_000);
+    // Shrinking is counted too; a value leaves once no table holds it.
     const grown = table.capacity;
     for (let value = 0; value < 990; value++) table.remove(`v${value}`);
     expect(table.capacity).toBeLessThan(grown);
-    expect(distinctTablesMemory()).toEqual({ tables: before.tables + 1, bytes: before.bytes + table.capacity * SLOT_BYTES });
+    expect(distinctTablesMemory()).toEqual({
+      tables: before.tables + 2,
+      bytes: before.bytes + (table.capacity + second.capacity) * SLOT_BYTES,
+      values: before.values + 500 + 10,
+    });
+    // A value freed and then held again by another table gets an id again, counted apart.
+    table.add('v0');
+    table.add('fresh');
+    expect([table.countOf('v0'), second.countOf('v0'), table.countOf('fresh'), second.countOf('fresh')]).toEqual([1, 1, 1, 0]);
+    second = undefined;
+    // Collected: its values are released (those the first table holds stay).
+    const released = await collectUntil((now) => now.tables === before.tables + 1);
+    expect(released).toEqual({ tables: before.tables + 1, bytes: before.bytes + table.capacity * SLOT_BYTES, values: before.values + 12 });
+    for (let value = 0; value < 1_000; value++) expect(table.countOf(`v${value}`)).toBe(value === 0 || value >= 990 ? 1 : 0);
     table = undefined;
     // Collected: back to the figure before it.
     const after = await collectUntil((now) => same(now, before));
     expect(after).toEqual(before);
+  });
+
+  it('counts like a Map in many tables that share values, some dropped and collected along the way, ids freed and given again', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const collected = async (): Promise<void> => {
+      for (let round = 0; round < 3; round++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    await collected();
+    const before = distinctTablesMemory().values;
+    const random = seededRandom(7);
+    const pool = Array.from({ length: 60 }, (_, index) => `shared-${index}`);
+    const tables: { counts: ValueCounts; reference: Map<string, number> }[] = [];
+    for (let round = 0; round < 40; round++) {
+      while (tables.length < 8) tables.push({ counts: new ValueCounts(), reference: new Map() });
+      for (let step = 0; step < 400; step++) {
+        const { counts, reference } = tables[Math.floor(random.next() * tables.length)] as (typeof tables)[number];
+        const value = pool[Math.floor(random.next() * pool.length)] as string;
+        change(counts, reference, value, random.next() < 0.55);
+      }
+      for (const { counts, reference } of tables) {
+        expect(counts.size).toBe(reference.size);
+        expect(pool.filter((value) => counts.countOf(value) !== (reference.get(value) ?? 0))).toEqual([]);
+      }
+      // Drop two tables; now and then let the collector release their ids before the next round.
+      tables.splice(Math.floor(random.next() * tables.length), 1);
+      tables.splice(Math.floor(random.next() * tables.length), 1);
+      if (round % 5 === 4) await collected();
+    }
+    // The values the large tables still hold have ids (a small one reports 8 slots, a large one 12
+    // or more); once all are collected, none is left.
+    const held = new Set(tables.filter(({ counts }) => counts.capacity > 8).flatMap(({ reference }) => [...reference.keys()]));
+    expect(held.size).toBeGreaterThan(6);
+    expect(distinctTablesMemory().values).toBeGreaterThanOrEqual(before + held.size);
+    tables.length = 0;
+    await collected();
+    expect(distinctTablesMemory().values).toBe(before);
   });
 });

@@ -1,95 +1,158 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * How many times each string occurs, in about 0.6 times the memory of a `Map<string, number>`:
- * open addressing with linear probing, the keys in one array and the counts in an `Int32Array` (12
- * bytes a slot), at most 3/4 full, growing by half and shrinking below 1/4 full: 16–24 bytes an
- * entry while it grows, against 28–56 for a Map (28 bytes a slot, grown by doubling when full).
- * Every kept window of a distinct count holds one per field, for as long as its entity is active;
- * in the memory run (`npm run bench -- pipeline --rss`) they were the state that grew most.
+ * How many times each string occurs, in two forms, for the kept windows of distinct counts (one
+ * table per field, for as long as its entity is active; in the memory run, `npm run bench --
+ * pipeline --rss`, they were the state that grew most):
  *
- * Keys compare with `===`, so counts are exact whatever the hash does; the hash only places them.
- * It is seeded per process, so which strings share a slot cannot be chosen from outside.
+ * - **small**, up to SMALL_VALUES values: the values and their counts in two short arrays,
+ *   searched in order. Most tables stay so (a card's merchants within an hour).
+ * - **large**, from the value after that on: open addressing with linear probing over one
+ *   `Int32Array`, a slot being a value's id (`ValueIds`, shared by every table of the process)
+ *   and its count: SLOT_BYTES (8) a slot, in an ArrayBuffer outside V8's heap, at most 3/4 full,
+ *   growing by half and shrinking below 1/4 full. Before, a slot held the value's string itself
+ *   (12 bytes a slot, 8 of them on V8's heap, which the collector's slack then multiplied).
  *
- * A value is held as the engine's shared copy of the string (`shared`), not as the copy decoded
- * from the event that brought it: the day windows of 5,000 cards after 600 events each (about 400
- * distinct merchant ids a card, as in the memory run's tenth minute) took 31.7 MiB of heap so,
- * against 77.7 MiB with each event's own string.
+ * Counts are exact: a value is found by `===` among the small ones, by its id (a `Map`) among
+ * the large. The slot's hash is seeded per process, so which ids share a slot cannot be chosen
+ * from outside.
  */
 export class ValueCounts {
-  private keys: (string | undefined)[] = [];
-  private counts = new Int32Array(0);
+  /** The small form's values (the engine's shared copies: `shared`), or undefined once large. */
+  private values: string[] | undefined = [];
+  private counts: number[] = [];
+  /** The large form: slot i holds a value's id + 1 at 2i (0: empty) and its count at 2i + 1. */
+  private cells = EMPTY;
   private slots = 0;
   private used = 0;
-  /** This table's share of `heldTables`, once it outgrew MIN_SLOTS. */
-  private held: HeldShare | undefined;
-
-  constructor() {
-    this.allocate(MIN_SLOTS);
-  }
+  /** What the collector's callback needs once this table is gone: its cells and their count. */
+  private held: HeldTable | undefined;
 
   /** Distinct values held. */
   get size(): number {
     return this.used;
   }
 
-  /** Slots allocated (at most 3/4 of them are used; below 1/4 the table shrinks). */
+  /** Slots allocated (at most 3/4 of them are used; below 1/4 the table shrinks); SMALL_SLOTS while small. */
   get capacity(): number {
-    return this.slots;
+    return this.values ? SMALL_SLOTS : this.slots;
   }
 
-  /** The bytes of its slots (SLOT_BYTES each; the values' strings are shared, not counted). */
+  /**
+   * The bytes of what grows with the values: while small, up to SMALL_VALUES values' references
+   * and counts (8 bytes each), then its slots (SLOT_BYTES each). The values' strings are shared by
+   * every table (`ValueIds`), not counted.
+   */
   get heldBytes(): number {
-    return this.slots * SLOT_BYTES;
+    return this.values ? SMALL_VALUES * 16 : this.slots * SLOT_BYTES;
   }
 
   /** One more occurrence of `value`. */
   add(value: string): void {
-    const slot = this.slotOf(value);
-    if (this.keys[slot] === value) {
-      const count = this.counts[slot] as number;
-      if (count === MAX_COUNT) throw new RangeError(`ValueCounts holds a value ${MAX_COUNT} times, the most an Int32Array counts`);
-      this.counts[slot] = count + 1;
-      return;
+    const values = this.values;
+    if (values) {
+      const index = values.indexOf(value);
+      if (index >= 0) {
+        this.counts[index] = counted((this.counts[index] as number) + 1);
+        return;
+      }
+      if (values.length < SMALL_VALUES) {
+        values.push(shared(value));
+        this.counts.push(1);
+        this.used++;
+        return;
+      }
+      this.grow();
     }
-    const held = shared(value);
-    if ((this.used + 1) * 4 > this.slots * 3) {
-      this.resize(Math.ceil(this.slots * 1.5));
-      this.place(held, 1);
-    } else {
-      this.keys[slot] = held;
-      this.counts[slot] = 1;
+    const known = valueIds.idOf(value);
+    if (known !== undefined) {
+      const slot = this.slotOf(known);
+      if (this.cells[2 * slot] === known + 1) {
+        this.cells[2 * slot + 1] = counted((this.cells[2 * slot + 1] as number) + 1);
+        return;
+      }
     }
+    if ((this.used + 1) * 4 > this.slots * 3) this.allocate(Math.ceil(this.slots * 1.5));
+    this.place(valueIds.hold(value, known), 1);
     this.used++;
   }
 
   /** One occurrence of `value` fewer: at none, the value is no longer held (a value not held is left alone). */
   remove(value: string): void {
-    const slot = this.slotOf(value);
-    if (this.keys[slot] !== value) return;
-    const count = this.counts[slot] as number;
+    const values = this.values;
+    if (values) {
+      const index = values.indexOf(value);
+      if (index < 0) return;
+      const count = this.counts[index] as number;
+      if (count > 1) {
+        this.counts[index] = count - 1;
+        return;
+      }
+      // Order does not matter: the last takes its place.
+      const last = values.length - 1;
+      values[index] = values[last] as string;
+      this.counts[index] = this.counts[last] as number;
+      values.pop();
+      this.counts.pop();
+      this.used--;
+      return;
+    }
+    const id = valueIds.idOf(value);
+    if (id === undefined) return;
+    const slot = this.slotOf(id);
+    const { cells } = this;
+    if (cells[2 * slot] !== id + 1) return;
+    const count = cells[2 * slot + 1] as number;
     if (count > 1) {
-      this.counts[slot] = count - 1;
+      cells[2 * slot + 1] = count - 1;
       return;
     }
     this.vacate(slot);
+    valueIds.release(id);
     this.used--;
-    if (this.slots > MIN_SLOTS && this.used * 4 < this.slots) this.resize(Math.max(MIN_SLOTS, Math.ceil((this.slots * 2) / 3)));
+    if (this.slots > LARGE_SLOTS && this.used * 4 < this.slots) this.allocate(Math.max(LARGE_SLOTS, Math.ceil((this.slots * 2) / 3)));
   }
 
   /** The occurrences of `value` (0 if not held). */
   countOf(value: string): number {
-    const slot = this.slotOf(value);
-    return this.keys[slot] === value ? (this.counts[slot] as number) : 0;
+    if (this.values) {
+      const index = this.values.indexOf(value);
+      return index < 0 ? 0 : (this.counts[index] as number);
+    }
+    const id = valueIds.idOf(value);
+    if (id === undefined) return 0;
+    const slot = this.slotOf(id);
+    return this.cells[2 * slot] === id + 1 ? (this.cells[2 * slot + 1] as number) : 0;
   }
 
-  /** The slot holding `value`, or the empty slot where it would go. */
-  private slotOf(value: string): number {
-    const { keys, slots } = this;
-    let slot = homeOf(value, slots);
+  /**
+   * From small to large: the values get ids, the table its slots and its registration. What can
+   * throw (the ids' Map at its limit, an allocation) comes before the table changes form, and the
+   * ids held by then are released: the table stays small and whole.
+   */
+  private grow(): void {
+    const values = this.values as string[];
+    const ids: number[] = [];
+    try {
+      for (const value of values) ids.push(valueIds.hold(value, valueIds.idOf(value)));
+      this.allocate(LARGE_SLOTS);
+    } catch (error) {
+      for (const id of ids) valueIds.release(id);
+      throw error;
+    }
+    this.values = undefined;
+    for (let index = 0; index < ids.length; index++) this.place(ids[index] as number, this.counts[index] as number);
+    this.counts = [];
+  }
+
+  /** The slot holding id `id`, or the empty slot where it would go. */
+  private slotOf(id: number): number {
+    const { cells, slots } = this;
+    const key = id + 1;
+    let slot = homeOf(id, slots);
     for (;;) {
-      const key = keys[slot];
-      if (key === undefined || key === value) return slot;
+      const held = cells[2 * slot];
+      if (held === 0 || held === key) return slot;
       slot = slot + 1 === slots ? 0 : slot + 1;
     }
   }
@@ -99,93 +162,149 @@ export class ValueCounts {
    * (backward-shift deletion: no tombstones, so probes stay short).
    */
   private vacate(slot: number): void {
-    const { keys, counts, slots } = this;
+    const { cells, slots } = this;
     /** How far `to` is after `from`, going round. */
     const after = (from: number, to: number): number => (to >= from ? to - from : to + slots - from);
     let hole = slot;
     let next = hole + 1 === slots ? 0 : hole + 1;
-    for (let key = keys[next]; key !== undefined; key = keys[next]) {
+    for (let key = cells[2 * next] as number; key !== 0; key = cells[2 * next] as number) {
       // The key may move into the hole if the hole is on its probe path (home … next).
-      if (after(homeOf(key, slots), next) >= after(hole, next)) {
-        keys[hole] = key;
-        counts[hole] = counts[next] as number;
+      if (after(homeOf(key - 1, slots), next) >= after(hole, next)) {
+        cells[2 * hole] = key;
+        cells[2 * hole + 1] = cells[2 * next + 1] as number;
         hole = next;
       }
       next = next + 1 === slots ? 0 : next + 1;
     }
-    keys[hole] = undefined;
-    counts[hole] = 0;
+    cells[2 * hole] = 0;
+    cells[2 * hole + 1] = 0;
   }
 
-  private resize(slots: number): void {
-    const { keys, counts } = this;
-    this.allocate(slots);
-    for (let index = 0; index < keys.length; index++) {
-      const key = keys[index];
-      if (key !== undefined) this.place(key, counts[index] as number);
-    }
+  /** Puts an id known to be absent. */
+  private place(id: number, count: number): void {
+    const slot = this.slotOf(id);
+    this.cells[2 * slot] = id + 1;
+    this.cells[2 * slot + 1] = count;
   }
 
-  /** Puts a key known to be absent. */
-  private place(key: string, count: number): void {
-    const slot = this.slotOf(key);
-    this.keys[slot] = key;
-    this.counts[slot] = count;
-  }
-
+  /** New slots for the large form, the held keys placed again. */
   private allocate(slots: number): void {
-    this.keys = new Array<string | undefined>(slots).fill(undefined);
-    this.counts = new Int32Array(slots);
+    const old = this.cells;
+    this.cells = new Int32Array(2 * slots);
     this.slots = slots;
-    if (slots > MIN_SLOTS && !this.held) {
-      this.held = { slots: 0 };
+    if (!this.held) {
+      this.held = { cells: this.cells, slots: 0 };
       heldTables.tables++;
       collected.register(this, this.held);
     }
-    if (this.held) {
-      heldTables.slots += slots - this.held.slots;
-      this.held.slots = slots;
+    heldTables.slots += slots - this.held.slots;
+    this.held.slots = slots;
+    this.held.cells = this.cells;
+    for (let index = 0; index < old.length; index += 2) {
+      const key = old[index] as number;
+      if (key !== 0) this.place(key - 1, old[index + 1] as number);
     }
   }
 }
 
-/** A table's slots as counted in `heldTables` (kept apart from the table, which it must not keep alive). */
-interface HeldShare {
+/** A large table's cells and slots as the collector's callback sees them (kept apart from the table, which it must not keep alive). */
+interface HeldTable {
+  cells: Int32Array;
   slots: number;
 }
 
 /**
- * The tables that outgrew their first MIN_SLOTS slots, and their slots, until the collector has
- * freed them: the distinct-count state held in memory (`distinctTablesMemory`). A table starts
- * being counted at its first growth, so the many small tables that never grow cost no
- * registration (each of them holds MIN_SLOTS slots).
+ * The ids of the values that large tables hold, shared by every table of the process: one copy of
+ * each value's string, however many tables hold it, and 4 bytes a slot instead of a reference.
+ * Each id counts the tables that hold it; at none, the id is freed for another value (a field of
+ * ever new values, such as session ids, does not leak). A table dropped holds its ids until the
+ * collector has freed it (`collected`), so an id is never given to another value while a table,
+ * even one no longer reachable, holds it.
  */
-const heldTables = { tables: 0, slots: 0 };
-const collected = new FinalizationRegistry<HeldShare>((share) => {
-  heldTables.tables--;
-  heldTables.slots -= share.slots;
-});
+class ValueIds {
+  private readonly ids = new Map<string, number>();
+  private values: (string | undefined)[] = [];
+  private holders = new Int32Array(1_024);
+  private readonly free: number[] = [];
 
-/** The bytes one slot takes: a key's reference in the keys array (8) and its Int32 count (4). */
-export const SLOT_BYTES = 12;
+  /** The id of `value`, if some table holds it. */
+  idOf(value: string): number | undefined {
+    return this.ids.get(value);
+  }
+
+  /** How many values have an id. */
+  get size(): number {
+    return this.ids.size;
+  }
+
+  /** One more table holds `value` (whose id is `known`, if it has one): its id. */
+  hold(value: string, known: number | undefined): number {
+    if (known !== undefined) {
+      this.holders[known] = (this.holders[known] as number) + 1;
+      return known;
+    }
+    const id = this.free.pop() ?? this.values.length;
+    if (id === this.values.length) this.values.push(undefined);
+    if (id >= this.holders.length) {
+      const holders = new Int32Array(this.holders.length * 2);
+      holders.set(this.holders);
+      this.holders = holders;
+    }
+    const copy = shared(value);
+    this.values[id] = copy;
+    this.ids.set(copy, id);
+    this.holders[id] = 1;
+    return id;
+  }
+
+  /** One table fewer holds id `id`: at none, the id is freed. */
+  release(id: number): void {
+    const left = (this.holders[id] as number) - 1;
+    this.holders[id] = left;
+    if (left > 0) return;
+    this.ids.delete(this.values[id] as string);
+    this.values[id] = undefined;
+    this.free.push(id);
+  }
+}
+
+const valueIds = new ValueIds();
 
 /**
- * The distinct-count tables (ValueCounts) that outgrew MIN_SLOTS slots and are not yet collected:
- * how many, and the bytes of their slots (SLOT_BYTES each: a key's 8 in the keys array on V8's
- * heap, a count's 4 in the Int32Array, which V8 keeps outside its heap beyond 64 bytes; the
- * values' strings are the engine's shared copies, not counted). A table dropped but not yet
- * collected still counts: it still takes memory.
+ * The large tables, and their slots, until the collector has freed them: the distinct-count state
+ * held in memory (`distinctTablesMemory`). A table registers when it becomes large, so the many
+ * small ones cost no registration; once collected, its ids are released.
  */
-export function distinctTablesMemory(): { readonly tables: number; readonly bytes: number } {
-  return { tables: heldTables.tables, bytes: heldTables.slots * SLOT_BYTES };
+const heldTables = { tables: 0, slots: 0 };
+const collected = new FinalizationRegistry<HeldTable>((held) => {
+  heldTables.tables--;
+  heldTables.slots -= held.slots;
+  const { cells } = held;
+  for (let index = 0; index < cells.length; index += 2) {
+    const key = cells[index] as number;
+    if (key !== 0) valueIds.release(key - 1);
+  }
+});
+
+/** The bytes one slot of a large table takes: a value's id and its count, 4 each, in an Int32Array. */
+export const SLOT_BYTES = 8;
+
+/**
+ * The large distinct-count tables (ValueCounts beyond SMALL_VALUES values) not yet collected: how
+ * many, the bytes of their slots (SLOT_BYTES each, in ArrayBuffers outside V8's heap), and how
+ * many values they hold ids for (each one string, shared by every table; not in `bytes`). A table
+ * dropped but not yet collected still counts: it still takes memory.
+ */
+export function distinctTablesMemory(): { readonly tables: number; readonly bytes: number; readonly values: number } {
+  return { tables: heldTables.tables, bytes: heldTables.slots * SLOT_BYTES, values: valueIds.size };
 }
 
 /**
  * The engine's one copy of a string's content (V8 internalizes the keys of objects): every table
  * that holds a value then shares one string. The engine's table of such strings holds them
- * weakly, so one that no table holds any more is collected (a field of ever new values, such as
- * session ids, does not leak). A key that is an array index comes back as a new string (the
- * engine keeps such keys as numbers), and a long value as it is: equal, only not shared.
+ * weakly, so one that no table holds any more is collected. A key that is an array index comes
+ * back as a new string (the engine keeps such keys as numbers), and a long value as it is: equal,
+ * only not shared.
  */
 export function shared(value: string): string {
   // A long value is left as it is: V8 hashes a string beyond 16,383 units by its length alone, so
@@ -199,15 +318,26 @@ export function shared(value: string): string {
 /** The longest value `shared` makes one copy of. */
 const SHARED_LENGTH = 256;
 
-const MIN_SLOTS = 8;
+/** The most values a table holds in its small form, and the slots it is counted as then. */
+const SMALL_VALUES = 6;
+const SMALL_SLOTS = 8;
+/** A large table's fewest slots: its first values fill it up to 7/12. */
+const LARGE_SLOTS = 12;
 const MAX_COUNT = 0x7fff_ffff;
+const EMPTY = new Int32Array(0);
+
+/** A count, checked against the most an Int32Array holds. */
+function counted(count: number): number {
+  if (count > MAX_COUNT) throw new RangeError(`ValueCounts holds a value ${MAX_COUNT} times, the most an Int32Array counts`);
+  return count;
+}
 
 /** This process's hash seed. */
 const SEED = randomBytes(4).readUInt32LE(0);
 
-/** The slot a value's probe starts at: its hash, scaled to the table. */
-function homeOf(value: string, slots: number): number {
-  return scaled(hashOf(value), slots);
+/** The slot an id's probe starts at: its hash, scaled to the table. */
+function homeOf(id: number, slots: number): number {
+  return scaled(hashOf(id), slots);
 }
 
 /**
@@ -219,10 +349,9 @@ export function scaled(hash: number, slots: number): number {
   return slots <= 0x20_0000 ? Math.floor((unsigned * slots) / 4_294_967_296) : unsigned % slots;
 }
 
-/** FNV-1a over the UTF-16 code units from a seed, then MurmurHash3's finalizer to spread the bits. */
-function hashOf(value: string): number {
-  let hash = SEED;
-  for (let index = 0; index < value.length; index++) hash = Math.imul(hash ^ value.charCodeAt(index), 0x01000193);
+/** MurmurHash3's finalizer over the id and the seed: ids are given in order, the hash spreads them. */
+function hashOf(id: number): number {
+  let hash = id ^ SEED;
   hash ^= hash >>> 16;
   hash = Math.imul(hash, 0x85ebca6b);
   hash ^= hash >>> 13;
