@@ -15,29 +15,31 @@ const watched = new WeakSet<MetricsRegistry>();
 export function watchDistinctTables(registry: MetricsRegistry): void {
   if (watched.has(registry)) return;
   watched.add(registry);
-  const registers = [registry];
-  new client.Gauge({
-    name: 'sluice_features_distinct_tables_bytes',
-    help: "Bytes of the feature windows' distinct-value tables that outgrew their small form (6 values), until collected: 8 a slot (a value's id and its count) in ArrayBuffers outside V8's heap; the values' strings, one per value whatever the tables holding it, are not counted.",
-    registers,
-    collect() {
-      this.set(distinctTablesMemory().bytes);
+  const gauges: readonly { name: string; help: string; figure: keyof ReturnType<typeof distinctTablesMemory> }[] = [
+    {
+      name: 'sluice_features_distinct_tables_bytes',
+      help: "Bytes of the feature windows' distinct-value tables that outgrew their small form (6 values), until collected: 5 a slot (a value's id and its count's byte) in ArrayBuffers outside V8's heap, and about 32 for a count of 255 or more (spilled); the values' strings, one per value whatever the tables holding it, are not counted.",
+      figure: 'bytes',
     },
-  });
-  new client.Gauge({
-    name: 'sluice_features_distinct_tables',
-    help: "The feature windows' distinct-value tables that outgrew their small form (6 values), until collected.",
-    registers,
-    collect() {
-      this.set(distinctTablesMemory().tables);
+    {
+      name: 'sluice_features_distinct_tables',
+      help: "The feature windows' distinct-value tables that outgrew their small form (6 values), until collected.",
+      figure: 'tables',
     },
-  });
-  new client.Gauge({
-    name: 'sluice_features_distinct_values',
-    help: "The values that the feature windows' large distinct-value tables hold (each once, whatever the tables holding it).",
-    registers,
-    collect() {
-      this.set(distinctTablesMemory().values);
+    {
+      name: 'sluice_features_distinct_values',
+      help: "The values that the feature windows' large distinct-value tables hold (each once, whatever the tables holding it).",
+      figure: 'values',
     },
-  });
+  ];
+  for (const { name, help, figure } of gauges) {
+    new client.Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(distinctTablesMemory()[figure]);
+      },
+    });
+  }
 }

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../common/random.js';
-import { distinctTablesMemory, scaled, shared, SLOT_BYTES, ValueCounts } from './value-counts.js';
+import { distinctTablesMemory, scaled, shared, SLOT_BYTES, SPILL, SPILLED_BYTES, ValueCounts } from './value-counts.js';
 
 /**
  * Random adds and removes on one table, phase after phase (each a number of steps and the share of
@@ -12,6 +12,10 @@ import { distinctTablesMemory, scaled, shared, SLOT_BYTES, ValueCounts } from '.
 interface Phase {
   readonly peak: number;
   readonly peakCapacity: number;
+  /** The most occurrences of one value, during the phase and at its end. */
+  readonly peakCount: number;
+  readonly endCount: number;
+  readonly heldBytes: number;
   readonly size: number;
   readonly capacity: number;
 }
@@ -37,6 +41,7 @@ function against(pool: readonly string[], phases: readonly (readonly [steps: num
   return phases.map(([steps, addShare]) => {
     let peak = 0;
     let peakCapacity = 0;
+    let peakCount = 0;
     for (let step = 0; step < steps; step++) {
       const value = pool[Math.floor(random.next() * pool.length)] as string;
       change(counts, reference, value, random.next() < addShare);
@@ -46,11 +51,13 @@ function against(pool: readonly string[], phases: readonly (readonly [steps: num
       expect(counts.size * 4).toBeLessThanOrEqual(counts.capacity * 3);
       peak = Math.max(peak, reference.size);
       peakCapacity = Math.max(peakCapacity, counts.capacity);
+      peakCount = Math.max(peakCount, reference.get(value) ?? 0);
       // Every value, now and then: a shift on removal must not strand another key.
       if (step % 251 === 0) expect(mismatches()).toEqual([]);
     }
     expect(mismatches()).toEqual([]);
-    return { peak, peakCapacity, size: counts.size, capacity: counts.capacity };
+    const endCount = Math.max(0, ...reference.values());
+    return { peak, peakCapacity, peakCount, endCount, heldBytes: counts.heldBytes, size: counts.size, capacity: counts.capacity };
   });
 }
 
@@ -75,6 +82,73 @@ describe('ValueCounts', () => {
     expect(drained?.capacity).toBeLessThan((drained?.peakCapacity ?? 0) / 10);
     expect(drained?.capacity).toBeLessThanOrEqual(Math.max(12, 8 * (drained?.size ?? 0)));
     expect(again?.peak).toBeGreaterThan(1_000);
+  });
+
+  it('counts beyond a byte (spilled) like a Map, through growth, removals, shifts and shrinking', () => {
+    // Two hot values among 400 cold ones: the hot counts climb far past SPILL, then drain to none,
+    // while the cold values make the table grow, shift its keys on removal and shrink again.
+    const pool = [
+      ...Array.from({ length: 300 }, () => 'hot-a'),
+      ...Array.from({ length: 300 }, () => 'hot-b'),
+      ...Array.from({ length: 400 }, (_, index) => `cold-${index}`),
+    ];
+    const [climbed, drained] = against(
+      pool,
+      [
+        [20_000, 0.7],
+        [60_000, 0.15],
+      ],
+      3,
+    );
+    expect(climbed?.peak).toBeGreaterThan(300);
+    expect(climbed?.endCount).toBeGreaterThan(4 * SPILL);
+    expect(climbed?.heldBytes).toBeGreaterThan((climbed?.capacity ?? 0) * SLOT_BYTES);
+    // Drained: the hot counts back in their bytes (nothing spilled left), the table shrunk.
+    expect(drained?.endCount).toBeLessThan(SPILL);
+    expect(drained?.heldBytes).toBe((drained?.capacity ?? 0) * SLOT_BYTES);
+    expect(drained?.capacity).toBeLessThan((climbed?.capacity ?? 0) / 2);
+  });
+
+  it('keeps a count of a byte or more from the small form when the table grows', () => {
+    const table = new ValueCounts();
+    for (let times = 0; times < SPILL + 45; times++) table.add('a');
+    const before = distinctTablesMemory();
+    for (let index = 0; index < 6; index++) table.add(`other-${index}`);
+    expect(table.capacity).toBeGreaterThan(8);
+    expect(table.countOf('a')).toBe(SPILL + 45);
+    expect(table.heldBytes).toBe(table.capacity * SLOT_BYTES + SPILLED_BYTES);
+    expect(distinctTablesMemory().bytes).toBe(before.bytes + table.heldBytes);
+    for (let times = 0; times < 46; times++) table.remove('a');
+    expect(table.countOf('a')).toBe(SPILL - 1);
+    expect(table.heldBytes).toBe(table.capacity * SLOT_BYTES);
+  });
+
+  it('counts a spilled count in the table bytes and the memory figure, until it fits its byte again', () => {
+    const table = new ValueCounts();
+    for (let index = 0; index < 20; index++) table.add(`cold-${index}`);
+    table.add('hot');
+    const slots = table.capacity;
+    const before = distinctTablesMemory();
+    expect(table.heldBytes).toBe(slots * SLOT_BYTES);
+    for (let times = 1; times < SPILL - 1; times++) table.add('hot');
+    expect(table.countOf('hot')).toBe(SPILL - 1);
+    expect(table.heldBytes).toBe(slots * SLOT_BYTES);
+    table.add('hot');
+    expect(table.countOf('hot')).toBe(SPILL);
+    expect(table.heldBytes).toBe(slots * SLOT_BYTES + SPILLED_BYTES);
+    expect(distinctTablesMemory().bytes).toBe(before.bytes + SPILLED_BYTES);
+    for (let times = 0; times < 1_000; times++) table.add('hot');
+    // The cold values leave: the table shrinks, and the spilled count moves with its id.
+    for (let index = 0; index < 20; index++) table.remove(`cold-${index}`);
+    expect(table.capacity).toBeLessThan(slots);
+    expect(table.countOf('hot')).toBe(SPILL + 1_000);
+    for (let times = 0; times < 1_001; times++) table.remove('hot');
+    expect(table.countOf('hot')).toBe(SPILL - 1);
+    expect(table.heldBytes).toBe(table.capacity * SLOT_BYTES);
+    expect(distinctTablesMemory().bytes).toBe(before.bytes - (slots - table.capacity) * SLOT_BYTES);
+    for (let times = 0; times < SPILL - 1; times++) table.remove('hot');
+    expect(table.countOf('hot')).toBe(0);
+    expect(table.size).toBe(0);
   });
 
   it('scales a hash into the table, below its size, for any hash and size', () => {
@@ -167,13 +241,16 @@ describe('ValueCounts', () => {
     let second: ValueCounts | undefined = new ValueCounts();
     for (let value = 0; value < 500; value++) second.add(`v${value}`);
     expect(distinctTablesMemory().values).toBe(before.values + 1_000);
+    // One of its counts beyond a byte: spilled, and counted until the table is collected.
+    for (let times = 0; times < SPILL; times++) second.add('v1');
+    expect(second.countOf('v1')).toBe(SPILL + 1);
     // Shrinking is counted too; a value leaves once no table holds it.
     const grown = table.capacity;
     for (let value = 0; value < 990; value++) table.remove(`v${value}`);
     expect(table.capacity).toBeLessThan(grown);
     expect(distinctTablesMemory()).toEqual({
       tables: before.tables + 2,
-      bytes: before.bytes + (table.capacity + second.capacity) * SLOT_BYTES,
+      bytes: before.bytes + (table.capacity + second.capacity) * SLOT_BYTES + SPILLED_BYTES,
       values: before.values + 500 + 10,
     });
     // A value freed and then held again by another table gets an id again, counted apart.

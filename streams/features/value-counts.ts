@@ -7,11 +7,14 @@ import { randomBytes } from 'node:crypto';
  *
  * - **small**, up to SMALL_VALUES values: the values and their counts in two short arrays,
  *   searched in order. Most tables stay so (a card's merchants within an hour).
- * - **large**, from the value after that on: open addressing with linear probing over one
- *   `Int32Array`, a slot being a value's id (`ValueIds`, shared by every table of the process)
- *   and its count: SLOT_BYTES (8) a slot, in an ArrayBuffer outside V8's heap, at most 3/4 full,
- *   growing by half and shrinking below 1/4 full. Before, a slot held the value's string itself
- *   (12 bytes a slot, 8 of them on V8's heap, which the collector's slack then multiplied).
+ * - **large**, from the value after that on: open addressing with linear probing, a slot being a
+ *   value's id (`ValueIds`, shared by every table of the process) and its count: SLOT_BYTES (5) a
+ *   slot, in one ArrayBuffer outside V8's heap (the ids as an `Int32Array`, then the counts as a
+ *   `Uint8Array`), at most 3/4 full, growing by half and shrinking below 1/4 full. A count beyond
+ *   SPILL - 1 marks its byte SPILL and is kept in the table's `spilled` Map instead (a value
+ *   occurring hundreds of times in one window: rare). Before, a slot was the id and a 4-byte count
+ *   (8 bytes), and before that the value's string itself (12 bytes a slot, 8 of them on V8's heap,
+ *   which the collector's slack then multiplied).
  *
  * Counts are exact: a value is found by `===` among the small ones, by its id (a `Map`) among
  * the large. The slot's hash is seeded per process, so which ids share a slot cannot be chosen
@@ -21,11 +24,14 @@ export class ValueCounts {
   /** The small form's values (the engine's shared copies: `shared`), or undefined once large. */
   private values: string[] | undefined = [];
   private counts: number[] = [];
-  /** The large form: slot i holds a value's id + 1 at 2i (0: empty) and its count at 2i + 1. */
-  private cells = EMPTY;
+  /** The large form: slot i holds a value's id + 1 at ids[i] (0: empty) and its count at counts8[i] (SPILL: in `spilled`). */
+  private ids = EMPTY_IDS;
+  private counts8 = EMPTY_COUNTS;
+  /** The counts of SPILL or more, by id. */
+  private spilled: Map<number, number> | undefined;
   private slots = 0;
   private used = 0;
-  /** What the collector's callback needs once this table is gone: its cells and their count. */
+  /** What the collector's callback needs once this table is gone: its ids, their slots and the spilled counts. */
   private held: HeldTable | undefined;
 
   /** Distinct values held. */
@@ -40,11 +46,11 @@ export class ValueCounts {
 
   /**
    * The bytes of what grows with the values: while small, up to SMALL_VALUES values' references
-   * and counts (8 bytes each), then its slots (SLOT_BYTES each). The values' strings are shared by
-   * every table (`ValueIds`), not counted.
+   * and counts (8 bytes each), then its slots (SLOT_BYTES each) and its spilled counts (about
+   * SPILLED_BYTES each). The values' strings are shared by every table (`ValueIds`), not counted.
    */
   get heldBytes(): number {
-    return this.values ? SMALL_VALUES * 16 : this.slots * SLOT_BYTES;
+    return this.values ? SMALL_VALUES * 16 : this.slots * SLOT_BYTES + (this.spilled?.size ?? 0) * SPILLED_BYTES;
   }
 
   /** One more occurrence of `value`. */
@@ -67,8 +73,8 @@ export class ValueCounts {
     const known = valueIds.idOf(value);
     if (known !== undefined) {
       const slot = this.slotOf(known);
-      if (this.cells[2 * slot] === known + 1) {
-        this.cells[2 * slot + 1] = counted((this.cells[2 * slot + 1] as number) + 1);
+      if (this.ids[slot] === known + 1) {
+        this.setCount(slot, known, counted(this.countAt(slot, known) + 1));
         return;
       }
     }
@@ -100,11 +106,10 @@ export class ValueCounts {
     const id = valueIds.idOf(value);
     if (id === undefined) return;
     const slot = this.slotOf(id);
-    const { cells } = this;
-    if (cells[2 * slot] !== id + 1) return;
-    const count = cells[2 * slot + 1] as number;
+    if (this.ids[slot] !== id + 1) return;
+    const count = this.countAt(slot, id);
     if (count > 1) {
-      cells[2 * slot + 1] = count - 1;
+      this.setCount(slot, id, count - 1);
       return;
     }
     this.vacate(slot);
@@ -122,13 +127,45 @@ export class ValueCounts {
     const id = valueIds.idOf(value);
     if (id === undefined) return 0;
     const slot = this.slotOf(id);
-    return this.cells[2 * slot] === id + 1 ? (this.cells[2 * slot + 1] as number) : 0;
+    return this.ids[slot] === id + 1 ? this.countAt(slot, id) : 0;
+  }
+
+  /** The count of the id `id`, held at `slot`. */
+  private countAt(slot: number, id: number): number {
+    const count = this.counts8[slot] as number;
+    return count === SPILL ? (this.spilled?.get(id) as number) : count;
+  }
+
+  /** Sets the count of the id `id`, held at `slot`: in its byte below SPILL, else in `spilled`. */
+  private setCount(slot: number, id: number, count: number): void {
+    if (count < SPILL) {
+      if (this.counts8[slot] === SPILL) this.unspill(id);
+      this.counts8[slot] = count;
+      return;
+    }
+    let spilled = this.spilled;
+    if (!spilled) spilled = this.spilled = new Map();
+    if (!spilled.has(id)) heldTables.spilled++;
+    spilled.set(id, count);
+    this.counts8[slot] = SPILL;
+    (this.held as HeldTable).spilled = spilled.size;
+  }
+
+  /** The id `id`'s count leaves `spilled`. */
+  private unspill(id: number): void {
+    const spilled = this.spilled as Map<number, number>;
+    spilled.delete(id);
+    heldTables.spilled--;
+    (this.held as HeldTable).spilled = spilled.size;
+    // An empty Map would stay on V8's heap, uncounted.
+    if (spilled.size === 0) this.spilled = undefined;
   }
 
   /**
    * From small to large: the values get ids, the table its slots and its registration. What can
    * throw (the ids' Map at its limit, an allocation) comes before the table changes form, and the
-   * ids held by then are released: the table stays small and whole.
+   * ids held by then are released: the table stays small and whole. (After it, only a count of
+   * SPILL or more from the small form allocates: its `spilled` Map, short of memory alone.)
    */
   private grow(): void {
     const values = this.values as string[];
@@ -141,17 +178,22 @@ export class ValueCounts {
       throw error;
     }
     this.values = undefined;
-    for (let index = 0; index < ids.length; index++) this.place(ids[index] as number, this.counts[index] as number);
+    for (let index = 0; index < ids.length; index++) {
+      const id = ids[index] as number;
+      const slot = this.slotOf(id);
+      this.ids[slot] = id + 1;
+      this.setCount(slot, id, this.counts[index] as number);
+    }
     this.counts = [];
   }
 
   /** The slot holding id `id`, or the empty slot where it would go. */
   private slotOf(id: number): number {
-    const { cells, slots } = this;
+    const { ids, slots } = this;
     const key = id + 1;
     let slot = homeOf(id, slots);
     for (;;) {
-      const held = cells[2 * slot];
+      const held = ids[slot];
       if (held === 0 || held === key) return slot;
       slot = slot + 1 === slots ? 0 : slot + 1;
     }
@@ -159,58 +201,63 @@ export class ValueCounts {
 
   /**
    * Empties a slot, moving later keys of its run back into the gap when their home slot allows
-   * (backward-shift deletion: no tombstones, so probes stay short).
+   * (backward-shift deletion: no tombstones, so probes stay short). Its count is 1 (a value leaves
+   * at its last occurrence), so never spilled.
    */
   private vacate(slot: number): void {
-    const { cells, slots } = this;
+    const { ids, counts8, slots } = this;
     /** How far `to` is after `from`, going round. */
     const after = (from: number, to: number): number => (to >= from ? to - from : to + slots - from);
     let hole = slot;
     let next = hole + 1 === slots ? 0 : hole + 1;
-    for (let key = cells[2 * next] as number; key !== 0; key = cells[2 * next] as number) {
+    for (let key = ids[next] as number; key !== 0; key = ids[next] as number) {
       // The key may move into the hole if the hole is on its probe path (home … next).
       if (after(homeOf(key - 1, slots), next) >= after(hole, next)) {
-        cells[2 * hole] = key;
-        cells[2 * hole + 1] = cells[2 * next + 1] as number;
+        ids[hole] = key;
+        counts8[hole] = counts8[next] as number;
         hole = next;
       }
       next = next + 1 === slots ? 0 : next + 1;
     }
-    cells[2 * hole] = 0;
-    cells[2 * hole + 1] = 0;
+    ids[hole] = 0;
+    counts8[hole] = 0;
   }
 
-  /** Puts an id known to be absent. */
-  private place(id: number, count: number): void {
+  /** Puts an id known to be absent, with its count's byte (a SPILL byte keeps its count in `spilled`, by id). */
+  private place(id: number, countByte: number): void {
     const slot = this.slotOf(id);
-    this.cells[2 * slot] = id + 1;
-    this.cells[2 * slot + 1] = count;
+    this.ids[slot] = id + 1;
+    this.counts8[slot] = countByte;
   }
 
   /** New slots for the large form, the held keys placed again. */
   private allocate(slots: number): void {
-    const old = this.cells;
-    this.cells = new Int32Array(2 * slots);
+    const oldIds = this.ids;
+    const oldCounts = this.counts8;
+    const buffer = new ArrayBuffer(slots * SLOT_BYTES);
+    this.ids = new Int32Array(buffer, 0, slots);
+    this.counts8 = new Uint8Array(buffer, slots * 4, slots);
     this.slots = slots;
     if (!this.held) {
-      this.held = { cells: this.cells, slots: 0 };
+      this.held = { ids: this.ids, slots: 0, spilled: 0 };
       heldTables.tables++;
       collected.register(this, this.held);
     }
     heldTables.slots += slots - this.held.slots;
     this.held.slots = slots;
-    this.held.cells = this.cells;
-    for (let index = 0; index < old.length; index += 2) {
-      const key = old[index] as number;
-      if (key !== 0) this.place(key - 1, old[index + 1] as number);
+    this.held.ids = this.ids;
+    for (let index = 0; index < oldIds.length; index++) {
+      const key = oldIds[index] as number;
+      if (key !== 0) this.place(key - 1, oldCounts[index] as number);
     }
   }
 }
 
-/** A large table's cells and slots as the collector's callback sees them (kept apart from the table, which it must not keep alive). */
+/** A large table's ids, slots and spilled counts as the collector's callback sees them (kept apart from the table, which it must not keep alive). */
 interface HeldTable {
-  cells: Int32Array;
+  ids: Int32Array;
   slots: number;
+  spilled: number;
 }
 
 /**
@@ -271,32 +318,35 @@ class ValueIds {
 const valueIds = new ValueIds();
 
 /**
- * The large tables, and their slots, until the collector has freed them: the distinct-count state
- * held in memory (`distinctTablesMemory`). A table registers when it becomes large, so the many
- * small ones cost no registration; once collected, its ids are released.
+ * The large tables, their slots and their spilled counts, until the collector has freed them: the
+ * distinct-count state held in memory (`distinctTablesMemory`). A table registers when it becomes
+ * large, so the many small ones cost no registration; once collected, its ids are released.
  */
-const heldTables = { tables: 0, slots: 0 };
+const heldTables = { tables: 0, slots: 0, spilled: 0 };
 const collected = new FinalizationRegistry<HeldTable>((held) => {
   heldTables.tables--;
   heldTables.slots -= held.slots;
-  const { cells } = held;
-  for (let index = 0; index < cells.length; index += 2) {
-    const key = cells[index] as number;
-    if (key !== 0) valueIds.release(key - 1);
-  }
+  heldTables.spilled -= held.spilled;
+  for (const key of held.ids) if (key !== 0) valueIds.release(key - 1);
 });
 
-/** The bytes one slot of a large table takes: a value's id and its count, 4 each, in an Int32Array. */
-export const SLOT_BYTES = 8;
+/** The bytes one slot of a large table takes: a value's id (4, in an Int32Array) and its count (1, in a Uint8Array). */
+export const SLOT_BYTES = 5;
+
+/** A count's byte that says the count is in the table's `spilled` Map: counts up to SPILL - 1 are in the byte. */
+export const SPILL = 0xff;
+
+/** About what a spilled count takes in a `Map` (an estimate, for the cache's budget and the gauge). */
+export const SPILLED_BYTES = 32;
 
 /**
  * The large distinct-count tables (ValueCounts beyond SMALL_VALUES values) not yet collected: how
- * many, the bytes of their slots (SLOT_BYTES each, in ArrayBuffers outside V8's heap), and how
- * many values they hold ids for (each one string, shared by every table; not in `bytes`). A table
+ * many, the bytes of their slots (SLOT_BYTES each, in ArrayBuffers outside V8's heap) and of
+ * their spilled counts (SPILLED_BYTES each, an estimate), and how many values they hold ids for (each one string, shared by every table; not in `bytes`). A table
  * dropped but not yet collected still counts: it still takes memory.
  */
 export function distinctTablesMemory(): { readonly tables: number; readonly bytes: number; readonly values: number } {
-  return { tables: heldTables.tables, bytes: heldTables.slots * SLOT_BYTES, values: valueIds.size };
+  return { tables: heldTables.tables, bytes: heldTables.slots * SLOT_BYTES + heldTables.spilled * SPILLED_BYTES, values: valueIds.size };
 }
 
 /**
@@ -324,11 +374,12 @@ const SMALL_SLOTS = 8;
 /** A large table's fewest slots: its first values fill it up to 7/12. */
 const LARGE_SLOTS = 12;
 const MAX_COUNT = 0x7fff_ffff;
-const EMPTY = new Int32Array(0);
+const EMPTY_IDS = new Int32Array(0);
+const EMPTY_COUNTS = new Uint8Array(0);
 
-/** A count, checked against the most an Int32Array holds. */
+/** A count, checked against the most a table counts (a 31-bit integer, as when counts were in an Int32Array). */
 function counted(count: number): number {
-  if (count > MAX_COUNT) throw new RangeError(`ValueCounts holds a value ${MAX_COUNT} times, the most an Int32Array counts`);
+  if (count > MAX_COUNT) throw new RangeError(`ValueCounts holds a value ${MAX_COUNT} times, the most it counts`);
   return count;
 }
 
