@@ -13,7 +13,7 @@ import { launcherNodeFlags, SLUICE } from './launcher.js';
 import { eventsArgument } from './arguments.js';
 import { printProfile } from './profile.js';
 import { percentile, printTable } from './report.js';
-import { MEASURED_ID, measuredIndex, Received } from './received.js';
+import { MEASURED_ID, Received } from './received.js';
 import { tieToParent } from '../common/child-tie.js';
 
 /**
@@ -429,9 +429,7 @@ export async function main(): Promise<void> {
         const pipeline = startPipeline(env, profileDir);
         await pipeline.ready;
         // The measured events' send times, by their number, and what their predictions took (received.ts).
-        const capacity = Math.ceil(rate * seconds) + 1;
-        const sentAt = new Float64Array(capacity).fill(Number.NaN);
-        const received = new Received(capacity);
+        const received = new Received(Math.ceil(rate * seconds) + 1);
         let sendStart = Number.NaN;
         const consumer = kafka.consumer({ groupId: `${prefix}latency`, readUncommitted: false, maxWaitTimeInMs: 20 });
         await consumer.connect();
@@ -445,7 +443,7 @@ export async function main(): Promise<void> {
           eachBatch: async ({ batch }) => {
             const now = performance.now();
             for (const message of batch.messages) {
-              const at = sentAt[measuredIndex(message.headers?.['sluice.event_id']?.toString())] ?? Number.NaN;
+              const at = received.sentTimeOf(message.headers?.['sluice.event_id']?.toString());
               if (!Number.isNaN(at)) {
                 measuredReceived++;
                 // Record timestamps are wall-clock ms; `at` is performance.now().
@@ -475,7 +473,7 @@ export async function main(): Promise<void> {
             for (; sentHere < due; sentHere++) {
               const id = measured ? `${MEASURED_ID}${sentHere}` : `w${sentHere}`;
               const card = `card-${Math.floor(random() * 5_000)}`;
-              if (measured) sentAt[sentHere] = performance.now();
+              if (measured) received.sent(sentHere, performance.now());
               messages.push({
                 key: card,
                 value: JSON.stringify({

@@ -28,6 +28,21 @@ describe('Received', () => {
     expect([...received.toProduce.subarray(0, 3)]).toEqual([20, 5, 15]);
   });
 
+  it('gives a measured event’s send time by its prediction’s event id, and NaN for any other', () => {
+    const received = new Received(3);
+    received.sent(0, 100);
+    received.sent(2, 300);
+    received.sent(3, 400);
+    received.sent(-1, 500);
+    expect(received.sentTimeOf(`transactions:${MEASURED_ID}0`)).toBe(100);
+    expect(received.sentTimeOf(`transactions:${MEASURED_ID}2`)).toBe(300);
+    // Not sent yet, beyond the capacity, not a measured event, no header.
+    expect(received.sentTimeOf(`transactions:${MEASURED_ID}1`)).toBeNaN();
+    expect(received.sentTimeOf(`transactions:${MEASURED_ID}3`)).toBeNaN();
+    expect(received.sentTimeOf('transactions:w0')).toBeNaN();
+    expect(received.sentTimeOf(undefined)).toBeNaN();
+  });
+
   it('keeps nothing beyond its capacity', () => {
     const received = new Received(2);
     for (const latency of [3, 1, 2]) received.add(0, latency, 0);

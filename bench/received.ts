@@ -20,21 +20,36 @@ export function measuredIndex(eventId: string | undefined): number {
 }
 
 /**
- * The predictions received of a live run's measured events, in arrays of a fixed size: the second
- * (since the measured sending began) each event was sent, its latency, and the time from its send
- * to its prediction's record timestamp. Beyond the capacity (a duplicate prediction would take a
- * place) nothing more is kept; the received count, kept apart, still shows it.
+ * A live run's measured events, in arrays of a fixed size: each one's send time (by its number),
+ * and of the predictions received, the second (since the measured sending began) each event was
+ * sent, its latency, and the time from its send to its prediction's record timestamp. Beyond the
+ * capacity (a duplicate prediction would take a place) nothing more is kept; the received count,
+ * kept apart, still shows it.
  */
 export class Received {
+  /** `performance.now()` when each measured event was sent, by its number; NaN until then. */
+  private readonly sentAt: Float64Array;
   readonly seconds: Float64Array;
   readonly latencies: Float64Array;
   readonly toProduce: Float64Array;
   length = 0;
 
   constructor(capacity: number) {
+    this.sentAt = new Float64Array(capacity).fill(Number.NaN);
     this.seconds = new Float64Array(capacity);
     this.latencies = new Float64Array(capacity);
     this.toProduce = new Float64Array(capacity);
+  }
+
+  /** Measured event number `index` was sent at `at` (`performance.now()`); beyond the capacity, not kept. */
+  sent(index: number, at: number): void {
+    if (index >= 0 && index < this.sentAt.length) this.sentAt[index] = at;
+  }
+
+  /** When the measured event of a prediction's `sluice.event_id` was sent; NaN for any other event, or one not sent. */
+  sentTimeOf(eventId: string | undefined): number {
+    const index = measuredIndex(eventId);
+    return index >= 0 && index < this.sentAt.length ? (this.sentAt[index] as number) : Number.NaN;
   }
 
   add(second: number, latency: number, toProduce: number): void {
