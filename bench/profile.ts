@@ -22,12 +22,16 @@ export async function printProfile(dir: string, what: string): Promise<void> {
     timeDeltas: number[];
   };
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  // A sample stands for the time from it to the next one (`timeDeltas[i]` is the time since the
+  // sample before it), as a flame chart draws it: a gap between samples then goes to what was
+  // sampled at its start, not to the first function sampled after it.
+  const durationOf = (index: number): number => profile.timeDeltas[index + 1] ?? 0;
   const self = new Map<string, number>();
   profile.samples.forEach((id, index) => {
     const node = byId.get(id);
     if (!node) return;
     const name = frameName(node.callFrame, false);
-    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0));
+    self.set(name, (self.get(name) ?? 0) + durationOf(index));
   });
   const total = [...self.values()].reduce((sum, value) => sum + value, 0);
   // The same samples by package or source folder: where the time goes at a coarser grain.
@@ -43,7 +47,7 @@ export async function printProfile(dir: string, what: string): Promise<void> {
           : url.startsWith('node:')
             ? 'node'
             : url.replace(/^.*\/(streams|state|schemas|kafka|models|common|app)\//, '$1/').replace(/\/[^/]*$/, '');
-    byModule.set(where, (byModule.get(where) ?? 0) + (profile.timeDeltas[index] ?? 0));
+    byModule.set(where, (byModule.get(where) ?? 0) + durationOf(index));
   });
   printTable(
     `CPU profile of ${what}, self time by package or folder`,
