@@ -159,18 +159,28 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
 /**
  * `count` pipeline processes in one consumer group on one data directory (`--processes`), as one:
  * ready when every one is (each serves /ready once its own tasks run), their CPU-seconds and RSS
- * summed. Their metrics are the first one's (the memory run takes one process only).
+ * summed. Their metrics are the first one's (only live runs take several processes).
  */
 function startPipelines(where: PipelineEnv, count: number): Pipeline {
   if (count === 1) return startPipeline(where);
   const pipelines = Array.from({ length: count }, () => startPipeline(where));
   const sum = async (each: (pipeline: Pipeline) => Promise<number>): Promise<number> =>
     (await Promise.all(pipelines.map(each))).reduce((total, value) => total + value, 0);
+  const stopAll = async (): Promise<void> => {
+    // One after the other: with `--keep-log`, each process's log is appended whole.
+    for (const pipeline of pipelines) await pipeline.stop();
+  };
   return {
-    ready: Promise.all(pipelines.map((pipeline) => pipeline.ready)).then(() => undefined),
-    async stop() {
-      await Promise.all(pipelines.map((pipeline) => pipeline.stop()));
-    },
+    // One that exits while starting fails the run: the others are stopped first, so that none is
+    // left writing into the run's folder while the benchmark removes it.
+    ready: Promise.all(pipelines.map((pipeline) => pipeline.ready)).then(
+      () => undefined,
+      async (error: unknown) => {
+        await stopAll();
+        throw error;
+      },
+    ),
+    stop: stopAll,
     cpuSeconds: () => sum((pipeline) => pipeline.cpuSeconds()),
     rssBytes: () => sum((pipeline) => pipeline.rssBytes()),
     metrics: () => (pipelines[0] as Pipeline).metrics(),
@@ -326,7 +336,8 @@ export async function main(): Promise<void> {
   const processes = processesArgument === undefined ? 1 : Number(processesArgument.slice('--processes='.length));
   if (!(Number.isInteger(processes) && processes >= 1 && processes <= PARTITIONS))
     throw new Error(`--processes wants a whole number from 1 to ${PARTITIONS} (the partitions), not ${processesArgument}`);
-  if (processes > 1 && liveOnly === undefined) throw new Error('--processes goes with --live=<rate>[,<rate>...] only');
+  if (processes > 1 && (liveOnly === undefined || withRss || liveProfile))
+    throw new Error('--processes goes with --live=<rate>[,<rate>...] only (not with --rss or --live-profile)');
   const rssRate = rssArgument?.startsWith('--rss=') ? Number(rssArgument.slice('--rss='.length)) : 5_000;
   const rssMinutesArgument = process.argv.find((argument) => argument.startsWith('--rss-minutes='));
   const rssMinutes = rssMinutesArgument === undefined ? 10 : Number(rssMinutesArgument.slice('--rss-minutes='.length));
