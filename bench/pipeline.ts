@@ -36,7 +36,8 @@ import { tieToParent } from '../common/child-tie.js';
  * `--live=<rate>[,<rate>...]` runs only live runs at those rates, one after the other on the same
  * broker, without the profiler; with `--processes=<n>`, each as n pipeline processes in one consumer
  * group on one data directory (scale-out on this machine: Node runs a process's JavaScript on one
- * thread, so a second process is how the pipeline uses a second core), their CPU-seconds summed. `--timeline[=<s>]` adds each live run's latency by 10 s (or <s> s) of sending.
+ * thread, so a second process is how the pipeline's JavaScript uses a second core), their
+ * CPU-seconds summed. `--timeline[=<s>]` adds each live run's latency by 10 s (or <s> s) of sending.
  * Each live run (the fixed rates, each rate of the search and the memory run) first sends its load
  * for 15 s, not measured: the fresh process's JIT, the broker and the rate's own batch sizes warm up,
  * so that the measured 60 s are the rate sustained. `--warmup=<s>` sets that time; `--warmup=0`
@@ -569,7 +570,7 @@ export async function main(): Promise<void> {
         const row: Record<string, string | number> = {
           run: `live ${rate.toLocaleString('en')} events/s for ${seconds} s${warmupSeconds > 0 ? ` after ${warmupSeconds} s of warm-up` : ', cold'}${
             process.env.SLUICE_STATE_CACHE_MB ? `, state cache ${process.env.SLUICE_STATE_CACHE_MB} MiB` : ''
-          }${profileDir === undefined && processes > 1 ? `, ${processes} processes` : ''}`,
+          }${processes > 1 ? `, ${processes} processes` : ''}`,
           'sent/s': Math.round(count / sendSeconds),
           predictions: `${measuredReceived}/${count}`,
           'p50 ms': Math.round(percentile(sorted, 50)),
