@@ -30,4 +30,12 @@ describe('renderServerProperties', () => {
   it('throttles the log cleaner, which shares the machine with the stages', () => {
     expect(properties.get('log.cleaner.io.max.bytes.per.second')).toBe(String(64 * 1024 * 1024));
   });
+
+  it('sizes the segment indexes to what a 256 MiB segment needs, not the 10 MiB default', () => {
+    const indexBytes = Number(properties.get('log.index.size.max.bytes'));
+    const segmentBytes = Number(properties.get('log.segment.bytes'));
+    // One time-index entry (12 bytes) per 4,096 bytes of log at most: a full segment's index fits.
+    expect(indexBytes).toBeGreaterThanOrEqual((segmentBytes / 4096) * 12);
+    expect(indexBytes).toBeLessThan(10 * 1024 * 1024);
+  });
 });

@@ -234,6 +234,14 @@ export function renderServerProperties(layout: BrokerLayout, extra: Readonly<Rec
     // behind. Throttled to 64 MiB/s of reads and writes, the same pass took about a minute at under
     // a tenth of a core (the changelogs grew by about 4.4 MB/s in those runs).
     'log.cleaner.io.max.bytes.per.second': 64 * 1024 * 1024,
+    // Every new segment's offset and time indexes are created sparse at this size and memory-mapped.
+    // At the default 10 MiB, the first writes to a run's new topics faulted them in (page faults
+    // read ahead and zero-filled on ext4): the broker's request threads took about a core for about
+    // 3 s, and three of twelve `--live=5000` runs (each the third or later set of topics on one
+    // broker) stalled to p99 1.4–2.9 s. A 256 MiB segment needs at most 512 KiB of offset index and
+    // 768 KiB of time index at the default `index.interval.bytes` (Kafka rolls a segment whose index
+    // is full in any case); at 1 MiB, eight such runs had p99 243–355 ms and no burst.
+    'log.index.size.max.bytes': 1024 * 1024,
     ...extra,
   };
   const body = Object.entries(settings)
