@@ -162,8 +162,10 @@ function startPipeline(where: PipelineEnv, profileDir?: string): Pipeline {
  * ready when every one is (each serves /ready once its own tasks run), their CPU-seconds and RSS
  * summed. Their metrics are the first one's (only live runs take several processes).
  */
-function startPipelines(where: PipelineEnv, count: number): Pipeline {
-  if (count === 1) return startPipeline(where);
+function startPipelines(where: PipelineEnv, count: number, profileDir?: string): Pipeline {
+  if (count === 1) return startPipeline(where, profileDir);
+  // The profiled runs are one process (`--processes` is refused with `--live-profile` and `--rss`).
+  if (profileDir !== undefined) throw new Error('a profiled run is one pipeline process');
   const pipelines = Array.from({ length: count }, () => startPipeline(where));
   const sum = async (each: (pipeline: Pipeline) => Promise<number>): Promise<number> =>
     (await Promise.all(pipelines.map(each))).reduce((total, value) => total + value, 0);
@@ -470,7 +472,7 @@ export async function main(): Promise<void> {
         profileDir?: string,
       ): Promise<Record<string, string | number>> => {
         const { prefix, setup, env } = await fresh();
-        const pipeline = profileDir === undefined ? startPipelines(env, processes) : startPipeline(env, profileDir);
+        const pipeline = startPipelines(env, processes, profileDir);
         await pipeline.ready;
         // The measured events' send times, by their number, and what their predictions took (received.ts).
         const received = new Received(Math.ceil(rate * seconds) + 1);
