@@ -235,12 +235,13 @@ export function renderServerProperties(layout: BrokerLayout, extra: Readonly<Rec
     // a tenth of a core (the changelogs grew by about 4.4 MB/s in those runs).
     'log.cleaner.io.max.bytes.per.second': 64 * 1024 * 1024,
     // Every new segment's offset and time indexes are created sparse at this size and memory-mapped.
-    // At the default 10 MiB, the first writes to a run's new topics faulted them in (page faults
-    // read ahead and zero-filled on ext4): the broker's request threads took about a core for about
-    // 3 s, and three of twelve `--live=5000` runs (each the third or later set of topics on one
-    // broker) stalled to p99 1.4–2.9 s. A 256 MiB segment needs at most 512 KiB of offset index and
-    // 768 KiB of time index at the default `index.interval.bytes` (Kafka rolls a segment whose index
-    // is full in any case); at 1 MiB, thirteen runs at 5,000/s had p99 243–385 ms.
+    // At the default 10 MiB, three of twelve `--live=5000` runs (each the third or later set of
+    // topics on one broker) stalled to p99 1.4–2.9 s while the broker's request threads took about a
+    // core for about 3 s; `perf` put that time in page faults on memory-mapped files, read ahead and
+    // zero-filled on ext4, which we take to be the new topics' indexes. A 256 MiB segment needs at
+    // most 512 KiB of offset index and 768 KiB of time index at the default
+    // `log.index.interval.bytes` of 4,096 (and Kafka rolls a segment whose index is full); at 1 MiB,
+    // none of thirteen runs at 5,000/s stalled (p99 243–385 ms).
     'log.index.size.max.bytes': 1024 * 1024,
     ...extra,
   };
