@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -9,8 +9,7 @@ import { createLogger } from '../common/logger.js';
 import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../kafka/index.js';
 import { printProfile } from './profile.js';
 import { printTable } from './report.js';
-import { tieToParent } from '../common/child-tie.js';
-import { cpuSecondsOf } from '../common/proc-stat.js';
+import { median, runToEnd, type Measured } from './pipe-runs.js';
 
 const run = promisify(execFile);
 
@@ -29,11 +28,6 @@ const KEYS = 10_000;
 const PARTITIONS = 6;
 const ROUNDS = 2;
 const KS_DIR = path.join(PROJECT_ROOT, 'bench', 'kafka-streams');
-
-interface Measured {
-  readonly seconds: number;
-  readonly cpuSeconds: number;
-}
 
 async function kafkaStreamsClasspath(cacheDir: string, version: string): Promise<string> {
   const root = path.join(cacheDir, 'bench-kafka-streams', version);
@@ -102,32 +96,14 @@ export async function main(): Promise<void> {
         admin.createTopics({ waitForLeaders: true, topics: [{ topic: output, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
       );
       await waitForTopics(admin, [output]);
-      const state = path.join(root, group);
-      const child = spawn(command, args(output, group, state), { stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
-      tieToParent(child);
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const committed = async (): Promise<number> => {
-        const offsets = await admin.fetchOffsets({ groupId: group, topics: [input] });
-        return offsets[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) ?? 0;
-      };
-      let firstAt: { time: number; cpu: number; records: number } | undefined;
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`${name} exited: ${stderr.slice(-2_000)}`);
-        const done = await committed();
-        if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
-        if (done >= RECORDS) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
-      child.kill('SIGTERM');
-      await exited;
-      const processed = RECORDS - (firstAt?.records ?? 0);
-      const measured = {
-        seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * RECORDS,
-        cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * RECORDS,
-      };
+      const measured = await runToEnd(admin, {
+        name,
+        input,
+        records: RECORDS,
+        group,
+        command,
+        args: args(output, group, path.join(root, group)),
+      });
       if (recorded) results.set(name, [...(results.get(name) ?? []), measured]);
     };
 
@@ -175,7 +151,6 @@ export async function main(): Promise<void> {
     await cluster.stop();
     await fs.rm(root, { recursive: true, force: true });
   }
-  const median = (values: number[]): number => values.sort((left, right) => left - right)[Math.floor(values.length / 2)] ?? Number.NaN;
   const perCpu = (name: string): number => median((results.get(name) ?? []).map((result) => RECORDS / result.cpuSeconds));
   const streams = perCpu('kafka-streams');
   printTable(

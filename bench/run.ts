@@ -11,6 +11,7 @@ const benchmarks: Record<string, () => Promise<{ main: () => Promise<void> }>> =
   inference: () => import('./inference.js'),
   pipeline: () => import('./pipeline.js'),
   aggregate: () => import('./aggregate.js'),
+  clients: () => import('./clients.js'),
   cli: () => import('./cli.js'),
   training: () => import('./training.js'),
   predict: () => import('./predict.js'),

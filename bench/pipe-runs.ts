@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import type { Admin } from 'kafkajs';
+import { PROJECT_ROOT } from '../common/config.js';
+import { tieToParent } from '../common/child-tie.js';
+import { cpuSecondsOf } from '../common/proc-stat.js';
+
+/** One processor's run over a whole input: its wall seconds and its process's CPU-seconds. */
+export interface Measured {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
+export interface ProcessorRun {
+  /** For the error of a processor that exits before the end. */
+  readonly name: string;
+  readonly input: string;
+  /** The input's record count: the run ends when `group` has committed that many offsets of it. */
+  readonly records: number;
+  readonly group: string;
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+/**
+ * Runs one processor as its own process until its group has committed every record of the input,
+ * then stops it (SIGTERM). Time and CPU-seconds (from /proc) count from its first committed offset
+ * (start-up and the JIT's warm-up left out) and are scaled to the whole input.
+ */
+export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measured> {
+  const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  tieToParent(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const committed = async (): Promise<number> => {
+    const offsets = await admin.fetchOffsets({ groupId: run.group, topics: [run.input] });
+    return offsets[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) ?? 0;
+  };
+  let firstAt: { time: number; cpu: number; records: number } | undefined;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${run.name} exited: ${stderr.slice(-2_000)}`);
+    const done = await committed();
+    if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
+    if (done >= run.records) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
+  child.kill('SIGTERM');
+  await exited;
+  const processed = run.records - (firstAt?.records ?? 0);
+  return {
+    seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * run.records,
+    cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * run.records,
+  };
+}
+
+/** The median (the upper one of an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  return [...values].sort((left, right) => left - right)[Math.floor(values.length / 2)] ?? Number.NaN;
+}
