@@ -8,8 +8,8 @@ import { loadConfig, PROJECT_ROOT } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../kafka/index.js';
 import { printProfile } from './profile.js';
-import { printTable } from './report.js';
-import { median, runToEnd, type Measured } from './pipe-runs.js';
+import { median, printTable } from './report.js';
+import { runToEnd, type Measured } from './run-to-end.js';
 
 const run = promisify(execFile);
 

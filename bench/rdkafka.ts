@@ -12,11 +12,12 @@ export const RDKAFKA_VERSION = '1.10.1';
 
 /**
  * The folder of @confluentinc/kafka-javascript, installed on first use into the cache folder (not a
- * dependency of sluice: only `npm run bench -- aggregate --clients` loads it). Its install downloads
- * a prebuilt binary from GitHub and, where that is out of reach, builds librdkafka from the sources
- * in its package (about a minute on 2 cores). `CKJS_LINKING=dynamic` builds it against the system's
- * OpenSSL and zlib: the default static build downloads their sources from their own sites.
- * Node's headers come from this Node's own install (`nodedir`), not from nodejs.org.
+ * dependency of sluice: only `npm run bench -- clients` loads it). Its install script downloads a
+ * prebuilt binary from GitHub where GitHub is reachable (librdkafka linked statically); where it is
+ * not, as on our machines, it builds librdkafka from the sources in its package (about a minute on
+ * 2 cores). `CKJS_LINKING=dynamic` makes that build use the system's OpenSSL and zlib: the default
+ * static build downloads their sources from their own sites. Node's headers come from this Node's
+ * own install (`nodedir`), not from nodejs.org.
  */
 export async function rdkafkaModule(cacheDir: string): Promise<string> {
   const root = path.join(cacheDir, 'bench-rdkafka', RDKAFKA_VERSION);

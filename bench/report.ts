@@ -7,6 +7,11 @@ export function printTable(title: string, rows: readonly Readonly<Record<string,
   process.stdout.write(`\n${title}\n${lines[0]}\n${widths.map((width) => '-'.repeat(width)).join('  ')}\n${lines.slice(1).join('\n')}\n`);
 }
 
+/** The median of values (the upper one of an even count: of two runs, the better rate); NaN for none. */
+export function median(values: readonly number[]): number {
+  return [...values].sort((left, right) => left - right)[Math.floor(values.length / 2)] ?? Number.NaN;
+}
+
 /** The p-th percentile (0–100) of values sorted ascending: the nearest rank at or above it; NaN when there are none. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;

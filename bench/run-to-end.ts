@@ -19,7 +19,12 @@ export interface ProcessorRun {
   readonly group: string;
   readonly command: string;
   readonly args: readonly string[];
+  /** Set in the process's environment besides this one's. */
+  readonly env?: Readonly<Record<string, string>>;
 }
+
+/** A processor that has not committed the whole input by then has hung: the benchmark fails. */
+const DEADLINE_MS = 15 * 60_000;
 
 /**
  * Runs one processor as its own process until its group has committed every record of the input,
@@ -27,7 +32,7 @@ export interface ProcessorRun {
  * (start-up and the JIT's warm-up left out) and are scaled to the whole input.
  */
 export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measured> {
-  const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  const child = spawn(run.command, run.args, { env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
   tieToParent(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
@@ -37,8 +42,13 @@ export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measure
     return offsets[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) ?? 0;
   };
   let firstAt: { time: number; cpu: number; records: number } | undefined;
+  const deadline = performance.now() + DEADLINE_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${run.name} exited: ${stderr.slice(-2_000)}`);
+    if (performance.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${run.name} did not commit the whole input in ${DEADLINE_MS / 60_000} minutes: ${stderr.slice(-2_000)}`);
+    }
     const done = await committed();
     if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
     if (done >= run.records) break;
@@ -52,9 +62,4 @@ export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measure
     seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * run.records,
     cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * run.records,
   };
-}
-
-/** The median (the upper one of an even count); NaN for none. */
-export function median(values: readonly number[]): number {
-  return [...values].sort((left, right) => left - right)[Math.floor(values.length / 2)] ?? Number.NaN;
 }
