@@ -58,9 +58,9 @@ export async function main(): Promise<void> {
   const cluster = await startEphemeralKafka(config, createLogger('warn', 'bench'), '1g');
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-clients' });
   const admin = kafka.admin();
-  await admin.connect();
   const results = new Map<string, Measured[]>();
   try {
+    await admin.connect();
     const input = 'clients-in';
     await retryKafka(() =>
       admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
@@ -110,8 +110,11 @@ export async function main(): Promise<void> {
       }
     }
   } finally {
-    await admin.disconnect();
-    await cluster.stop();
+    try {
+      await admin.disconnect();
+    } finally {
+      await cluster.stop();
+    }
   }
   const perCpu = (name: string): number => median((results.get(name) ?? []).map((result) => RECORDS / result.cpuSeconds));
   printTable(

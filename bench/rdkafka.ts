@@ -22,7 +22,9 @@ export const RDKAFKA_VERSION = '1.10.1';
 export async function rdkafkaModule(cacheDir: string): Promise<string> {
   const root = path.join(cacheDir, 'bench-rdkafka', RDKAFKA_VERSION);
   const module = path.join(root, 'node_modules', ...RDKAFKA_PACKAGE.split('/'));
-  if (existsSync(path.join(module, 'build', 'Release'))) return module;
+  // The built binding (node-gyp makes build/Release before it compiles: not a sign of success).
+  const binding = path.join(module, 'build', 'Release', 'confluent-kafka-javascript.node');
+  if (existsSync(binding)) return module;
   await fs.mkdir(root, { recursive: true });
   await fs.writeFile(
     path.join(root, 'package.json'),
@@ -38,7 +40,8 @@ export async function rdkafkaModule(cacheDir: string): Promise<string> {
     cwd: root,
     env: { ...process.env, CKJS_LINKING: 'dynamic' },
     maxBuffer: 64 * 1024 * 1024,
+    timeout: 15 * 60_000,
   });
-  if (!existsSync(path.join(module, 'build', 'Release'))) throw new Error(`${RDKAFKA_PACKAGE} did not build in ${root}`);
+  if (!existsSync(binding)) throw new Error(`${RDKAFKA_PACKAGE} did not build in ${root}`);
   return module;
 }

@@ -26,6 +26,9 @@ export interface ProcessorRun {
 /** A processor that has not committed the whole input by then has hung: the benchmark fails. */
 const DEADLINE_MS = 15 * 60_000;
 
+/** How long a stopped processor has to end before it is killed. */
+const STOP_MS = 30_000;
+
 /**
  * Runs one processor as its own process until its group has committed every record of the input,
  * then stops it (SIGTERM). Time and CPU-seconds (from /proc) count from its first committed offset
@@ -34,32 +37,55 @@ const DEADLINE_MS = 15 * 60_000;
 export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measured> {
   const child = spawn(run.command, run.args, { env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
   tieToParent(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Ended by itself or by a signal (a signal leaves `exitCode` null); read through a function, as
+  // the 'exit' callback sets it between the checks.
+  let endedFlag = false;
+  const ended = (): boolean => endedFlag;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      endedFlag = true;
+      resolve();
+    }),
+  );
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const committed = async (): Promise<number> => {
     const offsets = await admin.fetchOffsets({ groupId: run.group, topics: [run.input] });
     return offsets[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) ?? 0;
   };
-  let firstAt: { time: number; cpu: number; records: number } | undefined;
-  const deadline = performance.now() + DEADLINE_MS;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${run.name} exited: ${stderr.slice(-2_000)}`);
-    if (performance.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`${run.name} did not commit the whole input in ${DEADLINE_MS / 60_000} minutes: ${stderr.slice(-2_000)}`);
+  try {
+    let firstAt: { time: number; cpu: number; records: number } | undefined;
+    const deadline = performance.now() + DEADLINE_MS;
+    for (;;) {
+      if (ended()) throw new Error(`${run.name} exited (${String(child.exitCode ?? child.signalCode)}): ${stderr.slice(-2_000)}`);
+      if (performance.now() > deadline)
+        throw new Error(`${run.name} did not commit the whole input in ${DEADLINE_MS / 60_000} minutes: ${stderr.slice(-2_000)}`);
+      const done = await committed();
+      if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
+      if (done >= run.records) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const done = await committed();
-    if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
-    if (done >= run.records) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
+    // A processor that ended before it was stopped failed (after committing, as a pipe that commits
+    // the offsets of a record it then finds undelivered).
+    if (ended()) throw new Error(`${run.name} exited (${String(child.exitCode ?? child.signalCode)}): ${stderr.slice(-2_000)}`);
+    const processed = run.records - (firstAt?.records ?? 0);
+    return {
+      seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * run.records,
+      cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * run.records,
+    };
+  } finally {
+    // Stopped, and killed if it does not end within STOP_MS of that.
+    if (!ended()) {
+      child.kill('SIGTERM');
+      const stopped = await Promise.race([
+        exited.then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), STOP_MS)),
+      ]);
+      if (!stopped) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }
   }
-  const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
-  child.kill('SIGTERM');
-  await exited;
-  const processed = run.records - (firstAt?.records ?? 0);
-  return {
-    seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * run.records,
-    cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * run.records,
-  };
 }
