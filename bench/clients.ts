@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { loadConfig, PROJECT_ROOT } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../kafka/index.js';
+import { createKafka, ensureTopics, startEphemeralKafka } from '../kafka/index.js';
 import { eventsArgument, numberArgument } from './arguments.js';
 import { runToEnd, type Measured } from './run-to-end.js';
 import { RDKAFKA_PACKAGE, RDKAFKA_VERSION, rdkafkaModule } from './rdkafka.js';
@@ -62,10 +62,7 @@ export async function main(): Promise<void> {
   try {
     await admin.connect();
     const input = 'clients-in';
-    await retryKafka(() =>
-      admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
-    );
-    await waitForTopics(admin, [input]);
+    await ensureTopics(admin, [{ name: input, partitions: PARTITIONS }]);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     // Values of VALUE_BYTES, 16 different ones (neither client compresses by default).
@@ -83,10 +80,7 @@ export async function main(): Promise<void> {
       for (const pipe of PIPES) {
         const output = `clients-out-${pipe.name}-${round}`;
         const group = `clients-${pipe.name}-${round}`;
-        await retryKafka(() =>
-          admin.createTopics({ waitForLeaders: true, topics: [{ topic: output, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
-        );
-        await waitForTopics(admin, [output]);
+        await ensureTopics(admin, [{ name: output, partitions: PARTITIONS }]);
         const measured = await runToEnd(admin, {
           name: pipe.name,
           input,

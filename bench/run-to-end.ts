@@ -37,16 +37,9 @@ const STOP_MS = 30_000;
 export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measured> {
   const child = spawn(run.command, run.args, { env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
   tieToParent(child);
-  // Ended by itself or by a signal (a signal leaves `exitCode` null); read through a function, as
-  // the 'exit' callback sets it between the checks.
-  let endedFlag = false;
-  const ended = (): boolean => endedFlag;
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      endedFlag = true;
-      resolve();
-    }),
-  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Ended by itself or by a signal (a signal leaves `exitCode` null).
+  const ended = (): boolean => child.exitCode !== null || child.signalCode !== null;
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const committed = async (): Promise<number> => {
