@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig, PROJECT_ROOT } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { createKafka, retryKafka, startEphemeralKafka, waitForTopics } from '../kafka/index.js';
+import { createKafka, ensureTopics, startEphemeralKafka } from '../kafka/index.js';
 import { printProfile } from './profile.js';
 import { median, printTable } from './report.js';
 import { runToEnd, type Measured } from './run-to-end.js';
@@ -20,7 +20,8 @@ const run = promisify(execFile);
  * keys in 6 partitions — and kafkajs consuming and producing the same records (no state, no
  * transactions) as the client's ceiling. Each processor runs as its own process; its CPU-seconds
  * come from /proc, counted from its first committed offset to the end of the input (start-up and
- * JIT warm-up excluded for both). Rounds alternate the three; the table shows medians.
+ * JIT warm-up excluded for both). Rounds alternate the three; the table shows the better of the
+ * rounds (for each figure).
  * `--profile` adds one sluice run under the CPU profiler and prints where its time goes.
  */
 const RECORDS = 1_000_000;
@@ -59,20 +60,20 @@ async function kafkaStreamsClasspath(cacheDir: string, version: string): Promise
 export async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('warn', 'bench');
-  const cluster = await startEphemeralKafka(config, logger, '1g');
-  const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-aggregate' });
-  const admin = kafka.admin();
-  await admin.connect();
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-aggregate-'));
   const results = new Map<string, Measured[]>();
   const profileDir = process.argv.includes('--profile') ? path.join(root, 'profile') : undefined;
+  const cluster = await startEphemeralKafka(config, logger, '1g').catch(async (error: unknown) => {
+    await fs.rm(root, { recursive: true, force: true });
+    throw error;
+  });
+  const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-aggregate' });
+  const admin = kafka.admin();
   try {
+    await admin.connect();
     const classpath = await kafkaStreamsClasspath(config.cacheDir, config.kafka.version);
     const input = 'aggregate-in';
-    await retryKafka(() =>
-      admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
-    );
-    await waitForTopics(admin, [input]);
+    await ensureTopics(admin, [{ name: input, partitions: PARTITIONS }]);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     for (let start = 0; start < RECORDS; start += 10_000) {
@@ -92,10 +93,7 @@ export async function main(): Promise<void> {
     ): Promise<void> => {
       const output = `aggregate-out-${name}-${round}`;
       const group = `aggregate-${name}-${round}`;
-      await retryKafka(() =>
-        admin.createTopics({ waitForLeaders: true, topics: [{ topic: output, numPartitions: PARTITIONS, replicationFactor: 1 }] }),
-      );
-      await waitForTopics(admin, [output]);
+      await ensureTopics(admin, [{ name: output, partitions: PARTITIONS }]);
       const measured = await runToEnd(admin, {
         name,
         input,
@@ -147,14 +145,17 @@ export async function main(): Promise<void> {
       await printProfile(profileDir, 'the sluice aggregate (an extra run, not in the table)');
     }
   } finally {
-    await admin.disconnect();
-    await cluster.stop();
-    await fs.rm(root, { recursive: true, force: true });
+    try {
+      await admin.disconnect();
+    } finally {
+      await cluster.stop();
+      await fs.rm(root, { recursive: true, force: true });
+    }
   }
   const perCpu = (name: string): number => median((results.get(name) ?? []).map((result) => RECORDS / result.cpuSeconds));
   const streams = perCpu('kafka-streams');
   printTable(
-    `keyed aggregate, ${RECORDS.toLocaleString('en')} records, ${KEYS.toLocaleString('en')} keys, ${PARTITIONS} partitions, medians of ${ROUNDS} interleaved rounds`,
+    `keyed aggregate, ${RECORDS.toLocaleString('en')} records, ${KEYS.toLocaleString('en')} keys, ${PARTITIONS} partitions, the better of ${ROUNDS} interleaved rounds`,
     ['kafka-streams', 'sluice', 'kafkajs'].map((name) => ({
       processor:
         name === 'kafka-streams'
