@@ -12,27 +12,10 @@ export async function printProfile(dir: string, what: string): Promise<void> {
   if (!file) return;
   // BENCH_PROFILE_OUT=<file>: keep the profile (open it in Chrome's DevTools, or read it with a script).
   if (process.env.BENCH_PROFILE_OUT) await fs.copyFile(path.join(dir, file), process.env.BENCH_PROFILE_OUT);
-  interface ProfileNode {
-    readonly id: number;
-    readonly callFrame: CallFrame;
-  }
-  const profile = JSON.parse(await fs.readFile(path.join(dir, file), 'utf8')) as {
-    nodes: ProfileNode[];
-    samples: number[];
-    timeDeltas: number[];
-  };
+  const profile = JSON.parse(await fs.readFile(path.join(dir, file), 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  // A sample stands for the time from it to the next one (`timeDeltas[i]` is the time since the
-  // sample before it), as a flame chart draws it: a gap between samples then goes to what was
-  // sampled at its start, not to the first function sampled after it.
-  const durationOf = (index: number): number => profile.timeDeltas[index + 1] ?? 0;
-  const self = new Map<string, number>();
-  profile.samples.forEach((id, index) => {
-    const node = byId.get(id);
-    if (!node) return;
-    const name = frameName(node.callFrame, false);
-    self.set(name, (self.get(name) ?? 0) + durationOf(index));
-  });
+  const durationOf = sampleDuration(profile);
+  const self = selfTimes(profile);
   const total = [...self.values()].reduce((sum, value) => sum + value, 0);
   // The same samples by package or source folder: where the time goes at a coarser grain.
   const byModule = new Map<string, number>();
@@ -64,6 +47,69 @@ interface CallFrame {
   readonly url: string;
   readonly lineNumber: number;
   readonly columnNumber: number;
+}
+
+/** A CPU profile as `node --cpu-prof` and the inspector's `Profiler.stop` write it. */
+export interface CpuProfile {
+  readonly nodes: readonly { readonly id: number; readonly callFrame: CallFrame; readonly children?: readonly number[] }[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/**
+ * A sample stands for the time from it to the next one (`timeDeltas[i]` is the time since the
+ * sample before it), as a flame chart draws it: a gap between samples then goes to what was
+ * sampled at its start, not to the first function sampled after it.
+ */
+function sampleDuration(profile: CpuProfile): (index: number) => number {
+  return (index) => profile.timeDeltas[index + 1] ?? 0;
+}
+
+/**
+ * Self time by function. Native code called from JavaScript (a builtin, or a C++ binding's work)
+ * carries its JavaScript caller too, `<name> (native, in <caller>)`: the profiler names such a frame
+ * after the nearest symbol it finds in the binary, which in a binding without symbols may be
+ * another function altogether (RocksDB's batch writes came out as `crc32c`, which reads as Kafka's
+ * checksum). V8's own entries (`(garbage collector)`, `(idle)`, `(program)`) stay as they are.
+ */
+export function selfTimes(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  const durationOf = sampleDuration(profile);
+  const self = new Map<string, number>();
+  profile.samples.forEach((id, index) => {
+    const node = byId.get(id);
+    if (!node) return;
+    const name = isNativeCall(node.callFrame)
+      ? nativeName(node.callFrame.functionName, callerName(parentOf.get(id), byId, parentOf))
+      : frameName(node.callFrame, false);
+    self.set(name, (self.get(name) ?? 0) + durationOf(index));
+  });
+  return self;
+}
+
+/** A frame of native code outside V8's own entries, whose name the profiler guessed. */
+function isNativeCall({ url, functionName }: CallFrame): boolean {
+  return url === '' && functionName !== '' && !functionName.startsWith('(');
+}
+
+/** `<name> (native, in <caller>)`, or `<name> (native)` where no JavaScript frame is above it. */
+function nativeName(name: string, caller: string | undefined): string {
+  return caller === undefined ? `${name} (native)` : `${name} (native, in ${caller})`;
+}
+
+/** The nearest JavaScript frame above a native one, as `frameName` names it. */
+function callerName(
+  parent: number | undefined,
+  byId: ReadonlyMap<number, { readonly callFrame: CallFrame }>,
+  parentOf: ReadonlyMap<number, number>,
+): string | undefined {
+  for (let id = parent; id !== undefined; id = parentOf.get(id)) {
+    const frame = byId.get(id)?.callFrame;
+    if (frame && frame.url !== '') return frameName(frame, false);
+  }
+  return undefined;
 }
 
 /** `name file:line` of a profile's frame; with its column too (a transpiled file may be one line). */
