@@ -35,13 +35,20 @@ const STOP_MS = 30_000;
  * (start-up and the JIT's warm-up left out) and are scaled to the whole input.
  */
 export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measured> {
-  const child = spawn(run.command, run.args, { env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
+  const child = spawn(run.command, run.args, {
+    env: { ...process.env, ...run.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    cwd: PROJECT_ROOT,
+  });
   tieToParent(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Ended by itself or by a signal (a signal leaves `exitCode` null).
   const ended = (): boolean => child.exitCode !== null || child.signalCode !== null;
+  // The end of its error output, for the errors below (its standard output is not read: a pipe
+  // nobody reads would stall a process that prints much).
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2_000)));
+  const exitedError = (): Error => new Error(`${run.name} exited (${String(child.exitCode ?? child.signalCode)}): ${stderr}`);
   const committed = async (): Promise<number> => {
     const offsets = await admin.fetchOffsets({ groupId: run.group, topics: [run.input] });
     return offsets[0]?.partitions.reduce((sum, entry) => sum + Math.max(0, Number(entry.offset)), 0) ?? 0;
@@ -50,9 +57,9 @@ export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measure
     let firstAt: { time: number; cpu: number; records: number } | undefined;
     const deadline = performance.now() + DEADLINE_MS;
     for (;;) {
-      if (ended()) throw new Error(`${run.name} exited (${String(child.exitCode ?? child.signalCode)}): ${stderr.slice(-2_000)}`);
+      if (ended()) throw exitedError();
       if (performance.now() > deadline)
-        throw new Error(`${run.name} did not commit the whole input in ${DEADLINE_MS / 60_000} minutes: ${stderr.slice(-2_000)}`);
+        throw new Error(`${run.name} did not commit the whole input in ${DEADLINE_MS / 60_000} minutes: ${stderr}`);
       const done = await committed();
       if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
       if (done >= run.records) break;
@@ -61,7 +68,7 @@ export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measure
     const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
     // A processor that ended before it was stopped failed (after committing, as a pipe that commits
     // the offsets of a record it then finds undelivered).
-    if (ended()) throw new Error(`${run.name} exited (${String(child.exitCode ?? child.signalCode)}): ${stderr.slice(-2_000)}`);
+    if (ended()) throw exitedError();
     const processed = run.records - (firstAt?.records ?? 0);
     return {
       seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * run.records,
