@@ -23,6 +23,7 @@ import { retryKafka } from '../kafka/index.js';
 import { Session } from 'node:inspector/promises';
 import { printAllocationProfile, printProfile } from './profile.js';
 import { eventsArgument } from './arguments.js';
+import { cpuSnapshot, cpuSpent, type CpuSnapshot } from './machine-cpu.js';
 
 /**
  * The feature store's numbers: events/s through the features stage with every demo view
@@ -51,6 +52,7 @@ export async function main(): Promise<void> {
   const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-state-'));
   const store = new EmbeddedOfflineStore(new ChdbEngine(chdbDir));
   const rows: Record<string, string | number>[] = [];
+  let stageCpu: { readonly spent: CpuSnapshot; readonly seconds: number } | undefined;
   try {
     const prefix = 'bench.';
     const tables = offlineTables({ sources: demo.sources.filter((source) => source.name !== 'chargebacks'), views: demo.views });
@@ -160,7 +162,9 @@ export async function main(): Promise<void> {
     let started = performance.now();
     // This process's CPU time over the stage's run: the stage's own cost, apart from the broker's
     // (another process) on the same 2 cores. The 20 ms polls of the committed offsets count too.
+    // With its main thread's, the broker's and the whole machine's (`cpuTable`).
     const cpuBefore = process.cpuUsage();
+    const snapshotBefore = await cpuSnapshot(cluster.pid);
     const stage = await runStage(
       featuresStage({
         views: demo.views,
@@ -192,6 +196,7 @@ export async function main(): Promise<void> {
     const stageSeconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    stageCpu = { spent: cpuSpent(snapshotBefore, await cpuSnapshot(cluster.pid)), seconds: (performance.now() - started) / 1000 };
     const startSeconds = ((firstIn ?? performance.now()) - started) / 1000;
     await watcher.disconnect();
     if (profiler) {
@@ -225,6 +230,7 @@ export async function main(): Promise<void> {
     if (process.argv.includes('--stage-only')) {
       await stage.stop();
       printTable(`Feature store (${EVENTS} demo events, ${PARTITIONS} partitions, local broker)`, rows);
+      printCpuTable(stageCpu);
       return;
     }
 
@@ -374,4 +380,33 @@ export async function main(): Promise<void> {
     await fs.rm(stateDir, { recursive: true, force: true });
   }
   printTable(`Feature store (${EVENTS} demo events, ${PARTITIONS} partitions, local broker, embedded chDB)`, rows);
+  printCpuTable(stageCpu);
+}
+
+/**
+ * Where the CPU went over the stage's run: its main thread (the stage's JavaScript, one core at
+ * most), this process, the broker and the whole machine, each as CPU-seconds, cores busy on
+ * average and events per CPU-second; and the rate at which the machine's cores would all be busy
+ * at the run's cost per event (a bound no process on this machine passes, however it is split).
+ */
+function printCpuTable({ spent, seconds }: { readonly spent: CpuSnapshot; readonly seconds: number }): void {
+  const cores = spent.machineTotal / seconds;
+  const line = (who: string, cpuSeconds: number | undefined): Record<string, string | number> =>
+    cpuSeconds === undefined
+      ? { who, 'CPU-s': 'not measured (an external broker)' }
+      : {
+          who,
+          'CPU-s': cpuSeconds.toFixed(2),
+          'cores busy (average)': (cpuSeconds / seconds).toFixed(2),
+          'events per CPU-s': Math.round(EVENTS / cpuSeconds),
+        };
+  printTable(`Where the CPU went over the features stage's run (${seconds.toFixed(2)} s, ${cores.toFixed(1)} cores)`, [
+    line('main thread (the stage)', spent.mainThread),
+    line('this process, all threads', spent.process),
+    line('the broker', spent.other),
+    line('the machine, every process', spent.machineBusy),
+  ]);
+  process.stdout.write(
+    `All ${cores.toFixed(1)} cores would be busy at about ${Math.round((EVENTS / spent.machineBusy) * cores)} events/s at this run's CPU per event.\n`,
+  );
 }

@@ -15,6 +15,7 @@ import { printProfile } from './profile.js';
 import { percentile, printTable } from './report.js';
 import { MEASURED_ID, Received } from './received.js';
 import { tieToParent } from '../common/child-tie.js';
+import { cpuSnapshot, cpuSpent, type CpuSnapshot } from './machine-cpu.js';
 
 /**
  * The fused pipeline of the fraud demo (ingest → features → inference, every view and the
@@ -377,6 +378,8 @@ export async function main(): Promise<void> {
   await admin.connect();
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-pipeline-'));
   const rows: Record<string, string | number>[] = [];
+  /** Lines printed under the table: the machine's bound at a run's CPU per event. */
+  const bounds: string[] = [];
   let run = 0;
   /** A fresh prefix (topics, registry, model) per run, so runs do not see each other's data. */
   const fresh = async () => {
@@ -433,6 +436,7 @@ export async function main(): Promise<void> {
       pipeline.mark('backlog: timing starts');
       const started = performance.now();
       const cpuBefore = await pipeline.cpuSeconds();
+      const machineBefore = await cpuSnapshot(cluster.pid);
       const group = `${prefix}sluice-pipeline`;
       for (;;) {
         let lag = 0;
@@ -450,6 +454,7 @@ export async function main(): Promise<void> {
       }
       const seconds = (performance.now() - started) / 1000;
       const cpu = (await pipeline.cpuSeconds()) - cpuBefore;
+      const machine = cpuSpent(machineBefore, await cpuSnapshot(cluster.pid));
       await pipeline.stop();
       rows.push({
         // The rates count every record sent: the transactions and clicks (100,000 by default), and the chargebacks on top.
@@ -458,7 +463,14 @@ export async function main(): Promise<void> {
         seconds: seconds.toFixed(1),
         'CPU-s of the pipeline': cpu.toFixed(1),
         'events per CPU-s': Math.round(events.length / cpu),
+        ...machineColumns(machine, seconds),
       });
+      // At the backlog's CPU per event (the pipeline's and the broker's; the benchmark only polls
+      // the group's lag meanwhile), the rate at which every core of this machine would be busy.
+      const cores = machine.machineTotal / seconds;
+      bounds.push(
+        `backlog: all ${cores.toFixed(1)} cores would be busy at about ${Math.round((events.length / machine.machineBusy) * cores).toLocaleString('en')} events/s at its CPU per event (${Math.round(events.length / machine.machineBusy).toLocaleString('en')} events per CPU-second of the machine)`,
+      );
       await setup.registry.stop();
       await printProfile(profileDir, 'the backlog run');
     }
@@ -553,7 +565,9 @@ export async function main(): Promise<void> {
         // `--warmup=<s>`: the same load for that long first, not measured (the JIT's and the broker's warm-up).
         if (warmupSeconds > 0) await sendFor(warmupSeconds, false);
         const cpuBefore = await pipeline.cpuSeconds();
+        const machineBefore = await cpuSnapshot(cluster.pid);
         const { sent: count, seconds: sendSeconds } = await sendFor(seconds, true);
+        const machine = cpuSpent(machineBefore, await cpuSnapshot(cluster.pid));
         const deadline = performance.now() + 30_000;
         while (measuredReceived < count && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
         if (sampleRss) {
@@ -579,6 +593,7 @@ export async function main(): Promise<void> {
           'p99 ms': Math.round(percentile(sorted, 99)),
           'max ms': Math.round(sorted.at(-1) ?? Number.NaN),
           'CPU-s of the pipeline': cpu.toFixed(1),
+          ...machineColumns(machine, sendSeconds),
         };
         if (rss.length > 2) {
           const warm = rss.slice(Math.floor(rss.length / 5));
@@ -622,4 +637,17 @@ export async function main(): Promise<void> {
     `fused pipeline (ingest → features → inference), ${processes === 1 ? 'one process' : `${processes} processes in one group`}, 6 partitions, exactly-once, commit interval 100 ms`,
     rows,
   );
+  for (const bound of bounds) process.stdout.write(`${bound}\n`);
+}
+
+/**
+ * The broker's CPU-seconds and the machine's busy cores (every process: the pipeline, the broker,
+ * this benchmark's load and its consumer) over a measured time: where the machine is near all its
+ * cores busy, no split of the pipeline's work goes faster.
+ */
+function machineColumns(machine: CpuSnapshot, seconds: number): Record<string, string> {
+  return {
+    'CPU-s of the broker': machine.other === undefined ? 'not measured' : machine.other.toFixed(1),
+    'machine busy (cores of all)': `${(machine.machineBusy / seconds).toFixed(2)} of ${(machine.machineTotal / seconds).toFixed(1)}`,
+  };
 }

@@ -9,6 +9,8 @@ import { checkJava } from './prerequisites.js';
 
 export interface EphemeralKafka {
   readonly brokers: readonly string[];
+  /** The broker's process id when it was started here; undefined for KAFKA_BROKERS (benchmarks read its CPU time). */
+  readonly pid?: number;
   /** Stops the broker (if we started one) and removes its temporary data. */
   stop(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function startEphemeralKafka(
     });
     return {
       brokers: broker.brokers,
+      pid: broker.pid,
       async stop() {
         await broker.stop();
         await fs.rm(dir, { recursive: true, force: true });
