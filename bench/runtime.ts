@@ -5,17 +5,54 @@ import { createKafka, startEphemeralKafka } from '../kafka/index.js';
 import { createMetricsRegistry } from '../common/metrics.js';
 import { AvroSerde, avroType, RegistryHttpClient, startSchemaRegistry } from '../schemas/index.js';
 import { transactions } from '../examples/fraud/sources.js';
-import { runStage, type Guarantee } from '../streams/runtime/index.js';
+import { runStage, type Guarantee, type OutputRecord, type StreamRecord } from '../streams/runtime/index.js';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../common/config.js';
 import { printTable } from './report.js';
 import { retryKafka } from '../kafka/index.js';
+import { eventsArgument } from './arguments.js';
+import { runToEnd } from './run-to-end.js';
 
 /**
  * Records/s through a decode → map → encode stage (Avro, Confluent wire format) under each
- * guarantee, beside kafkajs' raw consume and produce rates on the same data. One stage process,
- * in this process; the broker is a throw-away local one.
+ * guarantee, beside kafkajs on the same records: producing them (encoded before the timing),
+ * consuming them, and a raw pipe consuming and producing them (one output per input, idempotent,
+ * acks=all; without and with a transaction per fetched batch, `bench/fixtures/raw-pipe.ts`), and
+ * the exactly-once stage's rate as a share of the pipes'. The stage runs in this process, each pipe
+ * as its own; both are timed from their group's first committed offset to the last (start-up left
+ * out; `runToEnd`), on a throw-away local broker. `--events=<n>` sets the records (1,000,000: the pipes take about 3 s of it).
  */
-const RECORDS = 100_000;
+const RECORDS = eventsArgument(1_000_000);
 const PARTITIONS = 6;
+/** The raw pipes (`bench/fixtures/raw-pipe.ts` modes): no transactions, and one per fetched batch. */
+const PIPES = [
+  { mode: 'plain', label: 'kafkajs consume → produce (raw pipe, offsets committed after)', short: 'raw pipe' },
+  { mode: 'exactly-once', label: 'kafkajs consume → produce (raw pipe, a transaction per batch)', short: 'transactional raw pipe' },
+] as const;
+/** The stage's runs: async functions under each guarantee, and the serde's synchronous path exactly-once. */
+const STAGES: readonly { name: string; guarantee: Guarantee; synchronous: boolean; label: string; short: string }[] = [
+  {
+    name: 'exactly_once',
+    guarantee: 'exactly_once',
+    synchronous: false,
+    label: 'stage decode→map→encode, exactly_once',
+    short: 'exactly-once stage',
+  },
+  {
+    name: 'at_least_once',
+    guarantee: 'at_least_once',
+    synchronous: false,
+    label: 'stage decode→map→encode, at_least_once',
+    short: 'at-least-once stage',
+  },
+  {
+    name: 'exactly_once-sync',
+    guarantee: 'exactly_once',
+    synchronous: true,
+    label: 'stage decode→map→encode, exactly_once, synchronous serde',
+    short: 'exactly-once stage, synchronous serde',
+  },
+];
 
 export async function main(): Promise<void> {
   const config = loadConfig();
@@ -32,7 +69,9 @@ export async function main(): Promise<void> {
     const input = `bench-in-${randomBytes(3).toString('hex')}`;
     const admin = kafka.admin();
     await admin.connect();
-    const topics = [input, 'dlq', ...(['exactly_once', 'at_least_once'] as const).map((guarantee) => `${input}-${guarantee}`)];
+    const stageOutputs = STAGES.map((variant) => `${input}-${variant.name}`);
+    const pipeOutputs = PIPES.map((pipe) => `${input}-raw-${pipe.mode}`);
+    const topics = [input, 'dlq', ...stageOutputs, ...pipeOutputs];
     await retryKafka(() =>
       admin.createTopics({
         waitForLeaders: true,
@@ -40,10 +79,8 @@ export async function main(): Promise<void> {
       }),
     );
 
-    // Input: RECORDS Avro-encoded transactions.
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    let started = performance.now();
+    // Input: RECORDS Avro-encoded transactions, encoded before the produce is timed.
+    const batches: { key: string; value: Buffer }[][] = [];
     for (let start = 0; start < RECORDS; start += 2_000) {
       const messages = [];
       for (let i = start; i < Math.min(RECORDS, start + 2_000); i++) {
@@ -63,12 +100,16 @@ export async function main(): Promise<void> {
         };
         messages.push({ key: value.card_id, value: await serde.encode(id, value) });
       }
-      await producer.send({ topic: input, acks: -1, messages });
+      batches.push(messages);
     }
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    let started = performance.now();
+    for (const messages of batches) await producer.send({ topic: input, acks: -1, messages });
     const produceSeconds = (performance.now() - started) / 1000;
     await producer.disconnect();
     rows.push({
-      pipeline: 'kafkajs produce (raw, acks=all, idempotent)',
+      pipeline: 'kafkajs produce (raw, acks=all, idempotent; encoded before)',
       records: RECORDS,
       seconds: produceSeconds.toFixed(2),
       'records/s': Math.round(RECORDS / produceSeconds),
@@ -100,48 +141,90 @@ export async function main(): Promise<void> {
       'records/s': Math.round(RECORDS / consumeSeconds),
     });
 
-    for (const guarantee of ['exactly_once', 'at_least_once'] as Guarantee[]) {
-      const output = `${input}-${guarantee}`;
-      const groupId = `${input}-${guarantee}-group`;
+    // kafkajs consuming and producing the same records, each pipe in its own process.
+    const pipeRates = new Map<string, number>();
+    for (const pipe of PIPES) {
+      const group = `${input}-raw-${pipe.mode}-group`;
+      const { seconds } = await runToEnd(admin, {
+        name: `the raw kafkajs pipe (${pipe.mode})`,
+        input,
+        records: RECORDS,
+        group,
+        command: process.execPath,
+        args: [
+          '--import',
+          'tsx',
+          path.join(PROJECT_ROOT, 'bench', 'fixtures', 'raw-pipe.ts'),
+          cluster.brokers.join(','),
+          group,
+          input,
+          `${input}-raw-${pipe.mode}`,
+          pipe.mode,
+        ],
+      });
+      pipeRates.set(pipe.mode, RECORDS / seconds);
+      rows.push({ pipeline: pipe.label, records: RECORDS, seconds: seconds.toFixed(2), 'records/s': Math.round(RECORDS / seconds) });
+    }
+
+    // The stage as a user might write it (async functions: a promise per record), under each
+    // guarantee, and exactly-once with the serde's synchronous path, as the built-in stages take it
+    // (`decodeNow`/`encodeNow` answer without a promise once the schema is loaded).
+    const stageRates = new Map<string, number>();
+    for (const variant of STAGES) {
+      const output = `${input}-${variant.name}`;
+      const groupId = `${input}-${variant.name}-group`;
       const metrics = createMetricsRegistry(false);
-      let joinedAt = 0;
+      const outputOf = (record: StreamRecord<Record<string, unknown>>, value: Buffer): OutputRecord[] => [
+        { topic: output, key: record.key, value },
+      ];
+      const mapped = (value: Record<string, unknown>): Record<string, unknown> => ({ ...value, amount: Number(value.amount) * 1.1 });
       const stage = await runStage<Record<string, unknown>>(
         {
-          name: `bench-${guarantee}`,
+          name: `bench-${variant.name}`,
           inputs: [input],
-          decode: async (raw) => (await serde.decode(raw.value ?? Buffer.alloc(0))) as Record<string, unknown>,
           eventTime: (value) => Number(value.event_time),
-          process: async (record) => [
-            {
-              topic: output,
-              key: record.key,
-              value: await serde.encode(id, { ...record.value, amount: Number(record.value.amount) * 1.1 }),
-            },
-          ],
+          ...(variant.synchronous
+            ? {
+                decode: (raw) =>
+                  serde.decodeNow(raw.value ?? Buffer.alloc(0)) as Record<string, unknown> | Promise<Record<string, unknown>>,
+                process: (record) => {
+                  const encoded = serde.encodeNow(id, mapped(record.value));
+                  return encoded instanceof Promise ? encoded.then((value) => outputOf(record, value)) : outputOf(record, encoded);
+                },
+              }
+            : {
+                decode: async (raw) => (await serde.decode(raw.value ?? Buffer.alloc(0))) as Record<string, unknown>,
+                process: async (record) => outputOf(record, await serde.encode(id, mapped(record.value))),
+              }),
         },
-        { brokers: cluster.brokers, groupId, dlqTopic: 'dlq', guarantee, metrics, logger },
+        { brokers: cluster.brokers, groupId, dlqTopic: 'dlq', guarantee: variant.guarantee, metrics, logger },
       );
-      const poll = setInterval(() => {
-        if (joinedAt === 0 && stage.status().ready) joinedAt = performance.now();
-      }, 5);
-      while (
+      // Timed as the pipes are (`runToEnd`): from the group's first committed offset to the last,
+      // scaled to the whole input.
+      const committed = async (): Promise<number> =>
         (await admin.fetchOffsets({ groupId, topics: [input] }))[0]?.partitions.reduce(
           (sum, entry) => sum + Math.max(0, Number(entry.offset)),
           0,
-        ) !== RECORDS
-      ) {
+        ) ?? 0;
+      let first: { time: number; records: number } | undefined;
+      for (;;) {
+        const done = await committed();
+        if (!first && done > 0) first = { time: performance.now(), records: done };
+        if (done >= RECORDS) break;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      const seconds = (performance.now() - joinedAt) / 1000;
-      clearInterval(poll);
+      const processed = RECORDS - (first?.records ?? 0);
+      const seconds = ((performance.now() - (first?.time ?? performance.now())) / 1000 / processed) * RECORDS;
       await stage.stop();
-      rows.push({
-        pipeline: `stage decode→map→encode, ${guarantee}`,
-        records: RECORDS,
-        seconds: seconds.toFixed(2),
-        'records/s': Math.round(RECORDS / seconds),
-      });
+      stageRates.set(variant.name, RECORDS / seconds);
+      rows.push({ pipeline: variant.label, records: RECORDS, seconds: seconds.toFixed(2), 'records/s': Math.round(RECORDS / seconds) });
     }
+    for (const variant of STAGES.filter((candidate) => candidate.guarantee === 'exactly_once'))
+      for (const pipe of PIPES)
+        rows.push({
+          pipeline: `${variant.short} ÷ ${pipe.short}`,
+          'records/s': `${((stageRates.get(variant.name) ?? Number.NaN) / (pipeRates.get(pipe.mode) ?? Number.NaN)).toFixed(2)}×`,
+        });
     await admin.disconnect();
   } finally {
     await registry.stop();
