@@ -24,7 +24,10 @@ export interface ProcessorRun {
 }
 
 /** A processor that has not committed the whole input by then has hung: the benchmark fails. */
-const DEADLINE_MS = 15 * 60_000;
+export const DEADLINE_MS = 15 * 60_000;
+
+/** How often the group's committed offsets are read (an in-process run is timed with the same period). */
+export const COMMITTED_POLL_MS = 100;
 
 /** How long a stopped processor has to end before it is killed. */
 const STOP_MS = 30_000;
@@ -63,13 +66,14 @@ export async function runToEnd(admin: Admin, run: ProcessorRun): Promise<Measure
       const done = await committed();
       if (!firstAt && done > 0) firstAt = { time: performance.now(), cpu: await cpuSecondsOf(child), records: done };
       if (done >= run.records) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, COMMITTED_POLL_MS));
     }
     const end = { time: performance.now(), cpu: await cpuSecondsOf(child) };
     // A processor that ended before it was stopped failed (after committing, as a pipe that commits
     // the offsets of a record it then finds undelivered).
     if (ended()) throw exitedError();
     const processed = run.records - (firstAt?.records ?? 0);
+    if (!(processed > 0)) throw new Error(`${run.name} committed the whole input before it was first seen: too few records to time`);
     return {
       seconds: ((end.time - (firstAt?.time ?? end.time)) / 1000 / processed) * run.records,
       cpuSeconds: ((end.cpu - (firstAt?.cpu ?? end.cpu)) / processed) * run.records,

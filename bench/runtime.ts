@@ -11,7 +11,7 @@ import { PROJECT_ROOT } from '../common/config.js';
 import { printTable } from './report.js';
 import { retryKafka } from '../kafka/index.js';
 import { eventsArgument } from './arguments.js';
-import { runToEnd } from './run-to-end.js';
+import { COMMITTED_POLL_MS, DEADLINE_MS, runToEnd } from './run-to-end.js';
 
 /**
  * Records/s through a decode → map → encode stage (Avro, Confluent wire format) under each
@@ -61,17 +61,17 @@ export async function main(): Promise<void> {
   const registry = await startSchemaRegistry({ brokers: cluster.brokers, topic: '_schemas', host: '127.0.0.1', port: 0, logger });
   const kafka = createKafka({ brokers: cluster.brokers, clientId: 'bench-runtime' });
   const rows: Record<string, string | number>[] = [];
+  const admin = kafka.admin();
   try {
     const schema = transactions.eventsSchema;
     const type = avroType(schema);
     const id = await new RegistryHttpClient(registry.url).register('bench-value', schema);
     const serde = new AvroSerde(registry.url, type);
     const input = `bench-in-${randomBytes(3).toString('hex')}`;
-    const admin = kafka.admin();
     await admin.connect();
     const stageOutputs = STAGES.map((variant) => `${input}-${variant.name}`);
     const pipeOutputs = PIPES.map((pipe) => `${input}-raw-${pipe.mode}`);
-    const topics = [input, 'dlq', ...stageOutputs, ...pipeOutputs];
+    const topics = [input, ...stageOutputs, ...STAGES.map((variant) => `${input}-${variant.name}-dlq`), ...pipeOutputs];
     await retryKafka(() =>
       admin.createTopics({
         waitForLeaders: true,
@@ -106,6 +106,8 @@ export async function main(): Promise<void> {
     await producer.connect();
     let started = performance.now();
     for (const messages of batches) await producer.send({ topic: input, acks: -1, messages });
+    // Not kept through the stages' runs (in this process): their collector would carry it.
+    batches.length = 0;
     const produceSeconds = (performance.now() - started) / 1000;
     await producer.disconnect();
     rows.push({
@@ -120,17 +122,21 @@ export async function main(): Promise<void> {
     await consumer.connect();
     await consumer.subscribe({ topic: input, fromBeginning: true });
     let consumed = 0;
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolve, reject) => {
       consumer.on(consumer.events.GROUP_JOIN, () => {
         started = performance.now();
       });
-      void consumer.run({
-        eachBatch: async ({ batch }) => {
-          consumed += batch.messages.length;
-          if (consumed >= RECORDS) resolve();
-          await Promise.resolve();
-        },
-      });
+      // A crashed consumer fails the benchmark instead of leaving it waiting.
+      consumer.on(consumer.events.CRASH, (event) => reject(new Error(`the raw consumer crashed: ${String(event.payload.error)}`)));
+      consumer
+        .run({
+          eachBatch: async ({ batch }) => {
+            consumed += batch.messages.length;
+            if (consumed >= RECORDS) resolve();
+            await Promise.resolve();
+          },
+        })
+        .catch(reject);
     });
     const consumeSeconds = (performance.now() - started) / 1000;
     await consumer.disconnect();
@@ -152,8 +158,8 @@ export async function main(): Promise<void> {
         group,
         command: process.execPath,
         args: [
-          '--import',
-          'tsx',
+          // This process's flags (the stages run in it): the same young generation, tsx.
+          ...process.execArgv.filter((flag) => !flag.startsWith('--cpu-prof')),
           path.join(PROJECT_ROOT, 'bench', 'fixtures', 'raw-pipe.ts'),
           cluster.brokers.join(','),
           group,
@@ -197,25 +203,37 @@ export async function main(): Promise<void> {
                 process: async (record) => outputOf(record, await serde.encode(id, mapped(record.value))),
               }),
         },
-        { brokers: cluster.brokers, groupId, dlqTopic: 'dlq', guarantee: variant.guarantee, metrics, logger },
+        { brokers: cluster.brokers, groupId, dlqTopic: `${output}-dlq`, guarantee: variant.guarantee, metrics, logger },
       );
       // Timed as the pipes are (`runToEnd`): from the group's first committed offset to the last,
-      // scaled to the whole input.
-      const committed = async (): Promise<number> =>
-        (await admin.fetchOffsets({ groupId, topics: [input] }))[0]?.partitions.reduce(
-          (sum, entry) => sum + Math.max(0, Number(entry.offset)),
-          0,
-        ) ?? 0;
-      let first: { time: number; records: number } | undefined;
-      for (;;) {
-        const done = await committed();
-        if (!first && done > 0) first = { time: performance.now(), records: done };
-        if (done >= RECORDS) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      // scaled to the whole input, read as often; a failed or hung stage fails the benchmark.
+      let seconds: number;
+      try {
+        const committed = async (): Promise<number> =>
+          (await admin.fetchOffsets({ groupId, topics: [input] }))[0]?.partitions.reduce(
+            (sum, entry) => sum + Math.max(0, Number(entry.offset)),
+            0,
+          ) ?? 0;
+        const deadline = performance.now() + DEADLINE_MS;
+        let first: { time: number; records: number } | undefined;
+        for (;;) {
+          if (stage.status().failed) throw new Error(`the ${variant.label} stage failed`);
+          if (performance.now() > deadline) throw new Error(`the ${variant.label} stage did not commit the whole input in time`);
+          const done = await committed();
+          if (!first && done > 0) first = { time: performance.now(), records: done };
+          if (done >= RECORDS) break;
+          await new Promise((resolve) => setTimeout(resolve, COMMITTED_POLL_MS));
+        }
+        const processed = RECORDS - (first?.records ?? 0);
+        if (!(processed > 0))
+          throw new Error(`the ${variant.label} stage committed the whole input before it was first seen: too few records to time`);
+        seconds = ((performance.now() - (first?.time ?? performance.now())) / 1000 / processed) * RECORDS;
+      } finally {
+        await stage.stop();
       }
-      const processed = RECORDS - (first?.records ?? 0);
-      const seconds = ((performance.now() - (first?.time ?? performance.now())) / 1000 / processed) * RECORDS;
-      await stage.stop();
+      // Every record was committed; none may have been committed as a dead letter instead of an output.
+      const deadLetters = (await admin.fetchTopicOffsets(`${output}-dlq`)).reduce((sum, partition) => sum + Number(partition.high), 0);
+      if (deadLetters > 0) throw new Error(`the ${variant.label} stage dead-lettered ${deadLetters} records`);
       stageRates.set(variant.name, RECORDS / seconds);
       rows.push({ pipeline: variant.label, records: RECORDS, seconds: seconds.toFixed(2), 'records/s': Math.round(RECORDS / seconds) });
     }
@@ -223,10 +241,10 @@ export async function main(): Promise<void> {
       for (const pipe of PIPES)
         rows.push({
           pipeline: `${variant.short} ÷ ${pipe.short}`,
-          'records/s': `${((stageRates.get(variant.name) ?? Number.NaN) / (pipeRates.get(pipe.mode) ?? Number.NaN)).toFixed(2)}×`,
+          'records/s': `${((stageRates.get(variant.name) ?? Number.NaN) / (pipeRates.get(pipe.mode) ?? Number.NaN)).toFixed(3)}×`,
         });
-    await admin.disconnect();
   } finally {
+    await admin.disconnect();
     await registry.stop();
     await cluster.stop();
   }
